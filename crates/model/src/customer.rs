@@ -1,0 +1,284 @@
+//! Customer facts: as a platform sends them, and as plugins read them.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{Interner, Symbol, Timestamp};
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayerKind {
+    LegalEntity,
+    Individual,
+    SoleProprietor,
+}
+
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationStatus {
+    #[default]
+    Unverified,
+    Passed,
+    Failed,
+}
+
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    #[default]
+    Active,
+    Suspended,
+    Cancelled,
+    Pending,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayerRecord {
+    pub kind: PayerKind,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionRecord {
+    pub product: String,
+    #[serde(default)]
+    pub status: SubscriptionStatus,
+    pub start: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<DateTime<Utc>>,
+}
+
+/// A customer as a platform sends it: one JSON object per customer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerRecord {
+    /// The platform's customer number.
+    pub id: String,
+    /// ISO 3166-1 alpha-2, any case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_ip: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub registration_params: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payers: Vec<PayerRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub auth_methods: Vec<String>,
+    #[serde(default)]
+    pub verification_status: VerificationStatus,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verification_methods: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscriptions: Vec<SubscriptionRecord>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// A customer record whose data cannot be true.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("customer `{customer}`: {field}: {problem}")]
+pub struct InvalidCustomer {
+    pub customer: String,
+    /// The offending field, e.g. `subscriptions[2].end`.
+    pub field: String,
+    pub problem: String,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Payer {
+    pub kind: PayerKind,
+    pub active: bool,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Subscription {
+    pub product: Symbol,
+    pub status: SubscriptionStatus,
+    pub start: Timestamp,
+    pub end: Option<Timestamp>,
+}
+
+/// A customer as plugins read it: every string interned.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Customer {
+    pub country: Option<Symbol>,
+    pub registration_ip: Option<IpAddr>,
+    pub registration_params: Vec<(Symbol, Symbol)>,
+    pub payers: Vec<Payer>,
+    pub provider: Option<Symbol>,
+    pub auth_methods: Vec<Symbol>,
+    pub verification_status: VerificationStatus,
+    pub verification_methods: Vec<Symbol>,
+    pub subscriptions: Vec<Subscription>,
+    pub tags: Vec<Symbol>,
+    pub attributes: Vec<(Symbol, Symbol)>,
+}
+
+impl CustomerRecord {
+    /// Check that the record can be true and intern its strings.
+    ///
+    /// Country codes are upper-cased here, once, so that every plugin can compare
+    /// symbols; whether a code names a real country is the country plugin's business.
+    pub fn intern(&self, interner: &Interner) -> Result<Customer, InvalidCustomer> {
+        let invalid = |field: String, problem: String| InvalidCustomer {
+            customer: self.id.clone(),
+            field,
+            problem,
+        };
+        if self.id.trim().is_empty() {
+            return Err(invalid("id".into(), "must not be empty".into()));
+        }
+        let country = match &self.country {
+            None => None,
+            Some(code) => {
+                if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
+                    return Err(invalid(
+                        "country".into(),
+                        format!("`{code}` is not an ISO 3166-1 alpha-2 code"),
+                    ));
+                }
+                Some(interner.intern(&code.to_ascii_uppercase()))
+            }
+        };
+        let mut subscriptions = Vec::with_capacity(self.subscriptions.len());
+        for (i, s) in self.subscriptions.iter().enumerate() {
+            if s.product.is_empty() {
+                return Err(invalid(
+                    format!("subscriptions[{i}].product"),
+                    "must not be empty".into(),
+                ));
+            }
+            if let Some(end) = s.end
+                && end <= s.start
+            {
+                return Err(invalid(
+                    format!("subscriptions[{i}].end"),
+                    format!("`{end}` is not after the start `{}`", s.start),
+                ));
+            }
+            subscriptions.push(Subscription {
+                product: interner.intern(&s.product),
+                status: s.status,
+                start: s.start.timestamp(),
+                end: s.end.map(|e| e.timestamp()),
+            });
+        }
+        let pairs = |map: &BTreeMap<String, String>| {
+            map.iter()
+                .map(|(k, v)| (interner.intern(k), interner.intern(v)))
+                .collect()
+        };
+        let symbols = |names: &[String]| names.iter().map(|n| interner.intern(n)).collect();
+        Ok(Customer {
+            country,
+            registration_ip: self.registration_ip,
+            registration_params: pairs(&self.registration_params),
+            payers: self
+                .payers
+                .iter()
+                .map(|p| Payer {
+                    kind: p.kind,
+                    active: p.active,
+                })
+                .collect(),
+            provider: self.provider.as_deref().map(|p| interner.intern(p)),
+            auth_methods: symbols(&self.auth_methods),
+            verification_status: self.verification_status,
+            verification_methods: symbols(&self.verification_methods),
+            subscriptions,
+            tags: symbols(&self.tags),
+            attributes: pairs(&self.attributes),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(json: &str) -> CustomerRecord {
+        serde_json::from_str(json).expect("test record parses")
+    }
+
+    #[test]
+    fn country_is_upper_cased_once() {
+        let interner = Interner::new();
+        let c = record(r#"{"id":"1","country":"de"}"#)
+            .intern(&interner)
+            .expect("valid");
+        assert_eq!(c.country, interner.lookup("DE"));
+    }
+
+    #[test]
+    fn impossible_country_names_customer_and_field() {
+        let err = record(r#"{"id":"c-7","country":"Germany"}"#)
+            .intern(&Interner::new())
+            .expect_err("invalid");
+        assert_eq!(err.field, "country");
+        assert_eq!(
+            err.to_string(),
+            "customer `c-7`: country: `Germany` is not an ISO 3166-1 alpha-2 code"
+        );
+    }
+
+    #[test]
+    fn subscription_ending_before_it_starts_is_rejected() {
+        let err = record(
+            r#"{"id":"9","subscriptions":[
+                {"product":"p","start":"2026-01-01T00:00:00Z"},
+                {"product":"q","start":"2026-02-01T00:00:00Z","end":"2026-01-01T00:00:00Z"}]}"#,
+        )
+        .intern(&Interner::new())
+        .expect_err("invalid");
+        assert_eq!(err.field, "subscriptions[1].end");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = serde_json::from_str::<CustomerRecord>(r#"{"id":"1","contry":"DE"}"#)
+            .expect_err("unknown field");
+        assert!(err.to_string().contains("contry"), "{err}");
+    }
+
+    #[test]
+    fn all_facts_are_interned() {
+        let interner = Interner::new();
+        let c = record(
+            r#"{"id":"1","registration_ip":"81.2.69.142","registration_params":{"fromsite":"true"},
+                "payers":[{"kind":"legal_entity","active":false}],"provider":"main",
+                "auth_methods":["google"],"verification_status":"passed",
+                "verification_methods":["email","phone"],"tags":["vip"],"attributes":{"segment":"b2b"}}"#,
+        )
+        .intern(&interner)
+        .expect("valid");
+        assert_eq!(
+            c.registration_params,
+            vec![(interner.intern("fromsite"), interner.intern("true"))]
+        );
+        assert_eq!(
+            c.payers,
+            vec![Payer {
+                kind: PayerKind::LegalEntity,
+                active: false
+            }]
+        );
+        assert_eq!(c.verification_methods.len(), 2);
+        assert_eq!(c.verification_status, VerificationStatus::Passed);
+        assert_eq!(c.provider, interner.lookup("main"));
+    }
+}

@@ -1,0 +1,20 @@
+//! Cohort's data model, shared by the host, the engine and the tools around them.
+//!
+//! Everything here is pure: no I/O, no wasm, no clock. Customers arrive as
+//! [`CustomerRecord`]s (strings, as a platform sends them), are validated and interned
+//! into [`Customer`]s (small numbers, as plugins read them), and plugins answer with a
+//! [`Verdict`] per customer.
+
+mod customer;
+mod plugin;
+mod symbol;
+
+pub use customer::{
+    Customer, CustomerRecord, InvalidCustomer, Payer, PayerKind, PayerRecord, Subscription,
+    SubscriptionRecord, SubscriptionStatus, VerificationStatus,
+};
+pub use plugin::{Capability, ConfigError, Field, FieldSet, PluginInfo, Verdict};
+pub use symbol::{Interner, Symbol};
+
+/// Seconds since the Unix epoch, UTC: the plugin contract's `timestamp`.
+pub type Timestamp = i64;

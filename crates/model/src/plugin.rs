@@ -1,0 +1,183 @@
+//! What a plugin says about itself, and what it answers.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A customer fact a plugin may read; mirrors the contract's `fields` flags.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Field {
+    Country,
+    RegistrationIp,
+    RegistrationParams,
+    Payers,
+    Provider,
+    AuthMethods,
+    VerificationStatus,
+    VerificationMethods,
+    Subscriptions,
+    Tags,
+    Attributes,
+}
+
+impl Field {
+    pub const ALL: [Field; 11] = [
+        Field::Country,
+        Field::RegistrationIp,
+        Field::RegistrationParams,
+        Field::Payers,
+        Field::Provider,
+        Field::AuthMethods,
+        Field::VerificationStatus,
+        Field::VerificationMethods,
+        Field::Subscriptions,
+        Field::Tags,
+        Field::Attributes,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Country => "country",
+            Field::RegistrationIp => "registration-ip",
+            Field::RegistrationParams => "registration-params",
+            Field::Payers => "payers",
+            Field::Provider => "provider",
+            Field::AuthMethods => "auth-methods",
+            Field::VerificationStatus => "verification-status",
+            Field::VerificationMethods => "verification-methods",
+            Field::Subscriptions => "subscriptions",
+            Field::Tags => "tags",
+            Field::Attributes => "attributes",
+        }
+    }
+
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+/// A set of [`Field`]s: the projection of a customer that a plugin receives.
+#[derive(Copy, Clone, Default, PartialEq, Eq, Hash)]
+pub struct FieldSet(u16);
+
+impl FieldSet {
+    pub fn empty() -> Self {
+        FieldSet(0)
+    }
+
+    pub fn with(self, field: Field) -> Self {
+        FieldSet(self.0 | field.bit())
+    }
+
+    pub fn contains(self, field: Field) -> bool {
+        self.0 & field.bit() != 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = Field> {
+        Field::ALL.into_iter().filter(move |f| self.contains(*f))
+    }
+}
+
+impl FromIterator<Field> for FieldSet {
+    fn from_iter<I: IntoIterator<Item = Field>>(iter: I) -> Self {
+        iter.into_iter().fold(FieldSet::empty(), FieldSet::with)
+    }
+}
+
+impl fmt::Debug for FieldSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter().map(Field::name)).finish()
+    }
+}
+
+impl Serialize for FieldSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for FieldSet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Vec::<Field>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+/// A capability beyond pure computation that a plugin asks for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capability {
+    /// Read-only access to one directory, seen by the plugin as `/data`.
+    DataDir,
+}
+
+/// A plugin's description of itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginInfo {
+    pub id: String,
+    pub version: String,
+    pub description: String,
+    /// A JSON Schema of the configuration document.
+    pub config_schema: String,
+    pub reads: FieldSet,
+    pub capabilities: Vec<Capability>,
+}
+
+/// A problem with a configuration document, pointing at its field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub struct ConfigError {
+    /// JSON Pointer to the offending field; empty for the whole document.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "`{}`: {}", self.path, self.message)
+        }
+    }
+}
+
+/// A plugin's answer for one customer.
+///
+/// `Error` is "no decision": whoever acts on verdicts must leave the customer's
+/// membership as it is. It is never a "no".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "verdict", content = "message")]
+pub enum Verdict {
+    Match,
+    NoMatch,
+    Error(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_set_keeps_exactly_what_was_added() {
+        let set: FieldSet = [Field::Country, Field::Subscriptions].into_iter().collect();
+        assert!(set.contains(Field::Country));
+        assert!(set.contains(Field::Subscriptions));
+        assert!(!set.contains(Field::Payers));
+        assert_eq!(
+            serde_json::to_string(&set).expect("serializes"),
+            r#"["country","subscriptions"]"#
+        );
+    }
+
+    #[test]
+    fn config_error_names_its_field() {
+        let e = ConfigError {
+            path: "/countries/2".into(),
+            message: "`XX` is not an ISO 3166-1 alpha-2 code".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "`/countries/2`: `XX` is not an ISO 3166-1 alpha-2 code"
+        );
+    }
+}

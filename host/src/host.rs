@@ -1,0 +1,231 @@
+//! The engine, the linker, the compile cache and the epoch ticker shared by every
+//! plugin of one host.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use cohort_model::Interner;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store};
+
+use crate::contract::{self, Version, v0_1};
+use crate::error::LoadError;
+use crate::limits::Limits;
+use crate::plugin::{Compiled, Plugin};
+use crate::sandbox::State;
+
+/// How often the epoch advances: the granularity of the wall-clock deadline.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// How a host is set up.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    pub limits: Limits,
+    /// Largest wasm call stack, in bytes. Engine-wide, unlike the other limits.
+    pub max_stack: usize,
+    /// Where compiled plugins are kept between runs; `None` keeps them in memory only.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            limits: Limits::default(),
+            max_stack: 512 << 10,
+            cache_dir: None,
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<State>,
+    pub(crate) interner: Arc<Interner>,
+    pub(crate) limits: Limits,
+    cache_dir: Option<PathBuf>,
+    /// Loaded plugins by the sha256 of their bytes: loading the same wasm twice
+    /// compiles and describes it once.
+    loaded: Mutex<HashMap<[u8; 32], Arc<Plugin>>>,
+    /// Dropping this stops the epoch ticker.
+    _ticker: mpsc::Sender<()>,
+}
+
+/// Loads and runs condition plugins. Cheap to clone; clones share the engine, the
+/// compile cache and the symbol table.
+#[derive(Clone)]
+pub struct Host {
+    shared: Arc<Shared>,
+}
+
+impl Host {
+    /// A host whose plugins intern into `interner`: the same table the customer facts
+    /// were interned into.
+    pub fn new(config: HostConfig, interner: Arc<Interner>) -> Result<Self, LoadError> {
+        let mut cfg = Config::new();
+        cfg.wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(config.max_stack);
+        let engine = Engine::new(&cfg).map_err(|e| LoadError::Engine(e.to_string()))?;
+
+        let mut linker = Linker::<State>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| LoadError::Engine(e.to_string()))?;
+        v0_1::Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+            .map_err(|e| LoadError::Engine(e.to_string()))?;
+
+        let (tx, rx) = mpsc::channel::<()>();
+        let ticking = engine.clone();
+        std::thread::Builder::new()
+            .name("cohort-epoch".into())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(EPOCH_TICK) {
+                    ticking.increment_epoch();
+                }
+            })
+            .map_err(|e| LoadError::Engine(format!("cannot start the epoch ticker: {e}")))?;
+
+        Ok(Host {
+            shared: Arc::new(Shared {
+                engine,
+                linker,
+                interner,
+                limits: config.limits,
+                cache_dir: config.cache_dir,
+                loaded: Mutex::new(HashMap::new()),
+                _ticker: tx,
+            }),
+        })
+    }
+
+    pub fn interner(&self) -> &Arc<Interner> {
+        &self.shared.interner
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.shared.limits
+    }
+
+    /// Load a plugin from a file.
+    pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Arc<Plugin>, LoadError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        self.load(&bytes)
+    }
+
+    /// Load a plugin from its bytes: check that it is a component built against a
+    /// supported contract version, compile it (or take it from the cache),
+    /// pre-instantiate it and ask it to describe itself.
+    pub fn load(&self, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        if let Some(plugin) = self.lock_loaded().get(&digest) {
+            return Ok(Arc::clone(plugin));
+        }
+        check_header(bytes)?;
+        let (component, compiled) = self.compile(bytes, &digest)?;
+        let version = contract::detect(&self.shared.engine, &component)?;
+        let pre = self
+            .shared
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Imports(format!("{e:#}")))?;
+        let pre = match version {
+            Version::V0_1 => v0_1::PluginPre::new(pre).map_err(|e| LoadError::Contract {
+                version: version.as_str(),
+                message: format!("{e:#}"),
+            })?,
+        };
+        let plugin = Arc::new(Plugin::describe(
+            Arc::clone(&self.shared),
+            pre,
+            version,
+            hex::encode(digest),
+            compiled,
+        )?);
+        self.lock_loaded().insert(digest, Arc::clone(&plugin));
+        Ok(plugin)
+    }
+
+    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<Plugin>>> {
+        // The map is only ever inserted into whole; a panic elsewhere cannot leave it
+        // half-written.
+        self.shared
+            .loaded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn compile(&self, bytes: &[u8], digest: &[u8; 32]) -> Result<(Component, Compiled), LoadError> {
+        let engine = &self.shared.engine;
+        let cached = self.shared.cache_dir.as_ref().map(|dir| {
+            let mut h = std::hash::DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut h);
+            dir.join(format!("{}-{:016x}.cwasm", hex::encode(digest), h.finish()))
+        });
+        if let Some(path) = &cached
+            && path.exists()
+        {
+            // SAFETY: the file was written by `Component::serialize` of an engine with
+            // the same compatibility hash (it is in the file name), into a cache
+            // directory that belongs to the operator. wasmtime still checks the
+            // header and refuses an incompatible artifact; on any error we recompile.
+            #[allow(unsafe_code)]
+            let loaded = unsafe { Component::deserialize_file(engine, path) };
+            if let Ok(component) = loaded {
+                return Ok((component, Compiled::FromDiskCache));
+            }
+        }
+        let component =
+            Component::new(engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        if let Some(path) = &cached {
+            // A cache that cannot be written only costs the next run a compile.
+            let _ = write_atomically(path, &component);
+        }
+        Ok((component, Compiled::Fresh))
+    }
+
+    pub(crate) fn new_store(
+        shared: &Shared,
+        data_dir: Option<&Path>,
+    ) -> wasmtime::Result<Store<State>> {
+        let state = State::new(Arc::clone(&shared.interner), shared.limits.memory, data_dir)?;
+        let mut store = Store::new(&shared.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        Ok(store)
+    }
+}
+
+fn write_atomically(path: &Path, component: &Component) -> std::io::Result<()> {
+    let bytes = component
+        .serialize()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Tell a non-wasm file and a core module from a component before the parser does, so
+/// that the error says what to do.
+fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(LoadError::NotWasm);
+    }
+    // Bytes 4..8 are a version and a layer: 1 0 0 0 is a core module; components use
+    // layer 1.
+    if bytes[4..8] == [1, 0, 0, 0] {
+        return Err(LoadError::CoreModule);
+    }
+    Ok(())
+}

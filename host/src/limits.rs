@@ -1,0 +1,43 @@
+use std::time::Duration;
+
+/// Limits on every call into a plugin. The defaults suit a condition that looks at a
+/// handful of facts per customer; raise them per host for heavier plugins.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Fuel (roughly, wasm instructions) for one call, before the per-customer share.
+    pub fuel_per_call: u64,
+    /// Fuel added to a call's budget for each customer in its batch.
+    pub fuel_per_customer: u64,
+    /// Wall-clock backstop for one call, for time that fuel does not count (host
+    /// calls, memory growth).
+    pub deadline: Duration,
+    /// Largest linear memory one plugin instance may grow to, in bytes.
+    pub memory: usize,
+    /// Customers per call. Bigger batches amortise the call; smaller ones bound the
+    /// work a single trap throws away.
+    pub max_batch: usize,
+    /// An instance is replaced by a fresh one after this many calls, so that a plugin
+    /// that leaks cannot grow without end.
+    pub recycle_after_calls: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            fuel_per_call: 10_000_000,
+            fuel_per_customer: 100_000,
+            deadline: Duration::from_secs(2),
+            memory: 64 << 20,
+            max_batch: 1024,
+            recycle_after_calls: 10_000,
+        }
+    }
+}
+
+impl Limits {
+    /// The fuel budget of one call over `customers` customers.
+    pub fn fuel_for(&self, customers: usize) -> u64 {
+        self.fuel_per_call
+            .saturating_add(self.fuel_per_customer.saturating_mul(customers as u64))
+    }
+}

@@ -1,0 +1,355 @@
+//! A loaded plugin and its prepared conditions.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cohort_model::{Capability, Customer, PluginInfo, Timestamp, Verdict};
+use wasmtime::component::ResourceAny;
+use wasmtime::{Store, Trap};
+
+use crate::contract::{self, Version, v0_1};
+use crate::error::{Failure, LoadError, PrepareError};
+use crate::host::{EPOCH_TICK, Host, Shared};
+use crate::sandbox::State;
+
+/// Where a plugin's machine code came from.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Compiled {
+    /// Compiled from the wasm when it was loaded.
+    Fresh,
+    /// Taken from the on-disk cache of an earlier run.
+    FromDiskCache,
+}
+
+/// A plugin that passed the contract checks and described itself. Shared: one per
+/// distinct wasm per host.
+pub struct Plugin {
+    shared: Arc<Shared>,
+    pre: v0_1::PluginPre<State>,
+    version: Version,
+    sha256: String,
+    compiled: Compiled,
+    info: PluginInfo,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("id", &self.info.id)
+            .field("version", &self.info.version)
+            .field("contract", &self.version.as_str())
+            .field("sha256", &self.sha256)
+            .finish()
+    }
+}
+
+impl Plugin {
+    pub(crate) fn describe(
+        shared: Arc<Shared>,
+        pre: v0_1::PluginPre<State>,
+        version: Version,
+        sha256: String,
+        compiled: Compiled,
+    ) -> Result<Self, LoadError> {
+        let mut store =
+            Host::new_store(&shared, None).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let budget = arm(&mut store, &shared, 0);
+        let raw = pre
+            .instantiate(&mut store)
+            .and_then(|bindings| bindings.cohort_plugin_condition().call_describe(&mut store))
+            .map_err(|e| LoadError::Describe(classify(&mut store, &shared, e, budget)))?;
+        let info = contract::info(raw)?;
+        Ok(Plugin {
+            shared,
+            pre,
+            version,
+            sha256,
+            compiled,
+            info,
+        })
+    }
+
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// The hex sha256 of the plugin's wasm.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// The contract version the plugin was built against, e.g. `0.1.0`.
+    pub fn contract_version(&self) -> &'static str {
+        self.version.as_str()
+    }
+
+    pub fn compiled(&self) -> Compiled {
+        self.compiled
+    }
+
+    /// Check a configuration without keeping the result: what a rule editor calls
+    /// when an operator saves.
+    pub fn validate(&self, config: &str, data_dir: Option<&Path>) -> Result<(), PrepareError> {
+        self.check_grant(data_dir)?;
+        Live::start(self, config, data_dir).map(drop)
+    }
+
+    /// Check and compile a configuration into a condition ready to evaluate batches.
+    ///
+    /// `data_dir` is the operator's grant: a directory the plugin may read (only),
+    /// seen by it as `/data`. It is refused for a plugin that did not ask for it.
+    pub fn prepare(
+        self: &Arc<Self>,
+        config: &str,
+        data_dir: Option<&Path>,
+    ) -> Result<Condition, PrepareError> {
+        self.check_grant(data_dir)?;
+        let live = Live::start(self, config, data_dir)?;
+        Ok(Condition {
+            plugin: Arc::clone(self),
+            config: config.to_string(),
+            data_dir: data_dir.map(Path::to_path_buf),
+            live: Some(live),
+        })
+    }
+
+    fn check_grant(&self, data_dir: Option<&Path>) -> Result<(), PrepareError> {
+        let Some(dir) = data_dir else { return Ok(()) };
+        let grant_error = |message: String| PrepareError::Grant {
+            plugin: self.info.id.clone(),
+            message,
+        };
+        if !self.info.capabilities.contains(&Capability::DataDir) {
+            return Err(grant_error(format!(
+                "does not ask for a data directory; refusing to grant `{}`",
+                dir.display()
+            )));
+        }
+        if !dir.is_dir() {
+            return Err(grant_error(format!(
+                "the granted data directory `{}` is not a directory",
+                dir.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A running instance with a prepared configuration.
+struct Live {
+    store: Store<State>,
+    bindings: v0_1::Plugin,
+    evaluator: ResourceAny,
+    calls: u64,
+}
+
+impl Live {
+    fn start(plugin: &Plugin, config: &str, data_dir: Option<&Path>) -> Result<Live, PrepareError> {
+        let failed = |failure| PrepareError::Failed {
+            plugin: plugin.info.id.clone(),
+            failure,
+        };
+        let mut store = Host::new_store(&plugin.shared, data_dir)
+            .map_err(|e| failed(Failure::Instantiate(format!("{e:#}"))))?;
+        let budget = arm(&mut store, &plugin.shared, 0);
+        let bindings = match plugin.pre.instantiate(&mut store) {
+            Ok(b) => b,
+            Err(e) => return Err(failed(classify(&mut store, &plugin.shared, e, budget))),
+        };
+        let prepared = bindings
+            .cohort_plugin_condition()
+            .call_prepare(&mut store, config);
+        match prepared {
+            Ok(Ok(evaluator)) => Ok(Live {
+                store,
+                bindings,
+                evaluator,
+                calls: 0,
+            }),
+            Ok(Err(errors)) => Err(PrepareError::Config {
+                plugin: plugin.info.id.clone(),
+                errors: contract::config_errors(errors),
+            }),
+            Err(e) => Err(failed(classify(&mut store, &plugin.shared, e, budget))),
+        }
+    }
+}
+
+/// Set the limits for the next call; returns its fuel budget.
+fn arm(store: &mut Store<State>, shared: &Shared, customers: usize) -> u64 {
+    let budget = shared.limits.fuel_for(customers);
+    // Fuel is always enabled on our engine, so setting it cannot fail.
+    let _ = store.set_fuel(budget);
+    let ticks = shared.limits.deadline.as_millis() / EPOCH_TICK.as_millis();
+    store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
+    store.data_mut().limiter.hit_cap = false;
+    budget
+}
+
+/// Turn a trap into the limit that caused it.
+fn classify(
+    store: &mut Store<State>,
+    shared: &Shared,
+    err: wasmtime::Error,
+    budget: u64,
+) -> Failure {
+    let detail = store.data_mut().take_stderr();
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => return Failure::OutOfFuel { budget },
+        Some(Trap::Interrupt) => {
+            return Failure::Deadline {
+                limit: shared.limits.deadline,
+            };
+        }
+        Some(Trap::StackOverflow) => return Failure::Stack,
+        _ => {}
+    }
+    // A plugin that hits the cap sees its allocation fail and aborts, which is an
+    // `unreachable` trap; the limiter knows the real reason.
+    if store.data().limiter.hit_cap {
+        return Failure::Memory {
+            cap: shared.limits.memory,
+        };
+    }
+    Failure::Trap {
+        trap: err.root_cause().to_string(),
+        detail,
+    }
+}
+
+/// What evaluating a slice of customers produced.
+#[derive(Debug, Default)]
+pub struct Evaluation {
+    /// One per customer, in order.
+    pub verdicts: Vec<Verdict>,
+    pub fuel_used: u64,
+    /// The sum of the calls' budgets: how close `fuel_used` came to the limit.
+    pub fuel_budget: u64,
+    /// The largest linear memory an instance reached, in bytes.
+    pub peak_memory: usize,
+    pub calls: u32,
+    /// Instances started for this evaluation (after a trap or a recycle).
+    pub instances_started: u32,
+    /// Every call that failed, in order.
+    pub failures: Vec<Failure>,
+    pub elapsed: Duration,
+}
+
+/// A plugin with a prepared configuration: the unit that evaluates customers.
+///
+/// Owns its instance. After a trap the instance is dropped and the next call starts a
+/// fresh one from the pre-instantiated component and prepares the configuration again.
+pub struct Condition {
+    plugin: Arc<Plugin>,
+    config: String,
+    data_dir: Option<PathBuf>,
+    live: Option<Live>,
+}
+
+impl std::fmt::Debug for Condition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Condition")
+            .field("plugin", &self.plugin.info.id)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Condition {
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+
+    pub fn config(&self) -> &str {
+        &self.config
+    }
+
+    /// Verdicts for `customers` as of `as_of`, in batches of at most
+    /// [`Limits::max_batch`](crate::Limits::max_batch). Never fails as a whole: a
+    /// failed call gives its customers [`Verdict::Error`] and is listed in
+    /// [`Evaluation::failures`].
+    pub fn evaluate(&mut self, as_of: Timestamp, customers: &[Customer]) -> Evaluation {
+        let started = Instant::now();
+        let mut evaluation = Evaluation {
+            verdicts: Vec::with_capacity(customers.len()),
+            ..Evaluation::default()
+        };
+        let batch = self.plugin.shared.limits.max_batch.max(1);
+        for chunk in customers.chunks(batch) {
+            self.call(as_of, chunk, &mut evaluation);
+        }
+        evaluation.elapsed = started.elapsed();
+        evaluation
+    }
+
+    fn call(&mut self, as_of: Timestamp, chunk: &[Customer], ev: &mut Evaluation) {
+        let shared = &self.plugin.shared;
+        if self
+            .live
+            .as_ref()
+            .is_some_and(|l| l.calls >= shared.limits.recycle_after_calls)
+        {
+            self.live = None;
+        }
+        let live = match &mut self.live {
+            Some(live) => live,
+            None => match Live::start(&self.plugin, &self.config, self.data_dir.as_deref()) {
+                Ok(live) => {
+                    ev.instances_started += 1;
+                    self.live.insert(live)
+                }
+                Err(e) => {
+                    let failure = match e {
+                        PrepareError::Failed { failure, .. } => failure,
+                        other => Failure::Instantiate(other.to_string()),
+                    };
+                    fail_all(&self.plugin.info.id, chunk.len(), failure, ev);
+                    return;
+                }
+            },
+        };
+
+        let reads = self.plugin.info.reads;
+        let batch: Vec<_> = chunk.iter().map(|c| contract::project(c, reads)).collect();
+        let budget = arm(&mut live.store, shared, chunk.len());
+        live.calls += 1;
+        ev.calls += 1;
+        let result = live
+            .bindings
+            .cohort_plugin_condition()
+            .evaluator()
+            .call_evaluate(&mut live.store, live.evaluator, as_of, &batch);
+        let left = live.store.get_fuel().unwrap_or(0);
+        ev.fuel_used += budget.saturating_sub(left);
+        ev.fuel_budget += budget;
+        ev.peak_memory = ev.peak_memory.max(live.store.data().limiter.peak);
+
+        let failure = match result {
+            Ok(Ok(verdicts)) if verdicts.len() == chunk.len() => {
+                ev.verdicts
+                    .extend(verdicts.into_iter().map(contract::verdict));
+                return;
+            }
+            Ok(Ok(verdicts)) => Failure::Contract(format!(
+                "returned {} verdicts for {} customers",
+                verdicts.len(),
+                chunk.len()
+            )),
+            Ok(Err(message)) => Failure::Plugin(message),
+            Err(trap) => {
+                let failure = classify(&mut live.store, shared, trap, budget);
+                // A trap leaves the instance in an unknown state: never reuse it.
+                self.live = None;
+                failure
+            }
+        };
+        fail_all(&self.plugin.info.id, chunk.len(), failure, ev);
+    }
+}
+
+fn fail_all(plugin: &str, n: usize, failure: Failure, ev: &mut Evaluation) {
+    let verdict = Verdict::Error(format!("plugin `{plugin}` {failure}"));
+    ev.verdicts.extend(std::iter::repeat_n(verdict, n));
+    ev.failures.push(failure);
+}

@@ -1,0 +1,222 @@
+//! Every limit trips on a plugin that misbehaves, the failure is "no decision" (never
+//! "no match"), the host keeps working, and the next call succeeds on a fresh instance.
+
+mod common;
+
+use std::time::Duration;
+
+use cohort_artifacts::HOSTILE_PATH;
+use cohort_host::{Condition, Evaluation, Failure, Host, Limits};
+use cohort_model::{Customer, Verdict};
+
+const AS_OF: i64 = 1_700_000_000;
+
+fn hostile(host: &Host, config: &str, data_dir: Option<&std::path::Path>) -> Condition {
+    host.load_file(HOSTILE_PATH)
+        .expect("hostile plugin loads")
+        .prepare(config, data_dir)
+        .expect("config is valid")
+}
+
+/// Two well-behaved customers around a hostile one.
+fn batch(host: &Host) -> Vec<Customer> {
+    common::customers(
+        host,
+        &[
+            r#"{"id":"a"}"#,
+            r#"{"id":"evil","tags":["hostile"]}"#,
+            r#"{"id":"b"}"#,
+        ],
+    )
+}
+
+fn benign(host: &Host) -> Vec<Customer> {
+    common::customers(host, &[r#"{"id":"c"}"#, r#"{"id":"d"}"#])
+}
+
+/// The failed call gives every customer of the batch an error naming the plugin,
+/// then a benign batch on the same condition succeeds on a new instance.
+fn assert_contained(host: &Host, mut condition: Condition) -> Failure {
+    let failed: Evaluation = condition.evaluate(AS_OF, &batch(host));
+    assert_eq!(failed.verdicts.len(), 3);
+    for verdict in &failed.verdicts {
+        match verdict {
+            Verdict::Error(message) => {
+                assert!(message.starts_with("plugin `hostile` "), "{message}")
+            }
+            other => panic!("a failed call must give no decision, got {other:?}"),
+        }
+    }
+    assert_eq!(failed.failures.len(), 1);
+
+    let next = condition.evaluate(AS_OF, &benign(host));
+    assert_eq!(next.verdicts, vec![Verdict::Match, Verdict::Match]);
+    assert_eq!(
+        next.instances_started, 1,
+        "the poisoned instance was replaced"
+    );
+    assert!(next.failures.is_empty());
+    failed.failures.into_iter().next().expect("one failure")
+}
+
+#[test]
+fn a_loop_runs_out_of_fuel() {
+    let host = common::host();
+    let condition = hostile(&host, r#"{"behaviour":"spin"}"#, None);
+    let failure = assert_contained(&host, condition);
+    assert_eq!(
+        failure,
+        Failure::OutOfFuel {
+            budget: Limits::default().fuel_for(3)
+        }
+    );
+}
+
+#[test]
+fn a_loop_with_ample_fuel_hits_the_deadline() {
+    let host = common::host_with(Limits {
+        fuel_per_call: u64::MAX / 2,
+        deadline: Duration::from_millis(200),
+        ..Limits::default()
+    });
+    let condition = hostile(&host, r#"{"behaviour":"spin"}"#, None);
+    let failure = assert_contained(&host, condition);
+    assert_eq!(
+        failure,
+        Failure::Deadline {
+            limit: Duration::from_millis(200)
+        }
+    );
+}
+
+#[test]
+fn endless_allocation_hits_the_memory_cap() {
+    let host = common::host_with(Limits {
+        memory: 16 << 20,
+        fuel_per_call: u64::MAX / 2,
+        ..Limits::default()
+    });
+    let condition = hostile(&host, r#"{"behaviour":"hog"}"#, None);
+    let failure = assert_contained(&host, condition);
+    assert_eq!(failure, Failure::Memory { cap: 16 << 20 });
+    assert_eq!(failure.to_string(), "exceeded the memory cap of 16 MiB");
+}
+
+#[test]
+fn endless_recursion_hits_the_stack_cap() {
+    let host = common::host();
+    let condition = hostile(&host, r#"{"behaviour":"deep"}"#, None);
+    assert_eq!(assert_contained(&host, condition), Failure::Stack);
+}
+
+#[test]
+fn a_panic_is_a_trap_with_its_message() {
+    let host = common::host();
+    let condition = hostile(&host, r#"{"behaviour":"trap"}"#, None);
+    match assert_contained(&host, condition) {
+        Failure::Trap { detail, .. } => {
+            assert!(
+                detail.contains("hostile plugin traps on purpose"),
+                "{detail}"
+            )
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+#[test]
+fn no_file_is_readable_without_a_grant() {
+    let host = common::host();
+    for path in [
+        "/etc/passwd",
+        "/data/GeoIP2-Country-Test.mmdb",
+        "Cargo.toml",
+    ] {
+        let mut condition = hostile(
+            &host,
+            &format!(r#"{{"behaviour":"read","path":"{path}"}}"#),
+            None,
+        );
+        let ev = condition.evaluate(AS_OF, &batch(&host));
+        match &ev.verdicts[1] {
+            Verdict::Error(message) => assert!(message.contains("cannot read"), "{message}"),
+            other => panic!("reading `{path}` must fail, got {other:?}"),
+        }
+        assert_eq!(ev.verdicts[0], Verdict::Match, "others are unaffected");
+    }
+}
+
+#[test]
+fn a_granted_directory_is_readable_and_nothing_beside_it() {
+    let host = common::host();
+    let root = tempfile::tempdir().expect("tempdir");
+    let granted = root.path().join("granted");
+    std::fs::create_dir(&granted).expect("mkdir");
+    std::fs::write(granted.join("inside.txt"), "ok").expect("write");
+    std::fs::write(root.path().join("outside.txt"), "secret").expect("write");
+
+    let read = |path: &str| {
+        let mut condition = hostile(
+            &host,
+            &format!(r#"{{"behaviour":"read","path":"{path}"}}"#),
+            Some(&granted),
+        );
+        condition.evaluate(AS_OF, &batch(&host)).verdicts[1].clone()
+    };
+    assert_eq!(read("/data/inside.txt"), Verdict::Match);
+    for escape in [
+        "/data/../outside.txt",
+        "/outside.txt",
+        &root.path().join("outside.txt").display().to_string(),
+    ] {
+        assert!(
+            matches!(read(escape), Verdict::Error(_)),
+            "`{escape}` must not be readable"
+        );
+    }
+}
+
+#[test]
+fn environment_clock_randomness_and_network_are_denied() {
+    let host = common::host();
+    let peek = || {
+        let mut condition = hostile(&host, r#"{"behaviour":"peek"}"#, None);
+        match condition.evaluate(AS_OF, &batch(&host)).verdicts[1].clone() {
+            Verdict::Error(seen) => seen,
+            other => panic!("peek reports as an error, got {other:?}"),
+        }
+    };
+    let first = peek();
+    assert!(first.starts_with("env=0 clock=0 "), "{first}");
+    assert!(first.contains("net=refused"), "{first}");
+    // Two fresh instances see the same "randomness": nothing in a verdict can vary.
+    assert_eq!(first, peek());
+}
+
+#[test]
+fn instances_are_recycled_after_the_configured_number_of_calls() {
+    let host = common::host_with(Limits {
+        max_batch: 1,
+        recycle_after_calls: 2,
+        ..Limits::default()
+    });
+    let mut condition = hostile(&host, r#"{"behaviour":"trap"}"#, None);
+    let ev = condition.evaluate(AS_OF, &benign(&host));
+    assert_eq!(ev.calls, 2);
+    assert_eq!(
+        ev.instances_started, 0,
+        "the prepared instance serves two calls"
+    );
+    let ev = condition.evaluate(AS_OF, &benign(&host));
+    assert_eq!(ev.instances_started, 1, "then it is replaced");
+    assert_eq!(ev.verdicts, vec![Verdict::Match, Verdict::Match]);
+}
+
+#[test]
+fn fuel_use_is_reported() {
+    let host = common::host();
+    let mut condition = hostile(&host, r#"{"behaviour":"trap"}"#, None);
+    let ev = condition.evaluate(AS_OF, &benign(&host));
+    assert!(ev.fuel_used > 0 && ev.fuel_used < ev.fuel_budget, "{ev:?}");
+    assert!(ev.peak_memory > 0, "{ev:?}");
+}

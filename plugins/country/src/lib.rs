@@ -1,0 +1,81 @@
+//! Condition "client country": the country the customer chose on the sign-up form is
+//! one of the configured ISO 3166-1 alpha-2 codes (any case). A customer without a
+//! declared country does not match.
+
+use cohort_plugin_sdk::config::{self, Problems};
+use cohort_plugin_sdk::{
+    Customer, Fields, Plugin, PluginInfo, Symbol, Timestamp, Verdict, country, export_plugin,
+    intern,
+};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    countries: Vec<String>,
+}
+
+struct Country {
+    /// Sorted; a rule names a handful of countries, so a binary search over a few
+    /// cache lines beats hashing.
+    countries: Vec<Symbol>,
+}
+
+const SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "properties": {
+    "countries": {
+      "description": "ISO 3166-1 alpha-2 codes, any case",
+      "type": "array",
+      "items": { "type": "string", "pattern": "^[A-Za-z]{2}$" },
+      "minItems": 1
+    }
+  },
+  "required": ["countries"],
+  "additionalProperties": false
+}"#;
+
+impl Plugin for Country {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            id: "country".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "The country the customer declared at sign-up is one of a set.".into(),
+            config_schema: SCHEMA.into(),
+            reads: Fields::COUNTRY,
+            capabilities: Vec::new(),
+        }
+    }
+
+    fn prepare(json: &str) -> Result<Self, Vec<cohort_plugin_sdk::ConfigError>> {
+        let cfg: Config = config::parse(json)?;
+        let mut problems = Problems::new();
+        if cfg.countries.is_empty() {
+            problems.push("/countries", "name at least one country");
+        }
+        let mut countries = Vec::with_capacity(cfg.countries.len());
+        for (i, code) in cfg.countries.iter().enumerate() {
+            match country::normalize(code) {
+                Some(code) => countries.push(intern(&code)),
+                None => problems.push(
+                    format!("/countries/{i}"),
+                    format!("`{code}` is not an ISO 3166-1 alpha-2 country code"),
+                ),
+            }
+        }
+        countries.sort_unstable();
+        countries.dedup();
+        problems.finish(Country { countries })
+    }
+
+    fn evaluate(&self, _as_of: Timestamp, customer: &Customer) -> Verdict {
+        Verdict::from_bool(
+            customer
+                .country
+                .is_some_and(|c| self.countries.binary_search(&c).is_ok()),
+        )
+    }
+}
+
+export_plugin!(Country);

@@ -1,0 +1,126 @@
+//! A plugin that misbehaves on purpose. Its configuration names the misbehaviour; it
+//! acts it out only for customers tagged `hostile` and answers "match" for everyone
+//! else, so a test can show that the host contains the failure and that the next,
+//! well-behaved batch succeeds.
+
+use std::hint::black_box;
+
+use cohort_plugin_sdk::config;
+use cohort_plugin_sdk::{
+    Capability, ConfigError, Customer, Fields, Plugin, PluginInfo, Symbol, Timestamp, Verdict,
+    export_plugin, intern,
+};
+use serde::Deserialize;
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "kebab-case")]
+enum Behaviour {
+    /// loop forever: the fuel limit or the epoch deadline must stop it
+    Spin,
+    /// allocate without end: the memory cap must stop it
+    Hog,
+    /// recurse without end: the stack cap must stop it
+    Deep,
+    /// read a file: "match" if it could, an error saying why not otherwise; only
+    /// inside a granted data directory may it succeed
+    Read,
+    /// look at the environment, the clock, randomness and the network, and report
+    /// what it saw as an error message
+    Peek,
+    /// panic, which is a wasm trap
+    Trap,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    behaviour: Behaviour,
+    /// the file to read, for `read`
+    #[serde(default)]
+    path: String,
+}
+
+struct Hostile {
+    behaviour: Behaviour,
+    path: String,
+    hostile: Symbol,
+}
+
+impl Plugin for Hostile {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            id: "hostile".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "Misbehaves on purpose for customers tagged `hostile`.".into(),
+            config_schema: r#"{"type":"object"}"#.into(),
+            reads: Fields::TAGS,
+            capabilities: vec![Capability::DataDir],
+        }
+    }
+
+    fn prepare(json: &str) -> Result<Self, Vec<ConfigError>> {
+        let cfg: Config = config::parse(json)?;
+        Ok(Hostile {
+            behaviour: cfg.behaviour,
+            path: cfg.path,
+            hostile: intern("hostile"),
+        })
+    }
+
+    fn evaluate(&self, _as_of: Timestamp, customer: &Customer) -> Verdict {
+        if !customer.tags.contains(&self.hostile) {
+            return Verdict::Match;
+        }
+        match self.behaviour {
+            Behaviour::Spin => spin(),
+            Behaviour::Hog => hog(),
+            Behaviour::Deep => Verdict::from_bool(deep(black_box(1)) == 0),
+            Behaviour::Read => match std::fs::read(&self.path) {
+                Ok(_) => Verdict::Match,
+                Err(e) => Verdict::Error(format!("cannot read `{}`: {e}", self.path)),
+            },
+            Behaviour::Peek => Verdict::Error(peek()),
+            Behaviour::Trap => panic!("hostile plugin traps on purpose"),
+        }
+    }
+}
+
+fn peek() -> String {
+    use std::hash::BuildHasher;
+    let env = std::env::vars().count();
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(u64::MAX);
+    // std seeds RandomState from WASI randomness: two fresh instances hash alike only
+    // if the randomness they were given is the same.
+    let hash = std::collections::hash_map::RandomState::new().hash_one(42u32);
+    let net = match std::net::TcpStream::connect("127.0.0.1:9") {
+        Ok(_) => "connected".to_string(),
+        Err(e) => format!("refused ({})", e.kind()),
+    };
+    format!("env={env} clock={clock} hash={hash:016x} net={net}")
+}
+
+fn spin() -> Verdict {
+    let mut n: u64 = 0;
+    loop {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+fn hog() -> Verdict {
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    loop {
+        kept.push(black_box(vec![1u8; 1 << 20]));
+    }
+}
+
+/// Keeps its state in wasm locals, not the shadow stack, so that it is the host's
+/// call-stack cap that stops it.
+#[allow(unconditional_recursion)]
+fn deep(n: u64) -> u64 {
+    black_box(deep(black_box(n + 1))).wrapping_add(1)
+}
+
+export_plugin!(Hostile);

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use cohort_model::{
     Capability, ConfigError, Customer, Field, FieldSet, PayerKind, PluginInfo, SubscriptionStatus,
-    Verdict, VerificationStatus,
+    Verdicts, VerificationStatus,
 };
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -93,105 +93,196 @@ impl v0_1::cohort::plugin::host::Host for State {
     }
 }
 
-/// The projection of a customer that a plugin declared it reads. Everything else stays
-/// empty, so it costs nothing to copy into the guest.
-pub(crate) fn project(c: &Customer, reads: FieldSet) -> wit::Customer {
+/// An empty batch, to be filled by [`fill`] and reused from call to call so that its
+/// columns keep their capacity.
+pub(crate) fn empty_batch() -> wit::Customers {
+    wit::Customers {
+        count: 0,
+        country: Vec::new(),
+        registration_ip: Vec::new(),
+        registration_params: wit::RaggedPairs {
+            offsets: Vec::new(),
+            items: Vec::new(),
+        },
+        payers: wit::RaggedPayers {
+            offsets: Vec::new(),
+            items: Vec::new(),
+        },
+        provider: Vec::new(),
+        auth_methods: wit::RaggedSymbols {
+            offsets: Vec::new(),
+            items: Vec::new(),
+        },
+        verification_status: Vec::new(),
+        verification_methods: wit::RaggedSymbols {
+            offsets: Vec::new(),
+            items: Vec::new(),
+        },
+        subscriptions: wit::RaggedSubscriptions {
+            offsets: Vec::new(),
+            items: Vec::new(),
+        },
+        tags: wit::RaggedSymbols {
+            offsets: Vec::new(),
+            items: Vec::new(),
+        },
+        attributes: wit::RaggedPairs {
+            offsets: Vec::new(),
+            items: Vec::new(),
+        },
+    }
+}
+
+/// Fill `batch` with the columns of `customers` that the plugin declared it reads;
+/// every other column is left empty and costs nothing to copy into the guest.
+pub(crate) fn fill(batch: &mut wit::Customers, customers: &[Customer], reads: FieldSet) {
     let has = |f| reads.contains(f);
-    let pairs = |ps: &[(cohort_model::Symbol, cohort_model::Symbol)]| {
-        ps.iter()
-            .map(|(k, v)| wit::Pair {
-                key: k.as_u32(),
-                value: v.as_u32(),
+    batch.count = u32::try_from(customers.len()).unwrap_or(u32::MAX);
+
+    column(&mut batch.country, has(Field::Country), customers, |c| {
+        c.country.map(|s| s.as_u32())
+    });
+    column(
+        &mut batch.registration_ip,
+        has(Field::RegistrationIp),
+        customers,
+        |c| c.registration_ip.map(ip),
+    );
+    column(&mut batch.provider, has(Field::Provider), customers, |c| {
+        c.provider.map(|s| s.as_u32())
+    });
+    column(
+        &mut batch.verification_status,
+        has(Field::VerificationStatus),
+        customers,
+        |c| match c.verification_status {
+            VerificationStatus::Unverified => wit::VerificationStatus::Unverified,
+            VerificationStatus::Passed => wit::VerificationStatus::Passed,
+            VerificationStatus::Failed => wit::VerificationStatus::Failed,
+        },
+    );
+
+    let r = &mut batch.registration_params;
+    ragged(
+        &mut r.offsets,
+        &mut r.items,
+        has(Field::RegistrationParams),
+        customers,
+        |c| c.registration_params.iter().map(pair),
+    );
+    let r = &mut batch.attributes;
+    ragged(
+        &mut r.offsets,
+        &mut r.items,
+        has(Field::Attributes),
+        customers,
+        |c| c.attributes.iter().map(pair),
+    );
+    let r = &mut batch.auth_methods;
+    ragged(
+        &mut r.offsets,
+        &mut r.items,
+        has(Field::AuthMethods),
+        customers,
+        |c| c.auth_methods.iter().map(|s| s.as_u32()),
+    );
+    let r = &mut batch.verification_methods;
+    ragged(
+        &mut r.offsets,
+        &mut r.items,
+        has(Field::VerificationMethods),
+        customers,
+        |c| c.verification_methods.iter().map(|s| s.as_u32()),
+    );
+    let r = &mut batch.tags;
+    ragged(
+        &mut r.offsets,
+        &mut r.items,
+        has(Field::Tags),
+        customers,
+        |c| c.tags.iter().map(|s| s.as_u32()),
+    );
+    let r = &mut batch.payers;
+    ragged(
+        &mut r.offsets,
+        &mut r.items,
+        has(Field::Payers),
+        customers,
+        |c| {
+            c.payers.iter().map(|p| wit::Payer {
+                kind: match p.kind {
+                    PayerKind::LegalEntity => wit::PayerKind::LegalEntity,
+                    PayerKind::Individual => wit::PayerKind::Individual,
+                    PayerKind::SoleProprietor => wit::PayerKind::SoleProprietor,
+                },
+                active: p.active,
             })
-            .collect()
-    };
-    let symbols = |ss: &[cohort_model::Symbol]| ss.iter().map(|s| s.as_u32()).collect::<Vec<u32>>();
-    wit::Customer {
-        country: c
-            .country
-            .filter(|_| has(Field::Country))
-            .map(|s| s.as_u32()),
-        registration_ip: c
-            .registration_ip
-            .filter(|_| has(Field::RegistrationIp))
-            .map(|ip| match ip {
-                IpAddr::V4(v4) => wit::IpAddress::Ipv4(u32::from(v4)),
-                IpAddr::V6(v6) => {
-                    let n = u128::from(v6);
-                    wit::IpAddress::Ipv6(((n >> 64) as u64, n as u64))
-                }
-            }),
-        registration_params: if has(Field::RegistrationParams) {
-            pairs(&c.registration_params)
-        } else {
-            Vec::new()
         },
-        payers: if has(Field::Payers) {
-            c.payers
-                .iter()
-                .map(|p| wit::Payer {
-                    kind: match p.kind {
-                        PayerKind::LegalEntity => wit::PayerKind::LegalEntity,
-                        PayerKind::Individual => wit::PayerKind::Individual,
-                        PayerKind::SoleProprietor => wit::PayerKind::SoleProprietor,
-                    },
-                    active: p.active,
-                })
-                .collect()
-        } else {
-            Vec::new()
+    );
+    let r = &mut batch.subscriptions;
+    ragged(
+        &mut r.offsets,
+        &mut r.items,
+        has(Field::Subscriptions),
+        customers,
+        |c| {
+            c.subscriptions.iter().map(|s| wit::Subscription {
+                product: s.product.as_u32(),
+                status: match s.status {
+                    SubscriptionStatus::Active => wit::SubscriptionStatus::Active,
+                    SubscriptionStatus::Suspended => wit::SubscriptionStatus::Suspended,
+                    SubscriptionStatus::Cancelled => wit::SubscriptionStatus::Cancelled,
+                    SubscriptionStatus::Pending => wit::SubscriptionStatus::Pending,
+                },
+                start: s.start,
+                end: s.end,
+            })
         },
-        provider: c
-            .provider
-            .filter(|_| has(Field::Provider))
-            .map(|s| s.as_u32()),
-        auth_methods: if has(Field::AuthMethods) {
-            symbols(&c.auth_methods)
-        } else {
-            Vec::new()
-        },
-        verification_status: if has(Field::VerificationStatus) {
-            match c.verification_status {
-                VerificationStatus::Unverified => wit::VerificationStatus::Unverified,
-                VerificationStatus::Passed => wit::VerificationStatus::Passed,
-                VerificationStatus::Failed => wit::VerificationStatus::Failed,
-            }
-        } else {
-            wit::VerificationStatus::Unverified
-        },
-        verification_methods: if has(Field::VerificationMethods) {
-            symbols(&c.verification_methods)
-        } else {
-            Vec::new()
-        },
-        subscriptions: if has(Field::Subscriptions) {
-            c.subscriptions
-                .iter()
-                .map(|s| wit::Subscription {
-                    product: s.product.as_u32(),
-                    status: match s.status {
-                        SubscriptionStatus::Active => wit::SubscriptionStatus::Active,
-                        SubscriptionStatus::Suspended => wit::SubscriptionStatus::Suspended,
-                        SubscriptionStatus::Cancelled => wit::SubscriptionStatus::Cancelled,
-                        SubscriptionStatus::Pending => wit::SubscriptionStatus::Pending,
-                    },
-                    start: s.start,
-                    end: s.end,
-                })
-                .collect()
-        } else {
-            Vec::new()
-        },
-        tags: if has(Field::Tags) {
-            symbols(&c.tags)
-        } else {
-            Vec::new()
-        },
-        attributes: if has(Field::Attributes) {
-            pairs(&c.attributes)
-        } else {
-            Vec::new()
-        },
+    );
+}
+
+fn column<T>(out: &mut Vec<T>, read: bool, customers: &[Customer], f: impl Fn(&Customer) -> T) {
+    out.clear();
+    if read {
+        out.extend(customers.iter().map(f));
+    }
+}
+
+fn ragged<'c, T, I: Iterator<Item = T>>(
+    offsets: &mut Vec<u32>,
+    items: &mut Vec<T>,
+    read: bool,
+    customers: &'c [Customer],
+    f: impl Fn(&'c Customer) -> I,
+) {
+    offsets.clear();
+    items.clear();
+    if !read {
+        return;
+    }
+    offsets.push(0);
+    for c in customers {
+        items.extend(f(c));
+        // A batch is bounded by `Limits::max_batch` and the guest's memory cap, far
+        // below four billion items.
+        offsets.push(u32::try_from(items.len()).unwrap_or(u32::MAX));
+    }
+}
+
+fn pair((k, v): &(cohort_model::Symbol, cohort_model::Symbol)) -> wit::Pair {
+    wit::Pair {
+        key: k.as_u32(),
+        value: v.as_u32(),
+    }
+}
+
+fn ip(ip: IpAddr) -> wit::IpAddress {
+    match ip {
+        IpAddr::V4(v4) => wit::IpAddress::Ipv4(u32::from(v4)),
+        IpAddr::V6(v6) => {
+            let n = u128::from(v6);
+            wit::IpAddress::Ipv6(((n >> 64) as u64, n as u64))
+        }
     }
 }
 
@@ -270,18 +361,35 @@ pub(crate) fn config_errors(errors: Vec<wit::ConfigError>) -> Vec<ConfigError> {
         .collect()
 }
 
-pub(crate) fn verdict(v: wit::Verdict) -> Verdict {
-    match v {
-        wit::Verdict::Match => Verdict::Match,
-        wit::Verdict::NoMatch => Verdict::NoMatch,
-        wit::Verdict::Error(message) => Verdict::Error(message),
+/// Append the verdicts of a batch of `n` customers to `out`, or say how the plugin
+/// broke the contract (and append nothing).
+pub(crate) fn verdicts(v: wit::Verdicts, n: usize, out: &mut Verdicts) -> Result<(), String> {
+    if v.matches.len() != n {
+        return Err(format!(
+            "returned {} verdicts for {} customers",
+            v.matches.len(),
+            n
+        ));
     }
+    if let Some(u) = v.undecided.iter().find(|u| u.index as usize >= n) {
+        return Err(format!(
+            "called customer {} undecided in a batch of {n}",
+            u.index
+        ));
+    }
+    let undecided = v
+        .undecided
+        .into_iter()
+        .map(|u| (u.index, u.message))
+        .collect();
+    out.extend_batch(&v.matches, undecided);
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cohort_model::{CustomerRecord, Interner};
+    use cohort_model::{CustomerRecord, Interner, Verdict};
 
     fn full_customer(interner: &Interner) -> Customer {
         serde_json::from_str::<CustomerRecord>(
@@ -297,66 +405,130 @@ mod tests {
         .expect("valid")
     }
 
-    #[test]
-    fn unread_fields_are_left_empty() {
-        let interner = Interner::new();
-        let c = full_customer(&interner);
-        let only_country = project(&c, FieldSet::empty().with(Field::Country));
-        assert_eq!(
-            only_country.country,
-            interner.lookup("DE").map(|s| s.as_u32())
-        );
-        assert!(only_country.registration_ip.is_none());
-        assert!(only_country.registration_params.is_empty());
-        assert!(only_country.payers.is_empty());
-        assert!(only_country.provider.is_none());
-        assert!(only_country.auth_methods.is_empty());
-        assert!(matches!(
-            only_country.verification_status,
-            wit::VerificationStatus::Unverified
-        ));
-        assert!(only_country.verification_methods.is_empty());
-        assert!(only_country.subscriptions.is_empty());
-        assert!(only_country.tags.is_empty());
-        assert!(only_country.attributes.is_empty());
+    fn filled(customers: &[Customer], reads: FieldSet) -> wit::Customers {
+        let mut batch = empty_batch();
+        fill(&mut batch, customers, reads);
+        batch
     }
 
     #[test]
-    fn read_fields_are_all_carried() {
+    fn unread_columns_are_left_empty() {
+        let interner = Interner::new();
+        let c = full_customer(&interner);
+        let b = filled(&[c.clone(), c], FieldSet::empty().with(Field::Country));
+        assert_eq!(b.count, 2);
+        let de = interner.lookup("DE").map(|s| s.as_u32());
+        assert_eq!(b.country, vec![de, de]);
+        assert!(b.registration_ip.is_empty());
+        assert!(b.registration_params.offsets.is_empty() && b.registration_params.items.is_empty());
+        assert!(b.payers.offsets.is_empty());
+        assert!(b.provider.is_empty());
+        assert!(b.auth_methods.offsets.is_empty());
+        assert!(b.verification_status.is_empty());
+        assert!(b.verification_methods.offsets.is_empty());
+        assert!(b.subscriptions.offsets.is_empty());
+        assert!(b.tags.offsets.is_empty());
+        assert!(b.attributes.offsets.is_empty());
+    }
+
+    #[test]
+    fn ragged_columns_give_each_customer_its_slice() {
+        let interner = Interner::new();
+        let parse = |json: &str| {
+            serde_json::from_str::<CustomerRecord>(json)
+                .expect("parses")
+                .intern(&interner)
+                .expect("valid")
+        };
+        let customers = [
+            parse(r#"{"id":"1","tags":["a","b"]}"#),
+            parse(r#"{"id":"2"}"#),
+            parse(r#"{"id":"3","tags":["c"]}"#),
+        ];
+        let b = filled(&customers, FieldSet::empty().with(Field::Tags));
+        assert_eq!(b.tags.offsets, vec![0, 2, 2, 3]);
+        let sym = |t: &str| interner.lookup(t).map(|s| s.as_u32()).expect("interned");
+        assert_eq!(b.tags.items, vec![sym("a"), sym("b"), sym("c")]);
+    }
+
+    #[test]
+    fn read_columns_are_all_carried() {
         let interner = Interner::new();
         let c = full_customer(&interner);
         let all: FieldSet = Field::ALL.into_iter().collect();
-        let p = project(&c, all);
+        let b = filled(&[c], all);
         assert!(matches!(
-            p.registration_ip,
-            Some(wit::IpAddress::Ipv6((0x2001_0db8_0000_0000, 1)))
+            b.registration_ip[..],
+            [Some(wit::IpAddress::Ipv6((0x2001_0db8_0000_0000, 1)))]
         ));
-        assert_eq!(p.registration_params.len(), 1);
-        assert_eq!(p.payers.len(), 1);
-        assert_eq!(p.provider, interner.lookup("main").map(|s| s.as_u32()));
-        assert_eq!(p.auth_methods.len(), 1);
+        assert_eq!(b.registration_params.offsets, vec![0, 1]);
+        assert_eq!(b.payers.offsets, vec![0, 1]);
+        assert_eq!(
+            b.provider,
+            vec![interner.lookup("main").map(|s| s.as_u32())]
+        );
+        assert_eq!(b.auth_methods.offsets, vec![0, 1]);
         assert!(matches!(
-            p.verification_status,
-            wit::VerificationStatus::Passed
+            b.verification_status[..],
+            [wit::VerificationStatus::Passed]
         ));
-        assert_eq!(p.verification_methods.len(), 1);
-        assert_eq!(p.subscriptions[0].start, 1_767_225_600);
-        assert_eq!(p.tags.len(), 1);
-        assert_eq!(p.attributes.len(), 1);
+        assert_eq!(b.verification_methods.offsets, vec![0, 1]);
+        assert_eq!(b.subscriptions.items[0].start, 1_767_225_600);
+        assert_eq!(b.tags.offsets, vec![0, 1]);
+        assert_eq!(b.attributes.offsets, vec![0, 1]);
+    }
+
+    #[test]
+    fn verdicts_are_placed_by_index_and_undecided_wins() {
+        let mut out = Verdicts::default();
+        out.push(cohort_model::VerdictRef::NoMatch);
+        let v = wit::Verdicts {
+            matches: vec![1, 0, 1],
+            undecided: vec![wit::Undecided {
+                index: 2,
+                message: "db unreadable".into(),
+            }],
+        };
+        verdicts(v, 3, &mut out).expect("well-formed");
+        assert_eq!(
+            out.to_vec(),
+            vec![
+                Verdict::NoMatch,
+                Verdict::Match,
+                Verdict::NoMatch,
+                Verdict::Error("db unreadable".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_verdicts_break_the_contract() {
+        let mut out = Verdicts::default();
+        let short = wit::Verdicts {
+            matches: vec![1],
+            undecided: Vec::new(),
+        };
+        assert_eq!(
+            verdicts(short, 2, &mut out).expect_err("too few"),
+            "returned 1 verdicts for 2 customers"
+        );
+        let outside = wit::Verdicts {
+            matches: vec![1, 1],
+            undecided: vec![wit::Undecided {
+                index: 5,
+                message: String::new(),
+            }],
+        };
+        assert!(verdicts(outside, 2, &mut out).is_err());
+        assert!(
+            out.is_empty(),
+            "nothing is appended from a malformed answer"
+        );
     }
 
     #[test]
     fn ipv4_is_big_endian() {
-        let interner = Interner::new();
-        let c =
-            serde_json::from_str::<CustomerRecord>(r#"{"id":"1","registration_ip":"81.2.69.142"}"#)
-                .expect("parses")
-                .intern(&interner)
-                .expect("valid");
-        let p = project(&c, FieldSet::empty().with(Field::RegistrationIp));
-        assert!(matches!(
-            p.registration_ip,
-            Some(wit::IpAddress::Ipv4(0x5102_458e))
-        ));
+        let addr: IpAddr = "81.2.69.142".parse().expect("ip");
+        assert!(matches!(ip(addr), wit::IpAddress::Ipv4(0x5102_458e)));
     }
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cohort_model::{Capability, Customer, PluginInfo, Timestamp, Verdict};
+use cohort_model::{Capability, Customer, PluginInfo, Timestamp, Verdicts};
 use wasmtime::component::ResourceAny;
 use wasmtime::{Store, Trap};
 
@@ -111,6 +111,7 @@ impl Plugin {
             config: config.to_string(),
             data_dir: data_dir.map(Path::to_path_buf),
             live: Some(live),
+            batch: contract::empty_batch(),
         })
     }
 
@@ -222,7 +223,7 @@ fn classify(
 #[derive(Debug, Default)]
 pub struct Evaluation {
     /// One per customer, in order.
-    pub verdicts: Vec<Verdict>,
+    pub verdicts: Verdicts,
     pub fuel_used: u64,
     /// The sum of the calls' budgets: how close `fuel_used` came to the limit.
     pub fuel_budget: u64,
@@ -245,6 +246,8 @@ pub struct Condition {
     config: String,
     data_dir: Option<PathBuf>,
     live: Option<Live>,
+    /// The columns of the current call, kept so that their capacity is reused.
+    batch: v0_1::cohort::plugin::types::Customers,
 }
 
 impl std::fmt::Debug for Condition {
@@ -267,12 +270,12 @@ impl Condition {
 
     /// Verdicts for `customers` as of `as_of`, in batches of at most
     /// [`Limits::max_batch`](crate::Limits::max_batch). Never fails as a whole: a
-    /// failed call gives its customers [`Verdict::Error`] and is listed in
+    /// failed call gives its customers an error verdict and is listed in
     /// [`Evaluation::failures`].
     pub fn evaluate(&mut self, as_of: Timestamp, customers: &[Customer]) -> Evaluation {
         let started = Instant::now();
         let mut evaluation = Evaluation {
-            verdicts: Vec::with_capacity(customers.len()),
+            verdicts: Verdicts::with_capacity(customers.len()),
             ..Evaluation::default()
         };
         let batch = self.plugin.shared.limits.max_batch.max(1);
@@ -310,8 +313,7 @@ impl Condition {
             },
         };
 
-        let reads = self.plugin.info.reads;
-        let batch: Vec<_> = chunk.iter().map(|c| contract::project(c, reads)).collect();
+        contract::fill(&mut self.batch, chunk, self.plugin.info.reads);
         let budget = arm(&mut live.store, shared, chunk.len());
         live.calls += 1;
         ev.calls += 1;
@@ -319,23 +321,17 @@ impl Condition {
             .bindings
             .cohort_plugin_condition()
             .evaluator()
-            .call_evaluate(&mut live.store, live.evaluator, as_of, &batch);
+            .call_evaluate(&mut live.store, live.evaluator, as_of, &self.batch);
         let left = live.store.get_fuel().unwrap_or(0);
         ev.fuel_used += budget.saturating_sub(left);
         ev.fuel_budget += budget;
         ev.peak_memory = ev.peak_memory.max(live.store.data().limiter.peak);
 
         let failure = match result {
-            Ok(Ok(verdicts)) if verdicts.len() == chunk.len() => {
-                ev.verdicts
-                    .extend(verdicts.into_iter().map(contract::verdict));
-                return;
-            }
-            Ok(Ok(verdicts)) => Failure::Contract(format!(
-                "returned {} verdicts for {} customers",
-                verdicts.len(),
-                chunk.len()
-            )),
+            Ok(Ok(verdicts)) => match contract::verdicts(verdicts, chunk.len(), &mut ev.verdicts) {
+                Ok(()) => return,
+                Err(broken) => Failure::Contract(broken),
+            },
             Ok(Err(message)) => Failure::Plugin(message),
             Err(trap) => {
                 let failure = classify(&mut live.store, shared, trap, budget);
@@ -349,7 +345,9 @@ impl Condition {
 }
 
 fn fail_all(plugin: &str, n: usize, failure: Failure, ev: &mut Evaluation) {
-    let verdict = Verdict::Error(format!("plugin `{plugin}` {failure}"));
-    ev.verdicts.extend(std::iter::repeat_n(verdict, n));
+    let message = format!("plugin `{plugin}` {failure}");
+    for _ in 0..n {
+        ev.verdicts.push_error(message.clone());
+    }
     ev.failures.push(failure);
 }

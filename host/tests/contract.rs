@@ -57,7 +57,7 @@ fn compiled_plugins_are_reused_from_the_disk_cache() {
         .prepare(r#"{"countries":["de"]}"#, None)
         .expect("prepares");
     assert_eq!(
-        c.evaluate(0, &customers).verdicts,
+        c.evaluate(0, &customers).verdicts.to_vec(),
         vec![cohort_model::Verdict::Match]
     );
 }

@@ -11,7 +11,10 @@ fn verdicts(config: &str, countries: &[&str]) -> Vec<Verdict> {
     let plugin = host.load(COUNTRY).expect("loads");
     let customers = common::with_country(&host, countries);
     let mut condition = plugin.prepare(config, None).expect("valid config");
-    condition.evaluate(1_700_000_000, &customers).verdicts
+    condition
+        .evaluate(1_700_000_000, &customers)
+        .verdicts
+        .to_vec()
 }
 
 fn config_errors(config: &str) -> Vec<(String, String)> {

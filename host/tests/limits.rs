@@ -39,7 +39,7 @@ fn benign(host: &Host) -> Vec<Customer> {
 fn assert_contained(host: &Host, mut condition: Condition) -> Failure {
     let failed: Evaluation = condition.evaluate(AS_OF, &batch(host));
     assert_eq!(failed.verdicts.len(), 3);
-    for verdict in &failed.verdicts {
+    for verdict in failed.verdicts.to_vec() {
         match verdict {
             Verdict::Error(message) => {
                 assert!(message.starts_with("plugin `hostile` "), "{message}")
@@ -50,7 +50,7 @@ fn assert_contained(host: &Host, mut condition: Condition) -> Failure {
     assert_eq!(failed.failures.len(), 1);
 
     let next = condition.evaluate(AS_OF, &benign(host));
-    assert_eq!(next.verdicts, vec![Verdict::Match, Verdict::Match]);
+    assert_eq!(next.verdicts.to_vec(), vec![Verdict::Match, Verdict::Match]);
     assert_eq!(
         next.instances_started, 1,
         "the poisoned instance was replaced"
@@ -138,11 +138,15 @@ fn no_file_is_readable_without_a_grant() {
             None,
         );
         let ev = condition.evaluate(AS_OF, &batch(&host));
-        match &ev.verdicts[1] {
+        match ev.verdicts.to_vec()[1].clone() {
             Verdict::Error(message) => assert!(message.contains("cannot read"), "{message}"),
             other => panic!("reading `{path}` must fail, got {other:?}"),
         }
-        assert_eq!(ev.verdicts[0], Verdict::Match, "others are unaffected");
+        assert_eq!(
+            ev.verdicts.to_vec()[0],
+            Verdict::Match,
+            "others are unaffected"
+        );
     }
 }
 
@@ -161,7 +165,7 @@ fn a_granted_directory_is_readable_and_nothing_beside_it() {
             &format!(r#"{{"behaviour":"read","path":"{path}"}}"#),
             Some(&granted),
         );
-        condition.evaluate(AS_OF, &batch(&host)).verdicts[1].clone()
+        condition.evaluate(AS_OF, &batch(&host)).verdicts.to_vec()[1].clone()
     };
     assert_eq!(read("/data/inside.txt"), Verdict::Match);
     for escape in [
@@ -181,7 +185,7 @@ fn environment_clock_randomness_and_network_are_denied() {
     let host = common::host();
     let peek = || {
         let mut condition = hostile(&host, r#"{"behaviour":"peek"}"#, None);
-        match condition.evaluate(AS_OF, &batch(&host)).verdicts[1].clone() {
+        match condition.evaluate(AS_OF, &batch(&host)).verdicts.to_vec()[1].clone() {
             Verdict::Error(seen) => seen,
             other => panic!("peek reports as an error, got {other:?}"),
         }
@@ -209,7 +213,7 @@ fn instances_are_recycled_after_the_configured_number_of_calls() {
     );
     let ev = condition.evaluate(AS_OF, &benign(&host));
     assert_eq!(ev.instances_started, 1, "then it is replaced");
-    assert_eq!(ev.verdicts, vec![Verdict::Match, Verdict::Match]);
+    assert_eq!(ev.verdicts.to_vec(), vec![Verdict::Match, Verdict::Match]);
 }
 
 #[test]

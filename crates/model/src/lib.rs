@@ -13,7 +13,9 @@ pub use customer::{
     Customer, CustomerRecord, InvalidCustomer, Payer, PayerKind, PayerRecord, Subscription,
     SubscriptionRecord, SubscriptionStatus, VerificationStatus,
 };
-pub use plugin::{Capability, ConfigError, Field, FieldSet, PluginInfo, Verdict};
+pub use plugin::{
+    Capability, ConfigError, Field, FieldSet, PluginInfo, Verdict, VerdictRef, Verdicts,
+};
 pub use symbol::{Interner, Symbol};
 
 /// Seconds since the Unix epoch, UTC: the plugin contract's `timestamp`.

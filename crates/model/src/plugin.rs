@@ -153,6 +153,122 @@ pub enum Verdict {
     Error(String),
 }
 
+/// A borrowed [`Verdict`], as read out of [`Verdicts`] without allocating.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum VerdictRef<'a> {
+    Match,
+    NoMatch,
+    Error(&'a str),
+}
+
+impl VerdictRef<'_> {
+    pub fn to_owned(self) -> Verdict {
+        match self {
+            VerdictRef::Match => Verdict::Match,
+            VerdictRef::NoMatch => Verdict::NoMatch,
+            VerdictRef::Error(message) => Verdict::Error(message.to_string()),
+        }
+    }
+}
+
+const NO: u8 = 0;
+const YES: u8 = 1;
+const UNDECIDED: u8 = 2;
+
+/// The verdicts of many customers, compactly: a byte per customer and the messages of
+/// the rare undecided ones. Scans over millions of customers keep this, not a
+/// `Vec<Verdict>` of 24 bytes a customer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verdicts {
+    codes: Vec<u8>,
+    /// Sorted by index.
+    errors: Vec<(u32, String)>,
+}
+
+impl Verdicts {
+    pub fn with_capacity(n: usize) -> Self {
+        Verdicts {
+            codes: Vec::with_capacity(n),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.codes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.codes.is_empty()
+    }
+
+    pub fn push(&mut self, verdict: VerdictRef<'_>) {
+        match verdict {
+            VerdictRef::Match => self.codes.push(YES),
+            VerdictRef::NoMatch => self.codes.push(NO),
+            VerdictRef::Error(message) => self.push_error(message.to_string()),
+        }
+    }
+
+    pub fn push_error(&mut self, message: String) {
+        self.errors.push((self.index(self.codes.len()), message));
+        self.codes.push(UNDECIDED);
+    }
+
+    /// Append a batch in the wire form of the plugin contract: a byte per customer
+    /// (non-zero is a match) and the undecided ones by their index in the batch, which
+    /// the caller has checked to be in range.
+    pub fn extend_batch(&mut self, matches: &[u8], mut undecided: Vec<(u32, String)>) {
+        let start = self.codes.len();
+        self.codes
+            .extend(matches.iter().map(|&m| if m == NO { NO } else { YES }));
+        undecided.sort_by_key(|(i, _)| *i);
+        undecided.dedup_by_key(|(i, _)| *i);
+        for (i, message) in undecided {
+            let at = start + i as usize;
+            self.codes[at] = UNDECIDED;
+            self.errors.push((self.index(at), message));
+        }
+    }
+
+    fn index(&self, i: usize) -> u32 {
+        // Verdicts index customers of one evaluation, bounded far below u32::MAX by
+        // memory long before this could saturate.
+        u32::try_from(i).unwrap_or(u32::MAX)
+    }
+
+    /// The verdict of customer `i`, if there is one.
+    pub fn get(&self, i: usize) -> Option<VerdictRef<'_>> {
+        Some(match *self.codes.get(i)? {
+            NO => VerdictRef::NoMatch,
+            YES => VerdictRef::Match,
+            _ => {
+                let found = self
+                    .errors
+                    .binary_search_by_key(&self.index(i), |(j, _)| *j)
+                    .ok()?;
+                VerdictRef::Error(&self.errors[found].1)
+            }
+        })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = VerdictRef<'_>> {
+        (0..self.codes.len()).filter_map(|i| self.get(i))
+    }
+
+    pub fn matches(&self) -> usize {
+        self.codes.iter().filter(|&&c| c == YES).count()
+    }
+
+    /// The undecided customers by index, with their messages.
+    pub fn errors(&self) -> &[(u32, String)] {
+        &self.errors
+    }
+
+    pub fn to_vec(&self) -> Vec<Verdict> {
+        self.iter().map(VerdictRef::to_owned).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +283,27 @@ mod tests {
             serde_json::to_string(&set).expect("serializes"),
             r#"["country","subscriptions"]"#
         );
+    }
+
+    #[test]
+    fn verdicts_round_trip_and_errors_win() {
+        let mut v = Verdicts::default();
+        v.push(VerdictRef::Match);
+        v.extend_batch(&[0, 7, 1], vec![(2, "late".into()), (0, "first".into())]);
+        v.push_error("own".into());
+        assert_eq!(
+            v.to_vec(),
+            vec![
+                Verdict::Match,
+                Verdict::Error("first".into()),
+                Verdict::Match,
+                Verdict::Error("late".into()),
+                Verdict::Error("own".into()),
+            ]
+        );
+        assert_eq!(v.matches(), 2);
+        assert_eq!(v.errors().len(), 3);
+        assert_eq!(v.get(5), None);
     }
 
     #[test]

@@ -15,8 +15,8 @@
 //!     fn prepare(config: &str) -> Result<Self, Vec<ConfigError>> {
 //!         Ok(Vip { tag: intern("vip") })
 //!     }
-//!     fn evaluate(&self, _as_of: Timestamp, c: &Customer) -> Verdict {
-//!         Verdict::from_bool(c.tags.contains(&self.tag))
+//!     fn evaluate(&self, _as_of: Timestamp, c: Customer<'_>) -> Verdict {
+//!         Verdict::from_bool(c.tags().contains(&self.tag))
 //!     }
 //! }
 //! export_plugin!(Vip);
@@ -37,12 +37,16 @@ pub mod bindings {
     });
 }
 
+use bindings::cohort::plugin::types::Undecided;
 use bindings::exports::cohort::plugin::condition;
 
 pub use bindings::cohort::plugin::types::{
-    Capability, ConfigError, Customer, Fields, IpAddress, Pair, Payer, PayerKind, PluginInfo,
-    Subscription, SubscriptionStatus, Symbol, Timestamp, Verdict, VerificationStatus,
+    Capability, ConfigError, Customers, Fields, IpAddress, Pair, Payer, PayerKind, PluginInfo,
+    Subscription, SubscriptionStatus, Symbol, Timestamp, Verdicts, VerificationStatus,
 };
+pub use customer::Customer;
+
+mod customer;
 
 /// The symbol of `text`. Call it in [`Plugin::prepare`], not per customer.
 pub fn intern(text: &str) -> Symbol {
@@ -54,6 +58,16 @@ pub fn intern(text: &str) -> Symbol {
 /// Crossing the boundary costs a string copy: cache what you derive per symbol.
 pub fn symbol_text(symbol: Symbol) -> Option<String> {
     bindings::cohort::plugin::host::symbol_text(symbol)
+}
+
+/// The answer for one customer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Match,
+    NoMatch,
+    /// No decision: the host leaves the customer's membership as it is and records
+    /// the message. Never a "no".
+    Error(String),
 }
 
 impl Verdict {
@@ -88,17 +102,19 @@ pub trait Plugin: Sized + 'static {
 
     /// The verdict for one customer as of `as_of` (seconds since the Unix epoch).
     /// Must depend only on its arguments: the same customer and time always give the
-    /// same verdict.
-    fn evaluate(&self, as_of: Timestamp, customer: &Customer) -> Verdict;
+    /// same verdict. Only the fields named in `describe().reads` are filled.
+    fn evaluate(&self, as_of: Timestamp, customer: Customer<'_>) -> Verdict;
 
     /// The verdicts for a batch. Override it to fail a whole batch at once (a data
     /// file that cannot be read) or to share work between customers.
     fn evaluate_batch(
         &self,
         as_of: Timestamp,
-        customers: &[Customer],
+        customers: &Customers,
     ) -> Result<Vec<Verdict>, String> {
-        Ok(customers.iter().map(|c| self.evaluate(as_of, c)).collect())
+        Ok(Customer::all(customers)
+            .map(|c| self.evaluate(as_of, c))
+            .collect())
     }
 }
 
@@ -107,8 +123,22 @@ pub trait Plugin: Sized + 'static {
 pub struct Prepared<P>(P);
 
 impl<P: Plugin> condition::GuestEvaluator for Prepared<P> {
-    fn evaluate(&self, as_of: Timestamp, customers: Vec<Customer>) -> Result<Vec<Verdict>, String> {
-        self.0.evaluate_batch(as_of, &customers)
+    fn evaluate(&self, as_of: Timestamp, customers: Customers) -> Result<Verdicts, String> {
+        let verdicts = self.0.evaluate_batch(as_of, &customers)?;
+        let mut out = Verdicts {
+            matches: Vec::with_capacity(verdicts.len()),
+            undecided: Vec::new(),
+        };
+        for (index, verdict) in verdicts.into_iter().enumerate() {
+            out.matches.push(u8::from(verdict == Verdict::Match));
+            if let Verdict::Error(message) = verdict {
+                out.undecided.push(Undecided {
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                    message,
+                });
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -69,10 +69,10 @@ impl Plugin for Country {
         problems.finish(Country { countries })
     }
 
-    fn evaluate(&self, _as_of: Timestamp, customer: &Customer) -> Verdict {
+    fn evaluate(&self, _as_of: Timestamp, customer: Customer<'_>) -> Verdict {
         Verdict::from_bool(
             customer
-                .country
+                .country()
                 .is_some_and(|c| self.countries.binary_search(&c).is_ok()),
         )
     }

@@ -67,8 +67,8 @@ impl Plugin for Hostile {
         })
     }
 
-    fn evaluate(&self, _as_of: Timestamp, customer: &Customer) -> Verdict {
-        if !customer.tags.contains(&self.hostile) {
+    fn evaluate(&self, _as_of: Timestamp, customer: Customer<'_>) -> Verdict {
+        if !customer.tags().contains(&self.hostile) {
             return Verdict::Match;
         }
         match self.behaviour {

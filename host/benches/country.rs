@@ -122,7 +122,8 @@ fn generate(n: usize, interner: &Interner) -> Vec<Customer> {
             let pick = (state >> 33) as usize;
             CustomerRecord {
                 id: i.to_string(),
-                country: (pick % 50 != 0).then(|| COUNTRIES[pick % COUNTRIES.len()].to_string()),
+                country: (!pick.is_multiple_of(50))
+                    .then(|| COUNTRIES[pick % COUNTRIES.len()].to_string()),
                 ..CustomerRecord::default()
             }
             .intern(interner)

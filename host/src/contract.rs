@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use cohort_model::{
     Capability, ConfigError, Customer, Field, FieldSet, PayerKind, PluginInfo, SubscriptionStatus,
-    Verdicts, VerificationStatus,
+    Symbol, Verdicts, VerificationStatus,
 };
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -88,7 +88,7 @@ impl v0_1::cohort::plugin::host::Host for State {
 
     fn symbol_text(&mut self, symbol: u32) -> Option<String> {
         self.interner
-            .resolve(cohort_model::Symbol::from_u32(symbol))
+            .resolve(Symbol::from_u32(symbol))
             .map(|s| s.to_string())
     }
 }
@@ -140,7 +140,7 @@ pub(crate) fn fill(batch: &mut wit::Customers, customers: &[Customer], reads: Fi
     batch.count = u32::try_from(customers.len()).unwrap_or(u32::MAX);
 
     column(&mut batch.country, has(Field::Country), customers, |c| {
-        c.country.map(|s| s.as_u32())
+        c.country.map_or(Symbol::ABSENT, Symbol::as_u32)
     });
     column(
         &mut batch.registration_ip,
@@ -149,7 +149,7 @@ pub(crate) fn fill(batch: &mut wit::Customers, customers: &[Customer], reads: Fi
         |c| c.registration_ip.map(ip),
     );
     column(&mut batch.provider, has(Field::Provider), customers, |c| {
-        c.provider.map(|s| s.as_u32())
+        c.provider.map_or(Symbol::ABSENT, Symbol::as_u32)
     });
     column(
         &mut batch.verification_status,
@@ -269,7 +269,7 @@ fn ragged<'c, T, I: Iterator<Item = T>>(
     }
 }
 
-fn pair((k, v): &(cohort_model::Symbol, cohort_model::Symbol)) -> wit::Pair {
+fn pair((k, v): &(Symbol, Symbol)) -> wit::Pair {
     wit::Pair {
         key: k.as_u32(),
         value: v.as_u32(),
@@ -417,7 +417,7 @@ mod tests {
         let c = full_customer(&interner);
         let b = filled(&[c.clone(), c], FieldSet::empty().with(Field::Country));
         assert_eq!(b.count, 2);
-        let de = interner.lookup("DE").map(|s| s.as_u32());
+        let de = interner.lookup("DE").map(|s| s.as_u32()).expect("interned");
         assert_eq!(b.country, vec![de, de]);
         assert!(b.registration_ip.is_empty());
         assert!(b.registration_params.offsets.is_empty() && b.registration_params.items.is_empty());
@@ -465,7 +465,12 @@ mod tests {
         assert_eq!(b.payers.offsets, vec![0, 1]);
         assert_eq!(
             b.provider,
-            vec![interner.lookup("main").map(|s| s.as_u32())]
+            vec![
+                interner
+                    .lookup("main")
+                    .map(|s| s.as_u32())
+                    .expect("interned")
+            ]
         );
         assert_eq!(b.auth_methods.offsets, vec![0, 1]);
         assert!(matches!(

@@ -13,6 +13,10 @@ use std::sync::{Arc, PoisonError, RwLock};
 pub struct Symbol(u32);
 
 impl Symbol {
+    /// The number that marks "no value" in a column of optional symbols; never handed
+    /// out by an interner.
+    pub const ABSENT: u32 = u32::MAX;
+
     /// The number that crosses the plugin boundary.
     pub fn as_u32(self) -> u32 {
         self.0
@@ -45,9 +49,9 @@ impl Interner {
     /// The symbol of `text`, adding it if it is new.
     ///
     /// # Panics
-    /// When more than `u32::MAX` distinct strings have been interned: the contract's
-    /// symbol is 32 bits wide, and a process that sees four billion distinct facts has
-    /// a bug elsewhere.
+    /// When more than `u32::MAX - 1` distinct strings have been interned: the
+    /// contract's symbol is 32 bits wide with one value reserved for "absent", and a
+    /// process that sees four billion distinct facts has a bug elsewhere.
     pub fn intern(&self, text: &str) -> Symbol {
         if let Some(sym) = self.lookup(text) {
             return sym;
@@ -58,7 +62,10 @@ impl Interner {
         if let Some(&id) = table.ids.get(text) {
             return Symbol(id);
         }
-        let id = u32::try_from(table.strings.len()).expect("symbol table overflow");
+        let id = u32::try_from(table.strings.len())
+            .ok()
+            .filter(|&id| id != Symbol::ABSENT)
+            .expect("symbol table overflow");
         let text: Arc<str> = Arc::from(text);
         table.strings.push(Arc::clone(&text));
         table.ids.insert(text, id);

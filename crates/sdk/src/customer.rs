@@ -29,7 +29,7 @@ impl<'a> Customer<'a> {
 
     /// The country declared at sign-up: upper-case ISO 3166-1 alpha-2, interned.
     pub fn country(&self) -> Option<Symbol> {
-        self.batch.country.get(self.index).copied().flatten()
+        present(self.batch.country.get(self.index))
     }
 
     pub fn registration_ip(&self) -> Option<IpAddress> {
@@ -51,7 +51,7 @@ impl<'a> Customer<'a> {
     }
 
     pub fn provider(&self) -> Option<Symbol> {
-        self.batch.provider.get(self.index).copied().flatten()
+        present(self.batch.provider.get(self.index))
     }
 
     pub fn auth_methods(&self) -> &'a [Symbol] {
@@ -88,6 +88,13 @@ impl<'a> Customer<'a> {
     }
 }
 
+/// The contract marks "no value" in a column of optional symbols with all bits set.
+const ABSENT: Symbol = u32::MAX;
+
+fn present(symbol: Option<&Symbol>) -> Option<Symbol> {
+    symbol.copied().filter(|&s| s != ABSENT)
+}
+
 /// Customer `i`'s part of a ragged column; empty for a column that was not sent or
 /// offsets that do not make sense.
 fn slice<'a, T>(offsets: &[u32], items: &'a [T], i: usize) -> &'a [T] {
@@ -100,6 +107,13 @@ fn slice<'a, T>(offsets: &[u32], items: &'a [T], i: usize) -> &'a [T] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absent_symbols_read_as_none() {
+        assert_eq!(present(Some(&7)), Some(7));
+        assert_eq!(present(Some(&ABSENT)), None);
+        assert_eq!(present(None), None, "column not sent");
+    }
 
     #[test]
     fn ragged_slices_and_bad_offsets() {

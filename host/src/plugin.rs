@@ -219,6 +219,11 @@ fn classify(
     }
 }
 
+/// How many times one evaluation may split a trapping batch in two. Pinning a trap on
+/// one customer in a batch of 1024 takes ten splits; the cap bounds the retries when
+/// every customer traps.
+const MAX_SPLITS: u32 = 32;
+
 /// What evaluating a slice of customers produced.
 #[derive(Debug, Default)]
 pub struct Evaluation {
@@ -232,8 +237,10 @@ pub struct Evaluation {
     pub calls: u32,
     /// Instances started for this evaluation (after a trap or a recycle).
     pub instances_started: u32,
-    /// Every call that failed, in order.
+    /// Every call that failed and was not split further, in order.
     pub failures: Vec<Failure>,
+    /// Calls that trapped and were split in two to find the customers causing it.
+    pub isolated_traps: u32,
     pub elapsed: Duration,
 }
 
@@ -279,14 +286,21 @@ impl Condition {
             ..Evaluation::default()
         };
         let batch = self.plugin.shared.limits.max_batch.max(1);
+        let mut splits = MAX_SPLITS;
         for chunk in customers.chunks(batch) {
-            self.call(as_of, chunk, &mut evaluation);
+            self.call(as_of, chunk, &mut evaluation, &mut splits);
         }
         evaluation.elapsed = started.elapsed();
         evaluation
     }
 
-    fn call(&mut self, as_of: Timestamp, chunk: &[Customer], ev: &mut Evaluation) {
+    fn call(
+        &mut self,
+        as_of: Timestamp,
+        chunk: &[Customer],
+        ev: &mut Evaluation,
+        splits: &mut u32,
+    ) {
         let shared = &self.plugin.shared;
         if self
             .live
@@ -323,8 +337,8 @@ impl Condition {
             .evaluator()
             .call_evaluate(&mut live.store, live.evaluator, as_of, &self.batch);
         let left = live.store.get_fuel().unwrap_or(0);
-        ev.fuel_used += budget.saturating_sub(left);
-        ev.fuel_budget += budget;
+        ev.fuel_used = ev.fuel_used.saturating_add(budget.saturating_sub(left));
+        ev.fuel_budget = ev.fuel_budget.saturating_add(budget);
         ev.peak_memory = ev.peak_memory.max(live.store.data().limiter.peak);
 
         let failure = match result {
@@ -337,6 +351,16 @@ impl Condition {
                 let failure = classify(&mut live.store, shared, trap, budget);
                 // A trap leaves the instance in an unknown state: never reuse it.
                 self.live = None;
+                // One customer's data should not cost the whole batch its decisions:
+                // halve the batch until the trap is pinned on the customers causing it.
+                if chunk.len() > 1 && *splits > 0 {
+                    *splits -= 1;
+                    ev.isolated_traps += 1;
+                    let (left, right) = chunk.split_at(chunk.len() / 2);
+                    self.call(as_of, left, ev, splits);
+                    self.call(as_of, right, ev, splits);
+                    return;
+                }
                 failure
             }
         };

@@ -1,5 +1,6 @@
 //! Every limit trips on a plugin that misbehaves, the failure is "no decision" (never
-//! "no match"), the host keeps working, and the next call succeeds on a fresh instance.
+//! "no match") for the customer that caused it and only for it, the host keeps working,
+//! and the next call succeeds on a fresh instance.
 
 mod common;
 
@@ -34,27 +35,36 @@ fn benign(host: &Host) -> Vec<Customer> {
     common::customers(host, &[r#"{"id":"c"}"#, r#"{"id":"d"}"#])
 }
 
-/// The failed call gives every customer of the batch an error naming the plugin,
-/// then a benign batch on the same condition succeeds on a new instance.
+/// The hostile customer gets an error naming the plugin, its neighbours in the batch
+/// still get their verdicts, and then a benign batch on the same condition succeeds on
+/// a new instance.
 fn assert_contained(host: &Host, mut condition: Condition) -> Failure {
     let failed: Evaluation = condition.evaluate(AS_OF, &batch(host));
-    assert_eq!(failed.verdicts.len(), 3);
-    for verdict in failed.verdicts.to_vec() {
-        match verdict {
-            Verdict::Error(message) => {
-                assert!(message.starts_with("plugin `hostile` "), "{message}")
-            }
-            other => panic!("a failed call must give no decision, got {other:?}"),
-        }
+    let verdicts = failed.verdicts.to_vec();
+    assert_eq!(verdicts.len(), 3);
+    match &verdicts[1] {
+        Verdict::Error(message) => assert!(message.starts_with("plugin `hostile` "), "{message}"),
+        other => panic!("a failed call must give no decision, got {other:?}"),
     }
+    assert_eq!(
+        verdicts[0],
+        Verdict::Match,
+        "the trap was pinned on its customer"
+    );
+    assert_eq!(
+        verdicts[2],
+        Verdict::Match,
+        "the trap was pinned on its customer"
+    );
     assert_eq!(failed.failures.len(), 1);
+    assert!(failed.isolated_traps >= 1);
+    assert!(
+        failed.instances_started >= 1,
+        "each poisoned instance was replaced"
+    );
 
     let next = condition.evaluate(AS_OF, &benign(host));
     assert_eq!(next.verdicts.to_vec(), vec![Verdict::Match, Verdict::Match]);
-    assert_eq!(
-        next.instances_started, 1,
-        "the poisoned instance was replaced"
-    );
     assert!(next.failures.is_empty());
     failed.failures.into_iter().next().expect("one failure")
 }
@@ -67,7 +77,8 @@ fn a_loop_runs_out_of_fuel() {
     assert_eq!(
         failure,
         Failure::OutOfFuel {
-            budget: Limits::default().fuel_for(3)
+            // the budget of the call that held only the hostile customer
+            budget: Limits::default().fuel_for(1)
         }
     );
 }
@@ -214,6 +225,21 @@ fn instances_are_recycled_after_the_configured_number_of_calls() {
     let ev = condition.evaluate(AS_OF, &benign(&host));
     assert_eq!(ev.instances_started, 1, "then it is replaced");
     assert_eq!(ev.verdicts.to_vec(), vec![Verdict::Match, Verdict::Match]);
+}
+
+#[test]
+fn isolating_traps_is_bounded_when_every_customer_traps() {
+    let host = common::host();
+    let mut condition = hostile(&host, r#"{"behaviour":"trap"}"#, None);
+    let json: Vec<String> = (0..200)
+        .map(|i| format!(r#"{{"id":"{i}","tags":["hostile"]}}"#))
+        .collect();
+    let all_hostile =
+        common::customers(&host, &json.iter().map(String::as_str).collect::<Vec<_>>());
+    let ev = condition.evaluate(AS_OF, &all_hostile);
+    assert_eq!(ev.verdicts.errors().len(), 200, "nobody gets a verdict");
+    assert_eq!(ev.isolated_traps, 32, "splitting stops at its cap");
+    assert!(ev.calls <= 1 + 2 * 32, "{} calls", ev.calls);
 }
 
 #[test]

@@ -1,0 +1,334 @@
+//! The plugin author's local runner: describe a plugin, run it over customers, and
+//! show how close each batch came to the limits.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use clap::Args;
+use cohort_host::{Evaluation, Host, HostConfig, Limits, Plugin};
+use cohort_model::{Customer, CustomerRecord, Interner, VerdictRef};
+use serde_json::json;
+
+#[derive(Args)]
+pub struct PluginsArgs {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct DescribeArgs {
+    /// A bundled plugin's id (see `cohort plugins`) or a path to a .wasm component
+    plugin: String,
+    /// Print JSON instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// A bundled plugin's id (see `cohort plugins`) or a path to a .wasm component
+    plugin: String,
+    /// The configuration: a JSON document, or @FILE to read it from a file
+    #[arg(long, short)]
+    config: String,
+    /// Customers, one JSON object per line (`-` for standard input)
+    #[arg(long)]
+    customers: PathBuf,
+    /// Evaluate as of this time (RFC 3339) [default: now]
+    #[arg(long, value_name = "TIME")]
+    as_of: Option<DateTime<Utc>>,
+    /// Grant the plugin read-only access to this directory, seen by it as /data
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Print JSON lines instead of a table
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct LimitArgs {
+    /// Fuel per call before the per-customer share
+    #[arg(long, value_name = "N", default_value_t = Limits::default().fuel_per_call)]
+    fuel_per_call: u64,
+    /// Fuel added per customer in a call
+    #[arg(long, value_name = "N", default_value_t = Limits::default().fuel_per_customer)]
+    fuel_per_customer: u64,
+    /// Memory cap per plugin instance, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = Limits::default().memory >> 20)]
+    memory_mib: usize,
+    /// Wall-clock deadline per call, in milliseconds
+    #[arg(long, value_name = "MS", default_value_t = Limits::default().deadline.as_millis() as u64)]
+    deadline_ms: u64,
+    /// Customers per call
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_batch)]
+    batch: usize,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            fuel_per_call: self.fuel_per_call,
+            fuel_per_customer: self.fuel_per_customer,
+            memory: self.memory_mib << 20,
+            deadline: Duration::from_millis(self.deadline_ms),
+            max_batch: self.batch.max(1),
+            ..Limits::default()
+        }
+    }
+}
+
+pub fn new_host(limits: Limits, cache_dir: Option<PathBuf>) -> anyhow::Result<Host> {
+    let config = HostConfig {
+        limits,
+        cache_dir,
+        ..HostConfig::default()
+    };
+    Host::new(config, Arc::new(Interner::new())).context("cannot start the plugin host")
+}
+
+/// A bundled plugin by id, or a plugin file by path.
+pub fn load(host: &Host, plugin: &str) -> anyhow::Result<Arc<Plugin>> {
+    let path = Path::new(plugin);
+    if path.extension().is_some_and(|e| e == "wasm") || path.exists() {
+        return host
+            .load_file(path)
+            .with_context(|| format!("cannot load plugin `{plugin}`"));
+    }
+    for bytes in cohort_artifacts::STANDARD {
+        let loaded = host
+            .load(bytes)
+            .context("a bundled plugin failed to load")?;
+        if loaded.info().id == plugin {
+            return Ok(loaded);
+        }
+    }
+    bail!("no bundled plugin `{plugin}` and no such file; `cohort plugins` lists the bundled ones")
+}
+
+pub fn plugins(args: PluginsArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let host = new_host(Limits::default(), cache_dir)?;
+    let mut out = std::io::stdout().lock();
+    for bytes in cohort_artifacts::STANDARD {
+        let plugin = host
+            .load(bytes)
+            .context("a bundled plugin failed to load")?;
+        let info = plugin.info();
+        if args.json {
+            writeln!(out, "{}", serde_json::to_string(info)?)?;
+        } else {
+            writeln!(
+                out,
+                "{:<24} {:<8} {}",
+                info.id, info.version, info.description
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn describe(args: DescribeArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let host = new_host(Limits::default(), cache_dir)?;
+    let plugin = load(&host, &args.plugin)?;
+    let info = plugin.info();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let mut value = serde_json::to_value(info)?;
+        value["contract"] = json!(plugin.contract_version());
+        value["sha256"] = json!(plugin.sha256());
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let reads: Vec<&str> = info.reads.iter().map(|f| f.name()).collect();
+    let capabilities: Vec<String> = info
+        .capabilities
+        .iter()
+        .map(|c| serde_json::to_value(c).map(|v| v.as_str().unwrap_or_default().to_string()))
+        .collect::<Result<_, _>>()?;
+    writeln!(out, "id            {}", info.id)?;
+    writeln!(out, "version       {}", info.version)?;
+    writeln!(
+        out,
+        "contract      cohort:plugin@{}",
+        plugin.contract_version()
+    )?;
+    writeln!(out, "sha256        {}", plugin.sha256())?;
+    writeln!(out, "description   {}", info.description)?;
+    writeln!(out, "reads         {}", reads.join(", "))?;
+    writeln!(
+        out,
+        "capabilities  {}",
+        if capabilities.is_empty() {
+            "none".to_string()
+        } else {
+            capabilities.join(", ")
+        }
+    )?;
+    let schema: serde_json::Value = serde_json::from_str(&info.config_schema)?;
+    writeln!(
+        out,
+        "configuration schema:\n{}",
+        serde_json::to_string_pretty(&schema)?
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Customers from a JSON-lines file, validated and interned; the first bad line stops
+/// everything, named by file and line.
+pub fn read_customers(
+    path: &Path,
+    interner: &Interner,
+) -> anyhow::Result<(Vec<String>, Vec<Customer>)> {
+    let reader: Box<dyn BufRead> = if path == Path::new("-") {
+        Box::new(BufReader::new(std::io::stdin()))
+    } else {
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("cannot open customers file `{}`", path.display()))?;
+        Box::new(BufReader::new(file))
+    };
+    let mut ids = Vec::new();
+    let mut customers = Vec::new();
+    for (n, line) in reader.lines().enumerate() {
+        let at = || format!("{}:{}", path.display(), n + 1);
+        let line = line.with_context(|| format!("cannot read {}", at()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: CustomerRecord =
+            serde_json::from_str(&line).with_context(|| format!("{}: not a customer", at()))?;
+        let customer = record.intern(interner).with_context(at)?;
+        ids.push(record.id);
+        customers.push(customer);
+    }
+    Ok((ids, customers))
+}
+
+fn read_config(config: &str) -> anyhow::Result<String> {
+    match config.strip_prefix('@') {
+        Some(file) => std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read configuration file `{file}`")),
+        None => Ok(config.to_string()),
+    }
+}
+
+pub fn eval(args: EvalArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let limits = args.limits.limits();
+    let host = new_host(limits.clone(), cache_dir)?;
+    let plugin = load(&host, &args.plugin)?;
+    let config = read_config(&args.config)?;
+    let mut condition = plugin.prepare(&config, args.data_dir.as_deref())?;
+    let (ids, customers) = read_customers(&args.customers, host.interner())?;
+    let as_of = args.as_of.unwrap_or_else(Utc::now);
+    let evaluation = condition.evaluate(as_of.timestamp(), &customers);
+
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        for (id, verdict) in ids.iter().zip(evaluation.verdicts.iter()) {
+            writeln!(
+                out,
+                "{}",
+                json!({"customer": id, "verdict": verdict.to_owned()})
+            )?;
+        }
+        writeln!(out, "{}", usage_json(&evaluation, &limits, customers.len()))?;
+    } else {
+        let width = ids.iter().map(String::len).max().unwrap_or(8).max(8);
+        writeln!(out, "{:<width$}  verdict", "customer")?;
+        for (id, verdict) in ids.iter().zip(evaluation.verdicts.iter()) {
+            let shown = match verdict {
+                VerdictRef::Match => "match".to_string(),
+                VerdictRef::NoMatch => "no match".to_string(),
+                VerdictRef::Error(message) => format!("no decision: {message}"),
+            };
+            writeln!(out, "{id:<width$}  {shown}")?;
+        }
+        writeln!(out)?;
+        write_usage(&mut out, &evaluation, &limits, customers.len())?;
+    }
+    // A plugin that could not decide is worth a non-zero exit in scripts.
+    Ok(if evaluation.verdicts.errors().is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn percent(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 {
+        100.0 * part / whole
+    } else {
+        0.0
+    }
+}
+
+/// The largest share of the deadline one call used, assuming calls took equal time.
+fn time_per_call(ev: &Evaluation) -> Duration {
+    ev.elapsed / ev.calls.max(1)
+}
+
+pub fn write_usage(
+    out: &mut impl Write,
+    ev: &Evaluation,
+    limits: &Limits,
+    customers: usize,
+) -> std::io::Result<()> {
+    let per_call = time_per_call(ev);
+    writeln!(
+        out,
+        "{customers} customers in {} call(s), {} matched, {} undecided",
+        ev.calls,
+        ev.verdicts.matches(),
+        ev.verdicts.errors().len()
+    )?;
+    writeln!(
+        out,
+        "  fuel    {:>14} used of {:>14} budgeted ({:.2}%)",
+        ev.fuel_used,
+        ev.fuel_budget,
+        percent(ev.fuel_used as f64, ev.fuel_budget as f64)
+    )?;
+    writeln!(
+        out,
+        "  memory  {:>10.1} MiB peak of {:>6} MiB cap ({:.1}%)",
+        ev.peak_memory as f64 / (1 << 20) as f64,
+        limits.memory >> 20,
+        percent(ev.peak_memory as f64, limits.memory as f64)
+    )?;
+    writeln!(
+        out,
+        "  time    {:>10.3} ms in all, {:.3} ms per call of a {} ms deadline ({:.2}%)",
+        ev.elapsed.as_secs_f64() * 1e3,
+        per_call.as_secs_f64() * 1e3,
+        limits.deadline.as_millis(),
+        percent(per_call.as_secs_f64(), limits.deadline.as_secs_f64())
+    )?;
+    for failure in &ev.failures {
+        writeln!(out, "  failed call: {failure}")?;
+    }
+    Ok(())
+}
+
+fn usage_json(ev: &Evaluation, limits: &Limits, customers: usize) -> serde_json::Value {
+    json!({
+        "summary": {
+            "customers": customers,
+            "calls": ev.calls,
+            "matched": ev.verdicts.matches(),
+            "undecided": ev.verdicts.errors().len(),
+            "fuel_used": ev.fuel_used,
+            "fuel_budget": ev.fuel_budget,
+            "peak_memory_bytes": ev.peak_memory,
+            "memory_cap_bytes": limits.memory,
+            "elapsed_ms": ev.elapsed.as_secs_f64() * 1e3,
+            "deadline_ms": limits.deadline.as_millis() as u64,
+            "failures": ev.failures.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }
+    })
+}

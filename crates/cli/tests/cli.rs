@@ -1,0 +1,172 @@
+//! The real `cohort` binary, driven as a user would.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn cohort(args: &[&str]) -> Output {
+    let cache = tempfile::tempdir().expect("tempdir");
+    Command::new(env!("CARGO_BIN_EXE_cohort"))
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .args(args)
+        .output()
+        .expect("cohort runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn examples() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/customers.jsonl")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn plugins_lists_the_bundled_country_plugin() {
+    let o = cohort(&["plugins"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("country "), "{}", stdout(&o));
+}
+
+#[test]
+fn describe_prints_the_self_description() {
+    let o = cohort(&["describe", "country", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(info["id"], "country");
+    assert_eq!(info["contract"], "0.1.0");
+    assert_eq!(info["reads"], serde_json::json!(["country"]));
+}
+
+#[test]
+fn eval_prints_a_verdict_per_customer_and_the_usage() {
+    let o = cohort(&[
+        "eval",
+        "country",
+        "--config",
+        r#"{"countries":["de","FR"]}"#,
+        "--customers",
+        &examples(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let verdict = |id: &str| {
+        lines
+            .iter()
+            .find(|l| l["customer"] == id)
+            .map(|l| l["verdict"]["verdict"].clone())
+            .expect("customer listed")
+    };
+    assert_eq!(verdict("C-1001"), "match");
+    assert_eq!(verdict("C-1002"), "match", "country `fr` in any case");
+    assert_eq!(verdict("C-1003"), "no-match");
+    assert_eq!(verdict("C-1005"), "no-match", "no country given");
+    let summary = &lines.last().expect("summary")["summary"];
+    assert_eq!(summary["matched"], 2);
+    assert!(summary["fuel_used"].as_u64().expect("number") > 0);
+}
+
+#[test]
+fn a_rejected_configuration_names_the_field_and_exits_non_zero() {
+    let o = cohort(&[
+        "eval",
+        "country",
+        "--config",
+        r#"{"countries":["DE","XX"]}"#,
+        "--customers",
+        &examples(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("`/countries/1`: `XX`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(o.stdout.is_empty(), "nothing evaluated");
+}
+
+#[test]
+fn a_bad_customer_line_is_named_by_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("customers.jsonl");
+    std::fs::write(
+        &file,
+        "{\"id\":\"1\",\"country\":\"DE\"}\n\n{\"id\":\"2\",\"country\":\"Germany\"}\n",
+    )
+    .expect("write");
+    let o = cohort(&[
+        "eval",
+        "country",
+        "--config",
+        r#"{"countries":["DE"]}"#,
+        "--customers",
+        &file.display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("customers.jsonl:3"), "{err}");
+    assert!(err.contains("`Germany`"), "{err}");
+}
+
+#[test]
+fn a_plugin_that_cannot_decide_exits_with_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("customers.jsonl");
+    std::fs::write(
+        &file,
+        "{\"id\":\"x\",\"tags\":[\"hostile\"]}\n{\"id\":\"y\"}\n",
+    )
+    .expect("write");
+    let o = cohort(&[
+        "eval",
+        cohort_artifacts::HOSTILE_PATH,
+        "--config",
+        r#"{"behaviour":"hog"}"#,
+        "--customers",
+        &file.display().to_string(),
+        "--memory-mib",
+        "8",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("x         no decision: plugin `hostile` exceeded the memory cap of 8 MiB"),
+        "{out}"
+    );
+    assert!(out.contains("y         match"), "{out}");
+}
+
+#[test]
+fn a_file_that_is_not_a_plugin_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("plugin.wasm");
+    std::fs::write(&file, b"not wasm at all").expect("write");
+    let o = cohort(&["describe", &file.display().to_string()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("not a WebAssembly file"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn the_demo_runs_and_reports() {
+    let o = cohort(&["demo", "--customers", "2000"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("group \"EU residents\""), "{out}");
+    assert!(out.contains("2000 customers in 2 call(s)"), "{out}");
+    assert!(out.contains("`/countries/1`: `EU` is not"), "{out}");
+}

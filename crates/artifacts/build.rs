@@ -17,6 +17,26 @@ const PROFILE: &str = "guest";
 /// (constant name, package, shipped with the product?)
 const GUESTS: &[(&str, &str, bool)] = &[
     ("COUNTRY", "cohort-plugin-country", true),
+    ("GEOIP_COUNTRY", "cohort-plugin-geoip-country", true),
+    (
+        "REGISTRATION_PARAM",
+        "cohort-plugin-registration-param",
+        true,
+    ),
+    ("PAYER_STATUS", "cohort-plugin-payer-status", true),
+    ("PROVIDER", "cohort-plugin-provider", true),
+    ("AUTH_METHOD", "cohort-plugin-auth-method", true),
+    (
+        "VERIFICATION_STATUS",
+        "cohort-plugin-verification-status",
+        true,
+    ),
+    (
+        "VERIFICATION_METHOD",
+        "cohort-plugin-verification-method",
+        true,
+    ),
+    ("PRODUCT", "cohort-plugin-product", true),
     ("HOSTILE", "cohort-plugin-hostile", false),
 ];
 
@@ -94,13 +114,20 @@ fn main() {
                 "pub const {name}: &[u8] = include_bytes!({path:?});"
             )
             .ok();
-            shipped.push(name);
+            shipped.push((name, package));
         }
     }
-    writeln!(generated, "/// Every plugin shipped with the product.").ok();
-    writeln!(generated, "pub const STANDARD: &[&[u8]] = &[").ok();
-    for name in shipped {
-        writeln!(generated, "    {name},").ok();
+    writeln!(
+        generated,
+        "/// Every plugin shipped with the product, by the id it describes itself with."
+    )
+    .ok();
+    writeln!(generated, "pub const STANDARD: &[(&str, &[u8])] = &[").ok();
+    for (name, package) in shipped {
+        // Standard plugins are named `cohort-plugin-<id>`; the host's tests check that
+        // each describes itself with that id.
+        let id = package.trim_start_matches("cohort-plugin-");
+        writeln!(generated, "    ({id:?}, {name}),").ok();
     }
     writeln!(generated, "];").ok();
     std::fs::write(out_dir.join("artifacts.rs"), generated).expect("write artifacts.rs");

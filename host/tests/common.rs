@@ -14,6 +14,8 @@ pub fn host_with(limits: Limits) -> Host {
     Host::new(
         HostConfig {
             limits,
+            // Shared by the tests of one run so that each plugin is compiled once.
+            cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
             ..HostConfig::default()
         },
         Arc::new(Interner::new()),
@@ -46,4 +48,37 @@ pub fn with_country(host: &Host, codes: &[&str]) -> Vec<Customer> {
         })
         .collect();
     customers(host, &json.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Verdicts of `plugin` (wasm bytes) with `config` over customers given as JSON.
+pub fn verdicts(
+    plugin: &[u8],
+    config: &str,
+    data_dir: Option<&std::path::Path>,
+    as_of: i64,
+    json: &[&str],
+) -> Vec<cohort_model::Verdict> {
+    let host = host();
+    let plugin = host.load(plugin).expect("plugin loads");
+    let customers = customers(&host, json);
+    let mut condition = plugin
+        .prepare(config, data_dir)
+        .unwrap_or_else(|e| panic!("config {config} must be valid: {e}"));
+    condition.evaluate(as_of, &customers).verdicts.to_vec()
+}
+
+/// The (path, message) of each configuration error `plugin` reports for `config`.
+pub fn config_errors(
+    plugin: &[u8],
+    config: &str,
+    data_dir: Option<&std::path::Path>,
+) -> Vec<(String, String)> {
+    let host = host();
+    let plugin = host.load(plugin).expect("plugin loads");
+    match plugin.prepare(config, data_dir) {
+        Err(cohort_host::PrepareError::Config { errors, .. }) => {
+            errors.into_iter().map(|e| (e.path, e.message)).collect()
+        }
+        other => panic!("expected configuration errors for {config}, got {other:?}"),
+    }
 }

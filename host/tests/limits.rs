@@ -192,6 +192,29 @@ fn a_granted_directory_is_readable_and_nothing_beside_it() {
 }
 
 #[test]
+fn a_granted_directory_is_read_only() {
+    let host = common::host();
+    let granted = tempfile::tempdir().expect("tempdir");
+    std::fs::write(granted.path().join("existing.txt"), "keep").expect("write");
+    for path in ["/data/new.txt", "/data/existing.txt"] {
+        let mut condition = hostile(
+            &host,
+            &format!(r#"{{"behaviour":"write","path":"{path}"}}"#),
+            Some(granted.path()),
+        );
+        match condition.evaluate(AS_OF, &batch(&host)).verdicts.to_vec()[1].clone() {
+            Verdict::Error(message) => assert!(message.contains("cannot write"), "{message}"),
+            other => panic!("writing `{path}` must fail, got {other:?}"),
+        }
+    }
+    assert!(!granted.path().join("new.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(granted.path().join("existing.txt")).expect("read"),
+        "keep"
+    );
+}
+
+#[test]
 fn environment_clock_randomness_and_network_are_denied() {
     let host = common::host();
     let peek = || {

@@ -102,24 +102,26 @@ pub fn load(host: &Host, plugin: &str) -> anyhow::Result<Arc<Plugin>> {
             .load_file(path)
             .with_context(|| format!("cannot load plugin `{plugin}`"));
     }
-    for bytes in cohort_artifacts::STANDARD {
-        let loaded = host
+    match cohort_artifacts::STANDARD
+        .iter()
+        .find(|(id, _)| *id == plugin)
+    {
+        Some((_, bytes)) => host
             .load(bytes)
-            .context("a bundled plugin failed to load")?;
-        if loaded.info().id == plugin {
-            return Ok(loaded);
-        }
+            .with_context(|| format!("the bundled plugin `{plugin}` failed to load")),
+        None => bail!(
+            "no bundled plugin `{plugin}` and no such file; `cohort plugins` lists the bundled ones"
+        ),
     }
-    bail!("no bundled plugin `{plugin}` and no such file; `cohort plugins` lists the bundled ones")
 }
 
 pub fn plugins(args: PluginsArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let host = new_host(Limits::default(), cache_dir)?;
     let mut out = std::io::stdout().lock();
-    for bytes in cohort_artifacts::STANDARD {
+    for (id, bytes) in cohort_artifacts::STANDARD {
         let plugin = host
             .load(bytes)
-            .context("a bundled plugin failed to load")?;
+            .with_context(|| format!("the bundled plugin `{id}` failed to load"))?;
         let info = plugin.info();
         if args.json {
             writeln!(out, "{}", serde_json::to_string(info)?)?;

@@ -4,10 +4,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn cohort(args: &[&str]) -> Output {
-    let cache = tempfile::tempdir().expect("tempdir");
+    // Shared by the tests of one run so that each plugin is compiled once.
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache");
     Command::new(env!("CARGO_BIN_EXE_cohort"))
         .arg("--cache-dir")
-        .arg(cache.path())
+        .arg(cache)
         .args(args)
         .output()
         .expect("cohort runs")
@@ -29,10 +30,42 @@ fn examples() -> String {
 }
 
 #[test]
-fn plugins_lists_the_bundled_country_plugin() {
-    let o = cohort(&["plugins"]);
+fn plugins_lists_every_bundled_plugin() {
+    let o = cohort(&["plugins", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).starts_with("country "), "{}", stdout(&o));
+    let ids: Vec<String> = stdout(&o)
+        .lines()
+        .map(|l| {
+            let info: serde_json::Value = serde_json::from_str(l).expect("JSON line");
+            info["id"].as_str().expect("id").to_string()
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "country",
+            "geoip-country",
+            "registration-param",
+            "payer-status",
+            "provider",
+            "auth-method",
+            "verification-status",
+            "verification-method",
+            "product"
+        ]
+    );
+}
+
+#[test]
+fn every_bundled_plugin_describes_itself() {
+    for (id, _) in cohort_artifacts::STANDARD {
+        let o = cohort(&["describe", id]);
+        assert!(o.status.success(), "{id}: {}", stderr(&o));
+        assert!(
+            stdout(&o).contains("contract      cohort:plugin@0.1.0"),
+            "{id}"
+        );
+    }
 }
 
 #[test]

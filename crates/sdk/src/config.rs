@@ -58,6 +58,24 @@ impl Problems {
         self.0.push(ConfigError::new(path, message));
     }
 
+    /// Check that a list of names is not empty and holds no blank name.
+    pub fn names(&mut self, path: &str, names: &[String]) {
+        if names.is_empty() {
+            self.push(path, "name at least one value");
+        }
+        for (i, name) in names.iter().enumerate() {
+            if name.trim().is_empty() {
+                self.push(format!("{path}/{i}"), "must not be blank");
+            }
+        }
+    }
+
+    /// Every problem pushed so far, for when there is no value to return. Push at least
+    /// one first.
+    pub fn fail<T>(self) -> Result<T, Vec<ConfigError>> {
+        Err(self.0)
+    }
+
     /// `value` if no problem was pushed, every problem otherwise.
     pub fn finish<T>(self, value: T) -> Result<T, Vec<ConfigError>> {
         if self.0.is_empty() {

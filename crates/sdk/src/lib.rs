@@ -24,6 +24,7 @@
 
 pub mod config;
 pub mod country;
+pub mod sets;
 
 #[doc(hidden)]
 #[allow(unsafe_code, clippy::all)]

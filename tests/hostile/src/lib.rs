@@ -24,6 +24,8 @@ enum Behaviour {
     /// read a file: "match" if it could, an error saying why not otherwise; only
     /// inside a granted data directory may it succeed
     Read,
+    /// write a file: "match" if it could; a granted directory is read-only
+    Write,
     /// look at the environment, the clock, randomness and the network, and report
     /// what it saw as an error message
     Peek,
@@ -35,7 +37,7 @@ enum Behaviour {
 #[serde(deny_unknown_fields)]
 struct Config {
     behaviour: Behaviour,
-    /// the file to read, for `read`
+    /// the file to read or write, for `read` and `write`
     #[serde(default)]
     path: String,
 }
@@ -78,6 +80,10 @@ impl Plugin for Hostile {
             Behaviour::Read => match std::fs::read(&self.path) {
                 Ok(_) => Verdict::Match,
                 Err(e) => Verdict::Error(format!("cannot read `{}`: {e}", self.path)),
+            },
+            Behaviour::Write => match std::fs::write(&self.path, "written by a plugin") {
+                Ok(()) => Verdict::Match,
+                Err(e) => Verdict::Error(format!("cannot write `{}`: {e}", self.path)),
             },
             Behaviour::Peek => Verdict::Error(peek()),
             Behaviour::Trap => panic!("hostile plugin traps on purpose"),

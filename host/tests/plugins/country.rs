@@ -1,7 +1,6 @@
-//! The country plugin, run through the real host.
+//! The country plugin.
 
-mod common;
-
+use crate::common;
 use cohort_artifacts::COUNTRY;
 use cohort_host::PrepareError;
 use cohort_model::Verdict::{self, Match, NoMatch};

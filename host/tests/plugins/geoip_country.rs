@@ -1,0 +1,154 @@
+//! The GeoIP country plugin, against MaxMind's public test databases in
+//! `../shared/testdata/geoip/` granted as the plugin's read-only data directory.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{self, config_errors, verdicts};
+use cohort_artifacts::GEOIP_COUNTRY;
+use cohort_host::PrepareError;
+use cohort_model::Verdict::{self, Match, NoMatch};
+
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/geoip")
+}
+
+const CUSTOMERS: [&str; 8] = [
+    r#"{"id":"gb","registration_ip":"81.2.69.142"}"#,
+    r#"{"id":"us","registration_ip":"216.160.83.56"}"#,
+    r#"{"id":"se","registration_ip":"89.160.20.112"}"#,
+    r#"{"id":"no-v6","registration_ip":"2a02:cf40::1"}"#,
+    r#"{"id":"jp-v6","registration_ip":"2001:218::1"}"#,
+    r#"{"id":"unknown","registration_ip":"1.1.1.1"}"#,
+    r#"{"id":"no-ip","country":"GB"}"#,
+    r#"{"id":"gb-mapped","registration_ip":"::ffff:81.2.69.142"}"#,
+];
+
+fn run(countries: &str, database: &str) -> Vec<Verdict> {
+    let config = format!(r#"{{"countries":{countries},"database":"{database}"}}"#);
+    verdicts(GEOIP_COUNTRY, &config, Some(&testdata()), 0, &CUSTOMERS)
+}
+
+#[test]
+fn the_country_of_the_registration_ip_ipv4_and_ipv6() {
+    assert_eq!(
+        run(r#"["gb","NO"]"#, "GeoIP2-Country-Test.mmdb"),
+        vec![
+            Match, NoMatch, NoMatch, Match, NoMatch, NoMatch, NoMatch, Match
+        ]
+    );
+    assert_eq!(
+        run(r#"["JP","SE"]"#, "GeoLite2-Country-Test.mmdb"),
+        vec![
+            NoMatch, NoMatch, Match, NoMatch, Match, NoMatch, NoMatch, NoMatch
+        ]
+    );
+}
+
+#[test]
+fn the_country_is_where_the_address_is_not_where_it_was_registered() {
+    // 81.2.69.142 is in GB but registered to a US organisation; 216.160.83.56 the
+    // other way round.
+    assert_eq!(
+        run(r#"["US"]"#, "GeoIP2-Country-Test.mmdb")[..2],
+        [NoMatch, Match]
+    );
+}
+
+#[test]
+fn a_corrupt_database_gives_no_decision_never_no() {
+    let got = run(r#"["GB"]"#, "MaxMind-DB-test-broken-search-tree-24.mmdb");
+    assert!(
+        got.iter()
+            .any(|v| matches!(v, Verdict::Error(m) if m.contains("GeoIP lookup"))),
+        "the broken tree must be noticed: {got:?}"
+    );
+    // Lookups that stop before the broken part may still answer, but a broken
+    // database must never put a customer from elsewhere into the group.
+    for (verdict, customer) in got.iter().zip(CUSTOMERS) {
+        if *verdict == Match {
+            assert!(customer.contains("\"id\":\"gb"), "{customer} matched");
+        }
+    }
+}
+
+#[test]
+fn a_missing_database_is_a_configuration_error() {
+    let errors = config_errors(
+        GEOIP_COUNTRY,
+        r#"{"countries":["GB"],"database":"GeoLite2-Country.mmdb"}"#,
+        Some(&testdata()),
+    );
+    assert_eq!(errors[0].0, "/database");
+    assert!(
+        errors[0]
+            .1
+            .contains("cannot read `/data/GeoLite2-Country.mmdb`"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn without_a_grant_the_database_cannot_be_read() {
+    let errors = config_errors(
+        GEOIP_COUNTRY,
+        r#"{"countries":["GB"],"database":"GeoIP2-Country-Test.mmdb"}"#,
+        None,
+    );
+    assert_eq!(errors[0].0, "/database");
+    assert!(
+        errors[0].1.contains("grant the plugin a data directory"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("countries.mmdb"), "just text").expect("write");
+    let errors = config_errors(
+        GEOIP_COUNTRY,
+        r#"{"countries":["GB"],"database":"countries.mmdb"}"#,
+        Some(dir.path()),
+    );
+    assert!(
+        errors[0].1.contains("is not a MaxMind database"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn paths_outside_the_data_directory_are_refused() {
+    for database in ["../LICENSE-MIT", "/etc/passwd", ""] {
+        let config = format!(r#"{{"countries":["GB"],"database":"{database}"}}"#);
+        let errors = config_errors(GEOIP_COUNTRY, &config, Some(&testdata()));
+        assert_eq!(errors[0].0, "/database", "{database}: {errors:?}");
+    }
+}
+
+#[test]
+fn unknown_country_codes_are_rejected() {
+    let errors = config_errors(
+        GEOIP_COUNTRY,
+        r#"{"countries":["GB","ZZ"],"database":"GeoIP2-Country-Test.mmdb"}"#,
+        Some(&testdata()),
+    );
+    assert_eq!(errors[0].0, "/countries/1");
+}
+
+#[test]
+fn the_plugin_asks_for_a_data_directory_and_it_must_be_one() {
+    let host = common::host();
+    let plugin = host.load(GEOIP_COUNTRY).expect("loads");
+    assert_eq!(
+        plugin.info().capabilities,
+        vec![cohort_model::Capability::DataDir]
+    );
+    let missing = testdata().join("no-such-dir");
+    let err = plugin
+        .prepare(
+            r#"{"countries":["GB"],"database":"x.mmdb"}"#,
+            Some(&missing),
+        )
+        .expect_err("not a directory");
+    assert!(matches!(err, PrepareError::Grant { .. }), "{err}");
+}

@@ -1,0 +1,53 @@
+//! The payer-status plugin.
+
+use crate::common::{config_errors, verdicts};
+use cohort_artifacts::PAYER_STATUS;
+use cohort_model::Verdict::{Match, NoMatch};
+
+const CUSTOMERS: [&str; 5] = [
+    r#"{"id":"company","payers":[{"kind":"legal_entity"}]}"#,
+    r#"{"id":"closed-company","payers":[{"kind":"legal_entity","active":false}]}"#,
+    r#"{"id":"person","payers":[{"kind":"individual"}]}"#,
+    r#"{"id":"mixed","payers":[{"kind":"individual"},{"kind":"sole_proprietor","active":false}]}"#,
+    r#"{"id":"no-payer"}"#,
+];
+
+#[test]
+fn only_active_payers_count_by_default() {
+    let got = verdicts(
+        PAYER_STATUS,
+        r#"{"kinds":["legal_entity"]}"#,
+        None,
+        0,
+        &CUSTOMERS,
+    );
+    assert_eq!(got, vec![Match, NoMatch, NoMatch, NoMatch, NoMatch]);
+}
+
+#[test]
+fn include_inactive_counts_every_payer() {
+    let got = verdicts(
+        PAYER_STATUS,
+        r#"{"kinds":["legal_entity","sole_proprietor"],"include_inactive":true}"#,
+        None,
+        0,
+        &CUSTOMERS,
+    );
+    assert_eq!(got, vec![Match, Match, NoMatch, Match, NoMatch]);
+}
+
+#[test]
+fn bad_configuration_is_named() {
+    let errors = config_errors(PAYER_STATUS, r#"{"kinds":["company"]}"#, None);
+    assert_eq!(errors[0].0, "/kinds/0");
+    let errors = config_errors(
+        PAYER_STATUS,
+        r#"{"kinds":["individual"],"include_inactive":"yes"}"#,
+        None,
+    );
+    assert_eq!(errors[0].0, "/include_inactive");
+    assert_eq!(
+        config_errors(PAYER_STATUS, r#"{"kinds":[]}"#, None)[0].0,
+        "/kinds"
+    );
+}

@@ -1,0 +1,157 @@
+//! Condition "country by GeoIP": the country of the customer's registration IP, looked
+//! up in a MaxMind-format database (GeoIP2 / GeoLite2 Country or City), is one of the
+//! configured ISO 3166-1 alpha-2 codes.
+//!
+//! The database is a file in the read-only data directory the operator grants to this
+//! plugin (seen as `/data`). An address the database does not cover, or a customer
+//! without a registration IP, does not match. A database that is missing or cannot be
+//! read is a configuration error; a lookup that fails on a corrupt database is "no
+//! decision" for that customer — never "no".
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Component, Path};
+
+use cohort_plugin_sdk::config::{self, Problems};
+use cohort_plugin_sdk::{
+    Capability, ConfigError, Customer, Fields, IpAddress, Plugin, PluginInfo, Timestamp, Verdict,
+    country, export_plugin,
+};
+use maxminddb::{PathElement, Reader};
+use serde::Deserialize;
+
+/// Where the granted data directory appears.
+const DATA_DIR: &str = "/data";
+const ISO_CODE: [PathElement<'static>; 2] =
+    [PathElement::Key("country"), PathElement::Key("iso_code")];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    countries: Vec<String>,
+    /// File name of the database inside the data directory.
+    database: String,
+}
+
+struct GeoipCountry {
+    countries: Vec<String>,
+    reader: Reader<Vec<u8>>,
+}
+
+impl Plugin for GeoipCountry {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            id: "geoip-country".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "The country of the customer's registration IP, by a MaxMind database in the granted data directory, is one of a set.".into(),
+            config_schema: r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "properties": {
+    "countries": {
+      "description": "ISO 3166-1 alpha-2 codes, any case",
+      "type": "array", "items": { "type": "string", "pattern": "^[A-Za-z]{2}$" }, "minItems": 1
+    },
+    "database": {
+      "description": "file name of a MaxMind Country or City database (.mmdb) in the granted data directory",
+      "type": "string", "minLength": 1
+    }
+  },
+  "required": ["countries", "database"],
+  "additionalProperties": false
+}"#
+            .into(),
+            reads: Fields::REGISTRATION_IP,
+            capabilities: vec![Capability::DataDir],
+        }
+    }
+
+    fn prepare(json: &str) -> Result<Self, Vec<ConfigError>> {
+        let cfg: Config = config::parse(json)?;
+        let mut problems = Problems::new();
+        if cfg.countries.is_empty() {
+            problems.push("/countries", "name at least one country");
+        }
+        let mut countries = Vec::with_capacity(cfg.countries.len());
+        for (i, code) in cfg.countries.iter().enumerate() {
+            match country::normalize(code) {
+                Some(code) => countries.push(code),
+                None => problems.push(
+                    format!("/countries/{i}"),
+                    format!("`{code}` is not an ISO 3166-1 alpha-2 country code"),
+                ),
+            }
+        }
+        countries.sort_unstable();
+        countries.dedup();
+
+        let relative = Path::new(&cfg.database);
+        let plain = !cfg.database.is_empty()
+            && relative
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)));
+        if !plain {
+            problems.push(
+                "/database",
+                format!(
+                    "`{}` must be a file name inside the data directory, without `..` or a leading `/`",
+                    cfg.database
+                ),
+            );
+            return problems.fail();
+        }
+        let path = Path::new(DATA_DIR).join(relative);
+        let reader = match std::fs::read(&path) {
+            Err(e) => {
+                problems.push(
+                    "/database",
+                    format!(
+                        "cannot read `{}`: {e} (grant the plugin a data directory that holds the database)",
+                        path.display()
+                    ),
+                );
+                None
+            }
+            Ok(bytes) => match Reader::from_source(bytes) {
+                Ok(reader) => Some(reader),
+                Err(e) => {
+                    problems.push(
+                        "/database",
+                        format!("`{}` is not a MaxMind database: {e}", path.display()),
+                    );
+                    None
+                }
+            },
+        };
+        match reader {
+            Some(reader) => problems.finish(GeoipCountry { countries, reader }),
+            None => problems.fail(),
+        }
+    }
+
+    fn evaluate(&self, _as_of: Timestamp, customer: Customer<'_>) -> Verdict {
+        let Some(address) = customer.registration_ip() else {
+            return Verdict::NoMatch;
+        };
+        let ip = match address {
+            IpAddress::Ipv4(n) => IpAddr::V4(Ipv4Addr::from(n)),
+            IpAddress::Ipv6((high, low)) => {
+                IpAddr::V6(Ipv6Addr::from((u128::from(high) << 64) | u128::from(low)))
+            }
+        };
+        let code = self
+            .reader
+            .lookup(ip)
+            .and_then(|found| found.decode_path::<&str>(&ISO_CODE));
+        match code {
+            Ok(Some(code)) => Verdict::from_bool(
+                self.countries
+                    .binary_search_by(|c| c.as_str().cmp(code))
+                    .is_ok(),
+            ),
+            Ok(None) => Verdict::NoMatch,
+            Err(e) => Verdict::Error(format!("GeoIP lookup of {ip} failed: {e}")),
+        }
+    }
+}
+
+export_plugin!(GeoipCountry);

@@ -203,3 +203,62 @@ fn the_demo_runs_and_reports() {
     assert!(out.contains("2000 customers in 2 call(s)"), "{out}");
     assert!(out.contains("`/countries/1`: `EU` is not"), "{out}");
 }
+
+/// The runner on every bundled plugin, with the sample configurations in
+/// `examples/configs/` over `examples/customers.jsonl`. `m` is match, `-` no match.
+#[test]
+fn eval_runs_every_bundled_plugin_on_the_examples() {
+    let expected = [
+        ("country", "mm---m"),
+        ("geoip-country", "m-m-m-"),
+        ("registration-param", "---m--"),
+        ("payer-status", "-mm---"),
+        ("provider", "mm----"),
+        ("auth-method", "-m-m-m"),
+        ("verification-status", "--mmm-"),
+        ("verification-method", "-m----"),
+        ("product", "---m--"),
+    ];
+    assert_eq!(
+        expected.len(),
+        cohort_artifacts::STANDARD.len(),
+        "a plugin is missing here"
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let examples_path = examples();
+    let geoip = root.join("../shared/testdata/geoip").display().to_string();
+    for (id, want) in expected {
+        let config = format!(
+            "@{}",
+            root.join(format!("examples/configs/{id}.json")).display()
+        );
+        let mut args = vec![
+            "eval",
+            id,
+            "--config",
+            &config,
+            "--customers",
+            &examples_path,
+            "--as-of",
+            "2026-11-25T00:00:00Z",
+            "--json",
+        ];
+        if id == "geoip-country" {
+            args.extend(["--data-dir", &geoip]);
+        }
+        let o = cohort(&args);
+        assert!(o.status.success(), "{id}: {}", stderr(&o));
+        let got: String = stdout(&o)
+            .lines()
+            .filter_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
+                match v["verdict"]["verdict"].as_str()? {
+                    "match" => Some('m'),
+                    "no-match" => Some('-'),
+                    other => panic!("{id}: unexpected verdict {other}"),
+                }
+            })
+            .collect();
+        assert_eq!(got, want, "{id}");
+    }
+}

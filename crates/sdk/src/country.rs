@@ -1,6 +1,8 @@
 //! ISO 3166-1 alpha-2 country codes, for plugins that take countries in their
 //! configuration.
 
+use crate::config::Problems;
+
 /// The 249 officially assigned ISO 3166-1 alpha-2 codes, sorted.
 const ASSIGNED: [&str; 249] = [
     "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
@@ -31,6 +33,28 @@ pub fn normalize(code: &str) -> Option<String> {
         .then_some(upper)
 }
 
+/// The configured country codes at `path`, upper-cased, sorted and without repeats.
+/// An empty list and every unknown code are pushed to `problems`, each unknown code with
+/// its index.
+pub fn codes(problems: &mut Problems, path: &str, codes: &[String]) -> Vec<String> {
+    if codes.is_empty() {
+        problems.push(path, "name at least one country");
+    }
+    let mut valid = Vec::with_capacity(codes.len());
+    for (i, code) in codes.iter().enumerate() {
+        match normalize(code) {
+            Some(code) => valid.push(code),
+            None => problems.push(
+                format!("{path}/{i}"),
+                format!("`{code}` is not an ISO 3166-1 alpha-2 country code"),
+            ),
+        }
+    }
+    valid.sort_unstable();
+    valid.dedup();
+    valid
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,6 +62,26 @@ mod tests {
     #[test]
     fn table_is_sorted_and_unique() {
         assert!(ASSIGNED.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn codes_are_normalised_and_each_bad_one_named() {
+        let mut problems = Problems::new();
+        let got = codes(
+            &mut problems,
+            "/countries",
+            &["fr".into(), "XX".into(), "DE".into(), "Fr".into()],
+        );
+        assert_eq!(got, ["DE", "FR"]);
+        let errors = problems.finish(()).expect_err("XX is unknown");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].path, "/countries/1");
+        let mut problems = Problems::new();
+        codes(&mut problems, "/countries", &[]);
+        assert_eq!(
+            problems.finish(()).expect_err("empty")[0].path,
+            "/countries"
+        );
     }
 
     #[test]

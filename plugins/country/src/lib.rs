@@ -51,21 +51,12 @@ impl Plugin for Country {
     fn prepare(json: &str) -> Result<Self, Vec<cohort_plugin_sdk::ConfigError>> {
         let cfg: Config = config::parse(json)?;
         let mut problems = Problems::new();
-        if cfg.countries.is_empty() {
-            problems.push("/countries", "name at least one country");
-        }
-        let mut countries = Vec::with_capacity(cfg.countries.len());
-        for (i, code) in cfg.countries.iter().enumerate() {
-            match country::normalize(code) {
-                Some(code) => countries.push(intern(&code)),
-                None => problems.push(
-                    format!("/countries/{i}"),
-                    format!("`{code}` is not an ISO 3166-1 alpha-2 country code"),
-                ),
-            }
-        }
+        let mut countries: Vec<Symbol> =
+            country::codes(&mut problems, "/countries", &cfg.countries)
+                .iter()
+                .map(|code| intern(code))
+                .collect();
         countries.sort_unstable();
-        countries.dedup();
         problems.finish(Country { countries })
     }
 

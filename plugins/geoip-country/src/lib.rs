@@ -68,21 +68,7 @@ impl Plugin for GeoipCountry {
     fn prepare(json: &str) -> Result<Self, Vec<ConfigError>> {
         let cfg: Config = config::parse(json)?;
         let mut problems = Problems::new();
-        if cfg.countries.is_empty() {
-            problems.push("/countries", "name at least one country");
-        }
-        let mut countries = Vec::with_capacity(cfg.countries.len());
-        for (i, code) in cfg.countries.iter().enumerate() {
-            match country::normalize(code) {
-                Some(code) => countries.push(code),
-                None => problems.push(
-                    format!("/countries/{i}"),
-                    format!("`{code}` is not an ISO 3166-1 alpha-2 country code"),
-                ),
-            }
-        }
-        countries.sort_unstable();
-        countries.dedup();
+        let countries = country::codes(&mut problems, "/countries", &cfg.countries);
 
         let relative = Path::new(&cfg.database);
         let plain = !cfg.database.is_empty()

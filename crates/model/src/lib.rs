@@ -6,6 +6,8 @@
 //! [`Verdict`] per customer.
 
 mod customer;
+mod group;
+mod membership;
 mod plugin;
 mod symbol;
 
@@ -13,6 +15,11 @@ pub use customer::{
     Customer, CustomerRecord, InvalidCustomer, Payer, PayerKind, PayerRecord, Subscription,
     SubscriptionRecord, SubscriptionStatus, VerificationStatus,
 };
+pub use group::{
+    AutoAssign, Clause, Condition, ExclusiveSet, Group, InvalidGroup, Mode, Rule, Schedule,
+    Triggers, is_slug,
+};
+pub use membership::{Membership, Source, State, state};
 pub use plugin::{
     Capability, ConfigError, Field, FieldSet, PluginInfo, Verdict, VerdictRef, Verdicts,
 };

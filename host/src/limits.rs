@@ -6,6 +6,9 @@ use std::time::Duration;
 pub struct Limits {
     /// Fuel (roughly, wasm instructions) for one call, before the per-customer share.
     pub fuel_per_call: u64,
+    /// Fuel for describing a plugin or preparing a configuration: done once per rule,
+    /// and may load and verify a data file.
+    pub fuel_per_prepare: u64,
     /// Fuel added to a call's budget for each customer in its batch.
     pub fuel_per_customer: u64,
     /// Wall-clock backstop for one call, for time that fuel does not count (host
@@ -25,6 +28,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             fuel_per_call: 10_000_000,
+            fuel_per_prepare: 2_000_000_000,
             fuel_per_customer: 100_000,
             deadline: Duration::from_secs(2),
             memory: 64 << 20,

@@ -54,7 +54,7 @@ impl Plugin {
     ) -> Result<Self, LoadError> {
         let mut store =
             Host::new_store(&shared, None).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-        let budget = arm(&mut store, &shared, 0);
+        let budget = arm(&mut store, &shared, None);
         let raw = pre
             .instantiate(&mut store)
             .and_then(|bindings| bindings.cohort_plugin_condition().call_describe(&mut store))
@@ -153,7 +153,7 @@ impl Live {
         };
         let mut store = Host::new_store(&plugin.shared, data_dir)
             .map_err(|e| failed(Failure::Instantiate(format!("{e:#}"))))?;
-        let budget = arm(&mut store, &plugin.shared, 0);
+        let budget = arm(&mut store, &plugin.shared, None);
         let bindings = match plugin.pre.instantiate(&mut store) {
             Ok(b) => b,
             Err(e) => return Err(failed(classify(&mut store, &plugin.shared, e, budget))),
@@ -177,9 +177,13 @@ impl Live {
     }
 }
 
-/// Set the limits for the next call; returns its fuel budget.
-fn arm(store: &mut Store<State>, shared: &Shared, customers: usize) -> u64 {
-    let budget = shared.limits.fuel_for(customers);
+/// Set the limits for the next call: an evaluation of `Some(n)` customers, or `None`
+/// for describing or preparing. Returns the call's fuel budget.
+fn arm(store: &mut Store<State>, shared: &Shared, customers: Option<usize>) -> u64 {
+    let budget = match customers {
+        Some(n) => shared.limits.fuel_for(n),
+        None => shared.limits.fuel_per_prepare,
+    };
     // Fuel is always enabled on our engine, so setting it cannot fail.
     let _ = store.set_fuel(budget);
     let ticks = shared.limits.deadline.as_millis() / EPOCH_TICK.as_millis();
@@ -328,7 +332,7 @@ impl Condition {
         };
 
         contract::fill(&mut self.batch, chunk, self.plugin.info.reads);
-        let budget = arm(&mut live.store, shared, chunk.len());
+        let budget = arm(&mut live.store, shared, Some(chunk.len()));
         live.calls += 1;
         ev.calls += 1;
         let result = live

@@ -55,20 +55,19 @@ fn the_country_is_where_the_address_is_not_where_it_was_registered() {
 }
 
 #[test]
-fn a_corrupt_database_gives_no_decision_never_no() {
-    let got = run(r#"["GB"]"#, "MaxMind-DB-test-broken-search-tree-24.mmdb");
-    assert!(
-        got.iter()
-            .any(|v| matches!(v, Verdict::Error(m) if m.contains("GeoIP lookup"))),
-        "the broken tree must be noticed: {got:?}"
+fn a_corrupt_database_is_refused_when_the_rule_is_saved() {
+    // MaxMind's deliberately broken database: its search tree has invalid nodes, which
+    // a lookup would report as "not found". Verification catches it up front.
+    let errors = config_errors(
+        GEOIP_COUNTRY,
+        r#"{"countries":["GB"],"database":"MaxMind-DB-test-broken-search-tree-24.mmdb"}"#,
+        Some(&testdata()),
     );
-    // Lookups that stop before the broken part may still answer, but a broken
-    // database must never put a customer from elsewhere into the group.
-    for (verdict, customer) in got.iter().zip(CUSTOMERS) {
-        if *verdict == Match {
-            assert!(customer.contains("\"id\":\"gb"), "{customer} matched");
-        }
-    }
+    assert_eq!(errors[0].0, "/database");
+    assert!(
+        errors[0].1.contains("is not a sound MaxMind database"),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -111,7 +110,7 @@ fn a_file_that_is_not_a_database_is_named() {
         Some(dir.path()),
     );
     assert!(
-        errors[0].1.contains("is not a MaxMind database"),
+        errors[0].1.contains("is not a sound MaxMind database"),
         "{errors:?}"
     );
 }

@@ -4,9 +4,9 @@
 //!
 //! The database is a file in the read-only data directory the operator grants to this
 //! plugin (seen as `/data`). An address the database does not cover, or a customer
-//! without a registration IP, does not match. A database that is missing or cannot be
-//! read is a configuration error; a lookup that fails on a corrupt database is "no
-//! decision" for that customer — never "no".
+//! without a registration IP, does not match. A database that is missing, unreadable
+//! or fails verification is a configuration error; a lookup that fails (an IPv6
+//! address in an IPv4-only database) is "no decision" for that customer — never "no".
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Component, Path};
@@ -97,12 +97,14 @@ impl Plugin for GeoipCountry {
                 );
                 None
             }
-            Ok(bytes) => match Reader::from_source(bytes) {
+            // Verified once here, so that a damaged file is refused when the rule is
+            // saved instead of answering "not found" for the addresses it lost.
+            Ok(bytes) => match Reader::from_source(bytes).and_then(|r| r.verify().map(|()| r)) {
                 Ok(reader) => Some(reader),
                 Err(e) => {
                     problems.push(
                         "/database",
-                        format!("`{}` is not a MaxMind database: {e}", path.display()),
+                        format!("`{}` is not a sound MaxMind database: {e}", path.display()),
                     );
                     None
                 }

@@ -1,0 +1,64 @@
+use cohort_model::Timestamp;
+
+/// Every way an engine call can fail. Each names what it is about; none leaves the
+/// store half-changed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] cohort_store::StoreError),
+    #[error("plugin: {0}")]
+    Load(#[from] cohort_host::LoadError),
+    #[error(transparent)]
+    InvalidGroup(#[from] cohort_model::InvalidGroup),
+    #[error(transparent)]
+    InvalidCustomer(#[from] cohort_model::InvalidCustomer),
+    #[error("no plugin `{0}` has been added (see `cohort plugin add`)")]
+    UnknownPlugin(String),
+    #[error("no version of plugin `{plugin}` matches `{requirement}` (available: {available})")]
+    NoMatchingVersion {
+        plugin: String,
+        requirement: String,
+        available: String,
+    },
+    #[error("plugin `{plugin}`: `{requirement}` is not a version requirement: {problem}")]
+    Version {
+        plugin: String,
+        requirement: String,
+        problem: String,
+    },
+    #[error("group `{group}`: {at}: plugin `{plugin}` rejects the configuration: {}", problems.join("; "))]
+    Config {
+        group: String,
+        /// Where in the rule, e.g. `rule.all[0].any[1]`.
+        at: String,
+        plugin: String,
+        /// Each problem with its field, e.g. `config/countries/1: ...`.
+        problems: Vec<String>,
+    },
+    #[error("group `{group}`: {at}: {problem}")]
+    Prepare {
+        group: String,
+        at: String,
+        problem: String,
+    },
+    #[error("group `{group}`: schedule: {problem}")]
+    Schedule { group: String, problem: String },
+    #[error("plugin `{plugin}` does not ask for a data directory; refusing to grant `{dir}`")]
+    Grant { plugin: String, dir: String },
+    #[error("plugin `{plugin}`: data directory `{dir}`: {problem}")]
+    DataDir {
+        plugin: String,
+        dir: String,
+        problem: String,
+    },
+    #[error(
+        "group `{0}` is disabled: its rule does not run (set auto.mode to add-only or full-sync)"
+    )]
+    Disabled(String),
+    #[error("group `{0}` does not allow manual runs (auto.triggers.manual is false)")]
+    ManualOff(String),
+    #[error("no {what} `{id}`")]
+    NotFound { what: &'static str, id: String },
+    #[error("the window ends (`{end}`) before it starts (`{start}`)")]
+    Window { start: Timestamp, end: Timestamp },
+}

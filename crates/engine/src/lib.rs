@@ -1,0 +1,713 @@
+//! The membership engine: the one place where plugins, rules, the planner and the
+//! store meet.
+//!
+//! It validates what operators save (groups through their plugins' configuration
+//! checks, customers through the model), runs a group's rule over every customer in
+//! pages (a manual run, a dry run, or the schedule's), checks a newly registered
+//! customer against every on-registration group, and applies each run's changes to the
+//! store in one transaction, so that a run interrupted at any point leaves the store as
+//! it was and a rerun converges to the same memberships.
+
+mod error;
+mod schedule;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use cohort_evaluator::{Compiled, Decision, Explanation, explain};
+use cohort_host::{Condition, Host, Plugin, PrepareError};
+use cohort_model::{
+    Customer, CustomerRecord, Group, Membership, Mode, PluginInfo, Source, State, Timestamp,
+    Verdicts,
+};
+use cohort_planner::{Change, Policy, Rival, Standing, plan};
+use cohort_store::{Cause, RunRecord, Store, StoredPlugin};
+use serde::Serialize;
+
+pub use error::EngineError;
+pub use schedule::next_run;
+
+pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// Customers read, evaluated and planned per page of a run: large enough that plugin
+/// calls are full batches, small enough that a page's facts stay in cache.
+const PAGE: usize = 8192;
+
+/// Why a run happens.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    Manual,
+    Periodic,
+    OnRegistration,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Manual => "manual",
+            Trigger::Periodic => "periodic",
+            Trigger::OnRegistration => "on-registration",
+        }
+    }
+}
+
+/// What a run did (or, for a dry run, would do).
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub run: RunRecord,
+    /// The changes, in order. Kept for dry runs and for the caller's report.
+    pub changes: Vec<Change>,
+    pub seconds: f64,
+}
+
+/// What registering a customer did.
+#[derive(Clone, Debug, Serialize)]
+pub struct Registration {
+    pub customer: String,
+    pub new: bool,
+    /// Groups the customer joined through on-registration rules.
+    pub joined: Vec<String>,
+    /// Groups whose rule could not decide for the customer, with the reason.
+    pub undecided: Vec<(String, String)>,
+}
+
+/// Why a customer is or is not in a group.
+#[derive(Clone, Debug, Serialize)]
+pub struct Why {
+    pub customer: String,
+    pub group: String,
+    pub as_of: Timestamp,
+    pub explanation: Explanation,
+    /// The customer's memberships in the group, with their state at `as_of`.
+    pub memberships: Vec<(Membership, State)>,
+    pub pinned_out: bool,
+}
+
+/// A loaded plugin and the data directory the operator granted it.
+type Granted = (Arc<Plugin>, Option<PathBuf>);
+
+pub struct Engine {
+    store: Arc<dyn Store>,
+    host: Host,
+    /// Loaded plugins by id and version.
+    plugins: Mutex<HashMap<(String, String), Granted>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, host: Host) -> Self {
+        Engine {
+            store,
+            host,
+            plugins: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// Add (or replace) a plugin: check it against the contract, then keep its bytes
+    /// and the operator's data-directory grant in the store.
+    pub fn add_plugin(
+        &self,
+        wasm: &[u8],
+        data_dir: Option<&Path>,
+        now: Timestamp,
+    ) -> Result<PluginInfo> {
+        let plugin = self.host.load(wasm)?;
+        let info = plugin.info().clone();
+        if let Some(dir) = data_dir
+            && !info
+                .capabilities
+                .contains(&cohort_model::Capability::DataDir)
+        {
+            return Err(EngineError::Grant {
+                plugin: info.id,
+                dir: dir.display().to_string(),
+            });
+        }
+        let data_dir = data_dir
+            .map(|d| {
+                d.canonicalize()
+                    .map_err(|e| EngineError::DataDir {
+                        plugin: info.id.clone(),
+                        dir: d.display().to_string(),
+                        problem: e.to_string(),
+                    })
+                    .map(|d| d.display().to_string())
+            })
+            .transpose()?;
+        self.store.put_plugin(&StoredPlugin {
+            id: info.id.clone(),
+            version: info.version.clone(),
+            sha256: plugin.sha256().to_string(),
+            wasm: wasm.to_vec(),
+            data_dir: data_dir.clone(),
+            added_at: now,
+        })?;
+        self.lock_plugins().insert(
+            (info.id.clone(), info.version.clone()),
+            (plugin, data_dir.map(PathBuf::from)),
+        );
+        Ok(info)
+    }
+
+    fn lock_plugins(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Granted>> {
+        // Only whole entries are inserted; a panic elsewhere cannot leave one half-made.
+        self.plugins.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The newest stored version of plugin `id` that satisfies `requirement`.
+    fn plugin(&self, id: &str, requirement: &str) -> Result<Granted> {
+        let req = semver::VersionReq::parse(requirement).map_err(|e| EngineError::Version {
+            plugin: id.to_string(),
+            requirement: requirement.to_string(),
+            problem: e.to_string(),
+        })?;
+        let stored = self.store.plugins()?;
+        let candidates: Vec<&StoredPlugin> = stored.iter().filter(|p| p.id == id).collect();
+        if candidates.is_empty() {
+            return Err(EngineError::UnknownPlugin(id.to_string()));
+        }
+        let best = candidates
+            .iter()
+            .filter_map(|p| semver::Version::parse(&p.version).ok().map(|v| (v, *p)))
+            .filter(|(v, _)| req.matches(v))
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, p)| p)
+            .ok_or_else(|| EngineError::NoMatchingVersion {
+                plugin: id.to_string(),
+                requirement: requirement.to_string(),
+                available: candidates
+                    .iter()
+                    .map(|p| p.version.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        let key = (best.id.clone(), best.version.clone());
+        if let Some(found) = self.lock_plugins().get(&key) {
+            return Ok(found.clone());
+        }
+        let plugin = self.host.load(&best.wasm)?;
+        let entry = (plugin, best.data_dir.as_ref().map(PathBuf::from));
+        self.lock_plugins().insert(key, entry.clone());
+        Ok(entry)
+    }
+
+    /// The group's conditions, each prepared by its plugin, in rule order. A rejected
+    /// configuration is named by its place in the rule and its field.
+    fn prepare(&self, group: &Group) -> Result<Vec<Condition>> {
+        group
+            .conditions()
+            .map(|(i, j, condition)| {
+                let (plugin, data_dir) = self.plugin(&condition.plugin, &condition.version)?;
+                plugin
+                    .prepare(&condition.config.to_string(), data_dir.as_deref())
+                    .map_err(|e| EngineError::from_prepare(&group.id, i, j, e))
+            })
+            .collect()
+    }
+
+    /// Save a group after checking its shape, its schedule, and every condition's
+    /// configuration through its plugin. Nothing is saved if anything is wrong.
+    pub fn save_group(&self, group: &Group, now: Timestamp) -> Result<()> {
+        group.check()?;
+        if let Some(s) = &group.auto.triggers.schedule {
+            schedule::parse(&group.id, s)?;
+        }
+        drop(self.prepare(group)?);
+        self.store.put_group(group, now)?;
+        Ok(())
+    }
+
+    pub fn group(&self, id: &str) -> Result<Group> {
+        self.store.group(id)?.ok_or_else(|| EngineError::NotFound {
+            what: "group",
+            id: id.to_string(),
+        })
+    }
+
+    /// Insert or update a customer. A new customer is checked at once against every
+    /// group with the on-registration trigger.
+    pub fn upsert_customer(&self, record: &CustomerRecord, now: Timestamp) -> Result<Registration> {
+        let customer = record.intern(self.host.interner())?;
+        let new = self.store.upsert_customer(record, now)?;
+        let mut registration = Registration {
+            customer: record.id.clone(),
+            new,
+            joined: Vec::new(),
+            undecided: Vec::new(),
+        };
+        if !new {
+            return Ok(registration);
+        }
+        for group in self.store.groups()? {
+            if group.auto.mode == Mode::Disabled || !group.auto.triggers.on_registration {
+                continue;
+            }
+            let mut conditions = self.prepare(&group)?;
+            let columns: Vec<Verdicts> = conditions
+                .iter_mut()
+                .map(|c| c.evaluate(now, std::slice::from_ref(&customer)).verdicts)
+                .collect();
+            let decision = Compiled::new(&group).decide(&columns, 0);
+            if decision == Decision::Undecided {
+                let why = explain(&group, &columns, 0).to_string();
+                registration.undecided.push((group.id.clone(), why));
+                continue;
+            }
+            let changes = self.plan_one(&group, &record.id, decision, now)?;
+            if changes
+                .iter()
+                .any(|c| matches!(c, Change::Add { group: g, .. } if *g == group.id))
+            {
+                registration.joined.push(group.id.clone());
+            }
+            let actor = format!("rule:{}", group.id);
+            self.store.apply(
+                &changes,
+                &Cause {
+                    trigger: Trigger::OnRegistration.as_str(),
+                    actor: &actor,
+                    run: None,
+                },
+                now,
+            )?;
+        }
+        Ok(registration)
+    }
+
+    fn plan_one(
+        &self,
+        group: &Group,
+        customer: &str,
+        decision: Decision,
+        as_of: Timestamp,
+    ) -> Result<Vec<Change>> {
+        let memberships: Vec<Membership> = self
+            .store
+            .customer_memberships(customer)?
+            .into_iter()
+            .filter(|m| m.group == group.id)
+            .collect();
+        let pinned_out = self
+            .store
+            .exclusions(&group.id)?
+            .iter()
+            .any(|c| c == customer);
+        let rivals = self.rivals(group, as_of)?;
+        Ok(plan(
+            policy(group),
+            Standing {
+                customer,
+                memberships: &memberships,
+                pinned_out,
+                rivals: rivals.get(customer).map(Vec::as_slice).unwrap_or(&[]),
+            },
+            decision,
+            as_of,
+        ))
+    }
+
+    /// Active memberships in the other groups of `group`'s exclusive set, by customer.
+    fn rivals(&self, group: &Group, as_of: Timestamp) -> Result<HashMap<String, Vec<Rival>>> {
+        let mut rivals: HashMap<String, Vec<Rival>> = HashMap::new();
+        let Some(set) = &group.exclusive else {
+            return Ok(rivals);
+        };
+        for other in self.store.groups()? {
+            let Some(other_set) = &other.exclusive else {
+                continue;
+            };
+            if other.id == group.id || other_set.set != set.set {
+                continue;
+            }
+            for m in self.store.group_memberships(&other.id)? {
+                if m.is_active(as_of) {
+                    rivals.entry(m.customer.clone()).or_default().push(Rival {
+                        membership: m,
+                        priority: other_set.priority,
+                    });
+                }
+            }
+        }
+        Ok(rivals)
+    }
+
+    /// Run a group's rule over every customer as of `as_of`. A dry run computes the
+    /// same changes and applies none. `progress` is told (done, total) after each page.
+    pub fn run_group(
+        &self,
+        id: &str,
+        trigger: Trigger,
+        dry_run: bool,
+        actor: &str,
+        as_of: Timestamp,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<RunReport> {
+        let started = Instant::now();
+        let group = self.group(id)?;
+        if group.auto.mode == Mode::Disabled {
+            return Err(EngineError::Disabled(group.id));
+        }
+        if trigger == Trigger::Manual && !group.auto.triggers.manual {
+            return Err(EngineError::ManualOff(group.id));
+        }
+        let mut conditions = self.prepare(&group)?;
+        let compiled = Compiled::new(&group);
+        let total = self.store.count_customers()?;
+
+        let mut run = RunRecord {
+            group: group.id.clone(),
+            trigger: trigger.as_str().into(),
+            dry_run,
+            actor: actor.into(),
+            as_of,
+            started_at: as_of,
+            status: "running".into(),
+            ..RunRecord::default()
+        };
+        run.id = self.store.start_run(&run)?;
+
+        let mut by_customer: HashMap<String, Vec<Membership>> = HashMap::new();
+        for m in self.store.group_memberships(&group.id)? {
+            by_customer.entry(m.customer.clone()).or_default().push(m);
+        }
+        let pinned: HashSet<String> = self.store.exclusions(&group.id)?.into_iter().collect();
+        let rivals = self.rivals(&group, as_of)?;
+        let policy = policy(&group);
+
+        let mut changes = Vec::new();
+        let mut failures: HashMap<String, u64> = HashMap::new();
+        let mut after: Option<String> = None;
+        let mut facts: Vec<Customer> = Vec::with_capacity(PAGE);
+        loop {
+            let page = self.store.customers_after(after.as_deref(), PAGE)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            facts.clear();
+            for record in &page {
+                // Records were checked when they were stored; one that no longer
+                // passes (a stricter check since) is treated as undecided below.
+                facts.push(record.intern(self.host.interner()).unwrap_or_default());
+            }
+            let columns: Vec<Verdicts> = conditions
+                .iter_mut()
+                .map(|c| c.evaluate(as_of, &facts).verdicts)
+                .collect();
+            for (i, record) in page.iter().enumerate() {
+                let decision = if record.intern(self.host.interner()).is_err() {
+                    *failures
+                        .entry(format!("customer `{}` has invalid data", record.id))
+                        .or_default() += 1;
+                    Decision::Undecided
+                } else {
+                    compiled.decide(&columns, i)
+                };
+                match decision {
+                    Decision::Member => run.matched += 1,
+                    Decision::Undecided => {
+                        run.undecided += 1;
+                        for column in &columns {
+                            if let Some(cohort_model::VerdictRef::Error(e)) = column.get(i) {
+                                *failures.entry(e.to_string()).or_default() += 1;
+                            }
+                        }
+                    }
+                    Decision::NotMember => {}
+                }
+                let memberships = by_customer
+                    .get(&record.id)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                changes.extend(plan(
+                    policy,
+                    Standing {
+                        customer: &record.id,
+                        memberships,
+                        pinned_out: pinned.contains(&record.id),
+                        rivals: rivals.get(&record.id).map(Vec::as_slice).unwrap_or(&[]),
+                    },
+                    decision,
+                    as_of,
+                ));
+            }
+            run.customers += page.len() as u64;
+            progress(run.customers, total.max(run.customers));
+        }
+
+        if dry_run {
+            for c in &changes {
+                match c {
+                    Change::Add { group: g, .. } if *g == group.id => run.added += 1,
+                    Change::Add { .. } => {}
+                    Change::End { .. } => run.removed += 1,
+                }
+            }
+        } else {
+            let actor = format!("rule:{}", group.id);
+            let (added, removed) = self.store.apply(
+                &changes,
+                &Cause {
+                    trigger: trigger.as_str(),
+                    actor: &actor,
+                    run: Some(run.id),
+                },
+                as_of,
+            )?;
+            run.added = added;
+            run.removed = removed;
+        }
+        let mut failures: Vec<(String, u64)> = failures.into_iter().collect();
+        failures.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        run.failures = failures;
+        run.status = "finished".into();
+        run.finished_at = Some(as_of);
+        self.store.finish_run(&run)?;
+        if trigger == Trigger::Periodic && !dry_run {
+            self.store.set_last_periodic_run(&group.id, as_of)?;
+        }
+        Ok(RunReport {
+            run,
+            changes,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Run every group whose schedule has come due by `now` (the scheduler's tick).
+    pub fn run_due(&self, now: Timestamp) -> Result<Vec<RunReport>> {
+        let mut reports = Vec::new();
+        for group in self.store.groups()? {
+            let Some(s) = &group.auto.triggers.schedule else {
+                continue;
+            };
+            if group.auto.mode == Mode::Disabled {
+                continue;
+            }
+            let last = self.store.last_periodic_run(&group.id)?.unwrap_or(now);
+            if next_run(&group.id, s, last)?.is_some_and(|next| next <= now) {
+                reports.push(self.run_group(
+                    &group.id,
+                    Trigger::Periodic,
+                    false,
+                    "scheduler",
+                    now,
+                    &mut |_, _| {},
+                )?);
+            }
+        }
+        Ok(reports)
+    }
+
+    /// Why `customer` is or is not a member of `group` as of `as_of`.
+    pub fn explain(&self, customer: &str, group: &str, as_of: Timestamp) -> Result<Why> {
+        let g = self.group(group)?;
+        let record = self.customer(customer)?;
+        let facts = record.intern(self.host.interner())?;
+        let columns: Vec<Verdicts> = self
+            .prepare(&g)?
+            .iter_mut()
+            .map(|c| c.evaluate(as_of, std::slice::from_ref(&facts)).verdicts)
+            .collect();
+        let memberships = self
+            .store
+            .customer_memberships(customer)?
+            .into_iter()
+            .filter(|m| m.group == group)
+            .map(|m| {
+                let state = m.state(as_of);
+                (m, state)
+            })
+            .collect();
+        Ok(Why {
+            customer: customer.to_string(),
+            group: group.to_string(),
+            as_of,
+            explanation: explain(&g, &columns, 0),
+            memberships,
+            pinned_out: self.store.exclusions(group)?.iter().any(|c| c == customer),
+        })
+    }
+
+    fn customer(&self, id: &str) -> Result<CustomerRecord> {
+        self.store
+            .customer(id)?
+            .ok_or_else(|| EngineError::NotFound {
+                what: "customer",
+                id: id.to_string(),
+            })
+    }
+
+    /// Add a customer to a group by hand, optionally for a window `[start, end)`.
+    pub fn add_member(
+        &self,
+        customer: &str,
+        group: &str,
+        actor: &str,
+        reason: &str,
+        window: (Timestamp, Option<Timestamp>),
+        now: Timestamp,
+    ) -> Result<bool> {
+        let g = self.group(group)?;
+        self.customer(customer)?;
+        if let Some(end) = window.1
+            && end <= window.0
+        {
+            return Err(EngineError::Window {
+                start: window.0,
+                end,
+            });
+        }
+        let memberships = self.store.customer_memberships(customer)?;
+        let overlapping = memberships.iter().any(|m| {
+            m.group == group
+                && m.end.is_none_or(|end| end > window.0)
+                && window.1.is_none_or(|end| m.start < end)
+        });
+        if overlapping {
+            return Ok(false);
+        }
+        let mut changes = Vec::new();
+        if let Some(set) = &g.exclusive {
+            // By hand the operator's choice wins: leave the other groups of the set.
+            for (other, m) in self
+                .rivals(&g, now)?
+                .remove(customer)
+                .into_iter()
+                .flatten()
+                .map(|r| (r.membership.group.clone(), r.membership))
+            {
+                changes.push(Change::End {
+                    membership: m.id,
+                    customer: customer.to_string(),
+                    group: other,
+                    at: window.0.max(now),
+                    reason: format!("added by hand to `{group}` of exclusive set `{}`", set.set),
+                });
+            }
+        }
+        changes.push(Change::Add {
+            customer: customer.to_string(),
+            group: group.to_string(),
+            source: Source::Manual,
+            reason: reason.to_string(),
+            start: window.0,
+            end: window.1,
+        });
+        self.store.apply(
+            &changes,
+            &Cause {
+                trigger: Trigger::Manual.as_str(),
+                actor,
+                run: None,
+            },
+            now,
+        )?;
+        Ok(true)
+    }
+
+    /// Remove a customer from a group by hand: every active or pending membership ends
+    /// now. Returns how many ended. A rule may add the customer again at its next run
+    /// unless [`Engine::pin_exclusion`] says otherwise.
+    pub fn remove_member(
+        &self,
+        customer: &str,
+        group: &str,
+        actor: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<u64> {
+        self.group(group)?;
+        let changes: Vec<Change> = self
+            .store
+            .customer_memberships(customer)?
+            .into_iter()
+            .filter(|m| m.group == group && m.state(now) != State::Expired)
+            .map(|m| Change::End {
+                membership: m.id,
+                customer: customer.to_string(),
+                group: group.to_string(),
+                // A pending membership ends before it starts: its window becomes empty.
+                at: now.max(m.start),
+                reason: reason.to_string(),
+            })
+            .collect();
+        let (_, ended) = self.store.apply(
+            &changes,
+            &Cause {
+                trigger: Trigger::Manual.as_str(),
+                actor,
+                run: None,
+            },
+            now,
+        )?;
+        Ok(ended)
+    }
+
+    /// Pin a customer out of a group (the rule never adds it again) or lift the pin.
+    /// Pinning also removes the customer now.
+    pub fn pin_exclusion(
+        &self,
+        customer: &str,
+        group: &str,
+        pinned: bool,
+        actor: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.group(group)?;
+        self.customer(customer)?;
+        self.store
+            .set_exclusion(customer, group, pinned, actor, reason, now)?;
+        if pinned {
+            self.remove_member(customer, group, actor, reason, now)?;
+        }
+        Ok(())
+    }
+}
+
+fn policy(group: &Group) -> Policy<'_> {
+    Policy {
+        group: &group.id,
+        mode: group.auto.mode,
+        keep_manual: group.auto.keep_manual,
+        exclusive: group.exclusive.as_ref(),
+    }
+}
+
+impl EngineError {
+    fn from_prepare(group: &str, clause: usize, index: usize, e: PrepareError) -> Self {
+        let at = format!("rule.all[{clause}].any[{index}]");
+        match e {
+            PrepareError::Config { plugin, errors } => EngineError::Config {
+                group: group.to_string(),
+                at,
+                plugin,
+                problems: errors
+                    .into_iter()
+                    .map(|e| {
+                        if e.path.is_empty() {
+                            format!("config: {}", e.message)
+                        } else {
+                            format!("config{}: {}", e.path, e.message)
+                        }
+                    })
+                    .collect(),
+            },
+            other => EngineError::Prepare {
+                group: group.to_string(),
+                at,
+                problem: other.to_string(),
+            },
+        }
+    }
+}

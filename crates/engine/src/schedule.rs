@@ -1,0 +1,74 @@
+//! Periodic runs: cron expressions read in a time zone.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use cohort_model::{Schedule, Timestamp};
+
+use crate::{EngineError, Result};
+
+pub(crate) fn parse(group: &str, s: &Schedule) -> Result<(cron::Schedule, Tz)> {
+    let problem = |problem: String| EngineError::Schedule {
+        group: group.to_string(),
+        problem,
+    };
+    let cron = cron::Schedule::from_str(&s.cron).map_err(|e| {
+        problem(format!(
+            "`{}` is not a cron expression (sec min hour day month weekday [year]): {e}",
+            s.cron
+        ))
+    })?;
+    let tz = Tz::from_str(&s.time_zone)
+        .map_err(|_| problem(format!("`{}` is not an IANA time zone", s.time_zone)))?;
+    Ok((cron, tz))
+}
+
+/// The first time after `after` at which the schedule fires, read in its time zone
+/// (so "03:00 Europe/Berlin" follows daylight saving time).
+pub fn next_run(group: &str, s: &Schedule, after: Timestamp) -> Result<Option<Timestamp>> {
+    let (cron, tz) = parse(group, s)?;
+    let after = DateTime::<Utc>::from_timestamp(after, 0)
+        .unwrap_or_default()
+        .with_timezone(&tz);
+    Ok(cron.after(&after).next().map(|t| t.timestamp()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule(cron: &str, tz: &str) -> Schedule {
+        Schedule {
+            cron: cron.into(),
+            time_zone: tz.into(),
+        }
+    }
+
+    #[test]
+    fn nightly_in_a_time_zone_follows_daylight_saving() {
+        let nightly = schedule("0 0 3 * * *", "Europe/Berlin");
+        // 2026-01-15T12:00Z: next 03:00 Berlin (CET, UTC+1) is 02:00Z on the 16th.
+        let winter = next_run("g", &nightly, 1_768_478_400).expect("valid");
+        assert_eq!(winter, Some(1_768_528_800));
+        // 2026-07-15T12:00Z: CEST, UTC+2, so 01:00Z on the 16th.
+        let summer = next_run("g", &nightly, 1_784_116_800).expect("valid");
+        assert_eq!(summer, Some(1_784_163_600));
+    }
+
+    #[test]
+    fn bad_expressions_and_zones_are_named() {
+        let err = next_run("g", &schedule("every night", "UTC"), 0).expect_err("bad cron");
+        assert!(
+            err.to_string()
+                .contains("`every night` is not a cron expression"),
+            "{err}"
+        );
+        let err = next_run("g", &schedule("0 0 3 * * *", "Mars/Olympus"), 0).expect_err("bad tz");
+        assert!(
+            err.to_string()
+                .contains("`Mars/Olympus` is not an IANA time zone"),
+            "{err}"
+        );
+    }
+}

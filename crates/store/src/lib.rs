@@ -1,0 +1,148 @@
+//! Where Cohort keeps customers, groups, plugins, memberships and their history.
+//!
+//! [`Store`] is the interface the engine uses; [`SqliteStore`] is the embedded default
+//! (one file, WAL, migrations on open). Every change to memberships goes through
+//! [`Store::apply`], which writes the change, its audit entry and its outbox event in
+//! one transaction: a crash leaves either all of a batch or none of it.
+
+mod sqlite;
+
+use cohort_model::{CustomerRecord, Group, Membership, Source, Timestamp};
+use cohort_planner::Change;
+use serde::Serialize;
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("store: stored {what} `{id}` cannot be read: {problem}")]
+    Corrupt {
+        what: &'static str,
+        id: String,
+        problem: String,
+    },
+    #[error("no {what} `{id}`")]
+    NotFound { what: &'static str, id: String },
+    #[error("cannot open the store at `{path}`: {problem}")]
+    Open { path: String, problem: String },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A plugin as the operator added it.
+#[derive(Clone, Debug, Serialize)]
+pub struct StoredPlugin {
+    pub id: String,
+    pub version: String,
+    pub sha256: String,
+    #[serde(skip)]
+    pub wasm: Vec<u8>,
+    /// The read-only data directory the operator granted, if any.
+    pub data_dir: Option<String>,
+    pub added_at: Timestamp,
+}
+
+/// Who and what caused a batch of membership changes.
+#[derive(Clone, Debug)]
+pub struct Cause<'a> {
+    /// `manual`, `on-registration`, `periodic`, `import`.
+    pub trigger: &'a str,
+    /// An operator's name, or `rule:<group>`.
+    pub actor: &'a str,
+    pub run: Option<i64>,
+}
+
+/// One line of the audit history.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: Timestamp,
+    pub customer: String,
+    pub group: String,
+    /// `added`, `removed`, `excluded`, `unexcluded`.
+    pub action: String,
+    pub source: Option<Source>,
+    pub actor: String,
+    pub trigger: String,
+    pub run: Option<i64>,
+    pub reason: String,
+}
+
+/// A run of a group's rule: what ran, when, why, and what it did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub group: String,
+    pub trigger: String,
+    pub dry_run: bool,
+    pub actor: String,
+    pub as_of: Timestamp,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    /// `running`, `finished`, `failed`, `interrupted`.
+    pub status: String,
+    pub customers: u64,
+    pub matched: u64,
+    pub added: u64,
+    pub removed: u64,
+    pub undecided: u64,
+    /// The distinct reasons conditions could not decide, with counts.
+    pub failures: Vec<(String, u64)>,
+}
+
+/// The storage interface of the engine.
+pub trait Store: Send + Sync {
+    fn put_plugin(&self, plugin: &StoredPlugin) -> Result<()>;
+    fn plugins(&self) -> Result<Vec<StoredPlugin>>;
+
+    /// Insert or replace a customer; `true` when it is new.
+    fn upsert_customer(&self, record: &CustomerRecord, now: Timestamp) -> Result<bool>;
+    fn customer(&self, id: &str) -> Result<Option<CustomerRecord>>;
+    /// Customers in id order after `after`, at most `limit`.
+    fn customers_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<CustomerRecord>>;
+    fn count_customers(&self) -> Result<u64>;
+
+    fn put_group(&self, group: &Group, now: Timestamp) -> Result<()>;
+    fn group(&self, id: &str) -> Result<Option<Group>>;
+    fn groups(&self) -> Result<Vec<Group>>;
+    fn delete_group(&self, id: &str) -> Result<()>;
+    /// When the group's schedule last started a run; until it first has, when the group
+    /// was last saved, so that a schedule counts from then.
+    fn last_periodic_run(&self, group: &str) -> Result<Option<Timestamp>>;
+    fn set_last_periodic_run(&self, group: &str, at: Timestamp) -> Result<()>;
+
+    /// Every membership of the group, in any state.
+    fn group_memberships(&self, group: &str) -> Result<Vec<Membership>>;
+    /// Every membership of the customer, in any state.
+    fn customer_memberships(&self, customer: &str) -> Result<Vec<Membership>>;
+    /// Customers pinned out of the group.
+    fn exclusions(&self, group: &str) -> Result<Vec<String>>;
+    fn set_exclusion(
+        &self,
+        customer: &str,
+        group: &str,
+        pinned: bool,
+        actor: &str,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<()>;
+
+    /// Apply membership changes with their audit entries and outbox events, all or
+    /// nothing. Returns how many memberships were added and ended.
+    fn apply(&self, changes: &[Change], cause: &Cause<'_>, at: Timestamp) -> Result<(u64, u64)>;
+
+    fn start_run(&self, run: &RunRecord) -> Result<i64>;
+    fn finish_run(&self, run: &RunRecord) -> Result<()>;
+    fn runs(&self, group: Option<&str>, limit: usize) -> Result<Vec<RunRecord>>;
+
+    fn history(
+        &self,
+        customer: Option<&str>,
+        group: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>>;
+    /// How many change events wait in the outbox.
+    fn outbox_len(&self) -> Result<u64>;
+}

@@ -1,0 +1,735 @@
+//! The embedded default backend: one SQLite file, WAL, schema migrations on open.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use cohort_model::{CustomerRecord, Group, Membership, Source, Timestamp};
+use cohort_planner::Change;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{AuditEntry, Cause, Result, RunRecord, Store, StoreError, StoredPlugin};
+
+/// Each entry migrates the schema from version `i` to `i + 1`; released entries never
+/// change.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE plugins (
+    id TEXT NOT NULL,
+    version TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    wasm BLOB NOT NULL,
+    data_dir TEXT,
+    added_at INTEGER NOT NULL,
+    PRIMARY KEY (id, version)
+);
+CREATE TABLE customers (
+    id TEXT PRIMARY KEY,
+    record TEXT NOT NULL,
+    registered_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE groups (
+    id TEXT PRIMARY KEY,
+    definition TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    last_periodic_run INTEGER
+);
+CREATE TABLE memberships (
+    id INTEGER PRIMARY KEY,
+    customer TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    source TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER
+);
+CREATE INDEX memberships_by_group ON memberships (grp, customer);
+CREATE INDEX memberships_by_customer ON memberships (customer);
+CREATE TABLE exclusions (
+    customer TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (customer, grp)
+);
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    customer TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    action TEXT NOT NULL,
+    source TEXT,
+    actor TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    run INTEGER,
+    reason TEXT NOT NULL,
+    membership INTEGER
+);
+CREATE INDEX audit_by_customer ON audit (customer, id);
+CREATE INDEX audit_by_group ON audit (grp, id);
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    membership INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    delivered_at INTEGER
+);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    grp TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    dry_run INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    as_of INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    status TEXT NOT NULL,
+    customers INTEGER NOT NULL DEFAULT 0,
+    matched INTEGER NOT NULL DEFAULT 0,
+    added INTEGER NOT NULL DEFAULT 0,
+    removed INTEGER NOT NULL DEFAULT 0,
+    undecided INTEGER NOT NULL DEFAULT 0,
+    failures TEXT NOT NULL DEFAULT '[]'
+);
+"#];
+
+/// The embedded store. Safe to share between threads; SQLite serialises the writers.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the store at `path` and bring its schema up to date.
+    /// Runs a crash left `running` are marked `interrupted`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let open_error = |problem: String| StoreError::Open {
+            path: path.display().to_string(),
+            problem,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| open_error(e.to_string()))?;
+        }
+        let conn = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
+        Self::setup(conn)
+    }
+
+    /// A store that lives in memory only, for tests and dry experiments.
+    pub fn in_memory() -> Result<Self> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(mut conn: Connection) -> Result<Self> {
+        // WAL lets readers go on while a run writes; NORMAL sync is durable at every
+        // checkpoint and safe against corruption on power loss.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let tx = conn.transaction()?;
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            tx.execute_batch(migration)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        }
+        tx.execute(
+            "UPDATE runs SET status = 'interrupted' WHERE status = 'running'",
+            [],
+        )?;
+        tx.commit()?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // SQLite keeps its own consistency; a panic while holding the lock cannot leave
+        // the connection half-used outside a transaction that SQLite rolls back.
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn corrupt(what: &'static str, id: &str, problem: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        id: id.to_string(),
+        problem: problem.to_string(),
+    }
+}
+
+fn membership_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Membership, String)> {
+    let source: String = row.get(3)?;
+    Ok((
+        Membership {
+            id: row.get(0)?,
+            customer: row.get(1)?,
+            group: row.get(2)?,
+            source: Source::Manual,
+            actor: row.get(4)?,
+            reason: row.get(5)?,
+            start: row.get(6)?,
+            end: row.get(7)?,
+        },
+        source,
+    ))
+}
+
+fn memberships(conn: &Connection, sql: &str, key: &str) -> Result<Vec<Membership>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map([key], membership_row)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (mut m, source) = row?;
+        m.source = Source::parse(&source).ok_or_else(|| {
+            corrupt(
+                "membership",
+                &m.id.to_string(),
+                format!("source `{source}`"),
+            )
+        })?;
+        out.push(m);
+    }
+    Ok(out)
+}
+
+const MEMBERSHIP_COLUMNS: &str = "id, customer, grp, source, actor, reason, start, end";
+
+impl Store for SqliteStore {
+    fn put_plugin(&self, p: &StoredPlugin) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO plugins (id, version, sha256, wasm, data_dir, added_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (id, version) DO UPDATE SET
+                sha256 = excluded.sha256, wasm = excluded.wasm,
+                data_dir = excluded.data_dir, added_at = excluded.added_at",
+            params![p.id, p.version, p.sha256, p.wasm, p.data_dir, p.added_at],
+        )?;
+        Ok(())
+    }
+
+    fn plugins(&self) -> Result<Vec<StoredPlugin>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, version, sha256, wasm, data_dir, added_at FROM plugins ORDER BY id, version",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(StoredPlugin {
+                id: r.get(0)?,
+                version: r.get(1)?,
+                sha256: r.get(2)?,
+                wasm: r.get(3)?,
+                data_dir: r.get(4)?,
+                added_at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn upsert_customer(&self, record: &CustomerRecord, now: Timestamp) -> Result<bool> {
+        let json = serde_json::to_string(record).map_err(|e| corrupt("customer", &record.id, e))?;
+        let conn = self.conn();
+        let existed: bool = conn
+            .prepare_cached("SELECT 1 FROM customers WHERE id = ?1")?
+            .exists([&record.id])?;
+        conn.prepare_cached(
+            "INSERT INTO customers (id, record, registered_at, updated_at) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (id) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at",
+        )?
+        .execute(params![record.id, json, now])?;
+        Ok(!existed)
+    }
+
+    fn customer(&self, id: &str) -> Result<Option<CustomerRecord>> {
+        let json: Option<String> = self
+            .conn()
+            .prepare_cached("SELECT record FROM customers WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        json.map(|j| serde_json::from_str(&j).map_err(|e| corrupt("customer", id, e)))
+            .transpose()
+    }
+
+    fn customers_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<CustomerRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, record FROM customers WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after.unwrap_or(""), limit as i64], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::with_capacity(limit.min(100_000));
+        for row in rows {
+            let (id, json) = row?;
+            out.push(serde_json::from_str(&json).map_err(|e| corrupt("customer", &id, e))?);
+        }
+        Ok(out)
+    }
+
+    fn count_customers(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn()
+            .query_row("SELECT count(*) FROM customers", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    fn put_group(&self, group: &Group, now: Timestamp) -> Result<()> {
+        let json = serde_json::to_string(group).map_err(|e| corrupt("group", &group.id, e))?;
+        self.conn().execute(
+            "INSERT INTO groups (id, definition, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET definition = excluded.definition,
+                updated_at = excluded.updated_at",
+            params![group.id, json, now],
+        )?;
+        Ok(())
+    }
+
+    fn group(&self, id: &str) -> Result<Option<Group>> {
+        let json: Option<String> = self
+            .conn()
+            .query_row("SELECT definition FROM groups WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        json.map(|j| serde_json::from_str(&j).map_err(|e| corrupt("group", id, e)))
+            .transpose()
+    }
+
+    fn groups(&self) -> Result<Vec<Group>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT id, definition FROM groups ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, json) = row?;
+            out.push(serde_json::from_str(&json).map_err(|e| corrupt("group", &id, e))?);
+        }
+        Ok(out)
+    }
+
+    fn delete_group(&self, id: &str) -> Result<()> {
+        let n = self
+            .conn()
+            .execute("DELETE FROM groups WHERE id = ?1", [id])?;
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                what: "group",
+                id: id.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn last_periodic_run(&self, group: &str) -> Result<Option<Timestamp>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT COALESCE(last_periodic_run, updated_at) FROM groups WHERE id = ?1",
+                [group],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    fn set_last_periodic_run(&self, group: &str, at: Timestamp) -> Result<()> {
+        self.conn().execute(
+            "UPDATE groups SET last_periodic_run = ?2 WHERE id = ?1",
+            params![group, at],
+        )?;
+        Ok(())
+    }
+
+    fn group_memberships(&self, group: &str) -> Result<Vec<Membership>> {
+        memberships(
+            &self.conn(),
+            &format!(
+                "SELECT {MEMBERSHIP_COLUMNS} FROM memberships WHERE grp = ?1 ORDER BY customer, id"
+            ),
+            group,
+        )
+    }
+
+    fn customer_memberships(&self, customer: &str) -> Result<Vec<Membership>> {
+        memberships(
+            &self.conn(),
+            &format!(
+                "SELECT {MEMBERSHIP_COLUMNS} FROM memberships WHERE customer = ?1 ORDER BY grp, id"
+            ),
+            customer,
+        )
+    }
+
+    fn exclusions(&self, group: &str) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT customer FROM exclusions WHERE grp = ?1")?;
+        let rows = stmt.query_map([group], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn set_exclusion(
+        &self,
+        customer: &str,
+        group: &str,
+        pinned: bool,
+        actor: &str,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let changed = if pinned {
+            tx.execute(
+                "INSERT OR IGNORE INTO exclusions (customer, grp, actor, reason, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![customer, group, actor, reason, at],
+            )?
+        } else {
+            tx.execute(
+                "DELETE FROM exclusions WHERE customer = ?1 AND grp = ?2",
+                params![customer, group],
+            )?
+        };
+        if changed > 0 {
+            tx.execute(
+                "INSERT INTO audit (at, customer, grp, action, source, actor, trigger, run, reason)
+                 VALUES (?1, ?2, ?3, ?4, 'manual', ?5, 'manual', NULL, ?6)",
+                params![
+                    at,
+                    customer,
+                    group,
+                    if pinned { "excluded" } else { "unexcluded" },
+                    actor,
+                    reason
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn apply(&self, changes: &[Change], cause: &Cause<'_>, at: Timestamp) -> Result<(u64, u64)> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let (mut added, mut ended) = (0, 0);
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO memberships (customer, grp, source, actor, reason, start, end)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let mut end = tx.prepare_cached(
+                "UPDATE memberships SET end = ?2 WHERE id = ?1 AND (end IS NULL OR end > ?2)",
+            )?;
+            let mut audit = tx.prepare_cached(
+                "INSERT INTO audit (at, customer, grp, action, source, actor, trigger, run, reason, membership)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            let mut outbox = tx.prepare_cached(
+                "INSERT INTO outbox (at, kind, customer, grp, membership, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for change in changes {
+                let (kind, customer, group, membership, source, reason) = match change {
+                    Change::Add {
+                        customer,
+                        group,
+                        source,
+                        reason,
+                        start,
+                        end,
+                    } => {
+                        insert.execute(params![
+                            customer,
+                            group,
+                            source.as_str(),
+                            cause.actor,
+                            reason,
+                            start,
+                            end
+                        ])?;
+                        added += 1;
+                        let id = tx.last_insert_rowid();
+                        ("added", customer, group, id, Some(*source), reason)
+                    }
+                    Change::End {
+                        membership,
+                        customer,
+                        group,
+                        at: end_at,
+                        reason,
+                    } => {
+                        if end.execute(params![membership, end_at])? == 0 {
+                            // Already ended (a concurrent manual removal): nothing to record.
+                            continue;
+                        }
+                        ended += 1;
+                        ("removed", customer, group, *membership, None, reason)
+                    }
+                };
+                audit.execute(params![
+                    at,
+                    customer,
+                    group,
+                    kind,
+                    source.map(Source::as_str),
+                    cause.actor,
+                    cause.trigger,
+                    cause.run,
+                    reason,
+                    membership
+                ])?;
+                let payload = serde_json::json!({
+                    "event": format!("membership.{kind}"),
+                    "customer": customer,
+                    "group": group,
+                    "membership": membership,
+                    "at": at,
+                    "trigger": cause.trigger,
+                    "actor": cause.actor,
+                    "reason": reason,
+                });
+                outbox.execute(params![
+                    at,
+                    format!("membership.{kind}"),
+                    customer,
+                    group,
+                    membership,
+                    payload.to_string()
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok((added, ended))
+    }
+
+    fn start_run(&self, run: &RunRecord) -> Result<i64> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO runs (grp, trigger, dry_run, actor, as_of, started_at, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running')",
+            params![
+                run.group,
+                run.trigger,
+                run.dry_run,
+                run.actor,
+                run.as_of,
+                run.started_at
+            ],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn finish_run(&self, run: &RunRecord) -> Result<()> {
+        let failures = serde_json::to_string(&run.failures)
+            .map_err(|e| corrupt("run", &run.id.to_string(), e))?;
+        self.conn().execute(
+            "UPDATE runs SET finished_at = ?2, status = ?3, customers = ?4, matched = ?5,
+                added = ?6, removed = ?7, undecided = ?8, failures = ?9 WHERE id = ?1",
+            params![
+                run.id,
+                run.finished_at,
+                run.status,
+                run.customers as i64,
+                run.matched as i64,
+                run.added as i64,
+                run.removed as i64,
+                run.undecided as i64,
+                failures
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn runs(&self, group: Option<&str>, limit: usize) -> Result<Vec<RunRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, grp, trigger, dry_run, actor, as_of, started_at, finished_at, status,
+                    customers, matched, added, removed, undecided, failures
+             FROM runs WHERE ?1 IS NULL OR grp = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![group, limit as i64], |r| {
+            Ok((
+                RunRecord {
+                    id: r.get(0)?,
+                    group: r.get(1)?,
+                    trigger: r.get(2)?,
+                    dry_run: r.get(3)?,
+                    actor: r.get(4)?,
+                    as_of: r.get(5)?,
+                    started_at: r.get(6)?,
+                    finished_at: r.get(7)?,
+                    status: r.get(8)?,
+                    customers: r.get::<_, i64>(9)? as u64,
+                    matched: r.get::<_, i64>(10)? as u64,
+                    added: r.get::<_, i64>(11)? as u64,
+                    removed: r.get::<_, i64>(12)? as u64,
+                    undecided: r.get::<_, i64>(13)? as u64,
+                    failures: Vec::new(),
+                },
+                r.get::<_, String>(14)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut run, failures) = row?;
+            run.failures = serde_json::from_str(&failures)
+                .map_err(|e| corrupt("run", &run.id.to_string(), e))?;
+            out.push(run);
+        }
+        Ok(out)
+    }
+
+    fn history(
+        &self,
+        customer: Option<&str>,
+        group: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, at, customer, grp, action, source, actor, trigger, run, reason FROM audit
+             WHERE (?1 IS NULL OR customer = ?1) AND (?2 IS NULL OR grp = ?2)
+             ORDER BY id DESC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![customer, group, limit as i64], |r| {
+            Ok(AuditEntry {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                customer: r.get(2)?,
+                group: r.get(3)?,
+                action: r.get(4)?,
+                source: r
+                    .get::<_, Option<String>>(5)?
+                    .and_then(|s| Source::parse(&s)),
+                actor: r.get(6)?,
+                trigger: r.get(7)?,
+                run: r.get(8)?,
+                reason: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn outbox_len(&self) -> Result<u64> {
+        let n: i64 = self.conn().query_row(
+            "SELECT count(*) FROM outbox WHERE delivered_at IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(customer: &str, group: &str) -> Change {
+        Change::Add {
+            customer: customer.into(),
+            group: group.into(),
+            source: Source::Rule,
+            reason: "the rule matches".into(),
+            start: 10,
+            end: None,
+        }
+    }
+
+    const CAUSE: Cause<'static> = Cause {
+        trigger: "manual",
+        actor: "rule:g",
+        run: Some(1),
+    };
+
+    #[test]
+    fn apply_writes_memberships_audit_and_outbox_together() {
+        let store = SqliteStore::in_memory().expect("store");
+        assert_eq!(
+            store
+                .apply(&[add("c1", "g"), add("c2", "g")], &CAUSE, 10)
+                .expect("apply"),
+            (2, 0)
+        );
+        let ms = store.group_memberships("g").expect("memberships");
+        assert_eq!(ms.len(), 2);
+        let end = Change::End {
+            membership: ms[0].id,
+            customer: "c1".into(),
+            group: "g".into(),
+            at: 20,
+            reason: "the rule no longer matches".into(),
+        };
+        assert_eq!(
+            store
+                .apply(std::slice::from_ref(&end), &CAUSE, 20)
+                .expect("apply"),
+            (0, 1)
+        );
+        assert_eq!(
+            store.apply(&[end], &CAUSE, 21).expect("apply"),
+            (0, 0),
+            "ending twice is a no-op"
+        );
+        let history = store.history(Some("c1"), None, 10).expect("history");
+        assert_eq!(history.len(), 2);
+        assert_eq!(history[0].action, "removed");
+        assert_eq!(history[1].action, "added");
+        assert_eq!(history[1].run, Some(1));
+        assert_eq!(store.outbox_len().expect("outbox"), 3);
+        let c1 = store.customer_memberships("c1").expect("memberships");
+        assert_eq!(c1[0].end, Some(20), "the row stays as history");
+    }
+
+    #[test]
+    fn the_schema_survives_reopening_and_interrupted_runs_are_marked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cohort.db");
+        {
+            let store = SqliteStore::open(&path).expect("open");
+            store
+                .start_run(&RunRecord {
+                    group: "g".into(),
+                    trigger: "manual".into(),
+                    actor: "op".into(),
+                    ..RunRecord::default()
+                })
+                .expect("run");
+            store.apply(&[add("c1", "g")], &CAUSE, 10).expect("apply");
+        }
+        let store = SqliteStore::open(&path).expect("reopen");
+        assert_eq!(store.group_memberships("g").expect("memberships").len(), 1);
+        assert_eq!(store.runs(None, 10).expect("runs")[0].status, "interrupted");
+    }
+
+    #[test]
+    fn customers_page_in_id_order() {
+        let store = SqliteStore::in_memory().expect("store");
+        for id in ["b", "a", "c"] {
+            let record = CustomerRecord {
+                id: id.into(),
+                ..CustomerRecord::default()
+            };
+            assert!(store.upsert_customer(&record, 0).expect("upsert"));
+        }
+        assert!(
+            !store
+                .upsert_customer(
+                    &CustomerRecord {
+                        id: "a".into(),
+                        ..CustomerRecord::default()
+                    },
+                    1
+                )
+                .expect("upsert")
+        );
+        let page = store.customers_after(Some("a"), 10).expect("page");
+        assert_eq!(
+            page.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+            ["b", "c"]
+        );
+        assert_eq!(store.count_customers().expect("count"), 3);
+    }
+}

@@ -2,6 +2,7 @@
 //! reading files, printing results.
 
 mod demo;
+mod ops;
 mod runner;
 
 use std::path::PathBuf;
@@ -23,6 +24,8 @@ struct Cli {
     /// Compile plugins afresh every time
     #[arg(long, global = true)]
     no_cache: bool,
+    #[command(flatten)]
+    store: ops::StoreArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,14 +33,39 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// List the plugins that ship with Cohort
-    Plugins(runner::PluginsArgs),
+    Plugins,
     /// Print a plugin's self-description
     Describe(runner::DescribeArgs),
     /// Run a plugin over customers from a JSON-lines file and show each verdict with the
     /// fuel, memory and time it took against the limits
     Eval(runner::EvalArgs),
-    /// Generate sample customers and run the country plugin over them
+    /// Generate a sample platform in a fresh store, run its groups and report
     Demo(demo::DemoArgs),
+    /// Manage the plugins in the store
+    #[command(subcommand)]
+    Plugin(ops::PluginCommand),
+    /// Manage groups
+    #[command(subcommand)]
+    Group(ops::GroupCommand),
+    /// Manage customers
+    #[command(subcommand)]
+    Customer(ops::CustomerCommand),
+    /// Run a group's rule now (or a dry run)
+    Run(ops::RunArgs),
+    /// Run groups whose schedule is due, now and then (or --once)
+    Scheduler(ops::SchedulerArgs),
+    /// List and change memberships by hand
+    #[command(subcommand)]
+    Member(ops::MemberCommand),
+    /// The audit history of membership changes
+    History(ops::HistoryArgs),
+    /// Recent runs
+    Runs {
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Why a customer is or is not a member of a group
+    Explain(ops::ExplainArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,11 +75,22 @@ fn main() -> ExitCode {
     } else {
         cli.cache_dir.or_else(default_cache_dir)
     };
+    let store = &cli.store;
+    let json = store.json;
     let result = match cli.command {
-        Command::Plugins(args) => runner::plugins(args, cache_dir),
-        Command::Describe(args) => runner::describe(args, cache_dir),
-        Command::Eval(args) => runner::eval(args, cache_dir),
+        Command::Plugins => runner::plugins(json, cache_dir),
+        Command::Describe(args) => runner::describe(args, json, cache_dir),
+        Command::Eval(args) => runner::eval(args, json, cache_dir),
         Command::Demo(args) => demo::run(args, cache_dir),
+        Command::Plugin(cmd) => ops::plugin(cmd, store, cache_dir),
+        Command::Group(cmd) => ops::group(cmd, store, cache_dir),
+        Command::Customer(cmd) => ops::customer(cmd, store, cache_dir),
+        Command::Run(args) => ops::run(args, store, cache_dir),
+        Command::Scheduler(args) => ops::scheduler(args, store, cache_dir),
+        Command::Member(cmd) => ops::member(cmd, store, cache_dir),
+        Command::History(args) => ops::history(args, store, cache_dir),
+        Command::Runs { group } => ops::runs(group, store, cache_dir),
+        Command::Explain(args) => ops::explain(args, store, cache_dir),
     };
     match result {
         Ok(code) => code,

@@ -15,19 +15,9 @@ use cohort_model::{Customer, CustomerRecord, Interner, VerdictRef};
 use serde_json::json;
 
 #[derive(Args)]
-pub struct PluginsArgs {
-    /// Print JSON instead of a table
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Args)]
 pub struct DescribeArgs {
     /// A bundled plugin's id (see `cohort plugins`) or a path to a .wasm component
     plugin: String,
-    /// Print JSON instead of text
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Args)]
@@ -48,9 +38,6 @@ pub struct EvalArgs {
     data_dir: Option<PathBuf>,
     #[command(flatten)]
     limits: LimitArgs,
-    /// Print JSON lines instead of a table
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Args)]
@@ -115,7 +102,7 @@ pub fn load(host: &Host, plugin: &str) -> anyhow::Result<Arc<Plugin>> {
     }
 }
 
-pub fn plugins(args: PluginsArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+pub fn plugins(json: bool, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let host = new_host(Limits::default(), cache_dir)?;
     let mut out = std::io::stdout().lock();
     for (id, bytes) in cohort_artifacts::STANDARD {
@@ -123,7 +110,7 @@ pub fn plugins(args: PluginsArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<
             .load(bytes)
             .with_context(|| format!("the bundled plugin `{id}` failed to load"))?;
         let info = plugin.info();
-        if args.json {
+        if json {
             writeln!(out, "{}", serde_json::to_string(info)?)?;
         } else {
             writeln!(
@@ -136,12 +123,16 @@ pub fn plugins(args: PluginsArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn describe(args: DescribeArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+pub fn describe(
+    args: DescribeArgs,
+    json: bool,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let host = new_host(Limits::default(), cache_dir)?;
     let plugin = load(&host, &args.plugin)?;
     let info = plugin.info();
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if json {
         let mut value = serde_json::to_value(info)?;
         value["contract"] = json!(plugin.contract_version());
         value["sha256"] = json!(plugin.sha256());
@@ -220,7 +211,7 @@ fn read_config(config: &str) -> anyhow::Result<String> {
     }
 }
 
-pub fn eval(args: EvalArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+pub fn eval(args: EvalArgs, json: bool, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let limits = args.limits.limits();
     let host = new_host(limits.clone(), cache_dir)?;
     let plugin = load(&host, &args.plugin)?;
@@ -231,7 +222,7 @@ pub fn eval(args: EvalArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCo
     let evaluation = condition.evaluate(as_of.timestamp(), &customers);
 
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if json {
         for (id, verdict) in ids.iter().zip(evaluation.verdicts.iter()) {
             writeln!(
                 out,

@@ -196,12 +196,47 @@ fn a_file_that_is_not_a_plugin_is_refused() {
 
 #[test]
 fn the_demo_runs_and_reports() {
-    let o = cohort(&["demo", "--customers", "2000"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("demo.db").display().to_string();
+    let geoip = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/testdata/geoip")
+        .display()
+        .to_string();
+    let args = [
+        "demo",
+        "--customers",
+        "3000",
+        "--demo-db",
+        &db,
+        "--geoip-dir",
+        &geoip,
+    ];
+    let o = cohort(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(out.contains("group \"EU residents\""), "{out}");
-    assert!(out.contains("2000 customers in 2 call(s)"), "{out}");
-    assert!(out.contains("`/countries/1`: `EU` is not"), "{out}");
+    for expected in [
+        "stored 3000 generated customers",
+        "config/countries/1: `EU` is not",
+        "eu-residents           full-sync       3000",
+        "registered-abroad",
+        "a second run of `eu-residents` changes nothing: 0 added, 0 removed",
+        "Pending from",
+        "Active from",
+        "Expired from",
+        "it joined: eu-residents, site-google",
+        "=> ",
+    ] {
+        assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
+    }
+    // The same seed tells the same story.
+    let again = stdout(&cohort(&args));
+    let counts = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| l.contains("full-sync") || l.contains("add-only"))
+            .map(|l| l.split_whitespace().take(6).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    assert_eq!(counts(&out), counts(&again));
 }
 
 /// The runner on every bundled plugin, with the sample configurations in

@@ -94,6 +94,9 @@ pub struct Engine {
     host: Host,
     /// Loaded plugins by id and version.
     plugins: Mutex<HashMap<(String, String), Granted>>,
+    /// Prepared conditions of groups that registrations check, by group id, with the
+    /// definition they were prepared from: a registration must not pay for preparing.
+    prepared: Mutex<HashMap<String, (Group, Vec<Condition>)>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -108,6 +111,7 @@ impl Engine {
             store,
             host,
             plugins: Mutex::new(HashMap::new()),
+            prepared: Mutex::new(HashMap::new()),
         }
     }
 
@@ -254,11 +258,7 @@ impl Engine {
             if group.auto.mode == Mode::Disabled || !group.auto.triggers.on_registration {
                 continue;
             }
-            let mut conditions = self.prepare(&group)?;
-            let columns: Vec<Verdicts> = conditions
-                .iter_mut()
-                .map(|c| c.evaluate(now, std::slice::from_ref(&customer)).verdicts)
-                .collect();
+            let columns = self.evaluate_one(&group, &customer, now)?;
             let decision = Compiled::new(&group).decide(&columns, 0);
             if decision == Decision::Undecided {
                 let why = explain(&group, &columns, 0).to_string();
@@ -284,6 +284,29 @@ impl Engine {
             )?;
         }
         Ok(registration)
+    }
+
+    /// One customer's verdict columns for `group`, on conditions prepared once and kept
+    /// until the group's definition changes.
+    fn evaluate_one(
+        &self,
+        group: &Group,
+        customer: &Customer,
+        as_of: Timestamp,
+    ) -> Result<Vec<Verdicts>> {
+        // Conditions hold plugin instances; the lock keeps one caller per instance.
+        let mut prepared = self.prepared.lock().unwrap_or_else(PoisonError::into_inner);
+        let fresh = prepared.get(&group.id).is_some_and(|(g, _)| g == group);
+        if !fresh {
+            prepared.insert(group.id.clone(), (group.clone(), self.prepare(group)?));
+        }
+        let (_, conditions) = prepared
+            .get_mut(&group.id)
+            .expect("inserted just above when missing");
+        Ok(conditions
+            .iter_mut()
+            .map(|c| c.evaluate(as_of, std::slice::from_ref(customer)).verdicts)
+            .collect())
     }
 
     fn plan_one(
@@ -513,11 +536,7 @@ impl Engine {
         let g = self.group(group)?;
         let record = self.customer(customer)?;
         let facts = record.intern(self.host.interner())?;
-        let columns: Vec<Verdicts> = self
-            .prepare(&g)?
-            .iter_mut()
-            .map(|c| c.evaluate(as_of, std::slice::from_ref(&facts)).verdicts)
-            .collect();
+        let columns = self.evaluate_one(&g, &facts, as_of)?;
         let memberships = self
             .store
             .customer_memberships(customer)?

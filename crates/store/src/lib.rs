@@ -99,6 +99,9 @@ pub trait Store: Send + Sync {
 
     /// Insert or replace a customer; `true` when it is new.
     fn upsert_customer(&self, record: &CustomerRecord, now: Timestamp) -> Result<bool>;
+    /// Insert or replace many customers in one transaction: all or none. Returns how
+    /// many were new.
+    fn upsert_customers(&self, records: &[CustomerRecord], now: Timestamp) -> Result<u64>;
     fn customer(&self, id: &str) -> Result<Option<CustomerRecord>>;
     /// Customers in id order after `after`, at most `limit`.
     fn customers_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<CustomerRecord>>;

@@ -243,6 +243,27 @@ impl Store for SqliteStore {
         Ok(!existed)
     }
 
+    fn upsert_customers(&self, records: &[CustomerRecord], now: Timestamp) -> Result<u64> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut new = 0;
+        {
+            let mut exists = tx.prepare_cached("SELECT 1 FROM customers WHERE id = ?1")?;
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO customers (id, record, registered_at, updated_at) VALUES (?1, ?2, ?3, ?3)
+                 ON CONFLICT (id) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at",
+            )?;
+            for record in records {
+                let json = serde_json::to_string(record)
+                    .map_err(|e| corrupt("customer", &record.id, e))?;
+                new += u64::from(!exists.exists([&record.id])?);
+                upsert.execute(params![record.id, json, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(new)
+    }
+
     fn customer(&self, id: &str) -> Result<Option<CustomerRecord>> {
         let json: Option<String> = self
             .conn()

@@ -1,0 +1,694 @@
+//! The operator's commands over the embedded store: plugins, groups, customers, runs,
+//! memberships, history and explanations.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand};
+use cohort_engine::{Engine, Trigger};
+use cohort_host::Limits;
+use cohort_model::{CustomerRecord, Group, State, Timestamp};
+use cohort_store::SqliteStore;
+use serde_json::json;
+
+use crate::runner;
+
+/// Where the store lives and who is acting.
+#[derive(Args, Clone)]
+pub struct StoreArgs {
+    /// The embedded store (an SQLite file; created if missing)
+    #[arg(long, global = true, env = "COHORT_DB", default_value = "cohort.db")]
+    pub db: PathBuf,
+    /// Who is acting, for the audit history [default: $USER]
+    #[arg(long, global = true, env = "COHORT_ACTOR")]
+    pub actor: Option<String>,
+    /// Print JSON for scripts instead of text for people
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl StoreArgs {
+    fn actor(&self) -> String {
+        self.actor
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "operator".into())
+    }
+}
+
+pub fn open(store: &StoreArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<Engine> {
+    let db = SqliteStore::open(&store.db)?;
+    let host = runner::new_host(Limits::default(), cache_dir)?;
+    Ok(Engine::new(Arc::new(db), host))
+}
+
+fn now() -> Timestamp {
+    Utc::now().timestamp()
+}
+
+fn time(t: Timestamp) -> String {
+    DateTime::<Utc>::from_timestamp(t, 0)
+        .map(|d| d.to_rfc3339())
+        .unwrap_or_else(|| t.to_string())
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum PluginCommand {
+    /// Add a plugin to the store: a bundled plugin's id or a .wasm file
+    Add {
+        plugin: String,
+        /// Grant the plugin read-only access to this directory (seen as /data)
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Add every bundled plugin (geoip-country gets --geoip-dir if given)
+    AddStandard {
+        #[arg(long, value_name = "DIR")]
+        geoip_dir: Option<PathBuf>,
+    },
+    /// List the plugins in the store
+    List,
+}
+
+pub fn plugin(
+    cmd: PluginCommand,
+    store: &StoreArgs,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let engine = open(store, cache_dir)?;
+    match cmd {
+        PluginCommand::Add { plugin, data_dir } => {
+            let wasm = plugin_bytes(&plugin)?;
+            let info = engine.add_plugin(&wasm, data_dir.as_deref(), now())?;
+            if store.json {
+                print_json(&info)?;
+            } else {
+                println!("added plugin `{}` {}", info.id, info.version);
+            }
+        }
+        PluginCommand::AddStandard { geoip_dir } => {
+            for (id, wasm) in cohort_artifacts::STANDARD {
+                let grant = geoip_dir.as_deref().filter(|_| *id == "geoip-country");
+                let info = engine.add_plugin(wasm, grant, now())?;
+                if !store.json {
+                    println!("added plugin `{}` {}", info.id, info.version);
+                }
+            }
+        }
+        PluginCommand::List => {
+            let plugins = engine.store().plugins()?;
+            if store.json {
+                print_json(&plugins)?;
+            } else {
+                for p in plugins {
+                    println!(
+                        "{:<22} {:<8} {}  data-dir: {}",
+                        p.id,
+                        p.version,
+                        &p.sha256[..12],
+                        p.data_dir.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plugin_bytes(plugin: &str) -> anyhow::Result<Vec<u8>> {
+    if let Some((_, wasm)) = cohort_artifacts::STANDARD
+        .iter()
+        .find(|(id, _)| *id == plugin)
+    {
+        return Ok(wasm.to_vec());
+    }
+    std::fs::read(plugin)
+        .with_context(|| format!("no bundled plugin `{plugin}` and the file cannot be read"))
+}
+
+#[derive(Subcommand)]
+pub enum GroupCommand {
+    /// Create or update a group from a JSON file (checked through its plugins first)
+    Save { file: PathBuf },
+    /// List the groups
+    List,
+    /// Show one group's definition
+    Show { group: String },
+    /// Delete a group (its memberships stay in the history)
+    Delete { group: String },
+}
+
+pub fn group(
+    cmd: GroupCommand,
+    store: &StoreArgs,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let engine = open(store, cache_dir)?;
+    match cmd {
+        GroupCommand::Save { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read `{}`", file.display()))?;
+            let group: Group = serde_json::from_str(&text)
+                .with_context(|| format!("`{}` is not a group definition", file.display()))?;
+            engine.save_group(&group, now())?;
+            println!("saved group `{}`", group.id);
+        }
+        GroupCommand::List => {
+            let groups = engine.store().groups()?;
+            if store.json {
+                print_json(&groups)?;
+            } else {
+                for g in groups {
+                    let members = engine
+                        .store()
+                        .group_memberships(&g.id)?
+                        .iter()
+                        .filter(|m| m.is_active(now()))
+                        .count();
+                    println!(
+                        "{:<24} {:<10} {:>8} members  {}",
+                        g.id,
+                        serde_json::to_value(g.auto.mode)?.as_str().unwrap_or("?"),
+                        members,
+                        g.name
+                    );
+                }
+            }
+        }
+        GroupCommand::Show { group } => print_json(&engine.group(&group)?)?,
+        GroupCommand::Delete { group } => {
+            engine.store().delete_group(&group)?;
+            println!("deleted group `{group}`");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+pub enum CustomerCommand {
+    /// Insert or update one customer (JSON, or @FILE); a new one is checked against
+    /// every on-registration group at once
+    Upsert { customer: String },
+    /// Insert or update many customers from a JSON-lines file. All lines are checked
+    /// before any is stored
+    Load {
+        file: PathBuf,
+        /// Run the on-registration trigger for each new customer (slower)
+        #[arg(long)]
+        trigger: bool,
+    },
+    /// Show one customer and its memberships
+    Show { customer: String },
+}
+
+pub fn customer(
+    cmd: CustomerCommand,
+    store: &StoreArgs,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let engine = open(store, cache_dir)?;
+    match cmd {
+        CustomerCommand::Upsert { customer } => {
+            let text = match customer.strip_prefix('@') {
+                Some(file) => std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read `{file}`"))?,
+                None => customer,
+            };
+            let record: CustomerRecord =
+                serde_json::from_str(&text).context("not a customer record")?;
+            let registration = engine.upsert_customer(&record, now())?;
+            if store.json {
+                print_json(&registration)?;
+            } else {
+                println!(
+                    "{} customer `{}`; joined: {}",
+                    if registration.new {
+                        "registered"
+                    } else {
+                        "updated"
+                    },
+                    registration.customer,
+                    if registration.joined.is_empty() {
+                        "none".to_string()
+                    } else {
+                        registration.joined.join(", ")
+                    }
+                );
+                for (group, why) in &registration.undecided {
+                    println!("undecided for `{group}`:\n{why}");
+                }
+            }
+        }
+        CustomerCommand::Load { file, trigger } => {
+            let records = read_records(&file)?;
+            let at = now();
+            let new = if trigger {
+                let mut new = 0;
+                for record in &records {
+                    new += u64::from(engine.upsert_customer(record, at)?.new);
+                }
+                new
+            } else {
+                // One transaction: a failure stores none of the file.
+                engine.store().upsert_customers(&records, at)?
+            };
+            println!(
+                "loaded {} customers from `{}` ({new} new)",
+                records.len(),
+                file.display()
+            );
+        }
+        CustomerCommand::Show { customer } => {
+            let record = engine
+                .store()
+                .customer(&customer)?
+                .with_context(|| format!("no customer `{customer}`"))?;
+            let memberships = engine.store().customer_memberships(&customer)?;
+            if store.json {
+                print_json(&json!({"customer": record, "memberships": memberships}))?;
+            } else {
+                println!("{}", serde_json::to_string_pretty(&record)?);
+                print_memberships(&memberships, now(), true);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every line parsed and checked before anything is stored, so a bad line at the end
+/// does not leave the first half loaded.
+fn read_records(file: &Path) -> anyhow::Result<Vec<CustomerRecord>> {
+    let reader = BufReader::new(
+        std::fs::File::open(file).with_context(|| format!("cannot open `{}`", file.display()))?,
+    );
+    let check = cohort_model::Interner::new();
+    let mut records = Vec::new();
+    for (n, line) in reader.lines().enumerate() {
+        let at = || format!("{}:{}", file.display(), n + 1);
+        let line = line.with_context(|| format!("cannot read {}", at()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: CustomerRecord =
+            serde_json::from_str(&line).with_context(|| format!("{}: not a customer", at()))?;
+        record.intern(&check).with_context(at)?;
+        records.push(record);
+    }
+    Ok(records)
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    group: String,
+    /// Report what would change without changing anything
+    #[arg(long)]
+    dry_run: bool,
+    /// Evaluate as of this time (RFC 3339) [default: now]
+    #[arg(long, value_name = "TIME")]
+    as_of: Option<DateTime<Utc>>,
+    /// With --dry-run, list every change
+    #[arg(long)]
+    changes: bool,
+}
+
+pub fn run(
+    args: RunArgs,
+    store: &StoreArgs,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let engine = open(store, cache_dir)?;
+    let as_of = args.as_of.map_or_else(now, |t| t.timestamp());
+    let bar = Progress::new(!store.json);
+    let report = engine.run_group(
+        &args.group,
+        Trigger::Manual,
+        args.dry_run,
+        &store.actor(),
+        as_of,
+        &mut |done, total| bar.show(done, total),
+    )?;
+    bar.finish();
+    if store.json {
+        print_json(&report.run)?;
+        if args.changes {
+            print_json(&report.changes)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let r = &report.run;
+    println!(
+        "{} group `{}` as of {}: {} customers, {} match, {} {}, {} {}, {} undecided ({:.2} s)",
+        if r.dry_run { "dry run of" } else { "ran" },
+        r.group,
+        time(r.as_of),
+        r.customers,
+        r.matched,
+        r.added,
+        if r.dry_run { "would be added" } else { "added" },
+        r.removed,
+        if r.dry_run {
+            "would be removed"
+        } else {
+            "removed"
+        },
+        r.undecided,
+        report.seconds
+    );
+    for (reason, count) in &r.failures {
+        println!("  {count} undecided: {reason}");
+    }
+    if args.changes {
+        for c in &report.changes {
+            println!("  {}", serde_json::to_string(c)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A progress line on stderr for people at a terminal; silent otherwise.
+struct Progress {
+    on: bool,
+}
+
+impl Progress {
+    fn new(wanted: bool) -> Self {
+        use std::io::IsTerminal;
+        Progress {
+            on: wanted && std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn show(&self, done: u64, total: u64) {
+        if self.on {
+            let width = 40;
+            let filled = (done * width / total.max(1)) as usize;
+            eprint!(
+                "\r[{}{}] {done}/{total} customers",
+                "#".repeat(filled),
+                " ".repeat(width as usize - filled)
+            );
+        }
+    }
+
+    fn finish(&self) {
+        if self.on {
+            eprintln!();
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct SchedulerArgs {
+    /// Check once and exit, instead of running until interrupted
+    #[arg(long)]
+    once: bool,
+    /// Seconds between checks
+    #[arg(long, default_value_t = 30)]
+    interval: u64,
+}
+
+pub fn scheduler(
+    args: SchedulerArgs,
+    store: &StoreArgs,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let engine = open(store, cache_dir)?;
+    loop {
+        for report in engine.run_due(now())? {
+            let r = &report.run;
+            println!(
+                "{} periodic run of `{}`: {} customers, {} added, {} removed, {} undecided",
+                time(r.as_of),
+                r.group,
+                r.customers,
+                r.added,
+                r.removed,
+                r.undecided
+            );
+        }
+        if args.once {
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(args.interval.max(1)));
+    }
+}
+
+#[derive(Subcommand)]
+pub enum MemberCommand {
+    /// List a group's members: active ones, or all with --all
+    List {
+        group: String,
+        /// Include pending and expired memberships
+        #[arg(long)]
+        all: bool,
+    },
+    /// Add a customer by hand, optionally for a window
+    Add {
+        customer: String,
+        group: String,
+        #[arg(long, value_name = "TIME")]
+        start: Option<DateTime<Utc>>,
+        #[arg(long, value_name = "TIME")]
+        end: Option<DateTime<Utc>>,
+        #[arg(long, default_value = "added by hand")]
+        reason: String,
+    },
+    /// Remove a customer by hand (a rule may add it again; see `pin`)
+    Remove {
+        customer: String,
+        group: String,
+        #[arg(long, default_value = "removed by hand")]
+        reason: String,
+    },
+    /// Pin a customer out of a group: removed now and never added by the rule
+    Pin {
+        customer: String,
+        group: String,
+        #[arg(long, default_value = "pinned out by hand")]
+        reason: String,
+    },
+    /// Lift a pinned exclusion
+    Unpin { customer: String, group: String },
+}
+
+pub fn member(
+    cmd: MemberCommand,
+    store: &StoreArgs,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let engine = open(store, cache_dir)?;
+    let actor = store.actor();
+    let at = now();
+    match cmd {
+        MemberCommand::List { group, all } => {
+            engine.group(&group)?;
+            let memberships: Vec<_> = engine
+                .store()
+                .group_memberships(&group)?
+                .into_iter()
+                .filter(|m| all || m.is_active(at))
+                .collect();
+            if store.json {
+                let rows: Vec<_> = memberships
+                    .iter()
+                    .map(|m| json!({"membership": m, "state": m.state(at)}))
+                    .collect();
+                print_json(&rows)?;
+            } else {
+                print_memberships(&memberships, at, false);
+            }
+        }
+        MemberCommand::Add {
+            customer,
+            group,
+            start,
+            end,
+            reason,
+        } => {
+            let window = (
+                start.map_or(at, |s| s.timestamp()),
+                end.map(|e| e.timestamp()),
+            );
+            if engine.add_member(&customer, &group, &actor, &reason, window, at)? {
+                println!("added `{customer}` to `{group}`");
+            } else {
+                println!("`{customer}` already has a membership in `{group}` over that window");
+            }
+        }
+        MemberCommand::Remove {
+            customer,
+            group,
+            reason,
+        } => {
+            let ended = engine.remove_member(&customer, &group, &actor, &reason, at)?;
+            println!("ended {ended} membership(s) of `{customer}` in `{group}`");
+        }
+        MemberCommand::Pin {
+            customer,
+            group,
+            reason,
+        } => {
+            engine.pin_exclusion(&customer, &group, true, &actor, &reason, at)?;
+            println!("pinned `{customer}` out of `{group}`");
+        }
+        MemberCommand::Unpin { customer, group } => {
+            engine.pin_exclusion(&customer, &group, false, &actor, "unpinned by hand", at)?;
+            println!("lifted the exclusion of `{customer}` from `{group}`");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_memberships(memberships: &[cohort_model::Membership], at: Timestamp, by_group: bool) {
+    for m in memberships {
+        let state = match m.state(at) {
+            State::Pending => "pending",
+            State::Active => "active",
+            State::Expired => "expired",
+        };
+        println!(
+            "{:<20} {:<8} {:<7} {} .. {}  by {} ({})",
+            if by_group { &m.group } else { &m.customer },
+            state,
+            m.source,
+            time(m.start),
+            m.end.map_or_else(|| "open".to_string(), time),
+            m.actor,
+            m.reason
+        );
+    }
+}
+
+#[derive(Args)]
+pub struct HistoryArgs {
+    #[arg(long)]
+    customer: Option<String>,
+    #[arg(long)]
+    group: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+}
+
+pub fn history(
+    args: HistoryArgs,
+    store: &StoreArgs,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let engine = open(store, cache_dir)?;
+    let entries =
+        engine
+            .store()
+            .history(args.customer.as_deref(), args.group.as_deref(), args.limit)?;
+    if store.json {
+        print_json(&entries)?;
+    } else {
+        for e in entries {
+            println!(
+                "{}  {:<9} {:<16} {:<20} by {} ({}{}): {}",
+                time(e.at),
+                e.action,
+                e.customer,
+                e.group,
+                e.actor,
+                e.trigger,
+                e.run.map(|r| format!(", run {r}")).unwrap_or_default(),
+                e.reason
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn runs(
+    group: Option<String>,
+    store: &StoreArgs,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let engine = open(store, cache_dir)?;
+    let runs = engine.store().runs(group.as_deref(), 50)?;
+    if store.json {
+        print_json(&runs)?;
+    } else {
+        for r in runs {
+            println!(
+                "run {:>4}  {:<20} {:<15} {:<11} {}{}: {} customers, {} added, {} removed, {} undecided",
+                r.id,
+                r.group,
+                r.trigger,
+                r.status,
+                time(r.as_of),
+                if r.dry_run { " (dry run)" } else { "" },
+                r.customers,
+                r.added,
+                r.removed,
+                r.undecided
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    customer: String,
+    group: String,
+    #[arg(long, value_name = "TIME")]
+    as_of: Option<DateTime<Utc>>,
+}
+
+pub fn explain(
+    args: ExplainArgs,
+    store: &StoreArgs,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let engine = open(store, cache_dir)?;
+    let as_of = args.as_of.map_or_else(now, |t| t.timestamp());
+    let why = engine.explain(&args.customer, &args.group, as_of)?;
+    if store.json {
+        print_json(&why)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "customer `{}` in group `{}` as of {}",
+        why.customer,
+        why.group,
+        time(why.as_of)
+    )?;
+    writeln!(out, "{}", why.explanation)?;
+    if why.pinned_out {
+        writeln!(
+            out,
+            "pinned out by an operator: the rule never adds this customer"
+        )?;
+    }
+    let active = why.memberships.iter().any(|(_, s)| *s == State::Active);
+    writeln!(
+        out,
+        "currently {} member",
+        if active { "a" } else { "not a" }
+    )?;
+    for (m, state) in &why.memberships {
+        writeln!(
+            out,
+            "  {:?} {} membership from {} to {} by {}: {}",
+            state,
+            m.source,
+            time(m.start),
+            m.end.map_or_else(|| "open".to_string(), time),
+            m.actor,
+            m.reason
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,213 @@
+//! The operator's workflow through the real `cohort` binary on a real store: plugins,
+//! groups, customers, runs and dry runs, memberships by hand, history, explain, and
+//! the errors bad input gets.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Cohort {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+}
+
+impl Cohort {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("cohort.db");
+        Cohort { _dir: dir, db }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_cohort"))
+            .arg("--db")
+            .arg(&self.db)
+            .arg("--actor")
+            .arg("alice")
+            .arg("--cache-dir")
+            .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"))
+            .args(args)
+            .output()
+            .expect("cohort runs")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "cohort {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert_eq!(o.status.code(), Some(1), "cohort {args:?} must fail");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
+
+    fn file(&self, name: &str, content: &str) -> String {
+        let path = self.db.with_file_name(name);
+        std::fs::write(&path, content).expect("write");
+        path.display().to_string()
+    }
+
+    fn members(&self, group: &str, all: bool) -> Vec<(String, String)> {
+        let mut args = vec!["--json", "member", "list", group];
+        if all {
+            args.push("--all");
+        }
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&self.ok(&args)).expect("JSON");
+        let mut out: Vec<(String, String)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r["membership"]["customer"]
+                        .as_str()
+                        .expect("customer")
+                        .to_string(),
+                    r["state"].as_str().expect("state").to_string(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+const CUSTOMERS: &str = r#"{"id":"c1","country":"DE","verification_methods":["phone"]}
+{"id":"c2","country":"FR"}
+{"id":"c3","country":"US","verification_methods":["phone"]}
+"#;
+
+const GROUP: &str = r#"{"id":"eu","name":"EU residents","auto":{"mode":"full-sync"},
+ "rule":{"all":[{"any":[{"plugin":"country","config":{"countries":["DE","FR"]}}]}]}}"#;
+
+#[test]
+fn the_operators_day() {
+    let c = Cohort::new();
+    c.ok(&["plugin", "add-standard"]);
+    assert!(c.ok(&["plugin", "list"]).contains("country"));
+
+    let group = c.file("eu.json", GROUP);
+    assert!(
+        c.ok(&["group", "save", &group])
+            .contains("saved group `eu`")
+    );
+    let customers = c.file("customers.jsonl", CUSTOMERS);
+    assert!(
+        c.ok(&["customer", "load", &customers])
+            .contains("loaded 3 customers")
+    );
+
+    let dry = c.ok(&["run", "eu", "--dry-run"]);
+    assert!(dry.contains("2 would be added"), "{dry}");
+    assert!(
+        c.members("eu", false).is_empty(),
+        "a dry run changes nothing"
+    );
+
+    let ran = c.ok(&["run", "eu"]);
+    assert!(ran.contains("2 added, 0 removed"), "{ran}");
+    assert_eq!(
+        c.members("eu", false),
+        [
+            ("c1".into(), "active".into()),
+            ("c2".into(), "active".into())
+        ]
+    );
+
+    c.ok(&["member", "remove", "c2", "eu"]);
+    c.ok(&["member", "pin", "c1", "eu"]);
+    c.ok(&[
+        "member",
+        "add",
+        "c3",
+        "eu",
+        "--start",
+        "2099-01-01T00:00:00Z",
+    ]);
+    assert!(c.members("eu", false).is_empty());
+    let all = c.members("eu", true);
+    assert!(all.contains(&("c3".into(), "pending".into())), "{all:?}");
+    assert!(all.contains(&("c2".into(), "expired".into())), "{all:?}");
+
+    let rerun = c.ok(&["run", "eu"]);
+    assert!(
+        rerun.contains("1 added"),
+        "c2 comes back, pinned c1 does not: {rerun}"
+    );
+    assert_eq!(c.members("eu", false), [("c2".into(), "active".into())]);
+
+    let history = c.ok(&["history", "--customer", "c1"]);
+    assert!(
+        history.contains("excluded") && history.contains("by alice"),
+        "{history}"
+    );
+
+    let why = c.ok(&["explain", "c3", "eu"]);
+    assert!(why.contains("=> not a member: clause 1 fails"), "{why}");
+    let runs = c.ok(&["runs", "--group", "eu"]);
+    assert_eq!(runs.lines().count(), 3, "{runs}");
+}
+
+#[test]
+fn bad_input_is_named_and_changes_nothing() {
+    let c = Cohort::new();
+    c.ok(&["plugin", "add-standard"]);
+    let group = c.file("eu.json", GROUP);
+    c.ok(&["group", "save", &group]);
+
+    let typo = c.file(
+        "typo.json",
+        &GROUP.replace(r#"["DE","FR"]"#, r#"["DE","XX"]"#),
+    );
+    let err = c.fails(&["group", "save", &typo]);
+    assert!(
+        err.contains("rule.all[0].any[0]") && err.contains("config/countries/1"),
+        "{err}"
+    );
+    let shown = c.ok(&["group", "show", "eu"]);
+    assert!(
+        shown.contains("\"FR\""),
+        "the saved group is unchanged: {shown}"
+    );
+
+    let unknown = c.file("unknown.json", &GROUP.replace("\"country\"", "\"loyalty\""));
+    assert!(
+        c.fails(&["group", "save", &unknown])
+            .contains("no plugin `loyalty`")
+    );
+
+    let bad_cron = c.file(
+        "cron.json",
+        &GROUP.replace(
+            r#""mode":"full-sync""#,
+            r#""mode":"full-sync","triggers":{"schedule":{"cron":"at night"}}"#,
+        ),
+    );
+    assert!(
+        c.fails(&["group", "save", &bad_cron])
+            .contains("`at night` is not a cron expression")
+    );
+
+    let customers = c.file(
+        "customers.jsonl",
+        "{\"id\":\"ok\",\"country\":\"DE\"}\n{\"id\":\"bad\",\"country\":\"Deutschland\"}\n",
+    );
+    let err = c.fails(&["customer", "load", &customers]);
+    assert!(
+        err.contains("customers.jsonl:2") && err.contains("`Deutschland`"),
+        "{err}"
+    );
+    let ran = c.ok(&["run", "eu"]);
+    assert!(
+        ran.contains(": 0 customers"),
+        "no line of the bad file was stored: {ran}"
+    );
+
+    let disabled = c.file("off.json", &GROUP.replace("full-sync", "disabled"));
+    c.ok(&["group", "save", &disabled]);
+    assert!(c.fails(&["run", "eu"]).contains("group `eu` is disabled"));
+    assert!(c.fails(&["run", "nope"]).contains("no group `nope`"));
+}

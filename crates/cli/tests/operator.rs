@@ -211,3 +211,13 @@ fn bad_input_is_named_and_changes_nothing() {
     assert!(c.fails(&["run", "eu"]).contains("group `eu` is disabled"));
     assert!(c.fails(&["run", "nope"]).contains("no group `nope`"));
 }
+
+#[test]
+fn the_readme_example_group_saves() {
+    let c = Cohort::new();
+    c.ok(&["plugin", "add-standard"]);
+    let example =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/groups/eu-residents.json");
+    c.ok(&["group", "save", &example.display().to_string()]);
+    assert!(c.ok(&["group", "list"]).contains("eu-residents"));
+}

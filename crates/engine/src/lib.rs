@@ -283,6 +283,16 @@ impl Engine {
                 now,
             )?;
         }
+        // A later group of an exclusive set may have taken the customer from an earlier
+        // one: report where it ended up.
+        let active: HashSet<String> = self
+            .store
+            .customer_memberships(&record.id)?
+            .into_iter()
+            .filter(|m| m.is_active(now))
+            .map(|m| m.group)
+            .collect();
+        registration.joined.retain(|g| active.contains(g));
         Ok(registration)
     }
 
@@ -309,6 +319,8 @@ impl Engine {
             .collect())
     }
 
+    /// The plan for one customer, from its own memberships only: registration must not
+    /// read every membership of a group.
     fn plan_one(
         &self,
         group: &Group,
@@ -316,25 +328,42 @@ impl Engine {
         decision: Decision,
         as_of: Timestamp,
     ) -> Result<Vec<Change>> {
-        let memberships: Vec<Membership> = self
-            .store
-            .customer_memberships(customer)?
-            .into_iter()
+        let all = self.store.customer_memberships(customer)?;
+        let memberships: Vec<Membership> = all
+            .iter()
             .filter(|m| m.group == group.id)
+            .cloned()
             .collect();
         let pinned_out = self
             .store
             .exclusions(&group.id)?
             .iter()
             .any(|c| c == customer);
-        let rivals = self.rivals(group, as_of)?;
+        let mut rivals = Vec::new();
+        if let Some(set) = &group.exclusive {
+            let groups = self.store.groups()?;
+            for m in all
+                .iter()
+                .filter(|m| m.group != group.id && m.is_active(as_of))
+            {
+                let other = groups.iter().find(|g| g.id == m.group);
+                if let Some(other_set) = other.and_then(|g| g.exclusive.as_ref())
+                    && other_set.set == set.set
+                {
+                    rivals.push(Rival {
+                        membership: m.clone(),
+                        priority: other_set.priority,
+                    });
+                }
+            }
+        }
         Ok(plan(
             policy(group),
             Standing {
                 customer,
                 memberships: &memberships,
                 pinned_out,
-                rivals: rivals.get(customer).map(Vec::as_slice).unwrap_or(&[]),
+                rivals: &rivals,
             },
             decision,
             as_of,

@@ -3,7 +3,8 @@
 //! Everything here is pure: no I/O, no wasm, no clock. Customers arrive as
 //! [`CustomerRecord`]s (strings, as a platform sends them), are validated and interned
 //! into [`Customer`]s (small numbers, as plugins read them), and plugins answer with a
-//! [`Verdict`] per customer.
+//! [`Verdict`] per customer. [`Group`]s carry their auto-assign settings and [`Rule`];
+//! [`Membership`]s are windows whose [`State`] follows from the time.
 
 mod customer;
 mod group;

@@ -141,10 +141,28 @@ pub enum GroupCommand {
     Save { file: PathBuf },
     /// List the groups
     List,
-    /// Show one group's definition
+    /// Show one group's definition and what uses it
     Show { group: String },
-    /// Delete a group (its memberships stay in the history)
-    Delete { group: String },
+    /// Delete a group (its memberships stay in the history); a group in use is refused
+    /// unless --force
+    Delete {
+        group: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Record that a platform entity (tariff, promotion, contract-template, segment,
+    /// vat-setting, ...) refers to the group
+    Use {
+        group: String,
+        kind: String,
+        entity: String,
+    },
+    /// Forget such a reference
+    Unuse {
+        group: String,
+        kind: String,
+        entity: String,
+    },
 }
 
 pub fn group(
@@ -174,20 +192,47 @@ pub fn group(
                         .iter()
                         .filter(|m| m.is_active(now()))
                         .count();
+                    let used = engine.store().uses(&g.id)?.len();
                     println!(
-                        "{:<24} {:<10} {:>8} members  {}",
+                        "{:<24} {:<10} {:>8} members {:>3} used  {}",
                         g.id,
                         serde_json::to_value(g.auto.mode)?.as_str().unwrap_or("?"),
                         members,
+                        used,
                         g.name
                     );
                 }
             }
         }
-        GroupCommand::Show { group } => print_json(&engine.group(&group)?)?,
-        GroupCommand::Delete { group } => {
-            engine.store().delete_group(&group)?;
+        GroupCommand::Show { group } => {
+            let definition = engine.group(&group)?;
+            let used_by: Vec<_> = engine
+                .store()
+                .uses(&group)?
+                .into_iter()
+                .map(|(kind, entity)| json!({"kind": kind, "entity": entity}))
+                .collect();
+            print_json(&json!({"group": definition, "used_by": used_by}))?;
+        }
+        GroupCommand::Delete { group, force } => {
+            engine.delete_group(&group, force)?;
             println!("deleted group `{group}`");
+        }
+        GroupCommand::Use {
+            group,
+            kind,
+            entity,
+        } => {
+            engine.use_group(&group, &kind, &entity, true)?;
+            println!("group `{group}` is used by {kind} `{entity}`");
+        }
+        GroupCommand::Unuse {
+            group,
+            kind,
+            entity,
+        } => {
+            engine.use_group(&group, &kind, &entity, false)?;
+            println!("group `{group}` is no longer used by {kind} `{entity}`");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -59,6 +59,15 @@ pub enum EngineError {
     ManualOff(String),
     #[error("no {what} `{id}`")]
     NotFound { what: &'static str, id: String },
+    #[error("group `{group}` is in use by {}; remove those references first or force the deletion", uses.iter().map(|(k, e)| format!("{k} `{e}`")).collect::<Vec<_>>().join(", "))]
+    InUse {
+        group: String,
+        uses: Vec<(String, String)>,
+    },
+    #[error(
+        "`{0}` is not a kind of entity: use lower-case letters, digits and `-` (tariff, promotion, contract-template, segment, vat-setting, ...)"
+    )]
+    UseKind(String),
     #[error("the window ends (`{end}`) before it starts (`{start}`)")]
     Window { start: Timestamp, end: Timestamp },
 }

@@ -233,6 +233,30 @@ impl Engine {
         Ok(())
     }
 
+    /// Record that a platform entity refers to a group (or no longer does).
+    pub fn use_group(&self, group: &str, kind: &str, entity: &str, used: bool) -> Result<()> {
+        self.group(group)?;
+        if !cohort_model::is_slug(kind) {
+            return Err(EngineError::UseKind(kind.to_string()));
+        }
+        self.store.set_use(group, kind, entity, used)?;
+        Ok(())
+    }
+
+    /// Delete a group. A group the platform still uses is refused unless `force`.
+    pub fn delete_group(&self, id: &str, force: bool) -> Result<()> {
+        self.group(id)?;
+        let uses = self.store.uses(id)?;
+        if !uses.is_empty() && !force {
+            return Err(EngineError::InUse {
+                group: id.to_string(),
+                uses,
+            });
+        }
+        self.store.delete_group(id)?;
+        Ok(())
+    }
+
     pub fn group(&self, id: &str) -> Result<Group> {
         self.store.group(id)?.ok_or_else(|| EngineError::NotFound {
             what: "group",

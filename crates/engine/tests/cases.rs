@@ -70,6 +70,13 @@ enum Action {
         customer: String,
         group: String,
     },
+    /// `[group, kind, entity]`: the platform's entity refers to the group.
+    Use([String; 3]),
+    Delete {
+        group: String,
+        #[serde(default)]
+        force: bool,
+    },
     /// Active members of each named group at the step's time, exactly.
     Members(std::collections::BTreeMap<String, Vec<String>>),
     /// `[customer, group, state]`: the state of the customer's latest membership.
@@ -190,6 +197,12 @@ fn run_case(path: &Path) {
                 .map_err(|e| e.to_string()),
             Action::Pin { customer, group } => engine
                 .pin_exclusion(customer, group, true, "operator", "never", now)
+                .map_err(|e| e.to_string()),
+            Action::Use([group, kind, entity]) => engine
+                .use_group(group, kind, entity, true)
+                .map_err(|e| e.to_string()),
+            Action::Delete { group, force } => engine
+                .delete_group(group, *force)
                 .map_err(|e| e.to_string()),
             Action::Members(expected) => {
                 for (group, want) in expected {

@@ -110,7 +110,13 @@ pub trait Store: Send + Sync {
     fn put_group(&self, group: &Group, now: Timestamp) -> Result<()>;
     fn group(&self, id: &str) -> Result<Option<Group>>;
     fn groups(&self) -> Result<Vec<Group>>;
+    /// Delete a group and its "used by" references; memberships stay as history.
     fn delete_group(&self, id: &str) -> Result<()>;
+    /// Record (or forget) that one of the platform's entities — a tariff, promotion,
+    /// contract template, segment, VAT setting — refers to the group.
+    fn set_use(&self, group: &str, kind: &str, entity: &str, used: bool) -> Result<()>;
+    /// The platform's entities that refer to the group, as (kind, id).
+    fn uses(&self, group: &str) -> Result<Vec<(String, String)>>;
     /// When the group's schedule last started a run; until it first has, when the group
     /// was last saved, so that a schedule counts from then.
     fn last_periodic_run(&self, group: &str) -> Result<Option<Timestamp>>;

@@ -11,7 +11,8 @@ use crate::{AuditEntry, Cause, Result, RunRecord, Store, StoreError, StoredPlugi
 
 /// Each entry migrates the schema from version `i` to `i + 1`; released entries never
 /// change.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE plugins (
     id TEXT NOT NULL,
     version TEXT NOT NULL,
@@ -95,7 +96,16 @@ CREATE TABLE runs (
     undecided INTEGER NOT NULL DEFAULT 0,
     failures TEXT NOT NULL DEFAULT '[]'
 );
-"#];
+"#,
+    r#"
+CREATE TABLE group_uses (
+    grp TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    PRIMARY KEY (grp, kind, entity)
+);
+"#,
+];
 
 /// The embedded store. Safe to share between threads; SQLite serialises the writers.
 pub struct SqliteStore {
@@ -342,6 +352,30 @@ impl Store for SqliteStore {
             });
         }
         Ok(())
+    }
+
+    fn set_use(&self, group: &str, kind: &str, entity: &str, used: bool) -> Result<()> {
+        if used {
+            self.conn().execute(
+                "INSERT OR IGNORE INTO group_uses (grp, kind, entity) VALUES (?1, ?2, ?3)",
+                params![group, kind, entity],
+            )?;
+        } else {
+            self.conn().execute(
+                "DELETE FROM group_uses WHERE grp = ?1 AND kind = ?2 AND entity = ?3",
+                params![group, kind, entity],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn uses(&self, group: &str) -> Result<Vec<(String, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT kind, entity FROM group_uses WHERE grp = ?1 ORDER BY kind, entity",
+        )?;
+        let rows = stmt.query_map([group], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn last_periodic_run(&self, group: &str) -> Result<Option<Timestamp>> {

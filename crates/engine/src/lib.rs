@@ -466,25 +466,31 @@ impl Engine {
         let mut failures: HashMap<String, u64> = HashMap::new();
         let mut after: Option<String> = None;
         let mut facts: Vec<Customer> = Vec::with_capacity(PAGE);
+        let mut invalid: HashMap<usize, String> = HashMap::new();
         loop {
             let page = self.store.customers_after(after.as_deref(), PAGE)?;
             let Some(last) = page.last() else { break };
             after = Some(last.id.clone());
             facts.clear();
+            invalid.clear();
             for record in &page {
                 // Records were checked when they were stored; one that no longer
-                // passes (a stricter check since) is treated as undecided below.
-                facts.push(record.intern(self.host.interner()).unwrap_or_default());
+                // passes (a stricter check since) is undecided, never a "no".
+                match record.intern(self.host.interner()) {
+                    Ok(customer) => facts.push(customer),
+                    Err(e) => {
+                        invalid.insert(facts.len(), e.to_string());
+                        facts.push(Customer::default());
+                    }
+                }
             }
             let columns: Vec<Verdicts> = conditions
                 .iter_mut()
                 .map(|c| c.evaluate(as_of, &facts).verdicts)
                 .collect();
             for (i, record) in page.iter().enumerate() {
-                let decision = if record.intern(self.host.interner()).is_err() {
-                    *failures
-                        .entry(format!("customer `{}` has invalid data", record.id))
-                        .or_default() += 1;
+                let decision = if let Some(problem) = invalid.get(&i) {
+                    *failures.entry(problem.clone()).or_default() += 1;
                     Decision::Undecided
                 } else {
                     compiled.decide(&columns, i)

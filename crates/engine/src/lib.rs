@@ -681,16 +681,17 @@ impl Engine {
             start: window.0,
             end: window.1,
         });
-        self.store.apply(
-            &changes,
-            &Cause {
-                trigger: Trigger::Manual.as_str(),
-                actor,
-                run: None,
-            },
-            now,
-        )?;
+        self.apply_by_hand(&changes, actor, now)?;
         Ok(true)
+    }
+
+    fn apply_by_hand(&self, changes: &[Change], actor: &str, now: Timestamp) -> Result<(u64, u64)> {
+        let cause = Cause {
+            trigger: Trigger::Manual.as_str(),
+            actor,
+            run: None,
+        };
+        Ok(self.store.apply(changes, &cause, now)?)
     }
 
     /// Remove a customer from a group by hand: every active or pending membership ends
@@ -719,15 +720,7 @@ impl Engine {
                 reason: reason.to_string(),
             })
             .collect();
-        let (_, ended) = self.store.apply(
-            &changes,
-            &Cause {
-                trigger: Trigger::Manual.as_str(),
-                actor,
-                run: None,
-            },
-            now,
-        )?;
+        let (_, ended) = self.apply_by_hand(&changes, actor, now)?;
         Ok(ended)
     }
 

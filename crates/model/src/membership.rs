@@ -87,12 +87,13 @@ impl Membership {
     }
 }
 
-/// The state of a window `[start, end)` at `at`.
+/// The state of a window `[start, end)` at `at`. An empty window (a pending membership
+/// removed before it started) is expired from the outset: it never becomes active.
 pub fn state(start: Timestamp, end: Option<Timestamp>, at: Timestamp) -> State {
-    if at < start {
-        State::Pending
-    } else if end.is_some_and(|end| at >= end) {
+    if end.is_some_and(|end| end <= start || at >= end) {
         State::Expired
+    } else if at < start {
+        State::Pending
     } else {
         State::Active
     }
@@ -109,6 +110,11 @@ mod tests {
         assert_eq!(state(100, Some(200), 199), State::Active);
         assert_eq!(state(100, Some(200), 200), State::Expired);
         assert_eq!(state(100, None, i64::MAX), State::Active);
+        assert_eq!(
+            state(100, Some(100), 50),
+            State::Expired,
+            "removed before it began"
+        );
     }
 
     #[test]

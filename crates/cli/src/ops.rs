@@ -77,6 +77,13 @@ pub enum PluginCommand {
     },
     /// List the plugins in the store
     List,
+    /// Show a stored plugin's self-description and grant
+    Inspect {
+        plugin: String,
+        /// A version; the newest stored one if absent
+        #[arg(long)]
+        version: Option<String>,
+    },
 }
 
 pub fn plugin(
@@ -103,6 +110,23 @@ pub fn plugin(
                     println!("added plugin `{}` {}", info.id, info.version);
                 }
             }
+        }
+        PluginCommand::Inspect { plugin, version } => {
+            let stored = engine
+                .store()
+                .plugins()?
+                .into_iter()
+                .filter(|p| p.id == plugin && version.as_ref().is_none_or(|v| *v == p.version))
+                .max_by_key(|p| p.added_at)
+                .with_context(|| format!("no plugin `{plugin}` in the store"))?;
+            let host = runner::new_host(Limits::default(), None)?;
+            let loaded = host.load(&stored.wasm)?;
+            let mut value = serde_json::to_value(loaded.info())?;
+            value["contract"] = json!(loaded.contract_version());
+            value["sha256"] = json!(stored.sha256);
+            value["data_dir"] = json!(stored.data_dir);
+            value["added_at"] = json!(time(stored.added_at));
+            print_json(&value)?;
         }
         PluginCommand::List => {
             let plugins = engine.store().plugins()?;

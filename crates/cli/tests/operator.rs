@@ -88,6 +88,13 @@ fn the_operators_day() {
     let c = Cohort::new();
     c.ok(&["plugin", "add-standard"]);
     assert!(c.ok(&["plugin", "list"]).contains("country"));
+    let inspected: serde_json::Value =
+        serde_json::from_str(&c.ok(&["plugin", "inspect", "product"])).expect("JSON");
+    assert_eq!(inspected["reads"], serde_json::json!(["subscriptions"]));
+    assert!(
+        c.fails(&["plugin", "inspect", "nope"])
+            .contains("no plugin `nope`")
+    );
 
     let group = c.file("eu.json", GROUP);
     assert!(

@@ -66,6 +66,9 @@ enum Command {
     },
     /// Why a customer is or is not a member of a group
     Explain(ops::ExplainArgs),
+    /// Bulk-assign customers to groups with validity windows from CSV files
+    #[command(subcommand)]
+    Import(ops::ImportCommand),
 }
 
 fn main() -> ExitCode {
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
         Command::History(args) => ops::history(args, store, cache_dir),
         Command::Runs { group } => ops::runs(group, store, cache_dir),
         Command::Explain(args) => ops::explain(args, store, cache_dir),
+        Command::Import(cmd) => ops::import(cmd, store, cache_dir),
     };
     match result {
         Ok(code) => code,

@@ -468,6 +468,12 @@ impl Progress {
         }
     }
 
+    fn show_rows(&self, rows: u64) {
+        if self.on {
+            eprint!("\r{rows} rows read");
+        }
+    }
+
     fn finish(&self) {
         if self.on {
             eprintln!();
@@ -634,6 +640,171 @@ fn print_memberships(memberships: &[cohort_model::Membership], at: Timestamp, by
             m.actor,
             m.reason
         );
+    }
+}
+
+#[derive(Subcommand)]
+pub enum ImportCommand {
+    /// Import a customer-assignment CSV file (Customer #, Assigned Groups, Start Date &
+    /// Time, End Date & Time). All or nothing unless --partial
+    File {
+        file: PathBuf,
+        /// Map a column to the file's header: `customer=Kundennummer`; columns are
+        /// customer, groups, start, end
+        #[arg(long = "map", value_name = "COLUMN=HEADER")]
+        mapping: Vec<String>,
+        /// Time zone for dates without an offset
+        #[arg(long, default_value = "UTC")]
+        time_zone: String,
+        /// Apply the valid rows and report the rest
+        #[arg(long)]
+        partial: bool,
+        /// Validate and report what would change, change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print a sample file to start from
+    Template,
+    /// Recent imports
+    List,
+    /// The problems of one import, by line and column
+    Errors {
+        import: i64,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+}
+
+pub fn import(
+    cmd: ImportCommand,
+    store: &StoreArgs,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ImportCommand::Template => {
+            print!("{}", cohort_import::TEMPLATE);
+            Ok(ExitCode::SUCCESS)
+        }
+        ImportCommand::List => {
+            let engine = open(store, cache_dir)?;
+            let imports = engine.store().imports(50)?;
+            if store.json {
+                print_json(&imports)?;
+            } else {
+                for i in imports {
+                    println!(
+                        "import {:>4}  {}  {:<18} {}: {} rows, {} added, {} updated, {} unchanged, {} rejected (by {})",
+                        i.id,
+                        time(i.started_at),
+                        i.status,
+                        i.file_name,
+                        i.rows,
+                        i.added,
+                        i.updated,
+                        i.unchanged,
+                        i.rejected,
+                        i.actor
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ImportCommand::Errors { import, limit } => {
+            let engine = open(store, cache_dir)?;
+            let (problems, lines) = engine.store().import_problems(import, limit)?;
+            if store.json {
+                print_json(&json!({"lines": lines, "problems": problems}))?;
+            } else {
+                print_problems(&problems, lines);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ImportCommand::File {
+            file,
+            mapping,
+            time_zone,
+            partial,
+            dry_run,
+        } => {
+            let engine = open(store, cache_dir)?;
+            let mut columns = std::collections::BTreeMap::new();
+            for m in &mapping {
+                let (column, header) = m
+                    .split_once('=')
+                    .with_context(|| format!("`{m}` is not COLUMN=HEADER"))?;
+                let column = match column.trim().to_lowercase().as_str() {
+                    "customer" => cohort_import::Column::Customer,
+                    "groups" => cohort_import::Column::Groups,
+                    "start" => cohort_import::Column::Start,
+                    "end" => cohort_import::Column::End,
+                    other => anyhow::bail!(
+                        "`{other}` is not a column: use customer, groups, start or end"
+                    ),
+                };
+                columns.insert(column, header.trim().to_string());
+            }
+            let zone: chrono_tz::Tz = time_zone
+                .parse()
+                .map_err(|_| anyhow::anyhow!("`{time_zone}` is not an IANA time zone"))?;
+            let input = std::fs::File::open(&file)
+                .with_context(|| format!("cannot open `{}`", file.display()))?;
+            let bar = Progress::new(!store.json);
+            let name = file.file_name().map_or_else(
+                || file.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            let report = engine.import(
+                input,
+                &name,
+                cohort_engine::ImportOptions {
+                    read: cohort_import::Options {
+                        time_zone: zone,
+                        now: now(),
+                        mapping: columns,
+                    },
+                    partial,
+                    dry_run,
+                },
+                &store.actor(),
+                now(),
+                &mut |rows| bar.show_rows(rows),
+            )?;
+            bar.finish();
+            let r = &report.record;
+            if store.json {
+                print_json(&report)?;
+            } else {
+                println!(
+                    "import {} of `{}`: {}: {} rows, {} added, {} updated, {} unchanged, {} rejected",
+                    r.id,
+                    r.file_name,
+                    r.status,
+                    r.rows,
+                    r.added,
+                    r.updated,
+                    r.unchanged,
+                    r.rejected
+                );
+                print_problems(&report.problems, r.rejected);
+            }
+            Ok(if r.status == "failed" {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+fn print_problems(problems: &[cohort_store::ImportProblem], lines: u64) {
+    for p in problems {
+        match &p.column {
+            Some(c) => println!("  line {}, column `{c}`: {}", p.line, p.message),
+            None => println!("  line {}: {}", p.line, p.message),
+        }
+    }
+    if (problems.len() as u64) < lines {
+        println!("  ... {lines} lines have problems in all (`cohort import errors ID`)");
     }
 }
 

@@ -9,6 +9,7 @@
 //! it was and a rerun converges to the same memberships.
 
 mod error;
+mod import;
 mod schedule;
 
 use std::collections::{HashMap, HashSet};
@@ -27,6 +28,7 @@ use cohort_store::{Cause, RunRecord, Store, StoredPlugin};
 use serde::Serialize;
 
 pub use error::EngineError;
+pub use import::{ImportOptions, ImportReport};
 pub use schedule::next_run;
 
 pub type Result<T> = std::result::Result<T, EngineError>;

@@ -21,9 +21,9 @@ use cohort_model::Timestamp;
 /// A sample file: the header row and example rows, for operators to start from.
 pub const TEMPLATE: &str = "\
 Customer #,Assigned Groups,Start Date & Time,End Date & Time
-C-1001,VIP,2026-03-01,2026-06-01
-C-1002,\"VIP, Wholesale\",2026-03-01T08:00:00+01:00,
-C-1003,Staff,,2026-12-31 18:00
+C-1001,vip,2026-03-01,2026-06-01
+C-1002,\"vip, wholesale\",2026-03-01T08:00:00+01:00,
+C-1003,staff,,2099-12-31 18:00
 ";
 
 /// The columns an import needs.
@@ -537,7 +537,7 @@ mod tests {
         assert_eq!(rows.len(), 3);
         assert_eq!(
             rows[1].groups,
-            ["VIP", "Wholesale"],
+            ["vip", "wholesale"],
             "a quoted cell with a separator"
         );
         assert_eq!(rows[2].start, NOW, "an empty start is now");

@@ -92,6 +92,45 @@ pub struct RunRecord {
     pub failures: Vec<(String, u64)>,
 }
 
+/// One import of a customer-assignment file.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ImportRecord {
+    pub id: i64,
+    pub actor: String,
+    pub file_name: String,
+    pub sha256: String,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    /// `validating`, `applied`, `partially applied`, `failed`, `validated` (a dry run).
+    pub status: String,
+    pub dry_run: bool,
+    /// Valid rows are applied even if others are rejected.
+    pub partial: bool,
+    pub rows: u64,
+    pub added: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub rejected: u64,
+}
+
+/// A problem with one row of an import (line 1 is the header; line 0 the whole file).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ImportProblem {
+    pub line: u64,
+    pub column: Option<String>,
+    pub message: String,
+}
+
+/// One membership an import asks for, by file line.
+#[derive(Clone, Debug)]
+pub struct StagedRow {
+    pub line: u64,
+    pub customer: String,
+    pub group: String,
+    pub start: Timestamp,
+    pub end: Option<Timestamp>,
+}
+
 /// The storage interface of the engine.
 pub trait Store: Send + Sync {
     fn put_plugin(&self, plugin: &StoredPlugin) -> Result<()>;
@@ -154,4 +193,30 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<AuditEntry>>;
     /// How many change events wait in the outbox.
     fn outbox_len(&self) -> Result<u64>;
+
+    /// Start an import record (status `validating`); returns its id.
+    fn begin_import(&self, record: &ImportRecord) -> Result<i64>;
+    /// Keep rows of an import for checking and applying; rows are streamed in batches.
+    fn stage_import(&self, import: i64, rows: &[StagedRow]) -> Result<()>;
+    fn add_import_problems(&self, import: i64, problems: &[ImportProblem]) -> Result<()>;
+    /// Check the staged rows against the store and each other: unknown customers,
+    /// duplicate rows, overlapping windows for the same customer and group. Records
+    /// and returns how many problems it found.
+    fn check_import(&self, import: i64) -> Result<u64>;
+    /// Apply the staged rows of lines without problems, in one transaction (or, for a
+    /// dry run, only count): a row whose customer, group and start match an imported
+    /// membership updates its end or leaves it unchanged; any other row adds a
+    /// membership with source `import`. Returns (added, updated, unchanged).
+    fn apply_import(
+        &self,
+        import: i64,
+        cause: &Cause<'_>,
+        dry_run: bool,
+        at: Timestamp,
+    ) -> Result<(u64, u64, u64)>;
+    /// Record the outcome and drop the staged rows.
+    fn finish_import(&self, record: &ImportRecord) -> Result<()>;
+    fn imports(&self, limit: usize) -> Result<Vec<ImportRecord>>;
+    /// The problems of an import, by line; and how many lines have one.
+    fn import_problems(&self, import: i64, limit: usize) -> Result<(Vec<ImportProblem>, u64)>;
 }

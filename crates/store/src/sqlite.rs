@@ -7,7 +7,10 @@ use cohort_model::{CustomerRecord, Group, Membership, Source, Timestamp};
 use cohort_planner::Change;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{AuditEntry, Cause, Result, RunRecord, Store, StoreError, StoredPlugin};
+use crate::{
+    AuditEntry, Cause, ImportProblem, ImportRecord, Result, RunRecord, StagedRow, Store,
+    StoreError, StoredPlugin,
+};
 
 /// Each entry migrates the schema from version `i` to `i + 1`; released entries never
 /// change.
@@ -104,6 +107,41 @@ CREATE TABLE group_uses (
     entity TEXT NOT NULL,
     PRIMARY KEY (grp, kind, entity)
 );
+"#,
+    r#"
+CREATE TABLE imports (
+    id INTEGER PRIMARY KEY,
+    actor TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    status TEXT NOT NULL,
+    dry_run INTEGER NOT NULL,
+    partial INTEGER NOT NULL,
+    rows INTEGER NOT NULL DEFAULT 0,
+    added INTEGER NOT NULL DEFAULT 0,
+    updated INTEGER NOT NULL DEFAULT 0,
+    unchanged INTEGER NOT NULL DEFAULT 0,
+    rejected INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE import_errors (
+    import INTEGER NOT NULL,
+    line INTEGER NOT NULL,
+    col TEXT,
+    message TEXT NOT NULL
+);
+CREATE INDEX import_errors_by_import ON import_errors (import, line);
+CREATE TABLE import_rows (
+    import INTEGER NOT NULL,
+    line INTEGER NOT NULL,
+    customer TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER
+);
+CREATE INDEX import_rows_by_key ON import_rows (import, customer, grp, start);
+CREATE INDEX memberships_by_key ON memberships (customer, grp, start);
 "#,
 ];
 
@@ -675,6 +713,279 @@ impl Store for SqliteStore {
             |r| r.get(0),
         )?;
         Ok(n as u64)
+    }
+
+    fn begin_import(&self, r: &ImportRecord) -> Result<i64> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO imports (actor, file_name, sha256, started_at, status, dry_run, partial)
+             VALUES (?1, ?2, ?3, ?4, 'validating', ?5, ?6)",
+            params![
+                r.actor,
+                r.file_name,
+                r.sha256,
+                r.started_at,
+                r.dry_run,
+                r.partial
+            ],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn stage_import(&self, import: i64, rows: &[StagedRow]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO import_rows (import, line, customer, grp, start, end)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for r in rows {
+                insert.execute(params![
+                    import,
+                    r.line as i64,
+                    r.customer,
+                    r.group,
+                    r.start,
+                    r.end
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn add_import_problems(&self, import: i64, problems: &[ImportProblem]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO import_errors (import, line, col, message) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for p in problems {
+                insert.execute(params![import, p.line as i64, p.column, p.message])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn check_import(&self, import: i64) -> Result<u64> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let unknown = tx.execute(
+            "INSERT INTO import_errors (import, line, col, message)
+             SELECT r.import, r.line, 'customer', 'unknown customer `' || r.customer || '`'
+             FROM import_rows r WHERE r.import = ?1
+               AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = r.customer)",
+            [import],
+        )?;
+        // Each pair is reported on its later line, naming the earlier one.
+        let clashes = tx.execute(
+            "INSERT INTO import_errors (import, line, col, message)
+             SELECT b.import, b.line, NULL,
+                    CASE WHEN a.start = b.start AND a.end IS b.end
+                         THEN 'duplicates line ' || a.line || ' (`' || b.customer || '` in `' || b.grp || '`)'
+                         ELSE 'overlaps line ' || a.line || ': both put `' || b.customer || '` in `' || b.grp || '` at the same time'
+                    END
+             FROM import_rows a JOIN import_rows b
+               ON a.import = b.import AND a.customer = b.customer AND a.grp = b.grp
+              AND a.line < b.line
+              AND a.start < COALESCE(b.end, 9223372036854775807)
+              AND b.start < COALESCE(a.end, 9223372036854775807)
+             WHERE a.import = ?1",
+            [import],
+        )?;
+        tx.commit()?;
+        Ok((unknown + clashes) as u64)
+    }
+
+    fn apply_import(
+        &self,
+        import: i64,
+        cause: &Cause<'_>,
+        dry_run: bool,
+        at: Timestamp,
+    ) -> Result<(u64, u64, u64)> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let (mut added, mut updated, mut unchanged) = (0, 0, 0);
+        {
+            let mut rows = tx.prepare(
+                "SELECT line, customer, grp, start, end FROM import_rows
+                 WHERE import = ?1
+                   AND line NOT IN (SELECT line FROM import_errors WHERE import = ?1)
+                 ORDER BY line",
+            )?;
+            let mut existing = tx.prepare_cached(
+                "SELECT id, end FROM memberships
+                 WHERE customer = ?1 AND grp = ?2 AND start = ?3 AND source = 'import'",
+            )?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO memberships (customer, grp, source, actor, reason, start, end)
+                 VALUES (?1, ?2, 'import', ?3, ?4, ?5, ?6)",
+            )?;
+            let mut set_end = tx.prepare_cached("UPDATE memberships SET end = ?2 WHERE id = ?1")?;
+            let mut audit = tx.prepare_cached(
+                "INSERT INTO audit (at, customer, grp, action, source, actor, trigger, run, reason, membership)
+                 VALUES (?1, ?2, ?3, ?4, 'import', ?5, 'import', NULL, ?6, ?7)",
+            )?;
+            let mut outbox = tx.prepare_cached(
+                "INSERT INTO outbox (at, kind, customer, grp, membership, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let reason = format!("import #{import}");
+            let mut cursor = rows.query([import])?;
+            while let Some(row) = cursor.next()? {
+                let line: i64 = row.get(0)?;
+                let customer: String = row.get(1)?;
+                let group: String = row.get(2)?;
+                let start: i64 = row.get(3)?;
+                let end: Option<i64> = row.get(4)?;
+                let found: Option<(i64, Option<i64>)> = existing
+                    .query_row(params![customer, group, start], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .optional()?;
+                let (kind, membership) = match found {
+                    Some((_, old_end)) if old_end == end => {
+                        unchanged += 1;
+                        continue;
+                    }
+                    Some((id, _)) => {
+                        updated += 1;
+                        if dry_run {
+                            continue;
+                        }
+                        set_end.execute(params![id, end])?;
+                        ("updated", id)
+                    }
+                    None => {
+                        added += 1;
+                        if dry_run {
+                            continue;
+                        }
+                        insert.execute(params![
+                            customer,
+                            group,
+                            cause.actor,
+                            reason,
+                            start,
+                            end
+                        ])?;
+                        ("added", tx.last_insert_rowid())
+                    }
+                };
+                let why = format!("{reason}, line {line}");
+                audit.execute(params![
+                    at,
+                    customer,
+                    group,
+                    kind,
+                    cause.actor,
+                    why,
+                    membership
+                ])?;
+                let payload = serde_json::json!({
+                    "event": format!("membership.{kind}"),
+                    "customer": customer,
+                    "group": group,
+                    "membership": membership,
+                    "at": at,
+                    "start": start,
+                    "end": end,
+                    "trigger": "import",
+                    "actor": cause.actor,
+                    "reason": why,
+                });
+                outbox.execute(params![
+                    at,
+                    format!("membership.{kind}"),
+                    customer,
+                    group,
+                    membership,
+                    payload.to_string()
+                ])?;
+            }
+        }
+        if dry_run {
+            // Nothing was written; the transaction only gave the reads one snapshot.
+            tx.rollback()?;
+        } else {
+            tx.commit()?;
+        }
+        Ok((added, updated, unchanged))
+    }
+
+    fn finish_import(&self, r: &ImportRecord) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE imports SET finished_at = ?2, status = ?3, rows = ?4, added = ?5,
+                updated = ?6, unchanged = ?7, rejected = ?8 WHERE id = ?1",
+            params![
+                r.id,
+                r.finished_at,
+                r.status,
+                r.rows as i64,
+                r.added as i64,
+                r.updated as i64,
+                r.unchanged as i64,
+                r.rejected as i64
+            ],
+        )?;
+        tx.execute("DELETE FROM import_rows WHERE import = ?1", [r.id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn imports(&self, limit: usize) -> Result<Vec<ImportRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, actor, file_name, sha256, started_at, finished_at, status, dry_run,
+                    partial, rows, added, updated, unchanged, rejected
+             FROM imports ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok(ImportRecord {
+                id: r.get(0)?,
+                actor: r.get(1)?,
+                file_name: r.get(2)?,
+                sha256: r.get(3)?,
+                started_at: r.get(4)?,
+                finished_at: r.get(5)?,
+                status: r.get(6)?,
+                dry_run: r.get(7)?,
+                partial: r.get(8)?,
+                rows: r.get::<_, i64>(9)? as u64,
+                added: r.get::<_, i64>(10)? as u64,
+                updated: r.get::<_, i64>(11)? as u64,
+                unchanged: r.get::<_, i64>(12)? as u64,
+                rejected: r.get::<_, i64>(13)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn import_problems(&self, import: i64, limit: usize) -> Result<(Vec<ImportProblem>, u64)> {
+        let conn = self.conn();
+        let lines: i64 = conn.query_row(
+            "SELECT count(DISTINCT line) FROM import_errors WHERE import = ?1",
+            [import],
+            |r| r.get(0),
+        )?;
+        let mut stmt = conn.prepare(
+            "SELECT line, col, message FROM import_errors WHERE import = ?1
+             ORDER BY line, rowid LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![import, limit as i64], |r| {
+            Ok(ImportProblem {
+                line: r.get::<_, i64>(0)? as u64,
+                column: r.get(1)?,
+                message: r.get(2)?,
+            })
+        })?;
+        Ok((rows.collect::<rusqlite::Result<_>>()?, lines as u64))
     }
 }
 

@@ -1,0 +1,182 @@
+//! Bulk import of time-phased group assignments from a CSV file.
+//!
+//! Validation comes first and writes nothing but the import's record: rows stream
+//! through the reader into a staging area, problems are collected by line and column,
+//! then the staged rows are checked against the store and each other. Only then, in
+//! one transaction, are memberships written — all of them, or with `partial` those of
+//! the good lines. Importing the same file again changes nothing.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use cohort_import::{Options, open};
+use cohort_store::{Cause, ImportProblem, ImportRecord, StagedRow};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::{Engine, Result};
+use cohort_model::Timestamp;
+
+/// Rows staged per write: large enough to amortise a transaction, small enough to keep
+/// memory flat however long the file.
+const STAGE: usize = 10_000;
+
+/// How to run an import.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    pub read: Options,
+    /// Apply the valid rows even if others are rejected.
+    pub partial: bool,
+    /// Validate and count, change nothing.
+    pub dry_run: bool,
+}
+
+/// What an import did, with its first problems.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImportReport {
+    pub record: ImportRecord,
+    pub problems: Vec<ImportProblem>,
+}
+
+/// Hashes what it reads, so that the file is read once.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+impl Engine {
+    /// Import a customer-assignment file. `progress` is told the rows read so far.
+    pub fn import(
+        &self,
+        input: impl Read,
+        file_name: &str,
+        options: ImportOptions,
+        actor: &str,
+        now: Timestamp,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<ImportReport> {
+        let store = self.store.as_ref();
+        let mut record = ImportRecord {
+            actor: actor.to_string(),
+            file_name: file_name.to_string(),
+            started_at: now,
+            dry_run: options.dry_run,
+            partial: options.partial,
+            ..ImportRecord::default()
+        };
+        record.id = store.begin_import(&record)?;
+        // A cell may name a group by id or, in any case, by name: operators think in
+        // names, exports carry either.
+        let mut groups: HashMap<String, String> = HashMap::new();
+        for g in store.groups()? {
+            groups.insert(g.name.to_lowercase(), g.id.clone());
+            groups.insert(g.id.clone(), g.id);
+        }
+
+        let mut hashing = Hashing {
+            inner: input,
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        let mut problems = Vec::new();
+        match open(&mut hashing, options.read) {
+            Err(e) => problems.push(ImportProblem {
+                line: 1,
+                column: None,
+                message: e.to_string(),
+            }),
+            Ok(rows) => {
+                let mut staged = Vec::with_capacity(STAGE);
+                for row in rows {
+                    record.rows += 1;
+                    match row {
+                        Err(e) => {
+                            problems.push(ImportProblem {
+                                line: e.line,
+                                column: e.column,
+                                message: e.message,
+                            });
+                        }
+                        Ok(row) => {
+                            for named in &row.groups {
+                                let Some(group) = groups
+                                    .get(named)
+                                    .or_else(|| groups.get(&named.to_lowercase()))
+                                else {
+                                    problems.push(ImportProblem {
+                                        line: row.line,
+                                        column: Some("group".into()),
+                                        message: format!("unknown group `{named}`"),
+                                    });
+                                    continue;
+                                };
+                                staged.push(StagedRow {
+                                    line: row.line,
+                                    customer: row.customer.clone(),
+                                    group: group.clone(),
+                                    start: row.start,
+                                    end: row.end,
+                                });
+                            }
+                        }
+                    }
+                    if staged.len() >= STAGE {
+                        store.stage_import(record.id, &staged)?;
+                        staged.clear();
+                    }
+                    if problems.len() >= STAGE {
+                        store.add_import_problems(record.id, &problems)?;
+                        problems.clear();
+                    }
+                    if record.rows.is_multiple_of(10_000) {
+                        progress(record.rows);
+                    }
+                }
+                store.stage_import(record.id, &staged)?;
+            }
+        }
+        store.add_import_problems(record.id, &problems)?;
+        store.check_import(record.id)?;
+        record.sha256 = hex::encode(hashing.hasher.finalize());
+
+        let (_, problem_lines) = store.import_problems(record.id, 0)?;
+        record.rejected = problem_lines;
+        let apply = problem_lines == 0 || options.partial;
+        if apply {
+            let (added, updated, unchanged) = store.apply_import(
+                record.id,
+                &Cause {
+                    trigger: "import",
+                    actor,
+                    run: None,
+                },
+                options.dry_run,
+                now,
+            )?;
+            record.added = added;
+            record.updated = updated;
+            record.unchanged = unchanged;
+        }
+        record.status = match (apply, options.dry_run, problem_lines) {
+            (false, _, _) => "failed",
+            (true, true, _) => "validated",
+            (true, false, 0) => "applied",
+            (true, false, _) => "partially applied",
+        }
+        .to_string();
+        record.finished_at = Some(now);
+        store.finish_import(&record)?;
+        let (problems, _) = store.import_problems(record.id, 100)?;
+        Ok(ImportReport { record, problems })
+    }
+}

@@ -27,7 +27,7 @@ const NOW: i64 = 1_795_564_800;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
-        child(&args[i + 1], &args[i + 2]);
+        child(&args[i + 1], &args[i + 2], &args[i + 3]);
         return;
     }
     let rows: usize = args
@@ -52,7 +52,7 @@ fn main() {
     for mode in ["parse", "import"] {
         let out = Command::new(std::env::current_exe().expect("self"))
             .args(["--child", mode])
-            .arg(if mode == "parse" { &csv } else { &db })
+            .arg(&db)
             .arg(&csv)
             .output()
             .expect("child runs");
@@ -102,8 +102,8 @@ fn setup(db: &Path, csv: &Path, rows: usize) {
     }
 }
 
-fn child(mode: &str, target: &str) {
-    let csv = std::env::args().last().expect("csv path");
+/// Parse `csv` (mode `parse`) or import it into the store at `target`.
+fn child(mode: &str, target: &str, csv: &str) {
     let options = Options {
         time_zone: chrono_tz::UTC,
         now: NOW,
@@ -112,7 +112,7 @@ fn child(mode: &str, target: &str) {
     let started = Instant::now();
     let rows = match mode {
         "parse" => {
-            let file = std::fs::File::open(target).expect("csv");
+            let file = std::fs::File::open(csv).expect("csv");
             cohort_import::open(file, options)
                 .expect("opens")
                 .filter(|r| r.is_ok())
@@ -122,7 +122,7 @@ fn child(mode: &str, target: &str) {
             let store = SqliteStore::open(target).expect("store");
             let host = Host::new(HostConfig::default(), Arc::new(Interner::new())).expect("host");
             let engine = Engine::new(Arc::new(store), host);
-            let file = std::fs::File::open(&csv).expect("csv");
+            let file = std::fs::File::open(csv).expect("csv");
             let report = engine
                 .import(
                     file,

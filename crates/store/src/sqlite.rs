@@ -244,6 +244,67 @@ fn memberships(conn: &Connection, sql: &str, key: &str) -> Result<Vec<Membership
     Ok(out)
 }
 
+/// A membership change as the audit history and the change feed see it.
+struct Event<'a> {
+    /// `added`, `removed` or `updated`.
+    kind: &'static str,
+    customer: &'a str,
+    group: &'a str,
+    membership: i64,
+    source: Option<Source>,
+    reason: &'a str,
+}
+
+/// Write a change's audit entry and outbox event in the caller's transaction, so that
+/// neither exists without the change.
+fn record(
+    tx: &rusqlite::Transaction<'_>,
+    at: Timestamp,
+    cause: &Cause<'_>,
+    e: &Event<'_>,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO audit (at, customer, grp, action, source, actor, trigger, run, reason, membership)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        at,
+        e.customer,
+        e.group,
+        e.kind,
+        e.source.map(Source::as_str),
+        cause.actor,
+        cause.trigger,
+        cause.run,
+        e.reason,
+        e.membership
+    ])?;
+    let kind = format!("membership.{}", e.kind);
+    let payload = serde_json::json!({
+        "event": kind,
+        "customer": e.customer,
+        "group": e.group,
+        "membership": e.membership,
+        "at": at,
+        "trigger": cause.trigger,
+        "actor": cause.actor,
+        "reason": e.reason,
+    });
+    tx.prepare_cached(
+        "INSERT INTO outbox (at, kind, customer, grp, membership, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        at,
+        kind,
+        e.customer,
+        e.group,
+        e.membership,
+        payload.to_string()
+    ])?;
+    Ok(())
+}
+
 const MEMBERSHIP_COLUMNS: &str = "id, customer, grp, source, actor, reason, start, end";
 
 impl Store for SqliteStore {
@@ -516,14 +577,6 @@ impl Store for SqliteStore {
             let mut end = tx.prepare_cached(
                 "UPDATE memberships SET end = ?2 WHERE id = ?1 AND (end IS NULL OR end > ?2)",
             )?;
-            let mut audit = tx.prepare_cached(
-                "INSERT INTO audit (at, customer, grp, action, source, actor, trigger, run, reason, membership)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?;
-            let mut outbox = tx.prepare_cached(
-                "INSERT INTO outbox (at, kind, customer, grp, membership, payload)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
             for change in changes {
                 let (kind, customer, group, membership, source, reason) = match change {
                     Change::Add {
@@ -562,36 +615,19 @@ impl Store for SqliteStore {
                         ("removed", customer, group, *membership, None, reason)
                     }
                 };
-                audit.execute(params![
+                record(
+                    &tx,
                     at,
-                    customer,
-                    group,
-                    kind,
-                    source.map(Source::as_str),
-                    cause.actor,
-                    cause.trigger,
-                    cause.run,
-                    reason,
-                    membership
-                ])?;
-                let payload = serde_json::json!({
-                    "event": format!("membership.{kind}"),
-                    "customer": customer,
-                    "group": group,
-                    "membership": membership,
-                    "at": at,
-                    "trigger": cause.trigger,
-                    "actor": cause.actor,
-                    "reason": reason,
-                });
-                outbox.execute(params![
-                    at,
-                    format!("membership.{kind}"),
-                    customer,
-                    group,
-                    membership,
-                    payload.to_string()
-                ])?;
+                    cause,
+                    &Event {
+                        kind,
+                        customer,
+                        group,
+                        membership,
+                        source,
+                        reason,
+                    },
+                )?;
             }
         }
         tx.commit()?;
@@ -826,14 +862,6 @@ impl Store for SqliteStore {
                  VALUES (?1, ?2, 'import', ?3, ?4, ?5, ?6)",
             )?;
             let mut set_end = tx.prepare_cached("UPDATE memberships SET end = ?2 WHERE id = ?1")?;
-            let mut audit = tx.prepare_cached(
-                "INSERT INTO audit (at, customer, grp, action, source, actor, trigger, run, reason, membership)
-                 VALUES (?1, ?2, ?3, ?4, 'import', ?5, 'import', NULL, ?6, ?7)",
-            )?;
-            let mut outbox = tx.prepare_cached(
-                "INSERT INTO outbox (at, kind, customer, grp, membership, payload)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
             let reason = format!("import #{import}");
             let mut cursor = rows.query([import])?;
             while let Some(row) = cursor.next()? {
@@ -876,36 +904,19 @@ impl Store for SqliteStore {
                         ("added", tx.last_insert_rowid())
                     }
                 };
-                let why = format!("{reason}, line {line}");
-                audit.execute(params![
+                record(
+                    &tx,
                     at,
-                    customer,
-                    group,
-                    kind,
-                    cause.actor,
-                    why,
-                    membership
-                ])?;
-                let payload = serde_json::json!({
-                    "event": format!("membership.{kind}"),
-                    "customer": customer,
-                    "group": group,
-                    "membership": membership,
-                    "at": at,
-                    "start": start,
-                    "end": end,
-                    "trigger": "import",
-                    "actor": cause.actor,
-                    "reason": why,
-                });
-                outbox.execute(params![
-                    at,
-                    format!("membership.{kind}"),
-                    customer,
-                    group,
-                    membership,
-                    payload.to_string()
-                ])?;
+                    cause,
+                    &Event {
+                        kind,
+                        customer: &customer,
+                        group: &group,
+                        membership,
+                        source: Some(Source::Import),
+                        reason: &format!("{reason}, line {line}"),
+                    },
+                )?;
             }
         }
         if dry_run {

@@ -154,8 +154,15 @@ pub fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCod
         .iter()
         .filter(|g| g.auto.mode != cohort_model::Mode::Disabled)
     {
-        let report =
-            engine.run_group(&g.id, Trigger::Manual, false, "demo", NOW, &mut |_, _| {})?;
+        let report = engine.run_group(
+            &g.id,
+            Trigger::Manual,
+            false,
+            "demo",
+            NOW,
+            NOW,
+            &mut |_, _| {},
+        )?;
         let r = &report.run;
         total += report.seconds;
         println!(
@@ -182,6 +189,7 @@ pub fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCod
         Trigger::Manual,
         false,
         "demo",
+        NOW,
         NOW,
         &mut |_, _| {},
     )?;

@@ -403,6 +403,7 @@ pub fn run(
         args.dry_run,
         &store.actor(),
         as_of,
+        now(),
         &mut |done, total| bar.show(done, total),
     )?;
     bar.finish();

@@ -421,8 +421,13 @@ impl Engine {
         Ok(rivals)
     }
 
-    /// Run a group's rule over every customer as of `as_of`. A dry run computes the
-    /// same changes and applies none. `progress` is told (done, total) after each page.
+    /// Run a group's rule over every customer as of `as_of` (usually `now`; earlier or
+    /// later to see what the rule said or will say then). A dry run computes the same
+    /// changes and applies none. The run and its history are stamped with `now`.
+    /// `progress` is told (done, total) after each page.
+    // Each argument is a distinct fact every caller must state; a struct of them would
+    // only move the list.
+    #[allow(clippy::too_many_arguments)]
     pub fn run_group(
         &self,
         id: &str,
@@ -430,6 +435,7 @@ impl Engine {
         dry_run: bool,
         actor: &str,
         as_of: Timestamp,
+        now: Timestamp,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<RunReport> {
         let started = Instant::now();
@@ -450,7 +456,7 @@ impl Engine {
             dry_run,
             actor: actor.into(),
             as_of,
-            started_at: as_of,
+            started_at: now,
             status: "running".into(),
             ..RunRecord::default()
         };
@@ -546,7 +552,7 @@ impl Engine {
                     actor: &actor,
                     run: Some(run.id),
                 },
-                as_of,
+                now,
             )?;
             run.added = added;
             run.removed = removed;
@@ -555,10 +561,10 @@ impl Engine {
         failures.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         run.failures = failures;
         run.status = "finished".into();
-        run.finished_at = Some(as_of);
+        run.finished_at = Some(now + started.elapsed().as_secs() as Timestamp);
         self.store.finish_run(&run)?;
         if trigger == Trigger::Periodic && !dry_run {
-            self.store.set_last_periodic_run(&group.id, as_of)?;
+            self.store.set_last_periodic_run(&group.id, now)?;
         }
         Ok(RunReport {
             run,
@@ -584,6 +590,7 @@ impl Engine {
                     Trigger::Periodic,
                     false,
                     "scheduler",
+                    now,
                     now,
                     &mut |_, _| {},
                 )?);

@@ -147,6 +147,7 @@ fn run_case(path: &Path) {
                     *dry_run,
                     "tester",
                     now,
+                    now,
                     &mut |_, _| {},
                 )
                 .map(|report| {

@@ -2,78 +2,11 @@
 //! groups, customers, runs and dry runs, memberships by hand, history, explain, and
 //! the errors bad input gets.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-struct Cohort {
-    _dir: tempfile::TempDir,
-    db: PathBuf,
-}
+use std::path::Path;
 
-impl Cohort {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = dir.path().join("cohort.db");
-        Cohort { _dir: dir, db }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cohort"))
-            .arg("--db")
-            .arg(&self.db)
-            .arg("--actor")
-            .arg("alice")
-            .arg("--cache-dir")
-            .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"))
-            .args(args)
-            .output()
-            .expect("cohort runs")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "cohort {args:?} failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert_eq!(o.status.code(), Some(1), "cohort {args:?} must fail");
-        String::from_utf8_lossy(&o.stderr).into_owned()
-    }
-
-    fn file(&self, name: &str, content: &str) -> String {
-        let path = self.db.with_file_name(name);
-        std::fs::write(&path, content).expect("write");
-        path.display().to_string()
-    }
-
-    fn members(&self, group: &str, all: bool) -> Vec<(String, String)> {
-        let mut args = vec!["--json", "member", "list", group];
-        if all {
-            args.push("--all");
-        }
-        let rows: Vec<serde_json::Value> = serde_json::from_str(&self.ok(&args)).expect("JSON");
-        let mut out: Vec<(String, String)> = rows
-            .iter()
-            .map(|r| {
-                (
-                    r["membership"]["customer"]
-                        .as_str()
-                        .expect("customer")
-                        .to_string(),
-                    r["state"].as_str().expect("state").to_string(),
-                )
-            })
-            .collect();
-        out.sort();
-        out
-    }
-}
+use common::Cohort;
 
 const CUSTOMERS: &str = r#"{"id":"c1","country":"DE","verification_methods":["phone"]}
 {"id":"c2","country":"FR"}

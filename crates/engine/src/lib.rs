@@ -164,6 +164,12 @@ impl Engine {
             (info.id.clone(), info.version.clone()),
             (plugin, data_dir.map(PathBuf::from)),
         );
+        // Conditions prepared with an earlier build of this plugin must not keep
+        // answering for it.
+        self.prepared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         Ok(info)
     }
 

@@ -287,14 +287,7 @@ fn ip(ip: IpAddr) -> wit::IpAddress {
 }
 
 pub(crate) fn info(info: wit::PluginInfo) -> Result<PluginInfo, LoadError> {
-    let id_ok = !info.id.is_empty()
-        && info.id.len() <= 64
-        && info
-            .id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !info.id.starts_with('-');
-    if !id_ok {
+    if !cohort_model::is_slug(&info.id) {
         return Err(LoadError::Description(format!(
             "id `{}` must be 1-64 lower-case letters, digits and `-`, not starting with `-`",
             info.id

@@ -107,10 +107,6 @@ impl Host {
         &self.shared.interner
     }
 
-    pub fn limits(&self) -> &Limits {
-        &self.shared.limits
-    }
-
     /// Load a plugin from a file.
     pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Arc<Plugin>, LoadError> {
         let path = path.as_ref();

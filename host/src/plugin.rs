@@ -88,13 +88,6 @@ impl Plugin {
         self.compiled
     }
 
-    /// Check a configuration without keeping the result: what a rule editor calls
-    /// when an operator saves.
-    pub fn validate(&self, config: &str, data_dir: Option<&Path>) -> Result<(), PrepareError> {
-        self.check_grant(data_dir)?;
-        Live::start(self, config, data_dir).map(drop)
-    }
-
     /// Check and compile a configuration into a condition ready to evaluate batches.
     ///
     /// `data_dir` is the operator's grant: a directory the plugin may read (only),
@@ -273,10 +266,6 @@ impl std::fmt::Debug for Condition {
 impl Condition {
     pub fn plugin(&self) -> &Arc<Plugin> {
         &self.plugin
-    }
-
-    pub fn config(&self) -> &str {
-        &self.config
     }
 
     /// Verdicts for `customers` as of `as_of`, in batches of at most

@@ -1,8 +1,8 @@
 //! The operator's commands over the embedded store: plugins, groups, customers, runs,
 //! memberships, history and explanations.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -210,12 +210,7 @@ pub fn group(
                 print_json(&groups)?;
             } else {
                 for g in groups {
-                    let members = engine
-                        .store()
-                        .group_memberships(&g.id)?
-                        .iter()
-                        .filter(|m| m.is_active(now()))
-                        .count();
+                    let members = engine.store().count_active(&g.id, now())?;
                     let used = engine.store().uses(&g.id)?.len();
                     println!(
                         "{:<24} {:<10} {:>8} members {:>3} used  {}",
@@ -318,7 +313,9 @@ pub fn customer(
             }
         }
         CustomerCommand::Load { file, trigger } => {
-            let records = read_records(&file)?;
+            // Every line is checked before anything is stored, so a bad line at the end
+            // does not leave the first half loaded.
+            let (records, _) = runner::read_customers(&file, &cohort_model::Interner::new())?;
             let at = now();
             let new = if trigger {
                 let mut new = 0;
@@ -351,28 +348,6 @@ pub fn customer(
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Every line parsed and checked before anything is stored, so a bad line at the end
-/// does not leave the first half loaded.
-fn read_records(file: &Path) -> anyhow::Result<Vec<CustomerRecord>> {
-    let reader = BufReader::new(
-        std::fs::File::open(file).with_context(|| format!("cannot open `{}`", file.display()))?,
-    );
-    let check = cohort_model::Interner::new();
-    let mut records = Vec::new();
-    for (n, line) in reader.lines().enumerate() {
-        let at = || format!("{}:{}", file.display(), n + 1);
-        let line = line.with_context(|| format!("cannot read {}", at()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let record: CustomerRecord =
-            serde_json::from_str(&line).with_context(|| format!("{}: not a customer", at()))?;
-        record.intern(&check).with_context(at)?;
-        records.push(record);
-    }
-    Ok(records)
 }
 
 #[derive(Args)]

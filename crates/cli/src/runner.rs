@@ -173,12 +173,13 @@ pub fn describe(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Customers from a JSON-lines file, validated and interned; the first bad line stops
-/// everything, named by file and line.
+/// Customers from a JSON-lines file (`-` for standard input), validated and interned;
+/// the first bad line stops everything, named by file and line, before anything is
+/// used.
 pub fn read_customers(
     path: &Path,
     interner: &Interner,
-) -> anyhow::Result<(Vec<String>, Vec<Customer>)> {
+) -> anyhow::Result<(Vec<CustomerRecord>, Vec<Customer>)> {
     let reader: Box<dyn BufRead> = if path == Path::new("-") {
         Box::new(BufReader::new(std::io::stdin()))
     } else {
@@ -186,7 +187,7 @@ pub fn read_customers(
             .with_context(|| format!("cannot open customers file `{}`", path.display()))?;
         Box::new(BufReader::new(file))
     };
-    let mut ids = Vec::new();
+    let mut records = Vec::new();
     let mut customers = Vec::new();
     for (n, line) in reader.lines().enumerate() {
         let at = || format!("{}:{}", path.display(), n + 1);
@@ -196,11 +197,10 @@ pub fn read_customers(
         }
         let record: CustomerRecord =
             serde_json::from_str(&line).with_context(|| format!("{}: not a customer", at()))?;
-        let customer = record.intern(interner).with_context(at)?;
-        ids.push(record.id);
-        customers.push(customer);
+        customers.push(record.intern(interner).with_context(at)?);
+        records.push(record);
     }
-    Ok((ids, customers))
+    Ok((records, customers))
 }
 
 fn read_config(config: &str) -> anyhow::Result<String> {
@@ -217,7 +217,8 @@ pub fn eval(args: EvalArgs, json: bool, cache_dir: Option<PathBuf>) -> anyhow::R
     let plugin = load(&host, &args.plugin)?;
     let config = read_config(&args.config)?;
     let mut condition = plugin.prepare(&config, args.data_dir.as_deref())?;
-    let (ids, customers) = read_customers(&args.customers, host.interner())?;
+    let (records, customers) = read_customers(&args.customers, host.interner())?;
+    let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
     let as_of = args.as_of.unwrap_or_else(Utc::now);
     let evaluation = condition.evaluate(as_of.timestamp(), &customers);
 
@@ -232,7 +233,7 @@ pub fn eval(args: EvalArgs, json: bool, cache_dir: Option<PathBuf>) -> anyhow::R
         }
         writeln!(out, "{}", usage_json(&evaluation, &limits, customers.len()))?;
     } else {
-        let width = ids.iter().map(String::len).max().unwrap_or(8).max(8);
+        let width = ids.iter().map(|id| id.len()).max().unwrap_or(8).max(8);
         writeln!(out, "{:<width$}  verdict", "customer")?;
         for (id, verdict) in ids.iter().zip(evaluation.verdicts.iter()) {
             let shown = match verdict {

@@ -89,6 +89,37 @@ fn the_operators_day() {
     assert!(why.contains("=> not a member: clause 1 fails"), "{why}");
     let runs = c.ok(&["runs", "--group", "eu"]);
     assert_eq!(runs.lines().count(), 3, "{runs}");
+
+    c.ok(&["member", "unpin", "c1", "eu"]);
+    assert!(
+        c.ok(&["run", "eu"]).contains("1 added"),
+        "unpinned, c1 comes back"
+    );
+
+    // A customer registered through the CLI meets the on-registration groups at once.
+    let on_registration = c.file(
+        "eu.json",
+        &GROUP.replace(
+            r#""mode":"full-sync""#,
+            r#""mode":"full-sync","triggers":{"on_registration":true}"#,
+        ),
+    );
+    c.ok(&["group", "save", &on_registration]);
+    let registered = c.ok(&["customer", "upsert", r#"{"id":"c4","country":"FR"}"#]);
+    assert!(
+        registered.contains("registered customer `c4`; joined: eu"),
+        "{registered}"
+    );
+    let updated = c.ok(&["customer", "upsert", r#"{"id":"c4","country":"US"}"#]);
+    assert!(
+        updated.contains("updated customer `c4`; joined: none"),
+        "{updated}"
+    );
+    let listed = c.ok(&["group", "list"]);
+    assert!(
+        listed.contains("       3 members"),
+        "c1, c2, c4 are active: {listed}"
+    );
 }
 
 #[test]

@@ -286,18 +286,19 @@ impl Engine {
         if !new {
             return Ok(registration);
         }
-        for group in self.store.groups()? {
+        let groups = self.store.groups()?;
+        for group in &groups {
             if group.auto.mode == Mode::Disabled || !group.auto.triggers.on_registration {
                 continue;
             }
-            let columns = self.evaluate_one(&group, &customer, now)?;
-            let decision = Compiled::new(&group).decide(&columns, 0);
+            let columns = self.evaluate_one(group, &customer, now)?;
+            let decision = Compiled::new(group).decide(&columns, 0);
             if decision == Decision::Undecided {
-                let why = explain(&group, &columns, 0).to_string();
+                let why = explain(group, &columns, 0).to_string();
                 registration.undecided.push((group.id.clone(), why));
                 continue;
             }
-            let changes = self.plan_one(&group, &record.id, decision, now)?;
+            let changes = self.plan_one(group, &groups, &record.id, decision, now)?;
             if changes
                 .iter()
                 .any(|c| matches!(c, Change::Add { group: g, .. } if *g == group.id))
@@ -356,6 +357,7 @@ impl Engine {
     fn plan_one(
         &self,
         group: &Group,
+        groups: &[Group],
         customer: &str,
         decision: Decision,
         as_of: Timestamp,
@@ -366,14 +368,9 @@ impl Engine {
             .filter(|m| m.group == group.id)
             .cloned()
             .collect();
-        let pinned_out = self
-            .store
-            .exclusions(&group.id)?
-            .iter()
-            .any(|c| c == customer);
+        let pinned_out = self.store.is_excluded(customer, &group.id)?;
         let mut rivals = Vec::new();
         if let Some(set) = &group.exclusive {
-            let groups = self.store.groups()?;
             for m in all
                 .iter()
                 .filter(|m| m.group != group.id && m.is_active(as_of))
@@ -627,7 +624,7 @@ impl Engine {
             as_of,
             explanation: explain(&g, &columns, 0),
             memberships,
-            pinned_out: self.store.exclusions(group)?.iter().any(|c| c == customer),
+            pinned_out: self.store.is_excluded(customer, group)?,
         })
     }
 

@@ -56,10 +56,6 @@ impl Compiled {
         }
     }
 
-    pub fn conditions(&self) -> usize {
-        self.conditions
-    }
-
     /// The decision for customer `i`, given one verdict column per condition.
     ///
     /// # Panics
@@ -86,11 +82,6 @@ impl Compiled {
         } else {
             Decision::NotMember
         }
-    }
-
-    /// Decisions for customers `0..n`.
-    pub fn decide_all(&self, verdicts: &[Verdicts], n: usize) -> Vec<Decision> {
-        (0..n).map(|i| self.decide(verdicts, i)).collect()
     }
 }
 

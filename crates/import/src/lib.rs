@@ -351,11 +351,6 @@ fn csv_error(e: &csv::Error) -> FileError {
 }
 
 impl<R: Read> Rows<R> {
-    /// The file's headers, as written.
-    pub fn headers(&self) -> &[String] {
-        &self.names
-    }
-
     fn field(&self, column: Column) -> Option<&str> {
         self.index
             .get(&column)

@@ -68,14 +68,6 @@ pub enum Change {
     },
 }
 
-impl Change {
-    pub fn customer(&self) -> &str {
-        match self {
-            Change::Add { customer, .. } | Change::End { customer, .. } => customer,
-        }
-    }
-}
-
 /// The changes the rule's `decision` calls for in `standing` at `as_of`.
 pub fn plan(
     policy: Policy<'_>,

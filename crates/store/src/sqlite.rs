@@ -524,6 +524,24 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn is_excluded(&self, customer: &str, group: &str) -> Result<bool> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT 1 FROM exclusions WHERE customer = ?1 AND grp = ?2")?
+            .exists(params![customer, group])?)
+    }
+
+    fn count_active(&self, group: &str, at: Timestamp) -> Result<u64> {
+        // The same rule as `cohort_model::state`: an empty window is never active.
+        let n: i64 = self.conn().query_row(
+            "SELECT count(*) FROM memberships WHERE grp = ?1 AND start <= ?2
+               AND (end IS NULL OR (end > ?2 AND end > start))",
+            params![group, at],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
     fn set_exclusion(
         &self,
         customer: &str,
@@ -1079,6 +1097,50 @@ mod tests {
         let store = SqliteStore::open(&path).expect("reopen");
         assert_eq!(store.group_memberships("g").expect("memberships").len(), 1);
         assert_eq!(store.runs(None, 10).expect("runs")[0].status, "interrupted");
+    }
+
+    #[test]
+    fn active_counts_and_exclusions_agree_with_the_model() {
+        let store = SqliteStore::in_memory().expect("store");
+        let windows = [
+            (0, None),
+            (50, Some(200)),
+            (150, None),
+            (0, Some(80)),
+            (120, Some(120)),
+        ];
+        let changes: Vec<Change> = windows
+            .iter()
+            .enumerate()
+            .map(|(i, (start, end))| Change::Add {
+                customer: format!("c{i}"),
+                group: "g".into(),
+                source: Source::Import,
+                reason: String::new(),
+                start: *start,
+                end: *end,
+            })
+            .collect();
+        store.apply(&changes, &CAUSE, 0).expect("apply");
+        for at in [0, 79, 80, 100, 120, 150, 200] {
+            let model = store
+                .group_memberships("g")
+                .expect("memberships")
+                .iter()
+                .filter(|m| m.is_active(at))
+                .count() as u64;
+            assert_eq!(
+                store.count_active("g", at).expect("count"),
+                model,
+                "at {at}"
+            );
+        }
+        store
+            .set_exclusion("c1", "g", true, "op", "never", 5)
+            .expect("pin");
+        assert!(store.is_excluded("c1", "g").expect("query"));
+        assert!(!store.is_excluded("c2", "g").expect("query"));
+        assert!(!store.is_excluded("c1", "other").expect("query"));
     }
 
     #[test]

@@ -663,7 +663,7 @@ pub fn import(
         }
         ImportCommand::List => {
             let engine = open(store, cache_dir)?;
-            let imports = engine.store().imports(50)?;
+            let imports = engine.store().imports(None, 50)?;
             if store.json {
                 print_json(&imports)?;
             } else {
@@ -800,10 +800,12 @@ pub fn history(
     cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let engine = open(store, cache_dir)?;
-    let entries =
-        engine
-            .store()
-            .history(args.customer.as_deref(), args.group.as_deref(), args.limit)?;
+    let entries = engine.store().history(
+        args.customer.as_deref(),
+        args.group.as_deref(),
+        None,
+        args.limit,
+    )?;
     if store.json {
         print_json(&entries)?;
     } else {
@@ -830,7 +832,7 @@ pub fn runs(
     cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let engine = open(store, cache_dir)?;
-    let runs = engine.store().runs(group.as_deref(), 50)?;
+    let runs = engine.store().runs(group.as_deref(), None, 50)?;
     if store.json {
         print_json(&runs)?;
     } else {

@@ -33,6 +33,7 @@ pub struct ImportOptions {
 
 /// What an import did, with its first problems.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportReport {
     pub record: ImportRecord,
     pub problems: Vec<ImportProblem>,

@@ -40,6 +40,7 @@ const PAGE: usize = 8192;
 /// Why a run happens.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Trigger {
     Manual,
     Periodic,
@@ -58,6 +59,7 @@ impl Trigger {
 
 /// What a run did (or, for a dry run, would do).
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunReport {
     pub run: RunRecord,
     /// The changes, in order. Kept for dry runs and for the caller's report.
@@ -67,6 +69,7 @@ pub struct RunReport {
 
 /// What registering a customer did.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Registration {
     pub customer: String,
     pub new: bool,
@@ -78,6 +81,7 @@ pub struct Registration {
 
 /// Why a customer is or is not in a group.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Why {
     pub customer: String,
     pub group: String,

@@ -247,7 +247,7 @@ fn run_case(path: &Path) {
             Action::History(customer, actions) => {
                 let got: Vec<String> = engine
                     .store()
-                    .history(Some(customer), None, 100)
+                    .history(Some(customer), None, None, 100)
                     .expect("history")
                     .into_iter()
                     .map(|e| format!("{} {}", e.action, e.group))

@@ -15,6 +15,7 @@ use serde::Serialize;
 /// What the rule says about one customer.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Decision {
     Member,
     NotMember,
@@ -88,12 +89,14 @@ impl Compiled {
 /// Why a customer is or is not a member: every condition's verdict and every clause's
 /// outcome.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Explanation {
     pub decision: Decision,
     pub clauses: Vec<ClauseExplanation>,
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClauseExplanation {
     /// `None` when a condition of the clause could not decide.
     pub holds: Option<bool>,
@@ -101,8 +104,10 @@ pub struct ClauseExplanation {
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConditionExplanation {
     pub plugin: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub config: serde_json::Value,
     pub negate: bool,
     /// The plugin's verdict before negation: `match`, `no-match` or the error.

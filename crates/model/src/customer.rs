@@ -10,6 +10,7 @@ use crate::{Interner, Symbol, Timestamp};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PayerKind {
     LegalEntity,
     Individual,
@@ -18,6 +19,7 @@ pub enum PayerKind {
 
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum VerificationStatus {
     #[default]
     Unverified,
@@ -27,6 +29,7 @@ pub enum VerificationStatus {
 
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SubscriptionStatus {
     #[default]
     Active,
@@ -37,6 +40,7 @@ pub enum SubscriptionStatus {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PayerRecord {
     pub kind: PayerKind,
     #[serde(default = "yes")]
@@ -49,6 +53,7 @@ fn yes() -> bool {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubscriptionRecord {
     pub product: String,
     #[serde(default)]
@@ -61,6 +66,7 @@ pub struct SubscriptionRecord {
 /// A customer as a platform sends it: one JSON object per customer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CustomerRecord {
     /// The platform's customer number.
     pub id: String,
@@ -68,6 +74,7 @@ pub struct CustomerRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "192.0.2.10"))]
     pub registration_ip: Option<IpAddr>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub registration_params: BTreeMap<String, String>,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// into it automatically.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Group {
     /// Stable identifier: lower-case letters, digits and `-`.
     pub id: String,
@@ -31,6 +32,7 @@ pub struct Group {
 /// group"); when several would take the customer, the lowest `priority` wins.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExclusiveSet {
     pub set: String,
     pub priority: u32,
@@ -38,6 +40,7 @@ pub struct ExclusiveSet {
 
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Mode {
     /// The rule never runs; memberships are left alone.
     #[default]
@@ -50,6 +53,7 @@ pub enum Mode {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AutoAssign {
     #[serde(default)]
     pub mode: Mode,
@@ -62,6 +66,7 @@ pub struct AutoAssign {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Triggers {
     /// A newly registered customer is checked against the group at once.
     #[serde(default)]
@@ -92,6 +97,7 @@ fn yes() -> bool {
 /// (`sec min hour day-of-month month day-of-week`), read in a time zone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Schedule {
     pub cron: String,
     /// An IANA time zone name such as `Europe/Berlin`.
@@ -106,6 +112,7 @@ fn utc() -> String {
 /// Clauses joined by AND; each clause is conditions joined by OR.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rule {
     #[serde(default)]
     pub all: Vec<Clause>,
@@ -113,6 +120,7 @@ pub struct Rule {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Clause {
     pub any: Vec<Condition>,
 }
@@ -121,12 +129,14 @@ pub struct Clause {
 /// whether the rule wants the opposite ("is not").
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Condition {
     pub plugin: String,
     /// A version requirement such as `^0.1` or `*`.
     #[serde(default = "any_version")]
     pub version: String,
     #[serde(default = "empty_object")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub config: serde_json::Value,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub negate: bool,

@@ -9,6 +9,7 @@ use crate::Timestamp;
 /// What made a membership.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Source {
     /// An operator, by hand.
     Manual,
@@ -51,6 +52,7 @@ impl fmt::Display for Source {
 /// Where a membership stands at a given time.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum State {
     /// Before its start.
     Pending,
@@ -65,6 +67,7 @@ pub enum State {
 /// Removing a member ends its window rather than deleting the row, so the history of
 /// who was in a group when stays answerable.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Membership {
     pub id: i64,
     pub customer: String,

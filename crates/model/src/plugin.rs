@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// A customer fact a plugin may read; mirrors the contract's `fields` flags.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Field {
     Country,
     RegistrationIp,
@@ -106,6 +107,7 @@ impl<'de> Deserialize<'de> for FieldSet {
 /// A capability beyond pure computation that a plugin asks for.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Capability {
     /// Read-only access to one directory, seen by the plugin as `/data`.
     DataDir,
@@ -113,18 +115,21 @@ pub enum Capability {
 
 /// A plugin's description of itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PluginInfo {
     pub id: String,
     pub version: String,
     pub description: String,
     /// A JSON Schema of the configuration document.
     pub config_schema: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Field>))]
     pub reads: FieldSet,
     pub capabilities: Vec<Capability>,
 }
 
 /// A problem with a configuration document, pointing at its field.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConfigError {
     /// JSON Pointer to the offending field; empty for the whole document.
     pub path: String,

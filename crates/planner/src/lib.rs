@@ -49,6 +49,7 @@ pub struct Standing<'a> {
 /// One change to the memberships.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "change", rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Change {
     Add {
         customer: String,

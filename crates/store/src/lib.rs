@@ -7,9 +7,9 @@
 
 mod sqlite;
 
-use cohort_model::{CustomerRecord, Group, Membership, Source, Timestamp};
+use cohort_model::{CustomerRecord, Group, Membership, Source, State, Timestamp};
 use cohort_planner::Change;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use sqlite::SqliteStore;
 
@@ -33,6 +33,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// A plugin as the operator added it.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredPlugin {
     pub id: String,
     pub version: String,
@@ -56,6 +57,7 @@ pub struct Cause<'a> {
 
 /// One line of the audit history.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub id: i64,
     pub at: Timestamp,
@@ -72,6 +74,7 @@ pub struct AuditEntry {
 
 /// A run of a group's rule: what ran, when, why, and what it did.
 #[derive(Clone, Debug, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunRecord {
     pub id: i64,
     pub group: String,
@@ -94,6 +97,7 @@ pub struct RunRecord {
 
 /// One import of a customer-assignment file.
 #[derive(Clone, Debug, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportRecord {
     pub id: i64,
     pub actor: String,
@@ -115,6 +119,7 @@ pub struct ImportRecord {
 
 /// A problem with one row of an import (line 1 is the header; line 0 the whole file).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportProblem {
     pub line: u64,
     pub column: Option<String>,
@@ -129,6 +134,106 @@ pub struct StagedRow {
     pub group: String,
     pub start: Timestamp,
     pub end: Option<Timestamp>,
+}
+
+/// Which memberships of a group a listing shows, by their state at a time.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Listing {
+    /// Only this state.
+    Only(State),
+    /// Every membership, whatever its state.
+    All,
+}
+
+/// A change event as platforms receive it: from a webhook, or from the change feed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OutboxEvent {
+    /// Increases with every event: the change feed's cursor.
+    #[serde(default)]
+    pub id: i64,
+    /// `membership.added`, `membership.removed`, `membership.updated`,
+    /// `membership.activated`, `membership.expired`.
+    pub event: String,
+    pub at: Timestamp,
+    pub customer: String,
+    pub group: String,
+    pub membership: i64,
+    /// `manual`, `on-registration`, `periodic`, `import`, or `clock` for a window that
+    /// opened or closed by itself.
+    pub trigger: String,
+    pub actor: String,
+    pub reason: String,
+}
+
+/// What a bearer token may do. Each role may do everything the ones before it may.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Role {
+    /// Reads everything.
+    ReadOnly,
+    /// Also groups, rules, customers, runs, imports and manual membership.
+    Operator,
+    /// Also plugins and settings (webhooks).
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::ReadOnly => "read-only",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "read-only" => Some(Role::ReadOnly),
+            "operator" => Some(Role::Operator),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// An API token as stored: its name and role, never the token itself.
+#[derive(Clone, Debug, Serialize)]
+pub struct TokenRecord {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A webhook and how far delivery to it has come.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Webhook {
+    pub id: i64,
+    pub url: String,
+    /// The key of the HMAC-SHA256 signature; shown only when the webhook is created.
+    #[serde(skip)]
+    pub secret: String,
+    pub created_at: Timestamp,
+    /// The id of the last event delivered.
+    pub position: i64,
+    /// Failed attempts to deliver the next batch since the last success.
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub last_delivered_at: Option<Timestamp>,
+}
+
+/// The response to a request made with an idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Remembered {
+    /// A digest of the request (method, path, body), to refuse the key's reuse for a
+    /// different request.
+    pub request: String,
+    pub status: u16,
+    pub body: String,
 }
 
 /// The storage interface of the engine.
@@ -187,16 +292,61 @@ pub trait Store: Send + Sync {
 
     fn start_run(&self, run: &RunRecord) -> Result<i64>;
     fn finish_run(&self, run: &RunRecord) -> Result<()>;
-    fn runs(&self, group: Option<&str>, limit: usize) -> Result<Vec<RunRecord>>;
+    /// Runs newest first, those with an id below `before` if given.
+    fn runs(
+        &self,
+        group: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>>;
 
+    /// Audit entries newest first, those with an id below `before` if given.
     fn history(
         &self,
         customer: Option<&str>,
         group: Option<&str>,
+        before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<AuditEntry>>;
-    /// How many change events wait in the outbox.
+    /// How many change events some webhook has yet to receive.
     fn outbox_len(&self) -> Result<u64>;
+    /// Change events after the event `after`, oldest first.
+    fn events_after(&self, after: i64, limit: usize) -> Result<Vec<OutboxEvent>>;
+    /// Announce memberships whose window opened or closed by `now` since they were
+    /// last announced (`membership.activated`, `membership.expired`). Returns how many
+    /// events it wrote.
+    fn announce(&self, now: Timestamp) -> Result<u64>;
+
+    /// A group's memberships in id order, after the membership `after`.
+    fn group_memberships_page(
+        &self,
+        group: &str,
+        listing: Listing,
+        at: Timestamp,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Membership>>;
+
+    /// Keep a token's digest; fails if a live token has the name.
+    fn create_token(&self, name: &str, role: Role, hash: &str, at: Timestamp) -> Result<i64>;
+    fn tokens(&self) -> Result<Vec<TokenRecord>>;
+    /// Revoke the live token of this name; false if there is none.
+    fn revoke_token(&self, name: &str, at: Timestamp) -> Result<bool>;
+    /// The live token with this digest.
+    fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>>;
+
+    /// Add a webhook; it receives the events written from now on.
+    fn add_webhook(&self, url: &str, secret: &str, at: Timestamp) -> Result<Webhook>;
+    fn webhooks(&self) -> Result<Vec<Webhook>>;
+    fn remove_webhook(&self, id: i64) -> Result<bool>;
+    /// Events up to `position` reached the webhook.
+    fn webhook_delivered(&self, id: i64, position: i64, at: Timestamp) -> Result<()>;
+    /// An attempt failed; the next starts from the same position.
+    fn webhook_failed(&self, id: i64, error: &str) -> Result<()>;
+
+    /// The response kept for a token's idempotency key.
+    fn recall(&self, token: &str, key: &str) -> Result<Option<Remembered>>;
+    fn remember(&self, token: &str, key: &str, response: &Remembered, at: Timestamp) -> Result<()>;
 
     /// Start an import record (status `validating`); returns its id.
     fn begin_import(&self, record: &ImportRecord) -> Result<i64>;
@@ -220,7 +370,16 @@ pub trait Store: Send + Sync {
     ) -> Result<(u64, u64, u64)>;
     /// Record the outcome and drop the staged rows.
     fn finish_import(&self, record: &ImportRecord) -> Result<()>;
-    fn imports(&self, limit: usize) -> Result<Vec<ImportRecord>>;
+    /// Imports newest first, those with an id below `before` if given.
+    fn imports(&self, before: Option<i64>, limit: usize) -> Result<Vec<ImportRecord>>;
     /// The problems of an import, by line; and how many lines have one.
     fn import_problems(&self, import: i64, limit: usize) -> Result<(Vec<ImportProblem>, u64)>;
+    /// The problems of an import by line, after the cursor `(line, seq)` of the last one
+    /// seen; each comes with its own cursor.
+    fn import_problems_page(
+        &self,
+        import: i64,
+        after: Option<(u64, i64)>,
+        limit: usize,
+    ) -> Result<Vec<((u64, i64), ImportProblem)>>;
 }

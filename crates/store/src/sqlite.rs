@@ -3,13 +3,13 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use cohort_model::{CustomerRecord, Group, Membership, Source, Timestamp};
+use cohort_model::{CustomerRecord, Group, Membership, Source, State, Timestamp};
 use cohort_planner::Change;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    AuditEntry, Cause, ImportProblem, ImportRecord, Result, RunRecord, StagedRow, Store,
-    StoreError, StoredPlugin,
+    AuditEntry, Cause, ImportProblem, ImportRecord, Listing, OutboxEvent, Remembered, Result, Role,
+    RunRecord, StagedRow, Store, StoreError, StoredPlugin, TokenRecord, Webhook,
 };
 
 /// Each entry migrates the schema from version `i` to `i + 1`; released entries never
@@ -143,7 +143,60 @@ CREATE TABLE import_rows (
 CREATE INDEX import_rows_by_key ON import_rows (import, customer, grp, start);
 CREATE INDEX memberships_by_key ON memberships (customer, grp, start);
 "#,
+    // The HTTP API: tokens, webhooks and their delivery positions, idempotent requests,
+    // and the last state announced for each membership, so that one becoming active or
+    // expiring by the clock is announced exactly once.
+    r#"
+ALTER TABLE memberships ADD COLUMN announced TEXT NOT NULL DEFAULT 'active';
+UPDATE memberships SET announced = CASE
+    WHEN end IS NOT NULL AND end <= CAST(strftime('%s', 'now') AS INTEGER) THEN 'expired'
+    WHEN start > CAST(strftime('%s', 'now') AS INTEGER) THEN 'pending'
+    ELSE 'active' END;
+CREATE INDEX memberships_pending ON memberships (start) WHERE announced = 'pending';
+CREATE INDEX memberships_ending ON memberships (end)
+    WHERE announced = 'active' AND end IS NOT NULL;
+CREATE TABLE tokens (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE UNIQUE INDEX tokens_live_name ON tokens (name) WHERE revoked_at IS NULL;
+CREATE TABLE webhooks (
+    id INTEGER PRIMARY KEY,
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    last_delivered_at INTEGER
+);
+CREATE TABLE idempotency (
+    token TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (token, key)
+);
+"#,
 ];
+
+/// The state to announce for a membership written at `at`: a window starting later is
+/// announced again when it becomes active.
+fn announced(start: Timestamp, end: Option<Timestamp>, at: Timestamp) -> &'static str {
+    if end.is_some_and(|e| e <= at) {
+        "expired"
+    } else if start > at {
+        "pending"
+    } else {
+        "active"
+    }
+}
 
 /// The embedded store. Safe to share between threads; SQLite serialises the writers.
 pub struct SqliteStore {
@@ -229,6 +282,13 @@ fn membership_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Membership, Stri
 fn memberships(conn: &Connection, sql: &str, key: &str) -> Result<Vec<Membership>> {
     let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map([key], membership_row)?;
+    with_sources(rows)
+}
+
+/// Memberships from rows of [`membership_row`], their stored sources checked.
+fn with_sources(
+    rows: impl Iterator<Item = rusqlite::Result<(Membership, String)>>,
+) -> Result<Vec<Membership>> {
     let mut out = Vec::new();
     for row in rows {
         let (mut m, source) = row?;
@@ -279,31 +339,74 @@ fn record(
         e.reason,
         e.membership
     ])?;
-    let kind = format!("membership.{}", e.kind);
-    let payload = serde_json::json!({
-        "event": kind,
-        "customer": e.customer,
-        "group": e.group,
-        "membership": e.membership,
-        "at": at,
-        "trigger": cause.trigger,
-        "actor": cause.actor,
-        "reason": e.reason,
-    });
+    publish(
+        tx,
+        &OutboxEvent {
+            id: 0,
+            event: format!("membership.{}", e.kind),
+            at,
+            customer: e.customer.to_string(),
+            group: e.group.to_string(),
+            membership: e.membership,
+            trigger: cause.trigger.to_string(),
+            actor: cause.actor.to_string(),
+            reason: e.reason.to_string(),
+        },
+    )
+}
+
+/// Write an event to the outbox in the caller's transaction: webhooks and the change
+/// feed read it from there.
+fn publish(tx: &rusqlite::Transaction<'_>, e: &OutboxEvent) -> Result<()> {
+    let payload = serde_json::to_string(e).map_err(|err| corrupt("event", &e.customer, err))?;
     tx.prepare_cached(
         "INSERT INTO outbox (at, kind, customer, grp, membership, payload)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
-        at,
-        kind,
+        e.at,
+        e.event,
         e.customer,
         e.group,
         e.membership,
-        payload.to_string()
+        payload
     ])?;
     Ok(())
 }
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(TokenRecord, String)> {
+    Ok((
+        TokenRecord {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            role: Role::ReadOnly,
+            created_at: r.get(3)?,
+            revoked_at: r.get(4)?,
+        },
+        r.get(2)?,
+    ))
+}
+
+fn with_role((mut token, role): (TokenRecord, String)) -> Result<TokenRecord> {
+    token.role = Role::parse(&role).ok_or_else(|| corrupt("token", &token.name, "role"))?;
+    Ok(token)
+}
+
+fn webhook_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Webhook> {
+    Ok(Webhook {
+        id: r.get(0)?,
+        url: r.get(1)?,
+        secret: r.get(2)?,
+        created_at: r.get(3)?,
+        position: r.get(4)?,
+        attempts: r.get(5)?,
+        last_error: r.get(6)?,
+        last_delivered_at: r.get(7)?,
+    })
+}
+
+const WEBHOOK_COLUMNS: &str =
+    "id, url, secret, created_at, position, attempts, last_error, last_delivered_at";
 
 const MEMBERSHIP_COLUMNS: &str = "id, customer, grp, source, actor, reason, start, end";
 
@@ -589,11 +692,14 @@ impl Store for SqliteStore {
         let (mut added, mut ended) = (0, 0);
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO memberships (customer, grp, source, actor, reason, start, end)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO memberships (customer, grp, source, actor, reason, start, end, announced)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
+            // The `removed` event announces the end; the clock must not announce it again.
             let mut end = tx.prepare_cached(
-                "UPDATE memberships SET end = ?2 WHERE id = ?1 AND (end IS NULL OR end > ?2)",
+                "UPDATE memberships SET end = ?2,
+                    announced = CASE WHEN ?2 <= ?3 THEN 'expired' ELSE announced END
+                 WHERE id = ?1 AND (end IS NULL OR end > ?2)",
             )?;
             for change in changes {
                 let (kind, customer, group, membership, source, reason) = match change {
@@ -612,7 +718,8 @@ impl Store for SqliteStore {
                             cause.actor,
                             reason,
                             start,
-                            end
+                            end,
+                            announced(*start, *end, at)
                         ])?;
                         added += 1;
                         let id = tx.last_insert_rowid();
@@ -625,7 +732,7 @@ impl Store for SqliteStore {
                         at: end_at,
                         reason,
                     } => {
-                        if end.execute(params![membership, end_at])? == 0 {
+                        if end.execute(params![membership, end_at, at])? == 0 {
                             // Already ended (a concurrent manual removal): nothing to record.
                             continue;
                         }
@@ -690,14 +797,20 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn runs(&self, group: Option<&str>, limit: usize) -> Result<Vec<RunRecord>> {
+    fn runs(
+        &self,
+        group: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT id, grp, trigger, dry_run, actor, as_of, started_at, finished_at, status,
                     customers, matched, added, removed, undecided, failures
-             FROM runs WHERE ?1 IS NULL OR grp = ?1 ORDER BY id DESC LIMIT ?2",
+             FROM runs WHERE (?1 IS NULL OR grp = ?1) AND id < ?3 ORDER BY id DESC LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![group, limit as i64], |r| {
+        let before = before.unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![group, limit as i64, before], |r| {
             Ok((
                 RunRecord {
                     id: r.get(0)?,
@@ -733,15 +846,17 @@ impl Store for SqliteStore {
         &self,
         customer: Option<&str>,
         group: Option<&str>,
+        before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<AuditEntry>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT id, at, customer, grp, action, source, actor, trigger, run, reason FROM audit
-             WHERE (?1 IS NULL OR customer = ?1) AND (?2 IS NULL OR grp = ?2)
+             WHERE (?1 IS NULL OR customer = ?1) AND (?2 IS NULL OR grp = ?2) AND id < ?4
              ORDER BY id DESC LIMIT ?3",
         )?;
-        let rows = stmt.query_map(params![customer, group, limit as i64], |r| {
+        let before = before.unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![customer, group, limit as i64, before], |r| {
             Ok(AuditEntry {
                 id: r.get(0)?,
                 at: r.get(1)?,
@@ -761,12 +876,245 @@ impl Store for SqliteStore {
     }
 
     fn outbox_len(&self) -> Result<u64> {
+        // Events are kept after delivery (they are the change feed); what waits is what
+        // lies beyond the slowest webhook's position.
         let n: i64 = self.conn().query_row(
-            "SELECT count(*) FROM outbox WHERE delivered_at IS NULL",
+            "SELECT count(*) FROM outbox WHERE id > (SELECT min(position) FROM webhooks)",
             [],
             |r| r.get(0),
         )?;
         Ok(n as u64)
+    }
+
+    fn events_after(&self, after: i64, limit: usize) -> Result<Vec<OutboxEvent>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT id, payload FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+        let rows = stmt.query_map(params![after, limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, payload) = row?;
+            let mut event: OutboxEvent =
+                serde_json::from_str(&payload).map_err(|e| corrupt("event", &id.to_string(), e))?;
+            event.id = id;
+            out.push(event);
+        }
+        Ok(out)
+    }
+
+    fn announce(&self, now: Timestamp) -> Result<u64> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut events = Vec::new();
+        {
+            let mut opened = tx.prepare_cached(
+                "SELECT id, customer, grp, start, end FROM memberships
+                 WHERE announced = 'pending' AND start <= ?1",
+            )?;
+            let rows = opened.query_map([now], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                ))
+            })?;
+            for row in rows {
+                let (id, customer, group, start, end) = row?;
+                events.push((id, customer.clone(), group.clone(), "activated", start));
+                if let Some(end) = end.filter(|&e| e <= now) {
+                    events.push((id, customer, group, "expired", end));
+                }
+            }
+            let mut closed = tx.prepare_cached(
+                "SELECT id, customer, grp, end FROM memberships
+                 WHERE announced = 'active' AND end IS NOT NULL AND end <= ?1",
+            )?;
+            let rows = closed.query_map([now], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, "expired", r.get(3)?))
+            })?;
+            for row in rows {
+                events.push(row?);
+            }
+        }
+        // In time order, so that a customer's events follow one another as they happened.
+        events.sort_by_key(|e| (e.4, e.0, e.3 == "expired"));
+        {
+            let mut mark =
+                tx.prepare_cached("UPDATE memberships SET announced = ?2 WHERE id = ?1")?;
+            for (id, customer, group, kind, at) in &events {
+                publish(
+                    &tx,
+                    &OutboxEvent {
+                        id: 0,
+                        event: format!("membership.{kind}"),
+                        at: *at,
+                        customer: customer.clone(),
+                        group: group.clone(),
+                        membership: *id,
+                        trigger: "clock".into(),
+                        actor: "cohort".into(),
+                        reason: if *kind == "activated" {
+                            "the membership's window opened".into()
+                        } else {
+                            "the membership's window closed".into()
+                        },
+                    },
+                )?;
+                let state = if *kind == "activated" {
+                    "active"
+                } else {
+                    "expired"
+                };
+                mark.execute(params![id, state])?;
+            }
+        }
+        tx.commit()?;
+        Ok(events.len() as u64)
+    }
+
+    fn group_memberships_page(
+        &self,
+        group: &str,
+        listing: Listing,
+        at: Timestamp,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Membership>> {
+        let filter = match listing {
+            Listing::All => "1",
+            Listing::Only(State::Pending) => "start > ?3",
+            Listing::Only(State::Active) => "start <= ?3 AND (end IS NULL OR end > ?3)",
+            Listing::Only(State::Expired) => "end IS NOT NULL AND end <= ?3",
+        };
+        let sql = format!(
+            "SELECT {MEMBERSHIP_COLUMNS} FROM memberships
+             WHERE grp = ?1 AND id > ?2 AND ({filter}) ORDER BY id LIMIT ?4"
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![group, after, at, limit as i64], membership_row)?;
+        with_sources(rows)
+    }
+
+    fn create_token(&self, name: &str, role: Role, hash: &str, at: Timestamp) -> Result<i64> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO tokens (name, role, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![name, role.as_str(), hash, at],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT id, name, role, created_at, revoked_at FROM tokens ORDER BY id")?;
+        let rows = stmt.query_map([], token_row)?;
+        rows.map(|r| with_role(r?)).collect()
+    }
+
+    fn revoke_token(&self, name: &str, at: Timestamp) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+            params![name, at],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>> {
+        let conn = self.conn();
+        let row = conn
+            .prepare_cached(
+                "SELECT id, name, role, created_at, revoked_at FROM tokens
+                 WHERE hash = ?1 AND revoked_at IS NULL",
+            )?
+            .query_row([hash], token_row)
+            .optional()?;
+        row.map(with_role).transpose()
+    }
+
+    fn add_webhook(&self, url: &str, secret: &str, at: Timestamp) -> Result<Webhook> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO webhooks (url, secret, created_at, position)
+             VALUES (?1, ?2, ?3, (SELECT coalesce(max(id), 0) FROM outbox))",
+            params![url, secret, at],
+        )?;
+        let id = conn.last_insert_rowid();
+        Ok(conn.query_row(
+            &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?1"),
+            [id],
+            webhook_row,
+        )?)
+    }
+
+    fn webhooks(&self) -> Result<Vec<Webhook>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([], webhook_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn remove_webhook(&self, id: i64) -> Result<bool> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM webhooks WHERE id = ?1", [id])?
+            > 0)
+    }
+
+    fn webhook_delivered(&self, id: i64, position: i64, at: Timestamp) -> Result<()> {
+        self.conn().execute(
+            "UPDATE webhooks SET position = max(position, ?2), attempts = 0, last_error = NULL,
+                last_delivered_at = ?3 WHERE id = ?1",
+            params![id, position, at],
+        )?;
+        Ok(())
+    }
+
+    fn webhook_failed(&self, id: i64, error: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE webhooks SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+            params![id, error],
+        )?;
+        Ok(())
+    }
+
+    fn recall(&self, token: &str, key: &str) -> Result<Option<Remembered>> {
+        let conn = self.conn();
+        Ok(conn
+            .prepare_cached(
+                "SELECT request, status, body FROM idempotency WHERE token = ?1 AND key = ?2",
+            )?
+            .query_row(params![token, key], |r| {
+                Ok(Remembered {
+                    request: r.get(0)?,
+                    status: r.get(1)?,
+                    body: r.get(2)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn remember(&self, token: &str, key: &str, response: &Remembered, at: Timestamp) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR IGNORE INTO idempotency (token, key, request, status, body, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                token,
+                key,
+                response.request,
+                response.status,
+                response.body,
+                at
+            ],
+        )?;
+        Ok(())
     }
 
     fn begin_import(&self, r: &ImportRecord) -> Result<i64> {
@@ -876,10 +1224,11 @@ impl Store for SqliteStore {
                  WHERE customer = ?1 AND grp = ?2 AND start = ?3 AND source = 'import'",
             )?;
             let mut insert = tx.prepare_cached(
-                "INSERT INTO memberships (customer, grp, source, actor, reason, start, end)
-                 VALUES (?1, ?2, 'import', ?3, ?4, ?5, ?6)",
+                "INSERT INTO memberships (customer, grp, source, actor, reason, start, end, announced)
+                 VALUES (?1, ?2, 'import', ?3, ?4, ?5, ?6, ?7)",
             )?;
-            let mut set_end = tx.prepare_cached("UPDATE memberships SET end = ?2 WHERE id = ?1")?;
+            let mut set_end =
+                tx.prepare_cached("UPDATE memberships SET end = ?2, announced = ?3 WHERE id = ?1")?;
             let reason = format!("import #{import}");
             let mut cursor = rows.query([import])?;
             while let Some(row) = cursor.next()? {
@@ -903,7 +1252,7 @@ impl Store for SqliteStore {
                         if dry_run {
                             continue;
                         }
-                        set_end.execute(params![id, end])?;
+                        set_end.execute(params![id, end, announced(start, end, at)])?;
                         ("updated", id)
                     }
                     None => {
@@ -917,7 +1266,8 @@ impl Store for SqliteStore {
                             cause.actor,
                             reason,
                             start,
-                            end
+                            end,
+                            announced(start, end, at)
                         ])?;
                         ("added", tx.last_insert_rowid())
                     }
@@ -968,14 +1318,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn imports(&self, limit: usize) -> Result<Vec<ImportRecord>> {
+    fn imports(&self, before: Option<i64>, limit: usize) -> Result<Vec<ImportRecord>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT id, actor, file_name, sha256, started_at, finished_at, status, dry_run,
                     partial, rows, added, updated, unchanged, rejected
-             FROM imports ORDER BY id DESC LIMIT ?1",
+             FROM imports WHERE id < ?2 ORDER BY id DESC LIMIT ?1",
         )?;
-        let rows = stmt.query_map([limit as i64], |r| {
+        let rows = stmt.query_map(params![limit as i64, before.unwrap_or(i64::MAX)], |r| {
             Ok(ImportRecord {
                 id: r.get(0)?,
                 actor: r.get(1)?,
@@ -1015,6 +1365,33 @@ impl Store for SqliteStore {
             })
         })?;
         Ok((rows.collect::<rusqlite::Result<_>>()?, lines as u64))
+    }
+
+    fn import_problems_page(
+        &self,
+        import: i64,
+        after: Option<(u64, i64)>,
+        limit: usize,
+    ) -> Result<Vec<((u64, i64), ImportProblem)>> {
+        let (line, seq) = after.map_or((-1, -1), |(l, s)| (l as i64, s));
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT line, rowid, col, message FROM import_errors
+             WHERE import = ?1 AND (line, rowid) > (?2, ?3)
+             ORDER BY line, rowid LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(params![import, line, seq, limit as i64], |r| {
+            let line = r.get::<_, i64>(0)? as u64;
+            Ok((
+                (line, r.get(1)?),
+                ImportProblem {
+                    line,
+                    column: r.get(2)?,
+                    message: r.get(3)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }
 
@@ -1068,14 +1445,161 @@ mod tests {
             (0, 0),
             "ending twice is a no-op"
         );
-        let history = store.history(Some("c1"), None, 10).expect("history");
+        let history = store.history(Some("c1"), None, None, 10).expect("history");
         assert_eq!(history.len(), 2);
         assert_eq!(history[0].action, "removed");
         assert_eq!(history[1].action, "added");
         assert_eq!(history[1].run, Some(1));
-        assert_eq!(store.outbox_len().expect("outbox"), 3);
+        let events = store.events_after(0, 10).expect("events");
+        let kinds: Vec<_> = events.iter().map(|e| (e.event.as_str(), e.id)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("membership.added", 1),
+                ("membership.added", 2),
+                ("membership.removed", 3)
+            ]
+        );
+        assert_eq!(events[2].customer, "c1");
+        assert_eq!(events[2].actor, "rule:g");
+        assert_eq!(store.events_after(2, 10).expect("events").len(), 1);
         let c1 = store.customer_memberships("c1").expect("memberships");
         assert_eq!(c1[0].end, Some(20), "the row stays as history");
+    }
+
+    fn window(customer: &str, start: Timestamp, end: Option<Timestamp>) -> Change {
+        Change::Add {
+            customer: customer.into(),
+            group: "g".into(),
+            source: Source::Import,
+            reason: "imported".into(),
+            start,
+            end,
+        }
+    }
+
+    fn events(store: &SqliteStore, after: i64) -> Vec<(String, String, Timestamp)> {
+        store
+            .events_after(after, 100)
+            .expect("events")
+            .into_iter()
+            .map(|e| (e.customer, e.event, e.at))
+            .collect()
+    }
+
+    #[test]
+    fn windows_opening_and_closing_by_the_clock_are_announced_once() {
+        let store = SqliteStore::in_memory().expect("store");
+        let changes = [
+            window("later", 100, None),
+            window("brief", 100, Some(150)),
+            window("now", 0, Some(120)),
+            window("forever", 0, None),
+        ];
+        store.apply(&changes, &CAUSE, 50).expect("apply");
+        assert_eq!(
+            store.announce(60).expect("announce"),
+            0,
+            "nothing changed yet"
+        );
+        assert_eq!(store.announce(130).expect("announce"), 3);
+        let e = events(&store, 4);
+        assert_eq!(
+            e,
+            [
+                ("later".into(), "membership.activated".into(), 100),
+                ("brief".into(), "membership.activated".into(), 100),
+                ("now".into(), "membership.expired".into(), 120),
+            ]
+        );
+        assert_eq!(store.announce(130).expect("announce"), 0, "announced once");
+        assert_eq!(store.announce(200).expect("announce"), 1);
+        assert_eq!(
+            events(&store, 7),
+            [("brief".into(), "membership.expired".into(), 150)]
+        );
+        // A window ended by a removal is announced by its `removed` event only.
+        let forever = store.customer_memberships("forever").expect("m")[0].id;
+        let end = Change::End {
+            membership: forever,
+            customer: "forever".into(),
+            group: "g".into(),
+            at: 300,
+            reason: "removed".into(),
+        };
+        store.apply(&[end], &CAUSE, 300).expect("apply");
+        assert_eq!(store.announce(400).expect("announce"), 0);
+    }
+
+    #[test]
+    fn membership_pages_follow_ids_and_filter_by_state() {
+        let store = SqliteStore::in_memory().expect("store");
+        let changes = [
+            window("a", 0, None),
+            window("b", 100, None),
+            window("c", 0, Some(10)),
+            window("d", 0, None),
+        ];
+        store.apply(&changes, &CAUSE, 50).expect("apply");
+        let page = |listing, after, limit| -> Vec<String> {
+            store
+                .group_memberships_page("g", listing, 50, after, limit)
+                .expect("page")
+                .into_iter()
+                .map(|m| m.customer)
+                .collect()
+        };
+        assert_eq!(page(Listing::Only(State::Active), 0, 10), ["a", "d"]);
+        assert_eq!(page(Listing::Only(State::Pending), 0, 10), ["b"]);
+        assert_eq!(page(Listing::Only(State::Expired), 0, 10), ["c"]);
+        assert_eq!(page(Listing::All, 0, 2), ["a", "b"]);
+        assert_eq!(page(Listing::All, 2, 2), ["c", "d"]);
+        assert!(page(Listing::All, 4, 2).is_empty());
+    }
+
+    #[test]
+    fn tokens_are_found_by_digest_until_revoked_and_names_are_reusable_after() {
+        let store = SqliteStore::in_memory().expect("store");
+        store
+            .create_token("billing", Role::Operator, "h1", 1)
+            .expect("create");
+        assert!(
+            store.create_token("billing", Role::Admin, "h2", 2).is_err(),
+            "a live name is unique"
+        );
+        let t = store.token_by_hash("h1").expect("find").expect("live");
+        assert_eq!((t.name.as_str(), t.role), ("billing", Role::Operator));
+        assert!(store.revoke_token("billing", 3).expect("revoke"));
+        assert!(!store.revoke_token("billing", 4).expect("revoke"));
+        assert!(store.token_by_hash("h1").expect("find").is_none());
+        store
+            .create_token("billing", Role::ReadOnly, "h3", 5)
+            .expect("a revoked name may be used again");
+        assert_eq!(store.tokens().expect("tokens").len(), 2);
+    }
+
+    #[test]
+    fn a_webhook_starts_at_the_newest_event_and_lags_until_delivered() {
+        let store = SqliteStore::in_memory().expect("store");
+        store.apply(&[add("c1", "g")], &CAUSE, 10).expect("apply");
+        assert_eq!(store.outbox_len().expect("lag"), 0, "no webhook, no lag");
+        let hook = store.add_webhook("http://x", "s", 11).expect("hook");
+        assert_eq!(hook.position, 1, "earlier events are in the feed, not sent");
+        store.apply(&[add("c2", "g")], &CAUSE, 12).expect("apply");
+        assert_eq!(store.outbox_len().expect("lag"), 1);
+        store.webhook_failed(hook.id, "503").expect("fail");
+        let failed = &store.webhooks().expect("hooks")[0];
+        assert_eq!(
+            (failed.attempts, failed.last_error.as_deref()),
+            (1, Some("503"))
+        );
+        store.webhook_delivered(hook.id, 2, 13).expect("delivered");
+        let done = &store.webhooks().expect("hooks")[0];
+        assert_eq!(
+            (done.position, done.attempts, done.last_error.as_deref()),
+            (2, 0, None)
+        );
+        assert_eq!(store.outbox_len().expect("lag"), 0);
     }
 
     #[test]
@@ -1096,7 +1620,10 @@ mod tests {
         }
         let store = SqliteStore::open(&path).expect("reopen");
         assert_eq!(store.group_memberships("g").expect("memberships").len(), 1);
-        assert_eq!(store.runs(None, 10).expect("runs")[0].status, "interrupted");
+        assert_eq!(
+            store.runs(None, None, 10).expect("runs")[0].status,
+            "interrupted"
+        );
     }
 
     #[test]

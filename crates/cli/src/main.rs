@@ -4,6 +4,7 @@
 mod demo;
 mod ops;
 mod runner;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,6 +70,13 @@ enum Command {
     /// Bulk-assign customers to groups with validity windows from CSV files
     #[command(subcommand)]
     Import(ops::ImportCommand),
+    /// Serve the HTTP API on the store, with webhooks and the scheduler
+    Serve(serve::ServeArgs),
+    /// Manage the API's bearer tokens
+    #[command(subcommand)]
+    Token(serve::TokenCommand),
+    /// Print the HTTP API's OpenAPI document
+    Openapi,
 }
 
 fn main() -> ExitCode {
@@ -95,6 +103,9 @@ fn main() -> ExitCode {
         Command::Runs { group } => ops::runs(group, store, cache_dir),
         Command::Explain(args) => ops::explain(args, store, cache_dir),
         Command::Import(cmd) => ops::import(cmd, store, cache_dir),
+        Command::Serve(args) => serve::serve(args, store, cache_dir),
+        Command::Token(cmd) => serve::token(cmd, store, cache_dir),
+        Command::Openapi => serve::openapi(),
     };
     match result {
         Ok(code) => code,

@@ -20,9 +20,10 @@ use crate::runner;
 /// Where the store lives and who is acting.
 #[derive(Args, Clone)]
 pub struct StoreArgs {
-    /// The embedded store (an SQLite file; created if missing)
-    #[arg(long, global = true, env = "COHORT_DB", default_value = "cohort.db")]
-    pub db: PathBuf,
+    /// The embedded store (an SQLite file; created if missing) [default: cohort.db, or
+    /// the `db` of `serve`'s configuration file]
+    #[arg(long, global = true, env = "COHORT_DB")]
+    pub db: Option<PathBuf>,
     /// Who is acting, for the audit history [default: $USER]
     #[arg(long, global = true, env = "COHORT_ACTOR")]
     pub actor: Option<String>,
@@ -32,7 +33,7 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    fn actor(&self) -> String {
+    pub fn actor(&self) -> String {
         self.actor
             .clone()
             .or_else(|| std::env::var("USER").ok())
@@ -41,22 +42,22 @@ impl StoreArgs {
 }
 
 pub fn open(store: &StoreArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<Engine> {
-    let db = SqliteStore::open(&store.db)?;
+    let db = SqliteStore::open(store.db.as_deref().unwrap_or("cohort.db".as_ref()))?;
     let host = runner::new_host(Limits::default(), cache_dir)?;
     Ok(Engine::new(Arc::new(db), host))
 }
 
-fn now() -> Timestamp {
+pub fn now() -> Timestamp {
     Utc::now().timestamp()
 }
 
-fn time(t: Timestamp) -> String {
+pub fn time(t: Timestamp) -> String {
     DateTime::<Utc>::from_timestamp(t, 0)
         .map(|d| d.to_rfc3339())
         .unwrap_or_else(|| t.to_string())
 }
 
-fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
@@ -112,17 +113,9 @@ pub fn plugin(
             }
         }
         PluginCommand::Inspect { plugin, version } => {
-            let stored = engine
-                .store()
-                .plugins()?
-                .into_iter()
-                .filter(|p| p.id == plugin && version.as_ref().is_none_or(|v| *v == p.version))
-                .max_by_key(|p| p.added_at)
-                .with_context(|| format!("no plugin `{plugin}` in the store"))?;
-            let host = runner::new_host(Limits::default(), None)?;
-            let loaded = host.load(&stored.wasm)?;
-            let mut value = serde_json::to_value(loaded.info())?;
-            value["contract"] = json!(loaded.contract_version());
+            let (stored, info, contract) = engine.describe_plugin(&plugin, version.as_deref())?;
+            let mut value = serde_json::to_value(info)?;
+            value["contract"] = json!(contract);
             value["sha256"] = json!(stored.sha256);
             value["data_dir"] = json!(stored.data_dir);
             value["added_at"] = json!(time(stored.added_at));
@@ -474,6 +467,9 @@ pub fn scheduler(
 ) -> anyhow::Result<ExitCode> {
     let engine = open(store, cache_dir)?;
     loop {
+        // Windows that opened or closed since the last pass are announced to the
+        // change feed and webhooks.
+        engine.store().announce(now())?;
         for report in engine.run_due(now())? {
             let r = &report.run;
             println!(
@@ -703,25 +699,9 @@ pub fn import(
             dry_run,
         } => {
             let engine = open(store, cache_dir)?;
-            let mut columns = std::collections::BTreeMap::new();
-            for m in &mapping {
-                let (column, header) = m
-                    .split_once('=')
-                    .with_context(|| format!("`{m}` is not COLUMN=HEADER"))?;
-                let column = match column.trim().to_lowercase().as_str() {
-                    "customer" => cohort_import::Column::Customer,
-                    "groups" => cohort_import::Column::Groups,
-                    "start" => cohort_import::Column::Start,
-                    "end" => cohort_import::Column::End,
-                    other => anyhow::bail!(
-                        "`{other}` is not a column: use customer, groups, start or end"
-                    ),
-                };
-                columns.insert(column, header.trim().to_string());
-            }
-            let zone: chrono_tz::Tz = time_zone
-                .parse()
-                .map_err(|_| anyhow::anyhow!("`{time_zone}` is not an IANA time zone"))?;
+            let columns = cohort_import::mapping(mapping.iter().map(String::as_str))
+                .map_err(anyhow::Error::msg)?;
+            let zone = cohort_import::time_zone(&time_zone).map_err(anyhow::Error::msg)?;
             let input = std::fs::File::open(&file)
                 .with_context(|| format!("cannot open `{}`", file.display()))?;
             let bar = Progress::new(!store.json);

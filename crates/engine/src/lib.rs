@@ -14,11 +14,12 @@ mod schedule;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use cohort_evaluator::{Compiled, Decision, Explanation, explain};
-use cohort_host::{Condition, Host, Plugin, PrepareError};
+use cohort_host::{Condition, Evaluation, Failure, Host, Plugin, PrepareError};
 use cohort_model::{
     Customer, CustomerRecord, Group, Membership, Mode, PluginInfo, Source, State, Timestamp,
     Verdicts,
@@ -92,6 +93,29 @@ pub struct Why {
     pub pinned_out: bool,
 }
 
+/// What plugins have cost since the engine started, for monitoring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Calls into plugins.
+    pub calls: u64,
+    /// Customers evaluated, once per condition.
+    pub evaluations: u64,
+    pub fuel: u64,
+    /// Calls that trapped (including running out of fuel, time, memory or stack).
+    pub traps: u64,
+    /// Calls the plugin answered with an error or a broken reply.
+    pub errors: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    calls: AtomicU64,
+    evaluations: AtomicU64,
+    fuel: AtomicU64,
+    traps: AtomicU64,
+    errors: AtomicU64,
+}
+
 /// A loaded plugin and the data directory the operator granted it.
 type Granted = (Arc<Plugin>, Option<PathBuf>);
 
@@ -103,6 +127,7 @@ pub struct Engine {
     /// Prepared conditions of groups that registrations check, by group id, with the
     /// definition they were prepared from: a registration must not pay for preparing.
     prepared: Mutex<HashMap<String, (Group, Vec<Condition>)>>,
+    counters: Counters,
 }
 
 impl std::fmt::Debug for Engine {
@@ -118,7 +143,64 @@ impl Engine {
             host,
             plugins: Mutex::new(HashMap::new()),
             prepared: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
         }
+    }
+
+    /// What plugins have cost since the engine started.
+    pub fn stats(&self) -> Stats {
+        let c = &self.counters;
+        Stats {
+            calls: c.calls.load(Ordering::Relaxed),
+            evaluations: c.evaluations.load(Ordering::Relaxed),
+            fuel: c.fuel.load(Ordering::Relaxed),
+            traps: c.traps.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Count an evaluation's cost and keep its verdicts.
+    fn tally(&self, evaluation: Evaluation) -> Verdicts {
+        let c = &self.counters;
+        c.calls
+            .fetch_add(u64::from(evaluation.calls), Ordering::Relaxed);
+        c.evaluations
+            .fetch_add(evaluation.verdicts.len() as u64, Ordering::Relaxed);
+        c.fuel.fetch_add(evaluation.fuel_used, Ordering::Relaxed);
+        let traps = evaluation
+            .failures
+            .iter()
+            .filter(|f| !matches!(f, Failure::Plugin(_) | Failure::Contract(_)))
+            .count() as u64;
+        c.traps.fetch_add(traps, Ordering::Relaxed);
+        c.errors
+            .fetch_add(evaluation.failures.len() as u64 - traps, Ordering::Relaxed);
+        evaluation.verdicts
+    }
+
+    /// A stored plugin (the newest added, or the given version) with its
+    /// self-description and the contract version it was built against.
+    pub fn describe_plugin(
+        &self,
+        id: &str,
+        version: Option<&str>,
+    ) -> Result<(StoredPlugin, PluginInfo, &'static str)> {
+        let stored = self
+            .store
+            .plugins()?
+            .into_iter()
+            .filter(|p| p.id == id && version.is_none_or(|v| v == p.version))
+            .max_by_key(|p| p.added_at)
+            .ok_or_else(|| EngineError::NotFound {
+                what: "plugin",
+                id: match version {
+                    Some(v) => format!("{id}@{v}"),
+                    None => id.to_string(),
+                },
+            })?;
+        let loaded = self.host.load(&stored.wasm)?;
+        let info = loaded.info().clone();
+        Ok((stored, info, loaded.contract_version()))
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -352,7 +434,7 @@ impl Engine {
             .expect("inserted just above when missing");
         Ok(conditions
             .iter_mut()
-            .map(|c| c.evaluate(as_of, std::slice::from_ref(customer)).verdicts)
+            .map(|c| self.tally(c.evaluate(as_of, std::slice::from_ref(customer))))
             .collect())
     }
 
@@ -501,7 +583,7 @@ impl Engine {
             }
             let columns: Vec<Verdicts> = conditions
                 .iter_mut()
-                .map(|c| c.evaluate(as_of, &facts).verdicts)
+                .map(|c| self.tally(c.evaluate(as_of, &facts)))
                 .collect();
             for (i, record) in page.iter().enumerate() {
                 let decision = if let Some(problem) = invalid.get(&i) {

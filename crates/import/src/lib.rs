@@ -38,6 +38,17 @@ pub enum Column {
 impl Column {
     pub const ALL: [Column; 4] = [Column::Customer, Column::Groups, Column::Start, Column::End];
 
+    /// A column by the name an operator uses for it: `customer`, `groups`, `start`, `end`.
+    pub fn named(name: &str) -> Option<Column> {
+        match name.trim().to_lowercase().as_str() {
+            "customer" => Some(Column::Customer),
+            "groups" => Some(Column::Groups),
+            "start" => Some(Column::Start),
+            "end" => Some(Column::End),
+            _ => None,
+        }
+    }
+
     /// The standard header, as in the template.
     pub fn header(self) -> &'static str {
         match self {
@@ -114,6 +125,32 @@ pub struct Options {
     pub now: Timestamp,
     /// Explicit header for a column, overriding recognition.
     pub mapping: BTreeMap<Column, String>,
+}
+
+/// Explicit headers from `COLUMN=HEADER` pairs such as `customer=Kunde`.
+pub fn mapping<'a>(
+    pairs: impl IntoIterator<Item = &'a str>,
+) -> Result<BTreeMap<Column, String>, String> {
+    let mut columns = BTreeMap::new();
+    for pair in pairs {
+        let (column, header) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("`{pair}` is not COLUMN=HEADER"))?;
+        let column = Column::named(column).ok_or_else(|| {
+            format!(
+                "`{}` is not a column: use customer, groups, start or end",
+                column.trim()
+            )
+        })?;
+        columns.insert(column, header.trim().to_string());
+    }
+    Ok(columns)
+}
+
+/// An IANA time zone by name, such as `Europe/Berlin`.
+pub fn time_zone(name: &str) -> Result<Tz, String> {
+    name.parse()
+        .map_err(|_| format!("`{name}` is not an IANA time zone (such as `Europe/Berlin`)"))
 }
 
 /// A file that cannot be read at all.

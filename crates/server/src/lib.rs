@@ -1,1 +1,196 @@
-pub fn x() {}
+//! Cohort's HTTP API (`cohort serve`): REST and JSON over the membership engine for
+//! the platforms that integrate with it.
+//!
+//! Everything under `/v1` needs a bearer token ([`auth`]); errors are
+//! `application/problem+json` ([`problem`]); POSTs honour `Idempotency-Key`
+//! ([`idempotency`]); change events go out to webhooks ([`webhooks`]) and to a change
+//! feed. The OpenAPI document is generated from the handlers' annotations and served
+//! at `/openapi.json`. The engine is synchronous; handlers call it on tokio's blocking
+//! pool so that a long run never stalls the event loop.
+
+mod api;
+pub mod auth;
+mod config;
+mod idempotency;
+mod metrics;
+mod problem;
+pub mod webhooks;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use cohort_engine::Engine;
+use cohort_model::Timestamp;
+use utoipa::openapi::OpenApi;
+
+pub use config::{Config, ConfigError, LogFormat, WebhookConfig};
+pub use problem::Problem;
+
+use crate::auth::Caller;
+use crate::metrics::Metrics;
+
+/// What every handler shares.
+pub struct AppState {
+    engine: Arc<Engine>,
+    config: Config,
+    metrics: Metrics,
+    /// Idempotency keys whose first request is still being handled, by token name.
+    inflight: Mutex<HashSet<(String, String)>>,
+    /// False once shutdown has begun: `/readyz` tells load balancers to move on.
+    ready: AtomicBool,
+}
+
+type Shared = Arc<AppState>;
+
+fn now() -> Timestamp {
+    chrono::Utc::now().timestamp()
+}
+
+/// The router and the OpenAPI document it was built with.
+pub fn app(engine: Arc<Engine>, config: Config) -> (Router, OpenApi, Shared) {
+    let state = Arc::new(AppState {
+        engine,
+        config,
+        metrics: Metrics::default(),
+        inflight: Mutex::new(HashSet::new()),
+        ready: AtomicBool::new(true),
+    });
+    let (router, doc) = api::router(state.clone());
+    (router, doc, state)
+}
+
+/// The OpenAPI document alone, for `cohort openapi`.
+pub fn openapi() -> OpenApi {
+    api::document()
+}
+
+/// Count and log every request, by the route it matched.
+async fn observe(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let response = next.run(req).await;
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    state.metrics.request(&method, &route, status, took);
+    let caller = response
+        .extensions()
+        .get::<Caller>()
+        .map_or("-", |c| c.name.as_str());
+    tracing::info!(
+        %method,
+        %path,
+        %route,
+        status,
+        micros = took.as_micros() as u64,
+        caller,
+        "request"
+    );
+    response
+}
+
+/// Run the server until Ctrl-C or SIGTERM: the API, the webhook workers, and the
+/// clock that runs due schedules and announces windows that opened or closed.
+/// `listening` is told the bound address (useful with port 0).
+pub async fn serve(
+    engine: Arc<Engine>,
+    config: Config,
+    listening: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let (router, _, state) = app(engine, config);
+    let workers = tokio::spawn(webhooks::supervise(state.clone()));
+    let clock = tokio::spawn(tick(state.clone()));
+    listening(addr);
+    tracing::info!(%addr, "listening");
+    let shutdown_state = state.clone();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown().await;
+            shutdown_state.ready.store(false, Ordering::SeqCst);
+            tracing::info!("shutting down");
+        })
+        .await?;
+    workers.abort();
+    clock.abort();
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Run due schedules and announce windows that opened or closed, every tick.
+async fn tick(state: Shared) {
+    let every = Duration::from_secs(state.config.tick_seconds.max(1));
+    loop {
+        let s = state.clone();
+        let done = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let at = now();
+            s.engine.store().announce(at)?;
+            for report in s.engine.run_due(at)? {
+                s.metrics.run("periodic", &report.run.status);
+            }
+            Ok(())
+        })
+        .await;
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "the clock's work failed; retrying next tick"),
+            Err(e) => tracing::warn!(error = %e, "the clock's work failed; retrying next tick"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Install the log subscriber: text or JSON lines on stderr, filtered by `RUST_LOG`
+/// (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+pub(crate) fn layered(router: Router<Shared>, state: Shared) -> Router {
+    router
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}

@@ -29,6 +29,19 @@ pub enum StoreError {
     Open { path: String, problem: String },
 }
 
+impl StoreError {
+    /// Another writer holds the store: worth trying again shortly.
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite(e) if matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            )
+        )
+    }
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// A plugin as the operator added it.

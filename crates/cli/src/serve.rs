@@ -1,0 +1,162 @@
+//! `cohort serve` and the commands that set it up: API tokens and the OpenAPI document.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use cohort_engine::Engine;
+use cohort_host::Limits;
+use cohort_server::{Config, LogFormat};
+use cohort_store::{Role, SqliteStore};
+
+use crate::ops::{StoreArgs, now, open, print_json, time};
+use crate::runner;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// A TOML configuration file (see README); environment variables `COHORT_*` and these
+    /// flags override it
+    #[arg(long, env = "COHORT_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on, e.g. 0.0.0.0:8080 [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// Log as JSON lines instead of text
+    #[arg(long, value_enum)]
+    log_format: Option<Format>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+pub fn serve(
+    args: ServeArgs,
+    store: &StoreArgs,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(args.config.as_deref())?;
+    config.apply_env(|name| std::env::var(name).ok())?;
+    if let Some(db) = &store.db {
+        config.db = db.clone();
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(format) = args.log_format {
+        config.log_format = match format {
+            Format::Text => LogFormat::Text,
+            Format::Json => LogFormat::Json,
+        };
+    }
+    if config.cache_dir.is_none() {
+        config.cache_dir = cache_dir;
+    }
+    cohort_server::init_logging(config.log_format);
+    let db = SqliteStore::open(&config.db)?;
+    let host = runner::new_host(Limits::default(), config.cache_dir.clone())?;
+    let engine = Arc::new(Engine::new(Arc::new(db), host));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(cohort_server::serve(engine, config, |addr| {
+        // Scripts and tests read the bound address (the port may have been 0).
+        println!("listening on http://{addr}");
+    }))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Make a token; it is printed once and only its digest is kept
+    Create {
+        /// A name for the token: the actor the audit history records
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+    /// List tokens (names and roles; the tokens themselves are not kept)
+    List,
+    /// Revoke a token by name
+    Revoke { name: String },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    ReadOnly,
+    Operator,
+    Admin,
+}
+
+pub fn token(
+    cmd: TokenCommand,
+    store: &StoreArgs,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let engine = open(store, cache_dir)?;
+    let store_ = engine.store();
+    match cmd {
+        TokenCommand::Create { name, role } => {
+            anyhow::ensure!(
+                !name.trim().is_empty() && name.len() <= 64,
+                "a token name is 1 to 64 characters"
+            );
+            let role = match role {
+                RoleArg::ReadOnly => Role::ReadOnly,
+                RoleArg::Operator => Role::Operator,
+                RoleArg::Admin => Role::Admin,
+            };
+            let token = cohort_server::auth::new_token()
+                .map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
+            store_
+                .create_token(&name, role, &cohort_server::auth::digest(&token), now())
+                .with_context(|| format!("cannot create token `{name}` (is the name taken?)"))?;
+            if store.json {
+                print_json(&serde_json::json!({"name": name, "role": role, "token": token}))?;
+            } else {
+                println!("{token}");
+                eprintln!(
+                    "token `{name}` ({}) created; it is shown only now",
+                    role.as_str()
+                );
+            }
+        }
+        TokenCommand::List => {
+            let tokens = store_.tokens()?;
+            if store.json {
+                print_json(&tokens)?;
+            } else {
+                for t in tokens {
+                    println!(
+                        "{:<24} {:<10} created {}{}",
+                        t.name,
+                        t.role.as_str(),
+                        time(t.created_at),
+                        t.revoked_at
+                            .map(|r| format!(", revoked {}", time(r)))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            anyhow::ensure!(
+                store_.revoke_token(&name, now())?,
+                "no live token named `{name}`"
+            );
+            println!("revoked token `{name}`");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Print the OpenAPI document.
+pub fn openapi() -> anyhow::Result<ExitCode> {
+    println!("{}", cohort_server::openapi().to_pretty_json()?);
+    Ok(ExitCode::SUCCESS)
+}

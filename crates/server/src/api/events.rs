@@ -1,0 +1,195 @@
+//! What happened: the audit history, the change feed, and webhooks.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use cohort_store::{AuditEntry, OutboxEvent, Webhook};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{Page, blocking, id_cursor, limit, page};
+use crate::auth::{Admin, Reader};
+use crate::problem::{Body, Path, Problem, Query};
+use crate::{Shared, now};
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Only this customer's entries.
+    customer: Option<String>,
+    /// Only this group's entries.
+    group: Option<String>,
+    /// The `next` of the previous page (entries come newest first).
+    before: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The audit history of membership changes, newest first: who or what changed which
+/// membership, when, why, and by which trigger.
+#[utoipa::path(get, path = "/v1/history", tag = "events", params(HistoryQuery),
+    responses((status = 200, body = Page<AuditEntry>)))]
+pub async fn history(
+    State(state): State<Shared>,
+    _: Reader,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Json<Page<AuditEntry>>, Problem> {
+    let limit = limit(q.limit)?;
+    let before = id_cursor(q.before.as_deref(), "before")?;
+    blocking(&state, move |e| {
+        let entries =
+            e.store()
+                .history(q.customer.as_deref(), q.group.as_deref(), before, limit + 1)?;
+        Ok(Json(page(entries, limit, |a| a.id.to_string())))
+    })
+    .await
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FeedQuery {
+    /// The id of the last event seen (the `next` of the previous page); from the start
+    /// if absent.
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Change events after a cursor, oldest first. `next` is always given: poll again with
+/// it as `after`; an empty page means nothing new yet.
+#[utoipa::path(get, path = "/v1/events", tag = "events", params(FeedQuery),
+    responses((status = 200, body = Page<OutboxEvent>)))]
+pub async fn feed(
+    State(state): State<Shared>,
+    _: Reader,
+    Query(q): Query<FeedQuery>,
+) -> Result<Json<Page<OutboxEvent>>, Problem> {
+    let limit = limit(q.limit)?;
+    let after = id_cursor(q.after.as_deref(), "after")?.unwrap_or(0);
+    blocking(&state, move |e| {
+        let items = e.store().events_after(after, limit)?;
+        let next = items.last().map_or(after, |e| e.id).to_string();
+        Ok(Json(Page {
+            items,
+            next: Some(next),
+        }))
+    })
+    .await
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// The `next` of the previous page.
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The webhooks and how far delivery to each has come.
+#[utoipa::path(get, path = "/v1/webhooks", tag = "events", params(PageQuery),
+    responses((status = 200, body = Page<Webhook>), (status = 403, body = Problem)))]
+pub async fn webhooks(
+    State(state): State<Shared>,
+    _: Admin,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page<Webhook>>, Problem> {
+    let limit = limit(q.limit)?;
+    let after = id_cursor(q.after.as_deref(), "after")?.unwrap_or(0);
+    blocking(&state, move |e| {
+        let hooks: Vec<Webhook> = e
+            .store()
+            .webhooks()?
+            .into_iter()
+            .filter(|h| h.id > after)
+            .take(limit + 1)
+            .collect();
+        Ok(Json(page(hooks, limit, |h| h.id.to_string())))
+    })
+    .await
+}
+
+/// A receiver of change events.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhook {
+    /// Where events are POSTed (`http` or `https`).
+    pub url: String,
+    /// The HMAC key; a random one is made if absent.
+    pub secret: Option<String>,
+}
+
+/// A new webhook, with its secret (shown only now).
+#[derive(Serialize, ToSchema)]
+pub struct CreatedWebhook {
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    pub secret: String,
+}
+
+/// Add a webhook. It receives every change event written from now on, in batches,
+/// signed with its secret; earlier events are in the change feed.
+#[utoipa::path(post, path = "/v1/webhooks", tag = "events", request_body = NewWebhook,
+    responses((status = 201, body = CreatedWebhook), (status = 422, body = Problem),
+        (status = 403, body = Problem)))]
+pub async fn add_webhook(
+    State(state): State<Shared>,
+    _: Admin,
+    Body(new): Body<NewWebhook>,
+) -> Result<(StatusCode, Json<CreatedWebhook>), Problem> {
+    let url = reqwest::Url::parse(&new.url).map_err(|e| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-url",
+            format!("`{}` is not a URL: {e}", new.url),
+        )
+        .at("url")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-url",
+            format!("`{}`: webhooks are http or https", new.url),
+        )
+        .at("url"));
+    }
+    let secret = match new.secret {
+        Some(s) if s.len() >= 16 => s,
+        Some(_) => {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "weak-secret",
+                "a webhook secret needs at least 16 characters",
+            )
+            .at("secret"));
+        }
+        None => crate::auth::new_token()
+            .map_err(|e| Problem::internal(format!("no randomness for a secret: {e}")))?,
+    };
+    blocking(&state, move |e| {
+        let webhook = e.store().add_webhook(url.as_str(), &secret, now())?;
+        Ok((
+            StatusCode::CREATED,
+            Json(CreatedWebhook { webhook, secret }),
+        ))
+    })
+    .await
+}
+
+/// Remove a webhook; its undelivered events stay in the change feed.
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "events", params(("id" = i64, Path)),
+    responses((status = 204), (status = 404, body = Problem), (status = 403, body = Problem)))]
+pub async fn remove_webhook(
+    State(state): State<Shared>,
+    _: Admin,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, Problem> {
+    blocking(&state, move |e| {
+        if e.store().remove_webhook(id)? {
+            Ok(StatusCode::NO_CONTENT)
+        } else {
+            Err(Problem::not_found("webhook", &id.to_string()))
+        }
+    })
+    .await
+}

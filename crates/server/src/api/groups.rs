@@ -1,0 +1,206 @@
+//! Groups and their rules (checked through the plugins when saved), and the platform
+//! entities that use them.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use cohort_engine::Engine;
+use cohort_model::Group;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{Page, blocking, limit, page};
+use crate::auth::{Operator, Reader};
+use crate::problem::{Body, Path, Problem, Query};
+use crate::{Shared, now};
+
+/// A platform entity that refers to a group.
+#[derive(Serialize, ToSchema)]
+pub struct Use {
+    /// `tariff`, `promotion`, `contract-template`, `segment`, `vat-setting`, ...
+    pub kind: String,
+    pub entity: String,
+}
+
+/// A group with its current size and what uses it.
+#[derive(Serialize, ToSchema)]
+pub struct GroupDetail {
+    #[serde(flatten)]
+    pub group: Group,
+    /// Members whose membership is active now.
+    pub active_members: u64,
+    pub used_by: Vec<Use>,
+}
+
+fn detail(e: &Engine, group: Group) -> Result<GroupDetail, Problem> {
+    let active_members = e.store().count_active(&group.id, now())?;
+    let used_by = e
+        .store()
+        .uses(&group.id)?
+        .into_iter()
+        .map(|(kind, entity)| Use { kind, entity })
+        .collect();
+    Ok(GroupDetail {
+        group,
+        active_members,
+        used_by,
+    })
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// The `next` of the previous page.
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The groups, by id.
+#[utoipa::path(get, path = "/v1/groups", tag = "groups", params(ListQuery),
+    responses((status = 200, body = Page<GroupDetail>), (status = 401, body = Problem)))]
+pub async fn list(
+    State(state): State<Shared>,
+    _: Reader,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Page<GroupDetail>>, Problem> {
+    let limit = limit(q.limit)?;
+    blocking(&state, move |e| {
+        let mut groups = e.store().groups()?;
+        groups.sort_by(|a, b| a.id.cmp(&b.id));
+        let groups = groups
+            .into_iter()
+            .filter(|g| q.after.as_ref().is_none_or(|a| g.id > *a))
+            .take(limit + 1)
+            .map(|g| detail(e, g))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Json(page(groups, limit, |g| g.group.id.clone())))
+    })
+    .await
+}
+
+/// Create a group. Its rule is checked through each condition's plugin first.
+#[utoipa::path(post, path = "/v1/groups", tag = "groups", request_body = Group,
+    responses((status = 201, body = GroupDetail),
+        (status = 409, description = "A group with this id exists", body = Problem),
+        (status = 422, description = "The group or a condition's configuration is invalid", body = Problem)))]
+pub async fn create(
+    State(state): State<Shared>,
+    _: Operator,
+    Body(group): Body<Group>,
+) -> Result<(StatusCode, Json<GroupDetail>), Problem> {
+    blocking(&state, move |e| {
+        if e.store().group(&group.id)?.is_some() {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "group-exists",
+                format!(
+                    "group `{}` exists; PUT /v1/groups/{} replaces it",
+                    group.id, group.id
+                ),
+            )
+            .at("id"));
+        }
+        e.save_group(&group, now())?;
+        Ok((StatusCode::CREATED, Json(detail(e, group)?)))
+    })
+    .await
+}
+
+/// A group's definition, size and uses.
+#[utoipa::path(get, path = "/v1/groups/{id}", tag = "groups", params(("id" = String, Path)),
+    responses((status = 200, body = GroupDetail), (status = 404, body = Problem)))]
+pub async fn show(
+    State(state): State<Shared>,
+    _: Reader,
+    Path(id): Path<String>,
+) -> Result<Json<GroupDetail>, Problem> {
+    blocking(&state, move |e| Ok(Json(detail(e, e.group(&id)?)?))).await
+}
+
+/// Create or replace a group. Its rule is checked through each condition's plugin first.
+#[utoipa::path(put, path = "/v1/groups/{id}", tag = "groups", params(("id" = String, Path)),
+    request_body = Group,
+    responses((status = 200, body = GroupDetail),
+        (status = 422, description = "The group or a condition's configuration is invalid", body = Problem)))]
+pub async fn save(
+    State(state): State<Shared>,
+    _: Operator,
+    Path(id): Path<String>,
+    Body(group): Body<Group>,
+) -> Result<Json<GroupDetail>, Problem> {
+    if group.id != id {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "id-mismatch",
+            format!("the body's id `{}` is not the path's `{id}`", group.id),
+        )
+        .at("id"));
+    }
+    blocking(&state, move |e| {
+        e.save_group(&group, now())?;
+        Ok(Json(detail(e, group)?))
+    })
+    .await
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteQuery {
+    /// Delete even if platform entities still use the group.
+    #[serde(default)]
+    force: bool,
+}
+
+/// Delete a group; its memberships stay in the history. Refused while platform
+/// entities use it, unless forced.
+#[utoipa::path(delete, path = "/v1/groups/{id}", tag = "groups",
+    params(("id" = String, Path), DeleteQuery),
+    responses((status = 204), (status = 404, body = Problem),
+        (status = 409, description = "The group is in use", body = Problem)))]
+pub async fn delete(
+    State(state): State<Shared>,
+    _: Operator,
+    Path(id): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> Result<StatusCode, Problem> {
+    blocking(&state, move |e| {
+        e.delete_group(&id, q.force)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+/// Record that a platform entity (a tariff, promotion, contract template, segment, VAT
+/// setting, ...) refers to the group.
+#[utoipa::path(put, path = "/v1/groups/{id}/uses/{kind}/{entity}", tag = "groups",
+    params(("id" = String, Path), ("kind" = String, Path), ("entity" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn use_group(
+    State(state): State<Shared>,
+    _: Operator,
+    Path((id, kind, entity)): Path<(String, String, String)>,
+) -> Result<StatusCode, Problem> {
+    blocking(&state, move |e| {
+        e.use_group(&id, &kind, &entity, true)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+/// Forget that a platform entity refers to the group.
+#[utoipa::path(delete, path = "/v1/groups/{id}/uses/{kind}/{entity}", tag = "groups",
+    params(("id" = String, Path), ("kind" = String, Path), ("entity" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn unuse_group(
+    State(state): State<Shared>,
+    _: Operator,
+    Path((id, kind, entity)): Path<(String, String, String)>,
+) -> Result<StatusCode, Problem> {
+    blocking(&state, move |e| {
+        e.use_group(&id, &kind, &entity, false)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}

@@ -1,0 +1,224 @@
+//! The routes, their OpenAPI description, and what handlers share.
+
+mod customers;
+mod events;
+mod groups;
+mod imports;
+mod members;
+mod meta;
+mod plugins;
+mod runs;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware;
+use chrono::{DateTime, Utc};
+use cohort_engine::Engine;
+use cohort_model::Timestamp;
+use serde::Serialize;
+use utoipa::openapi::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi as _, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::problem::Problem;
+use crate::{Shared, auth, idempotency};
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Cohort",
+        description = "Customer groups for billing platforms, with membership rules made of sandboxed WebAssembly condition plugins.\n\n\
+Every `/v1` endpoint needs `Authorization: Bearer <token>`; tokens are made with `cohort token create --role read-only|operator|admin`. \
+A read-only token reads everything; an operator also manages groups, rules, customers, runs, imports and manual membership; an admin also plugins and webhooks.\n\n\
+Errors are `application/problem+json` with a stable `type`, a `detail` naming the field, and `field` where one is at fault. \
+Lists are paged by cursor: pass the `next` of one page as `after` (or `before`) to get the next; a missing `next` means the last page. \
+POST requests may carry an `Idempotency-Key` header: a retry with the same key and body gets the first response (marked `Idempotent-Replayed: true`) without doing the work again.\n\n\
+Times in requests are RFC 3339; times in responses are Unix seconds (UTC). \
+Change events reach platforms through webhooks (signed: `Cohort-Signature: t=<unix>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">`) or the change feed `GET /v1/events`."
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "plugins", description = "Condition plugins (WebAssembly components)"),
+        (name = "groups", description = "Groups, their rules and the platform entities that use them"),
+        (name = "customers", description = "Customers and registration"),
+        (name = "memberships", description = "Members, manual membership and pinned exclusions"),
+        (name = "runs", description = "Runs of a group's rule, dry runs and explanations"),
+        (name = "imports", description = "Bulk assignment from CSV files"),
+        (name = "events", description = "The audit history, the change feed and webhooks"),
+        (name = "service", description = "Health, readiness, metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API token made with `cohort token create`"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The `/v1` routes that need a token, described.
+fn protected() -> OpenApiRouter<Shared> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(plugins::list, plugins::add))
+        .routes(routes!(plugins::add_standard))
+        .routes(routes!(plugins::inspect))
+        .routes(routes!(groups::list, groups::create))
+        .routes(routes!(groups::show, groups::save, groups::delete))
+        .routes(routes!(groups::use_group, groups::unuse_group))
+        .routes(routes!(members::list, members::add))
+        .routes(routes!(members::remove))
+        .routes(routes!(members::exclusions))
+        .routes(routes!(members::pin, members::unpin))
+        .routes(routes!(customers::list, customers::upsert_many))
+        .routes(routes!(customers::show, customers::upsert))
+        .routes(routes!(customers::register))
+        .routes(routes!(runs::start))
+        .routes(routes!(runs::list))
+        .routes(routes!(runs::explain))
+        .routes(routes!(imports::list, imports::upload))
+        .routes(routes!(imports::template))
+        .routes(routes!(imports::show))
+        .routes(routes!(imports::errors))
+        .routes(routes!(events::history))
+        .routes(routes!(events::feed))
+        .routes(routes!(events::webhooks, events::add_webhook))
+        .routes(routes!(events::remove_webhook))
+        .routes(routes!(meta::metrics))
+}
+
+fn public() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new()
+        .routes(routes!(meta::healthz))
+        .routes(routes!(meta::readyz))
+        .routes(routes!(meta::openapi))
+}
+
+/// The OpenAPI document.
+pub fn document() -> OpenApi {
+    let mut doc = protected().into_openapi();
+    doc.merge(public().into_openapi());
+    doc
+}
+
+pub fn router(state: Shared) -> (Router, OpenApi) {
+    let (guarded, mut doc) = protected()
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotent,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .split_for_parts();
+    let (open, open_doc) = public().split_for_parts();
+    doc.merge(open_doc);
+    let router = guarded
+        .merge(open)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
+    (crate::layered(router, state), doc)
+}
+
+async fn not_found() -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "no-such-endpoint",
+        "no such endpoint; see /openapi.json",
+    )
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this endpoint does not take that method; see /openapi.json",
+    )
+}
+
+/// Call the (synchronous) engine on the blocking pool.
+pub async fn blocking<T: Send + 'static>(
+    state: &Shared,
+    f: impl FnOnce(&Engine) -> Result<T, Problem> + Send + 'static,
+) -> Result<T, Problem> {
+    let engine = Arc::clone(&state.engine);
+    tokio::task::spawn_blocking(move || f(&engine))
+        .await
+        .map_err(|e| Problem::internal(format!("the request's work failed: {e}")))?
+}
+
+/// One page of a list, and the cursor of the next if there is one.
+#[derive(Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as the cursor parameter to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// Items per page unless asked otherwise, and at most.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+pub fn limit(limit: Option<usize>) -> Result<usize, Problem> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n @ 1..=MAX_LIMIT) => Ok(n),
+        Some(n) => Err(Problem::bad_request(
+            "limit",
+            format!("limit {n} is out of range: 1 to {MAX_LIMIT}"),
+        )),
+    }
+}
+
+/// Build a page from up to `limit + 1` items: the extra one only says there is more.
+pub fn page<T>(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> Page<T> {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next = if more { items.last().map(cursor) } else { None };
+    Page { items, next }
+}
+
+/// A numeric cursor parameter.
+pub fn id_cursor(value: Option<&str>, field: &str) -> Result<Option<i64>, Problem> {
+    value
+        .map(|v| {
+            v.parse::<i64>().map_err(|_| {
+                Problem::bad_request(field, format!("`{v}` is not a cursor this list gave"))
+            })
+        })
+        .transpose()
+}
+
+/// An RFC 3339 time parameter, or `default`.
+pub fn time(value: Option<&str>, field: &str, default: Timestamp) -> Result<Timestamp, Problem> {
+    match value {
+        None => Ok(default),
+        Some(v) => DateTime::parse_from_rfc3339(v)
+            .map(|t| t.with_timezone(&Utc).timestamp())
+            .map_err(|e| {
+                Problem::bad_request(
+                    field,
+                    format!("`{v}` is not an RFC 3339 time such as 2026-01-31T00:00:00Z: {e}"),
+                )
+            }),
+    }
+}

@@ -1,0 +1,168 @@
+//! Plugins: upload (with the digest the caller states), list, inspect.
+
+use std::path::PathBuf;
+
+use axum::Json;
+use axum::body::Body as RawBody;
+use axum::extract::State;
+use axum::http::StatusCode;
+use cohort_model::PluginInfo;
+use cohort_store::StoredPlugin;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{Page, blocking, limit, page};
+use crate::auth::{Admin, Reader};
+use crate::problem::{Path, Problem, Query, too_large_or_bad};
+use crate::{Shared, now};
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// The `next` of the previous page.
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The plugins in the store, by id and version.
+#[utoipa::path(get, path = "/v1/plugins", tag = "plugins", params(ListQuery),
+    responses((status = 200, body = Page<StoredPlugin>), (status = 401, body = Problem)))]
+pub async fn list(
+    State(state): State<Shared>,
+    _: Reader,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Page<StoredPlugin>>, Problem> {
+    let limit = limit(q.limit)?;
+    let mut plugins = blocking(&state, |e| Ok(e.store().plugins()?)).await?;
+    let key = |p: &StoredPlugin| format!("{}@{}", p.id, p.version);
+    if let Some(after) = &q.after {
+        plugins.retain(|p| key(p) > *after);
+    }
+    plugins.truncate(limit + 1);
+    Ok(Json(page(plugins, limit, key)))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AddQuery {
+    /// The SHA-256 of the body, in hex, as the caller computed it: a damaged upload is
+    /// refused rather than stored.
+    sha256: String,
+    /// A directory on the server the plugin may read (seen as `/data`), for plugins
+    /// that ask for one, such as a GeoIP database.
+    #[param(value_type = Option<String>)]
+    data_dir: Option<PathBuf>,
+}
+
+/// Add (or replace) a plugin from its `.wasm` component.
+#[utoipa::path(post, path = "/v1/plugins", tag = "plugins", params(AddQuery),
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses((status = 201, body = PluginInfo),
+        (status = 422, description = "Not a valid plugin, or the digest differs", body = Problem),
+        (status = 403, body = Problem)))]
+pub async fn add(
+    State(state): State<Shared>,
+    _: Admin,
+    Query(q): Query<AddQuery>,
+    body: RawBody,
+) -> Result<(StatusCode, Json<PluginInfo>), Problem> {
+    let wasm = axum::body::to_bytes(body, state.config.max_upload_bytes)
+        .await
+        .map_err(|_| {
+            too_large_or_bad(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the plugin is larger than {} bytes",
+                    state.config.max_upload_bytes
+                ),
+            )
+        })?;
+    let actual = hex::encode(Sha256::digest(&wasm));
+    if !actual.eq_ignore_ascii_case(q.sha256.trim()) {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "digest-mismatch",
+            format!(
+                "the body's SHA-256 is {actual}, not the stated {}",
+                q.sha256.trim()
+            ),
+        )
+        .at("sha256"));
+    }
+    let info = blocking(&state, move |e| {
+        Ok(e.add_plugin(&wasm, q.data_dir.as_deref(), now())?)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StandardQuery {
+    /// The directory with the GeoIP database, granted to `geoip-country`.
+    #[param(value_type = Option<String>)]
+    geoip_dir: Option<PathBuf>,
+}
+
+/// Add every plugin that ships with Cohort.
+#[utoipa::path(post, path = "/v1/plugins/standard", tag = "plugins", params(StandardQuery),
+    responses((status = 201, body = Vec<PluginInfo>), (status = 403, body = Problem)))]
+pub async fn add_standard(
+    State(state): State<Shared>,
+    _: Admin,
+    Query(q): Query<StandardQuery>,
+) -> Result<(StatusCode, Json<Vec<PluginInfo>>), Problem> {
+    let infos = blocking(&state, move |e| {
+        let mut infos = Vec::new();
+        for (id, wasm) in cohort_artifacts::STANDARD {
+            let grant = q.geoip_dir.as_deref().filter(|_| *id == "geoip-country");
+            infos.push(e.add_plugin(wasm, grant, now())?);
+        }
+        Ok(infos)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(infos)))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct InspectQuery {
+    /// A stored version; the newest added if absent.
+    version: Option<String>,
+}
+
+/// A stored plugin with its self-description.
+#[derive(Serialize, ToSchema)]
+pub struct PluginDetail {
+    #[serde(flatten)]
+    pub stored: StoredPlugin,
+    pub info: PluginInfo,
+    /// The version of the plugin contract it was built against.
+    pub contract: String,
+}
+
+/// A plugin's self-description: what it reads, its configuration schema, its grant.
+#[utoipa::path(get, path = "/v1/plugins/{id}", tag = "plugins",
+    params(("id" = String, Path), InspectQuery),
+    responses((status = 200, body = PluginDetail), (status = 404, body = Problem)))]
+pub async fn inspect(
+    State(state): State<Shared>,
+    _: Reader,
+    Path(id): Path<String>,
+    Query(q): Query<InspectQuery>,
+) -> Result<Json<PluginDetail>, Problem> {
+    blocking(&state, move |e| {
+        let (stored, info, contract) = e.describe_plugin(&id, q.version.as_deref())?;
+        Ok(Json(PluginDetail {
+            stored,
+            info,
+            contract: contract.to_string(),
+        }))
+    })
+    .await
+}

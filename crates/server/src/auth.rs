@@ -1,0 +1,130 @@
+//! Bearer tokens: made at random, shown once, kept only as a SHA-256 digest (a token
+//! has 256 bits of entropy, so a fast digest is as safe as a slow password hash), and
+//! checked on every request.
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use cohort_store::Role;
+use sha2::{Digest, Sha256};
+
+use crate::Shared;
+use crate::problem::Problem;
+
+/// Tokens start with this, so that a leaked one is easy to recognise in a scan.
+const PREFIX: &str = "cohort_";
+
+/// A new random token.
+pub fn new_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("{PREFIX}{}", hex::encode(bytes)))
+}
+
+/// What the store keeps of a token.
+pub fn digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Who is calling: the token's name (the actor in the audit history) and role.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub name: String,
+    pub role: Role,
+}
+
+/// Resolve the bearer token of every request it guards; refuse a request without a
+/// live one.
+pub async fn authenticate(State(state): State<Shared>, mut req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this endpoint needs a bearer token (Authorization: Bearer <token>); create one with `cohort token create`",
+        )
+        .into_response();
+    };
+    let hash = digest(token);
+    let engine = state.engine.clone();
+    let found = tokio::task::spawn_blocking(move || engine.store().token_by_hash(&hash)).await;
+    let caller = match found {
+        Ok(Ok(Some(t))) => Caller {
+            name: t.name,
+            role: t.role,
+        },
+        Ok(Ok(None)) => {
+            return Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the bearer token is not known or has been revoked",
+            )
+            .into_response();
+        }
+        Ok(Err(e)) => return Problem::from(e).into_response(),
+        Err(e) => return Problem::internal(e.to_string()).into_response(),
+    };
+    req.extensions_mut().insert(caller.clone());
+    let mut response = next.run(req).await;
+    // For the request log, which sees only the response.
+    response.extensions_mut().insert(caller);
+    response
+}
+
+fn require(parts: &Parts, role: Role) -> Result<Caller, Problem> {
+    let caller =
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "no bearer token")
+        })?;
+    if caller.role < role {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "this needs the `{}` role; token `{}` has `{}`",
+                role.as_str(),
+                caller.name,
+                caller.role.as_str()
+            ),
+        ));
+    }
+    Ok(caller)
+}
+
+macro_rules! role_extractor {
+    ($(#[$doc:meta])* $name:ident, $role:expr) => {
+        $(#[$doc])*
+        pub struct $name(pub Caller);
+
+        impl<S: Send + Sync> FromRequestParts<S> for $name {
+            type Rejection = Problem;
+
+            async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+                require(parts, $role).map($name)
+            }
+        }
+    };
+}
+
+role_extractor!(
+    /// Any live token.
+    Reader,
+    Role::ReadOnly
+);
+role_extractor!(
+    /// A token with the operator or admin role.
+    Operator,
+    Role::Operator
+);
+role_extractor!(
+    /// A token with the admin role.
+    Admin,
+    Role::Admin
+);

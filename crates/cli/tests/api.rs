@@ -1,0 +1,842 @@
+//! The HTTP API end to end: the real `cohort serve` on loopback, real tokens made by
+//! the CLI, a real webhook receiver.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::Cohort;
+use hmac::{Hmac, Mac};
+use reqwest::StatusCode;
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// `cohort serve` on a free loopback port; stopped (SIGTERM) when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(c: &Cohort, env: &[(&str, &str)]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cohort"))
+            .arg("--db")
+            .arg(&c.db)
+            .arg("--cache-dir")
+            .arg(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cohort serve starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the server says where it listens");
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line `{line}`"))
+            .to_string();
+        Server { child, base }
+    }
+
+    /// Stop as an operator would (SIGTERM) and wait for the process to end.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A platform's view of the API: a base URL and a token.
+struct Api<'a> {
+    client: Client,
+    base: &'a str,
+    token: Option<String>,
+}
+
+impl<'a> Api<'a> {
+    fn new(server: &'a Server, token: Option<&str>) -> Self {
+        Api {
+            client: Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .expect("client"),
+            base: &server.base,
+            token: token.map(str::to_string),
+        }
+    }
+
+    fn request(&self, method: &str, path: &str) -> RequestBuilder {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let b = self.client.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => b.bearer_auth(t),
+            None => b,
+        }
+    }
+
+    fn get(&self, path: &str) -> Response {
+        self.request("GET", path).send().expect("GET")
+    }
+
+    fn json(&self, method: &str, path: &str, body: &Value) -> Response {
+        self.request(method, path)
+            .json(body)
+            .send()
+            .expect("request")
+    }
+}
+
+fn token(c: &Cohort, name: &str, role: &str) -> String {
+    c.ok(&["token", "create", name, "--role", role])
+        .trim()
+        .to_string()
+}
+
+/// Status and JSON body; problems must come as problem+json.
+fn read(r: Response) -> (StatusCode, Value) {
+    let status = r.status();
+    let problem = r
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v == "application/problem+json");
+    let text = r.text().expect("body");
+    if status.is_client_error() || status.is_server_error() {
+        assert!(problem, "a {status} must be problem+json: {text}");
+    }
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, body)
+}
+
+fn expect(r: Response, want: StatusCode) -> Value {
+    let (status, body) = read(r);
+    assert_eq!(status, want, "{body:#}");
+    body
+}
+
+fn group(id: &str, mode: &str, on_registration: bool, countries: &[&str]) -> Value {
+    json!({
+        "id": id,
+        "name": id,
+        "auto": {"mode": mode, "triggers": {"on_registration": on_registration}},
+        "rule": {"all": [{"any": [{"plugin": "country", "config": {"countries": countries}}]}]}
+    })
+}
+
+fn customer(id: &str, country: &str) -> Value {
+    json!({"id": id, "country": country})
+}
+
+#[test]
+fn every_operation_in_the_document_needs_a_token_and_none_answers_5xx() {
+    let c = Cohort::new();
+    let reader = token(&c, "dashboard", "read-only");
+    let server = Server::start(&c, &[]);
+    let anonymous = Api::new(&server, None);
+    let doc = expect(anonymous.get("/openapi.json"), StatusCode::OK);
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 25, "{} paths", paths.len());
+    let read_only = Api::new(&server, Some(&reader));
+    let mut operations = 0;
+    for (path, item) in paths {
+        let concrete = path
+            .replace("{id}", "1")
+            .replace("{customer}", "c1")
+            .replace("{kind}", "tariff")
+            .replace("{entity}", "t1");
+        for method in ["get", "post", "put", "delete"] {
+            let Some(op) = item.get(method) else { continue };
+            operations += 1;
+            let public = op.get("security").is_some_and(|s| s == &json!([{}]));
+            let status = anonymous
+                .request(&method.to_uppercase(), &concrete)
+                .send()
+                .expect("send")
+                .status();
+            if public {
+                assert!(status.is_success(), "{method} {path}: {status}");
+                continue;
+            }
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+            let (status, body) = read(
+                read_only
+                    .request(&method.to_uppercase(), &concrete)
+                    .send()
+                    .expect("send"),
+            );
+            assert!(
+                !status.is_server_error(),
+                "{method} {path}: {status} {body}"
+            );
+            if method != "get" {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
+                assert!(
+                    body["detail"]
+                        .as_str()
+                        .expect("detail")
+                        .contains("dashboard")
+                );
+            }
+        }
+    }
+    assert!(operations >= 35, "{operations} operations");
+    // A wrong token is refused like none.
+    let forged = Api::new(&server, Some("cohort_0000"));
+    expect(forged.get("/v1/groups"), StatusCode::UNAUTHORIZED);
+    // Revoked from the CLI while the server runs: refused at the next request.
+    c.ok(&["token", "revoke", "dashboard"]);
+    expect(read_only.get("/v1/groups"), StatusCode::UNAUTHORIZED);
+    expect(anonymous.get("/v1/nothing-here"), StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn a_platform_integrates_over_http() {
+    let c = Cohort::new();
+    let admin = token(&c, "root", "admin");
+    let operator = token(&c, "billing", "operator");
+    let reader = token(&c, "dashboard", "read-only");
+    let server = Server::start(&c, &[]);
+    let admin = Api::new(&server, Some(&admin));
+    let op = Api::new(&server, Some(&operator));
+    let ro = Api::new(&server, Some(&reader));
+
+    // Plugins: the digest the caller states is checked.
+    let wasm = cohort_artifacts::COUNTRY;
+    let digest = hex::encode(Sha256::digest(wasm));
+    let wrong = admin
+        .request("POST", "/v1/plugins?sha256=00")
+        .body(wasm.to_vec())
+        .send()
+        .expect("upload");
+    let problem = expect(wrong, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["field"], "sha256");
+    let not_wasm = admin
+        .request(
+            "POST",
+            &format!(
+                "/v1/plugins?sha256={}",
+                hex::encode(Sha256::digest(b"nope"))
+            ),
+        )
+        .body(b"nope".to_vec())
+        .send()
+        .expect("upload");
+    expect(not_wasm, StatusCode::UNPROCESSABLE_ENTITY);
+    let info = expect(
+        admin
+            .request("POST", &format!("/v1/plugins?sha256={digest}"))
+            .body(wasm.to_vec())
+            .send()
+            .expect("upload"),
+        StatusCode::CREATED,
+    );
+    assert_eq!(info["id"], "country");
+    let detail = expect(ro.get("/v1/plugins/country"), StatusCode::OK);
+    assert_eq!(detail["sha256"], digest);
+    assert_eq!(detail["contract"], "0.1.0");
+    expect(ro.get("/v1/plugins/no-such"), StatusCode::NOT_FOUND);
+    let plugins = expect(ro.get("/v1/plugins"), StatusCode::OK);
+    assert_eq!(plugins["items"].as_array().expect("items").len(), 1);
+
+    // Groups: validated through the plugin on save; bad bodies name the field.
+    let eu = group("eu", "full-sync", true, &["DE", "FR"]);
+    let created = expect(op.json("POST", "/v1/groups", &eu), StatusCode::CREATED);
+    assert_eq!(created["active_members"], 0);
+    expect(op.json("POST", "/v1/groups", &eu), StatusCode::CONFLICT);
+    let mut unknown = eu.clone();
+    unknown["colour"] = json!("blue");
+    let p = expect(
+        op.json("PUT", "/v1/groups/eu", &unknown),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    assert!(
+        p["detail"].as_str().expect("detail").contains("colour"),
+        "{p}"
+    );
+    let mut bad_mode = eu.clone();
+    bad_mode["auto"]["mode"] = json!("sometimes");
+    let p = expect(
+        op.json("PUT", "/v1/groups/eu", &bad_mode),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    assert_eq!(p["field"], "auto.mode");
+    let bad_config = group("bad", "full-sync", false, &["XX"]);
+    let p = expect(
+        op.json("POST", "/v1/groups", &bad_config),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    assert_eq!(p["type"], "urn:cohort:problem:invalid-condition");
+    assert!(
+        p["field"]
+            .as_str()
+            .expect("field")
+            .starts_with("rule.all[0]"),
+        "{p}"
+    );
+    let syntax = op
+        .request("POST", "/v1/groups")
+        .header("content-type", "application/json")
+        .body("{\"id\": ")
+        .send()
+        .expect("send");
+    expect(syntax, StatusCode::BAD_REQUEST);
+    let plain = op
+        .request("POST", "/v1/groups")
+        .body(eu.to_string())
+        .send()
+        .expect("send");
+    expect(plain, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let huge = json!({"id": "x".repeat(2 << 20)});
+    // On a connection of its own: the server closes it without reading the body.
+    let once = Api::new(&server, Some(&operator));
+    expect(
+        once.json("POST", "/v1/groups", &huge),
+        StatusCode::PAYLOAD_TOO_LARGE,
+    );
+    expect(
+        op.json("PUT", "/v1/groups/other", &eu),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    expect(
+        op.json(
+            "PUT",
+            "/v1/groups/de-only",
+            &group("de-only", "add-only", false, &["DE"]),
+        ),
+        StatusCode::OK,
+    );
+
+    // Registration runs the on-registration trigger and says where the customer went.
+    let r = expect(
+        op.json("POST", "/v1/registrations", &customer("c1", "de")),
+        StatusCode::CREATED,
+    );
+    assert_eq!(r["joined"], json!(["eu"]));
+    let r = expect(
+        op.json("PUT", "/v1/customers/c1", &customer("c1", "DE")),
+        StatusCode::OK,
+    );
+    assert_eq!(r["new"], false);
+    // A batch with one bad record stores none of it.
+    let batch = json!({"customers": [customer("c2", "FR"), {"id": "c3", "country": "DE",
+        "subscriptions": [{"product": "p", "start": "2026-02-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}]}]});
+    let p = expect(
+        op.json("POST", "/v1/customers", &batch),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    assert_eq!(p["field"], "customers[1].subscriptions[0].end");
+    expect(ro.get("/v1/customers/c2"), StatusCode::NOT_FOUND);
+    let batch =
+        json!({"customers": [customer("c2", "FR"), customer("c3", "US"), customer("c4", "DE")]});
+    let done = expect(op.json("POST", "/v1/customers", &batch), StatusCode::OK);
+    assert_eq!(done["new"], 3);
+    let customers = expect(ro.get("/v1/customers?limit=3"), StatusCode::OK);
+    assert_eq!(customers["next"], "c3");
+    let rest = expect(ro.get("/v1/customers?limit=3&after=c3"), StatusCode::OK);
+    assert_eq!(rest["items"][0]["id"], "c4");
+    assert!(rest.get("next").is_none());
+    expect(ro.get("/v1/customers?limit=0"), StatusCode::BAD_REQUEST);
+    expect(ro.get("/v1/customers?colour=blue"), StatusCode::BAD_REQUEST);
+
+    // Runs, dry and real; the run's actor is the token's name.
+    let dry = expect(
+        op.json("POST", "/v1/groups/de-only/runs", &json!({"dry_run": true})),
+        StatusCode::CREATED,
+    );
+    assert_eq!(dry["run"]["added"], 2);
+    assert_eq!(dry["changes_total"], 2);
+    let real = expect(
+        op.json("POST", "/v1/groups/de-only/runs", &json!({})),
+        StatusCode::CREATED,
+    );
+    assert_eq!(real["run"]["actor"], "billing");
+    let runs = expect(ro.get("/v1/runs?group=de-only&limit=1"), StatusCode::OK);
+    let cursor = runs["next"].as_str().expect("a second page").to_string();
+    let older = expect(
+        ro.get(&format!("/v1/runs?group=de-only&before={cursor}")),
+        StatusCode::OK,
+    );
+    assert_eq!(older["items"][0]["dry_run"], true);
+    let members = expect(ro.get("/v1/groups/de-only/members?limit=1"), StatusCode::OK);
+    assert_eq!(members["items"][0]["state"], "active");
+    let next = members["next"].as_str().expect("next").to_string();
+    let second = expect(
+        ro.get(&format!("/v1/groups/de-only/members?limit=1&after={next}")),
+        StatusCode::OK,
+    );
+    assert_ne!(
+        second["items"][0]["customer"],
+        members["items"][0]["customer"]
+    );
+    expect(
+        ro.get("/v1/groups/de-only/members?state=weird"),
+        StatusCode::BAD_REQUEST,
+    );
+    let why = expect(ro.get("/v1/groups/eu/explain/c3"), StatusCode::OK);
+    assert_eq!(why["explanation"]["decision"], "not-member");
+
+    // Manual membership, pinned exclusions, history with the token's name.
+    let add = json!({"customer": "c3", "end": "2099-01-01T00:00:00Z", "reason": "VIP"});
+    let added = expect(
+        op.json("POST", "/v1/groups/eu/members", &add),
+        StatusCode::CREATED,
+    );
+    assert_eq!(added["added"], true);
+    expect(
+        op.json(
+            "POST",
+            "/v1/groups/eu/members",
+            &json!({"customer": "c3", "start": "yesterday"}),
+        ),
+        StatusCode::BAD_REQUEST,
+    );
+    let history = expect(ro.get("/v1/history?customer=c3"), StatusCode::OK);
+    assert_eq!(history["items"][0]["actor"], "billing");
+    assert_eq!(history["items"][0]["source"], "manual");
+    let ended = expect(
+        op.request("DELETE", "/v1/groups/eu/members/c3")
+            .send()
+            .expect("send"),
+        StatusCode::OK,
+    );
+    assert_eq!(ended["ended"], 1);
+    expect(
+        op.request("PUT", "/v1/groups/eu/exclusions/c1?reason=fraud")
+            .send()
+            .expect("send"),
+        StatusCode::NO_CONTENT,
+    );
+    let pinned = expect(ro.get("/v1/groups/eu/exclusions"), StatusCode::OK);
+    assert_eq!(pinned["items"], json!(["c1"]));
+    expect(
+        op.request("DELETE", "/v1/groups/eu/exclusions/c1")
+            .send()
+            .expect("send"),
+        StatusCode::NO_CONTENT,
+    );
+
+    // Idempotency: a retry replays; the same key for another request is refused.
+    let body = json!({"customer": "c4", "reason": "retry me"});
+    let first = op
+        .request("POST", "/v1/groups/de-only/members")
+        .header("idempotency-key", "k-1")
+        .json(&json!({"customer": "c3"}))
+        .send()
+        .expect("send");
+    assert_eq!(expect(first, StatusCode::CREATED)["added"], true);
+    let again = op
+        .request("POST", "/v1/groups/de-only/members")
+        .header("idempotency-key", "k-1")
+        .json(&json!({"customer": "c3"}))
+        .send()
+        .expect("send");
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        expect(again, StatusCode::CREATED)["added"],
+        true,
+        "the first answer, replayed"
+    );
+    let reused = op
+        .request("POST", "/v1/groups/de-only/members")
+        .header("idempotency-key", "k-1")
+        .json(&body)
+        .send()
+        .expect("send");
+    expect(reused, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // "Used": a group in use is not deleted unless forced.
+    expect(
+        op.request("PUT", "/v1/groups/eu/uses/tariff/basic-eu")
+            .send()
+            .expect("send"),
+        StatusCode::NO_CONTENT,
+    );
+    let shown = expect(ro.get("/v1/groups/eu"), StatusCode::OK);
+    assert_eq!(
+        shown["used_by"],
+        json!([{"kind": "tariff", "entity": "basic-eu"}])
+    );
+    let p = expect(
+        op.request("DELETE", "/v1/groups/eu").send().expect("send"),
+        StatusCode::CONFLICT,
+    );
+    assert!(p["detail"].as_str().expect("detail").contains("basic-eu"));
+    expect(
+        op.request("PUT", "/v1/groups/eu/uses/Bad%20Kind/x")
+            .send()
+            .expect("send"),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+
+    // Imports: template, a good file, a bad file that changes nothing.
+    let template = op.get("/v1/imports/template");
+    assert!(
+        template.headers()["content-type"]
+            .to_str()
+            .expect("type")
+            .starts_with("text/csv")
+    );
+    assert!(template.text().expect("csv").starts_with("Customer #"));
+    let csv = "Customer #,Assigned Groups,Start Date & Time,End Date & Time\nc2,eu,2026-01-01,2027-01-01\n";
+    let report = expect(
+        op.request("POST", "/v1/imports?file_name=jan.csv")
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+            .expect("send"),
+        StatusCode::CREATED,
+    );
+    assert_eq!(report["record"]["added"], 1);
+    let bad =
+        "Customer #,Assigned Groups,Start Date & Time,End Date & Time\nc2,eu,someday,\nzz,eu,,\n";
+    let p = expect(
+        op.request("POST", "/v1/imports?file_name=bad.csv")
+            .body(bad)
+            .send()
+            .expect("send"),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    let id = p["extra"]["record"]["id"].as_i64().expect("import id");
+    let errors = expect(
+        ro.get(&format!("/v1/imports/{id}/errors?limit=1")),
+        StatusCode::OK,
+    );
+    assert_eq!(errors["items"][0]["line"], 2);
+    let cursor = errors["next"].as_str().expect("next");
+    let more = expect(
+        ro.get(&format!("/v1/imports/{id}/errors?after={cursor}")),
+        StatusCode::OK,
+    );
+    assert_eq!(more["items"][0]["line"], 3);
+    let record = expect(ro.get(&format!("/v1/imports/{id}")), StatusCode::OK);
+    assert_eq!(record["status"], "failed");
+    expect(ro.get("/v1/imports/9999"), StatusCode::NOT_FOUND);
+    expect(
+        op.request("POST", "/v1/imports?time_zone=Mars/Base")
+            .body(csv)
+            .send()
+            .expect("send"),
+        StatusCode::BAD_REQUEST,
+    );
+
+    // The change feed has every change, in order, from any cursor.
+    let feed = expect(ro.get("/v1/events?limit=1000"), StatusCode::OK);
+    let events = feed["items"].as_array().expect("events");
+    assert!(events.len() >= 6, "{feed}");
+    let ids: Vec<i64> = events
+        .iter()
+        .map(|e| e["id"].as_i64().expect("id"))
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    let tail = expect(
+        ro.get(&format!("/v1/events?after={}", ids[ids.len() - 2])),
+        StatusCode::OK,
+    );
+    assert_eq!(tail["items"].as_array().expect("items").len(), 1);
+    assert_eq!(tail["next"], ids[ids.len() - 1].to_string());
+
+    // Forced deletion; then the service endpoints.
+    expect(
+        op.request("DELETE", "/v1/groups/eu?force=true")
+            .send()
+            .expect("send"),
+        StatusCode::NO_CONTENT,
+    );
+    expect(ro.get("/v1/groups/eu"), StatusCode::NOT_FOUND);
+    expect(Api::new(&server, None).get("/healthz"), StatusCode::OK);
+    expect(Api::new(&server, None).get("/readyz"), StatusCode::OK);
+    let metrics = ro.get("/metrics").text().expect("metrics");
+    assert!(metrics.contains("cohort_http_requests_total{method=\"POST\",route=\"/v1/registrations\",status=\"201\"} 1"), "{metrics}");
+    assert!(metrics.contains("cohort_runs_total{trigger=\"manual\",status=\"finished\"} 2"));
+    let fuel: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("cohort_plugin_fuel_total "))
+        .expect("fuel")
+        .parse()
+        .expect("number");
+    assert!(fuel > 0);
+}
+
+/// What the receiver saw of one delivery.
+struct Delivery {
+    signature: String,
+    body: Vec<u8>,
+}
+
+/// A webhook receiver on loopback that answers 500 to the first `failures` requests
+/// and to every request while `down` is set.
+struct Receiver {
+    url: String,
+    seen: Arc<Mutex<Vec<Delivery>>>,
+    requests: Arc<AtomicUsize>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Receiver {
+    fn start(failures: usize) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!(
+            "http://{}/hooks/cohort",
+            listener.local_addr().expect("addr")
+        );
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (s, n, d) = (seen.clone(), requests.clone(), down.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut signature = String::new();
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if lower.starts_with("cohort-signature:") {
+                        signature = line["cohort-signature:".len()..].trim().to_string();
+                    }
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                let count = n.fetch_add(1, Ordering::SeqCst);
+                let ok = count >= failures && !d.load(Ordering::SeqCst);
+                if ok {
+                    s.lock().expect("lock").push(Delivery { signature, body });
+                }
+                let status = if ok {
+                    "200 OK"
+                } else {
+                    "500 Internal Server Error"
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+            }
+        });
+        Receiver {
+            url,
+            seen,
+            requests,
+            down,
+        }
+    }
+
+    /// Every event received, in order, after checking each delivery's signature.
+    fn events(&self, secret: &str) -> Vec<Value> {
+        let seen = self.seen.lock().expect("lock");
+        let mut events = Vec::new();
+        for d in seen.iter() {
+            let (t, v1) = d
+                .signature
+                .strip_prefix("t=")
+                .and_then(|s| s.split_once(",v1="))
+                .expect("signature header");
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+            mac.update(format!("{t}.").as_bytes());
+            mac.update(&d.body);
+            mac.verify_slice(&hex::decode(v1).expect("hex"))
+                .expect("the signature matches the body");
+            let body: Value = serde_json::from_slice(&d.body).expect("JSON body");
+            events.extend(body["events"].as_array().expect("events").iter().cloned());
+        }
+        events
+    }
+
+    fn wait_for(&self, secret: &str, count: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let events = self.events(secret);
+            if events.len() >= count || Instant::now() > deadline {
+                return events;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn webhooks_are_signed_retried_in_order_and_survive_a_restart() {
+    let c = Cohort::new();
+    let admin = token(&c, "root", "admin");
+    let operator = token(&c, "billing", "operator");
+    c.ok(&["plugin", "add", "country"]);
+    c.ok(&[
+        "group",
+        "save",
+        &c.file(
+            "g.json",
+            &group("de", "full-sync", true, &["DE"]).to_string(),
+        ),
+    ]);
+    let env = [
+        ("COHORT_WEBHOOK_BACKOFF_INITIAL_MS", "50"),
+        ("COHORT_WEBHOOK_BACKOFF_MAX_MS", "200"),
+    ];
+    let receiver = Receiver::start(2);
+    let secret = "a-secret-of-enough-length";
+    let server = Server::start(&c, &env);
+    let hook = expect(
+        Api::new(&server, Some(&admin)).json(
+            "POST",
+            "/v1/webhooks",
+            &json!({"url": receiver.url, "secret": secret}),
+        ),
+        StatusCode::CREATED,
+    );
+    assert_eq!(hook["secret"], secret);
+    expect(
+        Api::new(&server, Some(&admin)).json("POST", "/v1/webhooks", &json!({"url": "ftp://x"})),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    let op = Api::new(&server, Some(&operator));
+    for i in 0..5 {
+        expect(
+            op.json(
+                "POST",
+                "/v1/registrations",
+                &customer(&format!("c{i}"), "DE"),
+            ),
+            StatusCode::CREATED,
+        );
+    }
+    expect(
+        op.request("DELETE", "/v1/groups/de/members/c0")
+            .send()
+            .expect("send"),
+        StatusCode::OK,
+    );
+    let events = receiver.wait_for(secret, 6);
+    assert_eq!(events.len(), 6, "{events:#?}");
+    assert!(
+        receiver.requests.load(Ordering::SeqCst) >= 3,
+        "two failures, then success"
+    );
+    let kinds: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["customer"].as_str().expect("c"),
+                e["event"].as_str().expect("e"),
+            )
+        })
+        .collect();
+    assert_eq!(kinds[0], ("c0", "membership.added"));
+    assert_eq!(
+        kinds[5],
+        ("c0", "membership.removed"),
+        "in order for the customer"
+    );
+    let ids: Vec<i64> = events
+        .iter()
+        .map(|e| e["id"].as_i64().expect("id"))
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+
+    // The receiver goes down; changes keep coming; the server restarts meanwhile.
+    receiver.down.store(true, Ordering::SeqCst);
+    expect(
+        op.json("POST", "/v1/registrations", &customer("c5", "DE")),
+        StatusCode::CREATED,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    server.stop();
+    // A change made while no server runs waits in the outbox too.
+    c.ok(&["member", "add", "c0", "de", "--end", "2099-01-01T00:00:00Z"]);
+    let server = Server::start(&c, &env);
+    receiver.down.store(false, Ordering::SeqCst);
+    let events = receiver.wait_for(secret, 8);
+    let tail: Vec<(&str, &str)> = events[6..]
+        .iter()
+        .map(|e| {
+            (
+                e["customer"].as_str().expect("c"),
+                e["event"].as_str().expect("e"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tail,
+        [("c5", "membership.added"), ("c0", "membership.added")]
+    );
+    let hooks = expect(
+        Api::new(&server, Some(&admin)).get("/v1/webhooks"),
+        StatusCode::OK,
+    );
+    assert_eq!(hooks["items"][0]["attempts"], 0);
+    assert!(
+        hooks["items"][0].get("secret").is_none(),
+        "the secret is shown once"
+    );
+    let metrics = Api::new(&server, Some(&admin))
+        .get("/metrics")
+        .text()
+        .expect("metrics");
+    assert!(metrics.contains("cohort_outbox_lag_events 0"), "{metrics}");
+}
+
+#[test]
+fn windows_that_open_later_are_announced_when_they_do() {
+    let c = Cohort::new();
+    let reader = token(&c, "feed", "read-only");
+    c.ok(&["plugin", "add", "country"]);
+    c.ok(&[
+        "group",
+        "save",
+        &c.file(
+            "g.json",
+            &group("vip", "disabled", false, &["DE"]).to_string(),
+        ),
+    ]);
+    let file = c.file("c.json", &customer("c1", "DE").to_string());
+    c.ok(&["customer", "upsert", &format!("@{file}")]);
+    let start = chrono::Utc::now() + chrono::Duration::seconds(2);
+    c.ok(&["member", "add", "c1", "vip", "--start", &start.to_rfc3339()]);
+    let server = Server::start(&c, &[]);
+    let ro = Api::new(&server, Some(&reader));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let events = loop {
+        let feed = expect(ro.get("/v1/events"), StatusCode::OK);
+        let events: Vec<String> = feed["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|e| e["event"].as_str().expect("event").to_string())
+            .collect();
+        if events.len() >= 2 || Instant::now() > deadline {
+            break events;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(events, ["membership.added", "membership.activated"]);
+}

@@ -17,10 +17,11 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Problem {
     /// Stable identifier of the kind of problem, e.g. `urn:cohort:problem:invalid-body`.
-    #[serde(rename = "type")]
-    pub kind: String,
+    #[serde(rename = "type", serialize_with = "urn")]
+    #[schema(value_type = String)]
+    pub kind: &'static str,
     /// A short summary of the kind of problem.
-    pub title: String,
+    pub title: &'static str,
     pub status: u16,
     /// What exactly is wrong, naming the field.
     pub detail: String,
@@ -30,14 +31,19 @@ pub struct Problem {
     /// More about the problem (an import's report, say).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Object)]
-    pub extra: Option<serde_json::Value>,
+    pub extra: Option<Box<serde_json::Value>>,
+}
+
+/// Problem types are URNs; the code keeps only their last part.
+fn urn<S: serde::Serializer>(slug: &&'static str, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("urn:cohort:problem:{slug}"))
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, slug: &str, detail: impl Into<String>) -> Problem {
+    pub fn new(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Problem {
         Problem {
-            kind: format!("urn:cohort:problem:{slug}"),
-            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            kind: slug,
+            title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail: detail.into(),
             field: None,
@@ -51,7 +57,7 @@ impl Problem {
     }
 
     pub fn with(mut self, extra: serde_json::Value) -> Problem {
-        self.extra = Some(extra);
+        self.extra = Some(Box::new(extra));
         self
     }
 
@@ -113,9 +119,10 @@ impl From<EngineError> for Problem {
             EngineError::Store(s) => return s.into(),
             e => e,
         };
-        let unprocessable =
-            |slug: &str| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, slug, e.to_string());
-        let conflict = |slug: &str| Problem::new(StatusCode::CONFLICT, slug, e.to_string());
+        let unprocessable = |slug: &'static str| {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, slug, e.to_string())
+        };
+        let conflict = |slug: &'static str| Problem::new(StatusCode::CONFLICT, slug, e.to_string());
         match &e {
             EngineError::Store(_) => Problem::internal(e.to_string()),
             EngineError::Load(_) => unprocessable("invalid-plugin"),

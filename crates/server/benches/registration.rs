@@ -48,14 +48,17 @@ fn customer(i: u64) -> serde_json::Value {
     json!({
         "id": format!("bench-{i}"),
         "country": countries[(i % 6) as usize],
-        "provider": if i % 3 == 0 { "main" } else { "reseller" },
-        "auth_methods": [if i % 2 == 0 { "google" } else { "login-password" }],
+        "provider": if i.is_multiple_of(3) { "main" } else { "reseller" },
+        "auth_methods": [if i.is_multiple_of(2) { "google" } else { "login-password" }],
         "verification_status": "passed",
         "verification_methods": ["email"],
-        "payers": [{"kind": if i % 4 == 0 { "legal_entity" } else { "individual" }}],
+        "payers": [{"kind": if i.is_multiple_of(4) { "legal_entity" } else { "individual" }}],
         "registration_params": {"fromsite": "true"},
     })
 }
+
+/// Makes the `n`th request of a load.
+type MakeRequest = Arc<dyn Fn(&reqwest::Client, u64) -> reqwest::RequestBuilder + Send + Sync>;
 
 struct Latencies(Vec<Duration>);
 
@@ -68,12 +71,7 @@ impl Latencies {
 }
 
 /// `concurrency` clients sending requests made by `make` for `seconds`.
-async fn load(
-    concurrency: usize,
-    seconds: f64,
-    make: Arc<dyn Fn(&reqwest::Client, u64) -> reqwest::RequestBuilder + Send + Sync>,
-    first: u64,
-) -> (Latencies, f64) {
+async fn load(concurrency: usize, seconds: f64, make: MakeRequest) -> (Latencies, f64) {
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(seconds);
     let mut tasks = Vec::new();
@@ -82,7 +80,7 @@ async fn load(
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             let mut times = Vec::new();
-            let mut n = first + worker;
+            let mut n = worker;
             while Instant::now() < deadline {
                 let t = Instant::now();
                 let response = make(&client, n).send().await.expect("request");
@@ -158,7 +156,6 @@ fn main() {
             concurrency,
             seconds / 2.0,
             Arc::new(move |c, _| c.get(&health_url)),
-            0,
         )
         .await;
         let url = format!("{base}/v1/registrations");
@@ -166,7 +163,6 @@ fn main() {
             concurrency,
             seconds,
             Arc::new(move |c, i| c.post(&url).bearer_auth(&token).json(&customer(i))),
-            0,
         )
         .await;
         println!(

@@ -43,7 +43,6 @@ pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
 /// removed ones. Runs until the server stops.
 pub async fn supervise(state: Shared) {
     let mut workers: HashMap<i64, JoinHandle<()>> = HashMap::new();
-    let poll = Duration::from_millis(state.config.webhooks.poll_ms.max(10));
     loop {
         let engine = state.engine.clone();
         match tokio::task::spawn_blocking(move || engine.store().webhooks()).await {
@@ -64,7 +63,9 @@ pub async fn supervise(state: Shared) {
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the webhooks"),
             Err(e) => tracing::warn!(error = %e, "cannot read the webhooks"),
         }
-        tokio::time::sleep(poll.max(Duration::from_millis(500))).await;
+        // Webhooks added or removed (through another server on the same store, say)
+        // are noticed within this.
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

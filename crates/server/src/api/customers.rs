@@ -7,30 +7,21 @@ use axum::http::StatusCode;
 use cohort_engine::Registration;
 use cohort_model::{CustomerRecord, Interner};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::members::MembershipView;
-use super::{Page, blocking, limit, page};
+use super::{After, Page, blocking, limit, page};
 use crate::auth::{Operator, Reader};
 use crate::problem::{Body, Path, Problem, Query};
 use crate::{Shared, now};
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// The `next` of the previous page.
-    after: Option<String>,
-    limit: Option<usize>,
-}
-
 /// The customers, by id.
-#[utoipa::path(get, path = "/v1/customers", tag = "customers", params(ListQuery),
+#[utoipa::path(get, path = "/v1/customers", tag = "customers", params(After),
     responses((status = 200, body = Page<CustomerRecord>)))]
 pub async fn list(
     State(state): State<Shared>,
     _: Reader,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<After>,
 ) -> Result<Json<Page<CustomerRecord>>, Problem> {
     let limit = limit(q.limit)?;
     blocking(&state, move |e| {

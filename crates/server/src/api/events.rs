@@ -7,7 +7,7 @@ use cohort_store::{AuditEntry, OutboxEvent, Webhook};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Page, blocking, id_cursor, limit, page};
+use super::{After, Page, blocking, id_cursor, limit, page};
 use crate::auth::{Admin, Reader};
 use crate::problem::{Body, Path, Problem, Query};
 use crate::{Shared, now};
@@ -77,22 +77,13 @@ pub async fn feed(
     .await
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// The `next` of the previous page.
-    after: Option<String>,
-    limit: Option<usize>,
-}
-
 /// The webhooks and how far delivery to each has come.
-#[utoipa::path(get, path = "/v1/webhooks", tag = "events", params(PageQuery),
+#[utoipa::path(get, path = "/v1/webhooks", tag = "events", params(After),
     responses((status = 200, body = Page<Webhook>), (status = 403, body = Problem)))]
 pub async fn webhooks(
     State(state): State<Shared>,
     _: Admin,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<After>,
 ) -> Result<Json<Page<Webhook>>, Problem> {
     let limit = limit(q.limit)?;
     let after = id_cursor(q.after.as_deref(), "after")?.unwrap_or(0);

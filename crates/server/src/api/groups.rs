@@ -9,7 +9,7 @@ use cohort_model::Group;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Page, blocking, limit, page};
+use super::{After, Page, blocking, limit, page};
 use crate::auth::{Operator, Reader};
 use crate::problem::{Body, Path, Problem, Query};
 use crate::{Shared, now};
@@ -47,22 +47,13 @@ fn detail(e: &Engine, group: Group) -> Result<GroupDetail, Problem> {
     })
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// The `next` of the previous page.
-    after: Option<String>,
-    limit: Option<usize>,
-}
-
 /// The groups, by id.
-#[utoipa::path(get, path = "/v1/groups", tag = "groups", params(ListQuery),
+#[utoipa::path(get, path = "/v1/groups", tag = "groups", params(After),
     responses((status = 200, body = Page<GroupDetail>), (status = 401, body = Problem)))]
 pub async fn list(
     State(state): State<Shared>,
     _: Reader,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<After>,
 ) -> Result<Json<Page<GroupDetail>>, Problem> {
     let limit = limit(q.limit)?;
     blocking(&state, move |e| {

@@ -8,7 +8,7 @@ use cohort_store::Listing;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Page, blocking, id_cursor, limit, page, time};
+use super::{After, Page, blocking, id_cursor, limit, page, time};
 use crate::auth::{Operator, Reader};
 use crate::problem::{Body, Path, Problem, Query};
 use crate::{Shared, now};
@@ -167,24 +167,15 @@ pub async fn remove(
     .await
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// The `next` of the previous page.
-    after: Option<String>,
-    limit: Option<usize>,
-}
-
 /// Customers pinned out of a group, by id.
 #[utoipa::path(get, path = "/v1/groups/{id}/exclusions", tag = "memberships",
-    params(("id" = String, Path), PageQuery),
+    params(("id" = String, Path), After),
     responses((status = 200, body = Page<String>), (status = 404, body = Problem)))]
 pub async fn exclusions(
     State(state): State<Shared>,
     _: Reader,
     Path(id): Path<String>,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<After>,
 ) -> Result<Json<Page<String>>, Problem> {
     let limit = limit(q.limit)?;
     blocking(&state, move |e| {

@@ -174,6 +174,16 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
+/// The cursor parameters of a list whose items follow one key upwards.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct After {
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+    pub limit: Option<usize>,
+}
+
 /// Items per page unless asked otherwise, and at most.
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;

@@ -12,27 +12,18 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Page, blocking, limit, page};
+use super::{After, Page, blocking, limit, page};
 use crate::auth::{Admin, Reader};
 use crate::problem::{Path, Problem, Query, too_large_or_bad};
 use crate::{Shared, now};
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// The `next` of the previous page.
-    after: Option<String>,
-    limit: Option<usize>,
-}
-
 /// The plugins in the store, by id and version.
-#[utoipa::path(get, path = "/v1/plugins", tag = "plugins", params(ListQuery),
+#[utoipa::path(get, path = "/v1/plugins", tag = "plugins", params(After),
     responses((status = 200, body = Page<StoredPlugin>), (status = 401, body = Problem)))]
 pub async fn list(
     State(state): State<Shared>,
     _: Reader,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<After>,
 ) -> Result<Json<Page<StoredPlugin>>, Problem> {
     let limit = limit(q.limit)?;
     let mut plugins = blocking(&state, |e| Ok(e.store().plugins()?)).await?;

@@ -21,10 +21,13 @@ use sha2::{Digest, Sha256};
 struct Server {
     child: Child,
     base: String,
+    /// Where the server's log (stderr) goes.
+    log: std::path::PathBuf,
 }
 
 impl Server {
     fn start(c: &Cohort, env: &[(&str, &str)]) -> Server {
+        let log = c.db.with_file_name("server.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_cohort"))
             .arg("--db")
             .arg(&c.db)
@@ -33,7 +36,7 @@ impl Server {
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("cohort serve starts");
         let mut line = String::new();
@@ -45,7 +48,16 @@ impl Server {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line `{line}`"))
             .to_string();
-        Server { child, base }
+        Server { child, base, log }
+    }
+
+    /// The JSON log lines written so far.
+    fn log_lines(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .expect("log")
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("`{l}` is not JSON: {e}")))
+            .collect()
     }
 
     /// Stop as an operator would (SIGTERM) and wait for the process to end.
@@ -153,7 +165,9 @@ fn customer(id: &str, country: &str) -> Value {
 fn every_operation_in_the_document_needs_a_token_and_none_answers_5xx() {
     let c = Cohort::new();
     let reader = token(&c, "dashboard", "read-only");
-    let server = Server::start(&c, &[]);
+    // The `--listen` flag (port 0) wins over the environment.
+    let server = Server::start(&c, &[("COHORT_LISTEN", "127.0.0.1:1")]);
+    assert!(!server.base.ends_with(":1"), "{}", server.base);
     let anonymous = Api::new(&server, None);
     let doc = expect(anonymous.get("/openapi.json"), StatusCode::OK);
     let paths = doc["paths"].as_object().expect("paths");
@@ -567,8 +581,24 @@ fn a_platform_integrates_over_http() {
     expect(ro.get("/v1/groups/eu"), StatusCode::NOT_FOUND);
     expect(Api::new(&server, None).get("/healthz"), StatusCode::OK);
     expect(Api::new(&server, None).get("/readyz"), StatusCode::OK);
+    // An admin may do what an operator may.
+    expect(
+        admin.json(
+            "PUT",
+            "/v1/groups/by-admin",
+            &group("by-admin", "disabled", false, &["DE"]),
+        ),
+        StatusCode::OK,
+    );
     let metrics = ro.get("/metrics").text().expect("metrics");
     assert!(metrics.contains("cohort_http_requests_total{method=\"POST\",route=\"/v1/registrations\",status=\"201\"} 1"), "{metrics}");
+    // One JSON log line per request, with the route and the token's name.
+    let logged = server.log_lines().into_iter().any(|l| {
+        l["fields"]["route"] == "/v1/registrations"
+            && l["fields"]["status"] == 201
+            && l["fields"]["caller"] == "billing"
+    });
+    assert!(logged, "no log line for the registration");
     assert!(metrics.contains("cohort_runs_total{trigger=\"manual\",status=\"finished\"} 2"));
     let fuel: u64 = metrics
         .lines()
@@ -803,6 +833,29 @@ fn webhooks_are_signed_retried_in_order_and_survive_a_restart() {
         .text()
         .expect("metrics");
     assert!(metrics.contains("cohort_outbox_lag_events 0"), "{metrics}");
+
+    // A removed webhook receives nothing more.
+    let id = hooks["items"][0]["id"].as_i64().expect("id");
+    let admin = Api::new(&server, Some(&admin));
+    let op = Api::new(&server, Some(&operator));
+    let remove = |status| {
+        expect(
+            admin
+                .request("DELETE", &format!("/v1/webhooks/{id}"))
+                .send()
+                .expect("send"),
+            status,
+        )
+    };
+    remove(StatusCode::NO_CONTENT);
+    remove(StatusCode::NOT_FOUND);
+    std::thread::sleep(Duration::from_millis(800));
+    expect(
+        op.json("POST", "/v1/registrations", &customer("c6", "DE")),
+        StatusCode::CREATED,
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(receiver.events(secret).len(), 8, "nothing after removal");
 }
 
 #[test]

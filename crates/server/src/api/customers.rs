@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::members::MembershipView;
-use super::{After, Page, blocking, limit, page};
+use super::{After, Page, blocking, limit, page, same_id};
 use crate::auth::{Operator, Reader};
 use crate::problem::{Body, Path, Problem, Query};
 use crate::{Shared, now};
@@ -153,14 +153,7 @@ pub async fn upsert(
     Path(id): Path<String>,
     Body(record): Body<CustomerRecord>,
 ) -> Result<(StatusCode, Json<Registration>), Problem> {
-    if record.id != id {
-        return Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "id-mismatch",
-            format!("the body's id `{}` is not the path's `{id}`", record.id),
-        )
-        .at("id"));
-    }
+    same_id(&record.id, &id)?;
     register_one(&state, record).await
 }
 

@@ -9,7 +9,7 @@ use cohort_model::Group;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{After, Page, blocking, limit, page};
+use super::{After, Page, blocking, limit, page, same_id};
 use crate::auth::{Operator, Reader};
 use crate::problem::{Body, Path, Problem, Query};
 use crate::{Shared, now};
@@ -120,14 +120,7 @@ pub async fn save(
     Path(id): Path<String>,
     Body(group): Body<Group>,
 ) -> Result<Json<GroupDetail>, Problem> {
-    if group.id != id {
-        return Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "id-mismatch",
-            format!("the body's id `{}` is not the path's `{id}`", group.id),
-        )
-        .at("id"));
-    }
+    same_id(&group.id, &id)?;
     blocking(&state, move |e| {
         e.save_group(&group, now())?;
         Ok(Json(detail(e, group)?))

@@ -5,7 +5,7 @@ use axum::body::Body as RawBody;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use cohort_engine::{ImportOptions, ImportReport};
+use cohort_engine::{Engine, ImportOptions, ImportReport};
 use cohort_store::{ImportProblem, ImportRecord};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -144,6 +144,15 @@ pub async fn list(
     .await
 }
 
+/// The import `id`: the newest below `id + 1`, if that is it.
+fn find(e: &Engine, id: i64) -> Result<ImportRecord, Problem> {
+    e.store()
+        .imports(Some(id.saturating_add(1)), 1)?
+        .into_iter()
+        .find(|i| i.id == id)
+        .ok_or_else(|| Problem::not_found("import", &id.to_string()))
+}
+
 /// One import's record.
 #[utoipa::path(get, path = "/v1/imports/{id}", tag = "imports", params(("id" = i64, Path)),
     responses((status = 200, body = ImportRecord), (status = 404, body = Problem)))]
@@ -152,15 +161,7 @@ pub async fn show(
     _: Reader,
     Path(id): Path<i64>,
 ) -> Result<Json<ImportRecord>, Problem> {
-    blocking(&state, move |e| {
-        e.store()
-            .imports(Some(id.saturating_add(1)), 1)?
-            .into_iter()
-            .find(|i| i.id == id)
-            .map(Json)
-            .ok_or_else(|| Problem::not_found("import", &id.to_string()))
-    })
-    .await
+    blocking(&state, move |e| find(e, id).map(Json)).await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -194,14 +195,7 @@ pub async fn errors(
         ),
     };
     blocking(&state, move |e| {
-        if !e
-            .store()
-            .imports(Some(id.saturating_add(1)), 1)?
-            .iter()
-            .any(|i| i.id == id)
-        {
-            return Err(Problem::not_found("import", &id.to_string()));
-        }
+        find(e, id)?;
         let rows = e.store().import_problems_page(id, after, limit + 1)?;
         let more = rows.len() > limit;
         let next = if more {

@@ -218,6 +218,19 @@ pub fn id_cursor(value: Option<&str>, field: &str) -> Result<Option<i64>, Proble
         .transpose()
 }
 
+/// A body's id must be the one its path names.
+pub fn same_id(body: &str, path: &str) -> Result<(), Problem> {
+    if body == path {
+        return Ok(());
+    }
+    Err(Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "id-mismatch",
+        format!("the body's id `{body}` is not the path's `{path}`"),
+    )
+    .at("id"))
+}
+
 /// An RFC 3339 time parameter, or `default`.
 pub fn time(value: Option<&str>, field: &str, default: Timestamp) -> Result<Timestamp, Problem> {
     match value {

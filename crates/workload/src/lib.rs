@@ -1,0 +1,378 @@
+//! The reference workload and its baselines, measured side by side in one run.
+//!
+//! [`generate`] makes a seeded platform (customers and 24 groups); [`run`] loads it
+//! into an embedded store and measures Cohort's full scan and rescan, evaluation
+//! through the plugins, the same conditions in native Rust ([`native`]), the same
+//! memberships computed by SQL over the same store ([`sql`]), one plugin call per
+//! customer, and registration latency. It checks that Cohort, native Rust and SQL agree
+//! on every group they can all express before it reports anything.
+
+pub mod generate;
+pub mod native;
+pub mod sql;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use cohort_engine::{Engine, Trigger};
+use cohort_host::{Host, HostConfig};
+use cohort_model::{Customer, Interner};
+use cohort_store::{SqliteStore, Store};
+
+use generate::{AS_OF, Rng};
+use native::NativeRule;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub customers: u64,
+    pub seed: u64,
+    /// The directory with MaxMind's test database, granted to geoip-country.
+    pub geoip_dir: PathBuf,
+    /// New customers registered one by one for the latency figures.
+    pub registrations: usize,
+}
+
+/// Seconds of wall and CPU time, and the process's peak resident memory after.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cost {
+    pub wall: f64,
+    pub cpu: f64,
+    pub peak_mib: f64,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub customers: u64,
+    pub groups: usize,
+    pub memberships: u64,
+    pub load: Cost,
+    pub scan: Cost,
+    pub rescan: Cost,
+    pub changed: u64,
+    /// The scan's seconds for the groups SQL can express, and SQL's for the same.
+    pub scan_comparable: f64,
+    pub sql: Cost,
+    pub sql_groups: usize,
+    /// Condition evaluations per second on one core.
+    pub wasm_eval_rate: f64,
+    pub native_eval_rate: f64,
+    pub one_call_rate: f64,
+    /// Plugin evaluations the native comparison covers (GeoIP excluded).
+    pub compared_conditions: usize,
+    pub registration_p50_ms: f64,
+    pub registration_p99_ms: f64,
+}
+
+/// CPU seconds this process has used (user + system).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // The kernel reports in USER_HZ, 100 on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The process's peak resident memory so far, in MiB.
+fn peak_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn measure<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(T, Cost)> {
+    let (wall, cpu) = (Instant::now(), cpu_seconds());
+    let value = f()?;
+    Ok((
+        value,
+        Cost {
+            wall: wall.elapsed().as_secs_f64(),
+            cpu: cpu_seconds() - cpu,
+            peak_mib: peak_mib(),
+        },
+    ))
+}
+
+fn active(store: &dyn Store, group: &str) -> anyhow::Result<BTreeSet<String>> {
+    Ok(store
+        .group_memberships(group)?
+        .into_iter()
+        .filter(|m| m.is_active(AS_OF))
+        .map(|m| m.customer)
+        .collect())
+}
+
+pub fn run(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Report> {
+    let mut report = Report {
+        customers: settings.customers,
+        ..Report::default()
+    };
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("reference.db");
+    let store = Arc::new(SqliteStore::open(&db)?);
+    let host = Host::new(HostConfig::default(), Arc::new(Interner::new()))?;
+    let engine = Engine::new(store.clone(), host);
+    for (id, wasm) in cohort_artifacts::STANDARD {
+        let grant = (*id == "geoip-country").then_some(settings.geoip_dir.as_path());
+        engine
+            .add_plugin(wasm, grant, 0)
+            .with_context(|| format!("plugin {id}"))?;
+    }
+    let groups = generate::groups(settings.seed);
+    report.groups = groups.len();
+    for g in &groups {
+        engine.save_group(g, 0)?;
+    }
+
+    progress("generating and loading customers");
+    let mut customers = generate::customers(settings.customers, settings.seed);
+    let ((), load) = measure(|| {
+        for chunk in customers.chunks(50_000) {
+            store.upsert_customers(chunk, AS_OF)?;
+        }
+        Ok(())
+    })?;
+    report.load = load;
+
+    progress("full scan");
+    let mut seconds = Vec::new();
+    let (added, scan) = measure(|| {
+        let mut added = 0;
+        for g in &groups {
+            let r = engine.run_group(
+                &g.id,
+                Trigger::Manual,
+                false,
+                "bench",
+                AS_OF,
+                AS_OF,
+                &mut |_, _| {},
+            )?;
+            ensure!(
+                r.run.undecided == 0,
+                "group {}: {} undecided",
+                g.id,
+                r.run.undecided
+            );
+            seconds.push(r.seconds);
+            added += r.run.added;
+        }
+        Ok(added)
+    })?;
+    report.scan = scan;
+    report.memberships = added;
+
+    progress("SQL baseline");
+    let interner = Interner::new();
+    let comparable: Vec<usize> = (0..groups.len())
+        .filter(|&i| {
+            sql::members_query(&groups[i], AS_OF).is_some()
+                && NativeRule::compile(&groups[i], &interner).is_some()
+        })
+        .collect();
+    report.sql_groups = comparable.len();
+    report.scan_comparable = comparable.iter().map(|&i| seconds[i]).sum();
+    let mut conn = rusqlite::Connection::open(&db)?;
+    conn.execute_batch("CREATE TABLE sql_members (grp TEXT NOT NULL, customer TEXT NOT NULL)")?;
+    let ((), sql_cost) = measure(|| {
+        let tx = conn.transaction()?;
+        for &i in &comparable {
+            let query = sql::members_query(&groups[i], AS_OF).expect("comparable");
+            tx.execute(
+                &format!("INSERT INTO sql_members (grp, customer) SELECT ?1, id FROM ({query})"),
+                [&groups[i].id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    })?;
+    report.sql = sql_cost;
+
+    progress("checking that Cohort, SQL and native Rust agree");
+    let interned: Vec<Customer> = customers
+        .iter()
+        .map(|c| c.intern(&interner))
+        .collect::<Result<_, _>>()?;
+    for &i in &comparable {
+        let g = &groups[i];
+        let cohort = active(store.as_ref(), &g.id)?;
+        let mut stmt = conn.prepare_cached("SELECT customer FROM sql_members WHERE grp = ?1")?;
+        let by_sql: BTreeSet<String> = stmt
+            .query_map([&g.id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let rule = NativeRule::compile(g, &interner).expect("comparable");
+        let by_native: BTreeSet<String> = customers
+            .iter()
+            .zip(&interned)
+            .filter(|(_, c)| rule.decide(c, AS_OF))
+            .map(|(r, _)| r.id.clone())
+            .collect();
+        ensure!(
+            cohort == by_sql,
+            "group {}: Cohort has {} members, SQL {}",
+            g.id,
+            cohort.len(),
+            by_sql.len()
+        );
+        ensure!(
+            cohort == by_native,
+            "group {}: Cohort has {} members, native {}",
+            g.id,
+            cohort.len(),
+            by_native.len()
+        );
+    }
+
+    progress("evaluation only: plugins, native Rust, one call per customer");
+    let eval_host = Host::new(HostConfig::default(), Arc::new(Interner::new()))?;
+    let facts: Vec<Customer> = customers
+        .iter()
+        .map(|c| c.intern(eval_host.interner()))
+        .collect::<Result<_, _>>()?;
+    let (mut wasm_time, mut native_time, mut one_time) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut evaluations, mut one_calls) = (0u64, 0u64);
+    let sample = facts.len().min(2_000);
+    for g in &groups {
+        for clause in &g.rule.all {
+            for c in &clause.any {
+                let Some(native) = native::Native::compile(c, eval_host.interner()) else {
+                    continue;
+                };
+                let wasm = cohort_artifacts::STANDARD
+                    .iter()
+                    .find(|(id, _)| *id == c.plugin)
+                    .map(|(_, w)| *w)
+                    .context("a standard plugin")?;
+                let plugin = eval_host.load(wasm)?;
+                let mut condition = plugin.prepare(&c.config.to_string(), None)?;
+                let t = Instant::now();
+                let verdicts = condition.evaluate(AS_OF, &facts).verdicts;
+                wasm_time += t.elapsed();
+                let t = Instant::now();
+                let matches = facts.iter().filter(|f| native.holds(f, AS_OF)).count();
+                native_time += t.elapsed();
+                let by_wasm = (0..verdicts.len())
+                    .filter(|&i| verdicts.get(i) == Some(cohort_model::VerdictRef::Match))
+                    .count();
+                ensure!(
+                    by_wasm == matches,
+                    "{}: wasm {by_wasm} matches, native {matches}",
+                    c.plugin
+                );
+                let t = Instant::now();
+                for f in &facts[..sample] {
+                    condition.evaluate(AS_OF, std::slice::from_ref(f));
+                }
+                one_time += t.elapsed();
+                evaluations += facts.len() as u64;
+                one_calls += sample as u64;
+                report.compared_conditions += 1;
+            }
+        }
+    }
+    report.wasm_eval_rate = evaluations as f64 / wasm_time.as_secs_f64();
+    report.native_eval_rate = evaluations as f64 / native_time.as_secs_f64();
+    report.one_call_rate = one_calls as f64 / one_time.as_secs_f64();
+
+    progress("rescan after 1% of customers changed");
+    let mut rng = Rng::new(settings.seed ^ 0xC4A6_6E);
+    let changed = (settings.customers / 100).max(1);
+    let mut batch = Vec::new();
+    for _ in 0..changed {
+        let i = rng.below(customers.len());
+        generate::change(&mut rng, &mut customers[i]);
+        batch.push(customers[i].clone());
+    }
+    store.upsert_customers(&batch, AS_OF + 60)?;
+    report.changed = changed;
+    let ((), rescan) = measure(|| {
+        for g in &groups {
+            engine.run_group(
+                &g.id,
+                Trigger::Manual,
+                false,
+                "bench",
+                AS_OF + 60,
+                AS_OF + 60,
+                &mut |_, _| {},
+            )?;
+        }
+        Ok(())
+    })?;
+    report.rescan = rescan;
+
+    progress("registrations");
+    let mut rng = Rng::new(settings.seed ^ 0x4E6);
+    let mut latencies = Vec::with_capacity(settings.registrations);
+    for i in 0..settings.registrations as u64 {
+        let mut record = generate::customer(&mut rng, i);
+        record.id = format!("new{i:08}");
+        let t = Instant::now();
+        let r = engine.upsert_customer(&record, AS_OF + 120)?;
+        latencies.push(t.elapsed());
+        ensure!(
+            r.new && r.undecided.is_empty(),
+            "registration of {}",
+            record.id
+        );
+    }
+    latencies.sort();
+    let q = |p: f64| {
+        latencies
+            .get(((latencies.len().max(1) - 1) as f64 * p).round() as usize)
+            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
+    report.registration_p50_ms = q(0.5);
+    report.registration_p99_ms = q(0.99);
+    Ok(report)
+}
+
+impl Report {
+    /// The table the benchmark prints: absolute figures, ratios, targets.
+    pub fn table(&self) -> String {
+        let ok = |holds: bool| if holds { "holds" } else { "missed" };
+        let r = self;
+        let full = |c: &Cost| {
+            format!(
+                "{:.2} s wall, {:.2} s CPU, peak {:.0} MiB",
+                c.wall, c.cpu, c.peak_mib
+            )
+        };
+        let sql_ratio = r.scan_comparable / r.sql.wall;
+        let native_ratio = r.native_eval_rate / r.wasm_eval_rate;
+        [
+            format!("reference workload: {} customers, {} groups, {} cores", r.customers, r.groups,
+                std::thread::available_parallelism().map_or(0, |n| n.get())),
+            "| measure | Cohort | baseline | ratio (Cohort / baseline) | target |".into(),
+            "| --- | --- | --- | --- | --- |".into(),
+            format!("| load customers into the store | {} | - | - | - |", full(&r.load)),
+            format!("| full scan, {} memberships added | {} | - | - | ≤ 10 s at 1M, ≤ 1.5 GiB: {} |", r.memberships, full(&r.scan),
+                ok(r.scan.wall * 1_000_000.0 / r.customers as f64 <= 10.0 && r.scan.peak_mib <= 1536.0)),
+            format!("| rescan after {} customers changed | {} | - | - | ≤ 5 s at 1M: {} |", r.changed, full(&r.rescan),
+                ok(r.rescan.wall * 1_000_000.0 / r.customers as f64 <= 5.0)),
+            format!("| scan of the {} groups SQL can express vs SQL | {:.2} s | {:.2} s (SQL) | {sql_ratio:.2} | ≤ 1: {} |",
+                r.sql_groups, r.scan_comparable, r.sql.wall, ok(sql_ratio <= 1.0)),
+            format!("| evaluations/s/core, {} conditions: plugins vs native Rust | {:.0} | {:.0} (native) | {:.2}x slower | ≤ 2x: {} |",
+                r.compared_conditions, r.wasm_eval_rate, r.native_eval_rate, native_ratio, ok(native_ratio <= 2.0)),
+            format!("| evaluations/s/core: batched vs one call per customer | {:.0} | {:.0} (one call) | {:.0}x faster | - |",
+                r.wasm_eval_rate, r.one_call_rate, r.wasm_eval_rate / r.one_call_rate),
+            format!("| registration against {} groups, in-process | p50 {:.3} ms, p99 {:.3} ms | - | - | p99 ≤ 1 ms: {} |",
+                r.groups, r.registration_p50_ms, r.registration_p99_ms, ok(r.registration_p99_ms <= 1.0)),
+        ]
+        .join("\n")
+    }
+}

@@ -116,6 +116,22 @@ struct Counters {
     errors: AtomicU64,
 }
 
+/// Every customer, interned, kept between runs so that each run evaluates instead of
+/// re-reading and re-parsing the store; refreshed from the writes made since
+/// (`Store::customers_since`), by this process or another.
+#[derive(Default)]
+struct Facts {
+    /// The store's number of the latest write this holds; `None` before the first load.
+    seq: Option<i64>,
+    ids: Vec<String>,
+    customers: Vec<Customer>,
+    /// Where each id is in `ids`.
+    index: HashMap<String, usize>,
+    /// Records that no longer pass the model's checks (a stricter check since they
+    /// were stored), by position: undecided, never a "no".
+    invalid: HashMap<usize, String>,
+}
+
 /// A loaded plugin and the data directory the operator granted it.
 type Granted = (Arc<Plugin>, Option<PathBuf>);
 
@@ -128,6 +144,7 @@ pub struct Engine {
     /// definition they were prepared from: a registration must not pay for preparing.
     prepared: Mutex<HashMap<String, (Group, Vec<Condition>)>>,
     counters: Counters,
+    facts: Mutex<Facts>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -144,7 +161,39 @@ impl Engine {
             plugins: Mutex::new(HashMap::new()),
             prepared: Mutex::new(HashMap::new()),
             counters: Counters::default(),
+            facts: Mutex::new(Facts::default()),
         }
+    }
+
+    /// The customer cache, brought up to date with the store.
+    fn facts(&self) -> Result<std::sync::MutexGuard<'_, Facts>> {
+        let mut facts = self.facts.lock().unwrap_or_else(PoisonError::into_inner);
+        let (changed, seq) = self.store.customers_since(facts.seq)?;
+        let f = &mut *facts;
+        for record in changed {
+            let (customer, problem) = match record.intern(self.host.interner()) {
+                Ok(c) => (c, None),
+                Err(e) => (Customer::default(), Some(e.to_string())),
+            };
+            let at = match f.index.get(&record.id) {
+                Some(&at) => {
+                    f.customers[at] = customer;
+                    at
+                }
+                None => {
+                    f.index.insert(record.id.clone(), f.ids.len());
+                    f.ids.push(record.id);
+                    f.customers.push(customer);
+                    f.ids.len() - 1
+                }
+            };
+            match problem {
+                Some(p) => f.invalid.insert(at, p),
+                None => f.invalid.remove(&at),
+            };
+        }
+        f.seq = Some(seq);
+        Ok(facts)
     }
 
     /// What plugins have cost since the engine started.
@@ -537,7 +586,6 @@ impl Engine {
         }
         let mut conditions = self.prepare(&group)?;
         let compiled = Compiled::new(&group);
-        let total = self.store.count_customers()?;
 
         let mut run = RunRecord {
             group: group.id.clone(),
@@ -561,32 +609,20 @@ impl Engine {
 
         let mut changes = Vec::new();
         let mut failures: HashMap<String, u64> = HashMap::new();
-        let mut after: Option<String> = None;
-        let mut facts: Vec<Customer> = Vec::with_capacity(PAGE);
-        let mut invalid: HashMap<usize, String> = HashMap::new();
-        loop {
-            let page = self.store.customers_after(after.as_deref(), PAGE)?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.id.clone());
-            facts.clear();
-            invalid.clear();
-            for record in &page {
-                // Records were checked when they were stored; one that no longer
-                // passes (a stricter check since) is undecided, never a "no".
-                match record.intern(self.host.interner()) {
-                    Ok(customer) => facts.push(customer),
-                    Err(e) => {
-                        invalid.insert(facts.len(), e.to_string());
-                        facts.push(Customer::default());
-                    }
-                }
-            }
+        let facts = self.facts()?;
+        let total = facts.ids.len() as u64;
+        for (page, (ids, customers)) in facts
+            .ids
+            .chunks(PAGE)
+            .zip(facts.customers.chunks(PAGE))
+            .enumerate()
+        {
             let columns: Vec<Verdicts> = conditions
                 .iter_mut()
-                .map(|c| self.tally(c.evaluate(as_of, &facts)))
+                .map(|c| self.tally(c.evaluate(as_of, customers)))
                 .collect();
-            for (i, record) in page.iter().enumerate() {
-                let decision = if let Some(problem) = invalid.get(&i) {
+            for (i, id) in ids.iter().enumerate() {
+                let decision = if let Some(problem) = facts.invalid.get(&(page * PAGE + i)) {
                     *failures.entry(problem.clone()).or_default() += 1;
                     Decision::Undecided
                 } else {
@@ -604,25 +640,23 @@ impl Engine {
                     }
                     Decision::NotMember => {}
                 }
-                let memberships = by_customer
-                    .get(&record.id)
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[]);
+                let memberships = by_customer.get(id).map(Vec::as_slice).unwrap_or(&[]);
                 changes.extend(plan(
                     policy,
                     Standing {
-                        customer: &record.id,
+                        customer: id,
                         memberships,
-                        pinned_out: pinned.contains(&record.id),
-                        rivals: rivals.get(&record.id).map(Vec::as_slice).unwrap_or(&[]),
+                        pinned_out: pinned.contains(id),
+                        rivals: rivals.get(id).map(Vec::as_slice).unwrap_or(&[]),
                     },
                     decision,
                     as_of,
                 ));
             }
-            run.customers += page.len() as u64;
-            progress(run.customers, total.max(run.customers));
+            run.customers += ids.len() as u64;
+            progress(run.customers, total);
         }
+        drop(facts);
 
         if dry_run {
             for c in &changes {

@@ -184,6 +184,12 @@ CREATE TABLE idempotency (
     PRIMARY KEY (token, key)
 );
 "#,
+    // Every write of a customer takes the next number, so a reader that keeps facts in
+    // memory can fetch only what changed since it last looked, whoever wrote it.
+    r#"
+ALTER TABLE customers ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX customers_by_seq ON customers (seq);
+"#,
 ];
 
 /// The state to announce for a membership written at `at`: a window starting later is
@@ -408,6 +414,20 @@ fn webhook_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Webhook> {
 const WEBHOOK_COLUMNS: &str =
     "id, url, secret, created_at, position, attempts, last_error, last_delivered_at";
 
+const UPSERT_CUSTOMER: &str = "INSERT INTO customers (id, record, registered_at, updated_at, seq)
+     VALUES (?1, ?2, ?3, ?3, ?4)
+     ON CONFLICT (id) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at,
+        seq = excluded.seq";
+
+/// The number the next write of customers takes.
+fn next_seq(conn: &Connection) -> Result<i64> {
+    Ok(
+        conn.query_row("SELECT coalesce(max(seq), 0) + 1 FROM customers", [], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
 const MEMBERSHIP_COLUMNS: &str = "id, customer, grp, source, actor, reason, start, end";
 
 impl Store for SqliteStore {
@@ -447,11 +467,12 @@ impl Store for SqliteStore {
         let existed: bool = conn
             .prepare_cached("SELECT 1 FROM customers WHERE id = ?1")?
             .exists([&record.id])?;
-        conn.prepare_cached(
-            "INSERT INTO customers (id, record, registered_at, updated_at) VALUES (?1, ?2, ?3, ?3)
-             ON CONFLICT (id) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at",
-        )?
-        .execute(params![record.id, json, now])?;
+        conn.prepare_cached(UPSERT_CUSTOMER)?.execute(params![
+            record.id,
+            json,
+            now,
+            next_seq(&conn)?
+        ])?;
         Ok(!existed)
     }
 
@@ -461,15 +482,13 @@ impl Store for SqliteStore {
         let mut new = 0;
         {
             let mut exists = tx.prepare_cached("SELECT 1 FROM customers WHERE id = ?1")?;
-            let mut upsert = tx.prepare_cached(
-                "INSERT INTO customers (id, record, registered_at, updated_at) VALUES (?1, ?2, ?3, ?3)
-                 ON CONFLICT (id) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at",
-            )?;
+            let mut upsert = tx.prepare_cached(UPSERT_CUSTOMER)?;
+            let seq = next_seq(&tx)?;
             for record in records {
                 let json = serde_json::to_string(record)
                     .map_err(|e| corrupt("customer", &record.id, e))?;
                 new += u64::from(!exists.exists([&record.id])?);
-                upsert.execute(params![record.id, json, now])?;
+                upsert.execute(params![record.id, json, now, seq])?;
             }
         }
         tx.commit()?;
@@ -500,6 +519,27 @@ impl Store for SqliteStore {
             out.push(serde_json::from_str(&json).map_err(|e| corrupt("customer", &id, e))?);
         }
         Ok(out)
+    }
+
+    fn customers_since(&self, seq: Option<i64>) -> Result<(Vec<CustomerRecord>, i64)> {
+        let conn = self.conn();
+        let since = seq.unwrap_or(-1);
+        let mut stmt = conn
+            .prepare_cached("SELECT id, record, seq FROM customers WHERE seq > ?1 ORDER BY id")?;
+        let rows = stmt.query_map([since], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let (mut out, mut last) = (Vec::new(), since.max(0));
+        for row in rows {
+            let (id, json, seq) = row?;
+            out.push(serde_json::from_str(&json).map_err(|e| corrupt("customer", &id, e))?);
+            last = last.max(seq);
+        }
+        Ok((out, last))
     }
 
     fn count_customers(&self) -> Result<u64> {

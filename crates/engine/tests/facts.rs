@@ -1,0 +1,88 @@
+//! Runs keep customers in memory between runs; what another writer (another process on
+//! the same store file) changes in between must still be seen.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use cohort_engine::{Engine, Trigger};
+use cohort_host::{Host, HostConfig};
+use cohort_model::{CustomerRecord, Group, Interner};
+use cohort_store::SqliteStore;
+
+fn engine(db: &Path) -> Engine {
+    let store = SqliteStore::open(db).expect("store opens");
+    let host = Host::new(
+        HostConfig {
+            cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
+            ..HostConfig::default()
+        },
+        Arc::new(Interner::new()),
+    )
+    .expect("host");
+    Engine::new(Arc::new(store), host)
+}
+
+fn customer(id: &str, country: &str) -> CustomerRecord {
+    CustomerRecord {
+        id: id.into(),
+        country: Some(country.into()),
+        ..CustomerRecord::default()
+    }
+}
+
+fn members(engine: &Engine, at: i64) -> BTreeSet<String> {
+    let report = engine
+        .run_group("de", Trigger::Manual, false, "test", at, at, &mut |_, _| {})
+        .expect("run");
+    assert_eq!(report.run.undecided, 0);
+    engine
+        .store()
+        .group_memberships("de")
+        .expect("memberships")
+        .into_iter()
+        .filter(|m| m.is_active(at))
+        .map(|m| m.customer)
+        .collect()
+}
+
+fn set(ids: &[&str]) -> BTreeSet<String> {
+    ids.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn a_run_sees_customers_another_writer_changed_since_the_last_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("cohort.db");
+    let runner = engine(&db);
+    let other = engine(&db);
+    runner
+        .add_plugin(cohort_artifacts::COUNTRY, None, 0)
+        .expect("plugin");
+    let group: Group = serde_json::from_value(serde_json::json!({
+        "id": "de", "name": "DE",
+        "auto": {"mode": "full-sync"},
+        "rule": {"all": [{"any": [{"plugin": "country", "config": {"countries": ["DE"]}}]}]}
+    }))
+    .expect("group");
+    runner.save_group(&group, 0).expect("group saves");
+    runner
+        .store()
+        .upsert_customers(&[customer("c1", "DE"), customer("c2", "FR")], 0)
+        .expect("load");
+    assert_eq!(members(&runner, 10), set(&["c1"]));
+
+    // Another process moves c2 to Germany and registers c3 there.
+    other
+        .store()
+        .upsert_customers(&[customer("c2", "de"), customer("c3", "DE")], 20)
+        .expect("load");
+    assert_eq!(members(&runner, 30), set(&["c1", "c2", "c3"]));
+
+    // And moves c1 away, one record at a time.
+    other
+        .store()
+        .upsert_customer(&customer("c1", "FR"), 40)
+        .expect("upsert");
+    assert_eq!(members(&runner, 50), set(&["c2", "c3"]));
+}

@@ -289,7 +289,7 @@ pub fn run(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyhow::Resul
     report.one_call_rate = one_calls as f64 / one_time.as_secs_f64();
 
     progress("rescan after 1% of customers changed");
-    let mut rng = Rng::new(settings.seed ^ 0xC4A6_6E);
+    let mut rng = Rng::new(settings.seed ^ 0x00C4_A66E);
     let changed = (settings.customers / 100).max(1);
     let mut batch = Vec::new();
     for _ in 0..changed {

@@ -422,6 +422,10 @@ impl Engine {
             return Ok(registration);
         }
         let groups = self.store.groups()?;
+        // Every group's changes go to the store in one transaction; only a group of an
+        // exclusive set needs the earlier groups' changes stored before it plans, since
+        // it plans against the customer's memberships in its rivals.
+        let mut pending: Vec<(Vec<Change>, String)> = Vec::new();
         for group in &groups {
             if group.auto.mode == Mode::Disabled || !group.auto.triggers.on_registration {
                 continue;
@@ -433,6 +437,9 @@ impl Engine {
                 registration.undecided.push((group.id.clone(), why));
                 continue;
             }
+            if group.exclusive.is_some() {
+                self.apply_registration(&mut pending, now)?;
+            }
             let changes = self.plan_one(group, &groups, &record.id, decision, now)?;
             if changes
                 .iter()
@@ -440,17 +447,11 @@ impl Engine {
             {
                 registration.joined.push(group.id.clone());
             }
-            let actor = format!("rule:{}", group.id);
-            self.store.apply(
-                &changes,
-                &Cause {
-                    trigger: Trigger::OnRegistration.as_str(),
-                    actor: &actor,
-                    run: None,
-                },
-                now,
-            )?;
+            if !changes.is_empty() {
+                pending.push((changes, format!("rule:{}", group.id)));
+            }
         }
+        self.apply_registration(&mut pending, now)?;
         // A later group of an exclusive set may have taken the customer from an earlier
         // one: report where it ended up.
         let active: HashSet<String> = self
@@ -462,6 +463,33 @@ impl Engine {
             .collect();
         registration.joined.retain(|g| active.contains(g));
         Ok(registration)
+    }
+
+    /// Store a registration's planned changes, each group's with its own actor.
+    fn apply_registration(
+        &self,
+        pending: &mut Vec<(Vec<Change>, String)>,
+        now: Timestamp,
+    ) -> Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let batches: Vec<(&[Change], Cause<'_>)> = pending
+            .iter()
+            .map(|(changes, actor)| {
+                (
+                    changes.as_slice(),
+                    Cause {
+                        trigger: Trigger::OnRegistration.as_str(),
+                        actor,
+                        run: None,
+                    },
+                )
+            })
+            .collect();
+        self.store.apply_batches(&batches, now)?;
+        pending.clear();
+        Ok(())
     }
 
     /// One customer's verdict columns for `group`, on conditions prepared once and kept

@@ -305,6 +305,13 @@ pub trait Store: Send + Sync {
     /// Apply membership changes with their audit entries and outbox events, all or
     /// nothing. Returns how many memberships were added and ended.
     fn apply(&self, changes: &[Change], cause: &Cause<'_>, at: Timestamp) -> Result<(u64, u64)>;
+    /// Several batches, each with its own cause, in one transaction: (added, ended) for
+    /// each.
+    fn apply_batches(
+        &self,
+        batches: &[(&[Change], Cause<'_>)],
+        at: Timestamp,
+    ) -> Result<Vec<(u64, u64)>>;
 
     fn start_run(&self, run: &RunRecord) -> Result<i64>;
     fn finish_run(&self, run: &RunRecord) -> Result<()>;

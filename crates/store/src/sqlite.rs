@@ -433,6 +433,83 @@ fn next_seq(conn: &Connection) -> Result<i64> {
 
 const MEMBERSHIP_COLUMNS: &str = "id, customer, grp, source, actor, reason, start, end";
 
+/// Write one batch of changes with their audit entries and events in the caller's
+/// transaction.
+fn apply_in(
+    tx: &rusqlite::Transaction<'_>,
+    changes: &[Change],
+    cause: &Cause<'_>,
+    at: Timestamp,
+) -> Result<(u64, u64)> {
+    let (mut added, mut ended) = (0, 0);
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO memberships (customer, grp, source, actor, reason, start, end, announced)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        // The `removed` event announces the end; the clock must not announce it again.
+        let mut end = tx.prepare_cached(
+            "UPDATE memberships SET end = ?2,
+                    announced = CASE WHEN ?2 <= ?3 THEN 'expired' ELSE announced END
+                 WHERE id = ?1 AND (end IS NULL OR end > ?2)",
+        )?;
+        for change in changes {
+            let (kind, customer, group, membership, source, reason) = match change {
+                Change::Add {
+                    customer,
+                    group,
+                    source,
+                    reason,
+                    start,
+                    end,
+                } => {
+                    insert.execute(params![
+                        customer,
+                        group,
+                        source.as_str(),
+                        cause.actor,
+                        reason,
+                        start,
+                        end,
+                        announced(*start, *end, at)
+                    ])?;
+                    added += 1;
+                    let id = tx.last_insert_rowid();
+                    ("added", customer, group, id, Some(*source), reason)
+                }
+                Change::End {
+                    membership,
+                    customer,
+                    group,
+                    at: end_at,
+                    reason,
+                } => {
+                    if end.execute(params![membership, end_at, at])? == 0 {
+                        // Already ended (a concurrent manual removal): nothing to record.
+                        continue;
+                    }
+                    ended += 1;
+                    ("removed", customer, group, *membership, None, reason)
+                }
+            };
+            record(
+                tx,
+                at,
+                cause,
+                &Event {
+                    kind,
+                    customer,
+                    group,
+                    membership,
+                    source,
+                    reason,
+                },
+            )?;
+        }
+    }
+    Ok((added, ended))
+}
+
 impl Store for SqliteStore {
     fn put_plugin(&self, p: &StoredPlugin) -> Result<()> {
         self.conn().execute(
@@ -730,76 +807,22 @@ impl Store for SqliteStore {
     }
 
     fn apply(&self, changes: &[Change], cause: &Cause<'_>, at: Timestamp) -> Result<(u64, u64)> {
+        Ok(self.apply_batches(&[(changes, cause.clone())], at)?[0])
+    }
+
+    fn apply_batches(
+        &self,
+        batches: &[(&[Change], Cause<'_>)],
+        at: Timestamp,
+    ) -> Result<Vec<(u64, u64)>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let (mut added, mut ended) = (0, 0);
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO memberships (customer, grp, source, actor, reason, start, end, announced)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
-            // The `removed` event announces the end; the clock must not announce it again.
-            let mut end = tx.prepare_cached(
-                "UPDATE memberships SET end = ?2,
-                    announced = CASE WHEN ?2 <= ?3 THEN 'expired' ELSE announced END
-                 WHERE id = ?1 AND (end IS NULL OR end > ?2)",
-            )?;
-            for change in changes {
-                let (kind, customer, group, membership, source, reason) = match change {
-                    Change::Add {
-                        customer,
-                        group,
-                        source,
-                        reason,
-                        start,
-                        end,
-                    } => {
-                        insert.execute(params![
-                            customer,
-                            group,
-                            source.as_str(),
-                            cause.actor,
-                            reason,
-                            start,
-                            end,
-                            announced(*start, *end, at)
-                        ])?;
-                        added += 1;
-                        let id = tx.last_insert_rowid();
-                        ("added", customer, group, id, Some(*source), reason)
-                    }
-                    Change::End {
-                        membership,
-                        customer,
-                        group,
-                        at: end_at,
-                        reason,
-                    } => {
-                        if end.execute(params![membership, end_at, at])? == 0 {
-                            // Already ended (a concurrent manual removal): nothing to record.
-                            continue;
-                        }
-                        ended += 1;
-                        ("removed", customer, group, *membership, None, reason)
-                    }
-                };
-                record(
-                    &tx,
-                    at,
-                    cause,
-                    &Event {
-                        kind,
-                        customer,
-                        group,
-                        membership,
-                        source,
-                        reason,
-                    },
-                )?;
-            }
-        }
+        let counts = batches
+            .iter()
+            .map(|(changes, cause)| apply_in(&tx, changes, cause, at))
+            .collect::<Result<_>>()?;
         tx.commit()?;
-        Ok((added, ended))
+        Ok(counts)
     }
 
     fn start_run(&self, run: &RunRecord) -> Result<i64> {

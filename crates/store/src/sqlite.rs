@@ -210,6 +210,44 @@ fn announced(start: Timestamp, end: Option<Timestamp>, at: Timestamp) -> &'stati
 /// The embedded store. Safe to share between threads; SQLite serialises the writers.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Tells the checkpointer thread, if there is one, to stop.
+    stop: Option<std::sync::mpsc::Sender<()>>,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Some(stop) = &self.stop {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// How often the write-ahead log is copied back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Copy the write-ahead log into the database file from a connection of its own, off
+/// the writers' path: with SQLite's automatic checkpoints, whichever commit crosses the
+/// threshold pays for copying the whole log (the slowest registration of a hundred, say).
+fn checkpointer(path: &Path) -> Result<std::sync::mpsc::Sender<()>> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(1))?;
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(CHECKPOINT_EVERY)
+            {
+                // PASSIVE never waits for writers; what it cannot copy now it copies
+                // next time.
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            }
+        })
+        .map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            problem: format!("cannot start the checkpointer: {e}"),
+        })?;
+    Ok(stop)
 }
 
 impl SqliteStore {
@@ -225,7 +263,10 @@ impl SqliteStore {
             std::fs::create_dir_all(dir).map_err(|e| open_error(e.to_string()))?;
         }
         let conn = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
-        Self::setup(conn)
+        let mut store = Self::setup(conn)?;
+        store.conn().pragma_update(None, "wal_autocheckpoint", 0)?;
+        store.stop = Some(checkpointer(path)?);
+        Ok(store)
     }
 
     /// A store that lives in memory only, for tests and dry experiments.
@@ -253,6 +294,7 @@ impl SqliteStore {
         tx.commit()?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            stop: None,
         })
     }
 

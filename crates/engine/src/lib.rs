@@ -132,6 +132,12 @@ struct Facts {
     invalid: HashMap<usize, String>,
 }
 
+/// One customer's standing as the store has it.
+struct Known {
+    memberships: Vec<Membership>,
+    excluded: HashSet<String>,
+}
+
 /// A loaded plugin and the data directory the operator granted it.
 type Granted = (Arc<Plugin>, Option<PathBuf>);
 
@@ -426,6 +432,7 @@ impl Engine {
         // exclusive set needs the earlier groups' changes stored before it plans, since
         // it plans against the customer's memberships in its rivals.
         let mut pending: Vec<(Vec<Change>, String)> = Vec::new();
+        let mut known = self.known(&record.id)?;
         for group in &groups {
             if group.auto.mode == Mode::Disabled || !group.auto.triggers.on_registration {
                 continue;
@@ -437,10 +444,11 @@ impl Engine {
                 registration.undecided.push((group.id.clone(), why));
                 continue;
             }
-            if group.exclusive.is_some() {
+            if group.exclusive.is_some() && !pending.is_empty() {
                 self.apply_registration(&mut pending, now)?;
+                known = self.known(&record.id)?;
             }
-            let changes = self.plan_one(group, &groups, &record.id, decision, now)?;
+            let changes = self.plan_one(group, &groups, &record.id, &known, decision, now);
             if changes
                 .iter()
                 .any(|c| matches!(c, Change::Add { group: g, .. } if *g == group.id))
@@ -515,6 +523,15 @@ impl Engine {
             .collect())
     }
 
+    /// What the store knows of one customer's standing: its memberships in every group
+    /// and the groups it is pinned out of. Read once per registration, not per group.
+    fn known(&self, customer: &str) -> Result<Known> {
+        Ok(Known {
+            memberships: self.store.customer_memberships(customer)?,
+            excluded: self.store.excluded_from(customer)?.into_iter().collect(),
+        })
+    }
+
     /// The plan for one customer, from its own memberships only: registration must not
     /// read every membership of a group.
     fn plan_one(
@@ -522,16 +539,17 @@ impl Engine {
         group: &Group,
         groups: &[Group],
         customer: &str,
+        known: &Known,
         decision: Decision,
         as_of: Timestamp,
-    ) -> Result<Vec<Change>> {
-        let all = self.store.customer_memberships(customer)?;
+    ) -> Vec<Change> {
+        let all = &known.memberships;
         let memberships: Vec<Membership> = all
             .iter()
             .filter(|m| m.group == group.id)
             .cloned()
             .collect();
-        let pinned_out = self.store.is_excluded(customer, &group.id)?;
+        let pinned_out = known.excluded.contains(&group.id);
         let mut rivals = Vec::new();
         if let Some(set) = &group.exclusive {
             for m in all
@@ -549,7 +567,7 @@ impl Engine {
                 }
             }
         }
-        Ok(plan(
+        plan(
             policy(group),
             Standing {
                 customer,
@@ -559,7 +577,7 @@ impl Engine {
             },
             decision,
             as_of,
-        ))
+        )
     }
 
     /// Active memberships in the other groups of `group`'s exclusive set, by customer.
@@ -772,7 +790,11 @@ impl Engine {
             as_of,
             explanation: explain(&g, &columns, 0),
             memberships,
-            pinned_out: self.store.is_excluded(customer, group)?,
+            pinned_out: self
+                .store
+                .excluded_from(customer)?
+                .iter()
+                .any(|g| g == group),
         })
     }
 

@@ -288,8 +288,8 @@ pub trait Store: Send + Sync {
     fn customer_memberships(&self, customer: &str) -> Result<Vec<Membership>>;
     /// Customers pinned out of the group.
     fn exclusions(&self, group: &str) -> Result<Vec<String>>;
-    /// Whether one customer is pinned out of the group.
-    fn is_excluded(&self, customer: &str, group: &str) -> Result<bool>;
+    /// The groups one customer is pinned out of.
+    fn excluded_from(&self, customer: &str) -> Result<Vec<String>>;
     /// How many memberships of the group are active at `at`.
     fn count_active(&self, group: &str, at: Timestamp) -> Result<u64>;
     fn set_exclusion(

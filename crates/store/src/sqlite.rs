@@ -789,11 +789,11 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn is_excluded(&self, customer: &str, group: &str) -> Result<bool> {
-        Ok(self
-            .conn()
-            .prepare_cached("SELECT 1 FROM exclusions WHERE customer = ?1 AND grp = ?2")?
-            .exists(params![customer, group])?)
+    fn excluded_from(&self, customer: &str) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT grp FROM exclusions WHERE customer = ?1")?;
+        let rows = stmt.query_map([customer], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn count_active(&self, group: &str, at: Timestamp) -> Result<u64> {
@@ -1773,9 +1773,8 @@ mod tests {
         store
             .set_exclusion("c1", "g", true, "op", "never", 5)
             .expect("pin");
-        assert!(store.is_excluded("c1", "g").expect("query"));
-        assert!(!store.is_excluded("c2", "g").expect("query"));
-        assert!(!store.is_excluded("c1", "other").expect("query"));
+        assert_eq!(store.excluded_from("c1").expect("query"), ["g"]);
+        assert!(store.excluded_from("c2").expect("query").is_empty());
     }
 
     #[test]

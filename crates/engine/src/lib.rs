@@ -151,6 +151,9 @@ pub struct Engine {
     prepared: Mutex<HashMap<String, (Group, Vec<Condition>)>>,
     counters: Counters,
     facts: Mutex<Facts>,
+    /// The groups as last read, with the store's stamp they were read at: registration
+    /// must not parse every definition for every customer.
+    groups: Mutex<Option<(i64, Arc<Vec<Group>>)>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -168,6 +171,21 @@ impl Engine {
             prepared: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             facts: Mutex::new(Facts::default()),
+            groups: Mutex::new(None),
+        }
+    }
+
+    /// Every group, parsed again only when a definition has changed.
+    fn groups(&self) -> Result<Arc<Vec<Group>>> {
+        let stamp = self.store.groups_stamp()?;
+        let mut cached = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*cached {
+            Some((at, groups)) if *at == stamp => Ok(groups.clone()),
+            _ => {
+                let groups = Arc::new(self.store.groups()?);
+                *cached = Some((stamp, groups.clone()));
+                Ok(groups)
+            }
         }
     }
 
@@ -427,13 +445,13 @@ impl Engine {
         if !new {
             return Ok(registration);
         }
-        let groups = self.store.groups()?;
+        let groups = self.groups()?;
         // Every group's changes go to the store in one transaction; only a group of an
         // exclusive set needs the earlier groups' changes stored before it plans, since
         // it plans against the customer's memberships in its rivals.
         let mut pending: Vec<(Vec<Change>, String)> = Vec::new();
         let mut known = self.known(&record.id)?;
-        for group in &groups {
+        for group in groups.iter() {
             if group.auto.mode == Mode::Disabled || !group.auto.triggers.on_registration {
                 continue;
             }

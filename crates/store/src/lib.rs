@@ -270,6 +270,8 @@ pub trait Store: Send + Sync {
     fn put_group(&self, group: &Group, now: Timestamp) -> Result<()>;
     fn group(&self, id: &str) -> Result<Option<Group>>;
     fn groups(&self) -> Result<Vec<Group>>;
+    /// A number that changes whenever any group's definition does (whoever changes it).
+    fn groups_stamp(&self) -> Result<i64>;
     /// Delete a group and its "used by" references; memberships stay as history.
     fn delete_group(&self, id: &str) -> Result<()>;
     /// Record (or forget) that one of the platform's entities — a tariff, promotion,

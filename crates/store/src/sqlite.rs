@@ -192,6 +192,16 @@ CREATE INDEX customers_by_seq ON customers (seq);
 -- memberships_by_key (customer, grp, start) serves every lookup by customer; one
 -- index fewer to update for each membership a run adds.
 DROP INDEX memberships_by_customer;
+-- Bumped by every change to a group's definition, so that readers may keep the parsed
+-- groups until it moves.
+CREATE TABLE stamps (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
+INSERT INTO stamps (name, n) VALUES ('groups', 0);
+CREATE TRIGGER groups_added AFTER INSERT ON groups
+    BEGIN UPDATE stamps SET n = n + 1 WHERE name = 'groups'; END;
+CREATE TRIGGER groups_changed AFTER UPDATE OF definition ON groups
+    BEGIN UPDATE stamps SET n = n + 1 WHERE name = 'groups'; END;
+CREATE TRIGGER groups_deleted AFTER DELETE ON groups
+    BEGIN UPDATE stamps SET n = n + 1 WHERE name = 'groups'; END;
 "#,
 ];
 
@@ -703,6 +713,13 @@ impl Store for SqliteStore {
             out.push(serde_json::from_str(&json).map_err(|e| corrupt("group", &id, e))?);
         }
         Ok(out)
+    }
+
+    fn groups_stamp(&self) -> Result<i64> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT n FROM stamps WHERE name = 'groups'")?
+            .query_row([], |r| r.get(0))?)
     }
 
     fn delete_group(&self, id: &str) -> Result<()> {
@@ -1663,6 +1680,24 @@ mod tests {
         assert_eq!(page(Listing::All, 0, 2), ["a", "b"]);
         assert_eq!(page(Listing::All, 2, 2), ["c", "d"]);
         assert!(page(Listing::All, 4, 2).is_empty());
+    }
+
+    #[test]
+    fn the_groups_stamp_moves_with_definitions_only() {
+        let store = SqliteStore::in_memory().expect("store");
+        let group: Group =
+            serde_json::from_value(serde_json::json!({"id": "g", "name": "G"})).expect("group");
+        let s0 = store.groups_stamp().expect("stamp");
+        store.put_group(&group, 1).expect("put");
+        let s1 = store.groups_stamp().expect("stamp");
+        assert_ne!(s0, s1);
+        store.set_last_periodic_run("g", 2).expect("periodic");
+        assert_eq!(store.groups_stamp().expect("stamp"), s1, "not a definition");
+        store.put_group(&group, 3).expect("put");
+        let s2 = store.groups_stamp().expect("stamp");
+        assert_ne!(s1, s2);
+        store.delete_group("g").expect("delete");
+        assert_ne!(store.groups_stamp().expect("stamp"), s2);
     }
 
     #[test]

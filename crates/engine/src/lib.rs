@@ -479,15 +479,17 @@ impl Engine {
         }
         self.apply_registration(&mut pending, now)?;
         // A later group of an exclusive set may have taken the customer from an earlier
-        // one: report where it ended up.
-        let active: HashSet<String> = self
-            .store
-            .customer_memberships(&record.id)?
-            .into_iter()
-            .filter(|m| m.is_active(now))
-            .map(|m| m.group)
-            .collect();
-        registration.joined.retain(|g| active.contains(g));
+        // one: report where it ended up. Without exclusive sets, nothing was taken.
+        if groups.iter().any(|g| g.exclusive.is_some()) {
+            let active: HashSet<String> = self
+                .store
+                .customer_memberships(&record.id)?
+                .into_iter()
+                .filter(|m| m.is_active(now))
+                .map(|m| m.group)
+                .collect();
+            registration.joined.retain(|g| active.contains(g));
+        }
         Ok(registration)
     }
 

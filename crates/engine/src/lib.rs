@@ -119,7 +119,7 @@ struct Counters {
 /// Every customer, interned, kept between runs so that each run evaluates instead of
 /// re-reading and re-parsing the store; refreshed from the writes made since
 /// (`Store::customers_since`), by this process or another.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Facts {
     /// The store's number of the latest write this holds; `None` before the first load.
     seq: Option<i64>,
@@ -150,7 +150,7 @@ pub struct Engine {
     /// definition they were prepared from: a registration must not pay for preparing.
     prepared: Mutex<HashMap<String, (Group, Vec<Condition>)>>,
     counters: Counters,
-    facts: Mutex<Facts>,
+    facts: Mutex<Arc<Facts>>,
     /// The groups as last read, with the store's stamp they were read at: registration
     /// must not parse every definition for every customer.
     groups: Mutex<Option<(i64, Arc<Vec<Group>>)>>,
@@ -170,7 +170,7 @@ impl Engine {
             plugins: Mutex::new(HashMap::new()),
             prepared: Mutex::new(HashMap::new()),
             counters: Counters::default(),
-            facts: Mutex::new(Facts::default()),
+            facts: Mutex::new(Arc::new(Facts::default())),
             groups: Mutex::new(None),
         }
     }
@@ -190,10 +190,16 @@ impl Engine {
     }
 
     /// The customer cache, brought up to date with the store.
-    fn facts(&self) -> Result<std::sync::MutexGuard<'_, Facts>> {
+    ///
+    /// Runs share one snapshot; a refresh while a run holds it copies the snapshot
+    /// instead of changing it under the run.
+    fn facts(&self) -> Result<Arc<Facts>> {
         let mut facts = self.facts.lock().unwrap_or_else(PoisonError::into_inner);
         let (changed, seq) = self.store.customers_since(facts.seq)?;
-        let f = &mut *facts;
+        if changed.is_empty() && facts.seq.is_some() {
+            return Ok(facts.clone());
+        }
+        let f = Arc::make_mut(&mut facts);
         for record in changed {
             let (customer, problem) = match record.intern(self.host.interner()) {
                 Ok(c) => (c, None),
@@ -217,7 +223,7 @@ impl Engine {
             };
         }
         f.seq = Some(seq);
-        Ok(facts)
+        Ok(facts.clone())
     }
 
     /// What plugins have cost since the engine started.
@@ -764,7 +770,7 @@ impl Engine {
 
     /// Run every group whose schedule has come due by `now` (the scheduler's tick).
     pub fn run_due(&self, now: Timestamp) -> Result<Vec<RunReport>> {
-        let mut reports = Vec::new();
+        let mut due = Vec::new();
         for group in self.store.groups()? {
             let Some(s) = &group.auto.triggers.schedule else {
                 continue;
@@ -774,18 +780,83 @@ impl Engine {
             }
             let last = self.store.last_periodic_run(&group.id)?.unwrap_or(now);
             if next_run(&group.id, s, last)?.is_some_and(|next| next <= now) {
-                reports.push(self.run_group(
-                    &group.id,
-                    Trigger::Periodic,
-                    false,
-                    "scheduler",
-                    now,
-                    now,
-                    &mut |_, _| {},
-                )?);
+                due.push(group.id);
             }
         }
-        Ok(reports)
+        self.run_groups(&due, Trigger::Periodic, "scheduler", now, now)
+            .into_iter()
+            .collect()
+    }
+
+    /// Run several groups' rules as `run_group` would, on as many threads as there are
+    /// cores. Groups of one exclusive set run one after another, in id order, on one
+    /// thread: each plans against the memberships the ones before it made. Reports
+    /// come in the order of `ids`.
+    pub fn run_groups(
+        &self,
+        ids: &[String],
+        trigger: Trigger,
+        actor: &str,
+        as_of: Timestamp,
+        now: Timestamp,
+    ) -> Vec<Result<RunReport>> {
+        // Jobs: positions in `ids`, those of one exclusive set together.
+        let mut jobs: Vec<Vec<usize>> = Vec::new();
+        let mut sets: HashMap<String, usize> = HashMap::new();
+        for (i, id) in ids.iter().enumerate() {
+            let set = self
+                .store
+                .group(id)
+                .ok()
+                .flatten()
+                .and_then(|g| g.exclusive.map(|e| e.set));
+            match set {
+                Some(set) => {
+                    let job = *sets.entry(set).or_insert_with(|| {
+                        jobs.push(Vec::new());
+                        jobs.len() - 1
+                    });
+                    jobs[job].push(i);
+                }
+                None => jobs.push(vec![i]),
+            }
+        }
+        for job in &mut jobs {
+            job.sort_by(|&a, &b| ids[a].cmp(&ids[b]));
+        }
+        let results: Mutex<Vec<Option<Result<RunReport>>>> =
+            Mutex::new((0..ids.len()).map(|_| None).collect());
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(jobs.len());
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    while let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        for &i in job {
+                            let report = self.run_group(
+                                &ids[i],
+                                trigger,
+                                false,
+                                actor,
+                                as_of,
+                                now,
+                                &mut |_, _| {},
+                            );
+                            results.lock().unwrap_or_else(PoisonError::into_inner)[i] =
+                                Some(report);
+                        }
+                    }
+                });
+            }
+        });
+        results
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+            .into_iter()
+            .map(|r| r.expect("every job ran"))
+            .collect()
     }
 
     /// Why `customer` is or is not a member of `group` as of `as_of`.

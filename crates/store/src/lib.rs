@@ -262,7 +262,7 @@ pub trait Store: Send + Sync {
     fn customer(&self, id: &str) -> Result<Option<CustomerRecord>>;
     /// Customers in id order after `after`, at most `limit`.
     fn customers_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<CustomerRecord>>;
-    /// Customers written after the write numbered `seq` (all if `None`), in id order,
+    /// Customers written after the write numbered `seq` (all if `None`), in write order,
     /// and the number of the latest write seen: what a cache of customers needs.
     fn customers_since(&self, seq: Option<i64>) -> Result<(Vec<CustomerRecord>, i64)>;
     fn count_customers(&self) -> Result<u64>;

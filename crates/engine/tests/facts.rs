@@ -86,3 +86,59 @@ fn a_run_sees_customers_another_writer_changed_since_the_last_run() {
         .expect("upsert");
     assert_eq!(members(&runner, 50), set(&["c2", "c3"]));
 }
+
+#[test]
+fn groups_run_together_keep_an_exclusive_set_exclusive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = engine(&dir.path().join("cohort.db"));
+    engine
+        .add_plugin(cohort_artifacts::COUNTRY, None, 0)
+        .expect("plugin");
+    let group = |id: &str, priority: Option<u32>| -> Group {
+        let mut g = serde_json::json!({
+            "id": id, "name": id,
+            "auto": {"mode": "full-sync"},
+            "rule": {"all": [{"any": [{"plugin": "country", "config": {"countries": ["DE"]}}]}]}
+        });
+        if let Some(p) = priority {
+            g["exclusive"] = serde_json::json!({"set": "tier", "priority": p});
+        }
+        serde_json::from_value(g).expect("group")
+    };
+    for g in [
+        group("a", Some(2)),
+        group("b", Some(1)),
+        group("c", None),
+        group("d", None),
+    ] {
+        engine.save_group(&g, 0).expect("group saves");
+    }
+    let customers: Vec<CustomerRecord> = (0..200)
+        .map(|i| customer(&format!("c{i:03}"), "DE"))
+        .collect();
+    engine
+        .store()
+        .upsert_customers(&customers, 0)
+        .expect("load");
+    let ids: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+    for r in engine.run_groups(&ids, Trigger::Manual, "test", 10, 10) {
+        r.expect("run");
+    }
+    let active = |g: &str| -> BTreeSet<String> {
+        engine
+            .store()
+            .group_memberships(g)
+            .expect("memberships")
+            .into_iter()
+            .filter(|m| m.is_active(10))
+            .map(|m| m.customer)
+            .collect()
+    };
+    assert!(
+        active("a").is_empty(),
+        "the set's first choice takes everyone"
+    );
+    assert_eq!(active("b").len(), 200);
+    assert_eq!(active("c").len(), 200);
+    assert_eq!(active("d").len(), 200);
+}

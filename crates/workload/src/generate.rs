@@ -263,13 +263,15 @@ fn config(rng: &mut Rng, plugin: &str) -> Value {
     }
 }
 
-/// The 24 groups: 1-3 clauses of 1-3 conditions each, every standard plugin used,
+/// The 24 groups: 1-3 clauses (mostly 2-3) of 1-3 conditions each, every standard plugin used,
 /// add-only and full-sync mixed, all checked at registration too.
 pub fn groups(seed: u64) -> Vec<Group> {
     let mut rng = Rng::new(seed ^ 0x5EED);
     (0..24)
         .map(|g| {
-            let clauses: Vec<Value> = (0..1 + rng.below(3))
+            // Mostly two or three clauses: a segment is a conjunction of facts, and a
+            // customer is in a few groups, not in most.
+            let clauses: Vec<Value> = (0..1 + rng.below(3).max(rng.below(3)))
                 .map(|c| {
                     let conditions: Vec<Value> = (0..1 + rng.below(3))
                         .map(|k| {
@@ -281,7 +283,7 @@ pub fn groups(seed: u64) -> Vec<Group> {
                             json!({
                                 "plugin": plugin,
                                 "config": config(&mut rng, plugin),
-                                "negate": rng.chance(0.15),
+                                "negate": rng.chance(0.08),
                             })
                         })
                         .collect();

@@ -3,11 +3,8 @@
 //! one of several values, or matches a regular expression. Names and values are
 //! compared exactly; a pattern may ask for `(?i)`.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-
 use cohort_plugin_sdk::config::{self, Problems};
-use cohort_plugin_sdk::sets::SymbolSet;
+use cohort_plugin_sdk::sets::{SymbolMemo, SymbolSet};
 use cohort_plugin_sdk::{
     ConfigError, Customer, Fields, Plugin, PluginInfo, Symbol, Timestamp, Verdict, export_plugin,
     intern, symbol_text,
@@ -53,7 +50,7 @@ enum Compiled {
     Present,
     OneOf(SymbolSet),
     /// The verdict per distinct value, so each value's text is fetched and matched once.
-    Matches(Regex, RefCell<HashMap<Symbol, bool>>),
+    Matches(Regex, SymbolMemo),
 }
 
 struct RegistrationParam {
@@ -66,14 +63,9 @@ impl RegistrationParam {
         match &self.test {
             Compiled::Present => true,
             Compiled::OneOf(values) => values.contains(value),
-            Compiled::Matches(regex, seen) => {
-                if let Some(&known) = seen.borrow().get(&value) {
-                    return known;
-                }
-                let hit = symbol_text(value).is_some_and(|text| regex.is_match(&text));
-                seen.borrow_mut().insert(value, hit);
-                hit
-            }
+            Compiled::Matches(regex, seen) => seen.get_or(value, |v| {
+                symbol_text(v).is_some_and(|text| regex.is_match(&text))
+            }),
         }
     }
 }
@@ -158,7 +150,7 @@ impl Plugin for RegistrationParam {
                     Compiled::Present
                 }
                 Some(pattern) => match Regex::new(pattern) {
-                    Ok(regex) => Compiled::Matches(regex, RefCell::new(HashMap::new())),
+                    Ok(regex) => Compiled::Matches(regex, SymbolMemo::default()),
                     Err(e) => {
                         problems.push(
                             "/pattern",

@@ -203,6 +203,26 @@ CREATE TRIGGER groups_changed AFTER UPDATE OF definition ON groups
 CREATE TRIGGER groups_deleted AFTER DELETE ON groups
     BEGIN UPDATE stamps SET n = n + 1 WHERE name = 'groups'; END;
 "#,
+    // An event written with a change points at the change's audit entry instead of
+    // carrying a JSON copy of it: the payload was the largest part of every change a run
+    // wrote. Events of the clock have no audit entry; everything about them is in their
+    // own columns. Rows written before keep their payload and are read from it.
+    r#"
+CREATE TABLE outbox_v6 (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    membership INTEGER NOT NULL,
+    audit INTEGER,
+    payload TEXT
+);
+INSERT INTO outbox_v6 (id, at, kind, customer, grp, membership, payload)
+    SELECT id, at, kind, customer, grp, membership, payload FROM outbox;
+DROP TABLE outbox;
+ALTER TABLE outbox_v6 RENAME TO outbox;
+"#,
 ];
 
 /// The state to announce for a membership written at `at`: a window starting later is
@@ -367,8 +387,8 @@ fn with_sources(
 
 /// A membership change as the audit history and the change feed see it.
 struct Event<'a> {
-    /// `added`, `removed` or `updated`.
-    kind: &'static str,
+    /// `Added`, `Removed` or `Updated`.
+    kind: Action,
     customer: &'a str,
     group: &'a str,
     membership: i64,
@@ -377,7 +397,8 @@ struct Event<'a> {
 }
 
 /// Write a change's audit entry and outbox event in the caller's transaction, so that
-/// neither exists without the change.
+/// neither exists without the change. The event refers to the audit entry for its
+/// trigger, actor and reason.
 fn record(
     tx: &rusqlite::Transaction<'_>,
     at: Timestamp,
@@ -392,7 +413,7 @@ fn record(
         at,
         e.customer,
         e.group,
-        e.kind,
+        e.kind.as_str(),
         e.source.map(Source::as_str),
         cause.actor,
         cause.trigger,
@@ -400,39 +421,67 @@ fn record(
         e.reason,
         e.membership
     ])?;
-    publish(
-        tx,
-        &OutboxEvent {
-            id: 0,
-            event: format!("membership.{}", e.kind),
-            at,
-            customer: e.customer.to_string(),
-            group: e.group.to_string(),
-            membership: e.membership,
-            trigger: cause.trigger.to_string(),
-            actor: cause.actor.to_string(),
-            reason: e.reason.to_string(),
-        },
-    )
-}
-
-/// Write an event to the outbox in the caller's transaction: webhooks and the change
-/// feed read it from there.
-fn publish(tx: &rusqlite::Transaction<'_>, e: &OutboxEvent) -> Result<()> {
-    let payload = serde_json::to_string(e).map_err(|err| corrupt("event", &e.customer, err))?;
+    let audit = tx.last_insert_rowid();
     tx.prepare_cached(
-        "INSERT INTO outbox (at, kind, customer, grp, membership, payload)
+        "INSERT INTO outbox (at, kind, customer, grp, membership, audit)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
-        e.at,
-        e.event,
+        at,
+        e.kind.event(),
         e.customer,
         e.group,
         e.membership,
-        payload
+        audit
     ])?;
     Ok(())
+}
+
+/// What happened to a membership, as the audit history and the change feed name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Action {
+    Added,
+    Removed,
+    Updated,
+    /// Announced by the clock: a pending window opened.
+    Activated,
+    /// Announced by the clock: a window closed.
+    Expired,
+}
+
+impl Action {
+    /// The audit history's name.
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Added => "added",
+            Action::Removed => "removed",
+            Action::Updated => "updated",
+            Action::Activated => "activated",
+            Action::Expired => "expired",
+        }
+    }
+
+    /// The change feed's name.
+    fn event(self) -> &'static str {
+        match self {
+            Action::Added => "membership.added",
+            Action::Removed => "membership.removed",
+            Action::Updated => "membership.updated",
+            Action::Activated => "membership.activated",
+            Action::Expired => "membership.expired",
+        }
+    }
+}
+
+/// Who announces a window that opens or closes by the clock, and why.
+const CLOCK_TRIGGER: &str = "clock";
+const CLOCK_ACTOR: &str = "cohort";
+fn clock_reason(kind: &str) -> &'static str {
+    if kind == "membership.activated" {
+        "the membership's window opened"
+    } else {
+        "the membership's window closed"
+    }
 }
 
 fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(TokenRecord, String)> {
@@ -527,7 +576,7 @@ fn apply_in(
                     ])?;
                     added += 1;
                     let id = tx.last_insert_rowid();
-                    ("added", customer, group, id, Some(*source), reason)
+                    (Action::Added, customer, group, id, Some(*source), reason)
                 }
                 Change::End {
                     membership,
@@ -541,7 +590,7 @@ fn apply_in(
                         continue;
                     }
                     ended += 1;
-                    ("removed", customer, group, *membership, None, reason)
+                    (Action::Removed, customer, group, *membership, None, reason)
                 }
             };
             record(
@@ -1016,17 +1065,45 @@ impl Store for SqliteStore {
 
     fn events_after(&self, after: i64, limit: usize) -> Result<Vec<OutboxEvent>> {
         let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached("SELECT id, payload FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT o.id, o.at, o.kind, o.customer, o.grp, o.membership, o.payload,
+                    a.trigger, a.actor, a.reason
+             FROM outbox o LEFT JOIN audit a ON a.id = o.audit
+             WHERE o.id > ?1 ORDER BY o.id LIMIT ?2",
+        )?;
         let rows = stmt.query_map(params![after, limit as i64], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            let kind: String = r.get(2)?;
+            let cause = match r.get::<_, Option<String>>(7)? {
+                Some(trigger) => (trigger, r.get(8)?, r.get(9)?),
+                None => (
+                    CLOCK_TRIGGER.to_string(),
+                    CLOCK_ACTOR.to_string(),
+                    clock_reason(&kind).to_string(),
+                ),
+            };
+            let event = OutboxEvent {
+                id: r.get(0)?,
+                event: kind,
+                at: r.get(1)?,
+                customer: r.get(3)?,
+                group: r.get(4)?,
+                membership: r.get(5)?,
+                trigger: cause.0,
+                actor: cause.1,
+                reason: cause.2,
+            };
+            Ok((event, r.get::<_, Option<String>>(6)?))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, payload) = row?;
-            let mut event: OutboxEvent =
-                serde_json::from_str(&payload).map_err(|e| corrupt("event", &id.to_string(), e))?;
-            event.id = id;
+            let (mut event, payload) = row?;
+            // Written before events referred to their audit entry.
+            if let Some(payload) = payload {
+                let id = event.id;
+                event = serde_json::from_str(&payload)
+                    .map_err(|e| corrupt("event", &id.to_string(), e))?;
+                event.id = id;
+            }
             out.push(event);
         }
         Ok(out)
@@ -1052,9 +1129,15 @@ impl Store for SqliteStore {
             })?;
             for row in rows {
                 let (id, customer, group, start, end) = row?;
-                events.push((id, customer.clone(), group.clone(), "activated", start));
+                events.push((
+                    id,
+                    customer.clone(),
+                    group.clone(),
+                    Action::Activated,
+                    start,
+                ));
                 if let Some(end) = end.filter(|&e| e <= now) {
-                    events.push((id, customer, group, "expired", end));
+                    events.push((id, customer, group, Action::Expired, end));
                 }
             }
             let mut closed = tx.prepare_cached(
@@ -1062,37 +1145,24 @@ impl Store for SqliteStore {
                  WHERE announced = 'active' AND end IS NOT NULL AND end <= ?1",
             )?;
             let rows = closed.query_map([now], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, "expired", r.get(3)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, Action::Expired, r.get(3)?))
             })?;
             for row in rows {
                 events.push(row?);
             }
         }
         // In time order, so that a customer's events follow one another as they happened.
-        events.sort_by_key(|e| (e.4, e.0, e.3 == "expired"));
+        events.sort_by_key(|e| (e.4, e.0, e.3));
         {
             let mut mark =
                 tx.prepare_cached("UPDATE memberships SET announced = ?2 WHERE id = ?1")?;
+            let mut publish = tx.prepare_cached(
+                "INSERT INTO outbox (at, kind, customer, grp, membership)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
             for (id, customer, group, kind, at) in &events {
-                publish(
-                    &tx,
-                    &OutboxEvent {
-                        id: 0,
-                        event: format!("membership.{kind}"),
-                        at: *at,
-                        customer: customer.clone(),
-                        group: group.clone(),
-                        membership: *id,
-                        trigger: "clock".into(),
-                        actor: "cohort".into(),
-                        reason: if *kind == "activated" {
-                            "the membership's window opened".into()
-                        } else {
-                            "the membership's window closed".into()
-                        },
-                    },
-                )?;
-                let state = if *kind == "activated" {
+                publish.execute(params![at, kind.event(), customer, group, id])?;
+                let state = if *kind == Action::Activated {
                     "active"
                 } else {
                     "expired"
@@ -1381,7 +1451,7 @@ impl Store for SqliteStore {
                             continue;
                         }
                         set_end.execute(params![id, end, announced(start, end, at)])?;
-                        ("updated", id)
+                        (Action::Updated, id)
                     }
                     None => {
                         added += 1;
@@ -1397,7 +1467,7 @@ impl Store for SqliteStore {
                             end,
                             announced(start, end, at)
                         ])?;
-                        ("added", tx.last_insert_rowid())
+                        (Action::Added, tx.last_insert_rowid())
                     }
                 };
                 record(
@@ -1590,6 +1660,8 @@ mod tests {
         );
         assert_eq!(events[2].customer, "c1");
         assert_eq!(events[2].actor, "rule:g");
+        assert_eq!(events[2].reason, "the rule no longer matches");
+        assert_eq!(events[0].trigger, CAUSE.trigger);
         assert_eq!(store.events_after(2, 10).expect("events").len(), 1);
         let c1 = store.customer_memberships("c1").expect("memberships");
         assert_eq!(c1[0].end, Some(20), "the row stays as history");
@@ -1616,6 +1688,35 @@ mod tests {
     }
 
     #[test]
+    fn events_written_with_a_json_payload_before_version_6_read_as_they_were() {
+        let store = SqliteStore::in_memory().expect("store");
+        store.apply(&[add("c1", "g")], &CAUSE, 10).expect("apply");
+        let old = OutboxEvent {
+            id: 0,
+            event: "membership.removed".into(),
+            at: 5,
+            customer: "c0".into(),
+            group: "g".into(),
+            membership: 9,
+            trigger: "manual".into(),
+            actor: "ops".into(),
+            reason: "by hand".into(),
+        };
+        store
+            .conn()
+            .execute(
+                "INSERT INTO outbox (at, kind, customer, grp, membership, payload)
+                 VALUES (5, 'membership.removed', 'c0', 'g', 9, ?1)",
+                [serde_json::to_string(&old).expect("json")],
+            )
+            .expect("an old row");
+        let events = store.events_after(0, 10).expect("events");
+        assert_eq!(events.len(), 2);
+        assert_eq!((events[0].actor.as_str(), events[0].id), ("rule:g", 1));
+        assert_eq!(events[1], OutboxEvent { id: 2, ..old });
+    }
+
+    #[test]
     fn windows_opening_and_closing_by_the_clock_are_announced_once() {
         let store = SqliteStore::in_memory().expect("store");
         let changes = [
@@ -1639,6 +1740,15 @@ mod tests {
                 ("brief".into(), "membership.activated".into(), 100),
                 ("now".into(), "membership.expired".into(), 120),
             ]
+        );
+        let clock = &store.events_after(4, 1).expect("events")[0];
+        assert_eq!(
+            (
+                clock.trigger.as_str(),
+                clock.actor.as_str(),
+                clock.reason.as_str()
+            ),
+            ("clock", "cohort", "the membership's window opened")
         );
         assert_eq!(store.announce(130).expect("announce"), 0, "announced once");
         assert_eq!(store.announce(200).expect("announce"), 1);

@@ -126,11 +126,16 @@ struct Facts {
     ids: Vec<String>,
     customers: Vec<Customer>,
     /// Where each id is in `ids`.
-    index: HashMap<String, usize>,
+    index: FastMap<String, usize>,
     /// Records that no longer pass the model's checks (a stricter check since they
     /// were stored), by position: undecided, never a "no".
-    invalid: HashMap<usize, String>,
+    invalid: FastMap<usize, String>,
 }
+
+/// A hash map for the run's hot lookups: SipHash's protection against chosen keys is
+/// not needed for customer ids and positions the store already holds, and it costs
+/// several times more per lookup.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// One customer's standing as the store has it.
 struct Known {
@@ -576,23 +581,7 @@ impl Engine {
             .cloned()
             .collect();
         let pinned_out = known.excluded.contains(&group.id);
-        let mut rivals = Vec::new();
-        if let Some(set) = &group.exclusive {
-            for m in all
-                .iter()
-                .filter(|m| m.group != group.id && m.is_active(as_of))
-            {
-                let other = groups.iter().find(|g| g.id == m.group);
-                if let Some(other_set) = other.and_then(|g| g.exclusive.as_ref())
-                    && other_set.set == set.set
-                {
-                    rivals.push(Rival {
-                        membership: m.clone(),
-                        priority: other_set.priority,
-                    });
-                }
-            }
-        }
+        let rivals = rivals_among(group, groups, all, as_of);
         plan(
             policy(group),
             Standing {
@@ -606,9 +595,15 @@ impl Engine {
         )
     }
 
-    /// Active memberships in the other groups of `group`'s exclusive set, by customer.
-    fn rivals(&self, group: &Group, as_of: Timestamp) -> Result<HashMap<String, Vec<Rival>>> {
-        let mut rivals: HashMap<String, Vec<Rival>> = HashMap::new();
+    /// Active memberships in the other groups of `group`'s exclusive set, by the
+    /// customer's position in `index`.
+    fn rivals(
+        &self,
+        group: &Group,
+        as_of: Timestamp,
+        index: &FastMap<String, usize>,
+    ) -> Result<FastMap<usize, Vec<Rival>>> {
+        let mut rivals: FastMap<usize, Vec<Rival>> = FastMap::default();
         let Some(set) = &group.exclusive else {
             return Ok(rivals);
         };
@@ -620,8 +615,10 @@ impl Engine {
                 continue;
             }
             for m in self.store.group_memberships(&other.id)? {
-                if m.is_active(as_of) {
-                    rivals.entry(m.customer.clone()).or_default().push(Rival {
+                if let Some(&at) = index.get(&m.customer)
+                    && m.is_active(as_of)
+                {
+                    rivals.entry(at).or_default().push(Rival {
                         membership: m,
                         priority: other_set.priority,
                     });
@@ -671,17 +668,28 @@ impl Engine {
         };
         run.id = self.store.start_run(&run)?;
 
-        let mut by_customer: HashMap<String, Vec<Membership>> = HashMap::new();
+        // The customers' standing, keyed by their position in the facts: the loop below
+        // looks each customer up three times, and hashing a position is far cheaper
+        // than hashing an id string. A membership of a customer the facts do not hold
+        // has nobody to be planned for.
+        let facts = self.facts()?;
+        let mut by_customer: FastMap<usize, Vec<Membership>> = FastMap::default();
         for m in self.store.group_memberships(&group.id)? {
-            by_customer.entry(m.customer.clone()).or_default().push(m);
+            if let Some(&at) = facts.index.get(&m.customer) {
+                by_customer.entry(at).or_default().push(m);
+            }
         }
-        let pinned: HashSet<String> = self.store.exclusions(&group.id)?.into_iter().collect();
-        let rivals = self.rivals(&group, as_of)?;
+        let pinned: HashSet<usize> = self
+            .store
+            .exclusions(&group.id)?
+            .iter()
+            .filter_map(|c| facts.index.get(c).copied())
+            .collect();
+        let rivals = self.rivals(&group, as_of, &facts.index)?;
         let policy = policy(&group);
 
         let mut changes = Vec::new();
         let mut failures: HashMap<String, u64> = HashMap::new();
-        let facts = self.facts()?;
         let total = facts.ids.len() as u64;
         for (page, (ids, customers)) in facts
             .ids
@@ -694,7 +702,8 @@ impl Engine {
                 .map(|c| self.tally(c.evaluate(as_of, customers)))
                 .collect();
             for (i, id) in ids.iter().enumerate() {
-                let decision = if let Some(problem) = facts.invalid.get(&(page * PAGE + i)) {
+                let at = page * PAGE + i;
+                let decision = if let Some(problem) = facts.invalid.get(&at) {
                     *failures.entry(problem.clone()).or_default() += 1;
                     Decision::Undecided
                 } else {
@@ -712,14 +721,14 @@ impl Engine {
                     }
                     Decision::NotMember => {}
                 }
-                let memberships = by_customer.get(id).map(Vec::as_slice).unwrap_or(&[]);
+                let memberships = by_customer.get(&at).map(Vec::as_slice).unwrap_or(&[]);
                 changes.extend(plan(
                     policy,
                     Standing {
                         customer: id,
                         memberships,
-                        pinned_out: pinned.contains(id),
-                        rivals: rivals.get(id).map(Vec::as_slice).unwrap_or(&[]),
+                        pinned_out: pinned.contains(&at),
+                        rivals: rivals.get(&at).map(Vec::as_slice).unwrap_or(&[]),
                     },
                     decision,
                     as_of,
@@ -930,11 +939,8 @@ impl Engine {
         let mut changes = Vec::new();
         if let Some(set) = &g.exclusive {
             // By hand the operator's choice wins: leave the other groups of the set.
-            for (other, m) in self
-                .rivals(&g, now)?
-                .remove(customer)
+            for (other, m) in rivals_among(&g, &self.groups()?, &memberships, now)
                 .into_iter()
-                .flatten()
                 .map(|r| (r.membership.group.clone(), r.membership))
             {
                 changes.push(Change::End {
@@ -1017,6 +1023,35 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Of one customer's `memberships`, those active at `as_of` in the other groups of
+/// `group`'s exclusive set.
+fn rivals_among(
+    group: &Group,
+    groups: &[Group],
+    memberships: &[Membership],
+    as_of: Timestamp,
+) -> Vec<Rival> {
+    let Some(set) = &group.exclusive else {
+        return Vec::new();
+    };
+    let mut rivals = Vec::new();
+    for m in memberships
+        .iter()
+        .filter(|m| m.group != group.id && m.is_active(as_of))
+    {
+        let other = groups.iter().find(|g| g.id == m.group);
+        if let Some(other_set) = other.and_then(|g| g.exclusive.as_ref())
+            && other_set.set == set.set
+        {
+            rivals.push(Rival {
+                membership: m.clone(),
+                priority: other_set.priority,
+            });
+        }
+    }
+    rivals
 }
 
 fn policy(group: &Group) -> Policy<'_> {

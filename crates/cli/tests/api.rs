@@ -106,7 +106,12 @@ impl<'a> Api<'a> {
     }
 
     fn get(&self, path: &str) -> Response {
-        self.request("GET", path).send().expect("GET")
+        self.call("GET", path)
+    }
+
+    /// A request without a body.
+    fn call(&self, method: &str, path: &str) -> Response {
+        self.request(method, path).send().expect(method)
     }
 
     fn json(&self, method: &str, path: &str, body: &Value) -> Response {
@@ -184,22 +189,13 @@ fn every_operation_in_the_document_needs_a_token_and_none_answers_5xx() {
             let Some(op) = item.get(method) else { continue };
             operations += 1;
             let public = op.get("security").is_some_and(|s| s == &json!([{}]));
-            let status = anonymous
-                .request(&method.to_uppercase(), &concrete)
-                .send()
-                .expect("send")
-                .status();
+            let status = anonymous.call(&method.to_uppercase(), &concrete).status();
             if public {
                 assert!(status.is_success(), "{method} {path}: {status}");
                 continue;
             }
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
-            let (status, body) = read(
-                read_only
-                    .request(&method.to_uppercase(), &concrete)
-                    .send()
-                    .expect("send"),
-            );
+            let (status, body) = read(read_only.call(&method.to_uppercase(), &concrete));
             assert!(
                 !status.is_server_error(),
                 "{method} {path}: {status} {body}"
@@ -430,24 +426,18 @@ fn a_platform_integrates_over_http() {
     assert_eq!(history["items"][0]["actor"], "billing");
     assert_eq!(history["items"][0]["source"], "manual");
     let ended = expect(
-        op.request("DELETE", "/v1/groups/eu/members/c3")
-            .send()
-            .expect("send"),
+        op.call("DELETE", "/v1/groups/eu/members/c3"),
         StatusCode::OK,
     );
     assert_eq!(ended["ended"], 1);
     expect(
-        op.request("PUT", "/v1/groups/eu/exclusions/c1?reason=fraud")
-            .send()
-            .expect("send"),
+        op.call("PUT", "/v1/groups/eu/exclusions/c1?reason=fraud"),
         StatusCode::NO_CONTENT,
     );
     let pinned = expect(ro.get("/v1/groups/eu/exclusions"), StatusCode::OK);
     assert_eq!(pinned["items"], json!(["c1"]));
     expect(
-        op.request("DELETE", "/v1/groups/eu/exclusions/c1")
-            .send()
-            .expect("send"),
+        op.call("DELETE", "/v1/groups/eu/exclusions/c1"),
         StatusCode::NO_CONTENT,
     );
 
@@ -482,9 +472,7 @@ fn a_platform_integrates_over_http() {
 
     // "Used": a group in use is not deleted unless forced.
     expect(
-        op.request("PUT", "/v1/groups/eu/uses/tariff/basic-eu")
-            .send()
-            .expect("send"),
+        op.call("PUT", "/v1/groups/eu/uses/tariff/basic-eu"),
         StatusCode::NO_CONTENT,
     );
     let shown = expect(ro.get("/v1/groups/eu"), StatusCode::OK);
@@ -492,15 +480,10 @@ fn a_platform_integrates_over_http() {
         shown["used_by"],
         json!([{"kind": "tariff", "entity": "basic-eu"}])
     );
-    let p = expect(
-        op.request("DELETE", "/v1/groups/eu").send().expect("send"),
-        StatusCode::CONFLICT,
-    );
+    let p = expect(op.call("DELETE", "/v1/groups/eu"), StatusCode::CONFLICT);
     assert!(p["detail"].as_str().expect("detail").contains("basic-eu"));
     expect(
-        op.request("PUT", "/v1/groups/eu/uses/Bad%20Kind/x")
-            .send()
-            .expect("send"),
+        op.call("PUT", "/v1/groups/eu/uses/Bad%20Kind/x"),
         StatusCode::UNPROCESSABLE_ENTITY,
     );
 
@@ -573,9 +556,7 @@ fn a_platform_integrates_over_http() {
 
     // Forced deletion; then the service endpoints.
     expect(
-        op.request("DELETE", "/v1/groups/eu?force=true")
-            .send()
-            .expect("send"),
+        op.call("DELETE", "/v1/groups/eu?force=true"),
         StatusCode::NO_CONTENT,
     );
     expect(ro.get("/v1/groups/eu"), StatusCode::NOT_FOUND);
@@ -761,9 +742,7 @@ fn webhooks_are_signed_retried_in_order_and_survive_a_restart() {
         );
     }
     expect(
-        op.request("DELETE", "/v1/groups/de/members/c0")
-            .send()
-            .expect("send"),
+        op.call("DELETE", "/v1/groups/de/members/c0"),
         StatusCode::OK,
     );
     let events = receiver.wait_for(secret, 6);
@@ -838,15 +817,7 @@ fn webhooks_are_signed_retried_in_order_and_survive_a_restart() {
     let id = hooks["items"][0]["id"].as_i64().expect("id");
     let admin = Api::new(&server, Some(&admin));
     let op = Api::new(&server, Some(&operator));
-    let remove = |status| {
-        expect(
-            admin
-                .request("DELETE", &format!("/v1/webhooks/{id}"))
-                .send()
-                .expect("send"),
-            status,
-        )
-    };
+    let remove = |status| expect(admin.call("DELETE", &format!("/v1/webhooks/{id}")), status);
     remove(StatusCode::NO_CONTENT);
     remove(StatusCode::NOT_FOUND);
     std::thread::sleep(Duration::from_millis(800));

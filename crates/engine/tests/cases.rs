@@ -3,14 +3,13 @@
 //! actions, expected memberships and states) run through the real plugins and a real
 //! SQLite store.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use cohort_engine::{Engine, Trigger};
-use cohort_host::{Host, HostConfig};
-use cohort_model::{CustomerRecord, Group, Interner, State, Timestamp};
-use cohort_store::SqliteStore;
+use cohort_model::{CustomerRecord, Group, State, Timestamp};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -90,16 +89,7 @@ fn repo() -> PathBuf {
 }
 
 fn engine(dir: &Path) -> Engine {
-    let store = SqliteStore::open(dir.join("cohort.db")).expect("store opens");
-    let host = Host::new(
-        HostConfig {
-            cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
-            ..HostConfig::default()
-        },
-        Arc::new(Interner::new()),
-    )
-    .expect("host");
-    let engine = Engine::new(Arc::new(store), host);
+    let engine = common::engine(&dir.join("cohort.db"));
     let geoip = repo().join("../shared/testdata/geoip");
     for (id, wasm) in cohort_artifacts::STANDARD {
         let grant = (*id == "geoip-country").then_some(geoip.as_path());

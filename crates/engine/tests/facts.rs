@@ -1,27 +1,13 @@
 //! Runs keep customers in memory between runs; what another writer (another process on
 //! the same store file) changes in between must still be seen.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::sync::Arc;
 
 use cohort_engine::{Engine, Trigger};
-use cohort_host::{Host, HostConfig};
-use cohort_model::{CustomerRecord, Group, Interner};
-use cohort_store::SqliteStore;
-
-fn engine(db: &Path) -> Engine {
-    let store = SqliteStore::open(db).expect("store opens");
-    let host = Host::new(
-        HostConfig {
-            cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
-            ..HostConfig::default()
-        },
-        Arc::new(Interner::new()),
-    )
-    .expect("host");
-    Engine::new(Arc::new(store), host)
-}
+use cohort_model::{CustomerRecord, Group};
+use common::engine;
 
 fn customer(id: &str, country: &str) -> CustomerRecord {
     CustomerRecord {

@@ -214,18 +214,13 @@ pub fn change(rng: &mut Rng, c: &mut CustomerRecord) {
     }
 }
 
-/// The standard plugins, in the order groups take them as their first condition.
-pub const PLUGINS: [&str; 9] = [
-    "country",
-    "geoip-country",
-    "registration-param",
-    "payer-status",
-    "provider",
-    "auth-method",
-    "verification-status",
-    "verification-method",
-    "product",
-];
+/// The standard plugins' ids, in the order groups take them as their first condition.
+fn plugins() -> Vec<&'static str> {
+    cohort_artifacts::STANDARD
+        .iter()
+        .map(|(id, _)| *id)
+        .collect()
+}
 
 /// The GeoIP database the geoip-country conditions name (MaxMind's test database).
 pub const GEOIP_DATABASE: &str = "GeoIP2-Country-Test.mmdb";
@@ -267,6 +262,7 @@ fn config(rng: &mut Rng, plugin: &str) -> Value {
 /// add-only and full-sync mixed, all checked at registration too.
 pub fn groups(seed: u64) -> Vec<Group> {
     let mut rng = Rng::new(seed ^ 0x5EED);
+    let plugins = plugins();
     (0..24)
         .map(|g| {
             // Mostly two or three clauses: a segment is a conjunction of facts, and a
@@ -276,9 +272,9 @@ pub fn groups(seed: u64) -> Vec<Group> {
                     let conditions: Vec<Value> = (0..1 + rng.below(3))
                         .map(|k| {
                             let plugin = if c == 0 && k == 0 {
-                                PLUGINS[g % PLUGINS.len()]
+                                plugins[g % plugins.len()]
                             } else {
-                                PLUGINS[rng.below(PLUGINS.len())]
+                                plugins[rng.below(plugins.len())]
                             };
                             json!({
                                 "plugin": plugin,

@@ -9,6 +9,7 @@
 //! it was and a rerun converges to the same memberships.
 
 mod error;
+mod holdings;
 mod import;
 mod schedule;
 
@@ -21,11 +22,12 @@ use std::time::Instant;
 use cohort_evaluator::{Compiled, Decision, Explanation, explain};
 use cohort_host::{Condition, Evaluation, Failure, Host, Plugin, PrepareError};
 use cohort_model::{
-    Customer, CustomerRecord, Group, Membership, Mode, PluginInfo, Source, State, Timestamp,
+    Customer, CustomerRecord, Group, Held, Membership, Mode, PluginInfo, Source, State, Timestamp,
     Verdicts,
 };
 use cohort_planner::{Change, Policy, Rival, Standing, plan};
-use cohort_store::{Cause, RunRecord, Store, StoredPlugin};
+use cohort_store::{Applied, Cause, RunRecord, Store, StoredPlugin};
+use holdings::Holdings;
 use serde::Serialize;
 
 pub use error::EngineError;
@@ -159,6 +161,8 @@ pub struct Engine {
     /// The groups as last read, with the store's stamp they were read at: registration
     /// must not parse every definition for every customer.
     groups: Mutex<Option<(i64, Arc<Vec<Group>>)>>,
+    /// Each group's memberships as runs plan against them, by group id.
+    holdings: Mutex<HashMap<String, Arc<Holdings>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -177,6 +181,7 @@ impl Engine {
             counters: Counters::default(),
             facts: Mutex::new(Arc::new(Facts::default())),
             groups: Mutex::new(None),
+            holdings: Mutex::new(HashMap::new()),
         }
     }
 
@@ -200,24 +205,29 @@ impl Engine {
     /// instead of changing it under the run.
     fn facts(&self) -> Result<Arc<Facts>> {
         let mut facts = self.facts.lock().unwrap_or_else(PoisonError::into_inner);
-        let (changed, seq) = self.store.customers_since(facts.seq)?;
+        // Interned as read: a record as sent is several times the size of its facts.
+        let mut changed = Vec::new();
+        let seq = self.store.customers_since(facts.seq, &mut |record| {
+            let interned = record.intern(self.host.interner());
+            changed.push((record.id, interned));
+        })?;
         if changed.is_empty() && facts.seq.is_some() {
             return Ok(facts.clone());
         }
         let f = Arc::make_mut(&mut facts);
-        for record in changed {
-            let (customer, problem) = match record.intern(self.host.interner()) {
+        for (id, interned) in changed {
+            let (customer, problem) = match interned {
                 Ok(c) => (c, None),
                 Err(e) => (Customer::default(), Some(e.to_string())),
             };
-            let at = match f.index.get(&record.id) {
+            let at = match f.index.get(&id) {
                 Some(&at) => {
                     f.customers[at] = customer;
                     at
                 }
                 None => {
-                    f.index.insert(record.id.clone(), f.ids.len());
-                    f.ids.push(record.id);
+                    f.index.insert(id.clone(), f.ids.len());
+                    f.ids.push(id);
                     f.customers.push(customer);
                     f.ids.len() - 1
                 }
@@ -229,6 +239,93 @@ impl Engine {
         }
         f.seq = Some(seq);
         Ok(facts.clone())
+    }
+
+    /// The group's memberships, from the copy kept since the last run while the
+    /// store's stamp says nobody else wrote, otherwise read again.
+    fn holdings(&self, group: &str, facts: &Facts) -> Result<Arc<Holdings>> {
+        let stamp = self.store.membership_stamp(group)?;
+        let cached = self.lock_holdings().get(group).cloned();
+        if let Some(h) = cached.filter(|h| h.stamp == stamp) {
+            return Ok(h);
+        }
+        // A membership of a customer the facts do not hold (written since they were
+        // read) has nobody to be planned for in this run; a copy without it must not be
+        // kept for the next.
+        let (mut rows, mut complete) = (Vec::new(), true);
+        self.store.group_holdings(
+            group,
+            &mut |customer, held| match facts.index.get(customer) {
+                Some(&at) => rows.push((at as u32, held)),
+                None => complete = false,
+            },
+        )?;
+        let holdings = Arc::new(Holdings::new(stamp, rows));
+        let mut cache = self.lock_holdings();
+        if complete {
+            cache.insert(group.to_string(), holdings.clone());
+        } else {
+            cache.remove(group);
+        }
+        Ok(holdings)
+    }
+
+    /// Keep `holdings` carried forward by a run's applied changes, if the run's write
+    /// was the only one since they were read. `at` is each change's customer position.
+    fn advance_holdings(
+        &self,
+        group: &str,
+        holdings: &Holdings,
+        changes: &[Change],
+        at: &[u32],
+        applied: &Applied,
+    ) {
+        let mut cache = self.lock_holdings();
+        let after = applied.stamps.iter().find(|(g, _)| g == group).map(|s| s.1);
+        if after != Some(holdings.stamp + 1) {
+            cache.remove(group);
+            return;
+        }
+        let (mut added, mut ended) = (Vec::new(), Vec::new());
+        let mut ids = applied.ids.iter();
+        for (change, &at) in changes.iter().zip(at) {
+            match change {
+                Change::Add {
+                    group: g,
+                    source,
+                    start,
+                    end,
+                    ..
+                } => {
+                    let id = *ids.next().expect("the store numbers every add");
+                    if g == group {
+                        let (source, start, end) = (*source, *start, *end);
+                        added.push((
+                            at,
+                            Held {
+                                id,
+                                source,
+                                start,
+                                end,
+                            },
+                        ));
+                    }
+                }
+                Change::End {
+                    group: g,
+                    membership,
+                    at: end,
+                    ..
+                } if g == group => ended.push((at, *membership, *end)),
+                Change::End { .. } => {}
+            }
+        }
+        let next = holdings.advanced(holdings.stamp + 1, &added, &ended);
+        cache.insert(group.to_string(), Arc::new(next));
+    }
+
+    fn lock_holdings(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Holdings>>> {
+        self.holdings.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// What plugins have cost since the engine started.
@@ -575,10 +672,10 @@ impl Engine {
         as_of: Timestamp,
     ) -> Vec<Change> {
         let all = &known.memberships;
-        let memberships: Vec<Membership> = all
+        let memberships: Vec<Held> = all
             .iter()
             .filter(|m| m.group == group.id)
-            .cloned()
+            .map(Membership::held)
             .collect();
         let pinned_out = known.excluded.contains(&group.id);
         let rivals = rivals_among(group, groups, all, as_of);
@@ -619,7 +716,8 @@ impl Engine {
                     && m.is_active(as_of)
                 {
                     rivals.entry(at).or_default().push(Rival {
-                        membership: m,
+                        membership: m.id,
+                        group: m.group,
                         priority: other_set.priority,
                     });
                 }
@@ -668,17 +766,12 @@ impl Engine {
         };
         run.id = self.store.start_run(&run)?;
 
-        // The customers' standing, keyed by their position in the facts: the loop below
-        // looks each customer up three times, and hashing a position is far cheaper
-        // than hashing an id string. A membership of a customer the facts do not hold
-        // has nobody to be planned for.
+        // The customers' standing, by their position in the facts: the loop below visits
+        // customers in that order, and hashing a position is far cheaper than hashing
+        // an id string.
         let facts = self.facts()?;
-        let mut by_customer: FastMap<usize, Vec<Membership>> = FastMap::default();
-        for m in self.store.group_memberships(&group.id)? {
-            if let Some(&at) = facts.index.get(&m.customer) {
-                by_customer.entry(at).or_default().push(m);
-            }
-        }
+        let holdings = self.holdings(&group.id, &facts)?;
+        let mut held = holdings.cursor();
         let pinned: HashSet<usize> = self
             .store
             .exclusions(&group.id)?
@@ -689,6 +782,8 @@ impl Engine {
         let policy = policy(&group);
 
         let mut changes = Vec::new();
+        // Each change's customer position, to carry the holdings forward.
+        let mut change_at: Vec<u32> = Vec::new();
         let mut failures: HashMap<String, u64> = HashMap::new();
         let total = facts.ids.len() as u64;
         for (page, (ids, customers)) in facts
@@ -721,18 +816,18 @@ impl Engine {
                     }
                     Decision::NotMember => {}
                 }
-                let memberships = by_customer.get(&at).map(Vec::as_slice).unwrap_or(&[]);
                 changes.extend(plan(
                     policy,
                     Standing {
                         customer: id,
-                        memberships,
+                        memberships: held.of(at),
                         pinned_out: pinned.contains(&at),
                         rivals: rivals.get(&at).map(Vec::as_slice).unwrap_or(&[]),
                     },
                     decision,
                     as_of,
                 ));
+                change_at.resize(changes.len(), at as u32);
             }
             run.customers += ids.len() as u64;
             progress(run.customers, total);
@@ -749,7 +844,7 @@ impl Engine {
             }
         } else {
             let actor = format!("rule:{}", group.id);
-            let (added, removed) = self.store.apply(
+            let applied = self.store.apply(
                 &changes,
                 &Cause {
                     trigger: trigger.as_str(),
@@ -758,8 +853,8 @@ impl Engine {
                 },
                 now,
             )?;
-            run.added = added;
-            run.removed = removed;
+            self.advance_holdings(&group.id, &holdings, &changes, &change_at, &applied);
+            (run.added, run.removed) = applied.counts();
         }
         let mut failures: Vec<(String, u64)> = failures.into_iter().collect();
         failures.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -939,14 +1034,11 @@ impl Engine {
         let mut changes = Vec::new();
         if let Some(set) = &g.exclusive {
             // By hand the operator's choice wins: leave the other groups of the set.
-            for (other, m) in rivals_among(&g, &self.groups()?, &memberships, now)
-                .into_iter()
-                .map(|r| (r.membership.group.clone(), r.membership))
-            {
+            for rival in rivals_among(&g, &self.groups()?, &memberships, now) {
                 changes.push(Change::End {
-                    membership: m.id,
+                    membership: rival.membership,
                     customer: customer.to_string(),
-                    group: other,
+                    group: rival.group,
                     at: window.0.max(now),
                     reason: format!("added by hand to `{group}` of exclusive set `{}`", set.set),
                 });
@@ -970,7 +1062,7 @@ impl Engine {
             actor,
             run: None,
         };
-        Ok(self.store.apply(changes, &cause, now)?)
+        Ok(self.store.apply(changes, &cause, now)?.counts())
     }
 
     /// Remove a customer from a group by hand: every active or pending membership ends
@@ -1046,7 +1138,8 @@ fn rivals_among(
             && other_set.set == set.set
         {
             rivals.push(Rival {
-                membership: m.clone(),
+                membership: m.id,
+                group: m.group.clone(),
                 priority: other_set.priority,
             });
         }

@@ -1,9 +1,11 @@
-//! Runs keep customers in memory between runs; what another writer (another process on
-//! the same store file) changes in between must still be seen.
+//! Runs keep customers and each group's memberships in memory between runs; what
+//! another writer (another process on the same store file) changes in between must
+//! still be seen.
 
 mod common;
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use cohort_engine::{Engine, Trigger};
 use cohort_model::{CustomerRecord, Group};
@@ -36,12 +38,9 @@ fn set(ids: &[&str]) -> BTreeSet<String> {
     ids.iter().map(|s| s.to_string()).collect()
 }
 
-#[test]
-fn a_run_sees_customers_another_writer_changed_since_the_last_run() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("cohort.db");
-    let runner = engine(&db);
-    let other = engine(&db);
+/// Two engines on one store file, and the full-sync group `de` of German customers.
+fn two_writers(db: &Path) -> (Engine, Engine) {
+    let (runner, other) = (engine(db), engine(db));
     runner
         .add_plugin(cohort_artifacts::COUNTRY, None, 0)
         .expect("plugin");
@@ -56,6 +55,13 @@ fn a_run_sees_customers_another_writer_changed_since_the_last_run() {
         .store()
         .upsert_customers(&[customer("c1", "DE"), customer("c2", "FR")], 0)
         .expect("load");
+    (runner, other)
+}
+
+#[test]
+fn a_run_sees_customers_another_writer_changed_since_the_last_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (runner, other) = two_writers(&dir.path().join("cohort.db"));
     assert_eq!(members(&runner, 10), set(&["c1"]));
 
     // Another process moves c2 to Germany and registers c3 there.
@@ -71,6 +77,33 @@ fn a_run_sees_customers_another_writer_changed_since_the_last_run() {
         .upsert_customer(&customer("c1", "FR"), 40)
         .expect("upsert");
     assert_eq!(members(&runner, 50), set(&["c2", "c3"]));
+}
+
+#[test]
+fn a_run_sees_memberships_another_writer_changed_since_the_last_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (runner, other) = two_writers(&dir.path().join("cohort.db"));
+    assert_eq!(members(&runner, 10), set(&["c1"]));
+
+    // Another process ends c1's membership and adds c2 by hand; the group is full-sync
+    // without keep-manual, so the rule puts c1 back and takes c2 out again.
+    other
+        .remove_member("c1", "de", "ops", "asked", 20)
+        .expect("removed");
+    assert!(
+        other
+            .add_member("c2", "de", "ops", "asked", (20, None), 20)
+            .expect("added")
+    );
+    assert_eq!(members(&runner, 30), set(&["c1"]));
+    let c1 = runner.store().customer_memberships("c1").expect("m");
+    assert_eq!(c1.len(), 2, "a new window, not the ended one: {c1:?}");
+
+    // The runner's own changes are all it needs to know of its own runs.
+    let again = runner
+        .run_group("de", Trigger::Manual, false, "test", 40, 40, &mut |_, _| {})
+        .expect("run");
+    assert_eq!((again.run.added, again.run.removed), (0, 0));
 }
 
 #[test]

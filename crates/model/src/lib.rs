@@ -20,7 +20,7 @@ pub use group::{
     AutoAssign, Clause, Condition, ExclusiveSet, Group, InvalidGroup, Mode, Rule, Schedule,
     Triggers, is_slug,
 };
-pub use membership::{Membership, Source, State, state};
+pub use membership::{Held, Membership, Source, State, state};
 pub use plugin::{
     Capability, ConfigError, Field, FieldSet, PluginInfo, Verdict, VerdictRef, Verdicts,
 };

@@ -62,6 +62,22 @@ pub enum State {
     Expired,
 }
 
+/// What planning needs of a membership: which one it is, what made it and its window.
+/// A run keeps every membership of a group in this form, so it stays small.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub id: i64,
+    pub source: Source,
+    pub start: Timestamp,
+    pub end: Option<Timestamp>,
+}
+
+impl Held {
+    pub fn is_active(&self, at: Timestamp) -> bool {
+        state(self.start, self.end, at) == State::Active
+    }
+}
+
 /// One membership of a customer in a group, valid over `[start, end)`.
 ///
 /// Removing a member ends its window rather than deleting the row, so the history of
@@ -83,6 +99,16 @@ pub struct Membership {
 impl Membership {
     pub fn state(&self, at: Timestamp) -> State {
         state(self.start, self.end, at)
+    }
+
+    /// What planning needs of it.
+    pub fn held(&self) -> Held {
+        Held {
+            id: self.id,
+            source: self.source,
+            start: self.start,
+            end: self.end,
+        }
     }
 
     pub fn is_active(&self, at: Timestamp) -> bool {

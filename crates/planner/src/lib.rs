@@ -15,7 +15,7 @@
 //!   pending and expired ones are neither duplicated nor removed by a rule.
 
 use cohort_evaluator::Decision;
-use cohort_model::{ExclusiveSet, Membership, Mode, Source, Timestamp};
+use cohort_model::{ExclusiveSet, Held, Mode, Source, Timestamp};
 use serde::Serialize;
 
 /// The group's settings that planning needs.
@@ -27,10 +27,11 @@ pub struct Policy<'a> {
     pub exclusive: Option<&'a ExclusiveSet>,
 }
 
-/// A membership of the same customer in another group of the exclusive set.
+/// An active membership of the same customer in another group of the exclusive set.
 #[derive(Clone, Debug)]
 pub struct Rival {
-    pub membership: Membership,
+    pub membership: i64,
+    pub group: String,
     pub priority: u32,
 }
 
@@ -39,7 +40,7 @@ pub struct Rival {
 pub struct Standing<'a> {
     pub customer: &'a str,
     /// The customer's memberships in this group (any state).
-    pub memberships: &'a [Membership],
+    pub memberships: &'a [Held],
     /// An operator pinned this customer out of the group: the rule never adds it.
     pub pinned_out: bool,
     /// Active memberships in other groups of this group's exclusive set.
@@ -94,9 +95,9 @@ pub fn plan(
                 }
                 for rival in standing.rivals {
                     changes.push(Change::End {
-                        membership: rival.membership.id,
+                        membership: rival.membership,
                         customer: standing.customer.to_string(),
-                        group: rival.membership.group.clone(),
+                        group: rival.group.clone(),
                         at: as_of,
                         reason: format!(
                             "moved to group `{}`, which comes first in exclusive set `{}`",
@@ -136,20 +137,10 @@ mod tests {
 
     const NOW: Timestamp = 1_000;
 
-    fn membership(
-        id: i64,
-        group: &str,
-        source: Source,
-        start: i64,
-        end: Option<i64>,
-    ) -> Membership {
-        Membership {
+    fn membership(id: i64, source: Source, start: i64, end: Option<i64>) -> Held {
+        Held {
             id,
-            customer: "c".into(),
-            group: group.into(),
             source,
-            actor: "test".into(),
-            reason: String::new(),
             start,
             end,
         }
@@ -164,7 +155,7 @@ mod tests {
         }
     }
 
-    fn standing(memberships: &[Membership]) -> Standing<'_> {
+    fn standing(memberships: &[Held]) -> Standing<'_> {
         Standing {
             customer: "c",
             memberships,
@@ -185,7 +176,7 @@ mod tests {
 
     #[test]
     fn disabled_changes_nothing() {
-        let m = [membership(1, "g", Source::Rule, 0, None)];
+        let m = [membership(1, Source::Rule, 0, None)];
         for d in [Decision::Member, Decision::NotMember] {
             assert!(plan(policy(Mode::Disabled, false), standing(&[]), d, NOW).is_empty());
             assert!(plan(policy(Mode::Disabled, false), standing(&m), d, NOW).is_empty());
@@ -199,7 +190,7 @@ mod tests {
             kinds(&plan(p, standing(&[]), Decision::Member, NOW)),
             ["add"]
         );
-        let m = [membership(1, "g", Source::Rule, 0, None)];
+        let m = [membership(1, Source::Rule, 0, None)];
         assert!(plan(p, standing(&m), Decision::NotMember, NOW).is_empty());
         assert!(
             plan(p, standing(&m), Decision::Member, NOW).is_empty(),
@@ -210,8 +201,8 @@ mod tests {
     #[test]
     fn full_sync_removes_non_matching_members_but_keep_manual_keeps_hand_made_ones() {
         let m = [
-            membership(1, "g", Source::Manual, 0, None),
-            membership(2, "g", Source::Rule, 0, None),
+            membership(1, Source::Manual, 0, None),
+            membership(2, Source::Rule, 0, None),
         ];
         let ended = |p| -> Vec<i64> {
             plan(p, standing(&m), Decision::NotMember, NOW)
@@ -228,7 +219,7 @@ mod tests {
 
     #[test]
     fn undecided_changes_nothing_in_any_mode() {
-        let m = [membership(1, "g", Source::Rule, 0, None)];
+        let m = [membership(1, Source::Rule, 0, None)];
         for mode in [Mode::AddOnly, Mode::FullSync] {
             assert!(plan(policy(mode, false), standing(&m), Decision::Undecided, NOW).is_empty());
             assert!(plan(policy(mode, false), standing(&[]), Decision::Undecided, NOW).is_empty());
@@ -238,7 +229,7 @@ mod tests {
     #[test]
     fn a_member_removed_by_hand_is_added_again_unless_pinned_out() {
         // Removal by hand ended the membership before now.
-        let m = [membership(1, "g", Source::Rule, 0, Some(NOW - 1))];
+        let m = [membership(1, Source::Rule, 0, Some(NOW - 1))];
         let p = policy(Mode::AddOnly, false);
         assert_eq!(
             kinds(&plan(p, standing(&m), Decision::Member, NOW)),
@@ -253,7 +244,7 @@ mod tests {
 
     #[test]
     fn pending_and_expired_memberships_are_not_membership_now() {
-        let pending = [membership(1, "g", Source::Import, NOW + 10, None)];
+        let pending = [membership(1, Source::Import, NOW + 10, None)];
         let p = policy(Mode::FullSync, false);
         assert_eq!(
             kinds(&plan(p, standing(&pending), Decision::Member, NOW)),
@@ -263,7 +254,7 @@ mod tests {
             plan(p, standing(&pending), Decision::NotMember, NOW).is_empty(),
             "a pending membership is not removed by the rule"
         );
-        let expired = [membership(1, "g", Source::Rule, 0, Some(NOW))];
+        let expired = [membership(1, Source::Rule, 0, Some(NOW))];
         assert_eq!(
             kinds(&plan(p, standing(&expired), Decision::Member, NOW)),
             ["add"]
@@ -281,7 +272,8 @@ mod tests {
             ..policy(Mode::AddOnly, false)
         };
         let lower = [Rival {
-            membership: membership(7, "bronze", Source::Rule, 0, None),
+            membership: 7,
+            group: "bronze".into(),
             priority: 3,
         }];
         let changes = plan(
@@ -298,7 +290,8 @@ mod tests {
             matches!(&changes[0], Change::End { membership: 7, group, .. } if group == "bronze")
         );
         let higher = [Rival {
-            membership: membership(8, "gold", Source::Manual, 0, None),
+            membership: 8,
+            group: "gold".into(),
             priority: 1,
         }];
         let kept = plan(
@@ -317,14 +310,14 @@ mod tests {
     }
 
     /// Apply changes to a customer's memberships in group `g`, as a store would.
-    fn apply(memberships: &mut Vec<Membership>, changes: &[Change]) {
+    fn apply(memberships: &mut Vec<Held>, changes: &[Change]) {
         for change in changes {
             match change {
                 Change::Add {
                     start, end, source, ..
                 } => {
                     let id = memberships.len() as i64 + 100;
-                    memberships.push(membership(id, "g", *source, *start, *end));
+                    memberships.push(membership(id, *source, *start, *end));
                 }
                 Change::End { membership, at, .. } => {
                     if let Some(m) = memberships.iter_mut().find(|m| m.id == *membership) {
@@ -336,7 +329,7 @@ mod tests {
     }
 
     /// Up to four memberships with distinct ids, in any state around `NOW`.
-    fn arb_memberships() -> impl Strategy<Value = Vec<Membership>> {
+    fn arb_memberships() -> impl Strategy<Value = Vec<Held>> {
         let one = (
             prop_oneof![
                 Just(Source::Manual),
@@ -350,7 +343,7 @@ mod tests {
             ms.into_iter()
                 .enumerate()
                 .map(|(id, (source, start, len))| {
-                    membership(id as i64, "g", source, start, len.map(|l| start + 1 + l))
+                    membership(id as i64, source, start, len.map(|l| start + 1 + l))
                 })
                 .collect()
         })

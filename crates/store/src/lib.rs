@@ -7,7 +7,7 @@
 
 mod sqlite;
 
-use cohort_model::{CustomerRecord, Group, Membership, Source, State, Timestamp};
+use cohort_model::{CustomerRecord, Group, Held, Membership, Source, State, Timestamp};
 use cohort_planner::Change;
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +66,26 @@ pub struct Cause<'a> {
     /// An operator's name, or `rule:<group>`.
     pub actor: &'a str,
     pub run: Option<i64>,
+}
+
+/// What applying one batch of changes did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub added: u64,
+    /// Memberships ended (one that was already ended is not counted).
+    pub removed: u64,
+    /// The ids the added memberships got, in the order of their `Add` changes.
+    pub ids: Vec<i64>,
+    /// Each group whose memberships the batch wrote, with the group's membership stamp
+    /// after it; the stamp before was one less.
+    pub stamps: Vec<(String, i64)>,
+}
+
+impl Applied {
+    /// (added, removed)
+    pub fn counts(&self) -> (u64, u64) {
+        (self.added, self.removed)
+    }
 }
 
 /// One line of the audit history.
@@ -262,9 +282,15 @@ pub trait Store: Send + Sync {
     fn customer(&self, id: &str) -> Result<Option<CustomerRecord>>;
     /// Customers in id order after `after`, at most `limit`.
     fn customers_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<CustomerRecord>>;
-    /// Customers written after the write numbered `seq` (all if `None`), in write order,
-    /// and the number of the latest write seen: what a cache of customers needs.
-    fn customers_since(&self, seq: Option<i64>) -> Result<(Vec<CustomerRecord>, i64)>;
+    /// Each customer written after the write numbered `seq` (all if `None`), in write
+    /// order, handed to `each` as it is read (a first load must not hold every record at
+    /// once); returns the number of the latest write seen: what a cache of customers
+    /// needs.
+    fn customers_since(
+        &self,
+        seq: Option<i64>,
+        each: &mut dyn FnMut(CustomerRecord),
+    ) -> Result<i64>;
     fn count_customers(&self) -> Result<u64>;
 
     fn put_group(&self, group: &Group, now: Timestamp) -> Result<()>;
@@ -286,6 +312,12 @@ pub trait Store: Send + Sync {
 
     /// Every membership of the group, in any state.
     fn group_memberships(&self, group: &str) -> Result<Vec<Membership>>;
+    /// Every membership of the group in the form planning needs, with the customer's id,
+    /// in customer order, handed to `each` as read.
+    fn group_holdings(&self, group: &str, each: &mut dyn FnMut(&str, Held)) -> Result<()>;
+    /// The number of the group's latest membership write: a reader that keeps the
+    /// group's memberships may keep them while it stays put.
+    fn membership_stamp(&self, group: &str) -> Result<i64>;
     /// Every membership of the customer, in any state.
     fn customer_memberships(&self, customer: &str) -> Result<Vec<Membership>>;
     /// Customers pinned out of the group.
@@ -305,15 +337,14 @@ pub trait Store: Send + Sync {
     ) -> Result<()>;
 
     /// Apply membership changes with their audit entries and outbox events, all or
-    /// nothing. Returns how many memberships were added and ended.
-    fn apply(&self, changes: &[Change], cause: &Cause<'_>, at: Timestamp) -> Result<(u64, u64)>;
-    /// Several batches, each with its own cause, in one transaction: (added, ended) for
-    /// each.
+    /// nothing.
+    fn apply(&self, changes: &[Change], cause: &Cause<'_>, at: Timestamp) -> Result<Applied>;
+    /// Several batches, each with its own cause, in one transaction.
     fn apply_batches(
         &self,
         batches: &[(&[Change], Cause<'_>)],
         at: Timestamp,
-    ) -> Result<Vec<(u64, u64)>>;
+    ) -> Result<Vec<Applied>>;
 
     fn start_run(&self, run: &RunRecord) -> Result<i64>;
     fn finish_run(&self, run: &RunRecord) -> Result<()>;

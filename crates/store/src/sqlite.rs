@@ -3,14 +3,17 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use cohort_model::{CustomerRecord, Group, Membership, Source, State, Timestamp};
+use cohort_model::{CustomerRecord, Group, Held, Membership, Source, State, Timestamp};
 use cohort_planner::Change;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::{
-    AuditEntry, Cause, ImportProblem, ImportRecord, Listing, OutboxEvent, Remembered, Result, Role,
-    RunRecord, StagedRow, Store, StoreError, StoredPlugin, TokenRecord, Webhook,
+    Applied, AuditEntry, Cause, ImportProblem, ImportRecord, Listing, OutboxEvent, Remembered,
+    Result, Role, RunRecord, StagedRow, Store, StoreError, StoredPlugin, TokenRecord, Webhook,
 };
+
+mod journal;
+use journal::{Action, Event, Journal, NewMembership};
 
 /// Each entry migrates the schema from version `i` to `i + 1`; released entries never
 /// change.
@@ -223,6 +226,21 @@ INSERT INTO outbox_v6 (id, at, kind, customer, grp, membership, payload)
 DROP TABLE outbox;
 ALTER TABLE outbox_v6 RENAME TO outbox;
 "#,
+    // Indexes a run appends to instead of inserting all over: a run walks one group's
+    // customers in order, so an index led by the group grows at one end, while one led
+    // by the customer gets an entry on every leaf page, and every such page goes to the
+    // write-ahead log again at each commit (most of a full scan's time at a million
+    // customers). A customer's memberships are found by seeking each group in the
+    // group-led index; a customer's history through their memberships, or, for entries
+    // that belong to no membership (pins), through a small partial index.
+    r#"
+DROP INDEX memberships_by_group;
+DROP INDEX memberships_by_key;
+CREATE INDEX memberships_by_group ON memberships (grp, customer, start);
+DROP INDEX audit_by_customer;
+CREATE INDEX audit_by_membership ON audit (membership, id);
+CREATE INDEX audit_unattached_by_customer ON audit (customer, id) WHERE membership IS NULL;
+"#,
 ];
 
 /// The state to announce for a membership written at `at`: a window starting later is
@@ -310,6 +328,9 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // A multi-row insert keeps a statement journal (to undo itself alone on error);
+        // in a file it costs a write per page it touches.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let tx = conn.transaction()?;
@@ -385,94 +406,6 @@ fn with_sources(
     Ok(out)
 }
 
-/// A membership change as the audit history and the change feed see it.
-struct Event<'a> {
-    /// `Added`, `Removed` or `Updated`.
-    kind: Action,
-    customer: &'a str,
-    group: &'a str,
-    membership: i64,
-    source: Option<Source>,
-    reason: &'a str,
-}
-
-/// Write a change's audit entry and outbox event in the caller's transaction, so that
-/// neither exists without the change. The event refers to the audit entry for its
-/// trigger, actor and reason.
-fn record(
-    tx: &rusqlite::Transaction<'_>,
-    at: Timestamp,
-    cause: &Cause<'_>,
-    e: &Event<'_>,
-) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO audit (at, customer, grp, action, source, actor, trigger, run, reason, membership)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
-        at,
-        e.customer,
-        e.group,
-        e.kind.as_str(),
-        e.source.map(Source::as_str),
-        cause.actor,
-        cause.trigger,
-        cause.run,
-        e.reason,
-        e.membership
-    ])?;
-    let audit = tx.last_insert_rowid();
-    tx.prepare_cached(
-        "INSERT INTO outbox (at, kind, customer, grp, membership, audit)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        at,
-        e.kind.event(),
-        e.customer,
-        e.group,
-        e.membership,
-        audit
-    ])?;
-    Ok(())
-}
-
-/// What happened to a membership, as the audit history and the change feed name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Action {
-    Added,
-    Removed,
-    Updated,
-    /// Announced by the clock: a pending window opened.
-    Activated,
-    /// Announced by the clock: a window closed.
-    Expired,
-}
-
-impl Action {
-    /// The audit history's name.
-    fn as_str(self) -> &'static str {
-        match self {
-            Action::Added => "added",
-            Action::Removed => "removed",
-            Action::Updated => "updated",
-            Action::Activated => "activated",
-            Action::Expired => "expired",
-        }
-    }
-
-    /// The change feed's name.
-    fn event(self) -> &'static str {
-        match self {
-            Action::Added => "membership.added",
-            Action::Removed => "membership.removed",
-            Action::Updated => "membership.updated",
-            Action::Activated => "membership.activated",
-            Action::Expired => "membership.expired",
-        }
-    }
-}
-
 /// Who announces a window that opens or closes by the clock, and why.
 const CLOCK_TRIGGER: &str = "clock";
 const CLOCK_ACTOR: &str = "cohort";
@@ -534,6 +467,23 @@ fn next_seq(conn: &Connection) -> Result<i64> {
 
 const MEMBERSHIP_COLUMNS: &str = "id, customer, grp, source, actor, reason, start, end";
 
+const AUDIT_COLUMNS: &str = "id, at, customer, grp, action, source, actor, trigger, run, reason";
+
+/// A `WITH` clause defining `mine`, the memberships of customer `?1`, found by seeking
+/// each group in `memberships_by_group` (the store keeps no index led by the customer:
+/// see migration 7). `groups` cannot list the groups, as memberships outlive a deleted
+/// group; the index itself can, one seek per group.
+const CUSTOMER_MEMBERSHIPS: &str = "WITH RECURSIVE
+    grps(grp) AS (
+        SELECT min(grp) FROM memberships
+        UNION ALL
+        SELECT (SELECT min(grp) FROM memberships WHERE grp > grps.grp) FROM grps
+        WHERE grps.grp IS NOT NULL
+    ),
+    mine AS (
+        SELECT m.* FROM grps JOIN memberships m ON m.grp = grps.grp AND m.customer = ?1
+    )";
+
 /// Write one batch of changes with their audit entries and events in the caller's
 /// transaction.
 fn apply_in(
@@ -541,74 +491,104 @@ fn apply_in(
     changes: &[Change],
     cause: &Cause<'_>,
     at: Timestamp,
-) -> Result<(u64, u64)> {
-    let (mut added, mut ended) = (0, 0);
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO memberships (customer, grp, source, actor, reason, start, end, announced)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        // The `removed` event announces the end; the clock must not announce it again.
-        let mut end = tx.prepare_cached(
-            "UPDATE memberships SET end = ?2,
-                    announced = CASE WHEN ?2 <= ?3 THEN 'expired' ELSE announced END
-                 WHERE id = ?1 AND (end IS NULL OR end > ?2)",
-        )?;
-        for change in changes {
-            let (kind, customer, group, membership, source, reason) = match change {
-                Change::Add {
-                    customer,
-                    group,
-                    source,
-                    reason,
-                    start,
-                    end,
-                } => {
-                    insert.execute(params![
-                        customer,
-                        group,
-                        source.as_str(),
-                        cause.actor,
-                        reason,
-                        start,
-                        end,
-                        announced(*start, *end, at)
-                    ])?;
-                    added += 1;
-                    let id = tx.last_insert_rowid();
-                    (Action::Added, customer, group, id, Some(*source), reason)
-                }
-                Change::End {
+) -> Result<Applied> {
+    let mut applied = Applied::default();
+    let mut journal = Journal::open(tx, at, cause)?;
+    // The `removed` event announces the end; the clock must not announce it again.
+    let mut end = tx.prepare_cached(
+        "UPDATE memberships SET end = ?2,
+                announced = CASE WHEN ?2 <= ?3 THEN 'expired' ELSE announced END
+             WHERE id = ?1 AND (end IS NULL OR end > ?2)",
+    )?;
+    for change in changes {
+        let event = match change {
+            Change::Add {
+                customer,
+                group,
+                source,
+                reason,
+                start,
+                end,
+            } => {
+                applied.added += 1;
+                let membership = journal.add(NewMembership {
+                    customer: customer.into(),
+                    group: group.into(),
+                    source: *source,
+                    reason: reason.into(),
+                    start: *start,
+                    end: *end,
+                    announced: announced(*start, *end, at),
+                });
+                applied.ids.push(membership);
+                Event {
+                    kind: Action::Added,
+                    customer: customer.into(),
+                    group: group.into(),
                     membership,
-                    customer,
-                    group,
-                    at: end_at,
-                    reason,
-                } => {
-                    if end.execute(params![membership, end_at, at])? == 0 {
-                        // Already ended (a concurrent manual removal): nothing to record.
-                        continue;
-                    }
-                    ended += 1;
-                    (Action::Removed, customer, group, *membership, None, reason)
+                    source: Some(*source),
+                    reason: reason.into(),
                 }
-            };
-            record(
-                tx,
-                at,
-                cause,
-                &Event {
-                    kind,
-                    customer,
-                    group,
-                    membership,
-                    source,
-                    reason,
-                },
-            )?;
-        }
+            }
+            Change::End {
+                membership,
+                customer,
+                group,
+                at: end_at,
+                reason,
+            } => {
+                // The membership may be one this batch queued.
+                journal.flush(tx)?;
+                if end.execute(params![membership, end_at, at])? == 0 {
+                    // Already ended (a concurrent manual removal): nothing to record.
+                    continue;
+                }
+                applied.removed += 1;
+                Event {
+                    kind: Action::Removed,
+                    customer: customer.into(),
+                    group: group.into(),
+                    membership: *membership,
+                    source: None,
+                    reason: reason.into(),
+                }
+            }
+        };
+        journal.record(event);
+        journal.spill(tx)?;
     }
-    Ok((added, ended))
+    journal.flush(tx)?;
+    let mut groups: Vec<&str> = changes
+        .iter()
+        .map(|c| match c {
+            Change::Add { group, .. } | Change::End { group, .. } => group.as_str(),
+        })
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    applied.stamps = bump_membership_stamps(tx, &groups)?;
+    Ok(applied)
+}
+
+/// The `stamps` row counting a group's membership writes.
+const MEMBERSHIP_STAMP: &str = "'memberships:' || ?1";
+
+/// Count a write to the memberships of each of `groups`; returns their stamps after.
+/// Every statement that changes a membership's group, source or window comes with this
+/// in its transaction, so that a reader's copy of a group is stale exactly when the
+/// stamp has moved.
+fn bump_membership_stamps(
+    tx: &rusqlite::Transaction<'_>,
+    groups: &[&str],
+) -> Result<Vec<(String, i64)>> {
+    let mut bump = tx.prepare_cached(&format!(
+        "INSERT INTO stamps (name, n) VALUES ({MEMBERSHIP_STAMP}, 1)
+         ON CONFLICT (name) DO UPDATE SET n = n + 1 RETURNING n"
+    ))?;
+    groups
+        .iter()
+        .map(|g| Ok((g.to_string(), bump.query_row([g], |r| r.get(0))?)))
+        .collect()
 }
 
 impl Store for SqliteStore {
@@ -702,7 +682,11 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    fn customers_since(&self, seq: Option<i64>) -> Result<(Vec<CustomerRecord>, i64)> {
+    fn customers_since(
+        &self,
+        seq: Option<i64>,
+        each: &mut dyn FnMut(CustomerRecord),
+    ) -> Result<i64> {
         let conn = self.conn();
         let since = seq.unwrap_or(-1);
         // In write order, so that the index on `seq` answers "nothing changed" without
@@ -717,13 +701,13 @@ impl Store for SqliteStore {
                 r.get::<_, i64>(2)?,
             ))
         })?;
-        let (mut out, mut last) = (Vec::new(), since.max(0));
+        let mut last = since.max(0);
         for row in rows {
             let (id, json, seq) = row?;
-            out.push(serde_json::from_str(&json).map_err(|e| corrupt("customer", &id, e))?);
+            each(serde_json::from_str(&json).map_err(|e| corrupt("customer", &id, e))?);
             last = last.max(seq);
         }
-        Ok((out, last))
+        Ok(last)
     }
 
     fn count_customers(&self) -> Result<u64> {
@@ -841,11 +825,54 @@ impl Store for SqliteStore {
         )
     }
 
+    fn group_holdings(&self, group: &str, each: &mut dyn FnMut(&str, Held)) -> Result<()> {
+        let conn = self.conn();
+        // In the order of `memberships_by_group`, so that nothing is sorted.
+        let mut stmt = conn.prepare_cached(
+            "SELECT customer, id, source, start, end FROM memberships
+             WHERE grp = ?1 ORDER BY grp, customer, start",
+        )?;
+        let mut rows = stmt.query([group])?;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(1)?;
+            let text = |i: usize| {
+                r.get_ref(i)?
+                    .as_str()
+                    .map_err(|e| corrupt("membership", &id.to_string(), e))
+            };
+            let source = text(2)?;
+            let source = Source::parse(source).ok_or_else(|| {
+                corrupt("membership", &id.to_string(), format!("source `{source}`"))
+            })?;
+            each(
+                text(0)?,
+                Held {
+                    id,
+                    source,
+                    start: r.get(3)?,
+                    end: r.get(4)?,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn membership_stamp(&self, group: &str) -> Result<i64> {
+        Ok(self
+            .conn()
+            .prepare_cached(&format!(
+                "SELECT n FROM stamps WHERE name = {MEMBERSHIP_STAMP}"
+            ))?
+            .query_row([group], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0))
+    }
+
     fn customer_memberships(&self, customer: &str) -> Result<Vec<Membership>> {
         memberships(
             &self.conn(),
             &format!(
-                "SELECT {MEMBERSHIP_COLUMNS} FROM memberships WHERE customer = ?1 ORDER BY grp, id"
+                "{CUSTOMER_MEMBERSHIPS} SELECT {MEMBERSHIP_COLUMNS} FROM mine ORDER BY grp, id"
             ),
             customer,
         )
@@ -917,17 +944,19 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn apply(&self, changes: &[Change], cause: &Cause<'_>, at: Timestamp) -> Result<(u64, u64)> {
-        Ok(self.apply_batches(&[(changes, cause.clone())], at)?[0])
+    fn apply(&self, changes: &[Change], cause: &Cause<'_>, at: Timestamp) -> Result<Applied> {
+        let mut applied = self.apply_batches(&[(changes, cause.clone())], at)?;
+        Ok(applied.remove(0))
     }
 
     fn apply_batches(
         &self,
         batches: &[(&[Change], Cause<'_>)],
         at: Timestamp,
-    ) -> Result<Vec<(u64, u64)>> {
+    ) -> Result<Vec<Applied>> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        // Immediate: the journal numbers rows from what the transaction sees first.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let counts = batches
             .iter()
             .map(|(changes, cause)| apply_in(&tx, changes, cause, at))
@@ -1026,12 +1055,26 @@ impl Store for SqliteStore {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<AuditEntry>> {
+        // A customer's entries are those of their memberships and their pins (see
+        // migration 7); without a customer, the group's index or the log's own order.
+        let from = if customer.is_some() {
+            format!(
+                "{CUSTOMER_MEMBERSHIPS},
+                 entries AS (
+                    SELECT a.* FROM mine JOIN audit a ON a.membership = mine.id
+                    UNION ALL
+                    SELECT * FROM audit WHERE membership IS NULL AND customer = ?1
+                 )
+                 SELECT {AUDIT_COLUMNS} FROM entries"
+            )
+        } else {
+            format!("SELECT {AUDIT_COLUMNS} FROM audit")
+        };
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT id, at, customer, grp, action, source, actor, trigger, run, reason FROM audit
-             WHERE (?1 IS NULL OR customer = ?1) AND (?2 IS NULL OR grp = ?2) AND id < ?4
-             ORDER BY id DESC LIMIT ?3",
-        )?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "{from} WHERE (?1 IS NULL OR customer = ?1) AND (?2 IS NULL OR grp = ?2) AND id < ?4
+             ORDER BY id DESC LIMIT ?3"
+        ))?;
         let before = before.unwrap_or(i64::MAX);
         let rows = stmt.query_map(params![customer, group, limit as i64, before], |r| {
             Ok(AuditEntry {
@@ -1408,7 +1451,8 @@ impl Store for SqliteStore {
         at: Timestamp,
     ) -> Result<(u64, u64, u64)> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        // Immediate: the journal numbers rows from what the transaction sees first.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (mut added, mut updated, mut unchanged) = (0, 0, 0);
         {
             let mut rows = tx.prepare(
@@ -1421,12 +1465,10 @@ impl Store for SqliteStore {
                 "SELECT id, end FROM memberships
                  WHERE customer = ?1 AND grp = ?2 AND start = ?3 AND source = 'import'",
             )?;
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO memberships (customer, grp, source, actor, reason, start, end, announced)
-                 VALUES (?1, ?2, 'import', ?3, ?4, ?5, ?6, ?7)",
-            )?;
             let mut set_end =
                 tx.prepare_cached("UPDATE memberships SET end = ?2, announced = ?3 WHERE id = ?1")?;
+            let mut journal = Journal::open(&tx, at, cause)?;
+            let mut touched = std::collections::BTreeSet::new();
             let reason = format!("import #{import}");
             let mut cursor = rows.query([import])?;
             while let Some(row) = cursor.next()? {
@@ -1458,32 +1500,34 @@ impl Store for SqliteStore {
                         if dry_run {
                             continue;
                         }
-                        insert.execute(params![
-                            customer,
-                            group,
-                            cause.actor,
-                            reason,
+                        // A file's keys are distinct (a repeated one is an error of
+                        // its line), so no later lookup looks for a queued row.
+                        let id = journal.add(NewMembership {
+                            customer: customer.clone().into(),
+                            group: group.clone().into(),
+                            source: Source::Import,
+                            reason: reason.clone().into(),
                             start,
                             end,
-                            announced(start, end, at)
-                        ])?;
-                        (Action::Added, tx.last_insert_rowid())
+                            announced: announced(start, end, at),
+                        });
+                        (Action::Added, id)
                     }
                 };
-                record(
-                    &tx,
-                    at,
-                    cause,
-                    &Event {
-                        kind,
-                        customer: &customer,
-                        group: &group,
-                        membership,
-                        source: Some(Source::Import),
-                        reason: &format!("{reason}, line {line}"),
-                    },
-                )?;
+                touched.insert(group.clone());
+                journal.record(Event {
+                    kind,
+                    customer: customer.into(),
+                    group: group.into(),
+                    membership,
+                    source: Some(Source::Import),
+                    reason: format!("{reason}, line {line}").into(),
+                });
+                journal.spill(&tx)?;
             }
+            journal.flush(&tx)?;
+            let touched: Vec<&str> = touched.iter().map(String::as_str).collect();
+            bump_membership_stamps(&tx, &touched)?;
         }
         if dry_run {
             // Nothing was written; the transaction only gave the reads one snapshot.
@@ -1617,14 +1661,27 @@ mod tests {
     #[test]
     fn apply_writes_memberships_audit_and_outbox_together() {
         let store = SqliteStore::in_memory().expect("store");
-        assert_eq!(
-            store
-                .apply(&[add("c1", "g"), add("c2", "g")], &CAUSE, 10)
-                .expect("apply"),
-            (2, 0)
-        );
+        assert_eq!(store.membership_stamp("g").expect("stamp"), 0);
+        let applied = store
+            .apply(&[add("c1", "g"), add("c2", "g")], &CAUSE, 10)
+            .expect("apply");
         let ms = store.group_memberships("g").expect("memberships");
-        assert_eq!(ms.len(), 2);
+        assert_eq!(
+            applied,
+            Applied {
+                added: 2,
+                removed: 0,
+                ids: ms.iter().map(|m| m.id).collect(),
+                stamps: vec![("g".into(), 1)],
+            }
+        );
+        assert_eq!(store.membership_stamp("g").expect("stamp"), 1);
+        let mut held = Vec::new();
+        store
+            .group_holdings("g", &mut |c, h| held.push((c.to_string(), h)))
+            .expect("holdings");
+        let expected: Vec<_> = ms.iter().map(|m| (m.customer.clone(), m.held())).collect();
+        assert_eq!(held, expected);
         let end = Change::End {
             membership: ms[0].id,
             customer: "c1".into(),
@@ -1635,14 +1692,17 @@ mod tests {
         assert_eq!(
             store
                 .apply(std::slice::from_ref(&end), &CAUSE, 20)
-                .expect("apply"),
+                .expect("apply")
+                .counts(),
             (0, 1)
         );
+        assert_eq!(store.membership_stamp("g").expect("stamp"), 2);
         assert_eq!(
-            store.apply(&[end], &CAUSE, 21).expect("apply"),
+            store.apply(&[end], &CAUSE, 21).expect("apply").counts(),
             (0, 0),
             "ending twice is a no-op"
         );
+        assert_eq!(store.membership_stamp("other").expect("stamp"), 0);
         let history = store.history(Some("c1"), None, None, 10).expect("history");
         assert_eq!(history.len(), 2);
         assert_eq!(history[0].action, "removed");
@@ -1665,6 +1725,120 @@ mod tests {
         assert_eq!(store.events_after(2, 10).expect("events").len(), 1);
         let c1 = store.customer_memberships("c1").expect("memberships");
         assert_eq!(c1[0].end, Some(20), "the row stays as history");
+    }
+
+    #[test]
+    fn a_batch_longer_than_a_statement_keeps_its_order_and_references() {
+        let store = SqliteStore::in_memory().expect("store");
+        store.apply(&[add("first", "g")], &CAUSE, 5).expect("apply");
+        let first = store.customer_memberships("first").expect("m")[0].id;
+        // Enough rows for whole multi-row statements and a remainder, with an end in
+        // the middle that must see the rows queued before it.
+        let mut changes: Vec<Change> = (0..40).map(|i| add(&format!("a{i:02}"), "g")).collect();
+        changes.push(Change::End {
+            membership: first,
+            customer: "first".into(),
+            group: "g".into(),
+            at: 10,
+            reason: "gone".into(),
+        });
+        changes.extend((0..40).map(|i| add(&format!("b{i:02}"), "g")));
+        let applied = store.apply(&changes, &CAUSE, 10).expect("apply");
+        assert_eq!(applied.counts(), (80, 1));
+
+        let events = store.events_after(1, 100).expect("events");
+        assert_eq!(events.len(), 81);
+        let members = store.group_memberships("g").expect("memberships");
+        for (change, event) in changes.iter().zip(&events) {
+            let (kind, customer) = match change {
+                Change::Add { customer, .. } => ("membership.added", customer),
+                Change::End { customer, .. } => ("membership.removed", customer),
+            };
+            assert_eq!((event.event.as_str(), &event.customer), (kind, customer));
+            let m = members
+                .iter()
+                .find(|m| m.id == event.membership)
+                .expect("the event's membership exists");
+            assert_eq!(
+                &m.customer, customer,
+                "event {} names its membership",
+                event.id
+            );
+        }
+        let history = store.history(Some("b39"), None, None, 10).expect("history");
+        assert_eq!(history.len(), 1);
+        assert_eq!(
+            (history[0].action.as_str(), history[0].run),
+            ("added", Some(1))
+        );
+    }
+
+    #[test]
+    fn a_customer_is_found_without_an_index_led_by_customers() {
+        let store = SqliteStore::in_memory().expect("store");
+        for g in ["a", "b", "c"] {
+            store
+                .apply(&[add("c1", g), add("c2", g)], &CAUSE, 10)
+                .expect("apply");
+        }
+        store
+            .set_exclusion("c1", "d", true, "ops", "asked", 11)
+            .expect("pin");
+        let mine: Vec<String> = store
+            .customer_memberships("c1")
+            .expect("memberships")
+            .into_iter()
+            .map(|m| format!("{}:{}", m.customer, m.group))
+            .collect();
+        assert_eq!(mine, ["c1:a", "c1:b", "c1:c"]);
+        let history: Vec<(String, String)> = store
+            .history(Some("c1"), None, None, 10)
+            .expect("history")
+            .into_iter()
+            .map(|e| (e.group, e.action))
+            .collect();
+        let expected = [
+            ("d", "excluded"),
+            ("c", "added"),
+            ("b", "added"),
+            ("a", "added"),
+        ];
+        assert_eq!(
+            history,
+            expected.map(|(g, a)| (g.to_string(), a.to_string()))
+        );
+        let b = store.history(Some("c1"), Some("b"), None, 10).expect("h");
+        assert_eq!(b.len(), 1);
+
+        // Each lookup seeks; none reads a whole table.
+        let conn = store.conn();
+        for sql in [
+            format!("{CUSTOMER_MEMBERSHIPS} SELECT {MEMBERSHIP_COLUMNS} FROM mine"),
+            format!(
+                "{CUSTOMER_MEMBERSHIPS}, entries AS (
+                    SELECT a.* FROM mine JOIN audit a ON a.membership = mine.id
+                    UNION ALL
+                    SELECT * FROM audit WHERE membership IS NULL AND customer = ?1)
+                 SELECT * FROM entries"
+            ),
+        ] {
+            let mut stmt = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("plan");
+            let plan: Vec<String> = stmt
+                .query_map(["c1"], |r| r.get(3))
+                .expect("plan")
+                .collect::<rusqlite::Result<_>>()
+                .expect("plan");
+            for step in &plan {
+                assert!(
+                    !step.starts_with("SCAN memberships")
+                        && !step.starts_with("SCAN audit")
+                        && !step.starts_with("SCAN a "),
+                    "{step} in {plan:?}"
+                );
+            }
+        }
     }
 
     fn window(customer: &str, start: Timestamp, end: Option<Timestamp>) -> Change {

@@ -1,0 +1,155 @@
+//! A group's memberships as runs plan against them, kept between runs.
+//!
+//! Reading every membership of a group back from the store was most of a rescan (a
+//! million customers hold millions of memberships, and only a few change). The engine
+//! keeps each group's memberships in the small form planning needs, ordered by the
+//! customer's position in the customer cache, and carries the copy forward with its
+//! own run's changes. The store's membership stamp for the group says whether anybody
+//! else wrote since: if so, the copy is dropped and read again.
+
+use cohort_model::{Held, Timestamp};
+
+/// One group's memberships, by customer position; several per customer, in the
+/// store's order.
+#[derive(Debug, Default)]
+pub(crate) struct Holdings {
+    /// The group's membership stamp this copy is exact at.
+    pub stamp: i64,
+    positions: Vec<u32>,
+    held: Vec<Held>,
+}
+
+/// Walks a [`Holdings`] alongside customers visited in increasing position.
+pub(crate) struct Cursor<'h> {
+    holdings: &'h Holdings,
+    next: usize,
+}
+
+impl<'h> Cursor<'h> {
+    /// The memberships of the customer at `at`; `at` must not go back.
+    pub fn of(&mut self, at: usize) -> &'h [Held] {
+        let positions = &self.holdings.positions;
+        while self.next < positions.len() && (positions[self.next] as usize) < at {
+            self.next += 1;
+        }
+        let start = self.next;
+        while self.next < positions.len() && positions[self.next] as usize == at {
+            self.next += 1;
+        }
+        &self.holdings.held[start..self.next]
+    }
+}
+
+impl Holdings {
+    /// From the store's rows, which come in customer order, not position order.
+    pub fn new(stamp: i64, mut rows: Vec<(u32, Held)>) -> Self {
+        // Stable: a customer's memberships keep the store's order.
+        rows.sort_by_key(|(at, _)| *at);
+        let (positions, held) = rows.into_iter().unzip();
+        Holdings {
+            stamp,
+            positions,
+            held,
+        }
+    }
+
+    pub fn cursor(&self) -> Cursor<'_> {
+        Cursor {
+            holdings: self,
+            next: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// This copy with a run's own changes applied, at the stamp they moved it to:
+    /// `added`, the positions and new memberships, in position order; `ended`, the
+    /// positions, ids and end times of the memberships the run ended.
+    pub fn advanced(
+        &self,
+        stamp: i64,
+        added: &[(u32, Held)],
+        ended: &[(u32, i64, Timestamp)],
+    ) -> Holdings {
+        let n = self.len() + added.len();
+        let (mut positions, mut held) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut i, mut j) = (0, 0);
+        while i < self.len() || j < added.len() {
+            // On a tie the older first: a new membership comes after a customer's
+            // earlier ones, as in the store.
+            if j == added.len() || (i < self.len() && self.positions[i] <= added[j].0) {
+                positions.push(self.positions[i]);
+                held.push(self.held[i]);
+                i += 1;
+            } else {
+                positions.push(added[j].0);
+                held.push(added[j].1);
+                j += 1;
+            }
+        }
+        for &(at, id, end) in ended {
+            let from = positions.partition_point(|&p| p < at);
+            let to = positions.partition_point(|&p| p <= at);
+            // As the store does: an end never moves a window's end later.
+            if let Some(h) = held[from..to].iter_mut().find(|h| h.id == id)
+                && h.end.is_none_or(|e| e > end)
+            {
+                h.end = Some(end);
+            }
+        }
+        Holdings {
+            stamp,
+            positions,
+            held,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cohort_model::Source;
+
+    fn held(id: i64) -> Held {
+        Held {
+            id,
+            source: Source::Rule,
+            start: 0,
+            end: None,
+        }
+    }
+
+    #[test]
+    fn a_cursor_finds_each_customers_memberships_in_order() {
+        let h = Holdings::new(1, vec![(5, held(1)), (2, held(2)), (5, held(3))]);
+        let mut c = h.cursor();
+        assert!(c.of(0).is_empty());
+        assert_eq!(c.of(2), [held(2)]);
+        assert!(c.of(3).is_empty());
+        assert_eq!(
+            c.of(5),
+            [held(1), held(3)],
+            "the store's order within a customer"
+        );
+        assert!(c.of(9).is_empty());
+    }
+
+    #[test]
+    fn a_run_s_changes_carry_the_copy_forward() {
+        let h = Holdings::new(1, vec![(1, held(1)), (3, held(2))]);
+        let next = h.advanced(
+            2,
+            &[(0, held(7)), (3, held(8)), (4, held(9))],
+            &[(3, 2, 50)],
+        );
+        assert_eq!(next.stamp, 2);
+        assert_eq!(next.positions, [0, 1, 3, 3, 4]);
+        let ids: Vec<i64> = next.held.iter().map(|h| h.id).collect();
+        assert_eq!(ids, [7, 1, 2, 8, 9]);
+        assert_eq!(next.held[2].end, Some(50));
+        let again = next.advanced(3, &[], &[(3, 2, 60)]);
+        assert_eq!(again.held[2].end, Some(50), "an end is never moved later");
+    }
+}

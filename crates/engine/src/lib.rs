@@ -540,24 +540,27 @@ impl Engine {
     }
 
     /// Insert or update a customer. A new customer is checked at once against every
-    /// group with the on-registration trigger.
+    /// group with the on-registration trigger, and stored together with the memberships
+    /// it gets, in one transaction.
     pub fn upsert_customer(&self, record: &CustomerRecord, now: Timestamp) -> Result<Registration> {
         let customer = record.intern(self.host.interner())?;
-        let new = self.store.upsert_customer(record, now)?;
         let mut registration = Registration {
             customer: record.id.clone(),
-            new,
+            new: false,
             joined: Vec::new(),
             undecided: Vec::new(),
         };
-        if !new {
+        if self.store.customer_exists(&record.id)? {
+            self.store.upsert_customer(record, now)?;
             return Ok(registration);
         }
+        registration.new = true;
         let groups = self.groups()?;
-        // Every group's changes go to the store in one transaction; only a group of an
+        // Every group's changes go to the store with the customer; only a group of an
         // exclusive set needs the earlier groups' changes stored before it plans, since
         // it plans against the customer's memberships in its rivals.
         let mut pending: Vec<(Vec<Change>, String)> = Vec::new();
+        let mut stored = false;
         let mut known = self.known(&record.id)?;
         for group in groups.iter() {
             if group.auto.mode == Mode::Disabled || !group.auto.triggers.on_registration {
@@ -571,7 +574,12 @@ impl Engine {
                 continue;
             }
             if group.exclusive.is_some() && !pending.is_empty() {
-                self.apply_registration(&mut pending, now)?;
+                if !stored && !self.store.upsert_customer(record, now)? {
+                    return Ok(registered_meanwhile(registration));
+                }
+                stored = true;
+                self.store.apply_batches(&batches(&pending), now)?;
+                pending.clear();
                 known = self.known(&record.id)?;
             }
             let changes = self.plan_one(group, &groups, &record.id, &known, decision, now);
@@ -585,7 +593,15 @@ impl Engine {
                 pending.push((changes, format!("rule:{}", group.id)));
             }
         }
-        self.apply_registration(&mut pending, now)?;
+        if stored {
+            self.store.apply_batches(&batches(&pending), now)?;
+        } else if self
+            .store
+            .register(record, now, &batches(&pending))?
+            .is_none()
+        {
+            return Ok(registered_meanwhile(registration));
+        }
         // A later group of an exclusive set may have taken the customer from an earlier
         // one: report where it ended up. Without exclusive sets, nothing was taken.
         if groups.iter().any(|g| g.exclusive.is_some()) {
@@ -599,33 +615,6 @@ impl Engine {
             registration.joined.retain(|g| active.contains(g));
         }
         Ok(registration)
-    }
-
-    /// Store a registration's planned changes, each group's with its own actor.
-    fn apply_registration(
-        &self,
-        pending: &mut Vec<(Vec<Change>, String)>,
-        now: Timestamp,
-    ) -> Result<()> {
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let batches: Vec<(&[Change], Cause<'_>)> = pending
-            .iter()
-            .map(|(changes, actor)| {
-                (
-                    changes.as_slice(),
-                    Cause {
-                        trigger: Trigger::OnRegistration.as_str(),
-                        actor,
-                        run: None,
-                    },
-                )
-            })
-            .collect();
-        self.store.apply_batches(&batches, now)?;
-        pending.clear();
-        Ok(())
     }
 
     /// One customer's verdict columns for `group`, on conditions prepared once and kept
@@ -1114,6 +1103,34 @@ impl Engine {
             self.remove_member(customer, group, actor, reason, now)?;
         }
         Ok(())
+    }
+}
+
+/// A registration's planned changes as store batches, each group's with its own actor.
+fn batches(pending: &[(Vec<Change>, String)]) -> Vec<(&[Change], Cause<'_>)> {
+    pending
+        .iter()
+        .map(|(changes, actor)| {
+            (
+                changes.as_slice(),
+                Cause {
+                    trigger: Trigger::OnRegistration.as_str(),
+                    actor,
+                    run: None,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Another writer registered the customer first: its record was stored as an update,
+/// and the registration that came first decided the memberships.
+fn registered_meanwhile(registration: Registration) -> Registration {
+    Registration {
+        new: false,
+        joined: Vec::new(),
+        undecided: Vec::new(),
+        ..registration
     }
 }
 

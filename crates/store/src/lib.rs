@@ -279,6 +279,17 @@ pub trait Store: Send + Sync {
     /// Insert or replace many customers in one transaction: all or none. Returns how
     /// many were new.
     fn upsert_customers(&self, records: &[CustomerRecord], now: Timestamp) -> Result<u64>;
+    /// Store a customer who registers together with the changes its registration calls
+    /// for, in one transaction. If the customer exists by then (another writer
+    /// registered it first), the record is stored as an update and no change is
+    /// applied: `None`.
+    fn register(
+        &self,
+        record: &CustomerRecord,
+        now: Timestamp,
+        batches: &[(&[Change], Cause<'_>)],
+    ) -> Result<Option<Vec<Applied>>>;
+    fn customer_exists(&self, id: &str) -> Result<bool>;
     fn customer(&self, id: &str) -> Result<Option<CustomerRecord>>;
     /// Customers in id order after `after`, at most `limit`.
     fn customers_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<CustomerRecord>>;

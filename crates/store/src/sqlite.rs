@@ -458,11 +458,24 @@ const UPSERT_CUSTOMER: &str = "INSERT INTO customers (id, record, registered_at,
 
 /// The number the next write of customers takes.
 fn next_seq(conn: &Connection) -> Result<i64> {
-    Ok(
-        conn.query_row("SELECT coalesce(max(seq), 0) + 1 FROM customers", [], |r| {
-            r.get(0)
-        })?,
-    )
+    Ok(conn
+        .prepare_cached("SELECT coalesce(max(seq), 0) + 1 FROM customers")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Write one customer's record; `true` when it is new.
+fn upsert_customer_in(conn: &Connection, record: &CustomerRecord, now: Timestamp) -> Result<bool> {
+    let json = serde_json::to_string(record).map_err(|e| corrupt("customer", &record.id, e))?;
+    let existed = conn
+        .prepare_cached("SELECT 1 FROM customers WHERE id = ?1")?
+        .exists([&record.id])?;
+    conn.prepare_cached(UPSERT_CUSTOMER)?.execute(params![
+        record.id,
+        json,
+        now,
+        next_seq(conn)?
+    ])?;
+    Ok(!existed)
 }
 
 const MEMBERSHIP_COLUMNS: &str = "id, customer, grp, source, actor, reason, start, end";
@@ -623,18 +636,40 @@ impl Store for SqliteStore {
     }
 
     fn upsert_customer(&self, record: &CustomerRecord, now: Timestamp) -> Result<bool> {
-        let json = serde_json::to_string(record).map_err(|e| corrupt("customer", &record.id, e))?;
-        let conn = self.conn();
-        let existed: bool = conn
+        let mut conn = self.conn();
+        // Immediate: the existence check and the write number hold until the write.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let new = upsert_customer_in(&tx, record, now)?;
+        tx.commit()?;
+        Ok(new)
+    }
+
+    fn register(
+        &self,
+        record: &CustomerRecord,
+        now: Timestamp,
+        batches: &[(&[Change], Cause<'_>)],
+    ) -> Result<Option<Vec<Applied>>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let applied = if upsert_customer_in(&tx, record, now)? {
+            let applied = batches
+                .iter()
+                .map(|(changes, cause)| apply_in(&tx, changes, cause, now))
+                .collect::<Result<_>>()?;
+            Some(applied)
+        } else {
+            None
+        };
+        tx.commit()?;
+        Ok(applied)
+    }
+
+    fn customer_exists(&self, id: &str) -> Result<bool> {
+        Ok(self
+            .conn()
             .prepare_cached("SELECT 1 FROM customers WHERE id = ?1")?
-            .exists([&record.id])?;
-        conn.prepare_cached(UPSERT_CUSTOMER)?.execute(params![
-            record.id,
-            json,
-            now,
-            next_seq(&conn)?
-        ])?;
-        Ok(!existed)
+            .exists([id])?)
     }
 
     fn upsert_customers(&self, records: &[CustomerRecord], now: Timestamp) -> Result<u64> {
@@ -1725,6 +1760,24 @@ mod tests {
         assert_eq!(store.events_after(2, 10).expect("events").len(), 1);
         let c1 = store.customer_memberships("c1").expect("memberships");
         assert_eq!(c1[0].end, Some(20), "the row stays as history");
+    }
+
+    #[test]
+    fn a_registration_stores_the_customer_and_its_memberships_once() {
+        let store = SqliteStore::in_memory().expect("store");
+        let record = CustomerRecord {
+            id: "c1".into(),
+            ..CustomerRecord::default()
+        };
+        let changes = [add("c1", "g"), add("c1", "h")];
+        let batches = [(&changes[..], CAUSE)];
+        let applied = store.register(&record, 10, &batches).expect("register");
+        assert_eq!(applied.map(|a| a[0].counts()), Some((2, 0)));
+        assert!(store.customer_exists("c1").expect("exists"));
+        // Registered meanwhile by another writer: an update, and no second memberships.
+        assert_eq!(store.register(&record, 11, &batches).expect("again"), None);
+        assert_eq!(store.customer_memberships("c1").expect("m").len(), 2);
+        assert_eq!(store.events_after(0, 10).expect("events").len(), 2);
     }
 
     #[test]

@@ -331,6 +331,10 @@ impl SqliteStore {
         // A multi-row insert keeps a statement journal (to undo itself alone on error);
         // in a file it costs a write per page it touches.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // rusqlite keeps 16 prepared statements by default; a registration uses about as
+        // many, runs and the API more, and every statement evicted is parsed and planned
+        // again on its next use.
+        conn.set_prepared_statement_cache_capacity(128);
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let tx = conn.transaction()?;

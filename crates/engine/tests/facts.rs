@@ -7,7 +7,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use cohort_engine::{Engine, Trigger};
+use cohort_engine::{Engine, ImportOptions, Trigger};
+use cohort_import::Options;
 use cohort_model::{CustomerRecord, Group};
 use common::engine;
 
@@ -104,6 +105,34 @@ fn a_run_sees_memberships_another_writer_changed_since_the_last_run() {
         .run_group("de", Trigger::Manual, false, "test", 40, 40, &mut |_, _| {})
         .expect("run");
     assert_eq!((again.run.added, again.run.removed), (0, 0));
+}
+
+#[test]
+fn a_run_sees_memberships_another_writer_imported_since_the_last_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (runner, other) = two_writers(&dir.path().join("cohort.db"));
+    assert_eq!(members(&runner, 10), set(&["c1"]));
+
+    let csv = "Customer #,Assigned Groups,Start Date & Time\nc2,de,1970-01-01\n";
+    let options = ImportOptions {
+        read: Options {
+            time_zone: chrono_tz::UTC,
+            now: 20,
+            mapping: Default::default(),
+        },
+        partial: false,
+        dry_run: false,
+    };
+    let report = other
+        .import(csv.as_bytes(), "in.csv", options, "ops", 20, &mut |_| {})
+        .expect("import");
+    assert_eq!(report.record.added, 1, "{:?}", report.problems);
+    // Full-sync without keep-manual: the rule takes the imported French customer out.
+    let run = runner
+        .run_group("de", Trigger::Manual, false, "test", 30, 30, &mut |_, _| {})
+        .expect("run");
+    assert_eq!((run.run.added, run.run.removed), (0, 1));
+    assert_eq!(members(&runner, 40), set(&["c1"]));
 }
 
 #[test]

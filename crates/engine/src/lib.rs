@@ -271,7 +271,8 @@ impl Engine {
     }
 
     /// Keep `holdings` carried forward by a run's applied changes, if the run's write
-    /// was the only one since they were read. `at` is each change's customer position.
+    /// was the only one since they were read; a run that wrote nothing of the group
+    /// leaves the kept copy as it is. `at` is each change's customer position.
     fn advance_holdings(
         &self,
         group: &str,
@@ -281,10 +282,13 @@ impl Engine {
         applied: &Applied,
     ) {
         let mut cache = self.lock_holdings();
-        let after = applied.stamps.iter().find(|(g, _)| g == group).map(|s| s.1);
-        if after != Some(holdings.stamp + 1) {
-            cache.remove(group);
-            return;
+        match applied.stamps.iter().find(|(g, _)| g == group) {
+            None => return,
+            Some(&(_, after)) if after == holdings.stamp + 1 => {}
+            Some(_) => {
+                cache.remove(group);
+                return;
+            }
         }
         let (mut added, mut ended) = (Vec::new(), Vec::new());
         let mut ids = applied.ids.iter();
@@ -831,7 +835,7 @@ impl Engine {
                     Change::End { .. } => run.removed += 1,
                 }
             }
-        } else {
+        } else if !changes.is_empty() {
             let actor = format!("rule:{}", group.id);
             let applied = self.store.apply(
                 &changes,

@@ -467,18 +467,23 @@ fn next_seq(conn: &Connection) -> Result<i64> {
         .query_row([], |r| r.get(0))?)
 }
 
-/// Write one customer's record; `true` when it is new.
-fn upsert_customer_in(conn: &Connection, record: &CustomerRecord, now: Timestamp) -> Result<bool> {
-    let json = serde_json::to_string(record).map_err(|e| corrupt("customer", &record.id, e))?;
-    let existed = conn
+fn customer_exists_in(conn: &Connection, id: &str) -> Result<bool> {
+    Ok(conn
         .prepare_cached("SELECT 1 FROM customers WHERE id = ?1")?
-        .exists([&record.id])?;
-    conn.prepare_cached(UPSERT_CUSTOMER)?.execute(params![
-        record.id,
-        json,
-        now,
-        next_seq(conn)?
-    ])?;
+        .exists([id])?)
+}
+
+/// Write one customer's record as write number `seq`; `true` when it is new.
+fn upsert_customer_in(
+    conn: &Connection,
+    record: &CustomerRecord,
+    now: Timestamp,
+    seq: i64,
+) -> Result<bool> {
+    let json = serde_json::to_string(record).map_err(|e| corrupt("customer", &record.id, e))?;
+    let existed = customer_exists_in(conn, &record.id)?;
+    conn.prepare_cached(UPSERT_CUSTOMER)?
+        .execute(params![record.id, json, now, seq])?;
     Ok(!existed)
 }
 
@@ -554,8 +559,7 @@ fn apply_in(
                 at: end_at,
                 reason,
             } => {
-                // The membership may be one this batch queued.
-                journal.flush(tx)?;
+                journal.write_through(tx, *membership)?;
                 if end.execute(params![membership, end_at, at])? == 0 {
                     // Already ended (a concurrent manual removal): nothing to record.
                     continue;
@@ -643,7 +647,7 @@ impl Store for SqliteStore {
         let mut conn = self.conn();
         // Immediate: the existence check and the write number hold until the write.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let new = upsert_customer_in(&tx, record, now)?;
+        let new = upsert_customer_in(&tx, record, now, next_seq(&tx)?)?;
         tx.commit()?;
         Ok(new)
     }
@@ -656,7 +660,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<Vec<Applied>>> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let applied = if upsert_customer_in(&tx, record, now)? {
+        let applied = if upsert_customer_in(&tx, record, now, next_seq(&tx)?)? {
             let applied = batches
                 .iter()
                 .map(|(changes, cause)| apply_in(&tx, changes, cause, now))
@@ -670,26 +674,16 @@ impl Store for SqliteStore {
     }
 
     fn customer_exists(&self, id: &str) -> Result<bool> {
-        Ok(self
-            .conn()
-            .prepare_cached("SELECT 1 FROM customers WHERE id = ?1")?
-            .exists([id])?)
+        customer_exists_in(&self.conn(), id)
     }
 
     fn upsert_customers(&self, records: &[CustomerRecord], now: Timestamp) -> Result<u64> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let seq = next_seq(&tx)?;
         let mut new = 0;
-        {
-            let mut exists = tx.prepare_cached("SELECT 1 FROM customers WHERE id = ?1")?;
-            let mut upsert = tx.prepare_cached(UPSERT_CUSTOMER)?;
-            let seq = next_seq(&tx)?;
-            for record in records {
-                let json = serde_json::to_string(record)
-                    .map_err(|e| corrupt("customer", &record.id, e))?;
-                new += u64::from(!exists.exists([&record.id])?);
-                upsert.execute(params![record.id, json, now, seq])?;
-            }
+        for record in records {
+            new += u64::from(upsert_customer_in(&tx, record, now, seq)?);
         }
         tx.commit()?;
         Ok(new)
@@ -1789,22 +1783,28 @@ mod tests {
         let store = SqliteStore::in_memory().expect("store");
         store.apply(&[add("first", "g")], &CAUSE, 5).expect("apply");
         let first = store.customer_memberships("first").expect("m")[0].id;
-        // Enough rows for whole multi-row statements and a remainder, with an end in
-        // the middle that must see the rows queued before it.
+        // Enough rows for whole multi-row statements and a remainder, with ends in the
+        // middle: one of a membership stored before, one of a membership this batch
+        // queued (`a00`, numbered right after `first`), which must be written first.
         let mut changes: Vec<Change> = (0..40).map(|i| add(&format!("a{i:02}"), "g")).collect();
-        changes.push(Change::End {
-            membership: first,
-            customer: "first".into(),
-            group: "g".into(),
-            at: 10,
-            reason: "gone".into(),
-        });
+        for (membership, customer) in [(first, "first"), (first + 1, "a00")] {
+            changes.push(Change::End {
+                membership,
+                customer: customer.into(),
+                group: "g".into(),
+                at: 10,
+                reason: "gone".into(),
+            });
+        }
         changes.extend((0..40).map(|i| add(&format!("b{i:02}"), "g")));
         let applied = store.apply(&changes, &CAUSE, 10).expect("apply");
-        assert_eq!(applied.counts(), (80, 1));
+        assert_eq!(applied.counts(), (80, 2));
+        assert_eq!(applied.ids[0], first + 1);
+        let a00 = store.customer_memberships("a00").expect("m");
+        assert_eq!(a00[0].end, Some(10), "the queued membership was ended");
 
         let events = store.events_after(1, 100).expect("events");
-        assert_eq!(events.len(), 81);
+        assert_eq!(events.len(), 82);
         let members = store.group_memberships("g").expect("memberships");
         for (change, event) in changes.iter().zip(&events) {
             let (kind, customer) = match change {

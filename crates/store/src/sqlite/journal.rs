@@ -143,6 +143,19 @@ impl<'a> Journal<'a> {
         Ok(())
     }
 
+    /// Write what is queued if `membership` is among it, so that a statement about
+    /// that membership finds it; otherwise keep gathering.
+    pub fn write_through(&mut self, tx: &Transaction<'_>, membership: i64) -> Result<()> {
+        if self
+            .memberships
+            .first()
+            .is_some_and(|(first, _)| membership >= *first)
+        {
+            self.flush(tx)?;
+        }
+        Ok(())
+    }
+
     /// Write what is queued. Must come before a statement that reads or updates a
     /// queued membership.
     pub fn flush(&mut self, tx: &Transaction<'_>) -> Result<()> {

@@ -241,6 +241,26 @@ DROP INDEX audit_by_customer;
 CREATE INDEX audit_by_membership ON audit (membership, id);
 CREATE INDEX audit_unattached_by_customer ON audit (customer, id) WHERE membership IS NULL;
 "#,
+    // An event of a change is its audit entry's id and nothing else: the time, kind,
+    // customer, group and membership it repeated were a third of what a full scan wrote
+    // per change. Events of the clock (no audit entry) keep those columns, rows written
+    // before keep what they had.
+    r#"
+CREATE TABLE outbox_v8 (
+    id INTEGER PRIMARY KEY,
+    audit INTEGER,
+    at INTEGER,
+    kind TEXT,
+    customer TEXT,
+    grp TEXT,
+    membership INTEGER,
+    payload TEXT
+);
+INSERT INTO outbox_v8 (id, audit, at, kind, customer, grp, membership, payload)
+    SELECT id, audit, at, kind, customer, grp, membership, payload FROM outbox;
+DROP TABLE outbox;
+ALTER TABLE outbox_v8 RENAME TO outbox;
+"#,
 ];
 
 /// The state to announce for a membership written at `at`: a window starting later is
@@ -277,6 +297,7 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(2
 /// the writers' path: with SQLite's automatic checkpoints, whichever commit crosses the
 /// threshold pays for copying the whole log (the slowest registration of a hundred, say).
 fn checkpointer(path: &Path) -> Result<std::sync::mpsc::Sender<()>> {
+    configure_sqlite();
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(1))?;
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
@@ -298,6 +319,23 @@ fn checkpointer(path: &Path) -> Result<std::sync::mpsc::Sender<()>> {
     Ok(stop)
 }
 
+/// SQLite counts every allocation under a process-wide mutex unless told not to, and a
+/// run's writer allocates for every value it binds; the store never reads the counts.
+/// The setting only takes before SQLite initialises, i.e. before the process's first
+/// connection: if something else opened one first, SQLite refuses it, which costs speed
+/// and nothing else.
+fn configure_sqlite() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: SQLITE_CONFIG_MEMSTATUS takes one int; SQLite checks that it is not
+        // yet initialised and returns an error instead of changing anything if it is.
+        #[allow(unsafe_code)]
+        unsafe {
+            rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0);
+        }
+    });
+}
+
 impl SqliteStore {
     /// Open (creating if needed) the store at `path` and bring its schema up to date.
     /// Runs a crash left `running` are marked `interrupted`.
@@ -310,6 +348,7 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| open_error(e.to_string()))?;
         }
+        configure_sqlite();
         let conn = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
         let mut store = Self::setup(conn)?;
         store.conn().pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -319,6 +358,7 @@ impl SqliteStore {
 
     /// A store that lives in memory only, for tests and dry experiments.
     pub fn in_memory() -> Result<Self> {
+        configure_sqlite();
         Self::setup(Connection::open_in_memory()?)
     }
 
@@ -1142,7 +1182,9 @@ impl Store for SqliteStore {
     fn events_after(&self, after: i64, limit: usize) -> Result<Vec<OutboxEvent>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT o.id, o.at, o.kind, o.customer, o.grp, o.membership, o.payload,
+            "SELECT o.id, coalesce(o.at, a.at), coalesce(o.kind, 'membership.' || a.action),
+                    coalesce(o.customer, a.customer), coalesce(o.grp, a.grp),
+                    coalesce(o.membership, a.membership), o.payload,
                     a.trigger, a.actor, a.reason
              FROM outbox o LEFT JOIN audit a ON a.id = o.audit
              WHERE o.id > ?1 ORDER BY o.id LIMIT ?2",
@@ -1945,6 +1987,50 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert_eq!((events[0].actor.as_str(), events[0].id), ("rule:g", 1));
         assert_eq!(events[1], OutboxEvent { id: 2, ..old });
+    }
+
+    #[test]
+    fn events_written_before_version_8_read_the_same_after_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cohort.db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            for migration in &MIGRATIONS[..7] {
+                conn.execute_batch(migration).expect("migrate");
+            }
+            conn.pragma_update(None, "user_version", 7)
+                .expect("version");
+            // A removal as version 7 wrote it (the event repeating its audit entry),
+            // and an activation by the clock (no audit entry).
+            conn.execute_batch(
+                "INSERT INTO audit (id, at, customer, grp, action, source, actor, trigger,
+                                    run, reason, membership)
+                     VALUES (1, 30, 'c1', 'g', 'removed', NULL, 'ops', 'manual', NULL,
+                             'by hand', 4);
+                 INSERT INTO outbox (id, at, kind, customer, grp, membership, audit)
+                     VALUES (1, 30, 'membership.removed', 'c1', 'g', 4, 1),
+                            (2, 40, 'membership.activated', 'c2', 'g', 5, NULL);",
+            )
+            .expect("version 7 rows");
+        }
+        let store = SqliteStore::open(&path).expect("reopen");
+        store.apply(&[add("c3", "g")], &CAUSE, 50).expect("apply");
+        let events = store.events_after(0, 10).expect("events");
+        let seen: Vec<_> = events
+            .iter()
+            .map(|e| {
+                let who = (e.customer.as_str(), e.group.as_str(), e.membership);
+                (e.id, e.event.as_str(), e.at, who, e.actor.as_str())
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1, "membership.removed", 30, ("c1", "g", 4), "ops"),
+                (2, "membership.activated", 40, ("c2", "g", 5), CLOCK_ACTOR),
+                (3, "membership.added", 50, ("c3", "g", 1), "rule:g"),
+            ]
+        );
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //!
 //! A full scan writes millions of changes, three rows each. One `INSERT` per row cost
 //! as much as the row itself (binding, running the statement's program, resetting it),
-//! so the journal gathers rows and writes each table `CHUNK` rows per statement. That
-//! needs the row ids before the rows are written (an event names its audit entry, an
-//! audit entry its membership), so the journal numbers them itself, after the largest
-//! ids at the time it opened: the caller's transaction must hold the write lock from
-//! its start (`BEGIN IMMEDIATE`), and nothing else may insert into those tables within
-//! it.
+//! so the journal gathers rows and writes each table `CHUNK` rows per statement, with
+//! the values every row of a batch shares (time, actor, trigger, run) bound once per
+//! statement. That needs the row ids before the rows are written (an audit entry names
+//! its membership), so the journal numbers them itself, after the largest ids at the
+//! time it opened: the caller's transaction must hold the write lock from its start
+//! (`BEGIN IMMEDIATE`), and nothing else may insert into those tables within it. An
+//! event only points at its audit entry, so the events of a flush are one
+//! `INSERT … SELECT` over the entries it wrote.
 
 use std::borrow::Cow;
 
@@ -47,7 +49,8 @@ impl Action {
         }
     }
 
-    /// The change feed's name.
+    /// The change feed's name: `membership.` and the audit history's name, which is how
+    /// the feed names an event that points at its audit entry.
     pub(super) fn event(self) -> &'static str {
         match self {
             Action::Added => "membership.added",
@@ -88,17 +91,19 @@ pub(super) struct Journal<'a> {
     cause: &'a Cause<'a>,
     next_membership: i64,
     next_audit: i64,
-    next_event: i64,
     memberships: Vec<(i64, NewMembership<'a>)>,
     /// With its audit id; the event's id follows the audit id's order.
     events: Vec<(i64, Event<'a>)>,
 }
 
-const MEMBERSHIP_INSERT: &str = "INSERT INTO memberships (id, customer, grp, source, actor, reason, start, end, announced) VALUES";
+/// The columns bound once per statement come first (see `insert`).
+const MEMBERSHIP_INSERT: &str = "INSERT INTO memberships
+    (actor, id, customer, grp, source, reason, start, end, announced) VALUES";
 const AUDIT_INSERT: &str = "INSERT INTO audit
-    (id, at, customer, grp, action, source, actor, trigger, run, reason, membership) VALUES";
+    (at, actor, trigger, run, id, customer, grp, action, source, reason, membership) VALUES";
+/// Events in the order of their entries, which is the order of the changes.
 const OUTBOX_INSERT: &str =
-    "INSERT INTO outbox (id, at, kind, customer, grp, membership, audit) VALUES";
+    "INSERT INTO outbox (audit) SELECT id FROM audit WHERE id BETWEEN ?1 AND ?2 ORDER BY id";
 
 impl<'a> Journal<'a> {
     /// A journal for changes at `at` for `cause`, numbering rows after those `tx` holds.
@@ -113,7 +118,6 @@ impl<'a> Journal<'a> {
             cause,
             next_membership: max("memberships")? + 1,
             next_audit: max("audit")? + 1,
-            next_event: max("outbox")? + 1,
             memberships: Vec::new(),
             events: Vec::new(),
         })
@@ -159,50 +163,53 @@ impl<'a> Journal<'a> {
     /// Write what is queued. Must come before a statement that reads or updates a
     /// queued membership.
     pub fn flush(&mut self, tx: &Transaction<'_>) -> Result<()> {
-        let (cause, at) = (self.cause, self.at);
-        insert(tx, MEMBERSHIP_INSERT, &self.memberships, |(id, m)| {
-            [
-                int(*id),
-                text(&m.customer),
-                text(&m.group),
-                text(m.source.as_str()),
-                text(cause.actor),
-                text(&m.reason),
-                int(m.start),
-                m.end.map_or(NULL, int),
-                text(m.announced),
-            ]
-        })?;
+        let cause = self.cause;
+        insert(
+            tx,
+            MEMBERSHIP_INSERT,
+            [text(cause.actor)],
+            &self.memberships,
+            |(id, m)| {
+                [
+                    int(*id),
+                    text(&m.customer),
+                    text(&m.group),
+                    text(m.source.as_str()),
+                    text(&m.reason),
+                    int(m.start),
+                    m.end.map_or(NULL, int),
+                    text(m.announced),
+                ]
+            },
+        )?;
         self.memberships.clear();
-        insert(tx, AUDIT_INSERT, &self.events, |(audit, e)| {
+        let (Some((first, _)), Some((last, _))) = (self.events.first(), self.events.last()) else {
+            return Ok(());
+        };
+        let audited = [*first, *last];
+        insert(
+            tx,
+            AUDIT_INSERT,
             [
-                int(*audit),
-                int(at),
-                text(&e.customer),
-                text(&e.group),
-                text(e.kind.as_str()),
-                e.source.map_or(NULL, |s| text(s.as_str())),
+                int(self.at),
                 text(cause.actor),
                 text(cause.trigger),
                 cause.run.map_or(NULL, int),
-                text(&e.reason),
-                int(e.membership),
-            ]
-        })?;
-        let first = self.next_event;
-        self.next_event += self.events.len() as i64;
-        let numbered: Vec<(i64, &(i64, Event<'a>))> = (first..).zip(&self.events).collect();
-        insert(tx, OUTBOX_INSERT, &numbered, |(id, (audit, e))| {
-            [
-                int(*id),
-                int(at),
-                text(e.kind.event()),
-                text(&e.customer),
-                text(&e.group),
-                int(e.membership),
-                int(*audit),
-            ]
-        })?;
+            ],
+            &self.events,
+            |(audit, e)| {
+                [
+                    int(*audit),
+                    text(&e.customer),
+                    text(&e.group),
+                    text(e.kind.as_str()),
+                    e.source.map_or(NULL, |s| text(s.as_str())),
+                    text(&e.reason),
+                    int(e.membership),
+                ]
+            },
+        )?;
+        tx.prepare_cached(OUTBOX_INSERT)?.execute(audited)?;
         self.events.clear();
         Ok(())
     }
@@ -218,36 +225,63 @@ fn text(s: &str) -> ToSqlOutput<'_> {
     ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))
 }
 
-/// Insert `rows` with `CHUNK` rows per statement, the rest one by one.
-fn insert<'r, T, const N: usize>(
+/// Insert `rows` with `CHUNK` rows per statement, the rest one by one. `head` names the
+/// `C` columns every row shares first (bound once, as `?1`…), then the row's `N`.
+fn insert<'r, T, const C: usize, const N: usize>(
     tx: &Transaction<'_>,
     head: &str,
+    shared: [ToSqlOutput<'r>; C],
     rows: &'r [T],
     values: impl Fn(&'r T) -> [ToSqlOutput<'r>; N],
 ) -> Result<()> {
     let statement = |n: usize| {
-        let row = format!("({})", vec!["?"; N].join(", "));
-        format!("{head} {}", vec![row; n].join(", "))
+        let rows: Vec<String> = (0..n)
+            .map(|r| {
+                let own = (0..N).map(|i| format!("?{}", C + r * N + i + 1));
+                let all: Vec<String> = (1..=C).map(|i| format!("?{i}")).chain(own).collect();
+                format!("({})", all.join(", "))
+            })
+            .collect();
+        format!("{head} {}", rows.join(", "))
+    };
+    let run = |n: usize, rows: &mut dyn Iterator<Item = &'r [T]>| -> Result<()> {
+        let mut stmt = tx.prepare_cached(&statement(n))?;
+        for (at, value) in shared.iter().enumerate() {
+            stmt.raw_bind_parameter(at + 1, value)?;
+        }
+        for rows in rows {
+            for (at, value) in rows.iter().flat_map(&values).enumerate() {
+                stmt.raw_bind_parameter(C + at + 1, value)?;
+            }
+            stmt.raw_execute()?;
+        }
+        Ok(())
     };
     let mut chunks = rows.chunks_exact(CHUNK);
     if chunks.len() > 0 {
-        let mut stmt = tx.prepare_cached(&statement(CHUNK))?;
-        for chunk in &mut chunks {
-            for (at, value) in chunk.iter().flat_map(&values).enumerate() {
-                stmt.raw_bind_parameter(at + 1, value)?;
-            }
-            stmt.raw_execute()?;
-        }
+        run(CHUNK, &mut chunks)?;
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
-        let mut stmt = tx.prepare_cached(&statement(1))?;
-        for row in rest {
-            for (at, value) in values(row).into_iter().enumerate() {
-                stmt.raw_bind_parameter(at + 1, value)?;
-            }
-            stmt.raw_execute()?;
-        }
+        run(1, &mut rest.chunks(1))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Action;
+
+    #[test]
+    fn the_feed_names_an_action_after_its_audit_name() {
+        for action in [
+            Action::Added,
+            Action::Removed,
+            Action::Updated,
+            Action::Activated,
+            Action::Expired,
+        ] {
+            assert_eq!(action.event(), format!("membership.{}", action.as_str()));
+        }
+    }
 }

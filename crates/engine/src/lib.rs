@@ -897,30 +897,34 @@ impl Engine {
         as_of: Timestamp,
         now: Timestamp,
     ) -> Vec<Result<RunReport>> {
-        // Jobs: positions in `ids`, those of one exclusive set together.
-        let mut jobs: Vec<Vec<usize>> = Vec::new();
+        // Jobs: positions in `ids`, those of one exclusive set together, each with its
+        // cost: a run's work is mostly evaluating its conditions over every customer.
+        let mut jobs: Vec<(Vec<usize>, usize)> = Vec::new();
         let mut sets: HashMap<String, usize> = HashMap::new();
         for (i, id) in ids.iter().enumerate() {
-            let set = self
-                .store
-                .group(id)
-                .ok()
-                .flatten()
-                .and_then(|g| g.exclusive.map(|e| e.set));
-            match set {
+            let group = self.store.group(id).ok().flatten();
+            let cost = group
+                .as_ref()
+                .map_or(0, |g| g.rule.all.iter().map(|c| c.any.len()).sum::<usize>());
+            match group.and_then(|g| g.exclusive.map(|e| e.set)) {
                 Some(set) => {
                     let job = *sets.entry(set).or_insert_with(|| {
-                        jobs.push(Vec::new());
+                        jobs.push((Vec::new(), 0));
                         jobs.len() - 1
                     });
-                    jobs[job].push(i);
+                    jobs[job].0.push(i);
+                    jobs[job].1 += cost;
                 }
-                None => jobs.push(vec![i]),
+                None => jobs.push((vec![i], cost)),
             }
         }
-        for job in &mut jobs {
+        for (job, _) in &mut jobs {
             job.sort_by(|&a, &b| ids[a].cmp(&ids[b]));
         }
+        // The costliest first, so that the last job to finish is a cheap one and no core
+        // waits long for it at the end.
+        jobs.sort_by_key(|(_, cost)| std::cmp::Reverse(*cost));
+        let jobs: Vec<Vec<usize>> = jobs.into_iter().map(|(job, _)| job).collect();
         let results: Mutex<Vec<Option<Result<RunReport>>>> =
             Mutex::new((0..ids.len()).map(|_| None).collect());
         let next = std::sync::atomic::AtomicUsize::new(0);

@@ -900,15 +900,20 @@ impl Engine {
         // Jobs: positions in `ids`, those of one exclusive set together, each with its
         // cost: a run's work is mostly evaluating its conditions over every customer.
         let mut jobs: Vec<(Vec<usize>, usize)> = Vec::new();
-        let mut sets: HashMap<String, usize> = HashMap::new();
+        let mut sets: HashMap<&str, usize> = HashMap::new();
+        // A group that cannot be read here is left to `run_group` to report.
+        let groups = self.groups().ok();
+        let known: HashMap<&str, &Group> = groups
+            .iter()
+            .flat_map(|gs| gs.iter())
+            .map(|g| (g.id.as_str(), g))
+            .collect();
         for (i, id) in ids.iter().enumerate() {
-            let group = self.store.group(id).ok().flatten();
-            let cost = group
-                .as_ref()
-                .map_or(0, |g| g.rule.all.iter().map(|c| c.any.len()).sum::<usize>());
-            match group.and_then(|g| g.exclusive.map(|e| e.set)) {
-                Some(set) => {
-                    let job = *sets.entry(set).or_insert_with(|| {
+            let group = known.get(id.as_str());
+            let cost = group.map_or(0, |g| g.rule.all.iter().map(|c| c.any.len()).sum());
+            match group.and_then(|g| g.exclusive.as_ref()) {
+                Some(exclusive) => {
+                    let job = *sets.entry(exclusive.set.as_str()).or_insert_with(|| {
                         jobs.push((Vec::new(), 0));
                         jobs.len() - 1
                     });

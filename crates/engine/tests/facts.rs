@@ -143,11 +143,14 @@ fn groups_run_together_keep_an_exclusive_set_exclusive() {
     engine
         .add_plugin(cohort_artifacts::COUNTRY, None, 0)
         .expect("plugin");
-    let group = |id: &str, priority: Option<u32>| -> Group {
+    // `conditions` copies of one condition: the costliest group runs first, so reports
+    // must be put back in the order asked for.
+    let group = |id: &str, priority: Option<u32>, conditions: usize| -> Group {
+        let country = serde_json::json!({"plugin": "country", "config": {"countries": ["DE"]}});
         let mut g = serde_json::json!({
             "id": id, "name": id,
             "auto": {"mode": "full-sync"},
-            "rule": {"all": [{"any": [{"plugin": "country", "config": {"countries": ["DE"]}}]}]}
+            "rule": {"all": [{"any": vec![country; conditions]}]}
         });
         if let Some(p) = priority {
             g["exclusive"] = serde_json::json!({"set": "tier", "priority": p});
@@ -155,10 +158,10 @@ fn groups_run_together_keep_an_exclusive_set_exclusive() {
         serde_json::from_value(g).expect("group")
     };
     for g in [
-        group("a", Some(2)),
-        group("b", Some(1)),
-        group("c", None),
-        group("d", None),
+        group("a", Some(2), 1),
+        group("b", Some(1), 1),
+        group("c", None, 1),
+        group("d", None, 3),
     ] {
         engine.save_group(&g, 0).expect("group saves");
     }
@@ -170,9 +173,12 @@ fn groups_run_together_keep_an_exclusive_set_exclusive() {
         .upsert_customers(&customers, 0)
         .expect("load");
     let ids: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
-    for r in engine.run_groups(&ids, Trigger::Manual, "test", 10, 10) {
-        r.expect("run");
-    }
+    let reported: Vec<String> = engine
+        .run_groups(&ids, Trigger::Manual, "test", 10, 10)
+        .into_iter()
+        .map(|r| r.expect("run").run.group)
+        .collect();
+    assert_eq!(reported, ids, "reports in the order of the ids asked for");
     let active = |g: &str| -> BTreeSet<String> {
         engine
             .store()

@@ -297,7 +297,6 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(2
 /// the writers' path: with SQLite's automatic checkpoints, whichever commit crosses the
 /// threshold pays for copying the whole log (the slowest registration of a hundred, say).
 fn checkpointer(path: &Path) -> Result<std::sync::mpsc::Sender<()>> {
-    configure_sqlite();
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(1))?;
     let (stop, stopped) = std::sync::mpsc::channel::<()>();

@@ -151,8 +151,9 @@ type Granted = (Arc<Plugin>, Option<PathBuf>);
 pub struct Engine {
     store: Arc<dyn Store>,
     host: Host,
-    /// Loaded plugins by id and version.
-    plugins: Mutex<HashMap<(String, String), Granted>>,
+    /// Loaded plugins by the digest of their bytes (a plugin replaced under the same
+    /// version is loaded again).
+    plugins: Mutex<HashMap<String, Arc<Plugin>>>,
     /// Prepared conditions of groups that registrations check, by group id, with the
     /// definition they were prepared from: a registration must not pay for preparing.
     prepared: Mutex<HashMap<String, (Group, Vec<Condition>)>>,
@@ -383,7 +384,7 @@ impl Engine {
                     None => id.to_string(),
                 },
             })?;
-        let loaded = self.host.load(&stored.wasm)?;
+        let loaded = self.loaded(&stored)?;
         let info = loaded.info().clone();
         Ok((stored, info, loaded.contract_version()))
     }
@@ -423,18 +424,18 @@ impl Engine {
                     .map(|d| d.display().to_string())
             })
             .transpose()?;
-        self.store.put_plugin(&StoredPlugin {
-            id: info.id.clone(),
-            version: info.version.clone(),
-            sha256: plugin.sha256().to_string(),
-            wasm: wasm.to_vec(),
-            data_dir: data_dir.clone(),
-            added_at: now,
-        })?;
-        self.lock_plugins().insert(
-            (info.id.clone(), info.version.clone()),
-            (plugin, data_dir.map(PathBuf::from)),
-        );
+        self.store.put_plugin(
+            &StoredPlugin {
+                id: info.id.clone(),
+                version: info.version.clone(),
+                sha256: plugin.sha256().to_string(),
+                data_dir,
+                added_at: now,
+            },
+            wasm,
+        )?;
+        self.lock_plugins()
+            .insert(plugin.sha256().to_string(), plugin);
         // Conditions prepared with an earlier build of this plugin must not keep
         // answering for it.
         self.prepared
@@ -444,7 +445,7 @@ impl Engine {
         Ok(info)
     }
 
-    fn lock_plugins(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Granted>> {
+    fn lock_plugins(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Plugin>>> {
         // Only whole entries are inserted; a panic elsewhere cannot leave one half-made.
         self.plugins.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -476,14 +477,26 @@ impl Engine {
                     .collect::<Vec<_>>()
                     .join(", "),
             })?;
-        let key = (best.id.clone(), best.version.clone());
-        if let Some(found) = self.lock_plugins().get(&key) {
+        Ok((
+            self.loaded(best)?,
+            best.data_dir.as_ref().map(PathBuf::from),
+        ))
+    }
+
+    /// `stored` loaded, reading its bytes only the first time.
+    fn loaded(&self, stored: &StoredPlugin) -> Result<Arc<Plugin>> {
+        if let Some(found) = self.lock_plugins().get(&stored.sha256) {
             return Ok(found.clone());
         }
-        let plugin = self.host.load(&best.wasm)?;
-        let entry = (plugin, best.data_dir.as_ref().map(PathBuf::from));
-        self.lock_plugins().insert(key, entry.clone());
-        Ok(entry)
+        let wasm = self
+            .store
+            .plugin_wasm(&stored.id, &stored.version)?
+            .ok_or_else(|| EngineError::UnknownPlugin(stored.id.clone()))?;
+        let plugin = self.host.load(&wasm)?;
+        // Under the digest of the bytes read, should they have been replaced since.
+        self.lock_plugins()
+            .insert(plugin.sha256().to_string(), plugin.clone());
+        Ok(plugin)
     }
 
     /// The group's conditions, each prepared by its plugin, in rule order. A rejected

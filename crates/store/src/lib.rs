@@ -44,15 +44,15 @@ impl StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// A plugin as the operator added it.
+/// A plugin as the operator added it. Its bytes (about a hundred kilobytes to a few
+/// megabytes) are read on their own, by `Store::plugin_wasm`, and only to load it.
 #[derive(Clone, Debug, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredPlugin {
     pub id: String,
     pub version: String,
+    /// Of the bytes: a plugin replaced under the same version has another digest.
     pub sha256: String,
-    #[serde(skip)]
-    pub wasm: Vec<u8>,
     /// The read-only data directory the operator granted, if any.
     pub data_dir: Option<String>,
     pub added_at: Timestamp,
@@ -271,8 +271,12 @@ pub struct Remembered {
 
 /// The storage interface of the engine.
 pub trait Store: Send + Sync {
-    fn put_plugin(&self, plugin: &StoredPlugin) -> Result<()>;
+    /// Add a plugin, or replace the one with the same id and version.
+    fn put_plugin(&self, plugin: &StoredPlugin, wasm: &[u8]) -> Result<()>;
+    /// Every stored plugin, without its bytes.
     fn plugins(&self) -> Result<Vec<StoredPlugin>>;
+    /// The bytes of plugin `id` at `version`, if it is stored.
+    fn plugin_wasm(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>>;
 
     /// Insert or replace a customer; `true` when it is new.
     fn upsert_customer(&self, record: &CustomerRecord, now: Timestamp) -> Result<bool>;

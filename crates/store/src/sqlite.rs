@@ -652,34 +652,44 @@ fn bump_membership_stamps(
 }
 
 impl Store for SqliteStore {
-    fn put_plugin(&self, p: &StoredPlugin) -> Result<()> {
+    fn put_plugin(&self, p: &StoredPlugin, wasm: &[u8]) -> Result<()> {
         self.conn().execute(
             "INSERT INTO plugins (id, version, sha256, wasm, data_dir, added_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (id, version) DO UPDATE SET
                 sha256 = excluded.sha256, wasm = excluded.wasm,
                 data_dir = excluded.data_dir, added_at = excluded.added_at",
-            params![p.id, p.version, p.sha256, p.wasm, p.data_dir, p.added_at],
+            params![p.id, p.version, p.sha256, wasm, p.data_dir, p.added_at],
         )?;
         Ok(())
     }
 
     fn plugins(&self) -> Result<Vec<StoredPlugin>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT id, version, sha256, wasm, data_dir, added_at FROM plugins ORDER BY id, version",
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, version, sha256, data_dir, added_at FROM plugins ORDER BY id, version",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(StoredPlugin {
                 id: r.get(0)?,
                 version: r.get(1)?,
                 sha256: r.get(2)?,
-                wasm: r.get(3)?,
-                data_dir: r.get(4)?,
-                added_at: r.get(5)?,
+                data_dir: r.get(3)?,
+                added_at: r.get(4)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn plugin_wasm(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT wasm FROM plugins WHERE id = ?1 AND version = ?2",
+                [id, version],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     fn upsert_customer(&self, record: &CustomerRecord, now: Timestamp) -> Result<bool> {
@@ -1986,6 +1996,28 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert_eq!((events[0].actor.as_str(), events[0].id), ("rule:g", 1));
         assert_eq!(events[1], OutboxEvent { id: 2, ..old });
+    }
+
+    #[test]
+    fn plugins_are_listed_without_their_bytes_and_replaced_by_id_and_version() {
+        let store = SqliteStore::in_memory().expect("store");
+        let plugin = |sha256: &str| StoredPlugin {
+            id: "country".into(),
+            version: "1.0.0".into(),
+            sha256: sha256.into(),
+            data_dir: None,
+            added_at: 1,
+        };
+        store.put_plugin(&plugin("aa"), b"first").expect("put");
+        store.put_plugin(&plugin("bb"), b"second").expect("replace");
+        let listed = store.plugins().expect("list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].sha256, "bb");
+        assert_eq!(
+            store.plugin_wasm("country", "1.0.0").expect("read"),
+            Some(b"second".to_vec())
+        );
+        assert_eq!(store.plugin_wasm("country", "2.0.0").expect("read"), None);
     }
 
     #[test]

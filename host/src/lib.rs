@@ -19,7 +19,7 @@ mod limits;
 mod plugin;
 mod sandbox;
 
-pub use contract::SUPPORTED_CONTRACTS;
+pub use contract::{Columns, SUPPORTED_CONTRACTS};
 pub use error::{Failure, LoadError, PrepareError};
 pub use host::{Host, HostConfig};
 pub use limits::Limits;

@@ -1,14 +1,15 @@
 //! A loaded plugin and its prepared conditions.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cohort_model::{Capability, Customer, PluginInfo, Timestamp, Verdicts};
+use cohort_model::{Capability, Customer, FieldSet, PluginInfo, Timestamp, Verdicts};
 use wasmtime::component::ResourceAny;
 use wasmtime::{Store, Trap};
 
-use crate::contract::{self, Version, v0_1};
+use crate::contract::{self, Columns, Version, v0_1};
 use crate::error::{Failure, LoadError, PrepareError};
 use crate::host::{EPOCH_TICK, Host, Shared};
 use crate::sandbox::State;
@@ -273,27 +274,34 @@ impl Condition {
     /// failed call gives its customers an error verdict and is listed in
     /// [`Evaluation::failures`].
     pub fn evaluate(&mut self, as_of: Timestamp, customers: &[Customer]) -> Evaluation {
+        self.evaluate_rows(as_of, Rows::Records(customers))
+    }
+
+    /// [`evaluate`](Self::evaluate) for customers kept in column form, as a run keeps
+    /// them: each batch is a copy of the column slices the plugin reads.
+    pub fn evaluate_columns(&mut self, as_of: Timestamp, page: &Columns) -> Evaluation {
+        self.evaluate_rows(as_of, Rows::Columns(page, 0..page.len()))
+    }
+
+    fn evaluate_rows(&mut self, as_of: Timestamp, rows: Rows<'_>) -> Evaluation {
         let started = Instant::now();
         let mut evaluation = Evaluation {
-            verdicts: Verdicts::with_capacity(customers.len()),
+            verdicts: Verdicts::with_capacity(rows.len()),
             ..Evaluation::default()
         };
         let batch = self.plugin.shared.limits.max_batch.max(1);
         let mut splits = MAX_SPLITS;
-        for chunk in customers.chunks(batch) {
+        let mut rest = rows;
+        while rest.len() > 0 {
+            let (chunk, after) = rest.split_at(batch.min(rest.len()));
             self.call(as_of, chunk, &mut evaluation, &mut splits);
+            rest = after;
         }
         evaluation.elapsed = started.elapsed();
         evaluation
     }
 
-    fn call(
-        &mut self,
-        as_of: Timestamp,
-        chunk: &[Customer],
-        ev: &mut Evaluation,
-        splits: &mut u32,
-    ) {
+    fn call(&mut self, as_of: Timestamp, chunk: Rows<'_>, ev: &mut Evaluation, splits: &mut u32) {
         let shared = &self.plugin.shared;
         if self
             .live
@@ -320,7 +328,7 @@ impl Condition {
             },
         };
 
-        contract::fill(&mut self.batch, chunk, self.plugin.info.reads);
+        chunk.fill(&mut self.batch, self.plugin.info.reads);
         let budget = arm(&mut live.store, shared, Some(chunk.len()));
         live.calls += 1;
         ev.calls += 1;
@@ -358,6 +366,45 @@ impl Condition {
             }
         };
         fail_all(&self.plugin.info.id, chunk.len(), failure, ev);
+    }
+}
+
+/// The customers of a call: records as given, or rows of a page in column form.
+#[derive(Clone)]
+enum Rows<'a> {
+    Records(&'a [Customer]),
+    Columns(&'a Columns, Range<usize>),
+}
+
+impl<'a> Rows<'a> {
+    fn len(&self) -> usize {
+        match self {
+            Rows::Records(r) => r.len(),
+            Rows::Columns(_, rows) => rows.len(),
+        }
+    }
+
+    fn split_at(&self, mid: usize) -> (Rows<'a>, Rows<'a>) {
+        match self {
+            Rows::Records(r) => {
+                let (left, right) = r.split_at(mid);
+                (Rows::Records(left), Rows::Records(right))
+            }
+            Rows::Columns(page, rows) => {
+                let at = rows.start + mid;
+                (
+                    Rows::Columns(page, rows.start..at),
+                    Rows::Columns(page, at..rows.end),
+                )
+            }
+        }
+    }
+
+    fn fill(&self, batch: &mut v0_1::cohort::plugin::types::Customers, reads: FieldSet) {
+        match self {
+            Rows::Records(r) => contract::fill(batch, r, reads),
+            Rows::Columns(page, rows) => contract::fill_from(batch, page, rows.clone(), reads),
+        }
     }
 }
 

@@ -90,6 +90,45 @@ fn a_run_sees_customers_another_writer_changed_since_the_last_run() {
 }
 
 #[test]
+fn customers_changed_and_added_across_pages_of_the_cache_are_seen() {
+    // The engine keeps customers in pages of 8,192: change some on either side of a
+    // page boundary, fill the last page and start new ones.
+    let (_dir, runner, other) = two_writers();
+    let id = |i: usize| format!("p{i:05}");
+    let country = |i: usize| if i.is_multiple_of(3) { "DE" } else { "FR" };
+    let load: Vec<CustomerRecord> = (0..10_000).map(|i| customer(&id(i), country(i))).collect();
+    other.store().upsert_customers(&load, 1).expect("load");
+    let mut expected: BTreeSet<String> = (0..10_000)
+        .filter(|&i| country(i) == "DE")
+        .map(id)
+        .chain(["c1".to_string()])
+        .collect();
+    assert_eq!(members(&runner, 10), expected);
+
+    let moved = [5, 8_189, 8_190, 8_191, 9_999];
+    let mut batch: Vec<CustomerRecord> = moved
+        .iter()
+        .map(|&i| {
+            let to = if country(i) == "DE" { "FR" } else { "DE" };
+            if to == "DE" {
+                expected.insert(id(i));
+            } else {
+                expected.remove(&id(i));
+            }
+            customer(&id(i), to)
+        })
+        .collect();
+    for i in 10_000..17_000 {
+        batch.push(customer(&id(i), country(i)));
+        if country(i) == "DE" {
+            expected.insert(id(i));
+        }
+    }
+    other.store().upsert_customers(&batch, 20).expect("changes");
+    assert_eq!(members(&runner, 30), expected);
+}
+
+#[test]
 fn a_run_sees_memberships_another_writer_changed_since_the_last_run() {
     let (_dir, runner, other) = two_writers();
     assert_eq!(members(&runner, 10), set(&["c1"]));

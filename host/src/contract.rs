@@ -393,21 +393,17 @@ fn copy_rows(to: &mut wit::Customers, from: &wit::Customers, rows: Range<usize>,
     to.count = to
         .count
         .saturating_add(u32::try_from(rows.len()).unwrap_or(u32::MAX));
-    let flat = |to: &mut Vec<_>, from: &Vec<_>, read: bool| {
-        if read {
-            to.extend_from_slice(&from[rows.clone()]);
-        }
-    };
-    flat(&mut to.country, &from.country, has(Field::Country));
-    flat(&mut to.provider, &from.provider, has(Field::Provider));
-    if has(Field::RegistrationIp) {
-        to.registration_ip
-            .extend_from_slice(&from.registration_ip[rows.clone()]);
-    }
-    if has(Field::VerificationStatus) {
-        to.verification_status
-            .extend_from_slice(&from.verification_status[rows.clone()]);
-    }
+    flat_rows(&mut to.country, &from.country, has(Field::Country), &rows);
+    flat_rows(
+        &mut to.provider,
+        &from.provider,
+        has(Field::Provider),
+        &rows,
+    );
+    let (t, f) = (&mut to.registration_ip, &from.registration_ip);
+    flat_rows(t, f, has(Field::RegistrationIp), &rows);
+    let (t, f) = (&mut to.verification_status, &from.verification_status);
+    flat_rows(t, f, has(Field::VerificationStatus), &rows);
     let (t, f) = (&mut to.registration_params, &from.registration_params);
     ragged_rows(
         &mut t.offsets,
@@ -495,6 +491,13 @@ fn ragged<'c, T, I: Iterator<Item = T>>(
     for c in customers {
         items.extend(f(c));
         offsets.push(offset(items.len()));
+    }
+}
+
+/// Rows `rows` of one column, after what `to` holds.
+fn flat_rows<T: Clone>(to: &mut Vec<T>, from: &[T], read: bool, rows: &Range<usize>) {
+    if read {
+        to.extend_from_slice(&from[rows.clone()]);
     }
 }
 

@@ -219,31 +219,30 @@ impl Engine {
         let mut added_ids: Vec<String> = Vec::new();
         // Pages of new customers, cut where the facts' pages are.
         let mut added: Vec<Columns> = Vec::new();
-        let mut problems: Vec<(usize, Option<String>)> = Vec::new();
+        let mut problems: Vec<(usize, String)> = Vec::new();
         let seq = self.store.customers_since(facts.seq, &mut |record| {
-            let (customer, problem) = match record.intern(self.host.interner()) {
-                Ok(c) => (c, None),
-                Err(e) => (Customer::default(), Some(e.to_string())),
-            };
-            match facts.index.get(&record.id) {
-                Some(&at) => {
-                    problems.push((at, problem));
-                    replaced.push((at, customer));
+            let at = facts
+                .index
+                .get(&record.id)
+                .copied()
+                .unwrap_or(known + added_ids.len());
+            let customer = record.intern(self.host.interner()).unwrap_or_else(|e| {
+                problems.push((at, e.to_string()));
+                Customer::default()
+            });
+            if at < known {
+                replaced.push((at, customer));
+            } else {
+                added_ids.push(record.id);
+                if added.is_empty() || at.is_multiple_of(PAGE) {
+                    added.push(Columns::default());
                 }
-                None => {
-                    let at = known + added_ids.len();
-                    problems.push((at, problem));
-                    added_ids.push(record.id);
-                    if added.is_empty() || at.is_multiple_of(PAGE) {
-                        added.push(Columns::default());
-                    }
-                    if let Some(page) = added.last_mut() {
-                        page.push(std::slice::from_ref(&customer));
-                    }
+                if let Some(page) = added.last_mut() {
+                    page.push(std::slice::from_ref(&customer));
                 }
             }
         })?;
-        if problems.is_empty() && facts.seq.is_some() {
+        if replaced.is_empty() && added_ids.is_empty() && facts.seq.is_some() {
             return Ok(facts.clone());
         }
         let f = Arc::make_mut(&mut facts);
@@ -270,12 +269,10 @@ impl Engine {
             f.index.insert(id.clone(), f.ids.len());
             f.ids.push(id);
         }
-        for (at, problem) in problems {
-            match problem {
-                Some(p) => f.invalid.insert(at, p),
-                None => f.invalid.remove(&at),
-            };
+        for (at, _) in &replaced {
+            f.invalid.remove(at);
         }
+        f.invalid.extend(problems);
         f.seq = Some(seq);
         Ok(facts.clone())
     }

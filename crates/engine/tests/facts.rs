@@ -90,6 +90,30 @@ fn a_run_sees_customers_another_writer_changed_since_the_last_run() {
 }
 
 #[test]
+fn a_stored_record_that_fails_the_checks_leaves_its_memberships_until_it_is_mended() {
+    let (_dir, runner, other) = two_writers();
+    assert_eq!(members(&runner, 10), set(&["c1"]));
+
+    // Another writer stores a record the model refuses (not a country code): no
+    // decision for c1, so its membership stays.
+    other
+        .store()
+        .upsert_customer(&customer("c1", "Germany"), 20)
+        .expect("stored as sent");
+    let report = runner
+        .run_group("de", Trigger::Manual, false, "test", 30, 30, &mut |_, _| {})
+        .expect("run");
+    assert_eq!((report.run.undecided, report.run.removed), (1, 0));
+
+    // Once mended, c1 is decided again.
+    other
+        .store()
+        .upsert_customer(&customer("c1", "FR"), 40)
+        .expect("upsert");
+    assert_eq!(members(&runner, 50), set(&[]));
+}
+
+#[test]
 fn customers_changed_and_added_across_pages_of_the_cache_are_seen() {
     // The engine keeps customers in pages of 8,192: change some on either side of a
     // page boundary, fill the last page and start new ones.

@@ -7,6 +7,7 @@
 //! customer, and registration latency. It checks that Cohort, native Rust and SQL agree
 //! on every group they can all express before it reports anything.
 
+pub mod floor;
 pub mod generate;
 pub mod native;
 pub mod sql;
@@ -61,6 +62,8 @@ pub struct Report {
     pub memberships: u64,
     pub load: Cost,
     pub scan: Cost,
+    /// The scan's rows written again by SQLite alone (see [`floor`]).
+    pub floor: Cost,
     pub rescan: Cost,
     pub changed: u64,
     /// The scan's seconds for the groups SQL can express, and SQL's for the same.
@@ -210,6 +213,16 @@ pub fn run(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyhow::Resul
     })?;
     report.scan = scan;
     report.memberships = added;
+
+    progress("the scan's rows written again by SQLite alone");
+    let mut replay = floor::Replay::prepare(&db, &dir.path().join("floor.db"))?;
+    let (written, floor) = measure(|| replay.write())?;
+    drop(replay);
+    ensure!(
+        written == added,
+        "the replay wrote {written} memberships, the scan {added}"
+    );
+    report.floor = floor;
 
     progress("SQL baseline");
     report.sql_groups = comparable.len();
@@ -396,6 +409,8 @@ impl Report {
             format!("| load customers into the store | {} | - | - | - |", full(&r.load)),
             format!("| full scan, {} memberships added | {} | - | - | ≤ 10 s at 1M: {}; ≤ 1.5 GiB above what was held before: {} |", r.memberships, full(&r.scan),
                 ok(r.scan.wall * 1_000_000.0 / r.customers as f64 <= 10.0), ok(r.scan.own_mib() <= 1536.0)),
+            format!("| the scan's rows written again by SQLite alone, without Cohort | - | {:.2} s wall, {:.2} s CPU | {:.2} | - |",
+                r.floor.wall, r.floor.cpu, r.scan.wall / r.floor.wall),
             format!("| rescan after {} customers changed | {} | - | - | ≤ 5 s at 1M: {} |", r.changed, full(&r.rescan),
                 ok(r.rescan.wall * 1_000_000.0 / r.customers as f64 <= 5.0)),
             format!("| scan of the {} groups SQL can express vs SQL | {:.2} s | {:.2} s (SQL) | {sql_ratio:.2} | ≤ 1: {} |",

@@ -613,7 +613,7 @@ fn apply_in(
                 end,
             } => {
                 applied.added += 1;
-                let membership = journal.add(NewMembership {
+                let membership = journal.added(NewMembership {
                     customer: customer.into(),
                     group: group.into(),
                     source: *source,
@@ -623,14 +623,8 @@ fn apply_in(
                     announced: announced(*start, *end, at),
                 });
                 applied.ids.push(membership);
-                Event {
-                    kind: Action::Added,
-                    customer: customer.into(),
-                    group: group.into(),
-                    membership,
-                    source: Some(*source),
-                    reason: reason.into(),
-                }
+                journal.spill(tx)?;
+                continue;
             }
             Change::End {
                 membership,
@@ -2045,6 +2039,142 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A batch mixing long stretches of alike memberships (written with their shared
+    /// values bound once, their entries read back from them) with memberships unlike
+    /// their neighbours and a removal between: every row is as written one by one.
+    #[test]
+    fn a_mixed_batch_writes_every_membership_entry_and_event_as_told() {
+        let store = SqliteStore::in_memory().expect("store");
+        let first = store
+            .apply(&[add("old", "b")], &CAUSE, 5)
+            .expect("apply")
+            .ids[0];
+        // Stretches of 32 alike (as `add` makes them), each ended by one that differs
+        // from them in one thing.
+        let to_a = |i: usize, source, reason: &str, start, end| Change::Add {
+            customer: format!("a{i}"),
+            group: "a".into(),
+            source,
+            reason: reason.into(),
+            start,
+            end,
+        };
+        let mut changes = Vec::new();
+        for (k, odd) in [
+            to_a(1000, Source::Rule, "another reason", 10, None),
+            to_a(1001, Source::Rule, "the rule matches", 9, None),
+            to_a(1002, Source::Rule, "the rule matches", 10, Some(50)),
+            to_a(1003, Source::Manual, "the rule matches", 10, None),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            changes.extend((0..32).map(|i| add(&format!("a{k}-{i}"), "a")));
+            changes.push(odd);
+        }
+        for (i, group) in ["x", "y", "x"].iter().enumerate() {
+            changes.push(Change::Add {
+                customer: format!("m{i}"),
+                group: group.to_string(),
+                source: Source::Manual,
+                reason: format!("reason {i}"),
+                start: 10 + i as Timestamp,
+                end: Some(100),
+            });
+        }
+        changes.push(Change::End {
+            membership: first,
+            customer: "old".into(),
+            group: "b".into(),
+            at: 10,
+            reason: "the rule no longer matches".into(),
+        });
+        changes.extend((0..35).map(|i| add(&format!("b{i}"), "b")));
+        store.apply(&changes, &CAUSE, 10).expect("apply");
+
+        let mut expected = Vec::new();
+        for c in &changes {
+            match c {
+                Change::Add {
+                    customer,
+                    group,
+                    source,
+                    reason,
+                    start,
+                    end,
+                } => expected.push((
+                    "membership.added".to_string(),
+                    customer.clone(),
+                    group.clone(),
+                    source.as_str().to_string(),
+                    reason.clone(),
+                    *start,
+                    *end,
+                )),
+                Change::End {
+                    customer,
+                    group,
+                    reason,
+                    ..
+                } => expected.push((
+                    "membership.removed".to_string(),
+                    customer.clone(),
+                    group.clone(),
+                    "rule".to_string(),
+                    reason.clone(),
+                    10,
+                    Some(10),
+                )),
+            }
+        }
+        let events = store.events_after(1, 1000).expect("events");
+        let mut found = Vec::new();
+        for e in &events {
+            let m = store
+                .customer_memberships(&e.customer)
+                .expect("memberships")
+                .into_iter()
+                .find(|m| m.id == e.membership)
+                .expect("the event's membership");
+            assert_eq!((&m.customer, &m.group), (&e.customer, &e.group));
+            let reason = if e.event == "membership.added" {
+                assert_eq!(
+                    m.reason, e.reason,
+                    "an addition's reason is its membership's"
+                );
+                m.reason.clone()
+            } else {
+                e.reason.clone()
+            };
+            assert_eq!(
+                (e.at, e.actor.as_str(), e.trigger.as_str()),
+                (10, "rule:g", "manual")
+            );
+            found.push((
+                e.event.clone(),
+                m.customer,
+                m.group,
+                m.source.as_str().to_string(),
+                reason,
+                m.start,
+                m.end,
+            ));
+        }
+        assert_eq!(found, expected);
+        let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        let history = store.history(Some("m1"), None, None, 10).expect("history");
+        assert_eq!(history.len(), 1);
+        assert_eq!(
+            (
+                history[0].action.as_str(),
+                history[0].run,
+                history[0].reason.as_str()
+            ),
+            ("added", Some(1), "reason 1")
+        );
     }
 
     #[test]

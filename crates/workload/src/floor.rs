@@ -51,19 +51,29 @@ impl Replay {
                  GROUP BY grp ORDER BY 2"
             ))?;
             let rows = stmt.query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, [r.get(1)?, r.get(2)?], r.get::<_, i64>(3)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    [r.get(1)?, r.get(2)?],
+                    r.get::<_, i64>(3)?,
+                ))
             })?;
             let mut ranges = Vec::new();
             for row in rows {
                 let (grp, [lo, hi], n) = row?;
-                ensure!(hi - lo + 1 == n, "{table} of group {grp}: ids not contiguous");
+                ensure!(
+                    hi - lo + 1 == n,
+                    "{table} of group {grp}: ids not contiguous"
+                );
                 ranges.push((grp, [lo, hi]));
             }
             Ok(ranges)
         };
         let (memberships, audit) = (ranges("m")?, ranges("a")?);
         ensure!(
-            memberships.iter().map(|r| &r.0).eq(audit.iter().map(|r| &r.0)),
+            memberships
+                .iter()
+                .map(|r| &r.0)
+                .eq(audit.iter().map(|r| &r.0)),
             "the groups of the memberships and of the audit entries differ"
         );
         Ok(Replay {

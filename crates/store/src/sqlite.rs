@@ -2523,6 +2523,51 @@ mod tests {
         assert!(store.excluded_from("c2").expect("query").is_empty());
     }
 
+    /// What a cache of customers relies on: every record once, in write order, then
+    /// only what was written since; and a record that does not parse stops the load
+    /// with an error naming it.
+    #[test]
+    fn customers_since_hands_every_record_in_write_order_then_only_what_changed() {
+        let store = SqliteStore::in_memory().expect("store");
+        let record = |i: usize| CustomerRecord {
+            id: format!("c{i:05}"),
+            ..CustomerRecord::default()
+        };
+        let first: Vec<CustomerRecord> = (0..2_055).rev().map(record).collect();
+        store.upsert_customers(&first, 0).expect("load");
+        store.upsert_customers(&[record(3)], 1).expect("update");
+        let read = |since| {
+            let mut ids = Vec::new();
+            let seq = store
+                .customers_since(since, &mut |c| ids.push(c.id))
+                .expect("read");
+            (ids, seq)
+        };
+        let (ids, seq) = read(None);
+        // One write numbers all its customers alike; they come in id order.
+        let mut expected: Vec<String> = (0..2_055)
+            .filter(|&i| i != 3)
+            .map(|i| record(i).id)
+            .collect();
+        expected.push(record(3).id);
+        assert_eq!(ids, expected);
+        assert_eq!(read(Some(seq)), (Vec::new(), seq));
+
+        store
+            .conn()
+            .execute(
+                "UPDATE customers SET record = '{', seq = 100 WHERE id = 'c00005'",
+                [],
+            )
+            .expect("break a record");
+        match store.customers_since(Some(seq), &mut |_| {}) {
+            Err(StoreError::Corrupt { what, id, .. }) => {
+                assert_eq!((what, id.as_str()), ("customer", "c00005"));
+            }
+            other => panic!("expected the broken record named, got {other:?}"),
+        }
+    }
+
     #[test]
     fn customers_page_in_id_order() {
         let store = SqliteStore::in_memory().expect("store");

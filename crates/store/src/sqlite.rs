@@ -588,14 +588,32 @@ const CUSTOMER_MEMBERSHIPS: &str = "WITH RECURSIVE
 
 /// Write one batch of changes with their audit entries and events in the caller's
 /// transaction.
-fn apply_in(
+/// Apply each batch of changes for its cause, in one journal (see `Journal::switch`).
+fn apply_all(
     tx: &rusqlite::Transaction<'_>,
-    changes: &[Change],
-    cause: &Cause<'_>,
+    batches: &[(&[Change], Cause<'_>)],
+    at: Timestamp,
+) -> Result<Vec<Applied>> {
+    let Some((_, first)) = batches.first() else {
+        return Ok(Vec::new());
+    };
+    let mut journal = Journal::open(tx, at, first)?;
+    let mut applied = Vec::with_capacity(batches.len());
+    for (changes, cause) in batches {
+        journal.switch(tx, cause)?;
+        applied.push(apply_in(tx, &mut journal, changes, at)?);
+    }
+    journal.finish(tx)?;
+    Ok(applied)
+}
+
+fn apply_in<'a>(
+    tx: &rusqlite::Transaction<'_>,
+    journal: &mut Journal<'a>,
+    changes: &'a [Change],
     at: Timestamp,
 ) -> Result<Applied> {
     let mut applied = Applied::default();
-    let mut journal = Journal::open(tx, at, cause)?;
     // The `removed` event announces the end; the clock must not announce it again.
     let mut end = tx.prepare_cached(
         "UPDATE memberships SET end = ?2,
@@ -652,7 +670,6 @@ fn apply_in(
         journal.record(event);
         journal.spill(tx)?;
     }
-    journal.flush(tx)?;
     let mut groups: Vec<&str> = changes
         .iter()
         .map(|c| match c {
@@ -745,11 +762,7 @@ impl Store for SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let applied = if upsert_customer_in(&tx, record, now, next_seq(&tx)?)? {
-            let applied = batches
-                .iter()
-                .map(|(changes, cause)| apply_in(&tx, changes, cause, now))
-                .collect::<Result<_>>()?;
-            Some(applied)
+            Some(apply_all(&tx, batches, now)?)
         } else {
             None
         };
@@ -1074,10 +1087,7 @@ impl Store for SqliteStore {
         let mut conn = self.conn();
         // Immediate: the journal numbers rows from what the transaction sees first.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let counts = batches
-            .iter()
-            .map(|(changes, cause)| apply_in(&tx, changes, cause, at))
-            .collect::<Result<_>>()?;
+        let counts = apply_all(&tx, batches, at)?;
         tx.commit()?;
         Ok(counts)
     }
@@ -1644,7 +1654,7 @@ impl Store for SqliteStore {
                 });
                 journal.spill(&tx)?;
             }
-            journal.flush(&tx)?;
+            journal.finish(&tx)?;
             let touched: Vec<&str> = touched.iter().map(String::as_str).collect();
             bump_membership_stamps(&tx, &touched)?;
         }
@@ -2175,6 +2185,54 @@ mod tests {
             ),
             ("added", Some(1), "reason 1")
         );
+    }
+
+    /// A registration's groups share one journal: each change is still written under
+    /// its own group's cause, and every one of them has its event, in order.
+    #[test]
+    fn batches_for_several_causes_keep_each_cause_and_every_event() {
+        let store = SqliteStore::in_memory().expect("store");
+        let causes = ["rule:a", "rule:b", "rule:c"].map(|actor| Cause {
+            trigger: "on-registration",
+            actor,
+            run: None,
+        });
+        let changes = [
+            vec![add("c1", "a")],
+            vec![add("c1", "b"), add("c2", "b")],
+            vec![add("c1", "c")],
+        ];
+        let batches: Vec<(&[Change], Cause<'_>)> = changes
+            .iter()
+            .map(Vec::as_slice)
+            .zip(causes.iter().cloned())
+            .collect();
+        let applied = store.apply_batches(&batches, 10).expect("apply");
+        assert_eq!(
+            applied.iter().map(Applied::counts).collect::<Vec<_>>(),
+            [(1, 0), (2, 0), (1, 0)]
+        );
+        let events: Vec<(String, String, String)> = store
+            .events_after(0, 10)
+            .expect("events")
+            .into_iter()
+            .map(|e| (e.customer, e.group, e.actor))
+            .collect();
+        let expected = [
+            ("c1", "a", "rule:a"),
+            ("c1", "b", "rule:b"),
+            ("c2", "b", "rule:b"),
+            ("c1", "c", "rule:c"),
+        ]
+        .map(|(c, g, a)| (c.to_string(), g.to_string(), a.to_string()));
+        assert_eq!(events, expected);
+        let actors: Vec<String> = store
+            .customer_memberships("c1")
+            .expect("memberships")
+            .into_iter()
+            .map(|m| m.actor)
+            .collect();
+        assert_eq!(actors, ["rule:a", "rule:b", "rule:c"]);
     }
 
     #[test]

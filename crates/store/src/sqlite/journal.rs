@@ -8,8 +8,10 @@
 //! its membership), so the journal numbers them itself, after the largest ids at the
 //! time it opened: the caller's transaction must hold the write lock from its start
 //! (`BEGIN IMMEDIATE`), and nothing else may insert into those tables within it. An
-//! event only points at its audit entry, so the events of a flush are one
-//! `INSERT … SELECT` over the entries it wrote.
+//! event only points at its audit entry, so the events of a journal are one
+//! `INSERT … SELECT` over the entries it wrote. One journal serves every group a
+//! registration changes (`switch`), so that each group costs its rows and not also a
+//! numbering and an events statement of its own.
 //!
 //! A run's changes are mostly alike: the same group, source, reason and window for
 //! thousands of customers. Memberships alike are written with all of that bound once
@@ -100,8 +102,9 @@ pub(super) struct Journal<'a> {
     next_membership: i64,
     next_audit: i64,
     memberships: Vec<(i64, NewMembership<'a>)>,
-    /// The first audit id not yet written: the events of a flush are those from it on.
-    unwritten: i64,
+    /// The first audit id of this journal: its events are those from it on, written
+    /// once, by `finish`.
+    first_audit: i64,
     /// Entries told in full, with their audit ids.
     told: Vec<(i64, Event<'a>)>,
     /// Entries of memberships added, as their audit id and the membership's id; the
@@ -142,7 +145,7 @@ impl<'a> Journal<'a> {
             cause,
             next_membership: max("memberships")? + 1,
             next_audit,
-            unwritten: next_audit,
+            first_audit: next_audit,
             memberships: Vec::new(),
             told: Vec::new(),
             added: Vec::new(),
@@ -195,6 +198,24 @@ impl<'a> Journal<'a> {
             .is_some_and(|(first, _)| membership >= *first)
         {
             self.flush(tx)?;
+        }
+        Ok(())
+    }
+
+    /// Go on with changes for another cause (a registration's next group): what is
+    /// queued is written under the cause it was queued for, the numbering goes on.
+    pub fn switch(&mut self, tx: &Transaction<'_>, cause: &'a Cause<'a>) -> Result<()> {
+        self.flush(tx)?;
+        self.cause = cause;
+        Ok(())
+    }
+
+    /// Write what is queued and the events of every change journaled.
+    pub fn finish(mut self, tx: &Transaction<'_>) -> Result<()> {
+        self.flush(tx)?;
+        if self.next_audit > self.first_audit {
+            tx.prepare_cached(OUTBOX_INSERT)?
+                .execute([self.first_audit, self.next_audit - 1])?;
         }
         Ok(())
     }
@@ -258,10 +279,6 @@ impl<'a> Journal<'a> {
             rest = after;
         }
         self.memberships.clear();
-        if self.next_audit == self.unwritten {
-            return Ok(());
-        }
-        let audited = [self.unwritten, self.next_audit - 1];
         insert(
             tx,
             AUDIT_INSERT,
@@ -304,10 +321,8 @@ impl<'a> Journal<'a> {
             ])?;
             rest = &rest[n..];
         }
-        tx.prepare_cached(OUTBOX_INSERT)?.execute(audited)?;
         self.told.clear();
         self.added.clear();
-        self.unwritten = self.next_audit;
         Ok(())
     }
 }
@@ -414,7 +429,7 @@ mod tests {
         let a = journal.added(membership("a"));
         journal.add(membership("plain"));
         let b = journal.added(membership("b"));
-        journal.flush(&tx).expect("flush");
+        journal.finish(&tx).expect("finish");
         let entries: Vec<(String, i64)> = tx
             .prepare("SELECT customer, membership FROM audit ORDER BY id")
             .expect("query")

@@ -8,6 +8,8 @@
 //! or fails verification is a configuration error; a lookup that fails (an IPv6
 //! address in an IPv4-only database) is "no decision" for that customer — never "no".
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Component, Path};
 
@@ -32,9 +34,17 @@ struct Config {
     database: String,
 }
 
+/// Data records whose answer is kept, at most: a Country database has a few hundred
+/// distinct records, a City database can have millions.
+const KEPT: usize = 65_536;
+
 struct GeoipCountry {
     countries: Vec<String>,
     reader: Reader<Vec<u8>>,
+    /// Whether the record at a data-section offset names a configured country. Many
+    /// networks share one record, and decoding a record (a map walked by key) cost
+    /// more than finding it; with this, a record is decoded once per instance.
+    answers: RefCell<HashMap<usize, bool>>,
 }
 
 impl Plugin for GeoipCountry {
@@ -111,7 +121,11 @@ impl Plugin for GeoipCountry {
             },
         };
         match reader {
-            Some(reader) => problems.finish(GeoipCountry { countries, reader }),
+            Some(reader) => problems.finish(GeoipCountry {
+                countries,
+                reader,
+                answers: RefCell::new(HashMap::new()),
+            }),
             None => problems.fail(),
         }
     }
@@ -126,19 +140,30 @@ impl Plugin for GeoipCountry {
                 IpAddr::V6(Ipv6Addr::from((u128::from(high) << 64) | u128::from(low)))
             }
         };
-        let code = self
-            .reader
-            .lookup(ip)
-            .and_then(|found| found.decode_path::<&str>(&ISO_CODE));
-        match code {
-            Ok(Some(code)) => Verdict::from_bool(
-                self.countries
-                    .binary_search_by(|c| c.as_str().cmp(code))
-                    .is_ok(),
-            ),
-            Ok(None) => Verdict::NoMatch,
-            Err(e) => Verdict::Error(format!("GeoIP lookup of {ip} failed: {e}")),
+        let failed = |e| Verdict::Error(format!("GeoIP lookup of {ip} failed: {e}"));
+        let found = match self.reader.lookup(ip) {
+            Ok(found) => found,
+            Err(e) => return failed(e),
+        };
+        let Some(offset) = found.offset() else {
+            return Verdict::NoMatch;
+        };
+        if let Some(&answer) = self.answers.borrow().get(&offset) {
+            return Verdict::from_bool(answer);
         }
+        let answer = match found.decode_path::<&str>(&ISO_CODE) {
+            Ok(Some(code)) => self
+                .countries
+                .binary_search_by(|c| c.as_str().cmp(code))
+                .is_ok(),
+            Ok(None) => false,
+            Err(e) => return failed(e),
+        };
+        let mut answers = self.answers.borrow_mut();
+        if answers.len() < KEPT {
+            answers.insert(offset, answer);
+        }
+        Verdict::from_bool(answer)
     }
 }
 

@@ -229,18 +229,18 @@ impl<'a> Journal<'a> {
             let same = alike(rest);
             if same >= ALIKE {
                 let (stretch, after) = rest.split_at(same);
-                let m = &stretch[0].1;
+                let [group, source, reason, start, end, announced] = stretch[0].1.shared();
                 insert(
                     tx,
                     ALIKE_INSERT,
                     [
                         text(cause.actor),
-                        text(&m.group),
-                        text(m.source.as_str()),
-                        text(&m.reason),
-                        int(m.start),
-                        m.end.map_or(NULL, int),
-                        text(m.announced),
+                        group,
+                        source,
+                        reason,
+                        start,
+                        end,
+                        announced,
                     ],
                     stretch,
                     |(id, m)| [int(*id), text(&m.customer)],
@@ -264,15 +264,16 @@ impl<'a> Journal<'a> {
                 [text(cause.actor)],
                 mixed,
                 |(id, m)| {
+                    let [group, source, reason, start, end, announced] = m.shared();
                     [
                         int(*id),
                         text(&m.customer),
-                        text(&m.group),
-                        text(m.source.as_str()),
-                        text(&m.reason),
-                        int(m.start),
-                        m.end.map_or(NULL, int),
-                        text(m.announced),
+                        group,
+                        source,
+                        reason,
+                        start,
+                        end,
+                        announced,
                     ]
                 },
             )?;
@@ -327,20 +328,38 @@ impl<'a> Journal<'a> {
     }
 }
 
+impl NewMembership<'_> {
+    /// The values a run's memberships usually share, in `ALIKE_INSERT`'s order:
+    /// group, source, reason, start, end, announced.
+    fn shared(&self) -> [ToSqlOutput<'_>; 6] {
+        [
+            text(&self.group),
+            text(self.source.as_str()),
+            text(&self.reason),
+            int(self.start),
+            self.end.map_or(NULL, int),
+            text(self.announced),
+        ]
+    }
+
+    /// Whether the two differ in their customer at most.
+    fn same_but_customer(&self, other: &Self) -> bool {
+        self.group == other.group
+            && self.source == other.source
+            && self.reason == other.reason
+            && self.start == other.start
+            && self.end == other.end
+            && self.announced == other.announced
+    }
+}
+
 /// How many memberships from the first on differ in their id and customer only.
 fn alike(rows: &[(i64, NewMembership<'_>)]) -> usize {
     let Some((_, first)) = rows.first() else {
         return 0;
     };
     rows.iter()
-        .take_while(|(_, m)| {
-            m.group == first.group
-                && m.source == first.source
-                && m.reason == first.reason
-                && m.start == first.start
-                && m.end == first.end
-                && m.announced == first.announced
-        })
+        .take_while(|(_, m)| m.same_but_customer(first))
         .count()
 }
 

@@ -387,7 +387,6 @@ impl SqliteStore {
         configure_sqlite();
         let conn = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
         let mut store = Self::setup(conn)?;
-        store.conn().pragma_update(None, "wal_autocheckpoint", 0)?;
         store.stop = Some(checkpointer(path)?);
         Ok(store)
     }
@@ -398,7 +397,9 @@ impl SqliteStore {
         Self::setup(Connection::open_in_memory()?)
     }
 
-    fn setup(mut conn: Connection) -> Result<Self> {
+    /// The settings the store gives its connection, for another connection that must
+    /// write as the store does (the benchmark's floor, say).
+    pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
         // WAL lets readers go on while a run writes; NORMAL sync is durable at every
         // checkpoint and safe against corruption on power loss.
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -407,10 +408,16 @@ impl SqliteStore {
         // A multi-row insert keeps a statement journal (to undo itself alone on error);
         // in a file it costs a write per page it touches.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // The checkpointer thread copies the log (see `checkpointer`); no commit does.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         // The log is reused from its start once copied (see `checkpoint`); a run's
         // large transactions may have grown the file far past what is needed since,
         // and SQLite cuts it back to this when the log starts over.
-        conn.pragma_update(None, "journal_size_limit", WAL_BYTES_LIMIT)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_BYTES_LIMIT)
+    }
+
+    fn setup(mut conn: Connection) -> Result<Self> {
+        Self::configure(&conn)?;
         // rusqlite keeps 16 prepared statements by default; a registration uses about as
         // many, runs and the API more, and every statement evicted is parsed and planned
         // again on its next use.

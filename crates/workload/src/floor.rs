@@ -33,7 +33,9 @@ impl Replay {
     pub fn prepare(scan: &Path, floor: &Path) -> anyhow::Result<Self> {
         let store = SqliteStore::open(floor)?;
         let conn = rusqlite::Connection::open(floor)?;
-        conn.execute_batch("PRAGMA temp_store = MEMORY; PRAGMA synchronous = NORMAL;")?;
+        // Written as the store writes: without these, this connection would, for one,
+        // copy the log back into the file itself at every thousand pages.
+        SqliteStore::configure(&conn)?;
         conn.execute("ATTACH ?1 AS scan", [scan.to_string_lossy()])?;
         conn.execute_batch(&format!(
             "CREATE TEMP TABLE m (id INTEGER PRIMARY KEY, customer, grp, source, actor,

@@ -222,7 +222,7 @@ impl<'a> Journal<'a> {
 
     /// Write what is queued. Must come before a statement that reads or updates a
     /// queued membership.
-    pub fn flush(&mut self, tx: &Transaction<'_>) -> Result<()> {
+    fn flush(&mut self, tx: &Transaction<'_>) -> Result<()> {
         let cause = self.cause;
         let mut rest = &self.memberships[..];
         while !rest.is_empty() {

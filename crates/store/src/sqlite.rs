@@ -268,6 +268,14 @@ ALTER TABLE outbox_v8 RENAME TO outbox;
     r#"
 DROP INDEX audit_by_group;
 "#,
+    // One write numbers all its customers alike, so `ORDER BY seq, id` had SQLite copy
+    // every record of a write into a sorter before handing back the first: a tenth of
+    // loading the customer cache (300,000 customers). Led by both, the index hands them
+    // over in order.
+    r#"
+DROP INDEX customers_by_seq;
+CREATE INDEX customers_by_seq ON customers (seq, id);
+"#,
 ];
 
 /// The state to announce for a membership written at `at`: a window starting later is
@@ -541,6 +549,10 @@ fn webhook_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Webhook> {
 
 const WEBHOOK_COLUMNS: &str =
     "id, url, secret, created_at, position, attempts, last_error, last_delivered_at";
+
+/// Customers written after a write number, in write order.
+const CUSTOMERS_SINCE: &str =
+    "SELECT id, record, seq FROM customers WHERE seq > ?1 ORDER BY seq, id";
 
 const UPSERT_CUSTOMER: &str = "INSERT INTO customers (id, record, registered_at, updated_at, seq)
      VALUES (?1, ?2, ?3, ?3, ?4)
@@ -828,9 +840,7 @@ impl Store for SqliteStore {
         let since = seq.unwrap_or(-1);
         // In write order, so that the index on `seq` answers "nothing changed" without
         // reading the table.
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, record, seq FROM customers WHERE seq > ?1 ORDER BY seq, id",
-        )?;
+        let mut stmt = conn.prepare_cached(CUSTOMERS_SINCE)?;
         let rows = stmt.query_map([since], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -2617,6 +2627,19 @@ mod tests {
         expected.push(record(3).id);
         assert_eq!(ids, expected);
         assert_eq!(read(Some(seq)), (Vec::new(), seq));
+        // Handed over as the index walks, not after sorting every record.
+        let plan: Vec<String> = store
+            .conn()
+            .prepare(&format!("EXPLAIN QUERY PLAN {CUSTOMERS_SINCE}"))
+            .expect("plan")
+            .query_map([-1], |r| r.get(3))
+            .expect("plan")
+            .collect::<rusqlite::Result<_>>()
+            .expect("plan");
+        assert_eq!(
+            plan,
+            ["SEARCH customers USING INDEX customers_by_seq (seq>?)"]
+        );
 
         store
             .conn()

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{Interner, Symbol, Timestamp};
@@ -58,9 +58,102 @@ pub struct SubscriptionRecord {
     pub product: String,
     #[serde(default)]
     pub status: SubscriptionStatus,
+    #[serde(deserialize_with = "rfc3339::required")]
     pub start: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "rfc3339::optional"
+    )]
     pub end: Option<DateTime<Utc>>,
+}
+
+/// Subscription times as platforms send them: RFC 3339. Loading the customer cache reads
+/// every subscription of every customer, and chrono's parser, which takes every form
+/// RFC 3339 allows, was a twelfth of that. Nearly all times come in one form,
+/// `2026-03-19T20:26:40Z`, which is read here directly; any other form, or a date that
+/// does not exist, goes to chrono, so what is accepted and the errors are chrono's.
+mod rfc3339 {
+    use super::*;
+
+    pub fn required<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        d.deserialize_str(Visitor)
+    }
+
+    pub fn optional<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        Option::<At>::deserialize(d).map(|at| at.map(|At(t)| t))
+    }
+
+    struct At(DateTime<Utc>);
+
+    impl<'de> Deserialize<'de> for At {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            required(d).map(At)
+        }
+    }
+
+    struct Visitor;
+
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = DateTime<Utc>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an RFC 3339 date and time")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            parse(text).map_err(E::custom)
+        }
+    }
+
+    pub(super) fn parse(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+        match utc_seconds(text.as_bytes()) {
+            Some(at) => Ok(at),
+            None => text
+                .parse::<DateTime<FixedOffset>>()
+                .map(|t| t.with_timezone(&Utc)),
+        }
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SSZ`, when `text` is exactly that and the date exists.
+    fn utc_seconds(text: &[u8]) -> Option<DateTime<Utc>> {
+        let [
+            y0,
+            y1,
+            y2,
+            y3,
+            b'-',
+            m0,
+            m1,
+            b'-',
+            d0,
+            d1,
+            b'T',
+            h0,
+            h1,
+            b':',
+            i0,
+            i1,
+            b':',
+            s0,
+            s1,
+            b'Z',
+        ] = *text
+        else {
+            return None;
+        };
+        let digits = |ds: &[u8]| {
+            ds.iter().try_fold(0u32, |n, &d| {
+                d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+            })
+        };
+        let year = i32::try_from(digits(&[y0, y1, y2, y3])?).ok()?;
+        let date = NaiveDate::from_ymd_opt(year, digits(&[m0, m1])?, digits(&[d0, d1])?)?;
+        let time = date.and_hms_opt(digits(&[h0, h1])?, digits(&[i0, i1])?, digits(&[s0, s1])?)?;
+        Some(time.and_utc())
+    }
 }
 
 /// A customer as a platform sends it: one JSON object per customer.
@@ -253,6 +346,66 @@ mod tests {
         .intern(&Interner::new())
         .expect_err("invalid");
         assert_eq!(err.field, "subscriptions[1].end");
+    }
+
+    /// The direct reading of the common form gives what chrono gives, and every other
+    /// form (or an impossible date) still goes through chrono with chrono's error.
+    #[test]
+    fn subscription_times_read_as_chrono_reads_them() {
+        let chrono = |text: &str| {
+            text.parse::<DateTime<FixedOffset>>()
+                .map(|t| t.with_timezone(&Utc))
+        };
+        // A day and 13 seconds apart from 1969 to 2101: every day of every month, leap
+        // years, times of day all round the clock.
+        let mut at = -31_536_000_i64;
+        while at < 4_133_980_800 {
+            let text = DateTime::from_timestamp(at, 0)
+                .expect("in range")
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string();
+            assert_eq!(rfc3339::parse(&text), chrono(&text), "{text}");
+            at += 86_413;
+        }
+        for text in [
+            "2026-02-29T00:00:00Z",
+            "2024-02-29T23:59:59Z",
+            "2026-13-01T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01T23:60:00Z",
+            "2026-01-01T23:59:60Z",
+            "2026-01-01t10:00:00z",
+            "2026-01-01 10:00:00Z",
+            "2026-01-01T10:00:00.250Z",
+            "2026-01-01T10:00:00+03:00",
+            "2026-01-01T10:00:00-00:30",
+            "2026-01-01T10:00:00",
+            "2026-1-01T10:00:00Z",
+            "+026-01-01T10:00:00Z",
+            "2026-01-01T10:00:0xZ",
+            "",
+        ] {
+            assert_eq!(rfc3339::parse(text), chrono(text), "{text}");
+        }
+        let err = serde_json::from_str::<CustomerRecord>(
+            r#"{"id":"9","subscriptions":[{"product":"p","start":"2026-02-30T00:00:00Z"}]}"#,
+        )
+        .expect_err("an impossible date");
+        assert!(err.to_string().contains("out of range"), "{err}");
+        let ends = |end: &str| {
+            let json = format!(
+                r#"{{"id":"9","subscriptions":[{{"product":"p","start":"2026-01-01T00:00:00Z"{end}}}]}}"#
+            );
+            serde_json::from_str::<CustomerRecord>(&json).map(|r| r.subscriptions[0].end)
+        };
+        assert_eq!(ends("").expect("no end"), None);
+        assert_eq!(ends(r#","end":null"#).expect("null end"), None);
+        assert_eq!(
+            ends(r#","end":"2026-06-01T12:00:00+02:00""#).expect("an end"),
+            chrono("2026-06-01T10:00:00Z").ok()
+        );
+        assert!(ends(r#","end":"June""#).is_err());
     }
 
     #[test]

@@ -300,11 +300,11 @@ pub trait Store: Send + Sync {
     /// Each customer written after the write numbered `seq` (all if `None`), in write
     /// order, handed to `each` as it is read (a first load must not hold every record at
     /// once); returns the number of the latest write seen: what a cache of customers
-    /// needs.
+    /// needs. `each` may be called on another thread than the caller's.
     fn customers_since(
         &self,
         seq: Option<i64>,
-        each: &mut dyn FnMut(CustomerRecord),
+        each: &mut (dyn FnMut(CustomerRecord) + Send),
     ) -> Result<i64>;
     fn count_customers(&self) -> Result<u64>;
 

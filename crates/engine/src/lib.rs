@@ -613,7 +613,7 @@ impl Engine {
         // it plans against the customer's memberships in its rivals.
         let mut pending: Vec<(Vec<Change>, String)> = Vec::new();
         let mut stored = false;
-        let mut known = self.known(&record.id)?;
+        let mut known = self.known(&record.id, &groups)?;
         for group in groups.iter() {
             if group.auto.mode == Mode::Disabled || !group.auto.triggers.on_registration {
                 continue;
@@ -632,7 +632,7 @@ impl Engine {
                 stored = true;
                 self.store.apply_batches(&batches(&pending), now)?;
                 pending.clear();
-                known = self.known(&record.id)?;
+                known = self.known(&record.id, &groups)?;
             }
             let changes = self.plan_one(group, &groups, &record.id, &known, decision, now);
             if changes
@@ -692,11 +692,13 @@ impl Engine {
             .collect())
     }
 
-    /// What the store knows of one customer's standing: its memberships in every group
-    /// and the groups it is pinned out of. Read once per registration, not per group.
-    fn known(&self, customer: &str) -> Result<Known> {
+    /// What the store knows of one customer's standing: its memberships in `groups`
+    /// (a plan looks at its own group and its rivals, never at a deleted group) and the
+    /// groups it is pinned out of. Read once per registration, not per group.
+    fn known(&self, customer: &str, groups: &[Group]) -> Result<Known> {
+        let ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
         Ok(Known {
-            memberships: self.store.customer_memberships(customer)?,
+            memberships: self.store.customer_memberships_in(customer, &ids)?,
             excluded: self.store.excluded_from(customer)?.into_iter().collect(),
         })
     }

@@ -335,6 +335,9 @@ pub trait Store: Send + Sync {
     fn membership_stamp(&self, group: &str) -> Result<i64>;
     /// Every membership of the customer, in any state.
     fn customer_memberships(&self, customer: &str) -> Result<Vec<Membership>>;
+    /// The customer's memberships in `groups` only, in any state: what planning for
+    /// those groups needs, found without first finding which groups have members.
+    fn customer_memberships_in(&self, customer: &str, groups: &[&str]) -> Result<Vec<Membership>>;
     /// Customers pinned out of the group.
     fn exclusions(&self, group: &str) -> Result<Vec<String>>;
     /// The groups one customer is pinned out of.

@@ -657,9 +657,10 @@ impl Engine {
         // A later group of an exclusive set may have taken the customer from an earlier
         // one: report where it ended up. Without exclusive sets, nothing was taken.
         if groups.iter().any(|g| g.exclusive.is_some()) {
+            let joined: Vec<&str> = registration.joined.iter().map(String::as_str).collect();
             let active: HashSet<String> = self
                 .store
-                .customer_memberships(&record.id)?
+                .customer_memberships_in(&record.id, &joined)?
                 .into_iter()
                 .filter(|m| m.is_active(now))
                 .map(|m| m.group)
@@ -1018,9 +1019,8 @@ impl Engine {
         let columns = self.evaluate_one(&g, &facts, as_of)?;
         let memberships = self
             .store
-            .customer_memberships(customer)?
+            .customer_memberships_in(customer, &[group])?
             .into_iter()
-            .filter(|m| m.group == group)
             .map(|m| {
                 let state = m.state(as_of);
                 (m, state)
@@ -1126,9 +1126,9 @@ impl Engine {
         self.group(group)?;
         let changes: Vec<Change> = self
             .store
-            .customer_memberships(customer)?
+            .customer_memberships_in(customer, &[group])?
             .into_iter()
-            .filter(|m| m.group == group && m.state(now) != State::Expired)
+            .filter(|m| m.state(now) != State::Expired)
             .map(|m| Change::End {
                 membership: m.id,
                 customer: customer.to_string(),

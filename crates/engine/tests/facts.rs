@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use cohort_engine::{Engine, ImportOptions, Trigger};
 use cohort_import::Options;
-use cohort_model::{CustomerRecord, Group};
+use cohort_model::{CustomerRecord, Group, State};
 use common::engine;
 use tempfile::TempDir;
 
@@ -87,6 +87,29 @@ fn a_run_sees_customers_another_writer_changed_since_the_last_run() {
         .upsert_customer(&customer("c1", "FR"), 40)
         .expect("upsert");
     assert_eq!(members(&runner, 50), set(&["c2", "c3"]));
+}
+
+#[test]
+fn why_shows_the_customers_memberships_in_the_group_as_the_store_has_them() {
+    let (_dir, runner, other) = two_writers();
+    assert_eq!(members(&runner, 10), set(&["c1"]));
+
+    // Another writer ends c1's membership by hand.
+    assert_eq!(
+        other
+            .remove_member("c1", "de", "ops", "asked", 20)
+            .expect("remove"),
+        1
+    );
+    let why = runner.explain("c1", "de", 30).expect("why");
+    let held: Vec<(String, String, State)> = why
+        .memberships
+        .iter()
+        .map(|(m, state)| (m.customer.clone(), m.group.clone(), *state))
+        .collect();
+    assert_eq!(held, [("c1".into(), "de".into(), State::Expired)]);
+    let why = runner.explain("c2", "de", 30).expect("why");
+    assert!(why.memberships.is_empty(), "{:?}", why.memberships);
 }
 
 #[test]

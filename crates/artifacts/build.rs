@@ -38,6 +38,7 @@ const GUESTS: &[(&str, &str, bool)] = &[
     ),
     ("PRODUCT", "cohort-plugin-product", true),
     ("HOSTILE", "cohort-plugin-hostile", false),
+    ("LEGACY", "cohort-plugin-legacy", false),
 ];
 
 fn main() {
@@ -55,6 +56,7 @@ fn main() {
         "crates/sdk",
         "plugins",
         "tests/hostile",
+        "tests/legacy",
         "Cargo.lock",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());

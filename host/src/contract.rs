@@ -4,22 +4,26 @@
 //! Each supported version has its own `bindgen!` module. A new version gets a new
 //! module beside the old ones; released modules never change, so a plugin built
 //! against an older supported version keeps loading.
+//!
+//! Customers are kept in the newest version's column types ([`Batch`]); a call to a
+//! plugin of the newest version moves the columns it reads into the call and back,
+//! a call to an older one gets a converted copy.
 
 use std::net::IpAddr;
 use std::ops::Range;
 
 use cohort_model::{
     Capability, ConfigError, Customer, Field, FieldSet, PayerKind, PluginInfo, SubscriptionStatus,
-    Symbol, Verdicts, VerificationStatus,
+    Symbol, Timestamp, Verdicts, VerificationStatus,
 };
-use wasmtime::Engine;
-use wasmtime::component::Component;
+use wasmtime::component::{Component, InstancePre, ResourceAny};
+use wasmtime::{Engine, Store};
 
 use crate::error::LoadError;
 use crate::sandbox::State;
 
 /// Contract versions this host can run, newest first.
-pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0"];
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.2.0", "0.1.0"];
 
 const EXPORT_PREFIX: &str = "cohort:plugin/condition@";
 
@@ -30,18 +34,27 @@ pub(crate) mod v0_1 {
     });
 }
 
-use v0_1::cohort::plugin::types as wit;
+pub(crate) mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../wit/0.2.0",
+        world: "plugin",
+    });
+}
+
+use v0_2::cohort::plugin::types as wit;
 
 /// A contract version a loaded plugin was built against.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Version {
     V0_1,
+    V0_2,
 }
 
 impl Version {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Version::V0_1 => "0.1.0",
+            Version::V0_2 => "0.2.0",
         }
     }
 }
@@ -73,6 +86,7 @@ pub(crate) fn detect(engine: &Engine, component: &Component) -> Result<Version, 
     let mut parts = found.split('.').map(str::parse::<u64>);
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some(Ok(0)), Some(Ok(1)), Some(Ok(_)), None) => Ok(Version::V0_1),
+        (Some(Ok(0)), Some(Ok(2)), Some(Ok(_)), None) => Ok(Version::V0_2),
         _ => Err(LoadError::UnsupportedContract {
             found: found.to_string(),
             supported: SUPPORTED_CONTRACTS.join(", "),
@@ -80,74 +94,323 @@ pub(crate) fn detect(engine: &Engine, component: &Component) -> Result<Version, 
     }
 }
 
-impl v0_1::cohort::plugin::types::Host for State {}
+/// Add the host's side of every supported version to `linker`.
+pub(crate) fn link(linker: &mut wasmtime::component::Linker<State>) -> wasmtime::Result<()> {
+    use wasmtime::component::HasSelf;
+    v0_1::Plugin::add_to_linker::<State, HasSelf<State>>(linker, |s| s)?;
+    v0_2::Plugin::add_to_linker::<State, HasSelf<State>>(linker, |s| s)
+}
 
-impl v0_1::cohort::plugin::host::Host for State {
-    fn intern(&mut self, text: String) -> u32 {
-        self.interner.intern(&text).as_u32()
+/// A plugin compiled and linked, ready to instantiate, in the version it was built
+/// against.
+pub(crate) enum Pre {
+    V0_1(v0_1::PluginPre<State>),
+    V0_2(v0_2::PluginPre<State>),
+}
+
+/// A running instance's exports.
+pub(crate) enum Instance {
+    V0_1(v0_1::Plugin),
+    V0_2(v0_2::Plugin),
+}
+
+/// What a plugin answered for a batch, short of a trap.
+pub(crate) enum Answer {
+    /// The verdicts were appended.
+    Verdicts,
+    /// The plugin failed the whole batch, with its message.
+    Failed(String),
+    /// The answer breaks the contract, as said.
+    Broken(String),
+}
+
+impl Pre {
+    pub(crate) fn new(version: Version, pre: InstancePre<State>) -> Result<Pre, LoadError> {
+        let contract = |e: wasmtime::Error| LoadError::Contract {
+            version: version.as_str(),
+            message: format!("{e:#}"),
+        };
+        Ok(match version {
+            Version::V0_1 => Pre::V0_1(v0_1::PluginPre::new(pre).map_err(contract)?),
+            Version::V0_2 => Pre::V0_2(v0_2::PluginPre::new(pre).map_err(contract)?),
+        })
     }
 
-    fn symbol_text(&mut self, symbol: u32) -> Option<String> {
-        self.interner
-            .resolve(Symbol::from_u32(symbol))
-            .map(|s| s.to_string())
+    pub(crate) fn version(&self) -> Version {
+        match self {
+            Pre::V0_1(_) => Version::V0_1,
+            Pre::V0_2(_) => Version::V0_2,
+        }
+    }
+
+    pub(crate) fn instantiate(&self, store: &mut Store<State>) -> wasmtime::Result<Instance> {
+        Ok(match self {
+            Pre::V0_1(pre) => Instance::V0_1(pre.instantiate(store)?),
+            Pre::V0_2(pre) => Instance::V0_2(pre.instantiate(store)?),
+        })
     }
 }
 
-/// An empty batch, to be filled by [`fill`] and reused from call to call so that its
-/// columns keep their capacity.
-pub(crate) fn empty_batch() -> wit::Customers {
-    wit::Customers {
-        count: 0,
-        country: Vec::new(),
-        registration_ip: Vec::new(),
-        registration_params: wit::RaggedPairs {
+impl Instance {
+    /// The plugin's description, or what is wrong with it.
+    pub(crate) fn describe(
+        &self,
+        store: &mut Store<State>,
+    ) -> wasmtime::Result<Result<PluginInfo, LoadError>> {
+        Ok(match self {
+            Instance::V0_1(b) => glue_v0_1::info(b.cohort_plugin_condition().call_describe(store)?),
+            Instance::V0_2(b) => glue_v0_2::info(b.cohort_plugin_condition().call_describe(store)?),
+        })
+    }
+
+    /// A prepared evaluator, or every problem with `config`.
+    pub(crate) fn prepare(
+        &self,
+        store: &mut Store<State>,
+        config: &str,
+    ) -> wasmtime::Result<Result<ResourceAny, Vec<ConfigError>>> {
+        Ok(match self {
+            Instance::V0_1(b) => b
+                .cohort_plugin_condition()
+                .call_prepare(store, config)?
+                .map_err(glue_v0_1::config_errors),
+            Instance::V0_2(b) => b
+                .cohort_plugin_condition()
+                .call_prepare(store, config)?
+                .map_err(glue_v0_2::config_errors),
+        })
+    }
+
+    /// Evaluate the customers of `batch` (filled for `reads`), appending their verdicts
+    /// to `out`. `batch` is as it was when this returns.
+    pub(crate) fn evaluate(
+        &self,
+        store: &mut Store<State>,
+        evaluator: ResourceAny,
+        as_of: Timestamp,
+        batch: &mut Batch,
+        reads: FieldSet,
+        out: &mut Verdicts,
+    ) -> wasmtime::Result<Answer> {
+        let n = batch.count as usize;
+        let answer = match self {
+            Instance::V0_1(b) => b
+                .cohort_plugin_condition()
+                .evaluator()
+                .call_evaluate(store, evaluator, as_of, &batch.to_v0_1())?
+                .map(|v| glue_v0_1::verdicts(v, n, out)),
+            Instance::V0_2(b) => {
+                let sent = batch.lend(reads);
+                let answer = b
+                    .cohort_plugin_condition()
+                    .evaluator()
+                    .call_evaluate(store, evaluator, as_of, &sent);
+                batch.take_back(sent);
+                answer?.map(|v| glue_v0_2::verdicts(v, n, out))
+            }
+        };
+        Ok(match answer {
+            Ok(Ok(())) => Answer::Verdicts,
+            Ok(Err(broken)) => Answer::Broken(broken),
+            Err(message) => Answer::Failed(message),
+        })
+    }
+}
+
+/// A list per customer, flattened: customer `i` owns `items[offsets[i] .. offsets[i + 1]]`.
+/// The contract's `ragged-*` records, by item type.
+#[derive(Clone, Debug)]
+pub(crate) struct Ragged<T> {
+    pub(crate) offsets: Vec<u32>,
+    pub(crate) items: Vec<T>,
+}
+
+impl<T> Default for Ragged<T> {
+    fn default() -> Self {
+        Ragged {
             offsets: Vec::new(),
             items: Vec::new(),
-        },
-        payers: wit::RaggedPayers {
-            offsets: Vec::new(),
-            items: Vec::new(),
-        },
-        provider: Vec::new(),
-        auth_methods: wit::RaggedSymbols {
-            offsets: Vec::new(),
-            items: Vec::new(),
-        },
-        verification_status: Vec::new(),
-        verification_methods: wit::RaggedSymbols {
-            offsets: Vec::new(),
-            items: Vec::new(),
-        },
-        subscriptions: wit::RaggedSubscriptions {
-            offsets: Vec::new(),
-            items: Vec::new(),
-        },
-        tags: wit::RaggedSymbols {
-            offsets: Vec::new(),
-            items: Vec::new(),
-        },
-        attributes: wit::RaggedPairs {
-            offsets: Vec::new(),
-            items: Vec::new(),
-        },
+        }
+    }
+}
+
+/// Customers column by column in the newest contract's types, a field per column.
+/// Filled by [`fill`] and reused from call to call so that its columns keep their
+/// capacity; only the columns a plugin reads are filled.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Batch {
+    pub(crate) count: u32,
+    pub(crate) country: Vec<u32>,
+    pub(crate) registration_ip: Vec<Option<wit::IpAddress>>,
+    pub(crate) registration_params: Ragged<wit::Pair>,
+    pub(crate) payers: Ragged<wit::Payer>,
+    pub(crate) provider: Vec<u32>,
+    pub(crate) auth_methods: Ragged<u32>,
+    pub(crate) verification_status: Vec<wit::VerificationStatus>,
+    pub(crate) verification_methods: Ragged<u32>,
+    pub(crate) subscriptions: Ragged<wit::Subscription>,
+    pub(crate) tags: Ragged<u32>,
+    pub(crate) attributes: Ragged<wit::Pair>,
+}
+
+/// Move a ragged column into the contract's record of it, leaving it empty.
+macro_rules! lend_ragged {
+    ($record:ident, $from:expr) => {
+        wit::$record {
+            offsets: std::mem::take(&mut $from.offsets),
+            items: std::mem::take(&mut $from.items),
+        }
+    };
+}
+
+/// Put a ragged column back from the contract's record of it.
+macro_rules! take_ragged {
+    ($to:expr, $record:expr) => {{
+        let r = $record;
+        $to.offsets = r.offsets;
+        $to.items = r.items;
+    }};
+}
+
+/// A ragged column of 0.2.0 as 0.1.0's record of it; `$item` converts an item.
+macro_rules! ragged_v0_1 {
+    ($record:ident, $from:expr, $item:expr) => {
+        v0_1::cohort::plugin::types::$record {
+            offsets: $from.offsets.clone(),
+            items: $from.items.iter().map($item).collect(),
+        }
+    };
+}
+
+impl Batch {
+    /// The columns `reads` names, moved out into a 0.2.0 batch, in the order of the
+    /// contract's `fields`; [`take_back`](Self::take_back) returns them.
+    fn lend(&mut self, reads: FieldSet) -> wit::Customers {
+        use wit::Column as C;
+        let mut columns = Vec::with_capacity(reads.iter().count());
+        for field in reads.iter() {
+            columns.push(match field {
+                Field::Country => C::Country(std::mem::take(&mut self.country)),
+                Field::RegistrationIp => {
+                    C::RegistrationIp(std::mem::take(&mut self.registration_ip))
+                }
+                Field::RegistrationParams => {
+                    C::RegistrationParams(lend_ragged!(RaggedPairs, self.registration_params))
+                }
+                Field::Payers => C::Payers(lend_ragged!(RaggedPayers, self.payers)),
+                Field::Provider => C::Provider(std::mem::take(&mut self.provider)),
+                Field::AuthMethods => {
+                    C::AuthMethods(lend_ragged!(RaggedSymbols, self.auth_methods))
+                }
+                Field::VerificationStatus => {
+                    C::VerificationStatus(std::mem::take(&mut self.verification_status))
+                }
+                Field::VerificationMethods => {
+                    C::VerificationMethods(lend_ragged!(RaggedSymbols, self.verification_methods))
+                }
+                Field::Subscriptions => {
+                    C::Subscriptions(lend_ragged!(RaggedSubscriptions, self.subscriptions))
+                }
+                Field::Tags => C::Tags(lend_ragged!(RaggedSymbols, self.tags)),
+                Field::Attributes => C::Attributes(lend_ragged!(RaggedPairs, self.attributes)),
+            });
+        }
+        wit::Customers {
+            count: self.count,
+            columns,
+        }
+    }
+
+    /// Take back the columns [`lend`](Self::lend) moved out, with their capacity.
+    fn take_back(&mut self, sent: wit::Customers) {
+        use wit::Column as C;
+        for column in sent.columns {
+            match column {
+                C::Country(c) => self.country = c,
+                C::RegistrationIp(c) => self.registration_ip = c,
+                C::RegistrationParams(c) => take_ragged!(self.registration_params, c),
+                C::Payers(c) => take_ragged!(self.payers, c),
+                C::Provider(c) => self.provider = c,
+                C::AuthMethods(c) => take_ragged!(self.auth_methods, c),
+                C::VerificationStatus(c) => self.verification_status = c,
+                C::VerificationMethods(c) => take_ragged!(self.verification_methods, c),
+                C::Subscriptions(c) => take_ragged!(self.subscriptions, c),
+                C::Tags(c) => take_ragged!(self.tags, c),
+                C::Attributes(c) => take_ragged!(self.attributes, c),
+            }
+        }
+    }
+
+    /// A copy in 0.1.0's form, where every column is a field and unread ones are
+    /// empty. Only plugins built against 0.1.0 pay for it.
+    fn to_v0_1(&self) -> v0_1::cohort::plugin::types::Customers {
+        use v0_1::cohort::plugin::types as old;
+        let pair = |p: &wit::Pair| old::Pair {
+            key: p.key,
+            value: p.value,
+        };
+        old::Customers {
+            count: self.count,
+            country: self.country.clone(),
+            registration_ip: self
+                .registration_ip
+                .iter()
+                .map(|ip| {
+                    ip.map(|ip| match ip {
+                        wit::IpAddress::Ipv4(a) => old::IpAddress::Ipv4(a),
+                        wit::IpAddress::Ipv6(a) => old::IpAddress::Ipv6(a),
+                    })
+                })
+                .collect(),
+            registration_params: ragged_v0_1!(RaggedPairs, self.registration_params, pair),
+            payers: ragged_v0_1!(RaggedPayers, self.payers, |p| old::Payer {
+                kind: match p.kind {
+                    wit::PayerKind::LegalEntity => old::PayerKind::LegalEntity,
+                    wit::PayerKind::Individual => old::PayerKind::Individual,
+                    wit::PayerKind::SoleProprietor => old::PayerKind::SoleProprietor,
+                },
+                active: p.active,
+            }),
+            provider: self.provider.clone(),
+            auth_methods: ragged_v0_1!(RaggedSymbols, self.auth_methods, |s| *s),
+            verification_status: self
+                .verification_status
+                .iter()
+                .map(|s| match s {
+                    wit::VerificationStatus::Unverified => old::VerificationStatus::Unverified,
+                    wit::VerificationStatus::Passed => old::VerificationStatus::Passed,
+                    wit::VerificationStatus::Failed => old::VerificationStatus::Failed,
+                })
+                .collect(),
+            verification_methods: ragged_v0_1!(RaggedSymbols, self.verification_methods, |s| *s),
+            subscriptions: ragged_v0_1!(RaggedSubscriptions, self.subscriptions, |s| {
+                old::Subscription {
+                    product: s.product,
+                    status: match s.status {
+                        wit::SubscriptionStatus::Active => old::SubscriptionStatus::Active,
+                        wit::SubscriptionStatus::Suspended => old::SubscriptionStatus::Suspended,
+                        wit::SubscriptionStatus::Cancelled => old::SubscriptionStatus::Cancelled,
+                        wit::SubscriptionStatus::Pending => old::SubscriptionStatus::Pending,
+                    },
+                    start: s.start,
+                    end: s.end,
+                }
+            }),
+            tags: ragged_v0_1!(RaggedSymbols, self.tags, |s| *s),
+            attributes: ragged_v0_1!(RaggedPairs, self.attributes, pair),
+        }
     }
 }
 
 /// Fill `batch` with the columns of `customers` that the plugin declared it reads;
 /// every other column is left empty and costs nothing to copy into the guest.
-pub(crate) fn fill(batch: &mut wit::Customers, customers: &[Customer], reads: FieldSet) {
+pub(crate) fn fill(batch: &mut Batch, customers: &[Customer], reads: FieldSet) {
     clear(batch);
     append(batch, customers, reads);
 }
 
 /// Fill `batch` with rows `rows` of `page`, as [`fill`] would from their records.
-pub(crate) fn fill_from(
-    batch: &mut wit::Customers,
-    page: &Columns,
-    rows: Range<usize>,
-    reads: FieldSet,
-) {
+pub(crate) fn fill_from(batch: &mut Batch, page: &Columns, rows: Range<usize>, reads: FieldSet) {
     clear(batch);
     copy_rows(batch, &page.all, rows, reads);
 }
@@ -155,15 +418,9 @@ pub(crate) fn fill_from(
 /// Customers in the contract's column form, every field filled: a batch is then a copy
 /// of a slice of each column the plugin reads, instead of a walk over every customer's
 /// own lists on the heap for every condition.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Columns {
-    all: wit::Customers,
-}
-
-impl Default for Columns {
-    fn default() -> Self {
-        Columns { all: empty_batch() }
-    }
+    all: Batch,
 }
 
 impl std::fmt::Debug for Columns {
@@ -246,7 +503,7 @@ fn every_field() -> FieldSet {
     Field::ALL.into_iter().collect()
 }
 
-fn clear(batch: &mut wit::Customers) {
+fn clear(batch: &mut Batch) {
     batch.count = 0;
     batch.country.clear();
     batch.registration_ip.clear();
@@ -279,7 +536,7 @@ fn clear_ragged<T>(offsets: &mut Vec<u32>, items: &mut Vec<T>) {
 }
 
 /// Add `customers` after the rows `batch` has, in the columns `reads` names.
-fn append(batch: &mut wit::Customers, customers: &[Customer], reads: FieldSet) {
+fn append(batch: &mut Batch, customers: &[Customer], reads: FieldSet) {
     let has = |f| reads.contains(f);
     batch.count = batch
         .count
@@ -388,7 +645,7 @@ fn append(batch: &mut wit::Customers, customers: &[Customer], reads: FieldSet) {
 }
 
 /// Add rows `rows` of `from` after the rows `to` has, in the columns `reads` names.
-fn copy_rows(to: &mut wit::Customers, from: &wit::Customers, rows: Range<usize>, reads: FieldSet) {
+fn copy_rows(to: &mut Batch, from: &Batch, rows: Range<usize>, reads: FieldSet) {
     let has = |f| reads.contains(f);
     to.count = to
         .count
@@ -546,101 +803,132 @@ fn ip(ip: IpAddr) -> wit::IpAddress {
     }
 }
 
-pub(crate) fn info(info: wit::PluginInfo) -> Result<PluginInfo, LoadError> {
-    if !cohort_model::is_slug(&info.id) {
-        return Err(LoadError::Description(format!(
-            "id `{}` must be 1-64 lower-case letters, digits and `-`, not starting with `-`",
-            info.id
-        )));
-    }
-    if info.version.trim().is_empty() {
-        return Err(LoadError::Description(format!(
-            "plugin `{}` gives no version",
-            info.id
-        )));
-    }
-    if let Err(e) = serde_json::from_str::<serde_json::Value>(&info.config_schema) {
-        return Err(LoadError::Description(format!(
-            "plugin `{}`: its configuration schema is not JSON: {e}",
-            info.id
-        )));
-    }
-    let flags = [
-        (wit::Fields::COUNTRY, Field::Country),
-        (wit::Fields::REGISTRATION_IP, Field::RegistrationIp),
-        (wit::Fields::REGISTRATION_PARAMS, Field::RegistrationParams),
-        (wit::Fields::PAYERS, Field::Payers),
-        (wit::Fields::PROVIDER, Field::Provider),
-        (wit::Fields::AUTH_METHODS, Field::AuthMethods),
-        (wit::Fields::VERIFICATION_STATUS, Field::VerificationStatus),
-        (
-            wit::Fields::VERIFICATION_METHODS,
-            Field::VerificationMethods,
-        ),
-        (wit::Fields::SUBSCRIPTIONS, Field::Subscriptions),
-        (wit::Fields::TAGS, Field::Tags),
-        (wit::Fields::ATTRIBUTES, Field::Attributes),
-    ];
-    let reads: FieldSet = flags
-        .iter()
-        .filter(|(flag, _)| info.reads.contains(*flag))
-        .map(|(_, field)| *field)
-        .collect();
-    let mut capabilities: Vec<Capability> = info
-        .capabilities
-        .iter()
-        .map(|c| match c {
-            wit::Capability::DataDir => Capability::DataDir,
-        })
-        .collect();
-    capabilities.dedup();
-    Ok(PluginInfo {
-        id: info.id,
-        version: info.version,
-        description: info.description,
-        config_schema: info.config_schema,
-        reads,
-        capabilities,
-    })
+/// What every version needs besides the batch: the host functions, and the plugin's
+/// description, configuration errors and verdicts in the model's terms. The generated
+/// types of each version have the same names, so the code is the same.
+macro_rules! glue {
+    ($module:ident, $version:ident) => {
+        pub(crate) mod $module {
+            use super::*;
+            use super::$version::cohort::plugin::types as wit;
+
+            impl super::$version::cohort::plugin::types::Host for State {}
+
+            impl super::$version::cohort::plugin::host::Host for State {
+                fn intern(&mut self, text: String) -> u32 {
+                    self.interner.intern(&text).as_u32()
+                }
+
+                fn symbol_text(&mut self, symbol: u32) -> Option<String> {
+                    self.interner
+                        .resolve(Symbol::from_u32(symbol))
+                        .map(|s| s.to_string())
+                }
+            }
+
+        pub(crate) fn info(info: wit::PluginInfo) -> Result<PluginInfo, LoadError> {
+            if !cohort_model::is_slug(&info.id) {
+                return Err(LoadError::Description(format!(
+                    "id `{}` must be 1-64 lower-case letters, digits and `-`, not starting with `-`",
+                    info.id
+                )));
+            }
+            if info.version.trim().is_empty() {
+                return Err(LoadError::Description(format!(
+                    "plugin `{}` gives no version",
+                    info.id
+                )));
+            }
+            if let Err(e) = serde_json::from_str::<serde_json::Value>(&info.config_schema) {
+                return Err(LoadError::Description(format!(
+                    "plugin `{}`: its configuration schema is not JSON: {e}",
+                    info.id
+                )));
+            }
+            let flags = [
+                (wit::Fields::COUNTRY, Field::Country),
+                (wit::Fields::REGISTRATION_IP, Field::RegistrationIp),
+                (wit::Fields::REGISTRATION_PARAMS, Field::RegistrationParams),
+                (wit::Fields::PAYERS, Field::Payers),
+                (wit::Fields::PROVIDER, Field::Provider),
+                (wit::Fields::AUTH_METHODS, Field::AuthMethods),
+                (wit::Fields::VERIFICATION_STATUS, Field::VerificationStatus),
+                (
+                    wit::Fields::VERIFICATION_METHODS,
+                    Field::VerificationMethods,
+                ),
+                (wit::Fields::SUBSCRIPTIONS, Field::Subscriptions),
+                (wit::Fields::TAGS, Field::Tags),
+                (wit::Fields::ATTRIBUTES, Field::Attributes),
+            ];
+            let reads: FieldSet = flags
+                .iter()
+                .filter(|(flag, _)| info.reads.contains(*flag))
+                .map(|(_, field)| *field)
+                .collect();
+            let mut capabilities: Vec<Capability> = info
+                .capabilities
+                .iter()
+                .map(|c| match c {
+                    wit::Capability::DataDir => Capability::DataDir,
+                })
+                .collect();
+            capabilities.dedup();
+            Ok(PluginInfo {
+                id: info.id,
+                version: info.version,
+                description: info.description,
+                config_schema: info.config_schema,
+                reads,
+                capabilities,
+            })
+        }
+
+        pub(crate) fn config_errors(errors: Vec<wit::ConfigError>) -> Vec<ConfigError> {
+            errors
+                .into_iter()
+                .map(|e| ConfigError {
+                    path: e.path,
+                    message: e.message,
+                })
+                .collect()
+        }
+
+        /// Append the verdicts of a batch of `n` customers to `out`, or say how the plugin
+        /// broke the contract (and append nothing).
+        pub(crate) fn verdicts(v: wit::Verdicts, n: usize, out: &mut Verdicts) -> Result<(), String> {
+            if v.matches.len() != n {
+                return Err(format!(
+                    "returned {} verdicts for {} customers",
+                    v.matches.len(),
+                    n
+                ));
+            }
+            if let Some(u) = v.undecided.iter().find(|u| u.index as usize >= n) {
+                return Err(format!(
+                    "called customer {} undecided in a batch of {n}",
+                    u.index
+                ));
+            }
+            let undecided = v
+                .undecided
+                .into_iter()
+                .map(|u| (u.index, u.message))
+                .collect();
+            out.extend_batch(&v.matches, undecided);
+            Ok(())
+        }
+
+        }
+    };
 }
 
-pub(crate) fn config_errors(errors: Vec<wit::ConfigError>) -> Vec<ConfigError> {
-    errors
-        .into_iter()
-        .map(|e| ConfigError {
-            path: e.path,
-            message: e.message,
-        })
-        .collect()
-}
-
-/// Append the verdicts of a batch of `n` customers to `out`, or say how the plugin
-/// broke the contract (and append nothing).
-pub(crate) fn verdicts(v: wit::Verdicts, n: usize, out: &mut Verdicts) -> Result<(), String> {
-    if v.matches.len() != n {
-        return Err(format!(
-            "returned {} verdicts for {} customers",
-            v.matches.len(),
-            n
-        ));
-    }
-    if let Some(u) = v.undecided.iter().find(|u| u.index as usize >= n) {
-        return Err(format!(
-            "called customer {} undecided in a batch of {n}",
-            u.index
-        ));
-    }
-    let undecided = v
-        .undecided
-        .into_iter()
-        .map(|u| (u.index, u.message))
-        .collect();
-    out.extend_batch(&v.matches, undecided);
-    Ok(())
-}
+glue!(glue_v0_1, v0_1);
+glue!(glue_v0_2, v0_2);
 
 #[cfg(test)]
 mod tests {
+    use super::glue_v0_2::verdicts;
     use super::*;
     use cohort_model::{CustomerRecord, Interner, Verdict};
 
@@ -658,8 +946,8 @@ mod tests {
         .expect("valid")
     }
 
-    fn filled(customers: &[Customer], reads: FieldSet) -> wit::Customers {
-        let mut batch = empty_batch();
+    fn filled(customers: &[Customer], reads: FieldSet) -> Batch {
+        let mut batch = Batch::default();
         fill(&mut batch, customers, reads);
         batch
     }
@@ -707,7 +995,7 @@ mod tests {
         ]
     }
 
-    fn shown(batch: &wit::Customers) -> String {
+    fn shown(batch: &Batch) -> String {
         format!("{batch:?}")
     }
 
@@ -725,7 +1013,7 @@ mod tests {
         for reads in reads {
             for start in 0..customers.len() {
                 for end in start..=customers.len() {
-                    let mut copied = empty_batch();
+                    let mut copied = Batch::default();
                     fill_from(&mut copied, &page, start..end, reads);
                     let filled = filled(&customers[start..end], reads);
                     assert_eq!(shown(&copied), shown(&filled), "rows {start}..{end}");
@@ -748,7 +1036,7 @@ mod tests {
             customers[1].clone(),
         ];
         let all: FieldSet = Field::ALL.into_iter().collect();
-        let mut copied = empty_batch();
+        let mut copied = Batch::default();
         fill_from(&mut copied, &changed, 0..changed.len(), all);
         assert_eq!(shown(&copied), shown(&filled(&expected, all)));
         assert_eq!(page.len(), 3, "the original is left as it was");
@@ -804,6 +1092,41 @@ mod tests {
         assert_eq!(b.subscriptions.items[0].start, 1_767_225_600);
         assert_eq!(b.tags.offsets, vec![0, 1]);
         assert_eq!(b.attributes.offsets, vec![0, 1]);
+    }
+
+    #[test]
+    fn a_call_is_lent_the_read_columns_in_field_order_and_gives_them_back() {
+        let interner = Interner::new();
+        let customers = assorted(&interner);
+        let reads = FieldSet::empty()
+            .with(Field::Tags)
+            .with(Field::Country)
+            .with(Field::Subscriptions);
+        let mut batch = filled(&customers, reads);
+        let before = shown(&batch);
+        let capacity = batch.tags.items.capacity();
+        let sent = batch.lend(reads);
+        assert_eq!(sent.count, 5);
+        assert!(
+            matches!(
+                &sent.columns[..],
+                [
+                    wit::Column::Country(c),
+                    wit::Column::Subscriptions(s),
+                    wit::Column::Tags(t),
+                ] if c.len() == 5 && s.offsets.len() == 6 && t.items.len() == 5
+            ),
+            "{:?}",
+            sent.columns
+        );
+        assert!(batch.tags.items.is_empty(), "moved, not copied");
+        batch.take_back(sent);
+        assert_eq!(shown(&batch), before);
+        assert_eq!(
+            batch.tags.items.capacity(),
+            capacity,
+            "room kept for the next call"
+        );
     }
 
     #[test]

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use cohort_model::Interner;
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store};
 
-use crate::contract::{self, Version, v0_1};
+use crate::contract::{self, Pre};
 use crate::error::LoadError;
 use crate::limits::Limits;
 use crate::plugin::{Compiled, Plugin};
@@ -76,8 +76,7 @@ impl Host {
         let mut linker = Linker::<State>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| LoadError::Engine(e.to_string()))?;
-        v0_1::Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
-            .map_err(|e| LoadError::Engine(e.to_string()))?;
+        contract::link(&mut linker).map_err(|e| LoadError::Engine(e.to_string()))?;
 
         let (tx, rx) = mpsc::channel::<()>();
         let ticking = engine.clone();
@@ -133,16 +132,10 @@ impl Host {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Imports(format!("{e:#}")))?;
-        let pre = match version {
-            Version::V0_1 => v0_1::PluginPre::new(pre).map_err(|e| LoadError::Contract {
-                version: version.as_str(),
-                message: format!("{e:#}"),
-            })?,
-        };
+        let pre = Pre::new(version, pre)?;
         let plugin = Arc::new(Plugin::describe(
             Arc::clone(&self.shared),
             pre,
-            version,
             hex::encode(digest),
             compiled,
         )?);

@@ -9,7 +9,7 @@ use cohort_model::{Capability, Customer, FieldSet, PluginInfo, Timestamp, Verdic
 use wasmtime::component::ResourceAny;
 use wasmtime::{Store, Trap};
 
-use crate::contract::{self, Columns, Version, v0_1};
+use crate::contract::{self, Answer, Batch, Columns, Instance, Pre};
 use crate::error::{Failure, LoadError, PrepareError};
 use crate::host::{EPOCH_TICK, Host, Shared};
 use crate::sandbox::State;
@@ -27,8 +27,7 @@ pub enum Compiled {
 /// distinct wasm per host.
 pub struct Plugin {
     shared: Arc<Shared>,
-    pre: v0_1::PluginPre<State>,
-    version: Version,
+    pre: Pre,
     sha256: String,
     compiled: Compiled,
     info: PluginInfo,
@@ -39,7 +38,7 @@ impl std::fmt::Debug for Plugin {
         f.debug_struct("Plugin")
             .field("id", &self.info.id)
             .field("version", &self.info.version)
-            .field("contract", &self.version.as_str())
+            .field("contract", &self.contract_version())
             .field("sha256", &self.sha256)
             .finish()
     }
@@ -48,23 +47,20 @@ impl std::fmt::Debug for Plugin {
 impl Plugin {
     pub(crate) fn describe(
         shared: Arc<Shared>,
-        pre: v0_1::PluginPre<State>,
-        version: Version,
+        pre: Pre,
         sha256: String,
         compiled: Compiled,
     ) -> Result<Self, LoadError> {
         let mut store =
             Host::new_store(&shared, None).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let budget = arm(&mut store, &shared, None);
-        let raw = pre
+        let info = pre
             .instantiate(&mut store)
-            .and_then(|bindings| bindings.cohort_plugin_condition().call_describe(&mut store))
-            .map_err(|e| LoadError::Describe(classify(&mut store, &shared, e, budget)))?;
-        let info = contract::info(raw)?;
+            .and_then(|instance| instance.describe(&mut store))
+            .map_err(|e| LoadError::Describe(classify(&mut store, &shared, e, budget)))??;
         Ok(Plugin {
             shared,
             pre,
-            version,
             sha256,
             compiled,
             info,
@@ -82,7 +78,7 @@ impl Plugin {
 
     /// The contract version the plugin was built against, e.g. `0.1.0`.
     pub fn contract_version(&self) -> &'static str {
-        self.version.as_str()
+        self.pre.version().as_str()
     }
 
     pub fn compiled(&self) -> Compiled {
@@ -105,7 +101,7 @@ impl Plugin {
             config: config.to_string(),
             data_dir: data_dir.map(Path::to_path_buf),
             live: Some(live),
-            batch: contract::empty_batch(),
+            batch: Batch::default(),
         })
     }
 
@@ -134,7 +130,7 @@ impl Plugin {
 /// A running instance with a prepared configuration.
 struct Live {
     store: Store<State>,
-    bindings: v0_1::Plugin,
+    instance: Instance,
     evaluator: ResourceAny,
     calls: u64,
 }
@@ -148,23 +144,20 @@ impl Live {
         let mut store = Host::new_store(&plugin.shared, data_dir)
             .map_err(|e| failed(Failure::Instantiate(format!("{e:#}"))))?;
         let budget = arm(&mut store, &plugin.shared, None);
-        let bindings = match plugin.pre.instantiate(&mut store) {
-            Ok(b) => b,
+        let instance = match plugin.pre.instantiate(&mut store) {
+            Ok(i) => i,
             Err(e) => return Err(failed(classify(&mut store, &plugin.shared, e, budget))),
         };
-        let prepared = bindings
-            .cohort_plugin_condition()
-            .call_prepare(&mut store, config);
-        match prepared {
+        match instance.prepare(&mut store, config) {
             Ok(Ok(evaluator)) => Ok(Live {
                 store,
-                bindings,
+                instance,
                 evaluator,
                 calls: 0,
             }),
             Ok(Err(errors)) => Err(PrepareError::Config {
                 plugin: plugin.info.id.clone(),
-                errors: contract::config_errors(errors),
+                errors,
             }),
             Err(e) => Err(failed(classify(&mut store, &plugin.shared, e, budget))),
         }
@@ -252,7 +245,7 @@ pub struct Condition {
     data_dir: Option<PathBuf>,
     live: Option<Live>,
     /// The columns of the current call, kept so that their capacity is reused.
-    batch: v0_1::cohort::plugin::types::Customers,
+    batch: Batch,
 }
 
 impl std::fmt::Debug for Condition {
@@ -332,22 +325,24 @@ impl Condition {
         let budget = arm(&mut live.store, shared, Some(chunk.len()));
         live.calls += 1;
         ev.calls += 1;
-        let result = live
-            .bindings
-            .cohort_plugin_condition()
-            .evaluator()
-            .call_evaluate(&mut live.store, live.evaluator, as_of, &self.batch);
+        let reads = self.plugin.info.reads;
+        let result = live.instance.evaluate(
+            &mut live.store,
+            live.evaluator,
+            as_of,
+            &mut self.batch,
+            reads,
+            &mut ev.verdicts,
+        );
         let left = live.store.get_fuel().unwrap_or(0);
         ev.fuel_used = ev.fuel_used.saturating_add(budget.saturating_sub(left));
         ev.fuel_budget = ev.fuel_budget.saturating_add(budget);
         ev.peak_memory = ev.peak_memory.max(live.store.data().limiter.peak);
 
         let failure = match result {
-            Ok(Ok(verdicts)) => match contract::verdicts(verdicts, chunk.len(), &mut ev.verdicts) {
-                Ok(()) => return,
-                Err(broken) => Failure::Contract(broken),
-            },
-            Ok(Err(message)) => Failure::Plugin(message),
+            Ok(Answer::Verdicts) => return,
+            Ok(Answer::Broken(broken)) => Failure::Contract(broken),
+            Ok(Answer::Failed(message)) => Failure::Plugin(message),
             Err(trap) => {
                 let failure = classify(&mut live.store, shared, trap, budget);
                 // A trap leaves the instance in an unknown state: never reuse it.
@@ -400,7 +395,7 @@ impl<'a> Rows<'a> {
         }
     }
 
-    fn fill(&self, batch: &mut v0_1::cohort::plugin::types::Customers, reads: FieldSet) {
+    fn fill(&self, batch: &mut Batch, reads: FieldSet) {
         match self {
             Rows::Records(r) => contract::fill(batch, r, reads),
             Rows::Columns(page, rows) => contract::fill_from(batch, page, rows.clone(), reads),

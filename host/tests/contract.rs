@@ -5,9 +5,9 @@ mod common;
 
 use std::sync::Arc;
 
-use cohort_artifacts::{COUNTRY, COUNTRY_PATH};
-use cohort_host::{Compiled, Host, HostConfig, LoadError};
-use cohort_model::{Field, Interner};
+use cohort_artifacts::{COUNTRY, COUNTRY_PATH, HOSTILE_PATH, LEGACY_PATH};
+use cohort_host::{Compiled, Host, HostConfig, LoadError, PrepareError};
+use cohort_model::{Field, Interner, Verdict};
 
 #[test]
 fn country_plugin_loads_and_describes_itself() {
@@ -15,7 +15,7 @@ fn country_plugin_loads_and_describes_itself() {
     let plugin = host.load_file(COUNTRY_PATH).expect("country loads");
     let info = plugin.info();
     assert_eq!(info.id, "country");
-    assert_eq!(plugin.contract_version(), "0.1.0");
+    assert_eq!(plugin.contract_version(), "0.2.0");
     assert!(info.reads.contains(Field::Country));
     assert_eq!(info.reads.iter().count(), 1, "reads only the country");
     assert!(info.capabilities.is_empty());
@@ -168,4 +168,83 @@ fn unknown_import_of_a_condition_plugin_is_named() {
     let err = load_err(&component);
     assert!(matches!(err, LoadError::Imports(_)), "{err}");
     assert!(err.to_string().contains("acme:billing/ledger"), "{err}");
+}
+
+/// Customers with every fact, with none, and in between; all tagged `hostile` so that
+/// the hostile plugin acts on them.
+const ASSORTED: &[&str] = &[
+    r#"{"id":"1","country":"DE","registration_ip":"2001:db8::1",
+        "registration_params":{"fromsite":"true","campaign":"spring"},
+        "payers":[{"kind":"individual"},{"kind":"legal_entity","active":false}],
+        "provider":"main","auth_methods":["phone","password"],
+        "verification_status":"passed","verification_methods":["email"],
+        "subscriptions":[{"product":"tower","start":"2026-01-01T00:00:00Z"},
+                         {"product":"vps","status":"suspended","start":"2026-02-01T00:00:00Z",
+                          "end":"2026-03-01T00:00:00Z"}],
+        "tags":["hostile","vip"],"attributes":{"segment":"b2b"}}"#,
+    r#"{"id":"2","tags":["hostile"]}"#,
+    r#"{"id":"3","registration_ip":"81.2.69.142","verification_status":"failed",
+        "payers":[{"kind":"sole_proprietor"}],"tags":["hostile"]}"#,
+];
+
+#[test]
+fn a_plugin_built_against_contract_0_1_still_loads_and_answers() {
+    let host = common::host();
+    let plugin = host.load_file(LEGACY_PATH).expect("a 0.1.0 plugin loads");
+    assert_eq!(plugin.contract_version(), "0.1.0");
+    assert_eq!(plugin.info().id, "legacy");
+    assert_eq!(plugin.info().reads.iter().count(), Field::ALL.len());
+
+    let err = plugin
+        .prepare(r#"{"tag":""}"#, None)
+        .expect_err("an empty tag is refused");
+    let PrepareError::Config { errors, .. } = &err else {
+        panic!("a configuration error, not {err}");
+    };
+    assert_eq!(errors[0].path, "/tag", "the 0.1.0 error names its field");
+
+    let customers = common::customers(&host, ASSORTED);
+    let mut vip = plugin.prepare(r#"{"tag":"vip"}"#, None).expect("prepares");
+    assert_eq!(
+        vip.evaluate(0, &customers).verdicts.to_vec(),
+        vec![Verdict::Match, Verdict::NoMatch, Verdict::NoMatch]
+    );
+}
+
+/// The facts each customer of `ASSORTED` was sent, as the plugin at `path` reports them.
+fn echoed(host: &Host, path: &str, config: &str) -> Vec<String> {
+    let customers = common::customers(host, ASSORTED);
+    let mut condition = host
+        .load_file(path)
+        .expect("loads")
+        .prepare(config, None)
+        .expect("prepares");
+    condition
+        .evaluate(0, &customers)
+        .verdicts
+        .to_vec()
+        .into_iter()
+        .map(|v| match v {
+            Verdict::Error(facts) => facts,
+            other => panic!("echo answers no decision, not {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn both_contract_versions_carry_every_fact_alike() {
+    let host = common::host();
+    let old = echoed(&host, LEGACY_PATH, r#"{"tag":"vip","echo":true}"#);
+    let new = echoed(&host, HOSTILE_PATH, r#"{"behaviour":"echo"}"#);
+    assert_eq!(old, new);
+    // The comparison means something only if the facts got there.
+    assert!(
+        old[0].contains("Ipv6((2306139568115548160, 1))")
+            && old[0].contains("SubscriptionStatus::Suspended")
+            && old[0].contains("PayerKind::LegalEntity")
+            && old[0].contains("VerificationStatus::Passed"),
+        "{}",
+        old[0]
+    );
+    assert!(old[2].contains("Ipv4(1359103374)"), "{}", old[2]);
 }

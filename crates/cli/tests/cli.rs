@@ -62,7 +62,7 @@ fn every_bundled_plugin_describes_itself() {
         let o = cohort(&["describe", id]);
         assert!(o.status.success(), "{id}: {}", stderr(&o));
         assert!(
-            stdout(&o).contains("contract      cohort:plugin@0.1.0"),
+            stdout(&o).contains("contract      cohort:plugin@0.2.0"),
             "{id}"
         );
     }
@@ -74,7 +74,7 @@ fn describe_prints_the_self_description() {
     assert!(o.status.success(), "{}", stderr(&o));
     let info: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
     assert_eq!(info["id"], "country");
-    assert_eq!(info["contract"], "0.1.0");
+    assert_eq!(info["contract"], "0.2.0");
     assert_eq!(info["reads"], serde_json::json!(["country"]));
 }
 

@@ -1,11 +1,92 @@
 //! A row view over the column batch that crosses the boundary.
 
-use crate::{
-    Customers, IpAddress, Pair, Payer, Subscription, Symbol, VerificationStatus,
-    bindings::cohort::plugin::types::{
-        RaggedPairs, RaggedPayers, RaggedSubscriptions, RaggedSymbols,
-    },
+use crate::bindings::cohort::plugin::types::{
+    Column, Customers as Batch, RaggedPairs, RaggedPayers, RaggedSubscriptions, RaggedSymbols,
 };
+use crate::{IpAddress, Pair, Payer, Subscription, Symbol, VerificationStatus};
+
+/// A list per customer, flattened: customer `i` owns `items[offsets[i] .. offsets[i + 1]]`.
+#[derive(Clone, Debug)]
+pub struct Ragged<T> {
+    pub offsets: Vec<u32>,
+    pub items: Vec<T>,
+}
+
+impl<T> Default for Ragged<T> {
+    fn default() -> Self {
+        Ragged {
+            offsets: Vec::new(),
+            items: Vec::new(),
+        }
+    }
+}
+
+impl<T> Ragged<T> {
+    /// Customer `i`'s part; empty for a column that was not sent or offsets that do not
+    /// make sense.
+    fn of(&self, i: usize) -> &[T] {
+        slice(&self.offsets, &self.items, i)
+    }
+}
+
+/// The contract's ragged records all have this shape; only their names differ.
+macro_rules! ragged_from {
+    ($($wit:ty => $item:ty),*) => {$(
+        impl From<$wit> for Ragged<$item> {
+            fn from(r: $wit) -> Self {
+                Ragged { offsets: r.offsets, items: r.items }
+            }
+        }
+    )*};
+}
+ragged_from!(RaggedPairs => Pair, RaggedPayers => Payer, RaggedSubscriptions => Subscription,
+             RaggedSymbols => Symbol);
+
+/// A batch with a field per column: the columns the plugin declared in `reads` are
+/// filled (ragged ones with one offset more than there are customers), every other one
+/// is empty. The contract sends only the columns read; they are moved here, not copied.
+#[derive(Clone, Debug, Default)]
+pub struct Customers {
+    /// how many customers the batch holds
+    pub count: u32,
+    pub country: Vec<Symbol>,
+    pub registration_ip: Vec<Option<IpAddress>>,
+    pub registration_params: Ragged<Pair>,
+    pub payers: Ragged<Payer>,
+    pub provider: Vec<Symbol>,
+    pub auth_methods: Ragged<Symbol>,
+    pub verification_status: Vec<VerificationStatus>,
+    pub verification_methods: Ragged<Symbol>,
+    pub subscriptions: Ragged<Subscription>,
+    pub tags: Ragged<Symbol>,
+    pub attributes: Ragged<Pair>,
+}
+
+impl From<Batch> for Customers {
+    fn from(batch: Batch) -> Self {
+        let mut out = Customers {
+            count: batch.count,
+            ..Customers::default()
+        };
+        // A column sent twice is a host bug; the later one wins rather than trapping.
+        for column in batch.columns {
+            match column {
+                Column::Country(c) => out.country = c,
+                Column::RegistrationIp(c) => out.registration_ip = c,
+                Column::RegistrationParams(c) => out.registration_params = c.into(),
+                Column::Payers(c) => out.payers = c.into(),
+                Column::Provider(c) => out.provider = c,
+                Column::AuthMethods(c) => out.auth_methods = c.into(),
+                Column::VerificationStatus(c) => out.verification_status = c,
+                Column::VerificationMethods(c) => out.verification_methods = c.into(),
+                Column::Subscriptions(c) => out.subscriptions = c.into(),
+                Column::Tags(c) => out.tags = c.into(),
+                Column::Attributes(c) => out.attributes = c.into(),
+            }
+        }
+        out
+    }
+}
 
 /// One customer of a batch. Cheap to copy; every accessor is a slice or a value
 /// read out of the batch's columns. A field the plugin did not declare in `reads`
@@ -41,13 +122,11 @@ impl<'a> Customer<'a> {
     }
 
     pub fn registration_params(&self) -> &'a [Pair] {
-        let RaggedPairs { offsets, items } = &self.batch.registration_params;
-        slice(offsets, items, self.index)
+        self.batch.registration_params.of(self.index)
     }
 
     pub fn payers(&self) -> &'a [Payer] {
-        let RaggedPayers { offsets, items } = &self.batch.payers;
-        slice(offsets, items, self.index)
+        self.batch.payers.of(self.index)
     }
 
     pub fn provider(&self) -> Option<Symbol> {
@@ -55,8 +134,7 @@ impl<'a> Customer<'a> {
     }
 
     pub fn auth_methods(&self) -> &'a [Symbol] {
-        let RaggedSymbols { offsets, items } = &self.batch.auth_methods;
-        slice(offsets, items, self.index)
+        self.batch.auth_methods.of(self.index)
     }
 
     pub fn verification_status(&self) -> VerificationStatus {
@@ -68,23 +146,19 @@ impl<'a> Customer<'a> {
     }
 
     pub fn verification_methods(&self) -> &'a [Symbol] {
-        let RaggedSymbols { offsets, items } = &self.batch.verification_methods;
-        slice(offsets, items, self.index)
+        self.batch.verification_methods.of(self.index)
     }
 
     pub fn subscriptions(&self) -> &'a [Subscription] {
-        let RaggedSubscriptions { offsets, items } = &self.batch.subscriptions;
-        slice(offsets, items, self.index)
+        self.batch.subscriptions.of(self.index)
     }
 
     pub fn tags(&self) -> &'a [Symbol] {
-        let RaggedSymbols { offsets, items } = &self.batch.tags;
-        slice(offsets, items, self.index)
+        self.batch.tags.of(self.index)
     }
 
     pub fn attributes(&self) -> &'a [Pair] {
-        let RaggedPairs { offsets, items } = &self.batch.attributes;
-        slice(offsets, items, self.index)
+        self.batch.attributes.of(self.index)
     }
 }
 

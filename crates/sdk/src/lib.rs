@@ -1,4 +1,4 @@
-//! The guest side of Cohort's plugin contract (`cohort:plugin@0.1.0`, see `wit/`).
+//! The guest side of Cohort's plugin contract (`cohort:plugin@0.2.0`, see `wit/`).
 //!
 //! A condition plugin is a type that implements [`Plugin`]; [`export_plugin!`] turns it
 //! into the component exports the host calls. The generated bindings stay inside this
@@ -30,7 +30,7 @@ pub mod sets;
 #[allow(unsafe_code, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/0.1.0",
+        path: "../../wit/0.2.0",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "__export_world",
@@ -42,10 +42,10 @@ use bindings::cohort::plugin::types::Undecided;
 use bindings::exports::cohort::plugin::condition;
 
 pub use bindings::cohort::plugin::types::{
-    Capability, ConfigError, Customers, Fields, IpAddress, Pair, Payer, PayerKind, PluginInfo,
-    Subscription, SubscriptionStatus, Symbol, Timestamp, Verdicts, VerificationStatus,
+    Capability, ConfigError, Fields, IpAddress, Pair, Payer, PayerKind, PluginInfo, Subscription,
+    SubscriptionStatus, Symbol, Timestamp, Verdicts, VerificationStatus,
 };
-pub use customer::Customer;
+pub use customer::{Customer, Customers, Ragged};
 
 mod customer;
 
@@ -124,8 +124,12 @@ pub trait Plugin: Sized + 'static {
 pub struct Prepared<P>(P);
 
 impl<P: Plugin> condition::GuestEvaluator for Prepared<P> {
-    fn evaluate(&self, as_of: Timestamp, customers: Customers) -> Result<Verdicts, String> {
-        let verdicts = self.0.evaluate_batch(as_of, &customers)?;
+    fn evaluate(
+        &self,
+        as_of: Timestamp,
+        batch: bindings::cohort::plugin::types::Customers,
+    ) -> Result<Verdicts, String> {
+        let verdicts = self.0.evaluate_batch(as_of, &Customers::from(batch))?;
         let mut out = Verdicts {
             matches: Vec::with_capacity(verdicts.len()),
             undecided: Vec::new(),

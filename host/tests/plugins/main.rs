@@ -21,7 +21,7 @@ fn every_standard_plugin_loads_and_describes_itself_by_its_id() {
         let plugin = host.load(bytes).unwrap_or_else(|e| panic!("{id}: {e}"));
         let info = plugin.info();
         assert_eq!(info.id, *id);
-        assert_eq!(plugin.contract_version(), "0.1.0");
+        assert_eq!(plugin.contract_version(), "0.2.0");
         assert!(info.reads.iter().count() >= 1, "{id} reads nothing");
         let schema: serde_json::Value =
             serde_json::from_str(&info.config_schema).expect("schema is JSON");

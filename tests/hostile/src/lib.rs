@@ -31,6 +31,10 @@ enum Behaviour {
     Peek,
     /// panic, which is a wasm trap
     Trap,
+    /// answer no decision, with every fact the plugin was sent as the message (the
+    /// 0.1.0 test plugin `legacy` has the same behaviour, so a test can compare what
+    /// the two contract versions carry)
+    Echo,
 }
 
 #[derive(Deserialize)]
@@ -55,7 +59,7 @@ impl Plugin for Hostile {
             version: env!("CARGO_PKG_VERSION").into(),
             description: "Misbehaves on purpose for customers tagged `hostile`.".into(),
             config_schema: r#"{"type":"object"}"#.into(),
-            reads: Fields::TAGS,
+            reads: Fields::all(),
             capabilities: vec![Capability::DataDir],
         }
     }
@@ -87,8 +91,29 @@ impl Plugin for Hostile {
             },
             Behaviour::Peek => Verdict::Error(peek()),
             Behaviour::Trap => panic!("hostile plugin traps on purpose"),
+            Behaviour::Echo => Verdict::Error(facts(customer)),
         }
     }
+}
+
+/// Every fact of `c`, in `Debug` form.
+fn facts(c: Customer<'_>) -> String {
+    format!(
+        "{:?}",
+        (
+            c.country(),
+            c.registration_ip(),
+            c.registration_params(),
+            c.payers(),
+            c.provider(),
+            c.auth_methods(),
+            c.verification_status(),
+            c.verification_methods(),
+            c.subscriptions(),
+            c.tags(),
+            c.attributes(),
+        )
+    )
 }
 
 fn peek() -> String {

@@ -293,6 +293,11 @@ fn announced(start: Timestamp, end: Option<Timestamp>, at: Timestamp) -> &'stati
 /// The embedded store. Safe to share between threads; SQLite serialises the writers.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// A second connection, for the reads a run makes before it writes: with one
+    /// connection, a run of one group could not even read its definition while another
+    /// group's run held the connection to write, so no run evaluated while another
+    /// wrote. `None` for a store in memory, which only one connection can see.
+    reader: Option<Mutex<Connection>>,
     /// Tells the checkpointer thread, if there is one, to stop.
     stop: Option<std::sync::mpsc::Sender<()>>,
 }
@@ -395,6 +400,7 @@ impl SqliteStore {
         configure_sqlite();
         let conn = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
         let mut store = Self::setup(conn)?;
+        store.reader = Some(Mutex::new(Self::reader_at(path)?));
         store.stop = Some(checkpointer(path)?);
         Ok(store)
     }
@@ -444,14 +450,37 @@ impl SqliteStore {
         tx.commit()?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            reader: None,
             stop: None,
         })
+    }
+
+    /// The read-only connection beside the writer's (see `SqliteStore::reader`).
+    fn reader_at(path: &Path) -> Result<Connection> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "query_only", true)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.set_prepared_statement_cache_capacity(64);
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(conn)
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // SQLite keeps its own consistency; a panic while holding the lock cannot leave
         // the connection half-used outside a transaction that SQLite rolls back.
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The connection for a read that must not wait for a writer: it sees what was
+    /// committed when it starts. The reads of a registration stay on the writer's
+    /// connection, whose page cache holds what they and the write that follows touch:
+    /// every commit empties the reader's cache, and reading there made a registration
+    /// a fifth slower.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        match &self.reader {
+            Some(reader) => reader.lock().unwrap_or_else(PoisonError::into_inner),
+            None => self.conn(),
+        }
     }
 }
 
@@ -785,7 +814,7 @@ impl Store for SqliteStore {
     }
 
     fn plugins(&self) -> Result<Vec<StoredPlugin>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT id, version, sha256, data_dir, added_at FROM plugins ORDER BY id, version",
         )?;
@@ -803,7 +832,7 @@ impl Store for SqliteStore {
 
     fn plugin_wasm(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
-            .conn()
+            .reader()
             .query_row(
                 "SELECT wasm FROM plugins WHERE id = ?1 AND version = ?2",
                 [id, version],
@@ -856,7 +885,7 @@ impl Store for SqliteStore {
 
     fn customer(&self, id: &str) -> Result<Option<CustomerRecord>> {
         let json: Option<String> = self
-            .conn()
+            .reader()
             .prepare_cached("SELECT record FROM customers WHERE id = ?1")?
             .query_row([id], |r| r.get(0))
             .optional()?;
@@ -865,7 +894,7 @@ impl Store for SqliteStore {
     }
 
     fn customers_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<CustomerRecord>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT id, record FROM customers WHERE id > ?1 ORDER BY id LIMIT ?2",
         )?;
@@ -885,7 +914,7 @@ impl Store for SqliteStore {
         seq: Option<i64>,
         each: &mut (dyn FnMut(CustomerRecord) + Send),
     ) -> Result<i64> {
-        let conn = self.conn();
+        let conn = self.reader();
         let since = seq.unwrap_or(-1);
         // In write order, so that the index on `seq` answers "nothing changed" without
         // reading the table.
@@ -929,7 +958,7 @@ impl Store for SqliteStore {
 
     fn count_customers(&self) -> Result<u64> {
         let n: i64 = self
-            .conn()
+            .reader()
             .query_row("SELECT count(*) FROM customers", [], |r| r.get(0))?;
         Ok(n as u64)
     }
@@ -947,7 +976,7 @@ impl Store for SqliteStore {
 
     fn group(&self, id: &str) -> Result<Option<Group>> {
         let json: Option<String> = self
-            .conn()
+            .reader()
             .query_row("SELECT definition FROM groups WHERE id = ?1", [id], |r| {
                 r.get(0)
             })
@@ -1004,7 +1033,7 @@ impl Store for SqliteStore {
     }
 
     fn uses(&self, group: &str) -> Result<Vec<(String, String)>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT kind, entity FROM group_uses WHERE grp = ?1 ORDER BY kind, entity",
         )?;
@@ -1014,7 +1043,7 @@ impl Store for SqliteStore {
 
     fn last_periodic_run(&self, group: &str) -> Result<Option<Timestamp>> {
         Ok(self
-            .conn()
+            .reader()
             .query_row(
                 "SELECT COALESCE(last_periodic_run, updated_at) FROM groups WHERE id = ?1",
                 [group],
@@ -1034,7 +1063,7 @@ impl Store for SqliteStore {
 
     fn group_memberships(&self, group: &str) -> Result<Vec<Membership>> {
         memberships(
-            &self.conn(),
+            &self.reader(),
             &format!(
                 "SELECT {MEMBERSHIP_COLUMNS} FROM memberships WHERE grp = ?1 ORDER BY customer, id"
             ),
@@ -1043,7 +1072,7 @@ impl Store for SqliteStore {
     }
 
     fn group_holdings(&self, group: &str, each: &mut dyn FnMut(&str, Held)) -> Result<()> {
-        let conn = self.conn();
+        let conn = self.reader();
         // In the order of `memberships_by_group`, so that nothing is sorted.
         let mut stmt = conn.prepare_cached(
             "SELECT customer, id, source, start, end FROM memberships
@@ -1076,7 +1105,7 @@ impl Store for SqliteStore {
 
     fn membership_stamp(&self, group: &str) -> Result<i64> {
         Ok(self
-            .conn()
+            .reader()
             .prepare_cached(&format!(
                 "SELECT n FROM stamps WHERE name = {MEMBERSHIP_STAMP}"
             ))?
@@ -1087,7 +1116,7 @@ impl Store for SqliteStore {
 
     fn customer_memberships(&self, customer: &str) -> Result<Vec<Membership>> {
         memberships(
-            &self.conn(),
+            &self.reader(),
             &format!(
                 "{CUSTOMER_MEMBERSHIPS} SELECT {MEMBERSHIP_COLUMNS} FROM mine ORDER BY grp, id"
             ),
@@ -1104,7 +1133,7 @@ impl Store for SqliteStore {
     }
 
     fn exclusions(&self, group: &str) -> Result<Vec<String>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached("SELECT customer FROM exclusions WHERE grp = ?1")?;
         let rows = stmt.query_map([group], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -1119,7 +1148,7 @@ impl Store for SqliteStore {
 
     fn count_active(&self, group: &str, at: Timestamp) -> Result<u64> {
         // The same rule as `cohort_model::state`: an empty window is never active.
-        let n: i64 = self.conn().query_row(
+        let n: i64 = self.reader().query_row(
             "SELECT count(*) FROM memberships WHERE grp = ?1 AND start <= ?2
                AND (end IS NULL OR (end > ?2 AND end > start))",
             params![group, at],
@@ -1231,7 +1260,7 @@ impl Store for SqliteStore {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<RunRecord>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare(
             "SELECT id, grp, trigger, dry_run, actor, as_of, started_at, finished_at, status,
                     customers, matched, added, removed, undecided, failures
@@ -1292,7 +1321,7 @@ impl Store for SqliteStore {
         } else {
             format!("SELECT {AUDIT_COLUMNS} FROM audit")
         };
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(&format!(
             "{from} WHERE (?1 IS NULL OR customer = ?1) AND (?2 IS NULL OR grp = ?2) AND id < ?4
              ORDER BY id DESC LIMIT ?3"
@@ -1320,7 +1349,7 @@ impl Store for SqliteStore {
     fn outbox_len(&self) -> Result<u64> {
         // Events are kept after delivery (they are the change feed); what waits is what
         // lies beyond the slowest webhook's position.
-        let n: i64 = self.conn().query_row(
+        let n: i64 = self.reader().query_row(
             "SELECT count(*) FROM outbox WHERE id > (SELECT min(position) FROM webhooks)",
             [],
             |r| r.get(0),
@@ -1329,7 +1358,7 @@ impl Store for SqliteStore {
     }
 
     fn events_after(&self, after: i64, limit: usize) -> Result<Vec<OutboxEvent>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT o.id, coalesce(o.at, a.at), coalesce(o.kind, 'membership.' || a.action),
                     coalesce(o.customer, a.customer), coalesce(o.grp, a.grp),
@@ -1459,7 +1488,7 @@ impl Store for SqliteStore {
             "SELECT {MEMBERSHIP_COLUMNS} FROM memberships
              WHERE grp = ?1 AND id > ?2 AND ({filter}) ORDER BY id LIMIT ?4"
         );
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![group, after, at, limit as i64], membership_row)?;
         with_sources(rows)
@@ -1475,7 +1504,7 @@ impl Store for SqliteStore {
     }
 
     fn tokens(&self) -> Result<Vec<TokenRecord>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt =
             conn.prepare("SELECT id, name, role, created_at, revoked_at FROM tokens ORDER BY id")?;
         let rows = stmt.query_map([], token_row)?;
@@ -1491,7 +1520,7 @@ impl Store for SqliteStore {
     }
 
     fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let row = conn
             .prepare_cached(
                 "SELECT id, name, role, created_at, revoked_at FROM tokens
@@ -1518,7 +1547,7 @@ impl Store for SqliteStore {
     }
 
     fn webhooks(&self) -> Result<Vec<Webhook>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY id"
         ))?;
@@ -1551,7 +1580,7 @@ impl Store for SqliteStore {
     }
 
     fn recall(&self, token: &str, key: &str) -> Result<Option<Remembered>> {
-        let conn = self.conn();
+        let conn = self.reader();
         Ok(conn
             .prepare_cached(
                 "SELECT request, status, body FROM idempotency WHERE token = ?1 AND key = ?2",
@@ -1785,7 +1814,7 @@ impl Store for SqliteStore {
     }
 
     fn imports(&self, before: Option<i64>, limit: usize) -> Result<Vec<ImportRecord>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare(
             "SELECT id, actor, file_name, sha256, started_at, finished_at, status, dry_run,
                     partial, rows, added, updated, unchanged, rejected
@@ -1813,7 +1842,7 @@ impl Store for SqliteStore {
     }
 
     fn import_problems(&self, import: i64, limit: usize) -> Result<(Vec<ImportProblem>, u64)> {
-        let conn = self.conn();
+        let conn = self.reader();
         let lines: i64 = conn.query_row(
             "SELECT count(DISTINCT line) FROM import_errors WHERE import = ?1",
             [import],
@@ -1840,7 +1869,7 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<((u64, i64), ImportProblem)>> {
         let (line, seq) = after.map_or((-1, -1), |(l, s)| (l as i64, s));
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare(
             "SELECT line, rowid, col, message FROM import_errors
              WHERE import = ?1 AND (line, rowid) > (?2, ?3)
@@ -2655,6 +2684,41 @@ mod tests {
             store.runs(None, None, 10).expect("runs")[0].status,
             "interrupted"
         );
+    }
+
+    /// A run holds the writer's connection for its whole transaction (seconds, at a
+    /// million customers): meanwhile, every read must still be answered, from what was
+    /// committed before it.
+    #[test]
+    fn reads_are_answered_while_a_writer_holds_its_connection() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path().join("cohort.db")).expect("open");
+        store.apply(&[add("c1", "g")], &CAUSE, 10).expect("apply");
+        store
+            .create_token("ops", Role::Admin, "digest", 10)
+            .expect("token");
+
+        let writer = store.conn();
+        writer
+            .execute_batch("BEGIN IMMEDIATE; DELETE FROM memberships;")
+            .expect("an open write, not yet committed");
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let memberships = store.group_memberships("g").map(|m| m.len());
+                let token = store.token_by_hash("digest").map(|t| t.map(|t| t.name));
+                let history = store.history(None, None, None, 10).map(|h| h.len());
+                let _ = done.send((memberships, token, history));
+            });
+            let answered = finished.recv_timeout(std::time::Duration::from_secs(10));
+            writer.execute_batch("ROLLBACK").expect("rollback");
+            // Let a read stuck behind the writer finish, so that the test fails, not hangs.
+            drop(writer);
+            let (memberships, token, history) = answered.expect("the reads did not wait");
+            assert_eq!(memberships.expect("memberships"), 1, "the committed state");
+            assert_eq!(token.expect("token").as_deref(), Some("ops"));
+            assert_eq!(history.expect("history"), 1);
+        });
     }
 
     #[test]

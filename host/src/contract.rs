@@ -809,8 +809,8 @@ fn ip(ip: IpAddr) -> wit::IpAddress {
 macro_rules! glue {
     ($module:ident, $version:ident) => {
         pub(crate) mod $module {
-            use super::*;
             use super::$version::cohort::plugin::types as wit;
+            use super::*;
 
             impl super::$version::cohort::plugin::types::Host for State {}
 
@@ -826,99 +826,103 @@ macro_rules! glue {
                 }
             }
 
-        pub(crate) fn info(info: wit::PluginInfo) -> Result<PluginInfo, LoadError> {
-            if !cohort_model::is_slug(&info.id) {
-                return Err(LoadError::Description(format!(
-                    "id `{}` must be 1-64 lower-case letters, digits and `-`, not starting with `-`",
-                    info.id
-                )));
-            }
-            if info.version.trim().is_empty() {
-                return Err(LoadError::Description(format!(
-                    "plugin `{}` gives no version",
-                    info.id
-                )));
-            }
-            if let Err(e) = serde_json::from_str::<serde_json::Value>(&info.config_schema) {
-                return Err(LoadError::Description(format!(
-                    "plugin `{}`: its configuration schema is not JSON: {e}",
-                    info.id
-                )));
-            }
-            let flags = [
-                (wit::Fields::COUNTRY, Field::Country),
-                (wit::Fields::REGISTRATION_IP, Field::RegistrationIp),
-                (wit::Fields::REGISTRATION_PARAMS, Field::RegistrationParams),
-                (wit::Fields::PAYERS, Field::Payers),
-                (wit::Fields::PROVIDER, Field::Provider),
-                (wit::Fields::AUTH_METHODS, Field::AuthMethods),
-                (wit::Fields::VERIFICATION_STATUS, Field::VerificationStatus),
-                (
-                    wit::Fields::VERIFICATION_METHODS,
-                    Field::VerificationMethods,
-                ),
-                (wit::Fields::SUBSCRIPTIONS, Field::Subscriptions),
-                (wit::Fields::TAGS, Field::Tags),
-                (wit::Fields::ATTRIBUTES, Field::Attributes),
-            ];
-            let reads: FieldSet = flags
-                .iter()
-                .filter(|(flag, _)| info.reads.contains(*flag))
-                .map(|(_, field)| *field)
-                .collect();
-            let mut capabilities: Vec<Capability> = info
-                .capabilities
-                .iter()
-                .map(|c| match c {
-                    wit::Capability::DataDir => Capability::DataDir,
+            pub(crate) fn info(info: wit::PluginInfo) -> Result<PluginInfo, LoadError> {
+                if !cohort_model::is_slug(&info.id) {
+                    return Err(LoadError::Description(format!(
+                        "id `{}` must be 1-64 lower-case letters, digits and `-`, \
+                         not starting with `-`",
+                        info.id
+                    )));
+                }
+                if info.version.trim().is_empty() {
+                    return Err(LoadError::Description(format!(
+                        "plugin `{}` gives no version",
+                        info.id
+                    )));
+                }
+                if let Err(e) = serde_json::from_str::<serde_json::Value>(&info.config_schema) {
+                    return Err(LoadError::Description(format!(
+                        "plugin `{}`: its configuration schema is not JSON: {e}",
+                        info.id
+                    )));
+                }
+                let flags = [
+                    (wit::Fields::COUNTRY, Field::Country),
+                    (wit::Fields::REGISTRATION_IP, Field::RegistrationIp),
+                    (wit::Fields::REGISTRATION_PARAMS, Field::RegistrationParams),
+                    (wit::Fields::PAYERS, Field::Payers),
+                    (wit::Fields::PROVIDER, Field::Provider),
+                    (wit::Fields::AUTH_METHODS, Field::AuthMethods),
+                    (wit::Fields::VERIFICATION_STATUS, Field::VerificationStatus),
+                    (
+                        wit::Fields::VERIFICATION_METHODS,
+                        Field::VerificationMethods,
+                    ),
+                    (wit::Fields::SUBSCRIPTIONS, Field::Subscriptions),
+                    (wit::Fields::TAGS, Field::Tags),
+                    (wit::Fields::ATTRIBUTES, Field::Attributes),
+                ];
+                let reads: FieldSet = flags
+                    .iter()
+                    .filter(|(flag, _)| info.reads.contains(*flag))
+                    .map(|(_, field)| *field)
+                    .collect();
+                let mut capabilities: Vec<Capability> = info
+                    .capabilities
+                    .iter()
+                    .map(|c| match c {
+                        wit::Capability::DataDir => Capability::DataDir,
+                    })
+                    .collect();
+                capabilities.dedup();
+                Ok(PluginInfo {
+                    id: info.id,
+                    version: info.version,
+                    description: info.description,
+                    config_schema: info.config_schema,
+                    reads,
+                    capabilities,
                 })
-                .collect();
-            capabilities.dedup();
-            Ok(PluginInfo {
-                id: info.id,
-                version: info.version,
-                description: info.description,
-                config_schema: info.config_schema,
-                reads,
-                capabilities,
-            })
-        }
-
-        pub(crate) fn config_errors(errors: Vec<wit::ConfigError>) -> Vec<ConfigError> {
-            errors
-                .into_iter()
-                .map(|e| ConfigError {
-                    path: e.path,
-                    message: e.message,
-                })
-                .collect()
-        }
-
-        /// Append the verdicts of a batch of `n` customers to `out`, or say how the plugin
-        /// broke the contract (and append nothing).
-        pub(crate) fn verdicts(v: wit::Verdicts, n: usize, out: &mut Verdicts) -> Result<(), String> {
-            if v.matches.len() != n {
-                return Err(format!(
-                    "returned {} verdicts for {} customers",
-                    v.matches.len(),
-                    n
-                ));
             }
-            if let Some(u) = v.undecided.iter().find(|u| u.index as usize >= n) {
-                return Err(format!(
-                    "called customer {} undecided in a batch of {n}",
-                    u.index
-                ));
-            }
-            let undecided = v
-                .undecided
-                .into_iter()
-                .map(|u| (u.index, u.message))
-                .collect();
-            out.extend_batch(&v.matches, undecided);
-            Ok(())
-        }
 
+            pub(crate) fn config_errors(errors: Vec<wit::ConfigError>) -> Vec<ConfigError> {
+                errors
+                    .into_iter()
+                    .map(|e| ConfigError {
+                        path: e.path,
+                        message: e.message,
+                    })
+                    .collect()
+            }
+
+            /// Append the verdicts of a batch of `n` customers to `out`, or say how the
+            /// plugin broke the contract (and append nothing).
+            pub(crate) fn verdicts(
+                v: wit::Verdicts,
+                n: usize,
+                out: &mut Verdicts,
+            ) -> Result<(), String> {
+                if v.matches.len() != n {
+                    return Err(format!(
+                        "returned {} verdicts for {} customers",
+                        v.matches.len(),
+                        n
+                    ));
+                }
+                if let Some(u) = v.undecided.iter().find(|u| u.index as usize >= n) {
+                    return Err(format!(
+                        "called customer {} undecided in a batch of {n}",
+                        u.index
+                    ));
+                }
+                let undecided = v
+                    .undecided
+                    .into_iter()
+                    .map(|u| (u.index, u.message))
+                    .collect();
+                out.extend_batch(&v.matches, undecided);
+                Ok(())
+            }
         }
     };
 }

@@ -224,6 +224,7 @@ fn the_demo_runs_and_reports() {
         "Active from",
         "Expired from",
         "it joined: eu-residents, site-google",
+        "the next registration, `C-NEW-2`, took",
         "=> ",
     ] {
         assert!(out.contains(expected), "missing `{expected}` in:\n{out}");

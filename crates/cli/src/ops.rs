@@ -830,6 +830,9 @@ pub fn runs(
                 r.removed,
                 r.undecided
             );
+            if let Some(error) = &r.error {
+                println!("          {error}");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

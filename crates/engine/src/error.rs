@@ -59,6 +59,8 @@ pub enum EngineError {
     ManualOff(String),
     #[error("no {what} `{id}`")]
     NotFound { what: &'static str, id: String },
+    #[error("group `{group}`: not run: its run could not be recorded: {problem}")]
+    NotStarted { group: String, problem: String },
     #[error("group `{group}` is in use by {}; remove those references first or force the deletion", uses.iter().map(|(k, e)| format!("{k} `{e}`")).collect::<Vec<_>>().join(", "))]
     InUse {
         group: String,

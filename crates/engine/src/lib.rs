@@ -70,6 +70,35 @@ pub struct RunReport {
     pub seconds: f64,
 }
 
+/// A run's evaluation: the changes it plans, each change's customer position, and the
+/// memberships they were planned against (to carry forward once applied).
+struct Evaluated {
+    changes: Vec<Change>,
+    change_at: Vec<u32>,
+    holdings: Arc<Holdings>,
+}
+
+/// The record of a run about to start.
+fn new_run(
+    group: &Group,
+    trigger: Trigger,
+    dry_run: bool,
+    actor: &str,
+    as_of: Timestamp,
+    now: Timestamp,
+) -> RunRecord {
+    RunRecord {
+        group: group.id.clone(),
+        trigger: trigger.as_str().into(),
+        dry_run,
+        actor: actor.into(),
+        as_of,
+        started_at: now,
+        status: "running".into(),
+        ..RunRecord::default()
+    }
+}
+
 /// What registering a customer did.
 #[derive(Clone, Debug, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -773,7 +802,8 @@ impl Engine {
     /// Run a group's rule over every customer as of `as_of` (usually `now`; earlier or
     /// later to see what the rule said or will say then). A dry run computes the same
     /// changes and applies none. The run and its history are stamped with `now`.
-    /// `progress` is told (done, total) after each page.
+    /// `progress` is told (done, total) after each page. A run that fails once its
+    /// record exists is recorded `failed`, with why, and applies nothing.
     // Each argument is a distinct fact every caller must state; a struct of them would
     // only move the list.
     #[allow(clippy::too_many_arguments)]
@@ -787,7 +817,22 @@ impl Engine {
         now: Timestamp,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<RunReport> {
-        let started = Instant::now();
+        let group = self.runnable(id, trigger)?;
+        let mut run = new_run(&group, trigger, dry_run, actor, as_of, now);
+        run.id = self
+            .store
+            .start_runs(std::slice::from_ref(&run))?
+            .first()
+            .copied()
+            .ok_or_else(|| EngineError::NotStarted {
+                group: group.id.clone(),
+                problem: "the store gave it no id".into(),
+            })?;
+        self.carry_out(&group, run, now, progress)
+    }
+
+    /// The group, if its rule may run for `trigger`.
+    fn runnable(&self, id: &str, trigger: Trigger) -> Result<Group> {
         let group = self.group(id)?;
         if group.auto.mode == Mode::Disabled {
             return Err(EngineError::Disabled(group.id));
@@ -795,20 +840,77 @@ impl Engine {
         if trigger == Trigger::Manual && !group.auto.triggers.manual {
             return Err(EngineError::ManualOff(group.id));
         }
-        let mut conditions = self.prepare(&group)?;
-        let compiled = Compiled::new(&group);
+        Ok(group)
+    }
 
-        let mut run = RunRecord {
-            group: group.id.clone(),
-            trigger: trigger.as_str().into(),
-            dry_run,
-            actor: actor.into(),
-            as_of,
-            started_at: now,
-            status: "running".into(),
-            ..RunRecord::default()
+    /// Evaluate a recorded run and record how it ended: finished, with its changes
+    /// applied in the same transaction, or failed, with nothing applied.
+    fn carry_out(
+        &self,
+        group: &Group,
+        mut run: RunRecord,
+        now: Timestamp,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<RunReport> {
+        let started = Instant::now();
+        let (trigger, actor) = (run.trigger.clone(), format!("rule:{}", group.id));
+        let cause = Cause {
+            trigger: &trigger,
+            actor: &actor,
+            run: Some(run.id),
         };
-        run.id = self.store.start_run(&run)?;
+        let outcome = self
+            .evaluate_run(group, &mut run, progress)
+            .and_then(|evaluated| {
+                let mut finished = run.clone();
+                finished.status = "finished".into();
+                finished.finished_at = Some(now + started.elapsed().as_secs() as Timestamp);
+                let apply: &[Change] = if run.dry_run { &[] } else { &evaluated.changes };
+                let applied = self.store.finish_run(&finished, apply, &cause, now)?;
+                Ok((finished, evaluated, applied))
+            });
+        match outcome {
+            Ok((mut run, evaluated, applied)) => {
+                if !run.dry_run && !evaluated.changes.is_empty() {
+                    self.advance_holdings(
+                        &group.id,
+                        &evaluated.holdings,
+                        &evaluated.changes,
+                        &evaluated.change_at,
+                        &applied,
+                    );
+                    (run.added, run.removed) = applied.counts();
+                }
+                Ok(RunReport {
+                    run,
+                    changes: evaluated.changes,
+                    seconds: started.elapsed().as_secs_f64(),
+                })
+            }
+            Err(e) => {
+                run.status = "failed".into();
+                run.error = Some(e.to_string());
+                run.finished_at = Some(now + started.elapsed().as_secs() as Timestamp);
+                // If even this cannot be written, the run stays `running` until the
+                // store is next opened, which marks it `interrupted`: still not a
+                // success, and the error goes back to the caller either way.
+                let _ = self.store.finish_run(&run, &[], &cause, now);
+                Err(e)
+            }
+        }
+    }
+
+    /// Evaluate every customer against the group and plan the changes; fills in the
+    /// run's counts (and, for a dry run, what it would add and remove).
+    fn evaluate_run(
+        &self,
+        group: &Group,
+        run: &mut RunRecord,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Evaluated> {
+        let as_of = run.as_of;
+        let mut conditions = self.prepare(group)?;
+        let compiled = Compiled::new(group);
 
         // The customers' standing, by their position in the facts: the loop below visits
         // customers in that order, and hashing a position is far cheaper than hashing
@@ -822,8 +924,8 @@ impl Engine {
             .iter()
             .filter_map(|c| facts.index.get(c).copied())
             .collect();
-        let rivals = self.rivals(&group, as_of, &facts.index)?;
-        let policy = policy(&group);
+        let rivals = self.rivals(group, as_of, &facts.index)?;
+        let policy = policy(group);
 
         let mut changes = Vec::new();
         // Each change's customer position, to carry the holdings forward.
@@ -873,7 +975,7 @@ impl Engine {
         }
         drop(facts);
 
-        if dry_run {
+        if run.dry_run {
             for c in &changes {
                 match c {
                     Change::Add { group: g, .. } if *g == group.id => run.added += 1,
@@ -881,33 +983,14 @@ impl Engine {
                     Change::End { .. } => run.removed += 1,
                 }
             }
-        } else if !changes.is_empty() {
-            let actor = format!("rule:{}", group.id);
-            let applied = self.store.apply(
-                &changes,
-                &Cause {
-                    trigger: trigger.as_str(),
-                    actor: &actor,
-                    run: Some(run.id),
-                },
-                now,
-            )?;
-            self.advance_holdings(&group.id, &holdings, &changes, &change_at, &applied);
-            (run.added, run.removed) = applied.counts();
         }
         let mut failures: Vec<(String, u64)> = failures.into_iter().collect();
         failures.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         run.failures = failures;
-        run.status = "finished".into();
-        run.finished_at = Some(now + started.elapsed().as_secs() as Timestamp);
-        self.store.finish_run(&run)?;
-        if trigger == Trigger::Periodic && !dry_run {
-            self.store.set_last_periodic_run(&group.id, now)?;
-        }
-        Ok(RunReport {
-            run,
+        Ok(Evaluated {
             changes,
-            seconds: started.elapsed().as_secs_f64(),
+            change_at,
+            holdings,
         })
     }
 
@@ -943,41 +1026,69 @@ impl Engine {
         as_of: Timestamp,
         now: Timestamp,
     ) -> Vec<Result<RunReport>> {
-        // Jobs: positions in `ids`, those of one exclusive set together, each with its
-        // cost: a run's work is mostly evaluating its conditions over every customer.
+        let mut results: Vec<Option<Result<RunReport>>> = (0..ids.len()).map(|_| None).collect();
+        let mut runnable: Vec<(usize, Group)> = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            match self.runnable(id, trigger) {
+                Ok(group) => runnable.push((i, group)),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        // Every run is recorded before the first one evaluates, and each records its
+        // end in the transaction of its changes: a run that had to write its start or
+        // its end on its own would wait for the other core's run to finish writing, so
+        // the two cores would evaluate at the same time and then write in turn, and the
+        // writer would stand idle while they evaluate (a tenth of a full scan at a
+        // million customers).
+        let records: Vec<RunRecord> = runnable
+            .iter()
+            .map(|(_, g)| new_run(g, trigger, false, actor, as_of, now))
+            .collect();
+        let records = match self.store.start_runs(&records) {
+            Ok(run_ids) => records
+                .into_iter()
+                .zip(run_ids)
+                .map(|(run, id)| RunRecord { id, ..run })
+                .collect::<Vec<_>>(),
+            Err(e) => {
+                let problem = e.to_string();
+                for (i, group) in &runnable {
+                    results[*i] = Some(Err(EngineError::NotStarted {
+                        group: group.id.clone(),
+                        problem: problem.clone(),
+                    }));
+                }
+                runnable.clear();
+                Vec::new()
+            }
+        };
+        // Jobs: positions in `runnable`, those of one exclusive set together, each with
+        // its cost: a run's work is mostly evaluating its conditions over every
+        // customer.
         let mut jobs: Vec<(Vec<usize>, usize)> = Vec::new();
         let mut sets: HashMap<&str, usize> = HashMap::new();
-        // A group that cannot be read here is left to `run_group` to report.
-        let groups = self.groups().ok();
-        let known: HashMap<&str, &Group> = groups
-            .iter()
-            .flat_map(|gs| gs.iter())
-            .map(|g| (g.id.as_str(), g))
-            .collect();
-        for (i, id) in ids.iter().enumerate() {
-            let group = known.get(id.as_str());
-            let cost = group.map_or(0, |g| g.rule.all.iter().map(|c| c.any.len()).sum());
-            match group.and_then(|g| g.exclusive.as_ref()) {
+        for (r, (_, group)) in runnable.iter().enumerate() {
+            let cost = group.rule.all.iter().map(|c| c.any.len()).sum::<usize>();
+            match &group.exclusive {
                 Some(exclusive) => {
                     let job = *sets.entry(exclusive.set.as_str()).or_insert_with(|| {
                         jobs.push((Vec::new(), 0));
                         jobs.len() - 1
                     });
-                    jobs[job].0.push(i);
+                    jobs[job].0.push(r);
                     jobs[job].1 += cost;
                 }
-                None => jobs.push((vec![i], cost)),
+                None => jobs.push((vec![r], cost)),
             }
         }
         for (job, _) in &mut jobs {
-            job.sort_by(|&a, &b| ids[a].cmp(&ids[b]));
+            job.sort_by(|&a, &b| runnable[a].1.id.cmp(&runnable[b].1.id));
         }
         // The costliest first, so that the last job to finish is a cheap one and no core
         // waits long for it at the end.
         jobs.sort_by_key(|(_, cost)| std::cmp::Reverse(*cost));
         let jobs: Vec<Vec<usize>> = jobs.into_iter().map(|(job, _)| job).collect();
-        let results: Mutex<Vec<Option<Result<RunReport>>>> =
-            Mutex::new((0..ids.len()).map(|_| None).collect());
+        let results = Mutex::new(results);
         let next = std::sync::atomic::AtomicUsize::new(0);
         let workers = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -986,17 +1097,11 @@ impl Engine {
             for _ in 0..workers {
                 scope.spawn(|| {
                     while let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        for &i in job {
-                            let report = self.run_group(
-                                &ids[i],
-                                trigger,
-                                false,
-                                actor,
-                                as_of,
-                                now,
-                                &mut |_, _| {},
-                            );
-                            results.lock().unwrap_or_else(PoisonError::into_inner)[i] =
+                        for &r in job {
+                            let (i, group) = &runnable[r];
+                            let report =
+                                self.carry_out(group, records[r].clone(), now, &mut |_, _| {});
+                            results.lock().unwrap_or_else(PoisonError::into_inner)[*i] =
                                 Some(report);
                         }
                     }

@@ -124,7 +124,9 @@ impl From<EngineError> for Problem {
         };
         let conflict = |slug: &'static str| Problem::new(StatusCode::CONFLICT, slug, e.to_string());
         match &e {
-            EngineError::Store(_) => Problem::internal(e.to_string()),
+            EngineError::Store(_) | EngineError::NotStarted { .. } => {
+                Problem::internal(e.to_string())
+            }
             EngineError::Load(_) => unprocessable("invalid-plugin"),
             EngineError::InvalidGroup(g) => {
                 let field = g.field.clone();

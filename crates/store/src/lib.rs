@@ -126,6 +126,8 @@ pub struct RunRecord {
     pub undecided: u64,
     /// The distinct reasons conditions could not decide, with counts.
     pub failures: Vec<(String, u64)>,
+    /// Why a `failed` run stopped; it applied nothing.
+    pub error: Option<String>,
 }
 
 /// One import of a customer-assignment file.
@@ -323,7 +325,6 @@ pub trait Store: Send + Sync {
     /// When the group's schedule last started a run; until it first has, when the group
     /// was last saved, so that a schedule counts from then.
     fn last_periodic_run(&self, group: &str) -> Result<Option<Timestamp>>;
-    fn set_last_periodic_run(&self, group: &str, at: Timestamp) -> Result<()>;
 
     /// Every membership of the group, in any state.
     fn group_memberships(&self, group: &str) -> Result<Vec<Membership>>;
@@ -364,8 +365,20 @@ pub trait Store: Send + Sync {
         at: Timestamp,
     ) -> Result<Vec<Applied>>;
 
-    fn start_run(&self, run: &RunRecord) -> Result<i64>;
-    fn finish_run(&self, run: &RunRecord) -> Result<()>;
+    /// Record runs as `running`, in one transaction; returns their ids in order.
+    fn start_runs(&self, runs: &[RunRecord]) -> Result<Vec<i64>>;
+    /// Record how a run ended, in one transaction with the changes it made (none for a
+    /// dry run or a failed one), so that its record says `finished` exactly when its
+    /// changes are in the store. Where there are changes, the record's `added` and
+    /// `removed` are what applying them did. A finished periodic run that was not a dry
+    /// run also becomes its group's last periodic run, as of its `started_at`.
+    fn finish_run(
+        &self,
+        run: &RunRecord,
+        changes: &[Change],
+        cause: &Cause<'_>,
+        at: Timestamp,
+    ) -> Result<Applied>;
     /// Runs newest first, those with an id below `before` if given.
     fn runs(
         &self,

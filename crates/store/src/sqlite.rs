@@ -276,6 +276,10 @@ DROP INDEX audit_by_group;
 DROP INDEX customers_by_seq;
 CREATE INDEX customers_by_seq ON customers (seq, id);
 "#,
+    // Why a run failed: a failed run used to stay `running` until the next open.
+    r#"
+ALTER TABLE runs ADD COLUMN error TEXT;
+"#,
 ];
 
 /// The state to announce for a membership written at `at`: a window starting later is
@@ -1053,14 +1057,6 @@ impl Store for SqliteStore {
             .flatten())
     }
 
-    fn set_last_periodic_run(&self, group: &str, at: Timestamp) -> Result<()> {
-        self.conn().execute(
-            "UPDATE groups SET last_periodic_run = ?2 WHERE id = ?1",
-            params![group, at],
-        )?;
-        Ok(())
-    }
-
     fn group_memberships(&self, group: &str) -> Result<Vec<Membership>> {
         memberships(
             &self.reader(),
@@ -1216,42 +1212,78 @@ impl Store for SqliteStore {
         Ok(counts)
     }
 
-    fn start_run(&self, run: &RunRecord) -> Result<i64> {
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO runs (grp, trigger, dry_run, actor, as_of, started_at, status)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running')",
-            params![
-                run.group,
-                run.trigger,
-                run.dry_run,
-                run.actor,
-                run.as_of,
-                run.started_at
-            ],
-        )?;
-        Ok(conn.last_insert_rowid())
+    fn start_runs(&self, runs: &[RunRecord]) -> Result<Vec<i64>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let ids = {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO runs (grp, trigger, dry_run, actor, as_of, started_at, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running') RETURNING id",
+            )?;
+            runs.iter()
+                .map(|run| {
+                    insert.query_row(
+                        params![
+                            run.group,
+                            run.trigger,
+                            run.dry_run,
+                            run.actor,
+                            run.as_of,
+                            run.started_at
+                        ],
+                        |r| r.get(0),
+                    )
+                })
+                .collect::<rusqlite::Result<Vec<i64>>>()?
+        };
+        tx.commit()?;
+        Ok(ids)
     }
 
-    fn finish_run(&self, run: &RunRecord) -> Result<()> {
+    fn finish_run(
+        &self,
+        run: &RunRecord,
+        changes: &[Change],
+        cause: &Cause<'_>,
+        at: Timestamp,
+    ) -> Result<Applied> {
         let failures = serde_json::to_string(&run.failures)
             .map_err(|e| corrupt("run", &run.id.to_string(), e))?;
-        self.conn().execute(
+        let mut conn = self.conn();
+        // Immediate: the journal numbers rows from what the transaction sees first.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (applied, counts) = if changes.is_empty() {
+            (Applied::default(), (run.added, run.removed))
+        } else {
+            let applied = apply_all(&tx, &[(changes, cause.clone())], at)?.remove(0);
+            let counts = applied.counts();
+            (applied, counts)
+        };
+        tx.execute(
             "UPDATE runs SET finished_at = ?2, status = ?3, customers = ?4, matched = ?5,
-                added = ?6, removed = ?7, undecided = ?8, failures = ?9 WHERE id = ?1",
+                added = ?6, removed = ?7, undecided = ?8, failures = ?9, error = ?10
+             WHERE id = ?1",
             params![
                 run.id,
                 run.finished_at,
                 run.status,
                 run.customers as i64,
                 run.matched as i64,
-                run.added as i64,
-                run.removed as i64,
+                counts.0 as i64,
+                counts.1 as i64,
                 run.undecided as i64,
-                failures
+                failures,
+                run.error
             ],
         )?;
-        Ok(())
+        if run.trigger == "periodic" && !run.dry_run && run.status == "finished" {
+            tx.execute(
+                "UPDATE groups SET last_periodic_run = ?2 WHERE id = ?1",
+                params![run.group, run.started_at],
+            )?;
+        }
+        tx.commit()?;
+        Ok(applied)
     }
 
     fn runs(
@@ -1263,7 +1295,7 @@ impl Store for SqliteStore {
         let conn = self.reader();
         let mut stmt = conn.prepare(
             "SELECT id, grp, trigger, dry_run, actor, as_of, started_at, finished_at, status,
-                    customers, matched, added, removed, undecided, failures
+                    customers, matched, added, removed, undecided, failures, error
              FROM runs WHERE (?1 IS NULL OR grp = ?1) AND id < ?3 ORDER BY id DESC LIMIT ?2",
         )?;
         let before = before.unwrap_or(i64::MAX);
@@ -1285,6 +1317,7 @@ impl Store for SqliteStore {
                     removed: r.get::<_, i64>(12)? as u64,
                     undecided: r.get::<_, i64>(13)? as u64,
                     failures: Vec::new(),
+                    error: r.get(15)?,
                 },
                 r.get::<_, String>(14)?,
             ))
@@ -2608,7 +2641,24 @@ mod tests {
         store.put_group(&group, 1).expect("put");
         let s1 = store.groups_stamp().expect("stamp");
         assert_ne!(s0, s1);
-        store.set_last_periodic_run("g", 2).expect("periodic");
+        let periodic = RunRecord {
+            group: "g".into(),
+            trigger: "periodic".into(),
+            started_at: 2,
+            ..RunRecord::default()
+        };
+        let id = store
+            .start_runs(std::slice::from_ref(&periodic))
+            .expect("run")[0];
+        let finished = RunRecord {
+            id,
+            status: "finished".into(),
+            ..periodic
+        };
+        store
+            .finish_run(&finished, &[], &CAUSE, 2)
+            .expect("periodic run");
+        assert_eq!(store.last_periodic_run("g").expect("last"), Some(2));
         assert_eq!(store.groups_stamp().expect("stamp"), s1, "not a definition");
         store.put_group(&group, 3).expect("put");
         let s2 = store.groups_stamp().expect("stamp");
@@ -2669,12 +2719,12 @@ mod tests {
         {
             let store = SqliteStore::open(&path).expect("open");
             store
-                .start_run(&RunRecord {
+                .start_runs(&[RunRecord {
                     group: "g".into(),
                     trigger: "manual".into(),
                     actor: "op".into(),
                     ..RunRecord::default()
-                })
+                }])
                 .expect("run");
             store.apply(&[add("c1", "g")], &CAUSE, 10).expect("apply");
         }
@@ -2683,6 +2733,90 @@ mod tests {
         assert_eq!(
             store.runs(None, None, 10).expect("runs")[0].status,
             "interrupted"
+        );
+    }
+
+    /// A run's record says `finished` exactly when its changes are in the store: both
+    /// are written in one transaction, or neither is.
+    #[test]
+    fn a_run_ends_in_the_transaction_of_its_changes() {
+        let store = SqliteStore::in_memory().expect("store");
+        let started = |group: &str, trigger: &str| {
+            let run = RunRecord {
+                group: group.into(),
+                trigger: trigger.into(),
+                actor: "op".into(),
+                started_at: 7,
+                status: "running".into(),
+                ..RunRecord::default()
+            };
+            let id = store.start_runs(std::slice::from_ref(&run)).expect("start")[0];
+            RunRecord { id, ..run }
+        };
+        let status = |id: i64| {
+            let runs = store.runs(None, None, 10).expect("runs");
+            let run = runs.into_iter().find(|r| r.id == id).expect("recorded");
+            (run.status, run.added, run.error)
+        };
+
+        let run = started("g", "manual");
+        let finished = RunRecord {
+            status: "finished".into(),
+            finished_at: Some(8),
+            ..run.clone()
+        };
+        let cause = Cause {
+            run: Some(run.id),
+            ..CAUSE
+        };
+        let applied = store
+            .finish_run(&finished, &[add("c1", "g"), add("c2", "g")], &cause, 8)
+            .expect("finish");
+        assert_eq!(applied.counts(), (2, 0));
+        assert_eq!(status(run.id), ("finished".into(), 2, None));
+        let history = store.history(None, None, None, 10).expect("history");
+        assert!(history.iter().all(|e| e.run == Some(run.id)));
+
+        // A write that fails midway takes the run's end down with it.
+        let run = started("h", "periodic");
+        store
+            .conn()
+            .execute_batch(
+                "CREATE TEMP TRIGGER full BEFORE INSERT ON memberships
+                 WHEN NEW.customer = 'c4' BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+            )
+            .expect("trigger");
+        let finished = RunRecord {
+            status: "finished".into(),
+            ..run.clone()
+        };
+        let cause = Cause {
+            run: Some(run.id),
+            ..CAUSE
+        };
+        let err = store
+            .finish_run(&finished, &[add("c3", "h"), add("c4", "h")], &cause, 9)
+            .expect_err("the write fails");
+        assert!(err.to_string().contains("disk full"), "{err}");
+        assert_eq!(status(run.id).0, "running");
+        assert!(store.group_memberships("h").expect("read").is_empty());
+        assert_eq!(store.last_periodic_run("h").expect("last"), None);
+
+        let failed = RunRecord {
+            status: "failed".into(),
+            error: Some(err.to_string()),
+            ..run.clone()
+        };
+        store
+            .finish_run(&failed, &[], &cause, 9)
+            .expect("record the failure");
+        let (state, added, error) = status(run.id);
+        assert_eq!((state.as_str(), added), ("failed", 0));
+        assert!(error.is_some_and(|e| e.contains("disk full")));
+        assert_eq!(
+            store.last_periodic_run("h").expect("last"),
+            None,
+            "a failed periodic run is not the last one"
         );
     }
 

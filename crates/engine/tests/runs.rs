@@ -1,0 +1,105 @@
+//! What the run records say: every run that starts ends `finished` or `failed`, and a
+//! failed one says why and applied nothing.
+
+mod common;
+
+use cohort_engine::{EngineError, Trigger};
+use cohort_model::{CustomerRecord, Group};
+use cohort_store::RunRecord;
+use common::engine;
+
+fn group(id: &str, plugin: &str) -> Group {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "name": id,
+        "auto": {"mode": "full-sync"},
+        "rule": {"all": [{"any": [{"plugin": plugin, "config": {"countries": ["DE"]}}]}]}
+    }))
+    .expect("group")
+}
+
+#[test]
+fn a_run_that_fails_is_recorded_failed_and_the_others_finish() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = engine(&dir.path().join("cohort.db"));
+    engine
+        .add_plugin(cohort_artifacts::COUNTRY, None, 0)
+        .expect("plugin");
+    engine
+        .save_group(&group("de", "country"), 0)
+        .expect("saves");
+    // Written past the engine's checks, as a group whose plugin was since taken away
+    // would be: it starts, then cannot prepare its condition.
+    engine
+        .store()
+        .put_group(&group("gone", "no-such-plugin"), 0)
+        .expect("stored");
+    let customers: Vec<CustomerRecord> = ["DE", "FR", "DE"]
+        .iter()
+        .enumerate()
+        .map(|(i, country)| CustomerRecord {
+            id: format!("c{i}"),
+            country: Some(country.to_string()),
+            ..CustomerRecord::default()
+        })
+        .collect();
+    engine
+        .store()
+        .upsert_customers(&customers, 0)
+        .expect("load");
+
+    let ids = ["gone", "de"].map(String::from).to_vec();
+    let results = engine.run_groups(&ids, Trigger::Periodic, "scheduler", 10, 10);
+    assert!(
+        matches!(&results[0], Err(EngineError::UnknownPlugin(p)) if p == "no-such-plugin"),
+        "{:?}",
+        results[0].as_ref().map(|r| &r.run)
+    );
+    let de = results[1].as_ref().expect("de runs");
+    assert_eq!((de.run.status.as_str(), de.run.added), ("finished", 2));
+
+    let runs = engine.store().runs(None, None, 10).expect("runs");
+    let recorded =
+        |group: &str| -> &RunRecord { runs.iter().find(|r| r.group == group).expect("recorded") };
+    let gone = recorded("gone");
+    assert_eq!(gone.status, "failed");
+    assert!(
+        gone.error
+            .as_deref()
+            .is_some_and(|e| e.contains("no-such-plugin")),
+        "{:?}",
+        gone.error
+    );
+    assert_eq!(gone.finished_at, Some(10));
+    assert!(
+        engine
+            .store()
+            .group_memberships("gone")
+            .expect("read")
+            .is_empty()
+    );
+    assert_eq!(
+        engine.store().last_periodic_run("gone").expect("last"),
+        Some(0),
+        "a failed run is not the last periodic run: the schedule tries again"
+    );
+    let de = recorded("de");
+    assert_eq!(
+        (de.status.as_str(), de.added, de.error.as_deref()),
+        ("finished", 2, None)
+    );
+    assert_eq!(
+        engine.store().last_periodic_run("de").expect("last"),
+        Some(10)
+    );
+
+    // One group run on its own fails the same way.
+    let err = engine
+        .run_group("gone", Trigger::Manual, false, "op", 20, 20, &mut |_, _| {})
+        .expect_err("cannot prepare");
+    assert!(matches!(err, EngineError::UnknownPlugin(_)), "{err}");
+    let latest = &engine.store().runs(Some("gone"), None, 1).expect("runs")[0];
+    assert_eq!(
+        (latest.status.as_str(), latest.trigger.as_str()),
+        ("failed", "manual")
+    );
+}

@@ -467,10 +467,21 @@ pub fn scheduler(
 ) -> anyhow::Result<ExitCode> {
     let engine = open(store, cache_dir)?;
     loop {
+        let mut failed = false;
         // Windows that opened or closed since the last pass are announced to the
         // change feed and webhooks.
         engine.store().announce(now())?;
-        for report in engine.run_due(now())? {
+        for outcome in engine.run_due(now())? {
+            // One group's failure is recorded in its run and must not stop the others'
+            // schedules.
+            let report = match outcome {
+                Ok(report) => report,
+                Err(e) => {
+                    eprintln!("{} periodic run failed: {e}", time(now()));
+                    failed = true;
+                    continue;
+                }
+            };
             let r = &report.run;
             println!(
                 "{} periodic run of `{}`: {} customers, {} added, {} removed, {} undecided",
@@ -483,7 +494,11 @@ pub fn scheduler(
             );
         }
         if args.once {
-            return Ok(ExitCode::SUCCESS);
+            return Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            });
         }
         std::thread::sleep(std::time::Duration::from_secs(args.interval.max(1)));
     }

@@ -994,8 +994,10 @@ impl Engine {
         })
     }
 
-    /// Run every group whose schedule has come due by `now` (the scheduler's tick).
-    pub fn run_due(&self, now: Timestamp) -> Result<Vec<RunReport>> {
+    /// Run every group whose schedule has come due by `now` (the scheduler's tick):
+    /// each one's report or why it failed. A failed run does not stop the others, and
+    /// its group is next due at its next scheduled time, as a finished one is.
+    pub fn run_due(&self, now: Timestamp) -> Result<Vec<Result<RunReport>>> {
         let mut due = Vec::new();
         for group in self.store.groups()? {
             let Some(s) = &group.auto.triggers.schedule else {
@@ -1009,9 +1011,7 @@ impl Engine {
                 due.push(group.id);
             }
         }
-        self.run_groups(&due, Trigger::Periodic, "scheduler", now, now)
-            .into_iter()
-            .collect()
+        Ok(self.run_groups(&due, Trigger::Periodic, "scheduler", now, now))
     }
 
     /// Run several groups' rules as `run_group` would, on as many threads as there are

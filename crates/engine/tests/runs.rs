@@ -79,8 +79,8 @@ fn a_run_that_fails_is_recorded_failed_and_the_others_finish() {
     );
     assert_eq!(
         engine.store().last_periodic_run("gone").expect("last"),
-        Some(0),
-        "a failed run is not the last periodic run: the schedule tries again"
+        Some(10),
+        "a failed run is the last periodic run: the schedule tries again at its next time"
     );
     let de = recorded("de");
     assert_eq!(
@@ -102,4 +102,67 @@ fn a_run_that_fails_is_recorded_failed_and_the_others_finish() {
         (latest.status.as_str(), latest.trigger.as_str()),
         ("failed", "manual")
     );
+}
+
+#[test]
+fn a_failed_scheduled_run_waits_for_its_next_time_and_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = engine(&dir.path().join("cohort.db"));
+    engine
+        .add_plugin(cohort_artifacts::COUNTRY, None, 0)
+        .expect("plugin");
+    let hourly = |mut g: Group| {
+        g.auto.triggers.schedule =
+            serde_json::from_value(serde_json::json!({"cron": "0 0 * * * *", "time_zone": "UTC"}))
+                .expect("schedule");
+        g
+    };
+    engine
+        .save_group(&hourly(group("de", "country")), 0)
+        .expect("saves");
+    engine
+        .store()
+        .put_group(&hourly(group("gone", "no-such-plugin")), 0)
+        .expect("stored");
+    engine
+        .store()
+        .upsert_customers(
+            &[CustomerRecord {
+                id: "c1".into(),
+                country: Some("DE".into()),
+                ..CustomerRecord::default()
+            }],
+            0,
+        )
+        .expect("load");
+
+    let hour = 3_600;
+    let outcomes = engine.run_due(hour).expect("due");
+    let ran: Vec<(String, bool)> = outcomes
+        .iter()
+        .map(|o| match o {
+            Ok(report) => (report.run.group.clone(), true),
+            Err(EngineError::UnknownPlugin(_)) => ("gone".into(), false),
+            Err(e) => panic!("unexpected: {e}"),
+        })
+        .collect();
+    assert_eq!(ran, [("de".to_string(), true), ("gone".to_string(), false)]);
+    assert_eq!(
+        engine.store().group_memberships("de").expect("read").len(),
+        1
+    );
+
+    assert!(
+        engine.run_due(hour + 1).expect("due").is_empty(),
+        "neither group is due again before the next hour"
+    );
+    assert_eq!(engine.run_due(2 * hour).expect("due").len(), 2);
+    let failed = engine
+        .store()
+        .runs(Some("gone"), None, 10)
+        .expect("runs")
+        .iter()
+        .filter(|r| r.status == "failed")
+        .count();
+    assert_eq!(failed, 2, "one failed run per scheduled time, not per tick");
 }

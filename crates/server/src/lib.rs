@@ -160,8 +160,14 @@ async fn tick(state: Shared) {
         let done = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let at = now();
             s.engine.store().announce(at)?;
-            for report in s.engine.run_due(at)? {
-                s.metrics.run("periodic", &report.run.status);
+            for outcome in s.engine.run_due(at)? {
+                match outcome {
+                    Ok(report) => s.metrics.run("periodic", &report.run.status),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a scheduled run failed");
+                        s.metrics.run("periodic", "failed");
+                    }
+                }
             }
             Ok(())
         })

@@ -370,8 +370,9 @@ pub trait Store: Send + Sync {
     /// Record how a run ended, in one transaction with the changes it made (none for a
     /// dry run or a failed one), so that its record says `finished` exactly when its
     /// changes are in the store. Where there are changes, the record's `added` and
-    /// `removed` are what applying them did. A finished periodic run that was not a dry
-    /// run also becomes its group's last periodic run, as of its `started_at`.
+    /// `removed` are what applying them did. A periodic run that was not a dry run also
+    /// becomes its group's last periodic run, as of its `started_at`, whether it
+    /// finished or failed: a schedule tries again at its next time, not at every tick.
     fn finish_run(
         &self,
         run: &RunRecord,

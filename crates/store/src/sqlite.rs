@@ -1276,7 +1276,7 @@ impl Store for SqliteStore {
                 run.error
             ],
         )?;
-        if run.trigger == "periodic" && !run.dry_run && run.status == "finished" {
+        if run.trigger == "periodic" && !run.dry_run {
             tx.execute(
                 "UPDATE groups SET last_periodic_run = ?2 WHERE id = ?1",
                 params![run.group, run.started_at],
@@ -2741,6 +2741,9 @@ mod tests {
     #[test]
     fn a_run_ends_in_the_transaction_of_its_changes() {
         let store = SqliteStore::in_memory().expect("store");
+        let group: Group =
+            serde_json::from_value(serde_json::json!({"id": "h", "name": "H"})).expect("group");
+        store.put_group(&group, 1).expect("put");
         let started = |group: &str, trigger: &str| {
             let run = RunRecord {
                 group: group.into(),
@@ -2753,6 +2756,19 @@ mod tests {
             let id = store.start_runs(std::slice::from_ref(&run)).expect("start")[0];
             RunRecord { id, ..run }
         };
+        let finish = |run: &RunRecord, status: &str, error: Option<String>, changes: &[Change]| {
+            let ended = RunRecord {
+                status: status.into(),
+                finished_at: Some(8),
+                error,
+                ..run.clone()
+            };
+            let cause = Cause {
+                run: Some(run.id),
+                ..CAUSE
+            };
+            store.finish_run(&ended, changes, &cause, 8)
+        };
         let status = |id: i64| {
             let runs = store.runs(None, None, 10).expect("runs");
             let run = runs.into_iter().find(|r| r.id == id).expect("recorded");
@@ -2760,18 +2776,8 @@ mod tests {
         };
 
         let run = started("g", "manual");
-        let finished = RunRecord {
-            status: "finished".into(),
-            finished_at: Some(8),
-            ..run.clone()
-        };
-        let cause = Cause {
-            run: Some(run.id),
-            ..CAUSE
-        };
-        let applied = store
-            .finish_run(&finished, &[add("c1", "g"), add("c2", "g")], &cause, 8)
-            .expect("finish");
+        let applied =
+            finish(&run, "finished", None, &[add("c1", "g"), add("c2", "g")]).expect("finish");
         assert_eq!(applied.counts(), (2, 0));
         assert_eq!(status(run.id), ("finished".into(), 2, None));
         let history = store.history(None, None, None, 10).expect("history");
@@ -2786,37 +2792,25 @@ mod tests {
                  WHEN NEW.customer = 'c4' BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
             )
             .expect("trigger");
-        let finished = RunRecord {
-            status: "finished".into(),
-            ..run.clone()
-        };
-        let cause = Cause {
-            run: Some(run.id),
-            ..CAUSE
-        };
-        let err = store
-            .finish_run(&finished, &[add("c3", "h"), add("c4", "h")], &cause, 9)
+        let err = finish(&run, "finished", None, &[add("c3", "h"), add("c4", "h")])
             .expect_err("the write fails");
         assert!(err.to_string().contains("disk full"), "{err}");
         assert_eq!(status(run.id).0, "running");
         assert!(store.group_memberships("h").expect("read").is_empty());
-        assert_eq!(store.last_periodic_run("h").expect("last"), None);
+        assert_eq!(
+            store.last_periodic_run("h").expect("last"),
+            Some(1),
+            "still the group's own time, not the run's"
+        );
 
-        let failed = RunRecord {
-            status: "failed".into(),
-            error: Some(err.to_string()),
-            ..run.clone()
-        };
-        store
-            .finish_run(&failed, &[], &cause, 9)
-            .expect("record the failure");
+        finish(&run, "failed", Some(err.to_string()), &[]).expect("record the failure");
         let (state, added, error) = status(run.id);
         assert_eq!((state.as_str(), added), ("failed", 0));
         assert!(error.is_some_and(|e| e.contains("disk full")));
         assert_eq!(
             store.last_periodic_run("h").expect("last"),
-            None,
-            "a failed periodic run is not the last one"
+            Some(7),
+            "a failed periodic run is the last one too: the schedule waits for its next time"
         );
     }
 

@@ -474,15 +474,14 @@ pub fn scheduler(
         for outcome in engine.run_due(now())? {
             // One group's failure is recorded in its run and must not stop the others'
             // schedules.
-            let report = match outcome {
-                Ok(report) => report,
+            let r = match outcome {
+                Ok(run) => run,
                 Err(e) => {
                     eprintln!("{} periodic run failed: {e}", time(now()));
                     failed = true;
                     continue;
                 }
             };
-            let r = &report.run;
             println!(
                 "{} periodic run of `{}`: {} customers, {} added, {} removed, {} undecided",
                 time(r.as_of),

@@ -997,7 +997,7 @@ impl Engine {
     /// Run every group whose schedule has come due by `now` (the scheduler's tick):
     /// each one's report or why it failed. A failed run does not stop the others, and
     /// its group is next due at its next scheduled time, as a finished one is.
-    pub fn run_due(&self, now: Timestamp) -> Result<Vec<Result<RunReport>>> {
+    pub fn run_due(&self, now: Timestamp) -> Result<Vec<Result<RunRecord>>> {
         let mut due = Vec::new();
         for group in self.store.groups()? {
             let Some(s) = &group.auto.triggers.schedule else {
@@ -1016,8 +1016,10 @@ impl Engine {
 
     /// Run several groups' rules as `run_group` would, on as many threads as there are
     /// cores. Groups of one exclusive set run one after another, in id order, on one
-    /// thread: each plans against the memberships the ones before it made. Reports
-    /// come in the order of `ids`.
+    /// thread: each plans against the memberships the ones before it made. Each run's
+    /// record comes in the order of `ids`; its changes are let go once applied (every
+    /// group of a million customers would hold several million until the last one
+    /// finished).
     pub fn run_groups(
         &self,
         ids: &[String],
@@ -1025,8 +1027,8 @@ impl Engine {
         actor: &str,
         as_of: Timestamp,
         now: Timestamp,
-    ) -> Vec<Result<RunReport>> {
-        let mut results: Vec<Option<Result<RunReport>>> = (0..ids.len()).map(|_| None).collect();
+    ) -> Vec<Result<RunRecord>> {
+        let mut results: Vec<Option<Result<RunRecord>>> = (0..ids.len()).map(|_| None).collect();
         let mut runnable: Vec<(usize, Group)> = Vec::new();
         for (i, id) in ids.iter().enumerate() {
             match self.runnable(id, trigger) {
@@ -1099,10 +1101,10 @@ impl Engine {
                     while let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
                         for &r in job {
                             let (i, group) = &runnable[r];
-                            let report =
-                                self.carry_out(group, records[r].clone(), now, &mut |_, _| {});
-                            results.lock().unwrap_or_else(PoisonError::into_inner)[*i] =
-                                Some(report);
+                            let run = self
+                                .carry_out(group, records[r].clone(), now, &mut |_, _| {})
+                                .map(|report| report.run);
+                            results.lock().unwrap_or_else(PoisonError::into_inner)[*i] = Some(run);
                         }
                     }
                 });

@@ -155,7 +155,7 @@ fn run_case(path: &Path) {
                 .run_due(now)
                 .and_then(|reports| reports.into_iter().collect::<Result<Vec<_>, _>>())
                 .map(|reports| {
-                    let ran: Vec<String> = reports.iter().map(|r| r.run.group.clone()).collect();
+                    let ran: Vec<String> = reports.iter().map(|r| r.group.clone()).collect();
                     assert_eq!(&ran, expect, "{here}: groups that ran");
                 })
                 .map_err(|e| e.to_string()),

@@ -262,7 +262,7 @@ fn groups_run_together_keep_an_exclusive_set_exclusive() {
     let reported: Vec<String> = engine
         .run_groups(&ids, Trigger::Manual, "test", 10, 10)
         .into_iter()
-        .map(|r| r.expect("run").run.group)
+        .map(|r| r.expect("run").group)
         .collect();
     assert_eq!(reported, ids, "reports in the order of the ids asked for");
     let active = |g: &str| -> BTreeSet<String> {

@@ -52,10 +52,10 @@ fn a_run_that_fails_is_recorded_failed_and_the_others_finish() {
     assert!(
         matches!(&results[0], Err(EngineError::UnknownPlugin(p)) if p == "no-such-plugin"),
         "{:?}",
-        results[0].as_ref().map(|r| &r.run)
+        results[0].as_ref().map(|r| &r.status)
     );
     let de = results[1].as_ref().expect("de runs");
-    assert_eq!((de.run.status.as_str(), de.run.added), ("finished", 2));
+    assert_eq!((de.status.as_str(), de.added), ("finished", 2));
 
     let runs = engine.store().runs(None, None, 10).expect("runs");
     let recorded =
@@ -141,7 +141,7 @@ fn a_failed_scheduled_run_waits_for_its_next_time_and_does_not_stop_the_others()
     let ran: Vec<(String, bool)> = outcomes
         .iter()
         .map(|o| match o {
-            Ok(report) => (report.run.group.clone(), true),
+            Ok(run) => (run.group.clone(), true),
             Err(EngineError::UnknownPlugin(_)) => ("gone".into(), false),
             Err(e) => panic!("unexpected: {e}"),
         })

@@ -162,7 +162,7 @@ async fn tick(state: Shared) {
             s.engine.store().announce(at)?;
             for outcome in s.engine.run_due(at)? {
                 match outcome {
-                    Ok(report) => s.metrics.run("periodic", &report.run.status),
+                    Ok(run) => s.metrics.run("periodic", &run.status),
                     Err(e) => {
                         tracing::warn!(error = %e, "a scheduled run failed");
                         s.metrics.run("periodic", "failed");

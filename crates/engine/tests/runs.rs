@@ -3,22 +3,27 @@
 
 mod common;
 
-use cohort_engine::{EngineError, Trigger};
+use cohort_engine::{Engine, EngineError, Trigger};
 use cohort_model::{CustomerRecord, Group};
 use cohort_store::RunRecord;
 use common::engine;
+use tempfile::TempDir;
 
-fn group(id: &str, plugin: &str) -> Group {
-    serde_json::from_value(serde_json::json!({
-        "id": id, "name": id,
-        "auto": {"mode": "full-sync"},
-        "rule": {"all": [{"any": [{"plugin": plugin, "config": {"countries": ["DE"]}}]}]}
-    }))
-    .expect("group")
-}
-
-#[test]
-fn a_run_that_fails_is_recorded_failed_and_the_others_finish() {
+/// An engine (on a store in the directory returned) with group `de` of German
+/// customers, group `gone`, whose plugin is not there, both on `schedule` if given, and
+/// customers c0 and c2 in Germany, c1 in France.
+fn de_and_gone(schedule: Option<serde_json::Value>) -> (TempDir, Engine) {
+    let group = |id: &str, plugin: &str| -> Group {
+        let mut g = serde_json::json!({
+            "id": id, "name": id,
+            "auto": {"mode": "full-sync"},
+            "rule": {"all": [{"any": [{"plugin": plugin, "config": {"countries": ["DE"]}}]}]}
+        });
+        if let Some(s) = &schedule {
+            g["auto"]["triggers"] = serde_json::json!({"schedule": s});
+        }
+        serde_json::from_value(g).expect("group")
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = engine(&dir.path().join("cohort.db"));
     engine
@@ -46,6 +51,12 @@ fn a_run_that_fails_is_recorded_failed_and_the_others_finish() {
         .store()
         .upsert_customers(&customers, 0)
         .expect("load");
+    (dir, engine)
+}
+
+#[test]
+fn a_run_that_fails_is_recorded_failed_and_the_others_finish() {
+    let (_dir, engine) = de_and_gone(None);
 
     let ids = ["gone", "de"].map(String::from).to_vec();
     let results = engine.run_groups(&ids, Trigger::Periodic, "scheduler", 10, 10);
@@ -106,35 +117,9 @@ fn a_run_that_fails_is_recorded_failed_and_the_others_finish() {
 
 #[test]
 fn a_failed_scheduled_run_waits_for_its_next_time_and_does_not_stop_the_others() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let engine = engine(&dir.path().join("cohort.db"));
-    engine
-        .add_plugin(cohort_artifacts::COUNTRY, None, 0)
-        .expect("plugin");
-    let hourly = |mut g: Group| {
-        g.auto.triggers.schedule =
-            serde_json::from_value(serde_json::json!({"cron": "0 0 * * * *", "time_zone": "UTC"}))
-                .expect("schedule");
-        g
-    };
-    engine
-        .save_group(&hourly(group("de", "country")), 0)
-        .expect("saves");
-    engine
-        .store()
-        .put_group(&hourly(group("gone", "no-such-plugin")), 0)
-        .expect("stored");
-    engine
-        .store()
-        .upsert_customers(
-            &[CustomerRecord {
-                id: "c1".into(),
-                country: Some("DE".into()),
-                ..CustomerRecord::default()
-            }],
-            0,
-        )
-        .expect("load");
+    let (_dir, engine) = de_and_gone(Some(
+        serde_json::json!({"cron": "0 0 * * * *", "time_zone": "UTC"}),
+    ));
 
     let hour = 3_600;
     let outcomes = engine.run_due(hour).expect("due");
@@ -149,7 +134,7 @@ fn a_failed_scheduled_run_waits_for_its_next_time_and_does_not_stop_the_others()
     assert_eq!(ran, [("de".to_string(), true), ("gone".to_string(), false)]);
     assert_eq!(
         engine.store().group_memberships("de").expect("read").len(),
-        1
+        2
     );
 
     assert!(

@@ -192,3 +192,59 @@ fn the_readme_example_group_saves() {
     c.ok(&["group", "save", &example.display().to_string()]);
     assert!(c.ok(&["group", "list"]).contains("eu-residents"));
 }
+
+/// A scheduled group whose plugin can no longer prepare (the GeoIP database directory
+/// the operator granted was taken away): its run is recorded failed, with why, and the
+/// scheduler says so and exits non-zero after its one pass.
+#[test]
+fn a_scheduled_run_that_fails_is_recorded_and_the_scheduler_says_so() {
+    let c = Cohort::new();
+    let data = c.db.with_file_name("geoip");
+    std::fs::create_dir(&data).expect("data dir");
+    let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/geoip");
+    std::fs::copy(
+        testdata.join("GeoIP2-Country-Test.mmdb"),
+        data.join("GeoIP2-Country-Test.mmdb"),
+    )
+    .expect("copy the test database");
+    c.ok(&[
+        "plugin",
+        "add-standard",
+        "--geoip-dir",
+        &data.display().to_string(),
+    ]);
+    let group = c.file(
+        "gb.json",
+        r#"{"id":"gb","name":"GB by address","auto":{"mode":"full-sync",
+            "triggers":{"schedule":{"cron":"* * * * * *","time_zone":"UTC"}}},
+            "rule":{"all":[{"any":[{"plugin":"geoip-country",
+            "config":{"countries":["GB"],"database":"GeoIP2-Country-Test.mmdb"}}]}]}}"#,
+    );
+    c.ok(&["group", "save", &group]);
+    let customers = c.file(
+        "customers.jsonl",
+        r#"{"id":"c1","registration_ip":"81.2.69.142"}"#,
+    );
+    c.ok(&["customer", "load", &customers]);
+    std::fs::remove_dir_all(&data).expect("take the data away");
+    // Due from the next whole second after the group was saved.
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+
+    let o = c.run(&["scheduler", "--once"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("periodic run failed"), "{stderr}");
+    let runs = c.ok(&["runs"]);
+    assert!(
+        runs.contains("periodic") && runs.contains("failed"),
+        "{runs}"
+    );
+    assert!(
+        runs.contains("granted data directory"),
+        "the run says why: {runs}"
+    );
+    assert!(
+        c.members("gb", true).is_empty(),
+        "a failed run applies nothing"
+    );
+}

@@ -2781,6 +2781,7 @@ mod tests {
         assert_eq!(applied.counts(), (2, 0));
         assert_eq!(status(run.id), ("finished".into(), 2, None));
         let history = store.history(None, None, None, 10).expect("history");
+        assert_eq!(history.len(), 2);
         assert!(history.iter().all(|e| e.run == Some(run.id)));
 
         // A write that fails midway takes the run's end down with it.

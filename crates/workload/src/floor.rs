@@ -47,10 +47,10 @@ impl Replay {
              DETACH scan;"
         ))?;
         // Each group's rows went in with one transaction, so their ids are contiguous.
-        let ranges = |table: &str| -> anyhow::Result<Vec<(String, [i64; 2])>> {
+        // An addition's entry names its group through its membership.
+        let ranges = |table: &str, rows: &str| -> anyhow::Result<Vec<(String, [i64; 2])>> {
             let mut stmt = conn.prepare(&format!(
-                "SELECT grp, min(id), max(id), count(*) FROM temp.{table}
-                 GROUP BY grp ORDER BY 2"
+                "SELECT grp, min(id), max(id), count(*) FROM ({rows}) GROUP BY grp ORDER BY 2"
             ))?;
             let rows = stmt.query_map([], |r| {
                 Ok((
@@ -70,7 +70,14 @@ impl Replay {
             }
             Ok(ranges)
         };
-        let (memberships, audit) = (ranges("m")?, ranges("a")?);
+        let (memberships, audit) = (
+            ranges("memberships", "SELECT id, grp FROM temp.m")?,
+            ranges(
+                "audit",
+                "SELECT a.id, coalesce(a.grp, m.grp) AS grp
+                 FROM temp.a a LEFT JOIN temp.m m ON m.id = a.membership",
+            )?,
+        );
         ensure!(
             memberships
                 .iter()

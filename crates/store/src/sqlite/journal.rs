@@ -16,8 +16,9 @@
 //! A run's changes are mostly alike: the same group, source, reason and window for
 //! thousands of customers. Memberships alike are written with all of that bound once
 //! per statement and only the id and customer per row; and the entry of a membership
-//! added (`Journal::added`) says nothing its membership does not, so a stretch of them
-//! is one `INSERT … SELECT` over the memberships just written. Binding and running
+//! added (`Journal::added`) says nothing its membership does not, so it leaves all that
+//! out (migration 12), and a stretch of them is one `INSERT … SELECT` over the
+//! memberships just written. Binding and running
 //! eleven values per entry had made the journal half as slow again as SQLite writing
 //! the same rows on its own.
 
@@ -120,10 +121,10 @@ const ALIKE_INSERT: &str = "INSERT INTO memberships
     (actor, grp, source, reason, start, end, announced, id, customer) VALUES";
 /// Memberships alike past this many are written with `ALIKE_INSERT`.
 const ALIKE: usize = CHUNK;
-/// The entries of memberships `?2`…`?3` added, numbered from `?1`.
-const ADDED_INSERT: &str = "INSERT INTO audit
-    (id, at, actor, trigger, run, customer, grp, action, source, reason, membership)
-    SELECT ?1 + (id - ?2), ?4, ?5, ?6, ?7, customer, grp, 'added', source, reason, id
+/// The entries of memberships `?2`…`?3` added, numbered from `?1`: without what their
+/// membership says (see migration 12).
+const ADDED_INSERT: &str = "INSERT INTO audit (id, at, trigger, run, action, membership)
+    SELECT ?1 + (id - ?2), ?4, ?5, ?6, 'added', id
     FROM memberships WHERE id BETWEEN ?2 AND ?3 ORDER BY id";
 const AUDIT_INSERT: &str = "INSERT INTO audit
     (at, actor, trigger, run, id, customer, grp, action, source, reason, membership) VALUES";
@@ -316,7 +317,6 @@ impl<'a> Journal<'a> {
                 membership,
                 membership + n as i64 - 1,
                 self.at,
-                cause.actor,
                 cause.trigger,
                 cause.run
             ])?;
@@ -450,7 +450,7 @@ mod tests {
         let b = journal.added(membership("b"));
         journal.finish(&tx).expect("finish");
         let entries: Vec<(String, i64)> = tx
-            .prepare("SELECT customer, membership FROM audit ORDER BY id")
+            .prepare("SELECT customer, membership FROM audit_entries ORDER BY id")
             .expect("query")
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .expect("entries")

@@ -281,11 +281,13 @@ CREATE INDEX customers_by_seq ON customers (seq, id);
 ALTER TABLE runs ADD COLUMN error TEXT;
 "#,
     // The entry of a membership added leaves out what its membership says (customer,
-    // group, source, actor, reason; a membership never changes them): they were two
-    // thirds of its bytes, and the entries a third of what a full scan wrote. Such an
-    // entry has no customer; `audit_entries` reads it whole. Entries written before are
-    // left out alike where they say the same as their membership.
+    // group, source, actor, reason; a membership never changes them), which was two
+    // thirds of its bytes, and its membership points at it (`entry`), so that no index
+    // needs an entry per addition: `audit_by_membership` keeps only entries told in
+    // full (removals, updates, and additions written before). `audit_entries` reads an
+    // entry whole.
     r#"
+ALTER TABLE memberships ADD COLUMN entry INTEGER;
 CREATE TABLE audit_v12 (
     id INTEGER PRIMARY KEY,
     at INTEGER NOT NULL,
@@ -299,18 +301,10 @@ CREATE TABLE audit_v12 (
     reason TEXT,
     membership INTEGER
 );
-INSERT INTO audit_v12
-    SELECT id, at, iif(same, NULL, customer), iif(same, NULL, grp), action,
-           iif(same, NULL, source), iif(same, NULL, actor), trigger, run,
-           iif(same, NULL, reason), membership
-    FROM (SELECT a.*, coalesce(a.action = 'added' AND m.customer = a.customer
-                               AND m.grp = a.grp AND m.source IS a.source
-                               AND m.actor = a.actor AND m.reason = a.reason, 0) AS same
-          FROM audit a LEFT JOIN memberships m ON m.id = a.membership)
-    ORDER BY id;
+INSERT INTO audit_v12 SELECT * FROM audit ORDER BY id;
 DROP TABLE audit;
 ALTER TABLE audit_v12 RENAME TO audit;
-CREATE INDEX audit_by_membership ON audit (membership, id);
+CREATE INDEX audit_by_membership ON audit (membership, id) WHERE customer IS NOT NULL;
 CREATE INDEX audit_unattached_by_customer ON audit (customer, id) WHERE membership IS NULL;
 -- Not a join: SQLite copies a view that is one into a temporary table when it is the
 -- right side of a LEFT JOIN, as it is for the change feed.
@@ -730,10 +724,15 @@ const CUSTOMER_MEMBERSHIPS: &str = "WITH RECURSIVE
         SELECT m.* FROM grps JOIN memberships m ON m.grp = grps.grp AND m.customer = ?1
     )";
 
-/// After [`CUSTOMER_MEMBERSHIPS`], `entries`: the audit entries of customer `?1`, whole
-/// (see `audit_entries`). A pin's entry belongs to no membership and is whole already.
+/// After [`CUSTOMER_MEMBERSHIPS`], `entries`: the audit entries of customer `?1`, whole:
+/// the addition each membership points at (see `audit_entries`), those told in full
+/// about a membership, and those about a pin, which belong to no membership.
 const CUSTOMER_ENTRIES: &str = "entries AS (
-        SELECT e.* FROM mine JOIN audit_entries e ON e.membership = mine.id
+        SELECT e.* FROM mine JOIN audit_entries e ON e.id = mine.entry
+        UNION ALL
+        SELECT a.id, a.at, a.customer, a.grp, a.action, a.source, a.actor, a.trigger, a.run,
+               a.reason, a.membership
+        FROM mine JOIN audit a ON a.membership = mine.id AND a.customer IS NOT NULL
         UNION ALL
         SELECT id, at, customer, grp, action, source, actor, trigger, run, reason, membership
         FROM audit WHERE membership IS NULL AND customer = ?1
@@ -2263,7 +2262,7 @@ mod tests {
                         "SCAN audit",
                         "SCAN a",
                         "SCAN m",
-                        "MATERIALIZE"
+                        "MATERIALIZE audit_entries"
                     ]
                     .iter()
                     .any(|scan| step == scan || step.starts_with(&format!("{scan} "))),
@@ -2612,7 +2611,7 @@ mod tests {
     }
 
     #[test]
-    fn entries_written_before_version_12_read_the_same_after_it() {
+    fn entries_read_the_same_across_version_12_and_new_additions_read_whole() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("cohort.db");
         let entry = |e: &AuditEntry| {
@@ -2667,26 +2666,33 @@ mod tests {
             .expect("rows")
         };
         let store = SqliteStore::open(&path).expect("reopen");
-        let after: Vec<_> = store
-            .history(None, None, None, 10)
-            .expect("history")
-            .iter()
-            .map(entry)
-            .collect();
-        assert_eq!(after, before);
-        assert_eq!(after.len(), 3);
-        let c1: Vec<_> = store
-            .history(Some("c1"), None, None, 10)
-            .expect("history")
-            .iter()
-            .map(entry)
-            .collect();
+        let history = |customer| -> Vec<_> {
+            store
+                .history(customer, None, None, 10)
+                .expect("history")
+                .iter()
+                .map(entry)
+                .collect()
+        };
+        assert_eq!(history(None), before);
+        // An addition now leaves out what its membership says, and is read whole.
+        store.apply(&[add("c1", "h")], &CAUSE, 30).expect("apply");
+        let added = (
+            4,
+            "added".to_string(),
+            Some("rule"),
+            ("c1".to_string(), "h".to_string(), "rule:g".to_string()),
+            "manual".to_string(),
+            "the rule matches".to_string(),
+        );
+        let mut all = vec![added.clone()];
+        all.extend(before.iter().cloned());
+        assert_eq!(history(None), all);
         assert_eq!(
-            c1,
-            [before[0].clone(), before[2].clone()],
+            history(Some("c1")),
+            [added, before[0].clone(), before[2].clone()],
             "c1's, newest first"
         );
-        // Only the entry that says what its membership says left it out.
         let compact: Vec<i64> = store
             .conn()
             .prepare("SELECT id FROM audit WHERE customer IS NULL")
@@ -2695,7 +2701,7 @@ mod tests {
             .expect("rows")
             .collect::<rusqlite::Result<_>>()
             .expect("rows");
-        assert_eq!(compact, [1]);
+        assert_eq!(compact, [4], "entries written before stay as they were");
     }
 
     #[test]

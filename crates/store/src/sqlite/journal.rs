@@ -102,23 +102,24 @@ pub(super) struct Journal<'a> {
     cause: &'a Cause<'a>,
     next_membership: i64,
     next_audit: i64,
-    memberships: Vec<(i64, NewMembership<'a>)>,
+    /// Each with its id and, for an addition, its entry's.
+    memberships: Vec<(i64, Option<i64>, NewMembership<'a>)>,
     /// The first audit id of this journal: its events are those from it on, written
     /// once, by `finish`.
     first_audit: i64,
     /// Entries told in full, with their audit ids.
     told: Vec<(i64, Event<'a>)>,
     /// Entries of memberships added, as their audit id and the membership's id; the
-    /// rest is the membership's.
+    /// rest is the membership's, which points at its entry.
     added: Vec<(i64, i64)>,
 }
 
 /// The columns bound once per statement come first (see `insert`).
 const MEMBERSHIP_INSERT: &str = "INSERT INTO memberships
-    (actor, id, customer, grp, source, reason, start, end, announced) VALUES";
-/// For a stretch of memberships alike but for their customer.
+    (actor, id, entry, customer, grp, source, reason, start, end, announced) VALUES";
+/// For a stretch of memberships alike but for their customer (and ids).
 const ALIKE_INSERT: &str = "INSERT INTO memberships
-    (actor, grp, source, reason, start, end, announced, id, customer) VALUES";
+    (actor, grp, source, reason, start, end, announced, id, entry, customer) VALUES";
 /// Memberships alike past this many are written with `ALIKE_INSERT`.
 const ALIKE: usize = CHUNK;
 /// The entries of memberships `?2`…`?3` added, numbered from `?1`: without what their
@@ -155,9 +156,13 @@ impl<'a> Journal<'a> {
 
     /// Queue a membership; returns the id it will have.
     pub fn add(&mut self, m: NewMembership<'a>) -> i64 {
+        self.queue(None, m)
+    }
+
+    fn queue(&mut self, entry: Option<i64>, m: NewMembership<'a>) -> i64 {
         let id = self.next_membership;
         self.next_membership += 1;
-        self.memberships.push((id, m));
+        self.memberships.push((id, entry, m));
         id
     }
 
@@ -170,8 +175,8 @@ impl<'a> Journal<'a> {
     /// Queue a membership with the entry and event of its addition, whose customer,
     /// group, source and reason are the membership's; returns the membership's id.
     pub fn added(&mut self, m: NewMembership<'a>) -> i64 {
-        let id = self.add(m);
         let audit = self.next_audit();
+        let id = self.queue(Some(audit), m);
         self.added.push((audit, id));
         id
     }
@@ -196,7 +201,7 @@ impl<'a> Journal<'a> {
         if self
             .memberships
             .first()
-            .is_some_and(|(first, _)| membership >= *first)
+            .is_some_and(|(first, ..)| membership >= *first)
         {
             self.flush(tx)?;
         }
@@ -230,7 +235,7 @@ impl<'a> Journal<'a> {
             let same = alike(rest);
             if same >= ALIKE {
                 let (stretch, after) = rest.split_at(same);
-                let [group, source, reason, start, end, announced] = stretch[0].1.shared();
+                let [group, source, reason, start, end, announced] = stretch[0].2.shared();
                 insert(
                     tx,
                     ALIKE_INSERT,
@@ -244,7 +249,7 @@ impl<'a> Journal<'a> {
                         announced,
                     ],
                     stretch,
-                    |(id, m)| [int(*id), text(&m.customer)],
+                    |(id, entry, m)| [int(*id), entry.map_or(NULL, int), text(&m.customer)],
                 )?;
                 rest = after;
                 continue;
@@ -264,10 +269,11 @@ impl<'a> Journal<'a> {
                 MEMBERSHIP_INSERT,
                 [text(cause.actor)],
                 mixed,
-                |(id, m)| {
+                |(id, entry, m)| {
                     let [group, source, reason, start, end, announced] = m.shared();
                     [
                         int(*id),
+                        entry.map_or(NULL, int),
                         text(&m.customer),
                         group,
                         source,
@@ -353,13 +359,13 @@ impl NewMembership<'_> {
     }
 }
 
-/// How many memberships from the first on differ in their id and customer only.
-fn alike(rows: &[(i64, NewMembership<'_>)]) -> usize {
-    let Some((_, first)) = rows.first() else {
+/// How many memberships from the first on differ in their ids and customer only.
+fn alike(rows: &[(i64, Option<i64>, NewMembership<'_>)]) -> usize {
+    let Some((_, _, first)) = rows.first() else {
         return 0;
     };
     rows.iter()
-        .take_while(|(_, m)| m.same_but_customer(first))
+        .take_while(|(_, _, m)| m.same_but_customer(first))
         .count()
 }
 

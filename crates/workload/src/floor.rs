@@ -1,7 +1,8 @@
 //! The store's floor: the rows a scan wrote, written again by SQLite alone.
 //!
-//! A full scan's time is bounded below by what it writes: a membership, its audit entry
-//! and its event for every change, with their indexes. Replaying exactly those rows
+//! A full scan's time is bounded below by what it writes: a membership and an event for
+//! every change, an audit row for every stretch of additions and for every other
+//! change, with their indexes. Replaying exactly those rows
 //! into a fresh store of the same schema, with `INSERT … SELECT` from memory and one
 //! transaction per group as the scan commits them, measures that bound on the machine
 //! at hand: no evaluation, no planning, no binding of values, nothing of Cohort's own.
@@ -15,7 +16,7 @@ use cohort_store::SqliteStore;
 const MEMBERSHIP_COLUMNS: &str =
     "id, customer, grp, source, actor, reason, start, end, announced, entry";
 const AUDIT_COLUMNS: &str =
-    "id, at, customer, grp, action, source, actor, trigger, run, reason, membership";
+    "id, at, customer, grp, action, source, actor, trigger, run, reason, membership, count";
 
 /// The scan's rows in memory, ready to be written into a new store.
 pub struct Replay {
@@ -24,7 +25,7 @@ pub struct Replay {
     _store: SqliteStore,
     conn: rusqlite::Connection,
     /// Per group, in the order the scan committed them: its memberships' first and
-    /// last id, and its audit entries'.
+    /// last id, and its audit entries' (which number its events).
     groups: Vec<([i64; 2], [i64; 2])>,
 }
 
@@ -43,15 +44,19 @@ impl Replay {
                                   reason, start, end, announced, entry);
              INSERT INTO temp.m SELECT {MEMBERSHIP_COLUMNS} FROM scan.memberships;
              CREATE TEMP TABLE a (id INTEGER PRIMARY KEY, at, customer, grp, action, source,
-                                  actor, trigger, run, reason, membership);
+                                  actor, trigger, run, reason, membership, count);
              INSERT INTO temp.a SELECT {AUDIT_COLUMNS} FROM scan.audit;
+             CREATE TEMP TABLE o (id INTEGER PRIMARY KEY, audit);
+             INSERT INTO temp.o SELECT id, audit FROM scan.outbox;
+             CREATE INDEX temp.o_by_audit ON o (audit);
              DETACH scan;"
         ))?;
         // Each group's rows went in with one transaction, so their ids are contiguous.
-        // An addition's entry names its group through its membership.
+        // Additions' entries name their group through their membership, and one row
+        // numbers `count` of them, up to its id.
         let ranges = |table: &str, rows: &str| -> anyhow::Result<Vec<(String, [i64; 2])>> {
             let mut stmt = conn.prepare(&format!(
-                "SELECT grp, min(id), max(id), count(*) FROM ({rows}) GROUP BY grp ORDER BY 2"
+                "SELECT grp, min(lo), max(hi), sum(n) FROM ({rows}) GROUP BY grp ORDER BY 2"
             ))?;
             let rows = stmt.query_map([], |r| {
                 Ok((
@@ -72,10 +77,14 @@ impl Replay {
             Ok(ranges)
         };
         let (memberships, audit) = (
-            ranges("memberships", "SELECT id, grp FROM temp.m")?,
+            ranges(
+                "memberships",
+                "SELECT grp, id AS lo, id AS hi, 1 AS n FROM temp.m",
+            )?,
             ranges(
                 "audit",
-                "SELECT a.id, coalesce(a.grp, m.grp) AS grp
+                "SELECT coalesce(a.grp, m.grp) AS grp, a.id - coalesce(a.count, 1) + 1 AS lo,
+                        a.id AS hi, coalesce(a.count, 1) AS n
                  FROM temp.a a LEFT JOIN temp.m m ON m.id = a.membership",
             )?,
         );
@@ -120,8 +129,8 @@ impl Replay {
                 [a_lo, a_hi],
             )?;
             tx.execute(
-                "INSERT INTO main.outbox (audit) SELECT id FROM main.audit
-                 WHERE id BETWEEN ?1 AND ?2 ORDER BY id",
+                "INSERT INTO main.outbox (id, audit)
+                 SELECT id, audit FROM temp.o WHERE audit BETWEEN ?1 AND ?2",
                 [a_lo, a_hi],
             )?;
             tx.commit()?;

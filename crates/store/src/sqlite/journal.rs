@@ -1,26 +1,25 @@
 //! Writing membership changes with their audit entries and change-feed events.
 //!
-//! A full scan writes millions of changes, three rows each. One `INSERT` per row cost
-//! as much as the row itself (binding, running the statement's program, resetting it),
-//! so the journal gathers rows and writes each table `CHUNK` rows per statement, with
-//! the values every row of a batch shares (time, actor, trigger, run) bound once per
-//! statement. That needs the row ids before the rows are written (an audit entry names
-//! its membership), so the journal numbers them itself, after the largest ids at the
-//! time it opened: the caller's transaction must hold the write lock from its start
-//! (`BEGIN IMMEDIATE`), and nothing else may insert into those tables within it. An
-//! event only points at its audit entry, so the events of a journal are one
-//! `INSERT … SELECT` over the entries it wrote. One journal serves every group a
+//! A full scan writes millions of changes. One `INSERT` per row cost as much as the
+//! row itself (binding, running the statement's program, resetting it), so the journal
+//! gathers rows and writes each table `CHUNK` rows per statement, with the values every
+//! row of a batch shares (time, actor, trigger, run) bound once per statement. That
+//! needs the row ids before the rows are written (an audit entry names its membership,
+//! a membership added its entry), so the journal numbers them itself, after the largest
+//! ids at the time it opened: the caller's transaction must hold the write lock from
+//! its start (`BEGIN IMMEDIATE`), and nothing else may insert into those tables within
+//! it. An event only points at its audit entry, so the events of a journal are one
+//! statement over the entries it numbered. One journal serves every group a
 //! registration changes (`switch`), so that each group costs its rows and not also a
 //! numbering and an events statement of its own.
 //!
 //! A run's changes are mostly alike: the same group, source, reason and window for
 //! thousands of customers. Memberships alike are written with all of that bound once
-//! per statement and only the id and customer per row; and the entry of a membership
-//! added (`Journal::added`) says nothing its membership does not, so it leaves all that
-//! out (migration 12), and a stretch of them is one `INSERT … SELECT` over the
-//! memberships just written. Binding and running
-//! eleven values per entry had made the journal half as slow again as SQLite writing
-//! the same rows on its own.
+//! per statement and only the ids and customer per row. The entry of a membership
+//! added (`Journal::added`) says nothing its membership does not but the time, trigger
+//! and run, so the entries of a stretch of additions are one row (migration 12): a run
+//! that adds a million memberships writes a million memberships, a few audit rows and a
+//! million events, where it wrote three million rows and an index entry per addition.
 
 use std::borrow::Cow;
 
@@ -122,16 +121,18 @@ const ALIKE_INSERT: &str = "INSERT INTO memberships
     (actor, grp, source, reason, start, end, announced, id, entry, customer) VALUES";
 /// Memberships alike past this many are written with `ALIKE_INSERT`.
 const ALIKE: usize = CHUNK;
-/// The entries of memberships `?2`…`?3` added, numbered from `?1`: without what their
-/// membership says (see migration 12).
-const ADDED_INSERT: &str = "INSERT INTO audit (id, at, trigger, run, action, membership)
-    SELECT ?1 + (id - ?2), ?4, ?5, ?6, 'added', id
-    FROM memberships WHERE id BETWEEN ?2 AND ?3 ORDER BY id";
+/// The entries of `count` memberships added, up to entry `id` and membership
+/// `membership`, as one row (see migration 12).
+const ADDED_INSERT: &str = "INSERT INTO audit (id, at, trigger, run, action, membership, count)
+    VALUES (?1, ?2, ?3, ?4, 'added', ?5, ?6)";
 const AUDIT_INSERT: &str = "INSERT INTO audit
     (at, actor, trigger, run, id, customer, grp, action, source, reason, membership) VALUES";
-/// Events in the order of their entries, which is the order of the changes.
-const OUTBOX_INSERT: &str =
-    "INSERT INTO outbox (audit) SELECT id FROM audit WHERE id BETWEEN ?1 AND ?2 ORDER BY id";
+/// An event for each of the entries `?1`…`?2`, in their order, which is the order of
+/// the changes (a row of additions holds many).
+const OUTBOX_INSERT: &str = "WITH RECURSIVE entries(id) AS (
+        SELECT ?1 UNION ALL SELECT id + 1 FROM entries WHERE id < ?2
+    )
+    INSERT INTO outbox (audit) SELECT id FROM entries";
 
 impl<'a> Journal<'a> {
     /// A journal for changes at `at` for `cause`, numbering rows after those `tx` holds.
@@ -309,8 +310,8 @@ impl<'a> Journal<'a> {
                 ]
             },
         )?;
-        // Stretches whose audit ids and membership ids both run on by one.
-        let mut derive = tx.prepare_cached(ADDED_INSERT)?;
+        // One row for each stretch whose audit ids and membership ids both run on by one.
+        let mut stretch = tx.prepare_cached(ADDED_INSERT)?;
         let mut rest = &self.added[..];
         while let Some(&(audit, membership)) = rest.first() {
             let n = rest
@@ -318,13 +319,14 @@ impl<'a> Journal<'a> {
                 .zip(0..)
                 .take_while(|&(&(a, m), i)| a == audit + i && m == membership + i)
                 .count();
-            derive.execute(params![
-                audit,
-                membership,
-                membership + n as i64 - 1,
+            let last = n as i64 - 1;
+            stretch.execute(params![
+                audit + last,
                 self.at,
                 cause.trigger,
-                cause.run
+                cause.run,
+                membership + last,
+                n as i64
             ])?;
             rest = &rest[n..];
         }
@@ -427,10 +429,11 @@ mod tests {
     use super::*;
     use crate::sqlite::SqliteStore;
 
-    /// The entries of additions are read from their memberships in stretches; a
-    /// membership queued without an entry between two additions ends a stretch.
+    /// The entries of a stretch of additions are one row; a membership queued without
+    /// an entry between two additions ends a stretch. Each addition points at its
+    /// entry, and each entry has its event.
     #[test]
-    fn an_addition_after_a_membership_without_an_entry_reads_its_own() {
+    fn a_stretch_of_additions_is_one_row_and_a_membership_without_an_entry_ends_it() {
         let store = SqliteStore::in_memory().expect("store");
         let mut conn = store.conn();
         let tx = conn
@@ -452,17 +455,35 @@ mod tests {
         };
         let mut journal = Journal::open(&tx, 10, &cause).expect("journal");
         let a = journal.added(membership("a"));
-        journal.add(membership("plain"));
         let b = journal.added(membership("b"));
+        journal.add(membership("plain"));
+        let c = journal.added(membership("c"));
         journal.finish(&tx).expect("finish");
-        let entries: Vec<(String, i64)> = tx
-            .prepare("SELECT customer, membership FROM audit_entries ORDER BY id")
-            .expect("query")
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .expect("entries")
-            .collect::<rusqlite::Result<_>>()
-            .expect("entries");
-        assert_eq!(entries, [("a".to_string(), a), ("b".to_string(), b)]);
+        let rows = |sql: &str| -> Vec<(i64, Option<i64>, Option<i64>)> {
+            tx.prepare(sql)
+                .expect("query")
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .expect("rows")
+                .collect::<rusqlite::Result<_>>()
+                .expect("rows")
+        };
+        assert_eq!(
+            rows("SELECT id, membership, count FROM audit ORDER BY id"),
+            [(2, Some(b), Some(2)), (3, Some(c), Some(1))]
+        );
+        assert_eq!(
+            rows("SELECT id, entry, NULL FROM memberships ORDER BY id"),
+            [
+                (a, Some(1), None),
+                (b, Some(2), None),
+                (a + 2, None, None),
+                (c, Some(3), None)
+            ]
+        );
+        assert_eq!(
+            rows("SELECT id, audit, NULL FROM outbox ORDER BY id"),
+            [(1, Some(1), None), (2, Some(2), None), (3, Some(3), None)]
+        );
     }
 
     #[test]

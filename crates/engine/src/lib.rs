@@ -1089,6 +1089,11 @@ impl Engine {
         // The costliest first, so that the last job to finish is a cheap one and no core
         // waits long for it at the end.
         jobs.sort_by_key(|(_, cost)| std::cmp::Reverse(*cost));
+        // But the cheapest first of all: the writer has nothing to do until a run has
+        // been evaluated.
+        if let Some(cheapest) = jobs.pop() {
+            jobs.insert(0, cheapest);
+        }
         let jobs: Vec<Vec<usize>> = jobs.into_iter().map(|(job, _)| job).collect();
         let results = Mutex::new(results);
         let next = std::sync::atomic::AtomicUsize::new(0);

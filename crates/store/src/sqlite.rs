@@ -285,11 +285,10 @@ ALTER TABLE runs ADD COLUMN error TEXT;
     // says (customer, group, source, actor, reason; a membership never changes them)
     // and its run's time, trigger and run. A row with a `count` stands for the entries
     // numbered up to its id, of the memberships numbered up to its `membership`, one for
-    // one, and says nothing else; each such membership points at its entry (`entry`).
-    // `audit_by_membership` keeps only entries told in full: removals, updates, and
-    // everything written before.
+    // one, and says nothing else. `audit_by_membership` keeps only entries told in
+    // full (removals, updates, and everything written before); `audit_stretches`
+    // finds the row of a membership added, one index entry per row.
     r#"
-ALTER TABLE memberships ADD COLUMN entry INTEGER;
 CREATE TABLE audit_v12 (
     id INTEGER PRIMARY KEY,
     at INTEGER NOT NULL,
@@ -311,6 +310,7 @@ INSERT INTO audit_v12 (id, at, customer, grp, action, source, actor, trigger, ru
 DROP TABLE audit;
 ALTER TABLE audit_v12 RENAME TO audit;
 CREATE INDEX audit_by_membership ON audit (membership, id) WHERE count IS NULL;
+CREATE INDEX audit_stretches ON audit (membership) WHERE count IS NOT NULL;
 CREATE INDEX audit_unattached_by_customer ON audit (customer, id) WHERE membership IS NULL;
 "#,
 ];
@@ -713,14 +713,17 @@ const CUSTOMER_MEMBERSHIPS: &str = "WITH RECURSIVE
     )";
 
 /// After [`CUSTOMER_MEMBERSHIPS`], `entries`: the audit entries of customer `?1`, whole
-/// ([`AUDIT_COLUMNS`]): the addition each membership points at, read from the row
-/// that holds it (see migration 12) and the membership; those told in full about a
-/// membership; those about a pin, which belong to no membership.
+/// ([`AUDIT_COLUMNS`]): each membership's addition, read from the row of additions
+/// that holds it (see migration 12: the first such row up to a membership at or past
+/// it) and the membership; those told in full about a membership; those about a pin,
+/// which belong to no membership.
 const CUSTOMER_ENTRIES: &str = "entries AS (
-        SELECT mine.entry AS id, a.at, mine.customer, mine.grp, a.action, mine.source,
-               mine.actor, a.trigger, a.run, mine.reason
-        FROM mine JOIN audit a ON a.id = (SELECT min(id) FROM audit WHERE id >= mine.entry)
-        WHERE a.count IS NOT NULL
+        SELECT a.id - (a.membership - mine.id) AS id, a.at, mine.customer, mine.grp,
+               a.action, mine.source, mine.actor, a.trigger, a.run, mine.reason
+        FROM mine JOIN audit a ON a.id = (
+            SELECT id FROM audit WHERE count IS NOT NULL AND membership >= mine.id
+            ORDER BY membership LIMIT 1)
+        WHERE a.membership - a.count < mine.id
         UNION ALL
         SELECT a.id, a.at, a.customer, a.grp, a.action, a.source, a.actor, a.trigger, a.run,
                a.reason
@@ -778,7 +781,7 @@ fn log_newest_first(
                 });
             }
             if out.len() == limit {
-                break;
+                return Ok(out);
             }
             continue;
         };

@@ -13,8 +13,7 @@ use anyhow::ensure;
 use cohort_store::SqliteStore;
 
 /// Columns copied, in the order of both stores' tables.
-const MEMBERSHIP_COLUMNS: &str =
-    "id, customer, grp, source, actor, reason, start, end, announced, entry";
+const MEMBERSHIP_COLUMNS: &str = "id, customer, grp, source, actor, reason, start, end, announced";
 const AUDIT_COLUMNS: &str =
     "id, at, customer, grp, action, source, actor, trigger, run, reason, membership, count";
 
@@ -41,7 +40,7 @@ impl Replay {
         conn.execute("ATTACH ?1 AS scan", [scan.to_string_lossy()])?;
         conn.execute_batch(&format!(
             "CREATE TEMP TABLE m (id INTEGER PRIMARY KEY, customer, grp, source, actor,
-                                  reason, start, end, announced, entry);
+                                  reason, start, end, announced);
              INSERT INTO temp.m SELECT {MEMBERSHIP_COLUMNS} FROM scan.memberships;
              CREATE TEMP TABLE a (id INTEGER PRIMARY KEY, at, customer, grp, action, source,
                                   actor, trigger, run, reason, membership, count);

@@ -4,8 +4,8 @@
 //! row itself (binding, running the statement's program, resetting it), so the journal
 //! gathers rows and writes each table `CHUNK` rows per statement, with the values every
 //! row of a batch shares (time, actor, trigger, run) bound once per statement. That
-//! needs the row ids before the rows are written (an audit entry names its membership,
-//! a membership added its entry), so the journal numbers them itself, after the largest
+//! needs the row ids before the rows are written (an audit entry names its membership),
+//! so the journal numbers them itself, after the largest
 //! ids at the time it opened: the caller's transaction must hold the write lock from
 //! its start (`BEGIN IMMEDIATE`), and nothing else may insert into those tables within
 //! it. An event only points at its audit entry, so the events of a journal are one
@@ -15,7 +15,7 @@
 //!
 //! A run's changes are mostly alike: the same group, source, reason and window for
 //! thousands of customers. Memberships alike are written with all of that bound once
-//! per statement and only the ids and customer per row. The entry of a membership
+//! per statement and only the id and customer per row. The entry of a membership
 //! added (`Journal::added`) says nothing its membership does not but the time, trigger
 //! and run, so the entries of a stretch of additions are one row (migration 12): a run
 //! that adds a million memberships writes a million memberships, a few audit rows and a
@@ -101,24 +101,23 @@ pub(super) struct Journal<'a> {
     cause: &'a Cause<'a>,
     next_membership: i64,
     next_audit: i64,
-    /// Each with its id and, for an addition, its entry's.
-    memberships: Vec<(i64, Option<i64>, NewMembership<'a>)>,
+    memberships: Vec<(i64, NewMembership<'a>)>,
     /// The first audit id of this journal: its events are those from it on, written
     /// once, by `finish`.
     first_audit: i64,
     /// Entries told in full, with their audit ids.
     told: Vec<(i64, Event<'a>)>,
     /// Entries of memberships added, as their audit id and the membership's id; the
-    /// rest is the membership's, which points at its entry.
+    /// rest is the membership's.
     added: Vec<(i64, i64)>,
 }
 
 /// The columns bound once per statement come first (see `insert`).
 const MEMBERSHIP_INSERT: &str = "INSERT INTO memberships
-    (actor, id, entry, customer, grp, source, reason, start, end, announced) VALUES";
-/// For a stretch of memberships alike but for their customer (and ids).
+    (actor, id, customer, grp, source, reason, start, end, announced) VALUES";
+/// For a stretch of memberships alike but for their customer.
 const ALIKE_INSERT: &str = "INSERT INTO memberships
-    (actor, grp, source, reason, start, end, announced, id, entry, customer) VALUES";
+    (actor, grp, source, reason, start, end, announced, id, customer) VALUES";
 /// Memberships alike past this many are written with `ALIKE_INSERT`.
 const ALIKE: usize = CHUNK;
 /// The entries of `count` memberships added, up to entry `id` and membership
@@ -157,13 +156,9 @@ impl<'a> Journal<'a> {
 
     /// Queue a membership; returns the id it will have.
     pub fn add(&mut self, m: NewMembership<'a>) -> i64 {
-        self.queue(None, m)
-    }
-
-    fn queue(&mut self, entry: Option<i64>, m: NewMembership<'a>) -> i64 {
         let id = self.next_membership;
         self.next_membership += 1;
-        self.memberships.push((id, entry, m));
+        self.memberships.push((id, m));
         id
     }
 
@@ -176,8 +171,8 @@ impl<'a> Journal<'a> {
     /// Queue a membership with the entry and event of its addition, whose customer,
     /// group, source and reason are the membership's; returns the membership's id.
     pub fn added(&mut self, m: NewMembership<'a>) -> i64 {
+        let id = self.add(m);
         let audit = self.next_audit();
-        let id = self.queue(Some(audit), m);
         self.added.push((audit, id));
         id
     }
@@ -202,7 +197,7 @@ impl<'a> Journal<'a> {
         if self
             .memberships
             .first()
-            .is_some_and(|(first, ..)| membership >= *first)
+            .is_some_and(|(first, _)| membership >= *first)
         {
             self.flush(tx)?;
         }
@@ -236,7 +231,7 @@ impl<'a> Journal<'a> {
             let same = alike(rest);
             if same >= ALIKE {
                 let (stretch, after) = rest.split_at(same);
-                let [group, source, reason, start, end, announced] = stretch[0].2.shared();
+                let [group, source, reason, start, end, announced] = stretch[0].1.shared();
                 insert(
                     tx,
                     ALIKE_INSERT,
@@ -250,7 +245,7 @@ impl<'a> Journal<'a> {
                         announced,
                     ],
                     stretch,
-                    |(id, entry, m)| [int(*id), entry.map_or(NULL, int), text(&m.customer)],
+                    |(id, m)| [int(*id), text(&m.customer)],
                 )?;
                 rest = after;
                 continue;
@@ -270,11 +265,10 @@ impl<'a> Journal<'a> {
                 MEMBERSHIP_INSERT,
                 [text(cause.actor)],
                 mixed,
-                |(id, entry, m)| {
+                |(id, m)| {
                     let [group, source, reason, start, end, announced] = m.shared();
                     [
                         int(*id),
-                        entry.map_or(NULL, int),
                         text(&m.customer),
                         group,
                         source,
@@ -361,13 +355,13 @@ impl NewMembership<'_> {
     }
 }
 
-/// How many memberships from the first on differ in their ids and customer only.
-fn alike(rows: &[(i64, Option<i64>, NewMembership<'_>)]) -> usize {
-    let Some((_, _, first)) = rows.first() else {
+/// How many memberships from the first on differ in their id and customer only.
+fn alike(rows: &[(i64, NewMembership<'_>)]) -> usize {
+    let Some((_, first)) = rows.first() else {
         return 0;
     };
     rows.iter()
-        .take_while(|(_, _, m)| m.same_but_customer(first))
+        .take_while(|(_, m)| m.same_but_customer(first))
         .count()
 }
 
@@ -430,8 +424,7 @@ mod tests {
     use crate::sqlite::SqliteStore;
 
     /// The entries of a stretch of additions are one row; a membership queued without
-    /// an entry between two additions ends a stretch. Each addition points at its
-    /// entry, and each entry has its event.
+    /// an entry between two additions ends a stretch. Each entry has its event.
     #[test]
     fn a_stretch_of_additions_is_one_row_and_a_membership_without_an_entry_ends_it() {
         let store = SqliteStore::in_memory().expect("store");
@@ -468,17 +461,13 @@ mod tests {
                 .expect("rows")
         };
         assert_eq!(
-            rows("SELECT id, membership, count FROM audit ORDER BY id"),
-            [(2, Some(b), Some(2)), (3, Some(c), Some(1))]
+            (b, c),
+            (a + 1, a + 3),
+            "the plain membership is numbered between"
         );
         assert_eq!(
-            rows("SELECT id, entry, NULL FROM memberships ORDER BY id"),
-            [
-                (a, Some(1), None),
-                (b, Some(2), None),
-                (a + 2, None, None),
-                (c, Some(3), None)
-            ]
+            rows("SELECT id, membership, count FROM audit ORDER BY id"),
+            [(2, Some(b), Some(2)), (3, Some(c), Some(1))]
         );
         assert_eq!(
             rows("SELECT id, audit, NULL FROM outbox ORDER BY id"),

@@ -25,7 +25,7 @@ use cohort_model::{
     Customer, CustomerRecord, Group, Held, Membership, Mode, PluginInfo, Source, State, Timestamp,
     Verdicts,
 };
-use cohort_planner::{Change, Policy, Rival, Standing, plan};
+use cohort_planner::{Change, Policy, Rival, Standing, plan, rule_actor};
 use cohort_store::{Applied, Cause, RunRecord, Store, StoredPlugin};
 use holdings::Holdings;
 use serde::Serialize;
@@ -671,7 +671,7 @@ impl Engine {
                 registration.joined.push(group.id.clone());
             }
             if !changes.is_empty() {
-                pending.push((changes, format!("rule:{}", group.id)));
+                pending.push((changes, rule_actor(&group.id)));
             }
         }
         if stored {
@@ -853,7 +853,7 @@ impl Engine {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<RunReport> {
         let started = Instant::now();
-        let (trigger, actor) = (run.trigger.clone(), format!("rule:{}", group.id));
+        let (trigger, actor) = (run.trigger.clone(), rule_actor(&group.id));
         let cause = Cause {
             trigger: &trigger,
             actor: &actor,

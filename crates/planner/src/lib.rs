@@ -18,6 +18,19 @@ use cohort_evaluator::Decision;
 use cohort_model::{ExclusiveSet, Held, Mode, Source, Timestamp};
 use serde::Serialize;
 
+/// The reason a group's rule gives for a membership it adds.
+pub const RULE_MATCHES: &str = "the rule matches";
+
+/// Who acts for `group`'s rule: the actor of every change a run of it makes.
+pub fn rule_actor(group: &str) -> String {
+    format!("rule:{group}")
+}
+
+/// Whether `actor` is `group`'s rule.
+pub fn is_rule_of(actor: &str, group: &str) -> bool {
+    actor.strip_prefix("rule:") == Some(group)
+}
+
 /// The group's settings that planning needs.
 #[derive(Clone, Copy, Debug)]
 pub struct Policy<'a> {
@@ -110,7 +123,7 @@ pub fn plan(
                 customer: standing.customer.to_string(),
                 group: policy.group.to_string(),
                 source: Source::Rule,
-                reason: "the rule matches".into(),
+                reason: RULE_MATCHES.into(),
                 start: as_of,
                 end: None,
             });

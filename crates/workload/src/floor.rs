@@ -1,8 +1,8 @@
 //! The store's floor: the rows a scan wrote, written again by SQLite alone.
 //!
-//! A full scan's time is bounded below by what it writes: a membership and an event for
-//! every change, an audit row for every stretch of additions and for every other
-//! change, with their indexes. Replaying exactly those rows
+//! A full scan's time is bounded below by what it writes: a membership for every
+//! change, an audit row for every stretch of additions and for every other change, an
+//! event row for every run's changes, with their indexes. Replaying exactly those rows
 //! into a fresh store of the same schema, with `INSERT … SELECT` from memory and one
 //! transaction per group as the scan commits them, measures that bound on the machine
 //! at hand: no evaluation, no planning, no binding of values, nothing of Cohort's own.
@@ -45,8 +45,8 @@ impl Replay {
              CREATE TEMP TABLE a (id INTEGER PRIMARY KEY, at, customer, grp, action, source,
                                   actor, trigger, run, reason, membership, count);
              INSERT INTO temp.a SELECT {AUDIT_COLUMNS} FROM scan.audit;
-             CREATE TEMP TABLE o (id INTEGER PRIMARY KEY, audit);
-             INSERT INTO temp.o SELECT id, audit FROM scan.outbox;
+             CREATE TEMP TABLE o (id INTEGER PRIMARY KEY, audit, count);
+             INSERT INTO temp.o SELECT id, audit, count FROM scan.outbox;
              CREATE INDEX temp.o_by_audit ON o (audit);
              DETACH scan;"
         ))?;
@@ -128,8 +128,8 @@ impl Replay {
                 [a_lo, a_hi],
             )?;
             tx.execute(
-                "INSERT INTO main.outbox (id, audit)
-                 SELECT id, audit FROM temp.o WHERE audit BETWEEN ?1 AND ?2",
+                "INSERT INTO main.outbox (id, audit, count)
+                 SELECT id, audit, count FROM temp.o WHERE audit BETWEEN ?1 AND ?2",
                 [a_lo, a_hi],
             )?;
             tx.commit()?;

@@ -9,7 +9,7 @@
 //! ids at the time it opened: the caller's transaction must hold the write lock from
 //! its start (`BEGIN IMMEDIATE`), and nothing else may insert into those tables within
 //! it. An event only points at its audit entry, so the events of a journal are one
-//! statement over the entries it numbered. One journal serves every group a
+//! row over the entries it numbered. One journal serves every group a
 //! registration changes (`switch`), so that each group costs its rows and not also a
 //! numbering and an events statement of its own.
 //!
@@ -17,13 +17,15 @@
 //! thousands of customers. Memberships alike are written with all of that bound once
 //! per statement and only the id and customer per row. The entry of a membership
 //! added (`Journal::added`) says nothing its membership does not but the time, trigger
-//! and run, so the entries of a stretch of additions are one row (migration 12): a run
-//! that adds a million memberships writes a million memberships, a few audit rows and a
-//! million events, where it wrote three million rows and an index entry per addition.
+//! and run, so the entries of a stretch of additions are one row (migration 12), and
+//! the events of a journal are one row too (migration 13): a run that adds a million
+//! memberships writes a million memberships and a few other rows, where it wrote three
+//! million rows and an index entry per addition.
 
 use std::borrow::Cow;
 
 use cohort_model::{Source, Timestamp};
+use cohort_planner::{RULE_MATCHES, is_rule_of};
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Transaction, params};
 
@@ -112,10 +114,11 @@ pub(super) struct Journal<'a> {
     added: Vec<(i64, i64)>,
 }
 
-/// The columns bound once per statement come first (see `insert`).
+/// Memberships each told in full.
 const MEMBERSHIP_INSERT: &str = "INSERT INTO memberships
-    (actor, id, customer, grp, source, reason, start, end, announced) VALUES";
-/// For a stretch of memberships alike but for their customer.
+    (id, customer, grp, source, actor, reason, start, end, announced) VALUES";
+/// For a stretch of memberships alike but for their customer: the columns bound once
+/// per statement come first (see `insert`).
 const ALIKE_INSERT: &str = "INSERT INTO memberships
     (actor, grp, source, reason, start, end, announced, id, customer) VALUES";
 /// Memberships alike past this many are written with `ALIKE_INSERT`.
@@ -126,12 +129,10 @@ const ADDED_INSERT: &str = "INSERT INTO audit (id, at, trigger, run, action, mem
     VALUES (?1, ?2, ?3, ?4, 'added', ?5, ?6)";
 const AUDIT_INSERT: &str = "INSERT INTO audit
     (at, actor, trigger, run, id, customer, grp, action, source, reason, membership) VALUES";
-/// An event for each of the entries `?1`…`?2`, in their order, which is the order of
-/// the changes (a row of additions holds many).
-const OUTBOX_INSERT: &str = "WITH RECURSIVE entries(id) AS (
-        SELECT ?1 UNION ALL SELECT id + 1 FROM entries WHERE id < ?2
-    )
-    INSERT INTO outbox (audit) SELECT id FROM entries";
+/// The events of the `?2` entries up to `?1`, in their order, which is the order of the
+/// changes, as one row numbered after the last event (see migration 13).
+const OUTBOX_INSERT: &str = "INSERT INTO outbox (id, audit, count)
+    VALUES ((SELECT coalesce(max(id), 0) FROM outbox) + ?2, ?1, ?2)";
 
 impl<'a> Journal<'a> {
     /// A journal for changes at `at` for `cause`, numbering rows after those `tx` holds.
@@ -217,7 +218,7 @@ impl<'a> Journal<'a> {
         self.flush(tx)?;
         if self.next_audit > self.first_audit {
             tx.prepare_cached(OUTBOX_INSERT)?
-                .execute([self.first_audit, self.next_audit - 1])?;
+                .execute([self.next_audit - 1, self.next_audit - self.first_audit])?;
         }
         Ok(())
     }
@@ -231,19 +232,13 @@ impl<'a> Journal<'a> {
             let same = alike(rest);
             if same >= ALIKE {
                 let (stretch, after) = rest.split_at(same);
-                let [group, source, reason, start, end, announced] = stretch[0].1.shared();
+                let first = &stretch[0].1;
+                let [group, source, start, end, announced] = first.shared();
+                let [actor, reason] = first.told(cause.actor);
                 insert(
                     tx,
                     ALIKE_INSERT,
-                    [
-                        text(cause.actor),
-                        group,
-                        source,
-                        reason,
-                        start,
-                        end,
-                        announced,
-                    ],
+                    [actor, group, source, reason, start, end, announced],
                     stretch,
                     |(id, m)| [int(*id), text(&m.customer)],
                 )?;
@@ -260,25 +255,21 @@ impl<'a> Journal<'a> {
                 mixed += next;
             }
             let (mixed, after) = rest.split_at(mixed);
-            insert(
-                tx,
-                MEMBERSHIP_INSERT,
-                [text(cause.actor)],
-                mixed,
-                |(id, m)| {
-                    let [group, source, reason, start, end, announced] = m.shared();
-                    [
-                        int(*id),
-                        text(&m.customer),
-                        group,
-                        source,
-                        reason,
-                        start,
-                        end,
-                        announced,
-                    ]
-                },
-            )?;
+            insert(tx, MEMBERSHIP_INSERT, [], mixed, |(id, m)| {
+                let [group, source, start, end, announced] = m.shared();
+                let [actor, reason] = m.told(cause.actor);
+                [
+                    int(*id),
+                    text(&m.customer),
+                    group,
+                    source,
+                    actor,
+                    reason,
+                    start,
+                    end,
+                    announced,
+                ]
+            })?;
             rest = after;
         }
         self.memberships.clear();
@@ -331,16 +322,32 @@ impl<'a> Journal<'a> {
 }
 
 impl NewMembership<'_> {
-    /// The values a run's memberships usually share, in `ALIKE_INSERT`'s order:
-    /// group, source, reason, start, end, announced.
-    fn shared(&self) -> [ToSqlOutput<'_>; 6] {
+    /// Values a run's memberships usually share, in `ALIKE_INSERT`'s order: group,
+    /// source, start, end, announced.
+    fn shared(&self) -> [ToSqlOutput<'_>; 5] {
         [
             text(&self.group),
             text(self.source.as_str()),
-            text(&self.reason),
             int(self.start),
             self.end.map_or(NULL, int),
             text(self.announced),
+        ]
+    }
+
+    /// The membership's actor (`actor` is its cause's) and reason as stored: nothing
+    /// for its group's rule and the rule's words (see migration 13).
+    fn told<'s>(&'s self, actor: &'s str) -> [ToSqlOutput<'s>; 2] {
+        [
+            if is_rule_of(actor, &self.group) {
+                NULL
+            } else {
+                text(actor)
+            },
+            if self.reason == RULE_MATCHES {
+                NULL
+            } else {
+                text(&self.reason)
+            },
         ]
     }
 
@@ -424,7 +431,7 @@ mod tests {
     use crate::sqlite::SqliteStore;
 
     /// The entries of a stretch of additions are one row; a membership queued without
-    /// an entry between two additions ends a stretch. Each entry has its event.
+    /// an entry between two additions ends a stretch. The journal's three events are one row.
     #[test]
     fn a_stretch_of_additions_is_one_row_and_a_membership_without_an_entry_ends_it() {
         let store = SqliteStore::in_memory().expect("store");
@@ -470,8 +477,9 @@ mod tests {
             [(2, Some(b), Some(2)), (3, Some(c), Some(1))]
         );
         assert_eq!(
-            rows("SELECT id, audit, NULL FROM outbox ORDER BY id"),
-            [(1, Some(1), None), (2, Some(2), None), (3, Some(3), None)]
+            rows("SELECT id, audit, count FROM outbox ORDER BY id"),
+            [(3, Some(3), Some(3))],
+            "the three events are one row"
         );
     }
 

@@ -25,7 +25,7 @@ use cohort_model::{
     Customer, CustomerRecord, Group, Held, Membership, Mode, PluginInfo, Source, State, Timestamp,
     Verdicts,
 };
-use cohort_planner::{Change, Policy, Rival, Standing, plan, rule_actor};
+use cohort_planner::{Change, Policy, Rival, Standing, plan, plan_into, rule_actor};
 use cohort_store::{Applied, Cause, RunRecord, Store, StoredPlugin};
 use holdings::Holdings;
 use serde::Serialize;
@@ -994,7 +994,7 @@ impl Engine {
                     }
                     Decision::NotMember => {}
                 }
-                changes.extend(plan(
+                plan_into(
                     policy,
                     Standing {
                         customer: id,
@@ -1004,7 +1004,8 @@ impl Engine {
                     },
                     decision,
                     as_of,
-                ));
+                    &mut changes,
+                );
                 change_at.resize(changes.len(), at as u32);
             }
             run.customers += ids.len() as u64;
@@ -1314,7 +1315,8 @@ impl Engine {
                     customer: customer.to_string(),
                     group: rival.group,
                     at: window.0.max(now),
-                    reason: format!("added by hand to `{group}` of exclusive set `{}`", set.set),
+                    reason: format!("added by hand to `{group}` of exclusive set `{}`", set.set)
+                        .into(),
                 });
             }
         }
@@ -1322,7 +1324,7 @@ impl Engine {
             customer: customer.to_string(),
             group: group.to_string(),
             source: Source::Manual,
-            reason: reason.to_string(),
+            reason: reason.to_string().into(),
             start: window.0,
             end: window.1,
         });
@@ -1362,7 +1364,7 @@ impl Engine {
                 group: group.to_string(),
                 // A pending membership ends before it starts: its window becomes empty.
                 at: now.max(m.start),
-                reason: reason.to_string(),
+                reason: reason.to_string().into(),
             })
             .collect();
         let (_, ended) = self.apply_by_hand(&changes, actor, now)?;

@@ -14,6 +14,8 @@
 //! - validity windows: only memberships active at the as-of time count as membership;
 //!   pending and expired ones are neither duplicated nor removed by a rule.
 
+use std::borrow::Cow;
+
 use cohort_evaluator::Decision;
 use cohort_model::{ExclusiveSet, Held, Mode, Source, Timestamp};
 use serde::Serialize;
@@ -69,7 +71,8 @@ pub enum Change {
         customer: String,
         group: String,
         source: Source,
-        reason: String,
+        /// Mostly the rule's own words, which need no copy per change.
+        reason: Cow<'static, str>,
         start: Timestamp,
         end: Option<Timestamp>,
     },
@@ -79,7 +82,7 @@ pub enum Change {
         customer: String,
         group: String,
         at: Timestamp,
-        reason: String,
+        reason: Cow<'static, str>,
     },
 }
 
@@ -90,21 +93,33 @@ pub fn plan(
     decision: Decision,
     as_of: Timestamp,
 ) -> Vec<Change> {
+    let mut changes = Vec::new();
+    plan_into(policy, standing, decision, as_of, &mut changes);
+    changes
+}
+
+/// [`plan`], appending to `changes`: a run plans for a million customers into one list.
+pub fn plan_into(
+    policy: Policy<'_>,
+    standing: Standing<'_>,
+    decision: Decision,
+    as_of: Timestamp,
+    changes: &mut Vec<Change>,
+) {
     if policy.mode == Mode::Disabled || decision == Decision::Undecided {
-        return Vec::new();
+        return;
     }
     let mut active = standing.memberships.iter().filter(|m| m.is_active(as_of));
     match decision {
         Decision::Member => {
             if standing.pinned_out || active.next().is_some() {
-                return Vec::new();
+                return;
             }
-            let mut changes = Vec::new();
             if let Some(set) = policy.exclusive {
                 // A rival of higher or equal priority keeps the customer: the set's
                 // order decides, and a tie does not move anyone back and forth.
                 if standing.rivals.iter().any(|r| r.priority <= set.priority) {
-                    return Vec::new();
+                    return;
                 }
                 for rival in standing.rivals {
                     changes.push(Change::End {
@@ -115,7 +130,8 @@ pub fn plan(
                         reason: format!(
                             "moved to group `{}`, which comes first in exclusive set `{}`",
                             policy.group, set.set
-                        ),
+                        )
+                        .into(),
                     });
                 }
             }
@@ -127,19 +143,21 @@ pub fn plan(
                 start: as_of,
                 end: None,
             });
-            changes
         }
-        Decision::NotMember if policy.mode == Mode::FullSync => active
-            .filter(|m| !(policy.keep_manual && m.source.is_by_hand()))
-            .map(|m| Change::End {
-                membership: m.id,
-                customer: standing.customer.to_string(),
-                group: policy.group.to_string(),
-                at: as_of,
-                reason: "the rule no longer matches".into(),
-            })
-            .collect(),
-        Decision::NotMember | Decision::Undecided => Vec::new(),
+        Decision::NotMember if policy.mode == Mode::FullSync => {
+            changes.extend(
+                active
+                    .filter(|m| !(policy.keep_manual && m.source.is_by_hand()))
+                    .map(|m| Change::End {
+                        membership: m.id,
+                        customer: standing.customer.to_string(),
+                        group: policy.group.to_string(),
+                        at: as_of,
+                        reason: "the rule no longer matches".into(),
+                    }),
+            );
+        }
+        Decision::NotMember | Decision::Undecided => {}
     }
 }
 

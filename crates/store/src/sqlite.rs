@@ -963,7 +963,7 @@ fn apply_in<'a>(
                     customer: customer.into(),
                     group: group.into(),
                     source: *source,
-                    reason: reason.into(),
+                    reason: reason.as_ref().into(),
                     start: *start,
                     end: *end,
                     announced: announced(*start, *end, at),
@@ -991,7 +991,7 @@ fn apply_in<'a>(
                     group: group.into(),
                     membership: *membership,
                     source: None,
-                    reason: reason.into(),
+                    reason: reason.as_ref().into(),
                 }
             }
         };
@@ -2442,7 +2442,7 @@ mod tests {
             .ids[0];
         // Stretches of 32 alike (as `add` makes them), each ended by one that differs
         // from them in one thing.
-        let to_a = |i: usize, source, reason: &str, start, end| Change::Add {
+        let to_a = |i: usize, source, reason: &'static str, start, end| Change::Add {
             customer: format!("a{i}"),
             group: "a".into(),
             source,
@@ -2468,7 +2468,7 @@ mod tests {
                 customer: format!("m{i}"),
                 group: group.to_string(),
                 source: Source::Manual,
-                reason: format!("reason {i}"),
+                reason: format!("reason {i}").into(),
                 start: 10 + i as Timestamp,
                 end: Some(100),
             });
@@ -2498,7 +2498,7 @@ mod tests {
                     customer.clone(),
                     group.clone(),
                     source.as_str().to_string(),
-                    reason.clone(),
+                    reason.to_string(),
                     *start,
                     *end,
                 )),
@@ -2512,7 +2512,7 @@ mod tests {
                     customer.clone(),
                     group.clone(),
                     "rule".to_string(),
-                    reason.clone(),
+                    reason.to_string(),
                     10,
                     Some(10),
                 )),
@@ -3371,7 +3371,7 @@ mod tests {
                 customer: format!("c{i}"),
                 group: "g".into(),
                 source: Source::Import,
-                reason: String::new(),
+                reason: "".into(),
                 start: *start,
                 end: *end,
             })

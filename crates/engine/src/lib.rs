@@ -859,14 +859,26 @@ impl Engine {
     fn carry_out(
         &self,
         group: &Group,
-        mut run: RunRecord,
+        run: RunRecord,
         now: Timestamp,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<RunReport> {
-        let started = Instant::now();
-        let evaluated = self.evaluate_run(group, &mut run, usize::MAX, progress);
+        let (run, evaluated, started) = self.evaluate(group, run, progress);
         let written = self.write_run(group, run, evaluated, started, now)?;
         Ok(self.settle(group, written))
+    }
+
+    /// Evaluate a recorded run over every customer: its record with the counts filled
+    /// in, what evaluating gave, and when it started.
+    fn evaluate(
+        &self,
+        group: &Group,
+        mut run: RunRecord,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> (RunRecord, Result<Evaluated>, Instant) {
+        let started = Instant::now();
+        let evaluated = self.evaluate_run(group, &mut run, usize::MAX, progress);
+        (run, evaluated, started)
     }
 
     /// Record how an evaluated run ended, started at `started`: finished, with its
@@ -1209,14 +1221,9 @@ impl Engine {
                         // Each run of an exclusive set plans against what the ones
                         // before it wrote: those are written before the next starts.
                         if let [r] = job[..] {
-                            let started = Instant::now();
-                            let mut run = records[r].clone();
-                            let evaluated = self.evaluate_run(
-                                &runnable[r].1,
-                                &mut run,
-                                usize::MAX,
-                                &mut |_, _| {},
-                            );
+                            let run = records[r].clone();
+                            let (run, evaluated, started) =
+                                self.evaluate(&runnable[r].1, run, &mut |_, _| {});
                             written
                                 .send((r, run, evaluated, started))
                                 .expect("the writer lives as long as the workers");

@@ -181,6 +181,59 @@ struct Facts {
     invalid: FastMap<usize, String>,
 }
 
+impl Facts {
+    /// New customers at the end: the last page filled first, then new pages. A batch
+    /// that starts a page and fits in it becomes that page as it is, as every batch of
+    /// a first load does.
+    fn append(&mut self, ids: Vec<String>, added: Columns) {
+        let mut from = 0;
+        while from < added.len() {
+            let at = self.ids.len() + from;
+            if at.is_multiple_of(PAGE) && from == 0 && added.len() <= PAGE {
+                self.pages.push(Arc::new(added));
+                break;
+            }
+            if at.is_multiple_of(PAGE) {
+                self.pages.push(Arc::default());
+            }
+            let take = (PAGE - at % PAGE).min(added.len() - from);
+            if let Some(last) = self.pages.last_mut() {
+                // A copy if a run still reads the page.
+                let page = Arc::make_mut(last);
+                page.push_rows(&added, from..from + take);
+                page.shrink_to_fit();
+            }
+            from += take;
+        }
+        for id in ids {
+            self.index.insert(id.clone(), self.ids.len());
+            self.ids.push(id);
+        }
+    }
+}
+
+/// What one batch of customer records read from the store makes.
+#[derive(Default)]
+struct Batch {
+    /// Customers held already, by position, as they are now.
+    replaced: Vec<(usize, Customer)>,
+    /// New customers, in write order.
+    ids: Vec<String>,
+    added: Columns,
+    /// Records that do not pass the model's checks.
+    problems: Vec<(Place, String)>,
+}
+
+/// Where a customer of a [`Batch`] goes among the facts.
+#[derive(Copy, Clone)]
+enum Place {
+    /// At its position already.
+    Held(usize),
+    /// The batch's n-th new customer: its position is known once the batches before
+    /// it are in.
+    New(usize),
+}
+
 /// A hash map for the run's hot lookups: SipHash's protection against chosen keys is
 /// not needed for customer ids and positions the store already holds, and it costs
 /// several times more per lookup.
@@ -253,62 +306,63 @@ impl Engine {
     /// instead of changing it under the run.
     fn facts(&self) -> Result<Arc<Facts>> {
         let mut facts = self.facts.lock().unwrap_or_else(PoisonError::into_inner);
-        // Interned as read, and a new customer goes straight into its page: a first
-        // load never holds a million parsed records. Changed customers wait, by position.
-        let known = facts.ids.len();
-        let mut replaced: Vec<(usize, Customer)> = Vec::new();
-        let mut added_ids: Vec<String> = Vec::new();
-        // Pages of new customers, cut where the facts' pages are.
-        let mut added: Vec<Columns> = Vec::new();
-        let mut problems: Vec<(usize, String)> = Vec::new();
-        let seq = self.store.customers_since(facts.seq, &mut |record| {
-            let at = facts
-                .index
-                .get(&record.id)
-                .copied()
-                .unwrap_or(known + added_ids.len());
-            let customer = record.intern(self.host.interner()).unwrap_or_else(|e| {
-                problems.push((at, e.to_string()));
-                Customer::default()
-            });
-            if at < known {
-                replaced.push((at, customer));
-            } else {
-                added_ids.push(record.id);
-                if added.is_empty() || at.is_multiple_of(PAGE) {
-                    added.push(Columns::default());
+        let held: &Facts = &facts;
+        // Interned as read, page by page on as many threads as the store parses with,
+        // and a new customer goes straight into its page: a first load never holds a
+        // million parsed records. Put back in write order below.
+        let batches: Mutex<Vec<(usize, Batch)>> = Mutex::default();
+        let seq = self
+            .store
+            .customers_since(facts.seq, PAGE, &|number, records| {
+                let mut memo = self.host.interner().memo();
+                let mut batch = Batch::default();
+                for record in records {
+                    let customer = record.intern_with(|text| memo.intern(text));
+                    let (customer, problem) = match customer {
+                        Ok(customer) => (customer, None),
+                        Err(e) => (Customer::default(), Some(e.to_string())),
+                    };
+                    if let Some(&at) = held.index.get(&record.id) {
+                        batch.problems.extend(problem.map(|p| (Place::Held(at), p)));
+                        batch.replaced.push((at, customer));
+                    } else {
+                        let place = Place::New(batch.ids.len());
+                        batch.problems.extend(problem.map(|p| (place, p)));
+                        batch.ids.push(record.id);
+                        batch.added.push(std::slice::from_ref(&customer));
+                    }
                 }
-                if let Some(page) = added.last_mut() {
-                    page.push(std::slice::from_ref(&customer));
-                }
-            }
-        })?;
-        if replaced.is_empty() && added_ids.is_empty() && facts.seq.is_some() {
+                batch.added.shrink_to_fit();
+                let mut batches = batches.lock().unwrap_or_else(PoisonError::into_inner);
+                batches.push((number, batch));
+            })?;
+        let mut batches = batches.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let unchanged = batches
+            .iter()
+            .all(|(_, b)| b.replaced.is_empty() && b.ids.is_empty());
+        if unchanged && facts.seq.is_some() {
             return Ok(facts.clone());
         }
+        batches.sort_by_key(|(number, _)| *number);
         let f = Arc::make_mut(&mut facts);
-        let mut added = added.into_iter();
-        // The first new customers complete the last page, if it has room.
-        if !known.is_multiple_of(PAGE)
-            && let (Some(last), Some(first)) = (f.pages.last_mut(), added.next())
-        {
-            let mut page = Columns::clone(last);
-            page.push_rows(&first, 0..first.len());
-            page.shrink_to_fit();
-            *last = Arc::new(page);
+        let new: usize = batches.iter().map(|(_, b)| b.ids.len()).sum();
+        f.ids.reserve(new);
+        f.index.reserve(new);
+        let mut replaced: Vec<(usize, Customer)> = Vec::new();
+        let mut problems: Vec<(usize, String)> = Vec::new();
+        for (_, batch) in batches {
+            let first = f.ids.len();
+            problems.extend(batch.problems.into_iter().map(|(place, p)| match place {
+                Place::Held(at) => (at, p),
+                Place::New(i) => (first + i, p),
+            }));
+            replaced.extend(batch.replaced);
+            f.append(batch.ids, batch.added);
         }
-        f.pages.extend(added.map(|mut page| {
-            page.shrink_to_fit();
-            Arc::new(page)
-        }));
         replaced.sort_by_key(|(at, _)| *at);
         for rows in replaced.chunk_by(|a, b| a.0 / PAGE == b.0 / PAGE) {
             let p = rows[0].0 / PAGE;
             f.pages[p] = Arc::new(f.pages[p].with_rows(rows.iter().map(|(at, c)| (at % PAGE, c))));
-        }
-        for id in added_ids {
-            f.index.insert(id.clone(), f.ids.len());
-            f.ids.push(id);
         }
         for (at, _) in &replaced {
             f.invalid.remove(at);

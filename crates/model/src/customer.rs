@@ -235,6 +235,15 @@ impl CustomerRecord {
     /// Country codes are upper-cased here, once, so that every plugin can compare
     /// symbols; whether a code names a real country is the country plugin's business.
     pub fn intern(&self, interner: &Interner) -> Result<Customer, InvalidCustomer> {
+        self.intern_with(|text| interner.intern(text))
+    }
+
+    /// [`CustomerRecord::intern`] through any interning, such as a thread's own
+    /// [`crate::Memo`] in front of the shared interner.
+    pub fn intern_with(
+        &self,
+        mut symbol: impl FnMut(&str) -> Symbol,
+    ) -> Result<Customer, InvalidCustomer> {
         let invalid = |field: String, problem: String| InvalidCustomer {
             customer: self.id.clone(),
             field,
@@ -243,17 +252,20 @@ impl CustomerRecord {
         if self.id.trim().is_empty() {
             return Err(invalid("id".into(), "must not be empty".into()));
         }
-        let country = match &self.country {
+        let country = match self.country.as_deref() {
             None => None,
-            Some(code) => {
-                if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
+            Some(code) => match code.as_bytes() {
+                &[a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
+                    let upper = [a.to_ascii_uppercase(), b.to_ascii_uppercase()];
+                    Some(symbol(std::str::from_utf8(&upper).unwrap_or(code)))
+                }
+                _ => {
                     return Err(invalid(
                         "country".into(),
                         format!("`{code}` is not an ISO 3166-1 alpha-2 code"),
                     ));
                 }
-                Some(interner.intern(&code.to_ascii_uppercase()))
-            }
+            },
         };
         let mut subscriptions = Vec::with_capacity(self.subscriptions.len());
         for (i, s) in self.subscriptions.iter().enumerate() {
@@ -272,22 +284,26 @@ impl CustomerRecord {
                 ));
             }
             subscriptions.push(Subscription {
-                product: interner.intern(&s.product),
+                product: symbol(&s.product),
                 status: s.status,
                 start: s.start.timestamp(),
                 end: s.end.map(|e| e.timestamp()),
             });
         }
-        let pairs = |map: &BTreeMap<String, String>| {
-            map.iter()
-                .map(|(k, v)| (interner.intern(k), interner.intern(v)))
-                .collect()
+        let mut pairs = |map: &BTreeMap<String, String>| -> Vec<(Symbol, Symbol)> {
+            map.iter().map(|(k, v)| (symbol(k), symbol(v))).collect()
         };
-        let symbols = |names: &[String]| names.iter().map(|n| interner.intern(n)).collect();
+        let registration_params = pairs(&self.registration_params);
+        let attributes = pairs(&self.attributes);
+        let mut symbols =
+            |names: &[String]| -> Vec<Symbol> { names.iter().map(|n| symbol(n)).collect() };
+        let auth_methods = symbols(&self.auth_methods);
+        let verification_methods = symbols(&self.verification_methods);
+        let tags = symbols(&self.tags);
         Ok(Customer {
             country,
             registration_ip: self.registration_ip,
-            registration_params: pairs(&self.registration_params),
+            registration_params,
             payers: self
                 .payers
                 .iter()
@@ -296,13 +312,13 @@ impl CustomerRecord {
                     active: p.active,
                 })
                 .collect(),
-            provider: self.provider.as_deref().map(|p| interner.intern(p)),
-            auth_methods: symbols(&self.auth_methods),
+            provider: self.provider.as_deref().map(symbol),
+            auth_methods,
             verification_status: self.verification_status,
-            verification_methods: symbols(&self.verification_methods),
+            verification_methods,
             subscriptions,
-            tags: symbols(&self.tags),
-            attributes: pairs(&self.attributes),
+            tags,
+            attributes,
         })
     }
 }

@@ -24,7 +24,7 @@ pub use membership::{Held, Membership, Source, State, state};
 pub use plugin::{
     Capability, ConfigError, Field, FieldSet, PluginInfo, Verdict, VerdictRef, Verdicts,
 };
-pub use symbol::{Interner, Symbol};
+pub use symbol::{Interner, Memo, Symbol};
 
 /// Seconds since the Unix epoch, UTC: the plugin contract's `timestamp`.
 pub type Timestamp = i64;

@@ -93,8 +93,38 @@ impl Interner {
             .len()
     }
 
+    /// A [`Memo`] in front of this interner, for one thread's many strings.
+    pub fn memo(&self) -> Memo<'_> {
+        Memo {
+            interner: self,
+            seen: HashMap::default(),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// A thread's own front for an [`Interner`]: the strings it has met and their symbols.
+///
+/// Threads that intern side by side (a first load's parsers) would otherwise take the
+/// shared table's lock for every string, and a read lock still writes its counter: the
+/// cores pass that cache line back and forth for each of a record's twenty strings,
+/// which are the same few hundred strings over and over.
+pub struct Memo<'i> {
+    interner: &'i Interner,
+    seen: HashMap<Box<str>, Symbol, foldhash::fast::RandomState>,
+}
+
+impl Memo<'_> {
+    pub fn intern(&mut self, text: &str) -> Symbol {
+        if let Some(&symbol) = self.seen.get(text) {
+            return symbol;
+        }
+        let symbol = self.interner.intern(text);
+        self.seen.insert(text.into(), symbol);
+        symbol
     }
 }
 

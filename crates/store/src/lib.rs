@@ -300,13 +300,18 @@ pub trait Store: Send + Sync {
     /// Customers in id order after `after`, at most `limit`.
     fn customers_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<CustomerRecord>>;
     /// Each customer written after the write numbered `seq` (all if `None`), in write
-    /// order, handed to `each` as it is read (a first load must not hold every record at
-    /// once); returns the number of the latest write seen: what a cache of customers
-    /// needs. `each` may be called on another thread than the caller's.
+    /// order, in batches of `batch` numbered from 0, each handed to `each` as its
+    /// records parse (a first load must not hold every record at once); returns the
+    /// number of the latest write seen: what a cache of customers needs.
+    ///
+    /// Batches may be handed over on several threads at once and so out of order: the
+    /// caller puts them back in order by their numbers. A record that does not parse
+    /// ends its batch and fails the call, naming it.
     fn customers_since(
         &self,
         seq: Option<i64>,
-        each: &mut (dyn FnMut(CustomerRecord) + Send),
+        batch: usize,
+        each: &(dyn Fn(usize, &mut dyn Iterator<Item = CustomerRecord>) + Sync),
     ) -> Result<i64>;
     fn count_customers(&self) -> Result<u64>;
 

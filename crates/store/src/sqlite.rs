@@ -658,15 +658,12 @@ struct Chunk {
     ends: Vec<(usize, usize)>,
 }
 
-/// Rows per [`Chunk`]: a first load's chunks are about 700 KB of text.
-const CHUNK: usize = 1024;
-
 impl Chunk {
-    /// The next rows of a [`CUSTOMERS_SINCE`] query, raising `last` to the latest write
-    /// number among them.
-    fn read(rows: &mut rusqlite::Rows<'_>, last: &mut i64) -> Result<Chunk> {
+    /// The next `rows` rows (or fewer, at the end) of a [`CUSTOMERS_SINCE`] query,
+    /// raising `last` to the latest write number among them.
+    fn read(rows: &mut rusqlite::Rows<'_>, size: usize, last: &mut i64) -> Result<Chunk> {
         let mut chunk = Chunk::default();
-        while chunk.ends.len() < CHUNK {
+        while chunk.ends.len() < size {
             let Some(row) = rows.next()? else { break };
             let text = |i| -> rusqlite::Result<&str> { Ok(row.get_ref(i)?.as_str()?) };
             chunk.text.push_str(text(0)?);
@@ -678,16 +675,54 @@ impl Chunk {
         Ok(chunk)
     }
 
-    /// Hand each row's record to `each`, in order; a record that does not parse is
-    /// named and ends the chunk.
-    fn parse(&self, each: &mut (dyn FnMut(CustomerRecord) + Send)) -> Result<()> {
-        let mut start = 0;
-        for &(id_end, end) in &self.ends {
-            let (id, json) = (&self.text[start..id_end], &self.text[id_end..end]);
-            each(serde_json::from_str(json).map_err(|e| corrupt("customer", id, e))?);
-            start = end;
+    /// Hand the chunk's records to `each` as they parse; a record that does not parse
+    /// ends them, and is named in the error.
+    fn parse(
+        &self,
+        number: usize,
+        each: &(dyn Fn(usize, &mut dyn Iterator<Item = CustomerRecord>) + Sync),
+    ) -> Result<()> {
+        let mut records = Records {
+            chunk: self,
+            next: 0,
+            error: None,
+        };
+        each(number, &mut records);
+        records.error.map_or(Ok(()), Err)
+    }
+}
+
+/// The records of one [`Chunk`], parsed one at a time as they are asked for.
+struct Records<'c> {
+    chunk: &'c Chunk,
+    next: usize,
+    error: Option<StoreError>,
+}
+
+impl Iterator for Records<'_> {
+    type Item = CustomerRecord;
+
+    fn next(&mut self) -> Option<CustomerRecord> {
+        let &(id_end, end) = self.chunk.ends.get(self.next)?;
+        let start = match self.next {
+            0 => 0,
+            n => self.chunk.ends[n - 1].1,
+        };
+        let (id, json) = (
+            &self.chunk.text[start..id_end],
+            &self.chunk.text[id_end..end],
+        );
+        match serde_json::from_str(json) {
+            Ok(record) => {
+                self.next += 1;
+                Some(record)
+            }
+            Err(e) => {
+                self.error = Some(corrupt("customer", id, e));
+                self.next = self.chunk.ends.len();
+                None
+            }
         }
-        Ok(())
     }
 }
 
@@ -1143,8 +1178,10 @@ impl Store for SqliteStore {
     fn customers_since(
         &self,
         seq: Option<i64>,
-        each: &mut (dyn FnMut(CustomerRecord) + Send),
+        batch: usize,
+        each: &(dyn Fn(usize, &mut dyn Iterator<Item = CustomerRecord>) + Sync),
     ) -> Result<i64> {
+        let batch = batch.max(1);
         let conn = self.reader();
         let since = seq.unwrap_or(-1);
         // In write order, so that the index on `seq` answers "nothing changed" without
@@ -1152,38 +1189,58 @@ impl Store for SqliteStore {
         let mut stmt = conn.prepare_cached(CUSTOMERS_SINCE)?;
         let mut rows = stmt.query([since])?;
         let mut last = since.max(0);
-        let first = Chunk::read(&mut rows, &mut last)?;
-        if first.ends.len() < CHUNK {
-            first.parse(each)?;
+        let first = Chunk::read(&mut rows, batch, &mut last)?;
+        if first.ends.len() < batch {
+            first.parse(0, each)?;
             return Ok(last);
         }
         // Many customers (a first load): this thread, which holds the connection, reads
-        // while a second one parses and hands records to `each`; parsing is most of the
-        // work. Rows cross in chunks with one buffer for all their text, so what one
-        // thread allocates and the other frees is a few buffers per thousand records,
-        // not every field of every record.
-        let (send, receive) = std::sync::mpsc::sync_channel::<Chunk>(2);
-        std::thread::scope(|scope| {
-            let parser = scope.spawn(move || receive.iter().try_for_each(|c| c.parse(each)));
-            let read = || -> Result<()> {
-                let mut chunk = first;
-                while !chunk.ends.is_empty() {
-                    // The parser stops at a record that does not parse: nothing more to
-                    // read then, and its error is the one to report.
-                    if send.send(chunk).is_err() {
-                        break;
-                    }
-                    chunk = Chunk::read(&mut rows, &mut last)?;
+        // while one thread per core parses and hands records to `each`; parsing is most
+        // of the work, and the only core busy while nothing else can go on. Rows cross
+        // in chunks with one buffer for all their text, so what one thread allocates and
+        // another frees is a few buffers per chunk, not every field of every record.
+        let parsers = std::thread::available_parallelism().map_or(2, usize::from);
+        let (send, receive) = std::sync::mpsc::sync_channel::<(usize, Chunk)>(parsers);
+        let receive = Mutex::new(receive);
+        // The earliest chunk that held a record that does not parse, and why: the
+        // error a reader that parsed in order would have met first.
+        let broken: Mutex<Option<(usize, StoreError)>> = Mutex::new(None);
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let parse = || loop {
+            let next = receive
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .recv();
+            let Ok((number, chunk)) = next else { return };
+            if let Err(e) = chunk.parse(number, each) {
+                failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                let mut broken = broken.lock().unwrap_or_else(PoisonError::into_inner);
+                if broken.as_ref().is_none_or(|(at, _)| number < *at) {
+                    *broken = Some((number, e));
                 }
-                Ok(())
-            };
-            let read = read();
+            }
+        };
+        let read = std::thread::scope(|scope| {
+            for _ in 0..parsers {
+                scope.spawn(parse);
+            }
+            let mut chunk = first;
+            let mut number = 0;
+            // A record that does not parse fails the load: nothing more to read then.
+            while !chunk.ends.is_empty() && !failed.load(std::sync::atomic::Ordering::Relaxed) {
+                if send.send((number, chunk)).is_err() {
+                    break;
+                }
+                number += 1;
+                chunk = Chunk::read(&mut rows, batch, &mut last)?;
+            }
             drop(send);
-            parser
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-            read
-        })?;
+            Ok::<_, StoreError>(())
+        });
+        if let Some((_, e)) = broken.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            return Err(e);
+        }
+        read?;
         Ok(last)
     }
 
@@ -2119,6 +2176,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn add(customer: &str, group: &str) -> Change {
         Change::Add {
@@ -3397,9 +3455,25 @@ mod tests {
         assert!(store.excluded_from("c2").expect("query").is_empty());
     }
 
-    /// What a cache of customers relies on: every record once, in write order, then
-    /// only what was written since; and a record that does not parse stops the load
-    /// with an error naming it.
+    /// Every batch's records, by the batch's number, and whether the read succeeded.
+    fn read_since(
+        store: &SqliteStore,
+        since: Option<i64>,
+        batch: usize,
+    ) -> (BTreeMap<usize, Vec<String>>, Result<i64>) {
+        let batches = Mutex::new(BTreeMap::new());
+        let seq = store.customers_since(since, batch, &|number, records| {
+            let ids: Vec<String> = records.map(|c| c.id).collect();
+            let old = batches.lock().expect("batches").insert(number, ids);
+            assert!(old.is_none(), "batch {number} handed over twice");
+        });
+        (batches.into_inner().expect("batches"), seq)
+    }
+
+    /// What a cache of customers relies on: every record once, in write order (batches
+    /// numbered in that order, however many threads hand them over), then only what
+    /// was written since; and a record that does not parse fails the load with an
+    /// error naming it.
     #[test]
     fn customers_since_hands_every_record_in_write_order_then_only_what_changed() {
         let store = SqliteStore::in_memory().expect("store");
@@ -3410,22 +3484,25 @@ mod tests {
         let first: Vec<CustomerRecord> = (0..2_055).rev().map(record).collect();
         store.upsert_customers(&first, 0).expect("load");
         store.upsert_customers(&[record(3)], 1).expect("update");
-        let read = |since| {
-            let mut ids = Vec::new();
-            let seq = store
-                .customers_since(since, &mut |c| ids.push(c.id))
-                .expect("read");
-            (ids, seq)
-        };
-        let (ids, seq) = read(None);
         // One write numbers all its customers alike; they come in id order.
         let mut expected: Vec<String> = (0..2_055)
             .filter(|&i| i != 3)
             .map(|i| record(i).id)
             .collect();
         expected.push(record(3).id);
-        assert_eq!(ids, expected);
-        assert_eq!(read(Some(seq)), (Vec::new(), seq));
+        for batch in [100, 5_000] {
+            let (batches, seq) = read_since(&store, None, batch);
+            let seq = seq.expect("read");
+            assert_eq!(batches.len(), 2_055usize.div_ceil(batch));
+            assert!(batches.values().all(|ids| ids.len() <= batch));
+            assert_eq!(
+                batches.into_values().flatten().collect::<Vec<_>>(),
+                expected
+            );
+            let (batches, again) = read_since(&store, Some(seq), batch);
+            assert_eq!(again.expect("read"), seq);
+            assert!(batches.values().all(Vec::is_empty), "{batches:?}");
+        }
         // Handed over as the index walks, not after sorting every record.
         let plan: Vec<String> = store
             .conn()
@@ -3440,6 +3517,7 @@ mod tests {
             ["SEARCH customers USING INDEX customers_by_seq (seq>?)"]
         );
 
+        let seq = read_since(&store, None, 100).1.expect("read");
         store
             .conn()
             .execute(
@@ -3447,27 +3525,35 @@ mod tests {
                 [],
             )
             .expect("break a record");
-        match store.customers_since(Some(seq), &mut |_| {}) {
+        match read_since(&store, Some(seq), 100).1 {
             Err(StoreError::Corrupt { what, id, .. }) => {
                 assert_eq!((what, id.as_str()), ("customer", "c00005"));
             }
             other => panic!("expected the broken record named, got {other:?}"),
         }
-        // A whole load is parsed on a second thread, chunk by chunk: a broken record
-        // deep in it is named too, after every record before it was handed over.
-        store
-            .conn()
-            .execute("UPDATE customers SET record = '[' WHERE id = 'c01500'", [])
-            .expect("break a record");
-        let mut handed = 0;
-        match store.customers_since(None, &mut |_| handed += 1) {
+        // A whole load is parsed on several threads, batch by batch: a broken record
+        // deep in it is named too, the first in write order when two are broken, and
+        // every record before it was handed over.
+        for id in ["c01500", "c01990"] {
+            store
+                .conn()
+                .execute("UPDATE customers SET record = '[' WHERE id = ?1", [id])
+                .expect("break a record");
+        }
+        let (batches, read) = read_since(&store, None, 100);
+        match read {
             Err(StoreError::Corrupt { what, id, .. }) => {
                 assert_eq!((what, id.as_str()), ("customer", "c01500"));
             }
-            other => panic!("expected the broken record named, got {other:?}"),
+            other => panic!("expected the first broken record named, got {other:?}"),
         }
         // c00000 to c01499, but for c00003 and c00005, written again since.
-        assert_eq!(handed, 1_498);
+        let before: Vec<String> = batches.into_values().flatten().take(1_498).collect();
+        let written_before: Vec<String> = (0..1_500)
+            .filter(|&i| i != 3 && i != 5)
+            .map(|i| record(i).id)
+            .collect();
+        assert_eq!(before, written_before);
     }
 
     #[test]

@@ -493,6 +493,10 @@ impl SqliteStore {
         // A multi-row insert keeps a statement journal (to undo itself alone on error);
         // in a file it costs a write per page it touches.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // 64 MiB of page cache where SQLite's default is 2: a run that adds a group's
+        // memberships dirties more pages than 2 MiB hold, and each page pushed out
+        // mid-transaction is written to the log, then again when it is dirtied again.
+        conn.pragma_update(None, "cache_size", -65_536)?;
         // The checkpointer thread copies the log (see `checkpointer`); no commit does.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         // The log is reused from its start once copied (see `checkpoint`); a run's

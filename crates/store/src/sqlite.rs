@@ -407,7 +407,7 @@ fn checkpointer(path: &Path) -> Result<std::sync::mpsc::Sender<()>> {
             {
                 // A failed checkpoint loses nothing: what it did not copy stays in the
                 // log for the next one.
-                let _ = checkpoint(&conn, WAL_FRAMES_LIMIT);
+                let _ = checkpoint(&conn, WAL_FRAMES_LIMIT, RESTART_MOST);
             }
         })
         .map_err(|e| StoreError::Open {
@@ -416,6 +416,10 @@ fn checkpointer(path: &Path) -> Result<std::sync::mpsc::Sender<()>> {
         })?;
     Ok(stop)
 }
+
+/// Frames past which a `RESTART` waits for a later round: it holds the write lock while
+/// it copies what is left, and a writer gives up after its busy timeout.
+const RESTART_MOST: i64 = 2_048;
 
 /// One round of the checkpointer. A `PASSIVE` checkpoint never waits for writers, so it
 /// does the copying and the database file's sync while they go on. But the log only
@@ -426,15 +430,16 @@ fn checkpointer(path: &Path) -> Result<std::sync::mpsc::Sender<()>> {
 /// tenth of each registration's time). So once the log is past `frames_limit`, a
 /// `RESTART` checkpoint follows: it takes the write lock (giving up after the
 /// connection's busy timeout, if a long write holds it), copies the few frames committed
-/// since, and leaves the log to be reused from its start.
-fn checkpoint(conn: &Connection, frames_limit: i64) -> rusqlite::Result<()> {
-    let frames = |mode: &str| {
-        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
-            r.get::<_, i64>(1)
-        })
-    };
-    if frames("PASSIVE")? > frames_limit {
-        frames("RESTART")?;
+/// since, and leaves the log to be reused from its start. Only a few: during a bulk
+/// write, hundreds of megabytes land while the passive copy runs, and copying them under
+/// the write lock kept a writer waiting past its own timeout ("database is locked") on
+/// a slow disk; such a log starts over once the writes pause.
+fn checkpoint(conn: &Connection, frames_limit: i64, restart_most: i64) -> rusqlite::Result<()> {
+    let (log, copied) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    })?;
+    if log > frames_limit && log - copied <= restart_most {
+        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
     }
     Ok(())
 }
@@ -2246,7 +2251,7 @@ mod tests {
                 true
             }))
             .expect("busy handler");
-        checkpoint(&checkpointer, 16).expect("checkpoint");
+        checkpoint(&checkpointer, 16, 8).expect("checkpoint");
         write(1);
         let after = frames_in_log(&checkpointer);
         assert!(
@@ -2254,6 +2259,60 @@ mod tests {
             "the log holds {after} frames after the checkpoint and one write: it did not start over"
         );
         assert!(READER.with(|r| r.borrow().is_none()));
+    }
+
+    /// A log with many frames committed while the passive copy ran is left to a later
+    /// round: copying them under the write lock would keep the writer waiting. A reader
+    /// on an older snapshot stands in for those commits.
+    #[test]
+    fn log_does_not_start_over_while_much_of_it_is_left_to_copy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("wal.db");
+        let writer = Connection::open(&path).expect("open");
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
+                 CREATE TABLE t (x BLOB);",
+            )
+            .expect("setup");
+        let write = |n: usize| {
+            for _ in 0..n {
+                writer
+                    .execute("INSERT INTO t (x) VALUES (zeroblob(3000))", [])
+                    .expect("write");
+            }
+        };
+        write(40);
+        let reader = Connection::open(&path).expect("reader");
+        reader
+            .execute_batch("BEGIN; SELECT count(*) FROM t;")
+            .expect("read");
+        write(40);
+        let checkpointer = Connection::open(&path).expect("checkpointer");
+        // Only this test's checkpointer has this handler.
+        static WAITED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        checkpointer
+            .busy_handler(Some(|_| {
+                WAITED.store(true, std::sync::atomic::Ordering::Relaxed);
+                false
+            }))
+            .expect("busy handler");
+        checkpoint(&checkpointer, 16, 8).expect("checkpoint");
+        assert!(
+            !WAITED.load(std::sync::atomic::Ordering::Relaxed),
+            "a restart was tried with dozens of frames left to copy"
+        );
+        // Once the reader is done, the next round copies the rest and starts over.
+        drop(reader);
+        checkpoint(&checkpointer, 16, 8).expect("checkpoint");
+        write(1);
+        let after: i64 = checkpointer
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+            .expect("log size");
+        assert!(
+            after < 16,
+            "the log holds {after} frames: it did not start over"
+        );
     }
 
     #[test]

@@ -2315,6 +2315,38 @@ mod tests {
         );
     }
 
+    /// The journal's inserts keep no statement journal (`OR FAIL`): a row refused in the
+    /// middle of a statement leaves the rows before it, and only the transaction's
+    /// rollback takes them away. A trigger refuses one customer of a run's additions.
+    #[test]
+    fn a_write_refused_midway_leaves_nothing_of_itself() {
+        let store = SqliteStore::in_memory().expect("store");
+        store
+            .apply(&[add("c-first", "g")], &CAUSE, 5)
+            .expect("first apply");
+        let counts = || -> [i64; 3] {
+            ["memberships", "audit", "outbox"].map(|table| {
+                store
+                    .conn()
+                    .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                    .expect("count")
+            })
+        };
+        let before = counts();
+        store
+            .conn()
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON memberships WHEN NEW.customer = 'c40'
+                 BEGIN SELECT RAISE(FAIL, 'refused'); END;",
+            )
+            .expect("trigger");
+        let adds: Vec<Change> = (0..64).map(|i| add(&format!("c{i}"), "g")).collect();
+        let refused = store.apply(&adds, &CAUSE, 10);
+        assert!(refused.is_err(), "{refused:?}");
+        assert_eq!(counts(), before);
+        assert_eq!(store.membership_stamp("g").expect("stamp"), 1);
+    }
+
     #[test]
     fn apply_writes_memberships_audit_and_outbox_together() {
         let store = SqliteStore::in_memory().expect("store");

@@ -109,26 +109,27 @@ impl Replay {
     /// memberships written.
     pub fn write(&mut self) -> anyhow::Result<u64> {
         let mut written = 0;
+        // `OR FAIL` as the store's journal says it: no statement journal (see there).
         for ([m_lo, m_hi], [a_lo, a_hi]) in &self.groups {
             let tx = self
                 .conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             written += tx.execute(
                 &format!(
-                    "INSERT INTO main.memberships ({MEMBERSHIP_COLUMNS})
+                    "INSERT OR FAIL INTO main.memberships ({MEMBERSHIP_COLUMNS})
                      SELECT {MEMBERSHIP_COLUMNS} FROM temp.m WHERE id BETWEEN ?1 AND ?2"
                 ),
                 [m_lo, m_hi],
             )? as u64;
             tx.execute(
                 &format!(
-                    "INSERT INTO main.audit ({AUDIT_COLUMNS})
+                    "INSERT OR FAIL INTO main.audit ({AUDIT_COLUMNS})
                      SELECT {AUDIT_COLUMNS} FROM temp.a WHERE id BETWEEN ?1 AND ?2"
                 ),
                 [a_lo, a_hi],
             )?;
             tx.execute(
-                "INSERT INTO main.outbox (id, audit, count)
+                "INSERT OR FAIL INTO main.outbox (id, audit, count)
                  SELECT id, audit, count FROM temp.o WHERE audit BETWEEN ?1 AND ?2",
                 [a_lo, a_hi],
             )?;

@@ -114,12 +114,17 @@ pub(super) struct Journal<'a> {
     added: Vec<(i64, i64)>,
 }
 
+// The multi-row inserts say `OR FAIL`: on a broken constraint SQLite would otherwise
+// undo the statement's own rows and go on, which needs a statement journal holding a
+// copy of every page the statement changes. Nothing here goes on after an error: the
+// journal's transaction is rolled back whole.
+
 /// Memberships each told in full.
-const MEMBERSHIP_INSERT: &str = "INSERT INTO memberships
+const MEMBERSHIP_INSERT: &str = "INSERT OR FAIL INTO memberships
     (id, customer, grp, source, actor, reason, start, end, announced) VALUES";
 /// For a stretch of memberships alike but for their customer: the columns bound once
 /// per statement come first (see `insert`).
-const ALIKE_INSERT: &str = "INSERT INTO memberships
+const ALIKE_INSERT: &str = "INSERT OR FAIL INTO memberships
     (actor, grp, source, reason, start, end, announced, id, customer) VALUES";
 /// Memberships alike past this many are written with `ALIKE_INSERT`.
 const ALIKE: usize = CHUNK;
@@ -127,7 +132,7 @@ const ALIKE: usize = CHUNK;
 /// `membership`, as one row (see migration 12).
 const ADDED_INSERT: &str = "INSERT INTO audit (id, at, trigger, run, action, membership, count)
     VALUES (?1, ?2, ?3, ?4, 'added', ?5, ?6)";
-const AUDIT_INSERT: &str = "INSERT INTO audit
+const AUDIT_INSERT: &str = "INSERT OR FAIL INTO audit
     (at, actor, trigger, run, id, customer, grp, action, source, reason, membership) VALUES";
 /// The events of the `?2` entries up to `?1`, in their order, which is the order of the
 /// changes, as one row numbered after the last event (see migration 13).

@@ -668,7 +668,7 @@ struct Chunk {
 }
 
 impl Chunk {
-    /// The next `rows` rows (or fewer, at the end) of a [`CUSTOMERS_SINCE`] query,
+    /// The next `size` rows (or fewer, at the end) of a [`CUSTOMERS_SINCE`] query,
     /// raising `last` to the latest write number among them.
     fn read(rows: &mut rusqlite::Rows<'_>, size: usize, last: &mut i64) -> Result<Chunk> {
         let mut chunk = Chunk::default();
@@ -1205,7 +1205,7 @@ impl Store for SqliteStore {
         }
         // Many customers (a first load): this thread, which holds the connection, reads
         // while one thread per core parses and hands records to `each`; parsing is most
-        // of the work, and the only core busy while nothing else can go on. Rows cross
+        // of the work, and a run can do nothing until the load is done. Rows cross
         // in chunks with one buffer for all their text, so what one thread allocates and
         // another frees is a few buffers per chunk, not every field of every record.
         let parsers = std::thread::available_parallelism().map_or(2, usize::from);

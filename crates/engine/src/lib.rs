@@ -234,8 +234,8 @@ enum Place {
     New(usize),
 }
 
-/// Changes a spare list of `run_groups` may hold room for: a few runs' lists of this
-/// size are tens of megabytes held until the last run is written.
+/// Changes a spare list of `run_groups` may hold room for: about 55 MB each, held
+/// until the last run is written.
 const SPARE_MOST: usize = 1 << 19;
 
 /// A hash map for the run's hot lookups: SipHash's protection against chosen keys is

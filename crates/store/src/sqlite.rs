@@ -2204,6 +2204,60 @@ mod tests {
         run: Some(1),
     };
 
+    /// A write-ahead log in a directory of its own, for the checkpointer's tests.
+    struct Log {
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+        writer: Connection,
+    }
+
+    impl Log {
+        fn new() -> Log {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("wal.db");
+            let writer = Connection::open(&path).expect("open");
+            writer
+                .execute_batch(
+                    "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
+                     CREATE TABLE t (x BLOB);",
+                )
+                .expect("setup");
+            Log {
+                _dir: dir,
+                path,
+                writer,
+            }
+        }
+
+        fn connect(&self) -> Connection {
+            Connection::open(&self.path).expect("connect")
+        }
+
+        /// `n` commits of about a page each.
+        fn write(&self, n: usize) {
+            for _ in 0..n {
+                self.writer
+                    .execute("INSERT INTO t (x) VALUES (zeroblob(3000))", [])
+                    .expect("write");
+            }
+        }
+
+        /// A reader that holds the snapshot of now until it is dropped.
+        fn reader(&self) -> Connection {
+            let reader = self.connect();
+            reader
+                .execute_batch("BEGIN; SELECT count(*) FROM t;")
+                .expect("read");
+            reader
+        }
+    }
+
+    /// The frames in the log, after a passive copy.
+    fn frames_in_log(c: &Connection) -> i64 {
+        c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+            .expect("log size")
+    }
+
     thread_local! {
         /// The reader `log_starts_over_under_a_steady_stream_of_writes` ends from inside
         /// the checkpointer's wait, i.e. only if the checkpointer waits for it.
@@ -2216,35 +2270,12 @@ mod tests {
     /// that commit here, so that the test does not depend on timing.
     #[test]
     fn log_starts_over_under_a_steady_stream_of_writes() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("wal.db");
-        let writer = Connection::open(&path).expect("open");
-        writer
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
-                 CREATE TABLE t (x BLOB);",
-            )
-            .expect("setup");
-        let write = |n: usize| {
-            for _ in 0..n {
-                writer
-                    .execute("INSERT INTO t (x) VALUES (zeroblob(3000))", [])
-                    .expect("write");
-            }
-        };
-        let frames_in_log = |c: &Connection| -> i64 {
-            c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
-                .expect("log size")
-        };
-        write(40);
-        let reader = Connection::open(&path).expect("reader");
-        reader
-            .execute_batch("BEGIN; SELECT count(*) FROM t;")
-            .expect("read");
-        READER.with(|r| *r.borrow_mut() = Some(reader));
-        write(1);
+        let log = Log::new();
+        log.write(40);
+        READER.with(|r| *r.borrow_mut() = Some(log.reader()));
+        log.write(1);
 
-        let checkpointer = Connection::open(&path).expect("checkpointer");
+        let checkpointer = log.connect();
         checkpointer
             .busy_handler(Some(|_| {
                 READER.with(|r| r.borrow_mut().take());
@@ -2252,7 +2283,7 @@ mod tests {
             }))
             .expect("busy handler");
         checkpoint(&checkpointer, 16, 8).expect("checkpoint");
-        write(1);
+        log.write(1);
         let after = frames_in_log(&checkpointer);
         assert!(
             after < 16,
@@ -2266,29 +2297,11 @@ mod tests {
     /// on an older snapshot stands in for those commits.
     #[test]
     fn log_does_not_start_over_while_much_of_it_is_left_to_copy() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("wal.db");
-        let writer = Connection::open(&path).expect("open");
-        writer
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
-                 CREATE TABLE t (x BLOB);",
-            )
-            .expect("setup");
-        let write = |n: usize| {
-            for _ in 0..n {
-                writer
-                    .execute("INSERT INTO t (x) VALUES (zeroblob(3000))", [])
-                    .expect("write");
-            }
-        };
-        write(40);
-        let reader = Connection::open(&path).expect("reader");
-        reader
-            .execute_batch("BEGIN; SELECT count(*) FROM t;")
-            .expect("read");
-        write(40);
-        let checkpointer = Connection::open(&path).expect("checkpointer");
+        let log = Log::new();
+        log.write(40);
+        let reader = log.reader();
+        log.write(40);
+        let checkpointer = log.connect();
         // Only this test's checkpointer has this handler.
         static WAITED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         checkpointer
@@ -2305,10 +2318,8 @@ mod tests {
         // Once the reader is done, the next round copies the rest and starts over.
         drop(reader);
         checkpoint(&checkpointer, 16, 8).expect("checkpoint");
-        write(1);
-        let after: i64 = checkpointer
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
-            .expect("log size");
+        log.write(1);
+        let after = frames_in_log(&checkpointer);
         assert!(
             after < 16,
             "the log holds {after} frames: it did not start over"

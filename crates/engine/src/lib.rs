@@ -1036,7 +1036,9 @@ impl Engine {
         let rivals = self.rivals(group, as_of, &facts.index)?;
         let policy = policy(group);
 
-        changes.clear();
+        // A spare list comes emptied by `run_groups`' settling thread, which lets its
+        // changes go off the cores that evaluate.
+        debug_assert!(changes.is_empty(), "a run plans into an empty list");
         // Each change's customer position, to carry the holdings forward.
         let mut change_at: Vec<u32> = Vec::new();
         let mut failures: HashMap<String, u64> = HashMap::new();

@@ -307,3 +307,56 @@ fn groups_run_together_keep_an_exclusive_set_exclusive() {
     assert_eq!(active("c").len(), 200);
     assert_eq!(active("d").len(), 200);
 }
+
+#[test]
+fn groups_run_together_each_write_their_own_changes_only() {
+    // More runs than cores, each adding its own country's customers: a run's list of
+    // changes, once written, is handed to a later run, which must not write it again.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = engine(&dir.path().join("cohort.db"));
+    engine
+        .add_plugin(cohort_artifacts::COUNTRY, None, 0)
+        .expect("plugin");
+    let countries = ["DE", "FR", "IT", "ES", "NL", "BE", "AT", "PL"];
+    for country in countries {
+        let group: Group = serde_json::from_value(serde_json::json!({
+            "id": country.to_lowercase(), "name": country,
+            "auto": {"mode": "full-sync"},
+            "rule": {"all": [{"any": [{"plugin": "country", "config": {"countries": [country]}}]}]}
+        }))
+        .expect("group");
+        engine.save_group(&group, 0).expect("group saves");
+    }
+    let customers: Vec<CustomerRecord> = (0..800)
+        .map(|i| customer(&format!("c{i:03}"), countries[i % countries.len()]))
+        .collect();
+    engine
+        .store()
+        .upsert_customers(&customers, 0)
+        .expect("load");
+    let ids: Vec<String> = countries.map(|c| c.to_lowercase()).to_vec();
+    for (id, report) in ids
+        .iter()
+        .zip(engine.run_groups(&ids, Trigger::Manual, "test", 10, 10))
+    {
+        assert_eq!(report.expect("run").added, 100, "group {id}");
+    }
+    for (g, country) in countries.iter().enumerate() {
+        let held: Vec<String> = engine
+            .store()
+            .group_memberships(&ids[g])
+            .expect("memberships")
+            .into_iter()
+            .map(|m| m.customer)
+            .collect();
+        let expected: Vec<String> = (0..800)
+            .filter(|i| i % countries.len() == g)
+            .map(|i| format!("c{i:03}"))
+            .collect();
+        assert_eq!(held.len(), 100, "group {country}: {held:?}");
+        assert_eq!(
+            held.into_iter().collect::<BTreeSet<_>>(),
+            expected.into_iter().collect::<BTreeSet<_>>()
+        );
+    }
+}

@@ -2242,6 +2242,20 @@ mod tests {
             }
         }
 
+        /// A round of the checkpointer (restarting past 16 frames, with at most 8 left),
+        /// then a write: the log must have started over, so the write is at its start.
+        fn assert_starts_over(&self, checkpointer: &Connection) {
+            checkpoint(checkpointer, 16, 8).expect("checkpoint");
+            self.write(1);
+            let frames: i64 = checkpointer
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+                .expect("log size");
+            assert!(
+                frames < 16,
+                "the log holds {frames} frames after a checkpoint and one write: it did not start over"
+            );
+        }
+
         /// A reader that holds the snapshot of now until it is dropped.
         fn reader(&self) -> Connection {
             let reader = self.connect();
@@ -2250,12 +2264,6 @@ mod tests {
                 .expect("read");
             reader
         }
-    }
-
-    /// The frames in the log, after a passive copy.
-    fn frames_in_log(c: &Connection) -> i64 {
-        c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
-            .expect("log size")
     }
 
     thread_local! {
@@ -2282,13 +2290,7 @@ mod tests {
                 true
             }))
             .expect("busy handler");
-        checkpoint(&checkpointer, 16, 8).expect("checkpoint");
-        log.write(1);
-        let after = frames_in_log(&checkpointer);
-        assert!(
-            after < 16,
-            "the log holds {after} frames after the checkpoint and one write: it did not start over"
-        );
+        log.assert_starts_over(&checkpointer);
         assert!(READER.with(|r| r.borrow().is_none()));
     }
 
@@ -2317,13 +2319,7 @@ mod tests {
         );
         // Once the reader is done, the next round copies the rest and starts over.
         drop(reader);
-        checkpoint(&checkpointer, 16, 8).expect("checkpoint");
-        log.write(1);
-        let after = frames_in_log(&checkpointer);
-        assert!(
-            after < 16,
-            "the log holds {after} frames: it did not start over"
-        );
+        log.assert_starts_over(&checkpointer);
     }
 
     /// The journal's inserts keep no statement journal (`OR FAIL`): a row refused in the

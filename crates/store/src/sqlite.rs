@@ -517,6 +517,13 @@ impl SqliteStore {
         // again on its next use.
         conn.set_prepared_statement_cache_capacity(128);
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // Every transaction of this connection writes, and most read first. One that
+        // took the write lock only at its first write would, if another connection held
+        // it just then (the checkpointer starting the log over, a second process),
+        // fail at once with "database is locked": SQLite does not wait for the lock on
+        // behalf of a transaction that has read, since what it read may be stale. Taken
+        // at the start, the lock is waited for like any other.
+        conn.set_transaction_behavior(TransactionBehavior::Immediate);
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let tx = conn.transaction()?;
         for (i, migration) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
@@ -2320,6 +2327,43 @@ mod tests {
         // Once the reader is done, the next round copies the rest and starts over.
         drop(reader);
         log.assert_starts_over(&checkpointer);
+    }
+
+    /// A write that reads first (the next write number, whether a customer exists) must
+    /// hold the write lock from its start. A transaction that takes it only at its first
+    /// write reads a snapshot that a checkpoint starting the log over makes stale in
+    /// between, and SQLite then refuses the write at once, without waiting: "database is
+    /// locked" in a load of a million customers, with the store's own checkpointer.
+    /// Here another connection starts the log over as fast as it can.
+    #[test]
+    fn writes_that_read_first_survive_the_log_starting_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("store.db");
+        let store = SqliteStore::open(&path).expect("store");
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let checkpointer = Connection::open(&path).expect("connect");
+                checkpointer
+                    .busy_timeout(std::time::Duration::from_millis(1))
+                    .expect("busy timeout");
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // Busy while the store writes: that is the point.
+                    let _ =
+                        checkpointer.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()));
+                }
+            });
+            let written = (0..2_000).try_for_each(|i| {
+                let record = CustomerRecord {
+                    id: format!("c{i}"),
+                    ..CustomerRecord::default()
+                };
+                store.upsert_customers(&[record], i).map(drop)
+            });
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            written.expect("every write waits for the checkpoint instead of failing");
+        });
+        assert_eq!(store.count_customers().expect("count"), 2_000);
     }
 
     /// The journal's inserts keep no statement journal (`OR FAIL`): a row refused in the

@@ -171,11 +171,12 @@ struct Counters {
 struct Facts {
     /// The store's number of the latest write this holds; `None` before the first load.
     seq: Option<i64>,
-    ids: Vec<String>,
+    /// Shared with the changes runs plan for them (see `Policy::group`).
+    ids: Vec<Arc<str>>,
     /// Page `p` holds the customers at positions `p * PAGE..`, in `ids` order.
     pages: Vec<Arc<Columns>>,
     /// Where each id is in `ids`.
-    index: FastMap<String, usize>,
+    index: FastMap<Arc<str>, usize>,
     /// Records that no longer pass the model's checks (a stricter check since they
     /// were stored), by position: undecided, never a "no".
     invalid: FastMap<usize, String>,
@@ -185,7 +186,7 @@ impl Facts {
     /// New customers at the end: the last page filled first, then new pages. A batch
     /// that starts a page and fits in it becomes that page as it is, as every batch of
     /// a first load does.
-    fn append(&mut self, ids: Vec<String>, added: Columns) {
+    fn append(&mut self, ids: Vec<Arc<str>>, added: Columns) {
         let mut from = 0;
         while from < added.len() {
             let at = self.ids.len() + from;
@@ -218,7 +219,7 @@ struct Batch {
     /// Customers held already, by position, as they are now.
     replaced: Vec<(usize, Customer)>,
     /// New customers, in write order.
-    ids: Vec<String>,
+    ids: Vec<Arc<str>>,
     added: Columns,
     /// Records that do not pass the model's checks.
     problems: Vec<(Place, String)>,
@@ -326,13 +327,13 @@ impl Engine {
                         Ok(customer) => (customer, None),
                         Err(e) => (Customer::default(), Some(e.to_string())),
                     };
-                    if let Some(&at) = held.index.get(&record.id) {
+                    if let Some(&at) = held.index.get(record.id.as_str()) {
                         batch.problems.extend(problem.map(|p| (Place::Held(at), p)));
                         batch.replaced.push((at, customer));
                     } else {
                         let place = Place::New(batch.ids.len());
                         batch.problems.extend(problem.map(|p| (place, p)));
-                        batch.ids.push(record.id);
+                        batch.ids.push(record.id.into());
                         batch.added.push(std::slice::from_ref(&customer));
                     }
                 }
@@ -425,7 +426,9 @@ impl Engine {
                 return;
             }
         }
-        let (mut added, mut ended) = (Vec::new(), Vec::new());
+        // Sized once: a run adds hundreds of thousands, and a list grown by doubling
+        // copies itself into fresh memory each time.
+        let (mut added, mut ended) = (Vec::with_capacity(applied.ids.len()), Vec::new());
         let mut ids = applied.ids.iter();
         for (change, &at) in changes.iter().zip(at) {
             match change {
@@ -437,7 +440,7 @@ impl Engine {
                     ..
                 } => {
                     let id = *ids.next().expect("the store numbers every add");
-                    if g == group {
+                    if **g == *group {
                         let (source, start, end) = (*source, *start, *end);
                         added.push((
                             at,
@@ -455,7 +458,7 @@ impl Engine {
                     membership,
                     at: end,
                     ..
-                } if g == group => ended.push((at, *membership, *end)),
+                } if **g == *group => ended.push((at, *membership, *end)),
                 Change::End { .. } => {}
             }
         }
@@ -736,7 +739,7 @@ impl Engine {
             let changes = self.plan_one(group, &groups, &record.id, &known, decision, now);
             if changes
                 .iter()
-                .any(|c| matches!(c, Change::Add { group: g, .. } if *g == group.id))
+                .any(|c| matches!(c, Change::Add { group: g, .. } if **g == *group.id))
             {
                 registration.joined.push(group.id.clone());
             }
@@ -823,9 +826,9 @@ impl Engine {
         let pinned_out = known.excluded.contains(&group.id);
         let rivals = rivals_among(group, groups, all, as_of);
         plan(
-            policy(group),
+            policy(group, &group.id.as_str().into()),
             Standing {
-                customer,
+                customer: &customer.into(),
                 memberships: &memberships,
                 pinned_out,
                 rivals: &rivals,
@@ -841,7 +844,7 @@ impl Engine {
         &self,
         group: &Group,
         as_of: Timestamp,
-        index: &FastMap<String, usize>,
+        index: &FastMap<Arc<str>, usize>,
     ) -> Result<FastMap<usize, Vec<Rival>>> {
         let mut rivals: FastMap<usize, Vec<Rival>> = FastMap::default();
         let Some(set) = &group.exclusive else {
@@ -855,12 +858,12 @@ impl Engine {
                 continue;
             }
             for m in self.store.group_memberships(&other.id)? {
-                if let Some(&at) = index.get(&m.customer)
+                if let Some(&at) = index.get(m.customer.as_str())
                     && m.is_active(as_of)
                 {
                     rivals.entry(at).or_default().push(Rival {
                         membership: m.id,
-                        group: m.group,
+                        group: m.group.into(),
                         priority: other_set.priority,
                     });
                 }
@@ -1031,10 +1034,11 @@ impl Engine {
             .store
             .exclusions(&group.id)?
             .iter()
-            .filter_map(|c| facts.index.get(c).copied())
+            .filter_map(|c| facts.index.get(c.as_str()).copied())
             .collect();
         let rivals = self.rivals(group, as_of, &facts.index)?;
-        let policy = policy(group);
+        let group_id: Arc<str> = group.id.as_str().into();
+        let policy = policy(group, &group_id);
 
         // A spare list comes emptied by `run_groups`' settling thread, which lets its
         // changes go off the cores that evaluate.
@@ -1091,7 +1095,7 @@ impl Engine {
         if run.dry_run {
             for c in &changes {
                 match c {
-                    Change::Add { group: g, .. } if *g == group.id => run.added += 1,
+                    Change::Add { group: g, .. } if **g == *group.id => run.added += 1,
                     Change::Add { .. } => {}
                     Change::End { .. } => run.removed += 1,
                 }
@@ -1403,7 +1407,7 @@ impl Engine {
             for rival in rivals_among(&g, &self.groups()?, &memberships, now) {
                 changes.push(Change::End {
                     membership: rival.membership,
-                    customer: customer.to_string(),
+                    customer: customer.into(),
                     group: rival.group,
                     at: window.0.max(now),
                     reason: format!("added by hand to `{group}` of exclusive set `{}`", set.set)
@@ -1412,8 +1416,8 @@ impl Engine {
             }
         }
         changes.push(Change::Add {
-            customer: customer.to_string(),
-            group: group.to_string(),
+            customer: customer.into(),
+            group: group.into(),
             source: Source::Manual,
             reason: reason.to_string().into(),
             start: window.0,
@@ -1451,8 +1455,8 @@ impl Engine {
             .filter(|m| m.state(now) != State::Expired)
             .map(|m| Change::End {
                 membership: m.id,
-                customer: customer.to_string(),
-                group: group.to_string(),
+                customer: customer.into(),
+                group: group.into(),
                 // A pending membership ends before it starts: its window becomes empty.
                 at: now.max(m.start),
                 reason: reason.to_string().into(),
@@ -1534,7 +1538,7 @@ fn rivals_among(
         {
             rivals.push(Rival {
                 membership: m.id,
-                group: m.group.clone(),
+                group: m.group.as_str().into(),
                 priority: other_set.priority,
             });
         }
@@ -1542,9 +1546,10 @@ fn rivals_among(
     rivals
 }
 
-fn policy(group: &Group) -> Policy<'_> {
+/// `id` is the group's id, shared by the changes planned with the policy.
+fn policy<'a>(group: &'a Group, id: &'a Arc<str>) -> Policy<'a> {
     Policy {
-        group: &group.id,
+        group: id,
         mode: group.auto.mode,
         keep_manual: group.auto.keep_manual,
         exclusive: group.exclusive.as_ref(),

@@ -15,6 +15,7 @@
 //!   pending and expired ones are neither duplicated nor removed by a rule.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use cohort_evaluator::Decision;
 use cohort_model::{ExclusiveSet, Held, Mode, Source, Timestamp};
@@ -36,7 +37,9 @@ pub fn is_rule_of(actor: &str, group: &str) -> bool {
 /// The group's settings that planning needs.
 #[derive(Clone, Copy, Debug)]
 pub struct Policy<'a> {
-    pub group: &'a str,
+    /// Shared by every change the run plans: a run of a million customers would
+    /// otherwise allocate a copy of the id for each.
+    pub group: &'a Arc<str>,
     pub mode: Mode,
     pub keep_manual: bool,
     pub exclusive: Option<&'a ExclusiveSet>,
@@ -46,14 +49,15 @@ pub struct Policy<'a> {
 #[derive(Clone, Debug)]
 pub struct Rival {
     pub membership: i64,
-    pub group: String,
+    pub group: Arc<str>,
     pub priority: u32,
 }
 
 /// What is known about one customer before planning.
 #[derive(Clone, Copy, Debug)]
 pub struct Standing<'a> {
-    pub customer: &'a str,
+    /// Shared by the customer's changes, as the group's id is.
+    pub customer: &'a Arc<str>,
     /// The customer's memberships in this group (any state).
     pub memberships: &'a [Held],
     /// An operator pinned this customer out of the group: the rule never adds it.
@@ -68,8 +72,10 @@ pub struct Standing<'a> {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Change {
     Add {
-        customer: String,
-        group: String,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        customer: Arc<str>,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        group: Arc<str>,
         source: Source,
         /// Mostly the rule's own words, which need no copy per change.
         reason: Cow<'static, str>,
@@ -79,8 +85,10 @@ pub enum Change {
     /// End an active membership at `at` (its window closes; the row stays as history).
     End {
         membership: i64,
-        customer: String,
-        group: String,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        customer: Arc<str>,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        group: Arc<str>,
         at: Timestamp,
         reason: Cow<'static, str>,
     },
@@ -124,7 +132,7 @@ pub fn plan_into(
                 for rival in standing.rivals {
                     changes.push(Change::End {
                         membership: rival.membership,
-                        customer: standing.customer.to_string(),
+                        customer: standing.customer.clone(),
                         group: rival.group.clone(),
                         at: as_of,
                         reason: format!(
@@ -136,8 +144,8 @@ pub fn plan_into(
                 }
             }
             changes.push(Change::Add {
-                customer: standing.customer.to_string(),
-                group: policy.group.to_string(),
+                customer: standing.customer.clone(),
+                group: policy.group.clone(),
                 source: Source::Rule,
                 reason: RULE_MATCHES.into(),
                 start: as_of,
@@ -150,8 +158,8 @@ pub fn plan_into(
                     .filter(|m| !(policy.keep_manual && m.source.is_by_hand()))
                     .map(|m| Change::End {
                         membership: m.id,
-                        customer: standing.customer.to_string(),
-                        group: policy.group.to_string(),
+                        customer: standing.customer.clone(),
+                        group: policy.group.clone(),
                         at: as_of,
                         reason: "the rule no longer matches".into(),
                     }),
@@ -167,6 +175,8 @@ mod tests {
     use proptest::prelude::*;
 
     const NOW: Timestamp = 1_000;
+    static G: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| "g".into());
+    static C: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| "c".into());
 
     fn membership(id: i64, source: Source, start: i64, end: Option<i64>) -> Held {
         Held {
@@ -179,7 +189,7 @@ mod tests {
 
     fn policy(mode: Mode, keep_manual: bool) -> Policy<'static> {
         Policy {
-            group: "g",
+            group: &G,
             mode,
             keep_manual,
             exclusive: None,
@@ -188,7 +198,7 @@ mod tests {
 
     fn standing(memberships: &[Held]) -> Standing<'_> {
         Standing {
-            customer: "c",
+            customer: &C,
             memberships,
             pinned_out: false,
             rivals: &[],
@@ -318,7 +328,7 @@ mod tests {
         );
         assert_eq!(kinds(&changes), ["end", "add"]);
         assert!(
-            matches!(&changes[0], Change::End { membership: 7, group, .. } if group == "bronze")
+            matches!(&changes[0], Change::End { membership: 7, group, .. } if &**group == "bronze")
         );
         let higher = [Rival {
             membership: 8,

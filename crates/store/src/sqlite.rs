@@ -1011,8 +1011,8 @@ fn apply_in<'a>(
             } => {
                 applied.added += 1;
                 let membership = journal.added(NewMembership {
-                    customer: customer.into(),
-                    group: group.into(),
+                    customer: (**customer).into(),
+                    group: (**group).into(),
                     source: *source,
                     reason: reason.as_ref().into(),
                     start: *start,
@@ -1038,8 +1038,8 @@ fn apply_in<'a>(
                 applied.removed += 1;
                 Event {
                     kind: Action::Removed,
-                    customer: customer.into(),
-                    group: group.into(),
+                    customer: (**customer).into(),
+                    group: (**group).into(),
                     membership: *membership,
                     source: None,
                     reason: reason.as_ref().into(),
@@ -1052,7 +1052,7 @@ fn apply_in<'a>(
     let mut groups: Vec<&str> = changes
         .iter()
         .map(|c| match c {
-            Change::Add { group, .. } | Change::End { group, .. } => group.as_str(),
+            Change::Add { group, .. } | Change::End { group, .. } => &**group,
         })
         .collect();
     groups.sort_unstable();
@@ -2515,16 +2515,19 @@ mod tests {
         let members = store.group_memberships("g").expect("memberships");
         for (change, event) in changes.iter().zip(&events) {
             let (kind, customer) = match change {
-                Change::Add { customer, .. } => ("membership.added", customer),
-                Change::End { customer, .. } => ("membership.removed", customer),
+                Change::Add { customer, .. } => ("membership.added", &**customer),
+                Change::End { customer, .. } => ("membership.removed", &**customer),
             };
-            assert_eq!((event.event.as_str(), &event.customer), (kind, customer));
+            assert_eq!(
+                (event.event.as_str(), event.customer.as_str()),
+                (kind, customer)
+            );
             let m = members
                 .iter()
                 .find(|m| m.id == event.membership)
                 .expect("the event's membership exists");
             assert_eq!(
-                &m.customer, customer,
+                m.customer, customer,
                 "event {} names its membership",
                 event.id
             );
@@ -2647,7 +2650,7 @@ mod tests {
         // Stretches of 32 alike (as `add` makes them), each ended by one that differs
         // from them in one thing.
         let to_a = |i: usize, source, reason: &'static str, start, end| Change::Add {
-            customer: format!("a{i}"),
+            customer: format!("a{i}").into(),
             group: "a".into(),
             source,
             reason: reason.into(),
@@ -2669,8 +2672,8 @@ mod tests {
         }
         for (i, group) in ["x", "y", "x"].iter().enumerate() {
             changes.push(Change::Add {
-                customer: format!("m{i}"),
-                group: group.to_string(),
+                customer: format!("m{i}").into(),
+                group: (*group).into(),
                 source: Source::Manual,
                 reason: format!("reason {i}").into(),
                 start: 10 + i as Timestamp,
@@ -2699,8 +2702,8 @@ mod tests {
                     end,
                 } => expected.push((
                     "membership.added".to_string(),
-                    customer.clone(),
-                    group.clone(),
+                    customer.to_string(),
+                    group.to_string(),
                     source.as_str().to_string(),
                     reason.to_string(),
                     *start,
@@ -2713,8 +2716,8 @@ mod tests {
                     ..
                 } => expected.push((
                     "membership.removed".to_string(),
-                    customer.clone(),
-                    group.clone(),
+                    customer.to_string(),
+                    group.to_string(),
                     "rule".to_string(),
                     reason.to_string(),
                     10,
@@ -3572,7 +3575,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, (start, end))| Change::Add {
-                customer: format!("c{i}"),
+                customer: format!("c{i}").into(),
                 group: "g".into(),
                 source: Source::Import,
                 reason: "".into(),

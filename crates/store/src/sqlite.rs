@@ -384,10 +384,16 @@ impl Drop for SqliteStore {
 /// How often the write-ahead log is copied back into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Frames (pages) past which the write-ahead log is made to start over, and the size
-/// the file is cut back to when it does: 64 MiB.
+/// Frames (pages) past which the write-ahead log is made to start over: 64 MiB.
 const WAL_FRAMES_LIMIT: i64 = 16_384;
-const WAL_BYTES_LIMIT: i64 = WAL_FRAMES_LIMIT * 4096;
+
+/// The size the log's file is cut back to when the log starts over: 512 MiB. A file
+/// cut back further grows again at the next bulk write (a full scan of a million
+/// customers writes 300 MB to the log before it can start over), and each new block of
+/// it is allocated by the file system and zeroed around every frame written into it
+/// (frames are not aligned to pages): a twentieth of such a scan's time. Kept, the
+/// blocks are written over where they are.
+const WAL_BYTES_LIMIT: i64 = 512 << 20;
 
 /// How long the checkpointer waits for the write lock before it tries again next time.
 const RESTART_WAIT: std::time::Duration = std::time::Duration::from_millis(50);

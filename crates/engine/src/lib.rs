@@ -857,13 +857,15 @@ impl Engine {
             if other.id == group.id || other_set.set != set.set {
                 continue;
             }
+            // One id for all of the group's memberships, as a run's changes share theirs.
+            let other_id: Arc<str> = other.id.as_str().into();
             for m in self.store.group_memberships(&other.id)? {
                 if let Some(&at) = index.get(m.customer.as_str())
                     && m.is_active(as_of)
                 {
                     rivals.entry(at).or_default().push(Rival {
                         membership: m.id,
-                        group: m.group.into(),
+                        group: other_id.clone(),
                         priority: other_set.priority,
                     });
                 }

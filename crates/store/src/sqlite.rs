@@ -523,12 +523,14 @@ impl SqliteStore {
         // again on its next use.
         conn.set_prepared_statement_cache_capacity(128);
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        // Every transaction of this connection writes, and most read first. One that
-        // took the write lock only at its first write would, if another connection held
-        // it just then (the checkpointer starting the log over, a second process),
-        // fail at once with "database is locked": SQLite does not wait for the lock on
-        // behalf of a transaction that has read, since what it read may be stale. Taken
-        // at the start, the lock is waited for like any other.
+        // Every transaction of this connection writes, and most read first: the next
+        // write number, whether a customer exists, the last row ids the journal numbers
+        // its rows from. Each takes the write lock at its start, so that what it read
+        // holds until it writes. One that took the lock only at its first write would,
+        // if another connection held it just then (the checkpointer starting the log
+        // over, a second process), fail at once with "database is locked": SQLite does
+        // not wait for the lock on behalf of a transaction that has read, since what it
+        // read may be stale.
         conn.set_transaction_behavior(TransactionBehavior::Immediate);
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let tx = conn.transaction()?;
@@ -1138,8 +1140,7 @@ impl Store for SqliteStore {
 
     fn upsert_customer(&self, record: &CustomerRecord, now: Timestamp) -> Result<bool> {
         let mut conn = self.conn();
-        // Immediate: the existence check and the write number hold until the write.
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn.transaction()?;
         let new = upsert_customer_in(&tx, record, now, next_seq(&tx)?)?;
         tx.commit()?;
         Ok(new)
@@ -1152,7 +1153,7 @@ impl Store for SqliteStore {
         batches: &[(&[Change], Cause<'_>)],
     ) -> Result<Option<Vec<Applied>>> {
         let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn.transaction()?;
         let applied = if upsert_customer_in(&tx, record, now, next_seq(&tx)?)? {
             Some(apply_all(&tx, batches, now)?)
         } else {
@@ -1525,8 +1526,7 @@ impl Store for SqliteStore {
         at: Timestamp,
     ) -> Result<Vec<Applied>> {
         let mut conn = self.conn();
-        // Immediate: the journal numbers rows from what the transaction sees first.
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn.transaction()?;
         let counts = apply_all(&tx, batches, at)?;
         tx.commit()?;
         Ok(counts)
@@ -1570,8 +1570,7 @@ impl Store for SqliteStore {
         let failures = serde_json::to_string(&run.failures)
             .map_err(|e| corrupt("run", &run.id.to_string(), e))?;
         let mut conn = self.conn();
-        // Immediate: the journal numbers rows from what the transaction sees first.
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn.transaction()?;
         let (applied, counts) = if changes.is_empty() {
             (Applied::default(), (run.added, run.removed))
         } else {
@@ -2023,8 +2022,7 @@ impl Store for SqliteStore {
         at: Timestamp,
     ) -> Result<(u64, u64, u64)> {
         let mut conn = self.conn();
-        // Immediate: the journal numbers rows from what the transaction sees first.
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn.transaction()?;
         let (mut added, mut updated, mut unchanged) = (0, 0, 0);
         {
             let mut rows = tx.prepare(
@@ -2350,11 +2348,11 @@ mod tests {
     }
 
     /// A write that reads first (the next write number, whether a customer exists) must
-    /// hold the write lock from its start. A transaction that takes it only at its first
-    /// write reads a snapshot that a checkpoint starting the log over makes stale in
-    /// between, and SQLite then refuses the write at once, without waiting: "database is
-    /// locked" in a load of a million customers, with the store's own checkpointer.
-    /// Here another connection starts the log over as fast as it can.
+    /// hold the write lock from its start. A transaction that has read and then finds
+    /// the lock held at its first write is refused at once, without the busy wait:
+    /// "database is locked" in a load of a million customers, when the store's own
+    /// checkpointer held the lock to start the log over. Here another connection starts
+    /// the log over as fast as it can.
     #[test]
     fn writes_that_read_first_survive_the_log_starting_over() {
         let dir = tempfile::tempdir().expect("tempdir");

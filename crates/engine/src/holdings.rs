@@ -65,29 +65,39 @@ impl Holdings {
     }
 
     /// This copy with a run's own changes applied, at the stamp they moved it to:
-    /// `added`, the positions and new memberships, in position order; `ended`, the
-    /// positions, ids and end times of the memberships the run ended.
+    /// `added`, the positions and new memberships in position order, at most `adds` of
+    /// them; `ended`, the positions, ids and end times of the memberships the run ended.
+    ///
+    /// The additions are merged in as they come rather than gathered first: a first
+    /// scan adds millions, and a list of them would be hundreds of megabytes of fresh
+    /// memory, written once and read once.
     pub fn advanced(
         &self,
         stamp: i64,
-        added: &[(u32, Held)],
+        added: impl IntoIterator<Item = (u32, Held)>,
+        adds: usize,
         ended: &[(u32, i64, Timestamp)],
     ) -> Holdings {
-        let n = self.len() + added.len();
+        let n = self.len() + adds;
         let (mut positions, mut held) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        let (mut i, mut j) = (0, 0);
-        while i < self.len() || j < added.len() {
+        let mut added = added.into_iter().peekable();
+        let mut i = 0;
+        loop {
             // On a tie the older first: a new membership comes after a customer's
             // earlier ones, as in the store.
-            if j == added.len() || (i < self.len() && self.positions[i] <= added[j].0) {
-                positions.push(self.positions[i]);
-                held.push(self.held[i]);
+            let older = match (self.positions.get(i), added.peek()) {
+                (None, None) => break,
+                (Some(&old), Some(&(new, _))) => old <= new,
+                (old, _) => old.is_some(),
+            };
+            let (at, h) = if older {
                 i += 1;
+                (self.positions[i - 1], self.held[i - 1])
             } else {
-                positions.push(added[j].0);
-                held.push(added[j].1);
-                j += 1;
-            }
+                added.next().expect("peeked")
+            };
+            positions.push(at);
+            held.push(h);
         }
         for &(at, id, end) in ended {
             let from = positions.partition_point(|&p| p < at);
@@ -141,7 +151,8 @@ mod tests {
         let h = Holdings::new(1, vec![(1, held(1)), (3, held(2))]);
         let next = h.advanced(
             2,
-            &[(0, held(7)), (3, held(8)), (4, held(9))],
+            [(0, held(7)), (3, held(8)), (4, held(9))],
+            3,
             &[(3, 2, 50)],
         );
         assert_eq!(next.stamp, 2);
@@ -149,7 +160,7 @@ mod tests {
         let ids: Vec<i64> = next.held.iter().map(|h| h.id).collect();
         assert_eq!(ids, [7, 1, 2, 8, 9]);
         assert_eq!(next.held[2].end, Some(50));
-        let again = next.advanced(3, &[], &[(3, 2, 60)]);
+        let again = next.advanced(3, [], 0, &[(3, 2, 60)]);
         assert_eq!(again.held[2].end, Some(50), "an end is never moved later");
     }
 }

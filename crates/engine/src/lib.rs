@@ -235,9 +235,10 @@ enum Place {
     New(usize),
 }
 
-/// Changes a spare list of `run_groups` may hold room for: about 55 MB each, held
-/// until the last run is written.
-const SPARE_MOST: usize = 1 << 19;
+/// Changes a spare list of `run_groups` may hold room for: about 185 MB each, held
+/// until the last run is written. Room for the largest run of a million customers, so
+/// that once the first few lists have grown, no run grows one into fresh memory.
+const SPARE_MOST: usize = 1 << 21;
 
 /// A hash map for the run's hot lookups: SipHash's protection against chosen keys is
 /// not needed for customer ids and positions the store already holds, and it costs
@@ -417,21 +418,33 @@ impl Engine {
         at: &[u32],
         applied: &Applied,
     ) {
-        let mut cache = self.lock_holdings();
         match applied.stamps.iter().find(|(g, _)| g == group) {
             None => return,
             Some(&(_, after)) if after == holdings.stamp + 1 => {}
             Some(_) => {
-                cache.remove(group);
+                self.lock_holdings().remove(group);
                 return;
             }
         }
-        // Sized once: a run adds hundreds of thousands, and a list grown by doubling
-        // copies itself into fresh memory each time.
-        let (mut added, mut ended) = (Vec::with_capacity(applied.ids.len()), Vec::new());
+        let ended: Vec<(u32, i64, Timestamp)> = changes
+            .iter()
+            .zip(at)
+            .filter_map(|(change, &at)| match change {
+                Change::End {
+                    group: g,
+                    membership,
+                    at: end,
+                    ..
+                } if **g == *group => Some((at, *membership, *end)),
+                _ => None,
+            })
+            .collect();
+        // The store numbers every add in order, this group's and its rivals' alike.
         let mut ids = applied.ids.iter();
-        for (change, &at) in changes.iter().zip(at) {
-            match change {
+        let added = changes
+            .iter()
+            .zip(at)
+            .filter_map(|(change, &at)| match change {
                 Change::Add {
                     group: g,
                     source,
@@ -440,30 +453,23 @@ impl Engine {
                     ..
                 } => {
                     let id = *ids.next().expect("the store numbers every add");
-                    if **g == *group {
+                    (**g == *group).then(|| {
                         let (source, start, end) = (*source, *start, *end);
-                        added.push((
-                            at,
-                            Held {
-                                id,
-                                source,
-                                start,
-                                end,
-                            },
-                        ));
-                    }
+                        let held = Held {
+                            id,
+                            source,
+                            start,
+                            end,
+                        };
+                        (at, held)
+                    })
                 }
-                Change::End {
-                    group: g,
-                    membership,
-                    at: end,
-                    ..
-                } if **g == *group => ended.push((at, *membership, *end)),
-                Change::End { .. } => {}
-            }
-        }
-        let next = holdings.advanced(holdings.stamp + 1, &added, &ended);
-        cache.insert(group.to_string(), Arc::new(next));
+                Change::End { .. } => None,
+            });
+        // Merged outside the lock: a run starting meanwhile need not wait for it.
+        let next = holdings.advanced(holdings.stamp + 1, added, applied.ids.len(), &ended);
+        self.lock_holdings()
+            .insert(group.to_string(), Arc::new(next));
     }
 
     fn lock_holdings(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Holdings>>> {
@@ -1258,8 +1264,8 @@ impl Engine {
         // Lists of changes written and let go, for the next runs to plan into: a run of
         // a million customers plans hundreds of thousands of changes, and a new list
         // grows by copying into memory the system must zero first (a thirtieth of the
-        // scan's CPU time at a million customers). The few lists in flight circulate;
-        // one grown past `SPARE_MOST` is let go.
+        // scan's CPU time at a million customers). The few lists in flight circulate,
+        // the roomiest taken first; one grown past `SPARE_MOST` is let go.
         let spare: Mutex<Vec<Vec<Change>>> = Mutex::default();
         let spare = &spare;
         let next = std::sync::atomic::AtomicUsize::new(0);
@@ -1307,11 +1313,13 @@ impl Engine {
                         // before it wrote: those are written before the next starts.
                         if let [r] = job[..] {
                             let run = records[r].clone();
-                            let changes = spare
-                                .lock()
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .pop()
-                                .unwrap_or_default();
+                            let changes = {
+                                let mut spare =
+                                    spare.lock().unwrap_or_else(PoisonError::into_inner);
+                                let roomiest =
+                                    (0..spare.len()).max_by_key(|&i| spare[i].capacity());
+                                roomiest.map(|i| spare.swap_remove(i)).unwrap_or_default()
+                            };
                             let (run, evaluated, started) =
                                 self.evaluate(&runnable[r].1, run, changes, &mut |_, _| {});
                             written

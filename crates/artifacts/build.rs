@@ -58,6 +58,8 @@ fn main() {
         "tests/hostile",
         "tests/legacy",
         "Cargo.lock",
+        // The guest profile, which the plugins are built with, is the workspace's.
+        "Cargo.toml",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }

@@ -439,7 +439,9 @@ impl Engine {
                 _ => None,
             })
             .collect();
-        // The store numbers every add in order, this group's and its rivals' alike.
+        // The store numbers every add in order. A run adds only to its own group (of
+        // its rivals' memberships it only ends some); an add to another group would
+        // still take its number here and be left out of this group's copy.
         let mut ids = applied.ids.iter();
         let added = changes
             .iter()

@@ -65,8 +65,9 @@ impl Holdings {
     }
 
     /// This copy with a run's own changes applied, at the stamp they moved it to:
-    /// `added`, the positions and new memberships in position order, at most `adds` of
-    /// them; `ended`, the positions, ids and end times of the memberships the run ended.
+    /// `added`, the positions and new memberships, in position order (sized by its
+    /// upper bound, such as the run's changes); `ended`, the positions, ids and end
+    /// times of the memberships the run ended.
     ///
     /// The additions are merged in as they come rather than gathered first: a first
     /// scan adds millions, and a list of them would be hundreds of megabytes of fresh
@@ -75,12 +76,12 @@ impl Holdings {
         &self,
         stamp: i64,
         added: impl IntoIterator<Item = (u32, Held)>,
-        adds: usize,
         ended: &[(u32, i64, Timestamp)],
     ) -> Holdings {
-        let n = self.len() + adds;
-        let (mut positions, mut held) = (Vec::with_capacity(n), Vec::with_capacity(n));
         let mut added = added.into_iter().peekable();
+        let (least, most) = added.size_hint();
+        let n = self.len() + most.unwrap_or(least);
+        let (mut positions, mut held) = (Vec::with_capacity(n), Vec::with_capacity(n));
         let mut i = 0;
         loop {
             // On a tie the older first: a new membership comes after a customer's
@@ -149,18 +150,13 @@ mod tests {
     #[test]
     fn a_run_s_changes_carry_the_copy_forward() {
         let h = Holdings::new(1, vec![(1, held(1)), (3, held(2))]);
-        let next = h.advanced(
-            2,
-            [(0, held(7)), (3, held(8)), (4, held(9))],
-            3,
-            &[(3, 2, 50)],
-        );
+        let next = h.advanced(2, [(0, held(7)), (3, held(8)), (4, held(9))], &[(3, 2, 50)]);
         assert_eq!(next.stamp, 2);
         assert_eq!(next.positions, [0, 1, 3, 3, 4]);
         let ids: Vec<i64> = next.held.iter().map(|h| h.id).collect();
         assert_eq!(ids, [7, 1, 2, 8, 9]);
         assert_eq!(next.held[2].end, Some(50));
-        let again = next.advanced(3, [], 0, &[(3, 2, 60)]);
+        let again = next.advanced(3, [], &[(3, 2, 60)]);
         assert_eq!(again.held[2].end, Some(50), "an end is never moved later");
     }
 }

@@ -469,7 +469,7 @@ impl Engine {
                 Change::End { .. } => None,
             });
         // Merged outside the lock: a run starting meanwhile need not wait for it.
-        let next = holdings.advanced(holdings.stamp + 1, added, applied.ids.len(), &ended);
+        let next = holdings.advanced(holdings.stamp + 1, added, &ended);
         self.lock_holdings()
             .insert(group.to_string(), Arc::new(next));
     }

@@ -402,7 +402,7 @@ pub fn run(
         report.seconds
     );
     for (reason, count) in &r.failures {
-        println!("  {count} undecided: {reason}");
+        println!("  {count} without a verdict: {reason}");
     }
     if args.changes {
         for c in &report.changes {

@@ -501,7 +501,12 @@ impl Engine {
         let traps = evaluation
             .failures
             .iter()
-            .filter(|f| !matches!(f, Failure::Plugin(_) | Failure::Contract(_)))
+            .filter(|f| {
+                !matches!(
+                    f,
+                    Failure::Plugin(_) | Failure::Contract(_) | Failure::GaveUp { .. }
+                )
+            })
             .count() as u64;
         c.traps.fetch_add(traps, Ordering::Relaxed);
         c.errors
@@ -1063,6 +1068,13 @@ impl Engine {
                 .iter_mut()
                 .map(|c| self.tally(c.evaluate_columns(as_of, customers)))
                 .collect();
+            // Every failure is counted, also where the rest of the rule decided anyway.
+            for (_, e) in columns.iter().flat_map(Verdicts::errors) {
+                match failures.get_mut(e.as_str()) {
+                    Some(n) => *n += 1,
+                    None => drop(failures.insert(e.clone(), 1)),
+                }
+            }
             for (i, id) in ids.iter().enumerate() {
                 let at = page * PAGE + i;
                 let decision = if let Some(problem) = facts.invalid.get(&at) {
@@ -1073,14 +1085,7 @@ impl Engine {
                 };
                 match decision {
                     Decision::Member => run.matched += 1,
-                    Decision::Undecided => {
-                        run.undecided += 1;
-                        for column in &columns {
-                            if let Some(cohort_model::VerdictRef::Error(e)) = column.get(i) {
-                                *failures.entry(e.to_string()).or_default() += 1;
-                            }
-                        }
-                    }
+                    Decision::Undecided => run.undecided += 1,
                     Decision::NotMember => {}
                 }
                 plan_into(

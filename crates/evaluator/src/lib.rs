@@ -2,10 +2,13 @@
 //! conditions' plugins gave. Pure: no I/O, no wasm; the verdicts come in as data.
 //!
 //! A rule is clauses joined by AND; a clause is conditions joined by OR; a condition
-//! may be negated. The error policy is explicit and strict: if any condition of the
-//! rule could not decide for a customer, the rule gives [`Decision::Undecided`] for
-//! that customer, and whoever acts on it must leave the membership as it is. A failure
-//! is never turned into "not a member", nor into "member".
+//! may be negated. A condition that could not decide is *unknown*, and the rule is
+//! decided in three-valued (Kleene) logic: a clause holds if any of its conditions
+//! holds, whatever the others did; the rule fails if any clause fails. Only when the
+//! outcome depends on an unknown condition is the customer [`Decision::Undecided`],
+//! and whoever acts on that must leave the membership as it is. So nothing is decided
+//! that depends on a failure: a failure is never turned into "not a member", nor into
+//! "member".
 
 use std::fmt;
 
@@ -19,7 +22,7 @@ use serde::Serialize;
 pub enum Decision {
     Member,
     NotMember,
-    /// Some condition could not decide: change nothing.
+    /// The outcome depends on a condition that could not decide: change nothing.
     Undecided,
 }
 
@@ -64,26 +67,48 @@ impl Compiled {
     /// than `i + 1`: the caller built the columns from this rule.
     pub fn decide(&self, verdicts: &[Verdicts], i: usize) -> Decision {
         assert_eq!(verdicts.len(), self.conditions, "one column per condition");
-        let mut all_hold = true;
+        let mut rule = Some(true);
         for clause in &self.clauses {
-            let mut any_holds = false;
-            for &(slot, negate) in clause {
-                match verdicts[slot].get(i).expect("a verdict per customer") {
-                    VerdictRef::Error(_) => return Decision::Undecided,
-                    VerdictRef::Match => any_holds |= !negate,
-                    VerdictRef::NoMatch => any_holds |= negate,
-                }
+            let holds = kleene_any(clause.iter().map(|&(slot, negate)| {
+                holds(
+                    verdicts[slot].get(i).expect("a verdict per customer"),
+                    negate,
+                )
+            }));
+            match holds {
+                // One failing clause decides the rule, whatever the others say.
+                Some(false) => return Decision::NotMember,
+                None => rule = None,
+                Some(true) => {}
             }
-            all_hold &= any_holds;
         }
-        // Every condition was looked at before deciding, so an error anywhere wins
-        // over a clause that fails: the policy is "any error, no decision".
-        if all_hold {
-            Decision::Member
-        } else {
-            Decision::NotMember
+        match rule {
+            Some(true) => Decision::Member,
+            _ => Decision::Undecided,
         }
     }
+}
+
+/// Whether a condition holds after negation; `None` when its plugin could not decide.
+fn holds(verdict: VerdictRef<'_>, negate: bool) -> Option<bool> {
+    match verdict {
+        VerdictRef::Match => Some(!negate),
+        VerdictRef::NoMatch => Some(negate),
+        VerdictRef::Error(_) => None,
+    }
+}
+
+/// Kleene's OR: true if any is true, else unknown if any is unknown, else false.
+fn kleene_any(values: impl Iterator<Item = Option<bool>>) -> Option<bool> {
+    let mut any = Some(false);
+    for v in values {
+        match v {
+            Some(true) => return Some(true),
+            None => any = None,
+            Some(false) => {}
+        }
+    }
+    any
 }
 
 /// Why a customer is or is not a member: every condition's verdict and every clause's
@@ -98,7 +123,7 @@ pub struct Explanation {
 #[derive(Clone, Debug, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClauseExplanation {
-    /// `None` when a condition of the clause could not decide.
+    /// `None` when none of its conditions holds and one of them could not decide.
     pub holds: Option<bool>,
     pub conditions: Vec<ConditionExplanation>,
 }
@@ -132,25 +157,21 @@ pub fn explain(group: &Group, verdicts: &[Verdicts], i: usize) -> Explanation {
                 .map(|c| {
                     let v = verdicts[slot].get(i).expect("a verdict per customer");
                     slot += 1;
-                    let (verdict, holds) = match v {
-                        VerdictRef::Match => ("match".to_string(), Some(!c.negate)),
-                        VerdictRef::NoMatch => ("no-match".to_string(), Some(c.negate)),
-                        VerdictRef::Error(e) => (format!("error: {e}"), None),
+                    let verdict = match v {
+                        VerdictRef::Match => "match".to_string(),
+                        VerdictRef::NoMatch => "no-match".to_string(),
+                        VerdictRef::Error(e) => format!("error: {e}"),
                     };
                     ConditionExplanation {
                         plugin: c.plugin.clone(),
                         config: c.config.clone(),
                         negate: c.negate,
                         verdict,
-                        holds,
+                        holds: holds(v, c.negate),
                     }
                 })
                 .collect();
-            let holds = if conditions.iter().any(|c| c.holds.is_none()) {
-                None
-            } else {
-                Some(conditions.iter().any(|c| c.holds == Some(true)))
-            };
+            let holds = kleene_any(conditions.iter().map(|c| c.holds));
             ClauseExplanation { holds, conditions }
         })
         .collect();
@@ -163,7 +184,7 @@ impl fmt::Display for Explanation {
             let outcome = match clause.holds {
                 Some(true) => "holds",
                 Some(false) => "fails: none of its conditions holds",
-                None => "undecided: a condition could not decide",
+                None => "undecided: no condition holds and one could not decide",
             };
             writeln!(f, "clause {} (any of): {outcome}", i + 1)?;
             for c in &clause.conditions {
@@ -194,10 +215,9 @@ impl fmt::Display for Explanation {
                     .collect();
                 format!("not a member: clause {} fails", failed.join(", "))
             }
-            Decision::Undecided => {
-                "undecided: a condition could not decide, so the membership is left as it is"
-                    .to_string()
-            }
+            Decision::Undecided => "undecided: the outcome depends on a condition that could \
+                 not decide, so the membership is left as it is"
+                .to_string(),
         };
         write!(f, "=> {verdict}")
     }
@@ -207,6 +227,7 @@ impl fmt::Display for Explanation {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::HashSet;
 
     fn group(clauses: &[&[bool]]) -> Group {
         let all: Vec<serde_json::Value> = clauses
@@ -252,12 +273,26 @@ mod tests {
     }
 
     #[test]
-    fn any_error_means_no_decision_even_beside_a_failing_clause() {
-        let g = group(&[&[false], &[false]]);
-        let c = Compiled::new(&g);
+    fn an_error_decides_nothing_the_other_conditions_already_decide() {
+        // `country is DE` OR a failing plugin: a match elsewhere in the clause holds it.
+        let c = Compiled::new(&group(&[&[false, false]]));
+        assert_eq!(c.decide(&[column(M), column(E("db"))], 0), Decision::Member);
+        assert_eq!(c.decide(&[column(E("db")), column(M)], 0), Decision::Member);
+        // Nothing else holds: the outcome hangs on the failure.
         assert_eq!(
             c.decide(&[column(N), column(E("db"))], 0),
             Decision::Undecided
+        );
+
+        // A clause that fails fails the rule, whatever a failure elsewhere would say.
+        let c = Compiled::new(&group(&[&[false], &[false]]));
+        assert_eq!(
+            c.decide(&[column(N), column(E("db"))], 0),
+            Decision::NotMember
+        );
+        assert_eq!(
+            c.decide(&[column(E("db")), column(N)], 0),
+            Decision::NotMember
         );
         assert_eq!(
             c.decide(&[column(M), column(E("db"))], 0),
@@ -284,34 +319,53 @@ mod tests {
         0u8..3
     }
 
+    /// The rule's formula under one assignment of truth to its conditions (before
+    /// negation), in rule order.
+    fn formula(shape: &[Vec<bool>], matches: &[bool]) -> bool {
+        let mut k = 0;
+        shape.iter().all(|clause| {
+            let holds = clause
+                .iter()
+                .enumerate()
+                .any(|(j, negate)| matches[k + j] != *negate);
+            k += clause.len();
+            holds
+        })
+    }
+
     proptest! {
-        /// The decision is the boolean formula when nothing errs, and Undecided as soon
-        /// as anything errs: a failure never becomes a "no" (or a "yes").
+        /// The rule decides exactly what every possible outcome of the failed conditions
+        /// agrees on, and is undecided when they disagree: nothing is decided that
+        /// depends on a failure, and a failure that changes nothing costs no decision.
         #[test]
-        fn decisions_follow_the_formula_and_the_error_policy(
+        fn decisions_are_what_every_outcome_of_the_failures_agrees_on(
             shape in prop::collection::vec(prop::collection::vec(any::<bool>(), 1..4), 1..4),
             seed in prop::collection::vec(verdict(), 16),
         ) {
             let shape_refs: Vec<&[bool]> = shape.iter().map(Vec::as_slice).collect();
             let g = group(&shape_refs);
             let c = Compiled::new(&g);
-            let flat: Vec<(bool, u8)> = shape.iter().flatten().zip(seed.iter().cycle())
-                .map(|(n, v)| (*n, *v)).collect();
-            let columns: Vec<Verdicts> = flat.iter().map(|(_, v)| column(match v {
+            let codes: Vec<u8> = seed.iter().cycle().take(shape.iter().flatten().count()).copied().collect();
+            let columns: Vec<Verdicts> = codes.iter().map(|v| column(match v {
                 0 => N, 1 => M, _ => E("boom"),
             })).collect();
-            let decision = c.decide(&columns, 0);
-            if flat.iter().any(|(_, v)| *v == 2) {
-                prop_assert_eq!(decision, Decision::Undecided);
-            } else {
-                let mut k = 0;
-                let holds = shape.iter().all(|clause| {
-                    let r = clause.iter().enumerate().any(|(j, negate)| (flat[k + j].1 == 1) != *negate);
-                    k += clause.len();
-                    r
-                });
-                prop_assert_eq!(decision, if holds { Decision::Member } else { Decision::NotMember });
-            }
+            let failed: Vec<usize> = (0..codes.len()).filter(|&k| codes[k] == 2).collect();
+            let outcomes: HashSet<bool> = (0..1u32 << failed.len())
+                .map(|bits| {
+                    let mut matches: Vec<bool> = codes.iter().map(|&v| v == 1).collect();
+                    for (b, &k) in failed.iter().enumerate() {
+                        matches[k] = bits & (1 << b) != 0;
+                    }
+                    formula(&shape, &matches)
+                })
+                .collect();
+            let expected = match (outcomes.contains(&true), outcomes.contains(&false)) {
+                (true, false) => Decision::Member,
+                (false, true) => Decision::NotMember,
+                _ => Decision::Undecided,
+            };
+            prop_assert_eq!(c.decide(&columns, 0), expected);
+            prop_assert_eq!(explain(&g, &columns, 0).decision, expected);
         }
     }
 }

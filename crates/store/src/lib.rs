@@ -124,7 +124,8 @@ pub struct RunRecord {
     pub added: u64,
     pub removed: u64,
     pub undecided: u64,
-    /// The distinct reasons conditions could not decide, with counts.
+    /// The distinct reasons conditions could not decide, with how many customers
+    /// each left without a verdict (also those the rest of the rule decided).
     pub failures: Vec<(String, u64)>,
     /// Why a `failed` run stopped; it applied nothing.
     pub error: Option<String>,

@@ -913,17 +913,38 @@ macro_rules! glue {
                         n
                     ));
                 }
-                if let Some(u) = v.undecided.iter().find(|u| u.index as usize >= n) {
-                    return Err(format!(
-                        "called customer {} undecided in a batch of {n}",
-                        u.index
-                    ));
-                }
-                let undecided = v
+                let mut undecided: Vec<(u32, String)> = v
                     .undecided
                     .into_iter()
                     .map(|u| (u.index, u.message))
                     .collect();
+                undecided.sort_unstable_by_key(|(i, _)| *i);
+                if let Some((i, _)) = undecided.last()
+                    && *i as usize >= n
+                {
+                    return Err(format!("called customer {i} undecided in a batch of {n}"));
+                }
+                if let Some(w) = undecided.windows(2).find(|w| w[0].0 == w[1].0) {
+                    return Err(format!("called customer {} undecided twice", w[0].0));
+                }
+                // The byte of an undecided customer is ignored; every other must be 0 or
+                // 1, or a plugin's garbage would count as a match.
+                let is_undecided = |i: usize| {
+                    undecided
+                        .binary_search_by_key(&i, |(u, _)| *u as usize)
+                        .is_ok()
+                };
+                if let Some((i, b)) = v
+                    .matches
+                    .iter()
+                    .enumerate()
+                    .find(|&(i, &b)| b > 1 && !is_undecided(i))
+                {
+                    return Err(format!(
+                        "gave customer {i} the verdict byte {b}, which is neither 0 (no match) \
+                         nor 1 (match)"
+                    ));
+                }
                 out.extend_batch(&v.matches, undecided);
                 Ok(())
             }
@@ -1159,13 +1180,23 @@ mod tests {
             }],
         };
         verdicts(v, 3, &mut out).expect("well-formed");
+        // An undecided customer's byte is ignored, whatever it is.
+        let ignored = wit::Verdicts {
+            matches: vec![9],
+            undecided: vec![wit::Undecided {
+                index: 0,
+                message: "no data".into(),
+            }],
+        };
+        verdicts(ignored, 1, &mut out).expect("an undecided byte is ignored");
         assert_eq!(
             out.to_vec(),
             vec![
                 Verdict::NoMatch,
                 Verdict::Match,
                 Verdict::NoMatch,
-                Verdict::Error("db unreadable".into())
+                Verdict::Error("db unreadable".into()),
+                Verdict::Error("no data".into()),
             ]
         );
     }
@@ -1189,6 +1220,31 @@ mod tests {
             }],
         };
         assert!(verdicts(outside, 2, &mut out).is_err());
+        let garbage = wit::Verdicts {
+            matches: vec![1, 7, 0],
+            undecided: Vec::new(),
+        };
+        assert_eq!(
+            verdicts(garbage, 3, &mut out).expect_err("a byte of 7"),
+            "gave customer 1 the verdict byte 7, which is neither 0 (no match) nor 1 (match)"
+        );
+        let twice = wit::Verdicts {
+            matches: vec![1, 1],
+            undecided: vec![
+                wit::Undecided {
+                    index: 1,
+                    message: "a".into(),
+                },
+                wit::Undecided {
+                    index: 1,
+                    message: "b".into(),
+                },
+            ],
+        };
+        assert_eq!(
+            verdicts(twice, 2, &mut out).expect_err("twice"),
+            "called customer 1 undecided twice"
+        );
         assert!(
             out.is_empty(),
             "nothing is appended from a malformed answer"

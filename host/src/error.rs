@@ -89,6 +89,13 @@ pub enum Failure {
     Contract(String),
     /// The instance could not be (re)created or the configuration failed to prepare.
     Instantiate(String),
+    /// The condition was not called: its failed calls had used up its failure budget
+    /// (`Limits::failure_time`, `Limits::failed_calls`). Carries the last failure.
+    GaveUp {
+        calls: u32,
+        time: Duration,
+        last: Box<Failure>,
+    },
 }
 
 impl fmt::Display for Failure {
@@ -107,6 +114,12 @@ impl fmt::Display for Failure {
             Failure::Plugin(message) => write!(f, "reported an error: {message}"),
             Failure::Contract(message) => write!(f, "broke the contract: {message}"),
             Failure::Instantiate(message) => write!(f, "could not be instantiated: {message}"),
+            Failure::GaveUp { calls, time, last } => write!(
+                f,
+                "was given up on for the rest of the run: {calls} failed calls took \
+                 {:.1} s, past its failure budget (the last {last})",
+                time.as_secs_f64()
+            ),
         }
     }
 }

@@ -22,6 +22,13 @@ pub struct Limits {
     /// An instance is replaced by a fresh one after this many calls, so that a plugin
     /// that leaks cannot grow without end.
     pub recycle_after_calls: u64,
+    /// Time one prepared condition (one run's, say) may lose to calls that fail; past
+    /// it, or past `failed_calls`, its remaining customers get no decision at once.
+    /// Without it a plugin that hits the deadline on every batch would cost a
+    /// deadline per batch, and more while a trap is pinned on its customer.
+    pub failure_time: Duration,
+    /// Calls one prepared condition may fail; see `failure_time`.
+    pub failed_calls: u32,
 }
 
 impl Default for Limits {
@@ -34,6 +41,11 @@ impl Default for Limits {
             memory: 64 << 20,
             max_batch: 1024,
             recycle_after_calls: 10_000,
+            // Three deadlines: enough to pin a trap on a customer or two, and a
+            // plugin that always runs out of time adds a few seconds to a run of
+            // any size.
+            failure_time: Duration::from_secs(6),
+            failed_calls: 256,
         }
     }
 }

@@ -102,6 +102,7 @@ impl Plugin {
             data_dir: data_dir.map(Path::to_path_buf),
             live: Some(live),
             batch: Batch::default(),
+            losses: Losses::default(),
         })
     }
 
@@ -246,6 +247,36 @@ pub struct Condition {
     live: Option<Live>,
     /// The columns of the current call, kept so that their capacity is reused.
     batch: Batch,
+    /// What failed calls have cost this condition so far, against the limits'
+    /// failure budget.
+    losses: Losses,
+}
+
+/// The failed calls of one prepared condition.
+#[derive(Debug, Default)]
+struct Losses {
+    calls: u32,
+    time: Duration,
+    last: Option<Failure>,
+}
+
+impl Losses {
+    fn record(&mut self, began: Instant, failure: &Failure) {
+        self.calls = self.calls.saturating_add(1);
+        self.time += began.elapsed();
+        self.last = Some(failure.clone());
+    }
+
+    /// The failure to give the customers not yet called, once the budget is spent.
+    fn given_up(&self, limits: &crate::Limits) -> Option<Failure> {
+        let spent = self.calls >= limits.failed_calls || self.time >= limits.failure_time;
+        let last = self.last.as_ref().filter(|_| spent)?;
+        Some(Failure::GaveUp {
+            calls: self.calls,
+            time: self.time,
+            last: Box::new(last.clone()),
+        })
+    }
 }
 
 impl std::fmt::Debug for Condition {
@@ -265,7 +296,9 @@ impl Condition {
     /// Verdicts for `customers` as of `as_of`, in batches of at most
     /// [`Limits::max_batch`](crate::Limits::max_batch). Never fails as a whole: a
     /// failed call gives its customers an error verdict and is listed in
-    /// [`Evaluation::failures`].
+    /// [`Evaluation::failures`]. Once the condition's failed calls (over every
+    /// evaluation since it was prepared) pass the limits' failure budget, the rest of
+    /// its customers get [`Failure::GaveUp`] without a call.
     pub fn evaluate(&mut self, as_of: Timestamp, customers: &[Customer]) -> Evaluation {
         self.evaluate_rows(as_of, Rows::Records(customers))
     }
@@ -286,6 +319,10 @@ impl Condition {
         let mut splits = MAX_SPLITS;
         let mut rest = rows;
         while rest.len() > 0 {
+            if let Some(gave_up) = self.losses.given_up(&self.plugin.shared.limits) {
+                fail_all(&self.plugin.info.id, rest.len(), gave_up, &mut evaluation);
+                break;
+            }
             let (chunk, after) = rest.split_at(batch.min(rest.len()));
             self.call(as_of, chunk, &mut evaluation, &mut splits);
             rest = after;
@@ -296,6 +333,11 @@ impl Condition {
 
     fn call(&mut self, as_of: Timestamp, chunk: Rows<'_>, ev: &mut Evaluation, splits: &mut u32) {
         let shared = &self.plugin.shared;
+        if let Some(gave_up) = self.losses.given_up(&shared.limits) {
+            fail_all(&self.plugin.info.id, chunk.len(), gave_up, ev);
+            return;
+        }
+        let began = Instant::now();
         if self
             .live
             .as_ref()
@@ -315,6 +357,7 @@ impl Condition {
                         PrepareError::Failed { failure, .. } => failure,
                         other => Failure::Instantiate(other.to_string()),
                     };
+                    self.losses.record(began, &failure);
                     fail_all(&self.plugin.info.id, chunk.len(), failure, ev);
                     return;
                 }
@@ -339,27 +382,29 @@ impl Condition {
         ev.fuel_budget = ev.fuel_budget.saturating_add(budget);
         ev.peak_memory = ev.peak_memory.max(live.store.data().limiter.peak);
 
-        let failure = match result {
+        let (failure, trapped) = match result {
             Ok(Answer::Verdicts) => return,
-            Ok(Answer::Broken(broken)) => Failure::Contract(broken),
-            Ok(Answer::Failed(message)) => Failure::Plugin(message),
+            Ok(Answer::Broken(broken)) => (Failure::Contract(broken), false),
+            Ok(Answer::Failed(message)) => (Failure::Plugin(message), false),
             Err(trap) => {
                 let failure = classify(&mut live.store, shared, trap, budget);
                 // A trap leaves the instance in an unknown state: never reuse it.
                 self.live = None;
-                // One customer's data should not cost the whole batch its decisions:
-                // halve the batch until the trap is pinned on the customers causing it.
-                if chunk.len() > 1 && *splits > 0 {
-                    *splits -= 1;
-                    ev.isolated_traps += 1;
-                    let (left, right) = chunk.split_at(chunk.len() / 2);
-                    self.call(as_of, left, ev, splits);
-                    self.call(as_of, right, ev, splits);
-                    return;
-                }
-                failure
+                (failure, true)
             }
         };
+        self.losses.record(began, &failure);
+        // One customer's data should not cost the whole batch its decisions: halve the
+        // batch until the trap is pinned on the customers causing it (each half
+        // checks the failure budget first).
+        if trapped && chunk.len() > 1 && *splits > 0 {
+            *splits -= 1;
+            ev.isolated_traps += 1;
+            let (left, right) = chunk.split_at(chunk.len() / 2);
+            self.call(as_of, left, ev, splits);
+            self.call(as_of, right, ev, splits);
+            return;
+        }
         fail_all(&self.plugin.info.id, chunk.len(), failure, ev);
     }
 }

@@ -273,3 +273,76 @@ fn fuel_use_is_reported() {
     assert!(ev.fuel_used > 0 && ev.fuel_used < ev.fuel_budget, "{ev:?}");
     assert!(ev.peak_memory > 0, "{ev:?}");
 }
+
+fn all_hostile(host: &Host, n: usize) -> Vec<Customer> {
+    let json: Vec<String> = (0..n)
+        .map(|i| format!(r#"{{"id":"{i}","tags":["hostile"]}}"#))
+        .collect();
+    common::customers(host, &json.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+#[test]
+fn a_condition_that_keeps_hitting_the_deadline_is_given_up_within_its_budget() {
+    let deadline = Duration::from_millis(50);
+    let host = common::host_with(Limits {
+        fuel_per_call: u64::MAX / 2,
+        deadline,
+        failure_time: 3 * deadline,
+        max_batch: 16,
+        ..Limits::default()
+    });
+    let mut condition = hostile(&host, r#"{"behaviour":"spin"}"#, None);
+    let customers = all_hostile(&host, 400);
+    // A run's pages: the budget is the condition's, not one evaluation's.
+    let pages: Vec<Evaluation> = customers
+        .chunks(100)
+        .map(|page| condition.evaluate(AS_OF, page))
+        .collect();
+    // Each failed call costs nearly the deadline (the epoch ticks every 10 ms, so at
+    // least 40 ms of it), so the budget of three deadlines is spent after three or
+    // four calls, however slow the machine; without a budget every batch of 16 (and
+    // the halves of each) would wait for it.
+    let calls: u32 = pages.iter().map(|ev| ev.calls).sum();
+    assert!(
+        (3..=4).contains(&calls),
+        "{calls} calls: {:?}",
+        pages[0].failures
+    );
+    assert!(
+        pages[1..].iter().all(|ev| ev.calls == 0),
+        "no call once given up"
+    );
+    for ev in &pages {
+        assert_eq!(
+            ev.verdicts.errors().len(),
+            ev.verdicts.len(),
+            "nobody is decided"
+        );
+    }
+    let (_, message) = &pages[3].verdicts.errors()[0];
+    assert!(
+        message.starts_with("plugin `hostile` was given up on for the rest of the run: "),
+        "{message}"
+    );
+    assert!(message.contains("exceeded the deadline"), "{message}");
+}
+
+#[test]
+fn a_condition_that_keeps_trapping_is_given_up_after_its_failed_calls() {
+    let host = common::host_with(Limits {
+        failed_calls: 10,
+        max_batch: 8,
+        ..Limits::default()
+    });
+    let mut condition = hostile(&host, r#"{"behaviour":"trap"}"#, None);
+    let customers = all_hostile(&host, 300);
+    let calls: u32 = customers
+        .chunks(50)
+        .map(|page| condition.evaluate(AS_OF, page).calls)
+        .sum();
+    assert_eq!(calls, 10, "the failed calls stop at the budget");
+    // A fresh preparation (the next run) starts with a fresh budget.
+    let mut next = hostile(&host, r#"{"behaviour":"trap"}"#, None);
+    let ev = next.evaluate(AS_OF, &benign(&host));
+    assert_eq!(ev.verdicts.to_vec(), vec![Verdict::Match, Verdict::Match]);
+}

@@ -220,14 +220,13 @@ impl Verdicts {
     }
 
     /// Append a batch in the wire form of the plugin contract: a byte per customer
-    /// (non-zero is a match) and the undecided ones by their index in the batch, which
-    /// the caller has checked to be in range.
-    pub fn extend_batch(&mut self, matches: &[u8], mut undecided: Vec<(u32, String)>) {
+    /// (1 a match, 0 not) and the undecided ones by their index in the batch, whose
+    /// bytes are ignored. The caller has checked the bytes, and that the indices are
+    /// in range, sorted and distinct.
+    pub fn extend_batch(&mut self, matches: &[u8], undecided: Vec<(u32, String)>) {
         let start = self.codes.len();
         self.codes
             .extend(matches.iter().map(|&m| if m == NO { NO } else { YES }));
-        undecided.sort_by_key(|(i, _)| *i);
-        undecided.dedup_by_key(|(i, _)| *i);
         for (i, message) in undecided {
             let at = start + i as usize;
             self.codes[at] = UNDECIDED;
@@ -294,7 +293,7 @@ mod tests {
     fn verdicts_round_trip_and_errors_win() {
         let mut v = Verdicts::default();
         v.push(VerdictRef::Match);
-        v.extend_batch(&[0, 7, 1], vec![(2, "late".into()), (0, "first".into())]);
+        v.extend_batch(&[0, 7, 1], vec![(0, "first".into()), (2, "late".into())]);
         v.push_error("own".into());
         assert_eq!(
             v.to_vec(),

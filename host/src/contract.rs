@@ -31,6 +31,8 @@ pub(crate) mod v0_1 {
     wasmtime::component::bindgen!({
         path: "../wit/0.1.0",
         world: "plugin",
+        // `host.intern` stops a call that interns past the limits.
+        imports: { default: trappable },
     });
 }
 
@@ -38,6 +40,8 @@ pub(crate) mod v0_2 {
     wasmtime::component::bindgen!({
         path: "../wit/0.2.0",
         world: "plugin",
+        // `host.intern` stops a call that interns past the limits.
+        imports: { default: trappable },
     });
 }
 
@@ -819,14 +823,12 @@ macro_rules! glue {
             impl super::$version::cohort::plugin::types::Host for State {}
 
             impl super::$version::cohort::plugin::host::Host for State {
-                fn intern(&mut self, text: String) -> u32 {
-                    self.interner.intern(&text).as_u32()
+                fn intern(&mut self, text: String) -> wasmtime::Result<u32> {
+                    self.symbols.intern(&text).map_err(wasmtime::Error::msg)
                 }
 
-                fn symbol_text(&mut self, symbol: u32) -> Option<String> {
-                    self.interner
-                        .resolve(Symbol::from_u32(symbol))
-                        .map(|s| s.to_string())
+                fn symbol_text(&mut self, symbol: u32) -> wasmtime::Result<Option<String>> {
+                    Ok(self.symbols.text(symbol).map(|s| s.to_string()))
                 }
             }
 

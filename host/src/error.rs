@@ -77,6 +77,8 @@ pub enum Failure {
         cap: usize,
     },
     Stack,
+    /// The plugin interned more than the limits allow (`Limits::interned_*`).
+    Symbols(String),
     /// Any other trap; `detail` carries what the plugin wrote to stderr (a Rust panic
     /// message, say) when there is something.
     Trap {
@@ -109,6 +111,7 @@ impl fmt::Display for Failure {
                 write!(f, "exceeded the memory cap of {} MiB", cap >> 20)
             }
             Failure::Stack => f.write_str("exhausted its call stack"),
+            Failure::Symbols(why) => f.write_str(why),
             Failure::Trap { trap, detail } if detail.is_empty() => write!(f, "trapped: {trap}"),
             Failure::Trap { trap, detail } => write!(f, "trapped: {trap}: {detail}"),
             Failure::Plugin(message) => write!(f, "reported an error: {message}"),

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -18,6 +19,7 @@ use crate::error::LoadError;
 use crate::limits::Limits;
 use crate::plugin::{Compiled, Plugin};
 use crate::sandbox::State;
+use crate::symbols::Symbols;
 
 /// How often the epoch advances: the granularity of the wall-clock deadline.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -181,11 +183,19 @@ impl Host {
         Ok((component, Compiled::Fresh))
     }
 
+    /// A store for one instance of a plugin, whose additions to the shared table of
+    /// strings so far are `interned` bytes.
     pub(crate) fn new_store(
         shared: &Shared,
+        interned: &Arc<AtomicUsize>,
         data_dir: Option<&Path>,
     ) -> wasmtime::Result<Store<State>> {
-        let state = State::new(Arc::clone(&shared.interner), shared.limits.memory, data_dir)?;
+        let symbols = Symbols::new(
+            Arc::clone(&shared.interner),
+            Arc::clone(interned),
+            &shared.limits,
+        );
+        let state = State::new(symbols, shared.limits.memory, data_dir)?;
         let mut store = Store::new(&shared.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();

@@ -18,6 +18,7 @@ mod host;
 mod limits;
 mod plugin;
 mod sandbox;
+mod symbols;
 
 pub use contract::{Columns, SUPPORTED_CONTRACTS};
 pub use error::{Failure, LoadError, PrepareError};

@@ -29,6 +29,14 @@ pub struct Limits {
     pub failure_time: Duration,
     /// Calls one prepared condition may fail; see `failure_time`.
     pub failed_calls: u32,
+    /// Bytes of strings the host does not know yet that one call may intern.
+    pub interned_bytes_per_call: usize,
+    /// Strings the host does not know yet that one call may intern.
+    pub interned_strings_per_call: u32,
+    /// Bytes one plugin may add to the host's shared table of strings over the
+    /// process's life, by describing and preparing (an evaluation's own strings are
+    /// forgotten when its call ends).
+    pub interned_bytes_per_plugin: usize,
 }
 
 impl Default for Limits {
@@ -46,6 +54,10 @@ impl Default for Limits {
             // any size.
             failure_time: Duration::from_secs(6),
             failed_calls: 256,
+            // A configuration of ten thousand products is about 200 KiB.
+            interned_bytes_per_call: 1 << 20,
+            interned_strings_per_call: 1 << 16,
+            interned_bytes_per_plugin: 16 << 20,
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use cohort_model::{Capability, Customer, FieldSet, PluginInfo, Timestamp, Verdicts};
@@ -27,6 +28,8 @@ pub enum Compiled {
 /// distinct wasm per host.
 pub struct Plugin {
     shared: Arc<Shared>,
+    /// Bytes this plugin's instances have added to the shared table of strings.
+    interned: Arc<AtomicUsize>,
     pre: Pre,
     sha256: String,
     compiled: Compiled,
@@ -51,8 +54,9 @@ impl Plugin {
         sha256: String,
         compiled: Compiled,
     ) -> Result<Self, LoadError> {
-        let mut store =
-            Host::new_store(&shared, None).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let interned = Arc::new(AtomicUsize::new(0));
+        let mut store = Host::new_store(&shared, &interned, None)
+            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let budget = arm(&mut store, &shared, None);
         let info = pre
             .instantiate(&mut store)
@@ -60,6 +64,7 @@ impl Plugin {
             .map_err(|e| LoadError::Describe(classify(&mut store, &shared, e, budget)))??;
         Ok(Plugin {
             shared,
+            interned,
             pre,
             sha256,
             compiled,
@@ -142,7 +147,7 @@ impl Live {
             plugin: plugin.info.id.clone(),
             failure,
         };
-        let mut store = Host::new_store(&plugin.shared, data_dir)
+        let mut store = Host::new_store(&plugin.shared, &plugin.interned, data_dir)
             .map_err(|e| failed(Failure::Instantiate(format!("{e:#}"))))?;
         let budget = arm(&mut store, &plugin.shared, None);
         let instance = match plugin.pre.instantiate(&mut store) {
@@ -177,6 +182,7 @@ fn arm(store: &mut Store<State>, shared: &Shared, customers: Option<usize>) -> u
     let ticks = shared.limits.deadline.as_millis() / EPOCH_TICK.as_millis();
     store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
     store.data_mut().limiter.hit_cap = false;
+    store.data_mut().symbols.start_call(customers.is_some());
     budget
 }
 
@@ -197,6 +203,9 @@ fn classify(
         }
         Some(Trap::StackOverflow) => return Failure::Stack,
         _ => {}
+    }
+    if let Some(why) = store.data_mut().symbols.exceeded.take() {
+        return Failure::Symbols(why);
     }
     // A plugin that hits the cap sees its allocation fail and aborts, which is an
     // `unreachable` trap; the limiter knows the real reason.

@@ -2,16 +2,16 @@
 //! everything but an optional read-only data directory.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use cohort_model::Interner;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{
     Deterministic, FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView,
 };
+
+use crate::symbols::Symbols;
 
 /// Where a granted data directory appears inside the plugin.
 pub(crate) const DATA_DIR_GUEST_PATH: &str = "/data";
@@ -24,14 +24,14 @@ pub(crate) struct State {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
-    pub(crate) interner: Arc<Interner>,
+    pub(crate) symbols: Symbols,
     stderr: MemoryOutputPipe,
     stderr_read: usize,
 }
 
 impl State {
     pub(crate) fn new(
-        interner: Arc<Interner>,
+        symbols: Symbols,
         memory_cap: usize,
         data_dir: Option<&Path>,
     ) -> wasmtime::Result<Self> {
@@ -61,7 +61,7 @@ impl State {
                 peak: 0,
                 hit_cap: false,
             },
-            interner,
+            symbols,
             stderr,
             stderr_read: 0,
         })

@@ -346,3 +346,88 @@ fn a_condition_that_keeps_trapping_is_given_up_after_its_failed_calls() {
     let ev = next.evaluate(AS_OF, &benign(&host));
     assert_eq!(ev.verdicts.to_vec(), vec![Verdict::Match, Verdict::Match]);
 }
+
+#[test]
+fn strings_interned_while_evaluating_live_for_their_call_only() {
+    let host = common::host();
+    let mut condition = hostile(&host, r#"{"behaviour":"intern","size":1000}"#, None);
+    let customers = all_hostile(&host, 500);
+    let before = host.interner().len();
+    for _ in 0..5 {
+        let ev = condition.evaluate(AS_OF, &customers);
+        assert_eq!(ev.verdicts.matches(), 500, "{:?}", ev.failures);
+    }
+    assert_eq!(
+        host.interner().len(),
+        before,
+        "the plugin's strings went nowhere"
+    );
+}
+
+#[test]
+fn interning_past_the_limit_of_a_call_is_a_failure() {
+    // Fuel enough to build the string: the limit on interning is what must stop it.
+    let host = common::host_with(Limits {
+        fuel_per_call: u64::MAX / 2,
+        ..Limits::default()
+    });
+    let mut condition = hostile(&host, r#"{"behaviour":"intern","size":2097152}"#, None);
+    let customers = batch(&host);
+    let before = host.interner().len();
+    let ev = condition.evaluate(AS_OF, &customers);
+    assert_eq!(
+        ev.failures,
+        vec![Failure::Symbols(
+            "interned more than 1024 KiB of new strings in one call".into()
+        )]
+    );
+    let verdicts = ev.verdicts.to_vec();
+    assert_eq!(
+        verdicts[0],
+        Verdict::Match,
+        "the failure is pinned on its customer"
+    );
+    assert!(
+        matches!(&verdicts[1], Verdict::Error(m) if m.contains("1024 KiB")),
+        "{verdicts:?}"
+    );
+    assert_eq!(host.interner().len(), before);
+
+    let host = common::host_with(Limits {
+        interned_strings_per_call: 10,
+        ..Limits::default()
+    });
+    let mut many = hostile(&host, r#"{"behaviour":"intern","size":1}"#, None);
+    let ev = many.evaluate(AS_OF, &all_hostile(&host, 11));
+    assert!(
+        ev.failures.iter().all(|f| *f
+            == Failure::Symbols("interned more than 10 new strings in one call".into())),
+        "{:?}",
+        ev.failures
+    );
+}
+
+#[test]
+fn what_a_plugin_adds_to_the_shared_table_is_bounded() {
+    let host = common::host_with(Limits {
+        interned_bytes_per_plugin: 4 << 10,
+        ..Limits::default()
+    });
+    let plugin = host.load_file(HOSTILE_PATH).expect("hostile plugin loads");
+    let prepare = |salt: usize| {
+        plugin.prepare(
+            &format!(r#"{{"behaviour":"trap","path":"{salt}","prepare_size":1000}}"#),
+            None,
+        )
+    };
+    // The same configuration again adds nothing; new strings add up.
+    for salt in [0, 0, 1, 2, 3] {
+        prepare(salt).expect("within the plugin's share");
+    }
+    let err = prepare(4).expect_err("past the plugin's share");
+    assert_eq!(
+        err.to_string(),
+        "plugin `hostile` failed while preparing: added more than 4 KiB of strings to the \
+         host's table"
+    );
+}

@@ -17,6 +17,11 @@ impl Symbol {
     /// out by an interner.
     pub const ABSENT: u32 = u32::MAX;
 
+    /// Numbers from here up are never handed out by an interner: a host numbers a
+    /// plugin call's own strings there (see `cohort-host`), so they can never equal
+    /// a fact's symbol.
+    pub const LOCAL_FLOOR: u32 = 0xC000_0000;
+
     /// The number that crosses the plugin boundary.
     pub fn as_u32(self) -> u32 {
         self.0
@@ -49,9 +54,10 @@ impl Interner {
     /// The symbol of `text`, adding it if it is new.
     ///
     /// # Panics
-    /// When more than `u32::MAX - 1` distinct strings have been interned: the
-    /// contract's symbol is 32 bits wide with one value reserved for "absent", and a
-    /// process that sees four billion distinct facts has a bug elsewhere.
+    /// When more than [`Symbol::LOCAL_FLOOR`] (about three billion) distinct strings
+    /// have been interned: the contract's symbol is 32 bits wide with the top of the
+    /// range reserved, and a process that sees billions of distinct facts has a bug
+    /// elsewhere.
     pub fn intern(&self, text: &str) -> Symbol {
         if let Some(sym) = self.lookup(text) {
             return sym;
@@ -64,7 +70,7 @@ impl Interner {
         }
         let id = u32::try_from(table.strings.len())
             .ok()
-            .filter(|&id| id != Symbol::ABSENT)
+            .filter(|&id| id < Symbol::LOCAL_FLOOR)
             .expect("symbol table overflow");
         let text: Arc<str> = Arc::from(text);
         table.strings.push(Arc::clone(&text));

@@ -3,12 +3,13 @@
 //! else, so a test can show that the host contains the failure and that the next,
 //! well-behaved batch succeeds.
 
+use std::cell::Cell;
 use std::hint::black_box;
 
 use cohort_plugin_sdk::config;
 use cohort_plugin_sdk::{
     Capability, ConfigError, Customer, Fields, Plugin, PluginInfo, Symbol, Timestamp, Verdict,
-    export_plugin, intern,
+    export_plugin, intern, symbol_text,
 };
 use serde::Deserialize;
 
@@ -31,6 +32,9 @@ enum Behaviour {
     Peek,
     /// panic, which is a wasm trap
     Trap,
+    /// intern a fresh string of `size` bytes per customer, and answer "match" if the
+    /// host gives its text back
+    Intern,
     /// answer no decision, with every fact the plugin was sent as the message (the
     /// 0.1.0 test plugin `legacy` has the same behaviour, so a test can compare what
     /// the two contract versions carry)
@@ -41,15 +45,25 @@ enum Behaviour {
 #[serde(deny_unknown_fields)]
 struct Config {
     behaviour: Behaviour,
-    /// the file to read or write, for `read` and `write`
+    /// the file to read or write, for `read` and `write`; for `intern`, the start of
+    /// every string, so that two configurations intern different strings
     #[serde(default)]
     path: String,
+    /// bytes of each string `intern` makes
+    #[serde(default)]
+    size: usize,
+    /// bytes of a string `intern` makes once, while preparing
+    #[serde(default)]
+    prepare_size: usize,
 }
 
 struct Hostile {
     behaviour: Behaviour,
     path: String,
+    size: usize,
     hostile: Symbol,
+    /// Makes each interned string new.
+    interned: Cell<u64>,
 }
 
 impl Plugin for Hostile {
@@ -66,10 +80,15 @@ impl Plugin for Hostile {
 
     fn prepare(json: &str) -> Result<Self, Vec<ConfigError>> {
         let cfg: Config = config::parse(json)?;
+        if cfg.prepare_size > 0 {
+            intern(&format!("{}{}", cfg.path, "p".repeat(cfg.prepare_size)));
+        }
         Ok(Hostile {
             behaviour: cfg.behaviour,
             path: cfg.path,
+            size: cfg.size,
             hostile: intern("hostile"),
+            interned: Cell::new(0),
         })
     }
 
@@ -91,6 +110,16 @@ impl Plugin for Hostile {
             },
             Behaviour::Peek => Verdict::Error(peek()),
             Behaviour::Trap => panic!("hostile plugin traps on purpose"),
+            Behaviour::Intern => {
+                let n = self.interned.get();
+                self.interned.set(n + 1);
+                let mut text = format!("{}{n}-", self.path);
+                text.extend(std::iter::repeat_n(
+                    'i',
+                    self.size.saturating_sub(text.len()),
+                ));
+                Verdict::from_bool(symbol_text(intern(&text)).as_deref() == Some(text.as_str()))
+            }
             Behaviour::Echo => Verdict::Error(facts(customer)),
         }
     }

@@ -375,12 +375,13 @@ pub fn run(
         &mut |done, total| bar.show(done, total),
     )?;
     bar.finish();
+    let status = undecided_status(report.run.undecided);
     if store.json {
         print_json(&report.run)?;
         if args.changes {
             print_json(&report.changes)?;
         }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(status);
     }
     let r = &report.run;
     println!(
@@ -409,7 +410,18 @@ pub fn run(
             println!("  {}", serde_json::to_string(c)?);
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(status)
+}
+
+/// A run that left customers undecided exits 2, as `eval` does when a plugin could not
+/// decide: the run applied, but scripts should know that some memberships were left
+/// as they were.
+fn undecided_status(undecided: u64) -> ExitCode {
+    if undecided == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
 }
 
 /// A progress line on stderr for people at a terminal; silent otherwise.
@@ -468,6 +480,7 @@ pub fn scheduler(
     let engine = open(store, cache_dir)?;
     loop {
         let mut failed = false;
+        let mut undecided = 0;
         // Windows that opened or closed since the last pass are announced to the
         // change feed and webhooks.
         engine.store().announce(now())?;
@@ -482,6 +495,7 @@ pub fn scheduler(
                     continue;
                 }
             };
+            undecided += r.undecided;
             println!(
                 "{} periodic run of `{}`: {} customers, {} added, {} removed, {} undecided",
                 time(r.as_of),
@@ -496,7 +510,7 @@ pub fn scheduler(
             return Ok(if failed {
                 ExitCode::FAILURE
             } else {
-                ExitCode::SUCCESS
+                undecided_status(undecided)
             });
         }
         std::thread::sleep(std::time::Duration::from_secs(args.interval.max(1)));

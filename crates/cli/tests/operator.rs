@@ -248,3 +248,42 @@ fn a_scheduled_run_that_fails_is_recorded_and_the_scheduler_says_so() {
         "a failed run applies nothing"
     );
 }
+
+/// A run that leaves customers undecided applies what it decided and says so in its
+/// exit status (2), as `eval` does; so does the scheduler's one pass.
+#[test]
+fn runs_that_leave_customers_undecided_exit_2() {
+    let c = Cohort::new();
+    c.ok(&["plugin", "add", cohort_artifacts::HOSTILE_PATH]);
+    let group = c.file(
+        "g.json",
+        r#"{"id":"g","name":"Ruled by a plugin that traps for some customers",
+            "auto":{"mode":"full-sync",
+            "triggers":{"schedule":{"cron":"* * * * * *","time_zone":"UTC"}}},
+            "rule":{"all":[{"any":[{"plugin":"hostile","config":{"behaviour":"trap"}}]}]}}"#,
+    );
+    c.ok(&["group", "save", &group]);
+    let customers = c.file(
+        "customers.jsonl",
+        "{\"id\":\"calm\"}\n{\"id\":\"evil\",\"tags\":[\"hostile\"]}\n",
+    );
+    c.ok(&["customer", "load", &customers]);
+
+    let o = c.run(&["run", "g"]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("1 added") && stdout.contains("1 undecided"),
+        "{stdout}"
+    );
+    assert_eq!(c.run(&["--json", "run", "g"]).status.code(), Some(2));
+
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    let o = c.run(&["scheduler", "--once"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

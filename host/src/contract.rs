@@ -16,8 +16,8 @@ use cohort_model::{
     Capability, ConfigError, Customer, Field, FieldSet, PayerKind, PluginInfo, SubscriptionStatus,
     Symbol, Timestamp, Verdicts, VerificationStatus,
 };
-use wasmtime::component::{Component, InstancePre, ResourceAny};
-use wasmtime::{Engine, Store};
+use wasmtime::Store;
+use wasmtime::component::{InstancePre, ResourceAny};
 
 use crate::error::LoadError;
 use crate::sandbox::State;
@@ -63,14 +63,29 @@ impl Version {
     }
 }
 
-/// Which contract version `component` was built against, from the name of its
-/// `cohort:plugin/condition@X.Y.Z` export.
-pub(crate) fn detect(engine: &Engine, component: &Component) -> Result<Version, LoadError> {
-    let exports: Vec<String> = component
-        .component_type()
-        .exports(engine)
-        .map(|(name, _)| name.to_string())
-        .collect();
+/// Which contract version the component in `bytes` was built against, from the name
+/// of its `cohort:plugin/condition@X.Y.Z` export. Read from the bytes before anything
+/// is compiled: a component the host cannot run costs a parse, not a compile (tens of
+/// seconds for a large one).
+pub(crate) fn detect(bytes: &[u8]) -> Result<Version, LoadError> {
+    use wasmparser::{Parser, Payload};
+    let invalid = |e: wasmparser::BinaryReaderError| LoadError::Invalid(e.to_string());
+    let mut exports: Vec<String> = Vec::new();
+    // Nested modules and components have exports of their own; only the outermost
+    // component's are the plugin's.
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(invalid)? {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentExportSection(section) if depth == 0 => {
+                for export in section {
+                    exports.push(export.map_err(invalid)?.name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
     let Some(found) = exports.iter().find_map(|n| n.strip_prefix(EXPORT_PREFIX)) else {
         return Err(LoadError::WrongWorld {
             exports: if exports.is_empty() {
@@ -840,10 +855,13 @@ macro_rules! glue {
                         info.id
                     )));
                 }
-                if info.version.trim().is_empty() {
+                // Groups pick a plugin by a version requirement (`^0.1`), which only a
+                // semantic version can meet.
+                if let Err(e) = semver::Version::parse(&info.version) {
                     return Err(LoadError::Description(format!(
-                        "plugin `{}` gives no version",
-                        info.id
+                        "plugin `{}` gives version `{}`, which is not a semantic version \
+                         (MAJOR.MINOR.PATCH, such as `1.4.0`): {e}",
+                        info.id, info.version
                     )));
                 }
                 if let Err(e) = serde_json::from_str::<serde_json::Value>(&info.config_schema) {
@@ -1251,6 +1269,31 @@ mod tests {
             out.is_empty(),
             "nothing is appended from a malformed answer"
         );
+    }
+
+    #[test]
+    fn a_plugin_version_must_be_semantic() {
+        let info = |version: &str| {
+            super::glue_v0_2::info(wit::PluginInfo {
+                id: "p".into(),
+                version: version.into(),
+                description: String::new(),
+                config_schema: "{}".into(),
+                reads: wit::Fields::empty(),
+                capabilities: Vec::new(),
+            })
+        };
+        assert!(info("1.4.0").is_ok());
+        assert!(info("0.1.0-beta.2").is_ok());
+        for bad in ["not-a-version", "1.4", ""] {
+            let err = info(bad).expect_err("refused");
+            assert!(
+                err.to_string().contains(&format!(
+                    "plugin `p` gives version `{bad}`, which is not a semantic version"
+                )),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! plugin of one host.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -14,6 +13,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store};
 
+use crate::cache;
 use crate::contract::{self, Pre};
 use crate::error::LoadError;
 use crate::limits::Limits;
@@ -32,6 +32,9 @@ pub struct HostConfig {
     pub max_stack: usize,
     /// Where compiled plugins are kept between runs; `None` keeps them in memory only.
     pub cache_dir: Option<PathBuf>,
+    /// The most the disk cache may hold; past it the least recently written entries
+    /// go.
+    pub cache_max_bytes: u64,
 }
 
 impl Default for HostConfig {
@@ -40,6 +43,8 @@ impl Default for HostConfig {
             limits: Limits::default(),
             max_stack: 512 << 10,
             cache_dir: None,
+            // A Python plugin compiles to about 60 MiB; a Rust one to about 1.
+            cache_max_bytes: 2 << 30,
         }
     }
 }
@@ -50,6 +55,7 @@ pub(crate) struct Shared {
     pub(crate) interner: Arc<Interner>,
     pub(crate) limits: Limits,
     cache_dir: Option<PathBuf>,
+    cache_max_bytes: u64,
     /// Loaded plugins by the sha256 of their bytes: loading the same wasm twice
     /// compiles and describes it once.
     loaded: Mutex<HashMap<[u8; 32], Arc<Plugin>>>,
@@ -98,6 +104,7 @@ impl Host {
                 interner,
                 limits: config.limits,
                 cache_dir: config.cache_dir,
+                cache_max_bytes: config.cache_max_bytes,
                 loaded: Mutex::new(HashMap::new()),
                 _ticker: tx,
             }),
@@ -119,16 +126,18 @@ impl Host {
     }
 
     /// Load a plugin from its bytes: check that it is a component built against a
-    /// supported contract version, compile it (or take it from the cache),
-    /// pre-instantiate it and ask it to describe itself.
+    /// supported contract version (from its export names, before compiling), compile
+    /// it (or take it from the cache), pre-instantiate it and ask it to describe
+    /// itself. Only a plugin that got that far is written to the disk cache.
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
         let digest: [u8; 32] = Sha256::digest(bytes).into();
         if let Some(plugin) = self.lock_loaded().get(&digest) {
             return Ok(Arc::clone(plugin));
         }
         check_header(bytes)?;
-        let (component, compiled) = self.compile(bytes, &digest)?;
-        let version = contract::detect(&self.shared.engine, &component)?;
+        let version = contract::detect(bytes)?;
+        let cached = self.cache_path(&digest);
+        let (component, compiled) = self.compile(bytes, cached.as_deref())?;
         let pre = self
             .shared
             .linker
@@ -141,6 +150,13 @@ impl Host {
             hex::encode(digest),
             compiled,
         )?);
+        if let (Some(path), Compiled::Fresh) = (&cached, compiled) {
+            // A cache that cannot be written only costs the next run a compile.
+            let _ = cache::write(path, &component);
+            if let Some(dir) = &self.shared.cache_dir {
+                let _ = cache::prune(dir, self.shared.cache_max_bytes);
+            }
+        }
         self.lock_loaded().insert(digest, Arc::clone(&plugin));
         Ok(plugin)
     }
@@ -154,14 +170,19 @@ impl Host {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn compile(&self, bytes: &[u8], digest: &[u8; 32]) -> Result<(Component, Compiled), LoadError> {
+    /// Where the compiled form of the wasm with `digest` is kept, for this engine.
+    fn cache_path(&self, digest: &[u8; 32]) -> Option<PathBuf> {
+        let dir = self.shared.cache_dir.as_ref()?;
+        Some(dir.join(cache::file_name(digest, &self.shared.engine)))
+    }
+
+    fn compile(
+        &self,
+        bytes: &[u8],
+        cached: Option<&Path>,
+    ) -> Result<(Component, Compiled), LoadError> {
         let engine = &self.shared.engine;
-        let cached = self.shared.cache_dir.as_ref().map(|dir| {
-            let mut h = std::hash::DefaultHasher::new();
-            engine.precompile_compatibility_hash().hash(&mut h);
-            dir.join(format!("{}-{:016x}.cwasm", hex::encode(digest), h.finish()))
-        });
-        if let Some(path) = &cached
+        if let Some(path) = cached
             && path.exists()
         {
             // SAFETY: the file was written by `Component::serialize` of an engine with
@@ -176,15 +197,18 @@ impl Host {
         }
         let component =
             Component::new(engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
-        if let Some(path) = &cached {
-            // A cache that cannot be written only costs the next run a compile.
-            let _ = write_atomically(path, &component);
-        }
         Ok((component, Compiled::Fresh))
     }
 
-    /// A store for one instance of a plugin, whose additions to the shared table of
-    /// strings so far are `interned` bytes.
+    /// Remove from the disk cache what this engine cannot use (another wasmtime or
+    /// configuration) and, oldest first, what is past the cache's size bound.
+    pub fn prune_cache(&self) -> std::io::Result<cache::Pruned> {
+        match &self.shared.cache_dir {
+            Some(dir) => cache::prune_for(dir, self.shared.cache_max_bytes, &self.shared.engine),
+            None => Ok(cache::Pruned::default()),
+        }
+    }
+
     pub(crate) fn new_store(
         shared: &Shared,
         interned: &Arc<AtomicUsize>,
@@ -201,18 +225,6 @@ impl Host {
         store.epoch_deadline_trap();
         Ok(store)
     }
-}
-
-fn write_atomically(path: &Path, component: &Component) -> std::io::Result<()> {
-    let bytes = component
-        .serialize()
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
 }
 
 /// Tell a non-wasm file and a core module from a component before the parser does, so

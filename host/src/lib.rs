@@ -12,6 +12,7 @@
 //! [`Verdict::Error`](cohort_model::Verdict::Error) — no decision, never "no match" —
 //! the poisoned instance is dropped, and the next call runs on a fresh one.
 
+mod cache;
 mod contract;
 mod error;
 mod host;
@@ -20,6 +21,7 @@ mod plugin;
 mod sandbox;
 mod symbols;
 
+pub use cache::Pruned;
 pub use contract::{Columns, SUPPORTED_CONTRACTS};
 pub use error::{Failure, LoadError, PrepareError};
 pub use host::{Host, HostConfig};

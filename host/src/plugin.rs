@@ -214,6 +214,12 @@ fn classify(
             cap: shared.limits.memory,
         };
     }
+    if err.downcast_ref::<Trap>().is_none() {
+        // Not a trap of the plugin's code: wasmtime refused what crossed the boundary
+        // (an export whose type is not the contract's, a value that cannot be lifted),
+        // or the plugin asked to exit.
+        return Failure::Contract(format!("{err:#}"));
+    }
     Failure::Trap {
         trap: err.root_cause().to_string(),
         detail,

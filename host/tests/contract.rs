@@ -248,3 +248,156 @@ fn both_contract_versions_carry_every_fact_alike() {
     );
     assert!(old[2].contains("Ipv4(1359103374)"), "{}", old[2]);
 }
+
+/// A component of the 0.2.0 contract as changed by `edit`, whose functions all trap:
+/// what a plugin author gets from bindings of a WIT file that drifted from ours.
+fn component_of_changed_contract(edit: impl Fn(String) -> String) -> Vec<u8> {
+    let wit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../wit/0.2.0/plugin.wit"
+    ))
+    .expect("the contract");
+    let mut resolve = wit_parser::Resolve::default();
+    let package = resolve
+        .push_str("plugin.wit", &edit(wit))
+        .expect("the changed contract parses");
+    let world = resolve
+        .select_world(&[package], Some("plugin"))
+        .expect("the plugin world");
+    let mut module =
+        wit_component::dummy_module(&resolve, world, wit_parser::ManglingAndAbi::Standard32);
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .expect("metadata");
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .expect("module")
+        .validate(true)
+        .encode()
+        .expect("a component")
+}
+
+#[test]
+fn an_export_of_another_type_breaks_the_contract_and_is_not_called_a_trap() {
+    let component = component_of_changed_contract(|wit| {
+        wit.replace(
+            "describe: func() -> plugin-info;",
+            "describe: func() -> string;",
+        )
+    });
+    let err = load_err(&component);
+    let text = err.to_string();
+    assert!(text.contains("contract"), "{text}");
+    assert!(!text.contains("trapped"), "{text}");
+}
+
+#[test]
+fn a_refused_component_is_neither_compiled_nor_cached() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = Host::new(
+        HostConfig {
+            cache_dir: Some(dir.path().to_path_buf()),
+            ..HostConfig::default()
+        },
+        Arc::new(Interner::new()),
+    )
+    .expect("host");
+    // Refused from its export names alone: a component that would not even compile
+    // (its only function body is cut off) is refused for its contract version.
+    let mut future = component_of_changed_contract(|wit| {
+        wit.replace(
+            "package cohort:plugin@0.2.0;",
+            "package cohort:plugin@0.9.0;",
+        )
+    });
+    let err = host.load(&future).expect_err("an unsupported contract");
+    assert!(
+        matches!(err, LoadError::UnsupportedContract { .. }),
+        "{err}"
+    );
+    future.truncate(future.len() - 1);
+    assert!(matches!(
+        host.load(&future).expect_err("still refused"),
+        LoadError::Invalid(_) | LoadError::UnsupportedContract { .. }
+    ));
+    // Compiled, but refused when it describes itself (its functions trap).
+    let trapping = component_of_changed_contract(|wit| wit);
+    let err = host.load(&trapping).expect_err("describe traps");
+    assert!(matches!(err, LoadError::Describe(_)), "{err}");
+    assert_eq!(
+        std::fs::read_dir(dir.path())
+            .map(Iterator::count)
+            .unwrap_or(0),
+        0,
+        "nothing refused is cached"
+    );
+    host.load(COUNTRY).expect("loads");
+    assert_eq!(std::fs::read_dir(dir.path()).expect("cache").count(), 1);
+}
+
+#[test]
+fn the_compile_cache_keeps_within_its_bound_and_prunes_what_no_engine_here_can_use() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = HostConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..HostConfig::default()
+    };
+    let host = Host::new(config.clone(), Arc::new(Interner::new())).expect("host");
+    host.load(COUNTRY).expect("loads");
+    let entry = std::fs::read_dir(dir.path())
+        .expect("cache")
+        .next()
+        .expect("one entry")
+        .expect("entry");
+    let size = entry.metadata().expect("meta").len();
+    let stale = dir
+        .path()
+        .join(format!("{}-0123456789abcdef.cwasm", "ab".repeat(32)));
+    std::fs::write(&stale, b"from another wasmtime").expect("write");
+    let unrelated = dir.path().join("notes.txt");
+    std::fs::write(&unrelated, b"not the cache's").expect("write");
+
+    let pruned = host.prune_cache().expect("prunes");
+    assert_eq!((pruned.removed, pruned.kept), (1, 1), "{pruned:?}");
+    assert!(!stale.exists() && entry.path().exists() && unrelated.exists());
+
+    // A bound that holds either plugin but not both keeps the newer only.
+    let hostile = std::fs::read(HOSTILE_PATH).expect("the hostile plugin");
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    Host::new(
+        HostConfig {
+            cache_dir: Some(elsewhere.path().to_path_buf()),
+            ..HostConfig::default()
+        },
+        Arc::new(Interner::new()),
+    )
+    .expect("host")
+    .load(&hostile)
+    .expect("loads");
+    let hostile_size = std::fs::read_dir(elsewhere.path())
+        .expect("cache")
+        .map(|e| e.expect("entry").metadata().expect("meta").len())
+        .sum::<u64>();
+    let small = Host::new(
+        HostConfig {
+            cache_max_bytes: size.max(hostile_size) + size.min(hostile_size) / 2,
+            ..config
+        },
+        Arc::new(Interner::new()),
+    )
+    .expect("host");
+    // File times are coarse on some file systems: make the newer entry newer.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    small.load(&hostile).expect("loads");
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("cache")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".cwasm"))
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(!entry.path().exists(), "the older entry went");
+}

@@ -77,6 +77,9 @@ enum Command {
     Token(serve::TokenCommand),
     /// Print the HTTP API's OpenAPI document
     Openapi,
+    /// Manage the compiled plugins cached on disk
+    #[command(subcommand)]
+    Cache(runner::CacheCommand),
 }
 
 fn main() -> ExitCode {
@@ -106,14 +109,30 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(args, store, cache_dir),
         Command::Token(cmd) => serve::token(cmd, store, cache_dir),
         Command::Openapi => serve::openapi(),
+        Command::Cache(cmd) => runner::cache(cmd, json, cache_dir),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", report(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each said once: a cause whose words are already in what
+/// precedes it (an error that shows its source, and also has it as its cause) is not
+/// repeated.
+fn report(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn default_cache_dir() -> Option<PathBuf> {
@@ -121,4 +140,20 @@ fn default_cache_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
     Some(base.join("cohort"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::report;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("plugin: {0}")]
+    struct Shows(#[from] std::io::Error);
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let e = anyhow::Error::from(Shows(std::io::Error::other("not wasm")))
+            .context("cannot load plugin `x.wasm`");
+        assert_eq!(report(&e), "cannot load plugin `x.wasm`: plugin: not wasm");
+    }
 }

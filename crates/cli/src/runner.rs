@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
-use clap::Args;
+use clap::{Args, Subcommand};
 use cohort_host::{Evaluation, Host, HostConfig, Limits, Plugin};
 use cohort_model::{Customer, CustomerRecord, Interner, VerdictRef};
 use serde_json::json;
@@ -79,6 +79,63 @@ pub fn new_host(limits: Limits, cache_dir: Option<PathBuf>) -> anyhow::Result<Ho
         ..HostConfig::default()
     };
     Host::new(config, Arc::new(Interner::new())).context("cannot start the plugin host")
+}
+
+#[derive(Subcommand)]
+pub enum CacheCommand {
+    /// Remove the compiled plugins this build cannot use (another version or
+    /// configuration) and, oldest first, what is past the size bound
+    Prune {
+        /// The size bound, in MiB [default: 2048]
+        #[arg(long, value_name = "MIB")]
+        max_mib: Option<u64>,
+    },
+}
+
+pub fn cache(
+    cmd: CacheCommand,
+    json: bool,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let CacheCommand::Prune { max_mib } = cmd;
+    let Some(dir) = cache_dir else {
+        bail!("there is no cache to prune without a cache directory (--no-cache)");
+    };
+    let mut config = HostConfig {
+        cache_dir: Some(dir.clone()),
+        ..HostConfig::default()
+    };
+    if let Some(mib) = max_mib {
+        config.cache_max_bytes = mib.saturating_mul(1 << 20);
+    }
+    let host =
+        Host::new(config, Arc::new(Interner::new())).context("cannot start the plugin host")?;
+    let pruned = host
+        .prune_cache()
+        .with_context(|| format!("cannot prune the cache `{}`", dir.display()))?;
+    if json {
+        println!(
+            "{}",
+            json!({
+                "dir": dir,
+                "removed": pruned.removed,
+                "freed_bytes": pruned.freed_bytes,
+                "kept": pruned.kept,
+                "kept_bytes": pruned.kept_bytes,
+            })
+        );
+    } else {
+        let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
+        println!(
+            "removed {} compiled plugin(s) ({:.1} MiB); kept {} ({:.1} MiB) in `{}`",
+            pruned.removed,
+            mib(pruned.freed_bytes),
+            pruned.kept,
+            mib(pruned.kept_bytes),
+            dir.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A bundled plugin by id, or a plugin file by path.

@@ -187,10 +187,49 @@ fn a_file_that_is_not_a_plugin_is_refused() {
     std::fs::write(&file, b"not wasm at all").expect("write");
     let o = cohort(&["describe", &file.display().to_string()]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("not a WebAssembly file"),
-        "{}",
+    assert_eq!(
+        stderr(&o).matches("not a WebAssembly file").count(),
+        1,
+        "said once: {}",
         stderr(&o)
+    );
+    let db = dir.path().join("cohort.db").display().to_string();
+    let o = cohort(&["--db", &db, "plugin", "add", &file.display().to_string()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).matches("not a WebAssembly file").count(),
+        1,
+        "said once: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn cache_prune_keeps_the_cache_within_the_bound_given() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache").display().to_string();
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_cohort"))
+            .args(["--cache-dir", &cache])
+            .args(args)
+            .output()
+            .expect("cohort runs");
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    run(&["describe", "country"]);
+    let kept: serde_json::Value =
+        serde_json::from_str(&run(&["--json", "cache", "prune"])).expect("JSON");
+    assert_eq!(
+        (kept["kept"].as_u64(), kept["removed"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let out = run(&["cache", "prune", "--max-mib", "0"]);
+    assert!(out.starts_with("removed 1 compiled plugin(s)"), "{out}");
+    assert_eq!(
+        std::fs::read_dir(&cache).expect("cache").count(),
+        0,
+        "emptied"
     );
 }
 

@@ -287,3 +287,33 @@ fn runs_that_leave_customers_undecided_exit_2() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// `cohort runs` in a second process while a first one runs a group: the run is
+/// still running, not interrupted, and finishes as usual.
+#[test]
+fn a_run_in_progress_is_not_interrupted_by_another_process_opening_the_store() {
+    let c = Cohort::new();
+    c.ok(&["plugin", "add-standard"]);
+    c.ok(&["group", "save", &c.file("eu.json", GROUP)]);
+    // Enough customers, all joining, for a run of a second or more.
+    let lines: String = (0..300_000)
+        .map(|i| format!("{{\"id\":\"c{i:07}\",\"country\":\"DE\"}}\n"))
+        .collect();
+    c.ok(&["customer", "load", &c.file("customers.jsonl", &lines)]);
+
+    let mut first = c
+        .command(&["run", "eu"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("the first process starts");
+    let mut seen_running = 0;
+    while first.try_wait().expect("wait").is_none() {
+        let runs = c.ok(&["runs"]);
+        assert!(!runs.contains("interrupted"), "{runs}");
+        seen_running += usize::from(runs.contains("running"));
+    }
+    assert!(first.wait().expect("exit").success());
+    assert!(seen_running >= 1, "the run was seen while it ran");
+    let runs = c.ok(&["runs"]);
+    assert!(runs.contains("finished"), "{runs}");
+}

@@ -42,13 +42,17 @@ pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
 /// Keep one worker per configured webhook: start workers for new ones, stop those of
 /// removed ones. Runs until the server stops.
 pub async fn supervise(state: Shared) {
-    let mut workers: HashMap<i64, JoinHandle<()>> = HashMap::new();
+    // A worker serves the webhook it was started for: the same id, and the same URL,
+    // secret and creation. Ids are not reused, but a worker must never deliver one
+    // webhook's events to another's address even if a store handed an id out again.
+    let mut workers: HashMap<Identity, JoinHandle<()>> = HashMap::new();
     loop {
         let engine = state.engine.clone();
         match tokio::task::spawn_blocking(move || engine.store().webhooks()).await {
             Ok(Ok(hooks)) => {
-                workers.retain(|id, handle| {
-                    let keep = hooks.iter().any(|h| h.id == *id) && !handle.is_finished();
+                workers.retain(|identity, handle| {
+                    let keep =
+                        hooks.iter().any(|h| Identity::of(h) == *identity) && !handle.is_finished();
                     if !keep {
                         handle.abort();
                     }
@@ -56,7 +60,7 @@ pub async fn supervise(state: Shared) {
                 });
                 for hook in hooks {
                     workers
-                        .entry(hook.id)
+                        .entry(Identity::of(&hook))
                         .or_insert_with(|| tokio::spawn(deliver(state.clone(), hook)));
                 }
             }
@@ -66,6 +70,26 @@ pub async fn supervise(state: Shared) {
         // Webhooks added or removed (through another server on the same store, say)
         // are noticed within this.
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// What tells one webhook from another, beyond its id.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Identity {
+    id: i64,
+    created_at: i64,
+    url: String,
+    secret: String,
+}
+
+impl Identity {
+    fn of(hook: &Webhook) -> Self {
+        Identity {
+            id: hook.id,
+            created_at: hook.created_at,
+            url: hook.url.clone(),
+            secret: hook.secret.clone(),
+        }
     }
 }
 

@@ -13,7 +13,9 @@ use crate::{
 };
 
 mod journal;
+mod owner;
 use journal::{Action, Event, Journal, NewMembership};
+use owner::Owner;
 
 /// Each entry migrates the schema from version `i` to `i + 1`; released entries never
 /// change.
@@ -347,6 +349,27 @@ CREATE INDEX memberships_pending ON memberships (start) WHERE announced = 'pendi
 CREATE INDEX memberships_ending ON memberships (end)
     WHERE announced = 'active' AND end IS NOT NULL;
 "#,
+    // A run names the store that started it (`sqlite/owner.rs`), so that another
+    // process marks it interrupted only when that store is gone. A webhook's id is
+    // never handed out again: a worker that still served a deleted webhook would
+    // otherwise deliver a new one's events to the old URL, with the old secret.
+    r#"
+ALTER TABLE runs ADD COLUMN owner TEXT;
+CREATE TABLE webhooks_v14 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    last_delivered_at INTEGER
+);
+INSERT INTO webhooks_v14 SELECT id, url, secret, created_at, position, attempts, last_error,
+    last_delivered_at FROM webhooks ORDER BY id;
+DROP TABLE webhooks;
+ALTER TABLE webhooks_v14 RENAME TO webhooks;
+"#,
 ];
 
 /// The state to announce for a membership written at `at`: a window starting later is
@@ -371,6 +394,9 @@ pub struct SqliteStore {
     reader: Option<Mutex<Connection>>,
     /// Tells the checkpointer thread, if there is one, to stop.
     stop: Option<std::sync::mpsc::Sender<()>>,
+    /// The token this store's runs carry while they run; `None` in memory, where no
+    /// other process can look.
+    owner: Option<Owner>,
 }
 
 impl Drop for SqliteStore {
@@ -469,7 +495,8 @@ fn configure_sqlite() {
 
 impl SqliteStore {
     /// Open (creating if needed) the store at `path` and bring its schema up to date.
-    /// Runs a crash left `running` are marked `interrupted`.
+    /// Runs whose process is gone (a crash) are marked `interrupted`; those of a store
+    /// still open, in this process or another, keep running.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let open_error = |problem: String| StoreError::Open {
@@ -481,7 +508,10 @@ impl SqliteStore {
         }
         configure_sqlite();
         let conn = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
-        let mut store = Self::setup(conn)?;
+        let owner = Owner::claim(path)
+            .map_err(|e| open_error(format!("cannot keep the token of the runs it starts: {e}")))?;
+        let mut store = Self::setup(conn, Some(path))?;
+        store.owner = Some(owner);
         store.reader = Some(Mutex::new(Self::reader_at(path)?));
         store.stop = Some(checkpointer(path)?);
         Ok(store)
@@ -490,7 +520,7 @@ impl SqliteStore {
     /// A store that lives in memory only, for tests and dry experiments.
     pub fn in_memory() -> Result<Self> {
         configure_sqlite();
-        Self::setup(Connection::open_in_memory()?)
+        Self::setup(Connection::open_in_memory()?, None)
     }
 
     /// The settings the store gives its connection, for another connection that must
@@ -516,7 +546,9 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_size_limit", WAL_BYTES_LIMIT)
     }
 
-    fn setup(mut conn: Connection) -> Result<Self> {
+    /// Configure and migrate the store, and mark interrupted the runs whose store is
+    /// gone (every run, for a store in memory: nothing else can have one open).
+    fn setup(mut conn: Connection, path: Option<&Path>) -> Result<Self> {
         Self::configure(&conn)?;
         // rusqlite keeps 16 prepared statements by default; a registration uses about as
         // many, runs and the API more, and every statement evicted is parsed and planned
@@ -538,15 +570,25 @@ impl SqliteStore {
             tx.execute_batch(migration)?;
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
         }
-        tx.execute(
-            "UPDATE runs SET status = 'interrupted' WHERE status = 'running'",
-            [],
-        )?;
+        let owners: Vec<Option<String>> = tx
+            .prepare("SELECT DISTINCT owner FROM runs WHERE status = 'running'")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for owner in owners {
+            if path.is_some_and(|p| Owner::alive(p, owner.as_deref())) {
+                continue;
+            }
+            tx.execute(
+                "UPDATE runs SET status = 'interrupted' WHERE status = 'running' AND owner IS ?1",
+                [owner],
+            )?;
+        }
         tx.commit()?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             reader: None,
             stop: None,
+            owner: None,
         })
     }
 
@@ -1537,9 +1579,10 @@ impl Store for SqliteStore {
         let tx = conn.transaction()?;
         let ids = {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO runs (grp, trigger, dry_run, actor, as_of, started_at, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running') RETURNING id",
+                "INSERT INTO runs (grp, trigger, dry_run, actor, as_of, started_at, status, owner)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7) RETURNING id",
             )?;
+            let owner = self.owner.as_ref().map(|o| o.token.as_str());
             runs.iter()
                 .map(|run| {
                     insert.query_row(
@@ -1549,7 +1592,8 @@ impl Store for SqliteStore {
                             run.dry_run,
                             run.actor,
                             run.as_of,
-                            run.started_at
+                            run.started_at,
+                            owner
                         ],
                         |r| r.get(0),
                     )
@@ -3463,6 +3507,45 @@ mod tests {
             store.runs(None, None, 10).expect("runs")[0].status,
             "interrupted"
         );
+    }
+
+    #[test]
+    fn a_run_whose_store_is_still_open_is_not_interrupted_by_another_opening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cohort.db");
+        let running = SqliteStore::open(&path).expect("open");
+        let run = RunRecord {
+            group: "g".into(),
+            trigger: "manual".into(),
+            actor: "op".into(),
+            ..RunRecord::default()
+        };
+        running.start_runs(&[run]).expect("run");
+        let status =
+            |store: &SqliteStore| store.runs(None, None, 10).expect("runs")[0].status.clone();
+        let reader = SqliteStore::open(&path).expect("open beside it");
+        assert_eq!(status(&reader), "running", "its owner is alive");
+        drop(reader);
+        assert_eq!(status(&running), "running");
+        drop(running);
+        let after = SqliteStore::open(&path).expect("reopen");
+        assert_eq!(status(&after), "interrupted", "its owner is gone");
+    }
+
+    #[test]
+    fn a_webhook_id_is_never_handed_out_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cohort.db");
+        let store = SqliteStore::open(&path).expect("open");
+        let first = store.add_webhook("http://a", "s1", 1).expect("hook");
+        assert!(store.remove_webhook(first.id).expect("removed"));
+        let second = store.add_webhook("http://b", "s2", 2).expect("hook");
+        assert_ne!(second.id, first.id);
+        drop(store);
+        let store = SqliteStore::open(&path).expect("reopen");
+        assert!(store.remove_webhook(second.id).expect("removed"));
+        let third = store.add_webhook("http://c", "s3", 3).expect("hook");
+        assert!(third.id > second.id, "not even after a restart");
     }
 
     /// A run's record says `finished` exactly when its changes are in the store: both

@@ -17,16 +17,21 @@ impl Cohort {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cohort"))
+        self.command(args).output().expect("cohort runs")
+    }
+
+    /// The command `run` runs, to start in the background.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cohort"));
+        command
             .arg("--db")
             .arg(&self.db)
             .arg("--actor")
             .arg("alice")
             .arg("--cache-dir")
             .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"))
-            .args(args)
-            .output()
-            .expect("cohort runs")
+            .args(args);
+        command
     }
 
     pub fn ok(&self, args: &[&str]) -> String {

@@ -5,166 +5,16 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::Cohort;
+use common::http::{Api, Server, customer, expect, group, read, token};
 use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
-use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-
-/// `cohort serve` on a free loopback port; stopped (SIGTERM) when dropped.
-struct Server {
-    child: Child,
-    base: String,
-    /// Where the server's log (stderr) goes.
-    log: std::path::PathBuf,
-}
-
-impl Server {
-    fn start(c: &Cohort, env: &[(&str, &str)]) -> Server {
-        let log = c.db.with_file_name("server.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cohort"))
-            .arg("--db")
-            .arg(&c.db)
-            .arg("--cache-dir")
-            .arg(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("cohort serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the server says where it listens");
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line `{line}`"))
-            .to_string();
-        Server { child, base, log }
-    }
-
-    /// The JSON log lines written so far.
-    fn log_lines(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .expect("log")
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("`{l}` is not JSON: {e}")))
-            .collect()
-    }
-
-    /// Stop as an operator would (SIGTERM) and wait for the process to end.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A platform's view of the API: a base URL and a token.
-struct Api<'a> {
-    client: Client,
-    base: &'a str,
-    token: Option<String>,
-}
-
-impl<'a> Api<'a> {
-    fn new(server: &'a Server, token: Option<&str>) -> Self {
-        Api {
-            client: Client::builder()
-                .timeout(Duration::from_secs(120))
-                .build()
-                .expect("client"),
-            base: &server.base,
-            token: token.map(str::to_string),
-        }
-    }
-
-    fn request(&self, method: &str, path: &str) -> RequestBuilder {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let b = self.client.request(method, format!("{}{path}", self.base));
-        match &self.token {
-            Some(t) => b.bearer_auth(t),
-            None => b,
-        }
-    }
-
-    fn get(&self, path: &str) -> Response {
-        self.call("GET", path)
-    }
-
-    /// A request without a body.
-    fn call(&self, method: &str, path: &str) -> Response {
-        self.request(method, path).send().expect(method)
-    }
-
-    fn json(&self, method: &str, path: &str, body: &Value) -> Response {
-        self.request(method, path)
-            .json(body)
-            .send()
-            .expect("request")
-    }
-}
-
-fn token(c: &Cohort, name: &str, role: &str) -> String {
-    c.ok(&["token", "create", name, "--role", role])
-        .trim()
-        .to_string()
-}
-
-/// Status and JSON body; problems must come as problem+json.
-fn read(r: Response) -> (StatusCode, Value) {
-    let status = r.status();
-    let problem = r
-        .headers()
-        .get("content-type")
-        .is_some_and(|v| v == "application/problem+json");
-    let text = r.text().expect("body");
-    if status.is_client_error() || status.is_server_error() {
-        assert!(problem, "a {status} must be problem+json: {text}");
-    }
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    (status, body)
-}
-
-fn expect(r: Response, want: StatusCode) -> Value {
-    let (status, body) = read(r);
-    assert_eq!(status, want, "{body:#}");
-    body
-}
-
-fn group(id: &str, mode: &str, on_registration: bool, countries: &[&str]) -> Value {
-    json!({
-        "id": id,
-        "name": id,
-        "auto": {"mode": mode, "triggers": {"on_registration": on_registration}},
-        "rule": {"all": [{"any": [{"plugin": "country", "config": {"countries": countries}}]}]}
-    })
-}
-
-fn customer(id: &str, country: &str) -> Value {
-    json!({"id": id, "country": country})
-}
 
 #[test]
 fn every_operation_in_the_document_needs_a_token_and_none_answers_5xx() {
@@ -710,9 +560,11 @@ fn webhooks_are_signed_retried_in_order_and_survive_a_restart() {
             &group("de", "full-sync", true, &["DE"]).to_string(),
         ),
     ]);
+    // The receiver is on loopback: the deployment delivers inside its own network.
     let env = [
         ("COHORT_WEBHOOK_BACKOFF_INITIAL_MS", "50"),
         ("COHORT_WEBHOOK_BACKOFF_MAX_MS", "200"),
+        ("COHORT_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"),
     ];
     let receiver = Receiver::start(2);
     let secret = "a-secret-of-enough-length";

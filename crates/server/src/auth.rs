@@ -28,9 +28,11 @@ pub fn digest(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Who is calling: the token's name (the actor in the audit history) and role.
+/// Who is calling: the token's id, its name (the actor in the audit history) and role.
 #[derive(Clone, Debug)]
 pub struct Caller {
+    /// Tells this token from a later one of the same name.
+    pub token: i64,
     pub name: String,
     pub role: Role,
 }
@@ -57,6 +59,7 @@ pub async fn authenticate(State(state): State<Shared>, mut req: Request, next: N
     let found = tokio::task::spawn_blocking(move || engine.store().token_by_hash(&hash)).await;
     let caller = match found {
         Ok(Ok(Some(t))) => Caller {
+            token: t.id,
             name: t.name,
             role: t.role,
         },

@@ -25,6 +25,9 @@ pub struct Config {
     pub max_upload_bytes: usize,
     /// How often due schedules are run and windows that opened or closed are announced.
     pub tick_seconds: u64,
+    /// The directory under which data directories may be granted to plugins over the
+    /// API (`POST /v1/plugins/standard?geoip_dir=...`); without it, none may.
+    pub data_root: Option<PathBuf>,
     pub webhooks: WebhookConfig,
 }
 
@@ -47,6 +50,11 @@ pub struct WebhookConfig {
     pub backoff_max_ms: u64,
     /// How often to look for new events when there were none, in milliseconds.
     pub poll_ms: u64,
+    /// Whether webhooks may be delivered to loopback, private, link-local and other
+    /// non-public addresses: for a platform that receives events inside its own
+    /// network. Off, such a target is refused when the webhook is made and whenever a
+    /// name resolves to one.
+    pub allow_private_targets: bool,
 }
 
 impl Default for Config {
@@ -59,6 +67,7 @@ impl Default for Config {
             max_body_bytes: 1 << 20,
             max_upload_bytes: 256 << 20,
             tick_seconds: 1,
+            data_root: None,
             webhooks: WebhookConfig::default(),
         }
     }
@@ -72,6 +81,7 @@ impl Default for WebhookConfig {
             backoff_initial_ms: 1_000,
             backoff_max_ms: 300_000,
             poll_ms: 250,
+            allow_private_targets: false,
         }
     }
 }
@@ -165,6 +175,14 @@ impl Config {
         })?;
         set("COHORT_WEBHOOK_BACKOFF_INITIAL_MS", &mut |v| {
             self.webhooks.backoff_initial_ms = parse("COHORT_WEBHOOK_BACKOFF_INITIAL_MS", v)?;
+            Ok(())
+        })?;
+        set("COHORT_DATA_ROOT", &mut |v| {
+            self.data_root = Some(PathBuf::from(v));
+            Ok(())
+        })?;
+        set("COHORT_WEBHOOK_ALLOW_PRIVATE_TARGETS", &mut |v| {
+            self.webhooks.allow_private_targets = parse("COHORT_WEBHOOK_ALLOW_PRIVATE_TARGETS", v)?;
             Ok(())
         })?;
         set("COHORT_WEBHOOK_BACKOFF_MAX_MS", &mut |v| {

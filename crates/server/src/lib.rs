@@ -14,6 +14,7 @@ mod config;
 mod idempotency;
 mod metrics;
 mod problem;
+mod targets;
 pub mod webhooks;
 
 use std::collections::HashSet;
@@ -42,8 +43,8 @@ pub struct AppState {
     engine: Arc<Engine>,
     config: Config,
     metrics: Metrics,
-    /// Idempotency keys whose first request is still being handled, by token name.
-    inflight: Mutex<HashSet<(String, String)>>,
+    /// Idempotency keys whose first request is still being handled, by token id.
+    inflight: Mutex<HashSet<(i64, String)>>,
     /// False once shutdown has begun: `/readyz` tells load balancers to move on.
     ready: AtomicBool,
 }
@@ -160,6 +161,9 @@ async fn tick(state: Shared) {
         let done = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let at = now();
             s.engine.store().announce(at)?;
+            s.engine
+                .store()
+                .forget_responses(at - cohort_store::IDEMPOTENCY_KEY_LIFETIME)?;
             for outcome in s.engine.run_due(at)? {
                 match outcome {
                     Ok(run) => s.metrics.run("periodic", &run.status),

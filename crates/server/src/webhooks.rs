@@ -96,11 +96,16 @@ impl Identity {
 /// Deliver one webhook's events for as long as it exists.
 async fn deliver(state: Shared, hook: Webhook) {
     let settings = &state.config.webhooks;
-    let client = match reqwest::Client::builder()
+    // A redirect would lead a delivery wherever the receiver says, inside the network
+    // too: a 3xx is a failed delivery.
+    let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_millis(settings.timeout_ms))
         .user_agent(concat!("cohort/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
+        .redirect(reqwest::redirect::Policy::none());
+    if !settings.allow_private_targets {
+        builder = builder.dns_resolver(std::sync::Arc::new(crate::targets::PublicOnly));
+    }
+    let client = match builder.build() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(webhook = hook.id, error = %e, "cannot start an HTTP client");
@@ -128,7 +133,7 @@ async fn deliver(state: Shared, hook: Webhook) {
             tokio::time::sleep(Duration::from_millis(settings.poll_ms)).await;
             continue;
         };
-        let outcome = post(&client, &hook, &events).await;
+        let outcome = post(&client, &hook, &events, settings.allow_private_targets).await;
         let engine = state.engine.clone();
         let id = hook.id;
         match outcome {
@@ -172,7 +177,11 @@ async fn post(
     client: &reqwest::Client,
     hook: &Webhook,
     events: &[OutboxEvent],
+    allow_private: bool,
 ) -> Result<(), String> {
+    // Checked again at each delivery: a webhook stored before the rules were, or under
+    // a deployment that allowed what this one does not.
+    let url = crate::targets::check_url(&hook.url, allow_private).map_err(|p| p.detail)?;
     let body = serde_json::to_vec(&Delivery {
         webhook: hook.id,
         events,
@@ -180,19 +189,19 @@ async fn post(
     .map_err(|e| e.to_string())?;
     let t = now();
     let response = client
-        .post(&hook.url)
+        .post(url.clone())
         .header("content-type", "application/json")
         .header("cohort-signature", signature(&hook.secret, t, &body))
         .header("cohort-webhook", hook.id.to_string())
         .body(body)
         .send()
         .await
-        .map_err(|e| format!("cannot reach {}: {e}", hook.url))?;
+        .map_err(|e| format!("cannot reach {url}: {e}"))?;
     let status = response.status();
     if status.is_success() {
         Ok(())
     } else {
-        Err(format!("{} answered {status}", hook.url))
+        Err(format!("{url} answered {status}"))
     }
 }
 

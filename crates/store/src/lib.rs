@@ -13,6 +13,11 @@ use serde::{Deserialize, Serialize};
 
 pub use sqlite::SqliteStore;
 
+/// How long the response to a request with an idempotency key is replayed for a retry
+/// of it, in seconds: a day, time enough for any client's retries; afterwards the key
+/// is forgotten and may be used again.
+pub const IDEMPOTENCY_KEY_LIFETIME: Timestamp = 24 * 60 * 60;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store: {0}")]
@@ -438,9 +443,14 @@ pub trait Store: Send + Sync {
     /// An attempt failed; the next starts from the same position.
     fn webhook_failed(&self, id: i64, error: &str) -> Result<()>;
 
-    /// The response kept for a token's idempotency key.
-    fn recall(&self, token: &str, key: &str) -> Result<Option<Remembered>>;
-    fn remember(&self, token: &str, key: &str, response: &Remembered, at: Timestamp) -> Result<()>;
+    /// The response kept for an idempotency key of the token with id `token`, if it
+    /// was kept at `since` or later.
+    fn recall(&self, token: i64, key: &str, since: Timestamp) -> Result<Option<Remembered>>;
+    /// Keep a response for a token's idempotency key; a key already kept stays as it
+    /// was.
+    fn remember(&self, token: i64, key: &str, response: &Remembered, at: Timestamp) -> Result<()>;
+    /// Forget the responses kept before `at`; returns how many.
+    fn forget_responses(&self, before: Timestamp) -> Result<usize>;
 
     /// Start an import record (status `validating`); returns its id.
     fn begin_import(&self, record: &ImportRecord) -> Result<i64>;

@@ -8,8 +8,9 @@ use cohort_planner::Change;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::{
-    Applied, AuditEntry, Cause, ImportProblem, ImportRecord, Listing, OutboxEvent, Remembered,
-    Result, Role, RunRecord, StagedRow, Store, StoreError, StoredPlugin, TokenRecord, Webhook,
+    Applied, AuditEntry, Cause, IDEMPOTENCY_KEY_LIFETIME, ImportProblem, ImportRecord, Listing,
+    OutboxEvent, Remembered, Result, Role, RunRecord, StagedRow, Store, StoreError, StoredPlugin,
+    TokenRecord, Webhook,
 };
 
 mod journal;
@@ -353,6 +354,7 @@ CREATE INDEX memberships_ending ON memberships (end)
     // process marks it interrupted only when that store is gone. A webhook's id is
     // never handed out again: a worker that still served a deleted webhook would
     // otherwise deliver a new one's events to the old URL, with the old secret.
+    // Idempotency keys belong to a token's id and expire.
     r#"
 ALTER TABLE runs ADD COLUMN owner TEXT;
 CREATE TABLE webhooks_v14 (
@@ -369,6 +371,10 @@ INSERT INTO webhooks_v14 SELECT id, url, secret, created_at, position, attempts,
     last_delivered_at FROM webhooks ORDER BY id;
 DROP TABLE webhooks;
 ALTER TABLE webhooks_v14 RENAME TO webhooks;
+-- Idempotency keys are kept by the token's id, not its name, which a new token may
+-- take after the old one is revoked; and they expire. Keys kept by name are dropped.
+DELETE FROM idempotency;
+CREATE INDEX idempotency_by_at ON idempotency (at);
 "#,
 ];
 
@@ -1941,13 +1947,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn recall(&self, token: &str, key: &str) -> Result<Option<Remembered>> {
+    fn recall(&self, token: i64, key: &str, since: Timestamp) -> Result<Option<Remembered>> {
         let conn = self.reader();
         Ok(conn
             .prepare_cached(
-                "SELECT request, status, body FROM idempotency WHERE token = ?1 AND key = ?2",
+                "SELECT request, status, body FROM idempotency
+                 WHERE token = ?1 AND key = ?2 AND at >= ?3",
             )?
-            .query_row(params![token, key], |r| {
+            .query_row(params![token.to_string(), key, since], |r| {
                 Ok(Remembered {
                     request: r.get(0)?,
                     status: r.get(1)?,
@@ -1957,20 +1964,31 @@ impl Store for SqliteStore {
             .optional()?)
     }
 
-    fn remember(&self, token: &str, key: &str, response: &Remembered, at: Timestamp) -> Result<()> {
+    fn remember(&self, token: i64, key: &str, response: &Remembered, at: Timestamp) -> Result<()> {
+        // An expired key of the same name is replaced; a live one stays as it was.
         self.conn().execute(
-            "INSERT OR IGNORE INTO idempotency (token, key, request, status, body, at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO idempotency (token, key, request, status, body, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (token, key) DO UPDATE SET request = excluded.request,
+                 status = excluded.status, body = excluded.body, at = excluded.at
+             WHERE at < excluded.at - ?7",
             params![
-                token,
+                token.to_string(),
                 key,
                 response.request,
                 response.status,
                 response.body,
-                at
+                at,
+                IDEMPOTENCY_KEY_LIFETIME
             ],
         )?;
         Ok(())
+    }
+
+    fn forget_responses(&self, before: Timestamp) -> Result<usize> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM idempotency WHERE at < ?1", [before])?)
     }
 
     fn begin_import(&self, r: &ImportRecord) -> Result<i64> {
@@ -3530,6 +3548,28 @@ mod tests {
         drop(running);
         let after = SqliteStore::open(&path).expect("reopen");
         assert_eq!(status(&after), "interrupted", "its owner is gone");
+    }
+
+    #[test]
+    fn idempotency_keys_belong_to_a_token_and_expire() {
+        let store = SqliteStore::in_memory().expect("store");
+        let response = |body: &str| Remembered {
+            request: "r".into(),
+            status: 201,
+            body: body.into(),
+        };
+        store.remember(1, "k", &response("first"), 100).expect("kept");
+        store.remember(1, "k", &response("second"), 101).expect("kept");
+        let recalled = store.recall(1, "k", 0).expect("recall").expect("kept");
+        assert_eq!(recalled.body, "first", "a live key stays as it was");
+        assert!(store.recall(2, "k", 0).expect("recall").is_none(), "another token's");
+        assert!(store.recall(1, "k", 101).expect("recall").is_none(), "too old");
+        let later = 100 + IDEMPOTENCY_KEY_LIFETIME + 1;
+        store.remember(1, "k", &response("again"), later).expect("kept");
+        let recalled = store.recall(1, "k", later).expect("recall").expect("kept");
+        assert_eq!(recalled.body, "again", "an expired key may be used again");
+        assert_eq!(store.forget_responses(later + 1).expect("forget"), 1);
+        assert!(store.recall(1, "k", 0).expect("recall").is_none());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The real `cohort` binary on a fresh store of its own, for the CLI's tests.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,14 +1,15 @@
 //! What happened: the audit history, the change feed, and webhooks.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use cohort_store::{AuditEntry, OutboxEvent, Webhook};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{After, Page, blocking, id_cursor, limit, page};
 use crate::auth::{Admin, Reader};
+use crate::idempotency::ReplayAs;
 use crate::problem::{Body, Path, Problem, Query};
 use crate::{Shared, now};
 
@@ -104,18 +105,22 @@ pub async fn webhooks(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
-    /// Where events are POSTed (`http` or `https`).
+    /// Where events are POSTed (`http` or `https`), a public address unless the
+    /// deployment allows private ones; no credentials in it.
     pub url: String,
     /// The HMAC key; a random one is made if absent.
     pub secret: Option<String>,
 }
 
-/// A new webhook, with its secret (shown only now).
+/// A new webhook, with its secret.
 #[derive(Serialize, ToSchema)]
 pub struct CreatedWebhook {
     #[serde(flatten)]
     pub webhook: Webhook,
-    pub secret: String,
+    /// Shown only in the response to the request that created the webhook: a replay of
+    /// that request (the same `Idempotency-Key`) leaves it out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 /// Add a webhook. It receives every change event written from now on, in batches,
@@ -127,23 +132,8 @@ pub async fn add_webhook(
     State(state): State<Shared>,
     _: Admin,
     Body(new): Body<NewWebhook>,
-) -> Result<(StatusCode, Json<CreatedWebhook>), Problem> {
-    let url = reqwest::Url::parse(&new.url).map_err(|e| {
-        Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-url",
-            format!("`{}` is not a URL: {e}", new.url),
-        )
-        .at("url")
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-url",
-            format!("`{}`: webhooks are http or https", new.url),
-        )
-        .at("url"));
-    }
+) -> Result<(StatusCode, Extension<ReplayAs>, Json<CreatedWebhook>), Problem> {
+    let url = crate::targets::check_url(&new.url, state.config.webhooks.allow_private_targets)?;
     let secret = match new.secret {
         Some(s) if s.len() >= 16 => s,
         Some(_) => {
@@ -159,9 +149,17 @@ pub async fn add_webhook(
     };
     blocking(&state, move |e| {
         let webhook = e.store().add_webhook(url.as_str(), &secret, now())?;
+        let mut created = CreatedWebhook {
+            webhook,
+            secret: None,
+        };
+        let replay = serde_json::to_string(&created)
+            .map_err(|e| Problem::internal(format!("cannot show the webhook: {e}")))?;
+        created.secret = Some(secret);
         Ok((
             StatusCode::CREATED,
-            Json(CreatedWebhook { webhook, secret }),
+            Extension(ReplayAs(replay)),
+            Json(created),
         ))
     })
     .await

@@ -83,8 +83,9 @@ pub async fn add(
         )
         .at("sha256"));
     }
+    let grant = granted(&state, q.data_dir.as_deref(), "data_dir")?;
     let info = blocking(&state, move |e| {
-        Ok(e.add_plugin(&wasm, q.data_dir.as_deref(), now())?)
+        Ok(e.add_plugin(&wasm, grant.as_deref(), now())?)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(info)))
@@ -107,10 +108,11 @@ pub async fn add_standard(
     _: Admin,
     Query(q): Query<StandardQuery>,
 ) -> Result<(StatusCode, Json<Vec<PluginInfo>>), Problem> {
+    let geoip = granted(&state, q.geoip_dir.as_deref(), "geoip_dir")?;
     let infos = blocking(&state, move |e| {
         let mut infos = Vec::new();
         for (id, wasm) in cohort_artifacts::STANDARD {
-            let grant = q.geoip_dir.as_deref().filter(|_| *id == "geoip-country");
+            let grant = geoip.as_deref().filter(|_| *id == "geoip-country");
             infos.push(e.add_plugin(wasm, grant, now())?);
         }
         Ok(infos)
@@ -156,4 +158,40 @@ pub async fn inspect(
         }))
     })
     .await
+}
+
+/// A data directory an API caller asks to grant, if it lies inside the directory the
+/// server's operator allows grants from (`data_root`). An API token must not be able
+/// to hand a plugin the server's whole file system.
+fn granted(
+    state: &Shared,
+    dir: Option<&std::path::Path>,
+    field: &str,
+) -> Result<Option<PathBuf>, Problem> {
+    let Some(dir) = dir else { return Ok(None) };
+    let refuse = |detail: String| {
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "grant-refused", detail).at(field)
+    };
+    let Some(root) = &state.config.data_root else {
+        return Err(refuse(format!(
+            "data directories are not granted over the API here: the server's operator \
+             sets `data_root` to the directory they may come from (or grants `{}` with \
+             `cohort plugin add`)",
+            dir.display()
+        )));
+    };
+    let (Ok(root), Ok(dir)) = (root.canonicalize(), dir.canonicalize()) else {
+        return Err(refuse(format!(
+            "`{}` is not a directory inside `data_root`",
+            dir.display()
+        )));
+    };
+    if !dir.starts_with(&root) {
+        return Err(refuse(format!(
+            "`{}` is not inside `data_root` (`{}`)",
+            dir.display(),
+            root.display()
+        )));
+    }
+    Ok(Some(dir))
 }

@@ -176,3 +176,36 @@ fn webhook_targets_inside_the_network_are_refused_unless_allowed() {
     let listed = expect(api.get("/v1/webhooks"), StatusCode::OK);
     assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
 }
+
+#[test]
+fn a_data_directory_granted_over_the_api_must_lie_inside_the_data_root() {
+    let c = Cohort::new();
+    let admin = token(&c, "platform", "admin");
+    let root = c.db.with_file_name("data");
+    let geoip = root.join("geoip");
+    std::fs::create_dir_all(&geoip).expect("mkdir");
+    let refused = |server: &Server, dir: &str| {
+        let api = Api::new(server, Some(&admin));
+        let p = expect(
+            api.call("POST", &format!("/v1/plugins/standard?geoip_dir={dir}")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+        assert_eq!(p["field"], "geoip_dir", "{p}");
+    };
+    {
+        let server = Server::start(&c, &[]);
+        refused(&server, "/");
+        refused(&server, &geoip.display().to_string());
+    }
+    let server = Server::start(&c, &[("COHORT_DATA_ROOT", &root.display().to_string())]);
+    refused(&server, "/");
+    refused(&server, &format!("{}/../..", geoip.display()));
+    let api = Api::new(&server, Some(&admin));
+    expect(
+        api.call(
+            "POST",
+            &format!("/v1/plugins/standard?geoip_dir={}", geoip.display()),
+        ),
+        StatusCode::CREATED,
+    );
+}

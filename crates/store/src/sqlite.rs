@@ -3558,14 +3558,26 @@ mod tests {
             status: 201,
             body: body.into(),
         };
-        store.remember(1, "k", &response("first"), 100).expect("kept");
-        store.remember(1, "k", &response("second"), 101).expect("kept");
+        store
+            .remember(1, "k", &response("first"), 100)
+            .expect("kept");
+        store
+            .remember(1, "k", &response("second"), 101)
+            .expect("kept");
         let recalled = store.recall(1, "k", 0).expect("recall").expect("kept");
         assert_eq!(recalled.body, "first", "a live key stays as it was");
-        assert!(store.recall(2, "k", 0).expect("recall").is_none(), "another token's");
-        assert!(store.recall(1, "k", 101).expect("recall").is_none(), "too old");
+        assert!(
+            store.recall(2, "k", 0).expect("recall").is_none(),
+            "another token's"
+        );
+        assert!(
+            store.recall(1, "k", 101).expect("recall").is_none(),
+            "too old"
+        );
         let later = 100 + IDEMPOTENCY_KEY_LIFETIME + 1;
-        store.remember(1, "k", &response("again"), later).expect("kept");
+        store
+            .remember(1, "k", &response("again"), later)
+            .expect("kept");
         let recalled = store.recall(1, "k", later).expect("recall").expect("kept");
         assert_eq!(recalled.body, "again", "an expired key may be used again");
         assert_eq!(store.forget_responses(later + 1).expect("forget"), 1);

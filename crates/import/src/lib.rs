@@ -424,6 +424,16 @@ impl<R: Read> Rows<R> {
         if customer.is_empty() {
             return Err(self.error(line, Some(Column::Customer), "is empty".into()));
         }
+        if let Err(problem) = cohort_model::check_customer_id(customer) {
+            return Err(self.error(
+                line,
+                Some(Column::Customer),
+                format!(
+                    "`{}` is not a customer id: {problem}",
+                    cohort_model::shown(customer)
+                ),
+            ));
+        }
         let groups: Vec<String> = self
             .field(Column::Groups)
             .unwrap_or_default()
@@ -586,6 +596,15 @@ mod tests {
         assert_eq!(rows[0].groups, ["VIP", "Staff"]);
         assert_eq!(rows[1].groups, ["a", "b"]);
         assert_eq!(rows[1].line, 4);
+    }
+
+    #[test]
+    fn a_customer_id_follows_the_rule_of_every_other_way_in() {
+        let rows = read("Customer #,Assigned Groups\n../../etc/passwd,VIP\nC-2,VIP\n");
+        let e = rows[0].as_ref().expect_err("not an id");
+        assert_eq!(e.column.as_deref(), Some("Customer #"));
+        assert!(e.message.contains("is not a customer id"), "{}", e.message);
+        assert!(rows[1].is_ok());
     }
 
     #[test]

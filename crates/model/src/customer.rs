@@ -189,6 +189,82 @@ pub struct CustomerRecord {
     pub attributes: BTreeMap<String, String>,
 }
 
+/// The longest customer id, in bytes.
+pub const MAX_ID_LEN: usize = 128;
+/// The longest text of any other field (a tag, a parameter or attribute's name or
+/// value, a product), in bytes.
+pub const MAX_TEXT_LEN: usize = 1024;
+/// The most entries of one list or map of a customer (tags, attributes, subscriptions).
+pub const MAX_ENTRIES: usize = 1000;
+
+/// Whether `id` may be a customer id, and if not why. The rule is the same for every
+/// way a customer arrives (the API, the CLI, a CSV import): 1 to 128 characters, ASCII
+/// letters and digits and `-` `_` `.` `@` `:` `+`, starting with a letter or digit. So
+/// an id is a path segment of the API as it stands, appears in a terminal as it is,
+/// and a platform's customer numbers, account codes and e-mail addresses all fit.
+pub fn check_customer_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(format!(
+            "is {} characters long; an id has at most {MAX_ID_LEN}",
+            id.chars().count()
+        ));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-_.@:+".contains(*c)))
+    {
+        return Err(format!(
+            "`{}` may not be in an id: use letters, digits and `-` `_` `.` `@` `:` `+`",
+            c.escape_default()
+        ));
+    }
+    if !id.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err("must start with a letter or a digit".into());
+    }
+    Ok(())
+}
+
+/// `text` as it may be shown in an error: at most 64 characters, with anything that is
+/// not plain printable ASCII escaped.
+pub fn shown(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(64)
+        .flat_map(char::escape_default)
+        .collect();
+    if text.chars().count() > 64 {
+        out.push_str("...");
+    }
+    out
+}
+
+/// Whether `text` may be the value of a customer's field: bounded, and free of control
+/// characters and of the marks that reorder text on screen.
+fn check_text(text: &str) -> Result<(), String> {
+    if text.len() > MAX_TEXT_LEN {
+        return Err(format!(
+            "is {} bytes long; at most {MAX_TEXT_LEN}",
+            text.len()
+        ));
+    }
+    if let Some(c) = text.chars().find(|&c| c.is_control() || is_bidi_control(c)) {
+        return Err(format!(
+            "holds the control character `{}`",
+            c.escape_unicode()
+        ));
+    }
+    Ok(())
+}
+
+/// Marks that change the direction of the text around them, which can make what an
+/// operator reads differ from what is stored.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// A customer record whose data cannot be true.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("customer `{customer}`: {field}: {problem}")]
@@ -230,6 +306,49 @@ pub struct Customer {
 }
 
 impl CustomerRecord {
+    /// Every text field within its bounds, or the first that is not and why.
+    fn check_texts(&self) -> Result<(), (String, String)> {
+        let text = |field: String, value: &str| check_text(value).map_err(|p| (field, p));
+        let entries = |field: &str, n: usize| {
+            if n > MAX_ENTRIES {
+                return Err((
+                    field.to_string(),
+                    format!("has {n} entries; at most {MAX_ENTRIES}"),
+                ));
+            }
+            Ok(())
+        };
+        for (field, map) in [
+            ("registration_params", &self.registration_params),
+            ("attributes", &self.attributes),
+        ] {
+            entries(field, map.len())?;
+            for (k, v) in map {
+                text(field.to_string(), k)?;
+                text(format!("{field}.{k}"), v)?;
+            }
+        }
+        for (field, list) in [
+            ("auth_methods", &self.auth_methods),
+            ("verification_methods", &self.verification_methods),
+            ("tags", &self.tags),
+        ] {
+            entries(field, list.len())?;
+            for (i, v) in list.iter().enumerate() {
+                text(format!("{field}[{i}]"), v)?;
+            }
+        }
+        entries("payers", self.payers.len())?;
+        entries("subscriptions", self.subscriptions.len())?;
+        for (i, s) in self.subscriptions.iter().enumerate() {
+            text(format!("subscriptions[{i}].product"), &s.product)?;
+        }
+        if let Some(provider) = &self.provider {
+            text("provider".into(), provider)?;
+        }
+        Ok(())
+    }
+
     /// Check that the record can be true and intern its strings.
     ///
     /// Country codes are upper-cased here, once, so that every plugin can compare
@@ -249,9 +368,16 @@ impl CustomerRecord {
             field,
             problem,
         };
-        if self.id.trim().is_empty() {
-            return Err(invalid("id".into(), "must not be empty".into()));
+        if let Err(problem) = check_customer_id(&self.id) {
+            // The id is not repeated as it came: it may be huge, or reorder the text.
+            return Err(InvalidCustomer {
+                customer: shown(&self.id),
+                field: "id".into(),
+                problem,
+            });
         }
+        self.check_texts()
+            .map_err(|(field, problem)| invalid(field, problem))?;
         let country = match self.country.as_deref() {
             None => None,
             Some(code) => match code.as_bytes() {
@@ -329,6 +455,74 @@ mod tests {
 
     fn record(json: &str) -> CustomerRecord {
         serde_json::from_str(json).expect("test record parses")
+    }
+
+    #[test]
+    fn ids_follow_one_rule_and_a_bad_one_is_not_repeated_as_it_came() {
+        for good in [
+            "C-1001",
+            "12345",
+            "jane.doe+vip@example.com",
+            "acct:42",
+            "a_b",
+        ] {
+            assert_eq!(check_customer_id(good), Ok(()), "{good}");
+        }
+        let interner = Interner::new();
+        for bad in [
+            "",
+            "../../etc/passwd",
+            "a/b",
+            "nul\0inside",
+            "evil\u{202e}txt.exe",
+            "with space",
+            "-leading",
+            ".hidden",
+            "Kunde-Müller",
+        ] {
+            let e = CustomerRecord {
+                id: bad.into(),
+                ..CustomerRecord::default()
+            }
+            .intern(&interner)
+            .expect_err(bad);
+            assert_eq!(e.field, "id", "{bad}");
+            assert!(!e.to_string().contains('\u{202e}') && !e.to_string().contains('\0'));
+        }
+        let long = "x".repeat(100_000);
+        let e = CustomerRecord {
+            id: long,
+            ..CustomerRecord::default()
+        }
+        .intern(&interner)
+        .expect_err("too long");
+        assert!(e.to_string().len() < 200, "{e}");
+        assert!(e.problem.contains("at most 128"), "{e}");
+    }
+
+    #[test]
+    fn texts_are_bounded_and_free_of_control_characters() {
+        let interner = Interner::new();
+        let e = record(r#"{"id":"c","tags":["ok","a\u0000b"]}"#)
+            .intern(&interner)
+            .expect_err("NUL");
+        assert_eq!(e.field, "tags[1]");
+        let e = record(&format!(
+            r#"{{"id":"c","attributes":{{"k":"{}"}}}}"#,
+            "v".repeat(2000)
+        ))
+        .intern(&interner)
+        .expect_err("long");
+        assert_eq!(e.field, "attributes.k");
+        let many: Vec<String> = (0..1001).map(|i| format!("t{i}")).collect();
+        let e = CustomerRecord {
+            id: "c".into(),
+            tags: many,
+            ..CustomerRecord::default()
+        }
+        .intern(&interner)
+        .expect_err("many");
+        assert_eq!(e.field, "tags");
     }
 
     #[test]

@@ -13,8 +13,9 @@ mod plugin;
 mod symbol;
 
 pub use customer::{
-    Customer, CustomerRecord, InvalidCustomer, Payer, PayerKind, PayerRecord, Subscription,
-    SubscriptionRecord, SubscriptionStatus, VerificationStatus,
+    Customer, CustomerRecord, InvalidCustomer, MAX_ENTRIES, MAX_ID_LEN, MAX_TEXT_LEN, Payer,
+    PayerKind, PayerRecord, Subscription, SubscriptionRecord, SubscriptionStatus,
+    VerificationStatus, check_customer_id, shown,
 };
 pub use group::{
     AutoAssign, Clause, Condition, ExclusiveSet, Group, InvalidGroup, Mode, Rule, Schedule,

@@ -10,6 +10,7 @@ mod customer;
 mod group;
 mod membership;
 mod plugin;
+pub mod rfc3339;
 mod symbol;
 
 pub use customer::{

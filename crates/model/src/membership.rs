@@ -92,7 +92,11 @@ pub struct Membership {
     /// Who or what made it: an operator's name, `rule`, an import's id.
     pub actor: String,
     pub reason: String,
+    #[serde(with = "crate::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub start: Timestamp,
+    #[serde(with = "crate::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub end: Option<Timestamp>,
 }
 

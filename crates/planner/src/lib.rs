@@ -79,7 +79,11 @@ pub enum Change {
         source: Source,
         /// Mostly the rule's own words, which need no copy per change.
         reason: Cow<'static, str>,
+        #[serde(with = "cohort_model::rfc3339")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
         start: Timestamp,
+        #[serde(with = "cohort_model::rfc3339::option")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
         end: Option<Timestamp>,
     },
     /// End an active membership at `at` (its window closes; the row stays as history).
@@ -89,6 +93,8 @@ pub enum Change {
         customer: Arc<str>,
         #[cfg_attr(feature = "openapi", schema(value_type = String))]
         group: Arc<str>,
+        #[serde(with = "cohort_model::rfc3339")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
         at: Timestamp,
         reason: Cow<'static, str>,
     },

@@ -37,6 +37,12 @@ pub struct Caller {
     pub role: Role,
 }
 
+/// The token of an `Authorization` value: the scheme is case-insensitive (RFC 9110).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
+}
+
 /// Resolve the bearer token of every request it guards; refuse a request without a
 /// live one.
 pub async fn authenticate(State(state): State<Shared>, mut req: Request, next: Next) -> Response {
@@ -44,7 +50,7 @@ pub async fn authenticate(State(state): State<Shared>, mut req: Request, next: N
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer)
         .map(str::trim);
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Problem::new(

@@ -60,6 +60,8 @@ pub struct StoredPlugin {
     pub sha256: String,
     /// The read-only data directory the operator granted, if any.
     pub data_dir: Option<String>,
+    #[serde(with = "cohort_model::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub added_at: Timestamp,
 }
 
@@ -98,6 +100,8 @@ impl Applied {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub id: i64,
+    #[serde(with = "cohort_model::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: Timestamp,
     pub customer: String,
     pub group: String,
@@ -119,8 +123,14 @@ pub struct RunRecord {
     pub trigger: String,
     pub dry_run: bool,
     pub actor: String,
+    #[serde(with = "cohort_model::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub as_of: Timestamp,
+    #[serde(with = "cohort_model::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub started_at: Timestamp,
+    #[serde(with = "cohort_model::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub finished_at: Option<Timestamp>,
     /// `running`, `finished`, `failed`, `interrupted`.
     pub status: String,
@@ -131,9 +141,30 @@ pub struct RunRecord {
     pub undecided: u64,
     /// The distinct reasons conditions could not decide, with how many customers
     /// each left without a verdict (also those the rest of the rule decided).
+    #[serde(serialize_with = "failures_as_objects")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<FailureCount>))]
     pub failures: Vec<(String, u64)>,
     /// Why a `failed` run stopped; it applied nothing.
     pub error: Option<String>,
+}
+
+/// One reason conditions could not decide in a run, as JSON shows it.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FailureCount<'a> {
+    pub reason: &'a str,
+    /// Customers it left without a verdict.
+    pub count: u64,
+}
+
+fn failures_as_objects<S: serde::Serializer>(
+    failures: &[(String, u64)],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_seq(failures.iter().map(|(reason, count)| FailureCount {
+        reason,
+        count: *count,
+    }))
 }
 
 /// One import of a customer-assignment file.
@@ -144,7 +175,11 @@ pub struct ImportRecord {
     pub actor: String,
     pub file_name: String,
     pub sha256: String,
+    #[serde(with = "cohort_model::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub started_at: Timestamp,
+    #[serde(with = "cohort_model::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub finished_at: Option<Timestamp>,
     /// `validating`, `applied`, `partially applied`, `failed`, `validated` (a dry run).
     pub status: String,
@@ -196,6 +231,8 @@ pub struct OutboxEvent {
     /// `membership.added`, `membership.removed`, `membership.updated`,
     /// `membership.activated`, `membership.expired`.
     pub event: String,
+    #[serde(with = "cohort_model::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: Timestamp,
     pub customer: String,
     pub group: String,
@@ -245,7 +282,9 @@ pub struct TokenRecord {
     pub id: i64,
     pub name: String,
     pub role: Role,
+    #[serde(with = "cohort_model::rfc3339")]
     pub created_at: Timestamp,
+    #[serde(with = "cohort_model::rfc3339::option")]
     pub revoked_at: Option<Timestamp>,
 }
 
@@ -258,12 +297,16 @@ pub struct Webhook {
     /// The key of the HMAC-SHA256 signature; shown only when the webhook is created.
     #[serde(skip)]
     pub secret: String,
+    #[serde(with = "cohort_model::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// The id of the last event delivered.
     pub position: i64,
     /// Failed attempts to deliver the next batch since the last success.
     pub attempts: u32,
     pub last_error: Option<String>,
+    #[serde(with = "cohort_model::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub last_delivered_at: Option<Timestamp>,
 }
 

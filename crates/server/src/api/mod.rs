@@ -1,6 +1,7 @@
 //! The routes, their OpenAPI description, and what handlers share.
 
 mod customers;
+mod document;
 mod events;
 mod groups;
 mod imports;
@@ -38,7 +39,7 @@ A read-only token reads everything; an operator also manages groups, rules, cust
 Errors are `application/problem+json` with a stable `type`, a `detail` naming the field, and `field` where one is at fault. \
 Lists are paged by cursor: pass the `next` of one page as `after` (or `before`) to get the next; a missing `next` means the last page. \
 POST requests may carry an `Idempotency-Key` header: a retry with the same key and body gets the first response (marked `Idempotent-Replayed: true`) without doing the work again.\n\n\
-Times in requests are RFC 3339; times in responses are Unix seconds (UTC). \
+Times in requests and responses are RFC 3339 (`2026-11-25T00:00:00Z`). \
 Change events reach platforms through webhooks (signed: `Cohort-Signature: t=<unix>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">`) or the change feed `GET /v1/events`."
     ),
     modifiers(&BearerAuth),
@@ -114,7 +115,7 @@ fn public() -> OpenApiRouter<Shared> {
 pub fn document() -> OpenApi {
     let mut doc = protected().into_openapi();
     doc.merge(public().into_openapi());
-    doc
+    document::conventions(doc)
 }
 
 pub fn router(state: Shared) -> (Router, OpenApi) {
@@ -135,7 +136,7 @@ pub fn router(state: Shared) -> (Router, OpenApi) {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
-    (crate::layered(router, state), doc)
+    (crate::layered(router, state), document::conventions(doc))
 }
 
 async fn not_found() -> Problem {
@@ -186,7 +187,7 @@ pub struct After {
 
 /// Items per page unless asked otherwise, and at most.
 const DEFAULT_LIMIT: usize = 100;
-const MAX_LIMIT: usize = 1000;
+pub(crate) const MAX_LIMIT: usize = 1000;
 
 pub fn limit(limit: Option<usize>) -> Result<usize, Problem> {
     match limit {

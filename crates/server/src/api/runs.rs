@@ -41,7 +41,9 @@ pub struct RunResult {
 /// Run a group's rule over every customer now, or a dry run. Answers when the run ends.
 #[utoipa::path(post, path = "/v1/groups/{id}/runs", tag = "runs",
     params(("id" = String, Path)), request_body = RunRequest,
-    responses((status = 201, body = RunResult), (status = 404, body = Problem),
+    responses((status = 201, description = "The run, which wrote its changes", body = RunResult),
+        (status = 200, description = "The dry run, which wrote nothing", body = RunResult),
+        (status = 404, body = Problem),
         (status = 409, description = "The group is disabled or takes no manual runs", body = Problem)))]
 pub async fn start(
     State(state): State<Shared>,
@@ -76,7 +78,13 @@ pub async fn start(
     metrics_state
         .metrics
         .run(Trigger::Manual.as_str(), &result.run.status);
-    Ok((StatusCode::CREATED, Json(result)))
+    // A dry run creates nothing (its record is only history).
+    let status = if result.run.dry_run {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(result)))
 }
 
 #[derive(Deserialize, IntoParams)]

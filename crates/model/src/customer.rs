@@ -161,10 +161,16 @@ mod rfc3339 {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CustomerRecord {
-    /// The platform's customer number.
+    /// The platform's customer number: 1-128 ASCII letters, digits and `-` `_` `.`
+    /// `@` `:` `+`, starting with a letter or digit.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$")
+    )]
     pub id: String,
     /// ISO 3166-1 alpha-2, any case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z]{2}$"))]
     pub country: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "192.0.2.10"))]

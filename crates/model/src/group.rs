@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Group {
     /// Stable identifier: lower-case letters, digits and `-`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$"))]
     pub id: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub name: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
@@ -131,6 +133,7 @@ pub struct Clause {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Condition {
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$"))]
     pub plugin: String,
     /// A version requirement such as `^0.1` or `*`.
     #[serde(default = "any_version")]

@@ -26,11 +26,7 @@ pub fn conventions(doc: OpenApi) -> OpenApi {
             }
         }
     }
-    if let Some(all) = v["components"]["schemas"].as_object_mut() {
-        for schema in all.values_mut() {
-            merge_all_of(schema, &schemas);
-        }
-    }
+    merge_all_of(&mut v, &schemas);
     serde_json::from_value(v).expect("the document stays a document")
 }
 
@@ -47,6 +43,10 @@ fn operation(path: &str, method: &str, op: &mut Value) {
         op["operationId"] = Value::String(format!("{tag}_{id}"));
     }
     let has_body = op.get("requestBody").is_some();
+    // An operation open to all says so with an empty security requirement.
+    let public = op["security"]
+        .as_array()
+        .is_some_and(|s| s.iter().any(|r| r.as_object().is_some_and(Map::is_empty)));
     // Uploads (a plugin, a CSV file) are bytes, which clients and generators know as
     // `application/octet-stream`; the server takes either type.
     if let Some(content) = op
@@ -55,8 +55,10 @@ fn operation(path: &str, method: &str, op: &mut Value) {
         .and_then(Value::as_object_mut)
     {
         let binary = json!({"schema": {"type": "string", "format": "binary"}});
-        if content.contains_key("application/wasm") {
-            content.insert("application/wasm".into(), binary.clone());
+        for kind in ["application/wasm", "text/csv"] {
+            if content.contains_key(kind) {
+                content.insert(kind.into(), binary.clone());
+            }
         }
         if content.contains_key("application/wasm") || content.contains_key("text/csv") {
             content.insert("application/octet-stream".into(), binary);
@@ -94,18 +96,23 @@ fn operation(path: &str, method: &str, op: &mut Value) {
             content.insert("application/problem+json".into(), schema);
         }
     }
-    if !path.starts_with("/v1/") {
-        return;
-    }
     let mut add = |status: &str, description: &str| {
         responses
             .entry(status.to_string())
             .or_insert_with(|| problem(description));
     };
+    if !public {
+        add("401", "No bearer token, or one not known or revoked");
+        add("403", "The token's role does not allow this");
+    }
+    if !path.starts_with("/v1/") {
+        return;
+    }
     add("400", "A parameter is not what the operation takes");
-    add("401", "No bearer token, or one not known or revoked");
-    add("403", "The token's role does not allow this");
     add("503", "The store is busy; retry shortly");
+    if method != "get" {
+        add("422", "The request cannot be carried out as given");
+    }
     if path.contains('{') {
         add("404", "No such resource");
     }
@@ -129,6 +136,12 @@ fn operation(path: &str, method: &str, op: &mut Value) {
 /// object holding all their properties, open to none beyond them only if every part
 /// was closed.
 fn merge_all_of(schema: &mut Value, schemas: &Value) {
+    // Wherever it is: a component, a generic page's items, a response.
+    match schema {
+        Value::Object(map) => map.values_mut().for_each(|v| merge_all_of(v, schemas)),
+        Value::Array(items) => items.iter_mut().for_each(|v| merge_all_of(v, schemas)),
+        _ => return,
+    }
     let Some(parts) = schema.get("allOf").and_then(Value::as_array).cloned() else {
         return;
     };
@@ -192,9 +205,7 @@ mod tests {
         let text = doc.to_string();
         assert!(!text.contains("prefixItems"), "tuples break generators");
         assert!(
-            doc["components"]["schemas"]["GroupDetail"]
-                .get("allOf")
-                .is_none(),
+            !text.contains("allOf"),
             "a flattened response is one object"
         );
     }

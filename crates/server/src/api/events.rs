@@ -7,7 +7,7 @@ use cohort_store::{AuditEntry, OutboxEvent, Webhook};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{After, Page, blocking, id_cursor, limit, page};
+use super::{AfterId, Page, blocking, id_cursor, limit, page};
 use crate::auth::{Admin, Reader};
 use crate::idempotency::ReplayAs;
 use crate::problem::{Body, Path, Problem, Query};
@@ -22,6 +22,7 @@ pub struct HistoryQuery {
     /// Only this group's entries.
     group: Option<String>,
     /// The `next` of the previous page (entries come newest first).
+    #[param(value_type = Option<i64>, minimum = 0)]
     before: Option<String>,
     limit: Option<usize>,
 }
@@ -52,6 +53,7 @@ pub async fn history(
 pub struct FeedQuery {
     /// The id of the last event seen (the `next` of the previous page); from the start
     /// if absent.
+    #[param(value_type = Option<i64>, minimum = 0)]
     after: Option<String>,
     limit: Option<usize>,
 }
@@ -79,12 +81,12 @@ pub async fn feed(
 }
 
 /// The webhooks and how far delivery to each has come.
-#[utoipa::path(get, path = "/v1/webhooks", tag = "events", params(After),
+#[utoipa::path(get, path = "/v1/webhooks", tag = "events", params(AfterId),
     responses((status = 200, body = Page<Webhook>), (status = 403, body = Problem)))]
 pub async fn webhooks(
     State(state): State<Shared>,
     _: Admin,
-    Query(q): Query<After>,
+    Query(q): Query<AfterId>,
 ) -> Result<Json<Page<Webhook>>, Problem> {
     let limit = limit(q.limit)?;
     let after = id_cursor(q.after.as_deref(), "after")?.unwrap_or(0);
@@ -107,6 +109,7 @@ pub async fn webhooks(
 pub struct NewWebhook {
     /// Where events are POSTed (`http` or `https`), a public address unless the
     /// deployment allows private ones; no credentials in it.
+    #[schema(example = "https://hooks.example.com/cohort")]
     pub url: String,
     /// The HMAC key; a random one is made if absent.
     pub secret: Option<String>,

@@ -123,6 +123,7 @@ pub async fn template(_: Reader) -> impl IntoResponse {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// The `next` of the previous page (imports come newest first).
+    #[param(value_type = Option<i64>, minimum = 0)]
     before: Option<String>,
     limit: Option<usize>,
 }
@@ -169,6 +170,7 @@ pub async fn show(
 #[into_params(parameter_in = Query)]
 pub struct ErrorsQuery {
     /// The `next` of the previous page.
+    #[param(value_type = Option<i64>, minimum = 0)]
     after: Option<String>,
     limit: Option<usize>,
 }

@@ -33,10 +33,13 @@ impl MembershipView {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `active` (the default), `pending`, `expired`, or `all`.
+    #[param(value_type = Option<String>, pattern = "^(active|pending|expired|all)$")]
     state: Option<String>,
     /// The time states are judged at (RFC 3339); now if absent.
+    #[param(value_type = Option<String>, format = DateTime)]
     at: Option<String>,
     /// The `next` of the previous page.
+    #[param(value_type = Option<i64>, minimum = 0)]
     after: Option<String>,
     limit: Option<usize>,
 }

@@ -185,6 +185,17 @@ pub struct After {
     pub limit: Option<usize>,
 }
 
+/// The cursor parameters of a list whose items follow a numeric id upwards.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AfterId {
+    /// The `next` of the previous page.
+    #[param(value_type = Option<i64>, minimum = 0)]
+    pub after: Option<String>,
+    pub limit: Option<usize>,
+}
+
 /// Items per page unless asked otherwise, and at most.
 const DEFAULT_LIMIT: usize = 100;
 pub(crate) const MAX_LIMIT: usize = 1000;
@@ -212,7 +223,7 @@ pub fn page<T>(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -
 pub fn id_cursor(value: Option<&str>, field: &str) -> Result<Option<i64>, Problem> {
     value
         .map(|v| {
-            v.parse::<i64>().map_err(|_| {
+            v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
                 Problem::bad_request(field, format!("`{v}` is not a cursor this list gave"))
             })
         })

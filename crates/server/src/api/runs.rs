@@ -25,6 +25,7 @@ pub struct RunRequest {
     #[serde(default)]
     pub dry_run: bool,
     /// Evaluate as of this time (RFC 3339); now if absent.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub as_of: Option<String>,
 }
 
@@ -94,6 +95,7 @@ pub struct ListQuery {
     /// Only this group's runs.
     group: Option<String>,
     /// The `next` of the previous page (runs come newest first).
+    #[param(value_type = Option<i64>, minimum = 0)]
     before: Option<String>,
     limit: Option<usize>,
 }
@@ -120,6 +122,7 @@ pub async fn list(
 #[into_params(parameter_in = Query)]
 pub struct ExplainQuery {
     /// Explain as of this time (RFC 3339); now if absent.
+    #[param(value_type = Option<String>, format = DateTime)]
     as_of: Option<String>,
 }
 

@@ -209,3 +209,32 @@ fn a_data_directory_granted_over_the_api_must_lie_inside_the_data_root() {
         StatusCode::CREATED,
     );
 }
+
+#[test]
+fn the_bearer_scheme_is_case_insensitive_and_times_are_rfc3339() {
+    let c = Cohort::new();
+    let admin = token(&c, "platform", "admin");
+    let server = Server::start(&c, &[]);
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let response = reqwest::blocking::Client::new()
+            .get(format!("{}/v1/webhooks", server.base))
+            .header("authorization", format!("{scheme} {admin}"))
+            .send()
+            .expect("send");
+        assert_eq!(response.status(), StatusCode::OK, "{scheme}");
+    }
+    let api = Api::new(&server, Some(&admin));
+    let hook = expect(
+        api.json(
+            "POST",
+            "/v1/webhooks",
+            &json!({ "url": "https://hooks.example.com/cohort" }),
+        ),
+        StatusCode::CREATED,
+    );
+    let created = hook["created_at"].as_str().expect("a time is text");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(created).is_ok(),
+        "`{created}` is RFC 3339"
+    );
+}

@@ -36,10 +36,7 @@ fn same_bytes_load_once() {
 #[test]
 fn compiled_plugins_are_reused_from_the_disk_cache() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = HostConfig {
-        cache_dir: Some(dir.path().to_path_buf()),
-        ..HostConfig::default()
-    };
+    let config = caching_in(dir.path());
     let first = Host::new(config.clone(), Arc::new(Interner::new())).expect("host");
     assert_eq!(
         first.load(COUNTRY).expect("loads").compiled(),
@@ -65,10 +62,7 @@ fn compiled_plugins_are_reused_from_the_disk_cache() {
 #[test]
 fn a_corrupt_cache_entry_is_recompiled() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = HostConfig {
-        cache_dir: Some(dir.path().to_path_buf()),
-        ..HostConfig::default()
-    };
+    let config = caching_in(dir.path());
     Host::new(config.clone(), Arc::new(Interner::new()))
         .expect("host")
         .load(COUNTRY)
@@ -85,6 +79,14 @@ fn a_corrupt_cache_entry_is_recompiled() {
         host.load(COUNTRY).expect("loads").compiled(),
         Compiled::Fresh
     );
+}
+
+/// A host's settings with its compile cache in `dir`.
+fn caching_in(dir: &std::path::Path) -> HostConfig {
+    HostConfig {
+        cache_dir: Some(dir.to_path_buf()),
+        ..HostConfig::default()
+    }
 }
 
 fn load_err(bytes: &[u8]) -> LoadError {
@@ -298,16 +300,9 @@ fn an_export_of_another_type_breaks_the_contract_and_is_not_called_a_trap() {
 #[test]
 fn a_refused_component_is_neither_compiled_nor_cached() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let host = Host::new(
-        HostConfig {
-            cache_dir: Some(dir.path().to_path_buf()),
-            ..HostConfig::default()
-        },
-        Arc::new(Interner::new()),
-    )
-    .expect("host");
-    // Refused from its export names alone: a component that would not even compile
-    // (its only function body is cut off) is refused for its contract version.
+    let host = Host::new(caching_in(dir.path()), Arc::new(Interner::new())).expect("host");
+    // Refused from its export names alone, and again when cut short (then as invalid,
+    // from the parse that reads those names).
     let mut future = component_of_changed_contract(|wit| {
         wit.replace(
             "package cohort:plugin@0.2.0;",
@@ -342,10 +337,7 @@ fn a_refused_component_is_neither_compiled_nor_cached() {
 #[test]
 fn the_compile_cache_keeps_within_its_bound_and_prunes_what_no_engine_here_can_use() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = HostConfig {
-        cache_dir: Some(dir.path().to_path_buf()),
-        ..HostConfig::default()
-    };
+    let config = caching_in(dir.path());
     let host = Host::new(config.clone(), Arc::new(Interner::new())).expect("host");
     host.load(COUNTRY).expect("loads");
     let entry = std::fs::read_dir(dir.path())
@@ -368,16 +360,10 @@ fn the_compile_cache_keeps_within_its_bound_and_prunes_what_no_engine_here_can_u
     // A bound that holds either plugin but not both keeps the newer only.
     let hostile = std::fs::read(HOSTILE_PATH).expect("the hostile plugin");
     let elsewhere = tempfile::tempdir().expect("tempdir");
-    Host::new(
-        HostConfig {
-            cache_dir: Some(elsewhere.path().to_path_buf()),
-            ..HostConfig::default()
-        },
-        Arc::new(Interner::new()),
-    )
-    .expect("host")
-    .load(&hostile)
-    .expect("loads");
+    Host::new(caching_in(elsewhere.path()), Arc::new(Interner::new()))
+        .expect("host")
+        .load(&hostile)
+        .expect("loads");
     let hostile_size = std::fs::read_dir(elsewhere.path())
         .expect("cache")
         .map(|e| e.expect("entry").metadata().expect("meta").len())

@@ -352,7 +352,8 @@ pub struct RunArgs {
     /// Evaluate as of this time (RFC 3339) [default: now]
     #[arg(long, value_name = "TIME")]
     as_of: Option<DateTime<Utc>>,
-    /// With --dry-run, list every change
+    /// List every change (with --json, the run and its changes are one object,
+    /// `{"run": ..., "changes": [...]}`)
     #[arg(long)]
     changes: bool,
 }
@@ -377,9 +378,11 @@ pub fn run(
     bar.finish();
     let status = undecided_status(report.run.undecided);
     if store.json {
-        print_json(&report.run)?;
+        // One document per command, so that a script can parse what it printed.
         if args.changes {
-            print_json(&report.changes)?;
+            print_json(&serde_json::json!({"run": report.run, "changes": report.changes}))?;
+        } else {
+            print_json(&report.run)?;
         }
         return Ok(status);
     }

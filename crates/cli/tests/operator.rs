@@ -276,7 +276,18 @@ fn runs_that_leave_customers_undecided_exit_2() {
         stdout.contains("1 added") && stdout.contains("1 undecided"),
         "{stdout}"
     );
-    assert_eq!(c.run(&["--json", "run", "g"]).status.code(), Some(2));
+    let o = c.run(&["--json", "run", "g", "--dry-run", "--changes"]);
+    assert_eq!(o.status.code(), Some(2));
+    let shown: serde_json::Value =
+        serde_json::from_slice(&o.stdout).expect("one JSON document, the run and its changes");
+    assert_eq!(shown["run"]["undecided"], 1);
+    assert!(shown["changes"].is_array());
+    assert!(
+        shown["run"]["as_of"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "times are RFC 3339: {shown}"
+    );
 
     std::thread::sleep(std::time::Duration::from_millis(1_100));
     let o = c.run(&["scheduler", "--once"]);
@@ -316,4 +327,29 @@ fn a_run_in_progress_is_not_interrupted_by_another_process_opening_the_store() {
     assert!(seen_running >= 1, "the run was seen while it ran");
     let runs = c.ok(&["runs"]);
     assert!(runs.contains("finished"), "{runs}");
+}
+
+/// Errors give times as people read them, not as Unix seconds.
+#[test]
+fn a_window_that_ends_before_it_starts_is_named_in_rfc3339() {
+    let c = Cohort::new();
+    c.ok(&["plugin", "add-standard"]);
+    c.ok(&["group", "save", &c.file("eu.json", GROUP)]);
+    c.ok(&["customer", "upsert", r#"{"id":"c1","country":"DE"}"#]);
+    let backwards = c.fails(&[
+        "member",
+        "add",
+        "c1",
+        "eu",
+        "--start",
+        "2026-06-01T00:00:00Z",
+        "--end",
+        "2026-03-01T00:00:00Z",
+    ]);
+    assert!(
+        backwards.contains(
+            "the window ends (`2026-03-01T00:00:00Z`) before it starts (`2026-06-01T00:00:00Z`)"
+        ),
+        "times as people read them: {backwards}"
+    );
 }

@@ -70,6 +70,10 @@ pub enum EngineError {
         "`{0}` is not a kind of entity: use lower-case letters, digits and `-` (tariff, promotion, contract-template, segment, vat-setting, ...)"
     )]
     UseKind(String),
-    #[error("the window ends (`{end}`) before it starts (`{start}`)")]
+    #[error(
+        "the window ends (`{}`) before it starts (`{}`)",
+        cohort_model::rfc3339::format(*end),
+        cohort_model::rfc3339::format(*start)
+    )]
     Window { start: Timestamp, end: Timestamp },
 }

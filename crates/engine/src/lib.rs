@@ -8,6 +8,7 @@
 //! store in one transaction, so that a run interrupted at any point leaves the store as
 //! it was and a rerun converges to the same memberships.
 
+mod answers;
 mod error;
 mod holdings;
 mod import;
@@ -19,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use cohort_evaluator::{Compiled, Decision, Explanation, explain};
+use cohort_evaluator::{Compiled, Decision, explain};
 use cohort_host::{Columns, Condition, Evaluation, Failure, Host, Plugin, PrepareError};
 use cohort_model::{
     Customer, CustomerRecord, Group, Held, Membership, Mode, PluginInfo, Source, State, Timestamp,
@@ -30,6 +31,7 @@ use cohort_store::{Applied, Cause, RunRecord, Store, StoredPlugin};
 use holdings::Holdings;
 use serde::Serialize;
 
+pub use answers::{MembershipAt, Registration, UndecidedGroup, Why};
 pub use error::EngineError;
 pub use import::{ImportOptions, ImportReport};
 pub use schedule::next_run;
@@ -109,75 +111,6 @@ fn new_run(
         status: "running".into(),
         ..RunRecord::default()
     }
-}
-
-/// What registering a customer did.
-#[derive(Clone, Debug, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Registration {
-    pub customer: String,
-    pub new: bool,
-    /// Groups the customer joined through on-registration rules.
-    pub joined: Vec<String>,
-    /// Groups whose rule could not decide for the customer, with the reason.
-    #[serde(serialize_with = "undecided_as_objects")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<UndecidedGroup>))]
-    pub undecided: Vec<(String, String)>,
-}
-
-/// A group whose rule could not decide for a new customer, as JSON shows it.
-#[derive(Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct UndecidedGroup<'a> {
-    pub group: &'a str,
-    /// The explanation, naming the conditions that could not decide.
-    pub why: &'a str,
-}
-
-fn undecided_as_objects<S: serde::Serializer>(
-    undecided: &[(String, String)],
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    s.collect_seq(
-        undecided
-            .iter()
-            .map(|(group, why)| UndecidedGroup { group, why }),
-    )
-}
-
-/// A membership with its state at some time, as JSON shows it.
-#[derive(Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct MembershipAt<'a> {
-    pub membership: &'a Membership,
-    pub state: State,
-}
-
-fn memberships_as_objects<S: serde::Serializer>(
-    memberships: &[(Membership, State)],
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    s.collect_seq(memberships.iter().map(|(membership, state)| MembershipAt {
-        membership,
-        state: *state,
-    }))
-}
-
-/// Why a customer is or is not in a group.
-#[derive(Clone, Debug, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Why {
-    pub customer: String,
-    pub group: String,
-    #[serde(with = "cohort_model::rfc3339")]
-    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
-    pub as_of: Timestamp,
-    pub explanation: Explanation,
-    /// The customer's memberships in the group, with their state at `as_of`.
-    #[serde(serialize_with = "memberships_as_objects")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<MembershipAt>))]
-    pub memberships: Vec<(Membership, State)>,
-    pub pinned_out: bool,
 }
 
 /// What plugins have cost since the engine started, for monitoring.

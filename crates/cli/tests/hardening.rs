@@ -109,6 +109,23 @@ fn idempotency_keys_replay_without_secrets_ignore_spacing_and_belong_to_one_toke
         StatusCode::UNPROCESSABLE_ENTITY,
     );
 
+    // A POST without a body is answered once too.
+    let standard = |key: &str| {
+        api.request("POST", "/v1/plugins/standard")
+            .header("idempotency-key", key)
+            .send()
+            .expect("send")
+    };
+    assert!(
+        standard("std")
+            .headers()
+            .get("idempotent-replayed")
+            .is_none()
+    );
+    let again = standard("std");
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    expect(again, StatusCode::CREATED);
+
     // A new token under a revoked one's name starts with no keys.
     c.ok(&["token", "revoke", "platform"]);
     let successor = token(&c, "platform", "admin");

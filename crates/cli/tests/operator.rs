@@ -147,8 +147,12 @@ fn bad_input_is_named_and_changes_nothing() {
     let unknown = c.file("unknown.json", &GROUP.replace("\"country\"", "\"loyalty\""));
     assert!(
         c.fails(&["group", "save", &unknown])
-            .contains("no plugin `loyalty`")
+            .contains("group `eu`: rule.all[0].any[0]: no plugin `loyalty` has been added")
     );
+    let typo = c.file("typo.json", &GROUP.replace("\"country\"", "\"contry\""));
+    let err = c.fails(&["group", "save", &typo]);
+    assert!(err.contains("did you mean `country`?"), "{err}");
+    assert_eq!(err.matches("no plugin").count(), 1, "said once: {err}");
 
     let bad_cron = c.file(
         "cron.json",

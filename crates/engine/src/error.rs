@@ -12,8 +12,23 @@ pub enum EngineError {
     InvalidGroup(#[from] cohort_model::InvalidGroup),
     #[error(transparent)]
     InvalidCustomer(#[from] cohort_model::InvalidCustomer),
-    #[error("no plugin `{0}` has been added (see `cohort plugin add`)")]
-    UnknownPlugin(String),
+    #[error(
+        "no plugin `{plugin}` has been added{} (see `cohort plugin list` and `cohort plugin add`)",
+        nearest.as_ref().map(|n| format!("; did you mean `{n}`?")).unwrap_or_default()
+    )]
+    UnknownPlugin {
+        plugin: String,
+        /// The added plugin whose id is nearest, if one is near enough to be a typo.
+        nearest: Option<String>,
+    },
+    /// What went wrong with one condition of a group's rule, and where.
+    #[error("group `{group}`: {at}: {source}")]
+    Condition {
+        group: String,
+        /// Where in the rule, e.g. `rule.all[0].any[1]`.
+        at: String,
+        source: Box<EngineError>,
+    },
     #[error("no version of plugin `{plugin}` matches `{requirement}` (available: {available})")]
     NoMatchingVersion {
         plugin: String,

@@ -587,7 +587,10 @@ impl Engine {
         let stored = self.store.plugins()?;
         let candidates: Vec<&StoredPlugin> = stored.iter().filter(|p| p.id == id).collect();
         if candidates.is_empty() {
-            return Err(EngineError::UnknownPlugin(id.to_string()));
+            return Err(EngineError::UnknownPlugin {
+                plugin: id.to_string(),
+                nearest: nearest(id, stored.iter().map(|p| p.id.as_str())),
+            });
         }
         let best = candidates
             .iter()
@@ -618,7 +621,10 @@ impl Engine {
         let wasm = self
             .store
             .plugin_wasm(&stored.id, &stored.version)?
-            .ok_or_else(|| EngineError::UnknownPlugin(stored.id.clone()))?;
+            .ok_or_else(|| EngineError::UnknownPlugin {
+                plugin: stored.id.clone(),
+                nearest: None,
+            })?;
         let plugin = self.host.load(&wasm)?;
         // Under the digest of the bytes read, should they have been replaced since.
         self.lock_plugins()
@@ -632,7 +638,20 @@ impl Engine {
         group
             .conditions()
             .map(|(i, j, condition)| {
-                let (plugin, data_dir) = self.plugin(&condition.plugin, &condition.version)?;
+                let (plugin, data_dir) = self
+                    .plugin(&condition.plugin, &condition.version)
+                    .map_err(|e| match e {
+                        // Which plugin a condition names is the rule's business: say
+                        // where in the rule. The store's errors are not.
+                        EngineError::UnknownPlugin { .. }
+                        | EngineError::NoMatchingVersion { .. }
+                        | EngineError::Version { .. } => EngineError::Condition {
+                            group: group.id.clone(),
+                            at: format!("rule.all[{i}].any[{j}]"),
+                            source: Box::new(e),
+                        },
+                        other => other,
+                    })?;
                 plugin
                     .prepare(&condition.config.to_string(), data_dir.as_deref())
                     .map_err(|e| EngineError::from_prepare(&group.id, i, j, e))
@@ -1551,6 +1570,14 @@ fn policy<'a>(group: &'a Group, id: &'a Arc<str>) -> Policy<'a> {
 }
 
 impl EngineError {
+    /// The error itself, out of the condition that says where it happened.
+    pub fn root(&self) -> &EngineError {
+        match self {
+            EngineError::Condition { source, .. } => source.root(),
+            other => other,
+        }
+    }
+
     fn from_prepare(group: &str, clause: usize, index: usize, e: PrepareError) -> Self {
         let at = format!("rule.all[{clause}].any[{index}]");
         match e {
@@ -1575,5 +1602,55 @@ impl EngineError {
                 problem: other.to_string(),
             },
         }
+    }
+}
+
+/// Of `known`, the id nearest `id` if it is near enough to be a typo of it: at most a
+/// third of its letters (and at least one) added, dropped or changed.
+fn nearest<'a>(id: &str, known: impl Iterator<Item = &'a str>) -> Option<String> {
+    let most = (id.chars().count() / 3).max(1);
+    known
+        .map(|k| (edits(id, k), k))
+        .filter(|(d, _)| *d <= most)
+        .min()
+        .map(|(_, k)| k.to_string())
+}
+
+/// The Levenshtein distance between `a` and `b`.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{edits, nearest};
+
+    #[test]
+    fn a_typo_of_a_plugin_id_finds_it() {
+        assert_eq!(edits("contry", "country"), 1);
+        assert_eq!(edits("", "abc"), 3);
+        let known = ["country", "geoip-country", "provider"];
+        assert_eq!(
+            nearest("contry", known.into_iter()).as_deref(),
+            Some("country")
+        );
+        assert_eq!(
+            nearest("provder", known.into_iter()).as_deref(),
+            Some("provider")
+        );
+        assert_eq!(nearest("loyalty", known.into_iter()), None);
     }
 }

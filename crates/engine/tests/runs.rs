@@ -61,7 +61,7 @@ fn a_run_that_fails_is_recorded_failed_and_the_others_finish() {
     let ids = ["gone", "de"].map(String::from).to_vec();
     let results = engine.run_groups(&ids, Trigger::Periodic, "scheduler", 10, 10);
     assert!(
-        matches!(&results[0], Err(EngineError::UnknownPlugin(p)) if p == "no-such-plugin"),
+        matches!(results[0].as_ref().map_err(EngineError::root), Err(EngineError::UnknownPlugin { plugin, .. }) if plugin == "no-such-plugin"),
         "{:?}",
         results[0].as_ref().map(|r| &r.status)
     );
@@ -107,7 +107,10 @@ fn a_run_that_fails_is_recorded_failed_and_the_others_finish() {
     let err = engine
         .run_group("gone", Trigger::Manual, false, "op", 20, 20, &mut |_, _| {})
         .expect_err("cannot prepare");
-    assert!(matches!(err, EngineError::UnknownPlugin(_)), "{err}");
+    assert!(
+        matches!(err.root(), EngineError::UnknownPlugin { .. }),
+        "{err}"
+    );
     let latest = &engine.store().runs(Some("gone"), None, 1).expect("runs")[0];
     assert_eq!(
         (latest.status.as_str(), latest.trigger.as_str()),
@@ -127,7 +130,9 @@ fn a_failed_scheduled_run_waits_for_its_next_time_and_does_not_stop_the_others()
         .iter()
         .map(|o| match o {
             Ok(run) => (run.group.clone(), true),
-            Err(EngineError::UnknownPlugin(_)) => ("gone".into(), false),
+            Err(e) if matches!(e.root(), EngineError::UnknownPlugin { .. }) => {
+                ("gone".into(), false)
+            }
             Err(e) => panic!("unexpected: {e}"),
         })
         .collect();

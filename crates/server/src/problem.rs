@@ -136,9 +136,13 @@ impl From<EngineError> for Problem {
                 let field = c.field.clone();
                 unprocessable("invalid-customer").at(field)
             }
-            EngineError::UnknownPlugin(_)
+            EngineError::UnknownPlugin { .. }
             | EngineError::NoMatchingVersion { .. }
             | EngineError::Version { .. } => unprocessable("unknown-plugin"),
+            EngineError::Condition { at, .. } => {
+                let field = at.clone();
+                unprocessable("unknown-plugin").at(field)
+            }
             EngineError::Config { at, .. } | EngineError::Prepare { at, .. } => {
                 let field = at.clone();
                 unprocessable("invalid-condition").at(field)

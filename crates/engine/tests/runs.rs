@@ -156,3 +156,51 @@ fn a_failed_scheduled_run_waits_for_its_next_time_and_does_not_stop_the_others()
         .count();
     assert_eq!(failed, 2, "one failed run per scheduled time, not per tick");
 }
+
+/// In Kleene logic a failed condition need not cost a decision, but its failure is
+/// still counted in the run: a German customer whose other condition traps is a
+/// member, and the trap is among the run's failures.
+#[test]
+fn a_failure_the_rule_decided_around_is_still_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = engine(&dir.path().join("cohort.db"));
+    for wasm in [
+        cohort_artifacts::COUNTRY.to_vec(),
+        std::fs::read(cohort_artifacts::HOSTILE_PATH).expect("hostile"),
+    ] {
+        engine.add_plugin(&wasm, None, 0).expect("plugin");
+    }
+    let group: Group = serde_json::from_value(serde_json::json!({
+        "id": "either", "name": "either", "auto": {"mode": "full-sync"},
+        "rule": {"all": [{"any": [
+            {"plugin": "country", "config": {"countries": ["DE"]}},
+            {"plugin": "hostile", "config": {"behaviour": "trap"}}]}]}
+    }))
+    .expect("group");
+    engine.save_group(&group, 0).expect("saves");
+    let customer = |id: &str, country: &str| CustomerRecord {
+        id: id.into(),
+        country: Some(country.into()),
+        tags: vec!["hostile".into()],
+        ..CustomerRecord::default()
+    };
+    engine
+        .store()
+        .upsert_customers(&[customer("de", "DE"), customer("fr", "FR")], 0)
+        .expect("load");
+    let run = engine
+        .run_group(
+            "either",
+            Trigger::Manual,
+            false,
+            "op",
+            10,
+            10,
+            &mut |_, _| {},
+        )
+        .expect("runs")
+        .run;
+    assert_eq!((run.matched, run.undecided), (1, 1));
+    let failed: u64 = run.failures.iter().map(|(_, n)| n).sum();
+    assert_eq!(failed, 2, "both traps are counted: {:?}", run.failures);
+}

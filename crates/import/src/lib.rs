@@ -213,13 +213,17 @@ pub struct RowError {
 
 /// The bytes between the start of the current record and what the CSV parser has
 /// read ahead, to number lines exactly: a quoted field may span lines, blank lines are
-/// skipped, and CR LF counts once. The CSV parser's own line count gets these wrong.
+/// skipped, and a line ends at LF, at CR LF (once) or at a CR alone, as the CSV parser
+/// ends records. The CSV parser's own line count gets these wrong.
 #[derive(Default)]
 struct Tape {
     /// Byte offset of `bytes[0]` in the file.
     base: u64,
     /// Line breaks before `base`.
     lines: u64,
+    /// Whether the byte before `base` was a CR, whose LF (if one follows) is the same
+    /// line break.
+    after_cr: bool,
     bytes: VecDeque<u8>,
 }
 
@@ -234,7 +238,13 @@ impl Tape {
         while matches!(self.bytes.get(i), Some(b'\n' | b'\r')) {
             i += 1;
         }
-        self.lines += self.bytes.range(..i).filter(|&&b| b == b'\n').count() as u64;
+        for &b in self.bytes.range(..i) {
+            // A line break is counted at its CR, or at an LF that no CR came before.
+            if b == b'\r' || (b == b'\n' && !self.after_cr) {
+                self.lines += 1;
+            }
+            self.after_cr = b == b'\r';
+        }
         self.bytes.drain(..i);
         self.base += i as u64;
         self.lines + 1
@@ -366,7 +376,10 @@ pub fn open<R: Read>(input: R, options: Options) -> Result<Rows<R>, FileError> {
 
 /// `;` when the header line has more semicolons than commas outside quotes, else `,`.
 fn detect_delimiter(head: &[u8]) -> u8 {
-    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = head
+        .split(|&b| b == b'\n' || b == b'\r')
+        .next()
+        .unwrap_or_default();
     let (mut commas, mut semicolons, mut quoted) = (0, 0, false);
     for &b in line {
         match b {
@@ -605,6 +618,14 @@ mod tests {
         assert_eq!(e.column.as_deref(), Some("Customer #"));
         assert!(e.message.contains("is not a customer id"), "{}", e.message);
         assert!(rows[1].is_ok());
+    }
+
+    #[test]
+    fn a_carriage_return_alone_ends_a_line_as_it_ends_a_record() {
+        // Old Mac files end lines with CR alone; CR LF still counts once.
+        let rows = ok("Customer #,Assigned Groups\rC-1,VIP\rC-2,VIP\r\nC-3,VIP\n");
+        let lines: Vec<u64> = rows.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [2, 3, 4]);
     }
 
     #[test]

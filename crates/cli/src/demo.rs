@@ -17,7 +17,7 @@ use cohort_model::{
     CustomerRecord, Group, PayerKind, PayerRecord, SubscriptionRecord, SubscriptionStatus,
     Timestamp, VerificationStatus,
 };
-use cohort_store::SqliteStore;
+use cohort_store_sqlite::SqliteStore;
 
 use crate::runner;
 

@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use cohort_engine::{Engine, Trigger};
 use cohort_host::Limits;
 use cohort_model::{CustomerRecord, Group, State, Timestamp};
-use cohort_store::SqliteStore;
+use cohort_store_sqlite::SqliteStore;
 use serde_json::json;
 
 use crate::runner;

@@ -9,7 +9,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use cohort_engine::Engine;
 use cohort_host::Limits;
 use cohort_server::{Config, LogFormat};
-use cohort_store::{Role, SqliteStore};
+use cohort_store::Role;
+use cohort_store_sqlite::SqliteStore;
 
 use crate::ops::{StoreArgs, now, open, print_json, time};
 use crate::runner;

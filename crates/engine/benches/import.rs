@@ -18,7 +18,8 @@ use cohort_engine::{Engine, ImportOptions};
 use cohort_host::{Host, HostConfig};
 use cohort_import::Options;
 use cohort_model::{CustomerRecord, Group, Interner};
-use cohort_store::{SqliteStore, Store};
+use cohort_store::prelude::*;
+use cohort_store_sqlite::SqliteStore;
 
 const CUSTOMERS: usize = 100_000;
 const GROUPS: usize = 10;

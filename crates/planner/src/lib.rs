@@ -21,17 +21,30 @@ use cohort_evaluator::Decision;
 use cohort_model::{ExclusiveSet, Held, Mode, Source, Timestamp};
 use serde::Serialize;
 
+/// The rule's own words as literals, for text built at compile time, such as a store's
+/// SQL, which restores what a stored membership leaves out: `rule_words!(matches)` is
+/// [`RULE_MATCHES`], `rule_words!(actor_prefix)` begins every [`rule_actor`].
+#[macro_export]
+macro_rules! rule_words {
+    (matches) => {
+        "the rule matches"
+    };
+    (actor_prefix) => {
+        "rule:"
+    };
+}
+
 /// The reason a group's rule gives for a membership it adds.
-pub const RULE_MATCHES: &str = "the rule matches";
+pub const RULE_MATCHES: &str = rule_words!(matches);
 
 /// Who acts for `group`'s rule: the actor of every change a run of it makes.
 pub fn rule_actor(group: &str) -> String {
-    format!("rule:{group}")
+    format!("{}{group}", rule_words!(actor_prefix))
 }
 
 /// Whether `actor` is `group`'s rule.
 pub fn is_rule_of(actor: &str, group: &str) -> bool {
-    actor.strip_prefix("rule:") == Some(group)
+    actor.strip_prefix(rule_words!(actor_prefix)) == Some(group)
 }
 
 /// The group's settings that planning needs.

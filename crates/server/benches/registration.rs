@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use cohort_engine::Engine;
 use cohort_host::{Host, HostConfig};
 use cohort_model::{CustomerRecord, Group, Interner};
-use cohort_store::{Role, SqliteStore, Store};
+use cohort_store::Role;
+use cohort_store::prelude::*;
+use cohort_store_sqlite::SqliteStore;
 use serde_json::json;
 
 /// Groups with the on-registration trigger, one per standard plugin that needs no data.

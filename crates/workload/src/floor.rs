@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use anyhow::ensure;
-use cohort_store::SqliteStore;
+use cohort_store_sqlite::SqliteStore;
 
 /// Columns copied, in the order of both stores' tables.
 const MEMBERSHIP_COLUMNS: &str = "id, customer, grp, source, actor, reason, start, end, announced";

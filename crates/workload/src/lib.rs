@@ -21,7 +21,8 @@ use anyhow::{Context, ensure};
 use cohort_engine::{Engine, Trigger};
 use cohort_host::{Host, HostConfig};
 use cohort_model::{Customer, Interner};
-use cohort_store::{SqliteStore, Store};
+use cohort_store::prelude::*;
+use cohort_store_sqlite::SqliteStore;
 
 use generate::{AS_OF, Rng};
 use native::NativeRule;

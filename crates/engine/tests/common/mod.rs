@@ -6,7 +6,7 @@ use std::sync::Arc;
 use cohort_engine::Engine;
 use cohort_host::{Host, HostConfig};
 use cohort_model::Interner;
-use cohort_store::SqliteStore;
+use cohort_store_sqlite::SqliteStore;
 
 /// An engine on the store file `db`, with no plugins yet. Compiled plugins are cached
 /// on disk across tests, as an operator's host would cache them across restarts.

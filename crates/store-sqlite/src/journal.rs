@@ -22,80 +22,19 @@
 //! memberships writes a million memberships and a few other rows, where it wrote three
 //! million rows and an index entry per addition.
 
-use std::borrow::Cow;
-
-use cohort_model::{Source, Timestamp};
-use cohort_planner::{RULE_MATCHES, is_rule_of};
+use cohort_model::Timestamp;
+use cohort_store::Cause;
+use cohort_store::plan::{Event, NewMembership, alike, stretches};
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Transaction, params};
 
-use crate::{Cause, Result};
+use crate::Result;
 
 /// Rows per multi-row `INSERT`: past a few dozen, longer statements gain nothing.
 const CHUNK: usize = 32;
 
 /// Queued events past which `spill` writes.
 const SPILL: usize = 64 * CHUNK;
-
-/// What happened to a membership, as the audit history and the change feed name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum Action {
-    Added,
-    Removed,
-    Updated,
-    /// Announced by the clock: a pending window opened.
-    Activated,
-    /// Announced by the clock: a window closed.
-    Expired,
-}
-
-impl Action {
-    /// The audit history's name.
-    pub(super) fn as_str(self) -> &'static str {
-        match self {
-            Action::Added => "added",
-            Action::Removed => "removed",
-            Action::Updated => "updated",
-            Action::Activated => "activated",
-            Action::Expired => "expired",
-        }
-    }
-
-    /// The change feed's name: `membership.` and the audit history's name, which is how
-    /// the feed names an event that points at its audit entry.
-    pub(super) fn event(self) -> &'static str {
-        match self {
-            Action::Added => "membership.added",
-            Action::Removed => "membership.removed",
-            Action::Updated => "membership.updated",
-            Action::Activated => "membership.activated",
-            Action::Expired => "membership.expired",
-        }
-    }
-}
-
-/// A membership change as the audit history and the change feed see it.
-pub(super) struct Event<'a> {
-    /// `Added`, `Removed` or `Updated`.
-    pub kind: Action,
-    pub customer: Cow<'a, str>,
-    pub group: Cow<'a, str>,
-    pub membership: i64,
-    pub source: Option<Source>,
-    pub reason: Cow<'a, str>,
-}
-
-/// A membership to insert.
-pub(super) struct NewMembership<'a> {
-    pub customer: Cow<'a, str>,
-    pub group: Cow<'a, str>,
-    pub source: Source,
-    pub reason: Cow<'a, str>,
-    pub start: Timestamp,
-    pub end: Option<Timestamp>,
-    /// The state announced with it (see `announced`).
-    pub announced: &'static str,
-}
 
 /// Rows waiting to be written, with the ids they will have.
 pub(super) struct Journal<'a> {
@@ -238,8 +177,8 @@ impl<'a> Journal<'a> {
             if same >= ALIKE {
                 let (stretch, after) = rest.split_at(same);
                 let first = &stretch[0].1;
-                let [group, source, start, end, announced] = first.shared();
-                let [actor, reason] = first.told(cause.actor);
+                let [group, source, start, end, announced] = shared(first);
+                let [actor, reason] = told(first, cause.actor);
                 insert(
                     tx,
                     ALIKE_INSERT,
@@ -261,8 +200,8 @@ impl<'a> Journal<'a> {
             }
             let (mixed, after) = rest.split_at(mixed);
             insert(tx, MEMBERSHIP_INSERT, [], mixed, |(id, m)| {
-                let [group, source, start, end, announced] = m.shared();
-                let [actor, reason] = m.told(cause.actor);
+                let [group, source, start, end, announced] = shared(m);
+                let [actor, reason] = told(m, cause.actor);
                 [
                     int(*id),
                     text(&m.customer),
@@ -301,24 +240,16 @@ impl<'a> Journal<'a> {
             },
         )?;
         // One row for each stretch whose audit ids and membership ids both run on by one.
-        let mut stretch = tx.prepare_cached(ADDED_INSERT)?;
-        let mut rest = &self.added[..];
-        while let Some(&(audit, membership)) = rest.first() {
-            let n = rest
-                .iter()
-                .zip(0..)
-                .take_while(|&(&(a, m), i)| a == audit + i && m == membership + i)
-                .count();
-            let last = n as i64 - 1;
-            stretch.execute(params![
-                audit + last,
+        let mut insert = tx.prepare_cached(ADDED_INSERT)?;
+        for stretch in stretches(&self.added) {
+            insert.execute(params![
+                stretch.last_entry,
                 self.at,
                 cause.trigger,
                 cause.run,
-                membership + last,
-                n as i64
+                stretch.last_membership,
+                stretch.count
             ])?;
-            rest = &rest[n..];
         }
         self.told.clear();
         self.added.clear();
@@ -326,55 +257,25 @@ impl<'a> Journal<'a> {
     }
 }
 
-impl NewMembership<'_> {
-    /// Values a run's memberships usually share, in `ALIKE_INSERT`'s order: group,
-    /// source, start, end, announced.
-    fn shared(&self) -> [ToSqlOutput<'_>; 5] {
-        [
-            text(&self.group),
-            text(self.source.as_str()),
-            int(self.start),
-            self.end.map_or(NULL, int),
-            text(self.announced),
-        ]
-    }
-
-    /// The membership's actor (`actor` is its cause's) and reason as stored: nothing
-    /// for its group's rule and the rule's words (see migration 13).
-    fn told<'s>(&'s self, actor: &'s str) -> [ToSqlOutput<'s>; 2] {
-        [
-            if is_rule_of(actor, &self.group) {
-                NULL
-            } else {
-                text(actor)
-            },
-            if self.reason == RULE_MATCHES {
-                NULL
-            } else {
-                text(&self.reason)
-            },
-        ]
-    }
-
-    /// Whether the two differ in their customer at most.
-    fn same_but_customer(&self, other: &Self) -> bool {
-        self.group == other.group
-            && self.source == other.source
-            && self.reason == other.reason
-            && self.start == other.start
-            && self.end == other.end
-            && self.announced == other.announced
-    }
+/// Values a run's memberships usually share, in `ALIKE_INSERT`'s order: group, source,
+/// start, end, announced.
+fn shared<'s>(m: &'s NewMembership<'_>) -> [ToSqlOutput<'s>; 5] {
+    [
+        text(&m.group),
+        text(m.source.as_str()),
+        int(m.start),
+        m.end.map_or(NULL, int),
+        text(m.announced),
+    ]
 }
 
-/// How many memberships from the first on differ in their id and customer only.
-fn alike(rows: &[(i64, NewMembership<'_>)]) -> usize {
-    let Some((_, first)) = rows.first() else {
-        return 0;
-    };
-    rows.iter()
-        .take_while(|(_, m)| m.same_but_customer(first))
-        .count()
+/// The membership's actor (`actor` is its cause's) and reason as stored (see
+/// migration 13).
+fn told<'s>(m: &'s NewMembership<'_>, actor: &'s str) -> [ToSqlOutput<'s>; 2] {
+    [
+        m.stored_actor(actor).map_or(NULL, text),
+        m.stored_reason().map_or(NULL, text),
+    ]
 }
 
 const NULL: ToSqlOutput<'static> = ToSqlOutput::Owned(Value::Null);
@@ -433,7 +334,8 @@ fn insert<'r, T, const C: usize, const N: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sqlite::SqliteStore;
+    use crate::SqliteStore;
+    use cohort_model::Source;
 
     /// The entries of a stretch of additions are one row; a membership queued without
     /// an entry between two additions ends a stretch. The journal's three events are one row.
@@ -486,18 +388,5 @@ mod tests {
             [(3, Some(3), Some(3))],
             "the three events are one row"
         );
-    }
-
-    #[test]
-    fn the_feed_names_an_action_after_its_audit_name() {
-        for action in [
-            Action::Added,
-            Action::Removed,
-            Action::Updated,
-            Action::Activated,
-            Action::Expired,
-        ] {
-            assert_eq!(action.event(), format!("membership.{}", action.as_str()));
-        }
     }
 }

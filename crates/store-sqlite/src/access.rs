@@ -1,0 +1,241 @@
+//! What the HTTP layer keeps: tokens by digest, webhooks and their positions, and the
+//! responses kept for idempotency keys.
+
+use cohort_model::Timestamp;
+use cohort_store::{
+    IDEMPOTENCY_KEY_LIFETIME, Idempotency, Remembered, Role, TokenRecord, Tokens, Webhook, Webhooks,
+};
+use rusqlite::{OptionalExtension, params};
+
+use crate::{Result, SqliteStore, corrupt, sql};
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(TokenRecord, String)> {
+    Ok((
+        TokenRecord {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            role: Role::ReadOnly,
+            created_at: r.get(3)?,
+            revoked_at: r.get(4)?,
+        },
+        r.get(2)?,
+    ))
+}
+
+fn with_role((mut token, role): (TokenRecord, String)) -> Result<TokenRecord> {
+    token.role = Role::parse(&role).ok_or_else(|| corrupt("token", &token.name, "role"))?;
+    Ok(token)
+}
+
+fn webhook_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Webhook> {
+    Ok(Webhook {
+        id: r.get(0)?,
+        url: r.get(1)?,
+        secret: r.get(2)?,
+        created_at: r.get(3)?,
+        position: r.get(4)?,
+        attempts: r.get(5)?,
+        last_error: r.get(6)?,
+        last_delivered_at: r.get(7)?,
+    })
+}
+
+const WEBHOOK_COLUMNS: &str =
+    "id, url, secret, created_at, position, attempts, last_error, last_delivered_at";
+
+impl Tokens for SqliteStore {
+    fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        hash: &str,
+        at: Timestamp,
+    ) -> cohort_store::Result<i64> {
+        sql(|| {
+            let conn = self.conn();
+            conn.execute(
+                "INSERT INTO tokens (name, role, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![name, role.as_str(), hash, at],
+            )?;
+            Ok(conn.last_insert_rowid())
+        })
+    }
+
+    fn tokens(&self) -> cohort_store::Result<Vec<TokenRecord>> {
+        sql(|| {
+            let conn = self.reader();
+            let mut stmt = conn
+                .prepare("SELECT id, name, role, created_at, revoked_at FROM tokens ORDER BY id")?;
+            let rows = stmt.query_map([], token_row)?;
+            rows.map(|r| with_role(r?)).collect()
+        })
+    }
+
+    fn revoke_token(&self, name: &str, at: Timestamp) -> cohort_store::Result<bool> {
+        sql(|| {
+            let n = self.conn().execute(
+                "UPDATE tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+                params![name, at],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
+    fn token_by_hash(&self, hash: &str) -> cohort_store::Result<Option<TokenRecord>> {
+        sql(|| {
+            let conn = self.reader();
+            let row = conn
+                .prepare_cached(
+                    "SELECT id, name, role, created_at, revoked_at FROM tokens
+                 WHERE hash = ?1 AND revoked_at IS NULL",
+                )?
+                .query_row([hash], token_row)
+                .optional()?;
+            row.map(with_role).transpose()
+        })
+    }
+}
+
+impl Webhooks for SqliteStore {
+    fn add_webhook(&self, url: &str, secret: &str, at: Timestamp) -> cohort_store::Result<Webhook> {
+        sql(|| {
+            let conn = self.conn();
+            conn.execute(
+                "INSERT INTO webhooks (url, secret, created_at, position)
+             VALUES (?1, ?2, ?3, (SELECT coalesce(max(id), 0) FROM outbox))",
+                params![url, secret, at],
+            )?;
+            let id = conn.last_insert_rowid();
+            Ok(conn.query_row(
+                &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?1"),
+                [id],
+                webhook_row,
+            )?)
+        })
+    }
+
+    fn webhooks(&self) -> cohort_store::Result<Vec<Webhook>> {
+        sql(|| {
+            let conn = self.reader();
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY id"
+            ))?;
+            let rows = stmt.query_map([], webhook_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn remove_webhook(&self, id: i64) -> cohort_store::Result<bool> {
+        sql(|| {
+            Ok(self
+                .conn()
+                .execute("DELETE FROM webhooks WHERE id = ?1", [id])?
+                > 0)
+        })
+    }
+
+    fn webhook_delivered(&self, id: i64, position: i64, at: Timestamp) -> cohort_store::Result<()> {
+        sql(|| {
+            self.conn().execute(
+                "UPDATE webhooks SET position = max(position, ?2), attempts = 0, last_error = NULL,
+                last_delivered_at = ?3 WHERE id = ?1",
+                params![id, position, at],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn webhook_failed(&self, id: i64, error: &str) -> cohort_store::Result<()> {
+        sql(|| {
+            self.conn().execute(
+                "UPDATE webhooks SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                params![id, error],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+impl Idempotency for SqliteStore {
+    fn recall(
+        &self,
+        token: i64,
+        key: &str,
+        since: Timestamp,
+    ) -> cohort_store::Result<Option<Remembered>> {
+        sql(|| {
+            let conn = self.reader();
+            Ok(conn
+                .prepare_cached(
+                    "SELECT request, status, body FROM idempotency
+                 WHERE token = ?1 AND key = ?2 AND at >= ?3",
+                )?
+                .query_row(params![token.to_string(), key, since], |r| {
+                    Ok(Remembered {
+                        request: r.get(0)?,
+                        status: r.get(1)?,
+                        body: r.get(2)?,
+                    })
+                })
+                .optional()?)
+        })
+    }
+
+    fn remember(
+        &self,
+        token: i64,
+        key: &str,
+        response: &Remembered,
+        at: Timestamp,
+    ) -> cohort_store::Result<()> {
+        sql(|| {
+            // An expired key of the same name is replaced; a live one stays as it was.
+            self.conn().execute(
+                "INSERT INTO idempotency (token, key, request, status, body, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (token, key) DO UPDATE SET request = excluded.request,
+                 status = excluded.status, body = excluded.body, at = excluded.at
+             WHERE at < excluded.at - ?7",
+                params![
+                    token.to_string(),
+                    key,
+                    response.request,
+                    response.status,
+                    response.body,
+                    at,
+                    IDEMPOTENCY_KEY_LIFETIME
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn forget_responses(&self, before: Timestamp) -> cohort_store::Result<usize> {
+        sql(|| {
+            Ok(self
+                .conn()
+                .execute("DELETE FROM idempotency WHERE at < ?1", [before])?)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_webhook_id_is_never_handed_out_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cohort.db");
+        let store = SqliteStore::open(&path).expect("open");
+        let first = store.add_webhook("http://a", "s1", 1).expect("hook");
+        assert!(store.remove_webhook(first.id).expect("removed"));
+        let second = store.add_webhook("http://b", "s2", 2).expect("hook");
+        assert_ne!(second.id, first.id);
+        drop(store);
+        let store = SqliteStore::open(&path).expect("reopen");
+        assert!(store.remove_webhook(second.id).expect("removed"));
+        let third = store.add_webhook("http://c", "s3", 3).expect("hook");
+        assert!(third.id > second.id, "not even after a restart");
+    }
+}

@@ -1,0 +1,321 @@
+//! Imports: rows staged in the store, checked there against each other and the
+//! customers, and applied through the journal.
+
+use cohort_model::{Source, Timestamp};
+use cohort_store::plan::{Action, Event, NewMembership, announced};
+use cohort_store::{Cause, ImportProblem, ImportRecord, Imports, StagedRow};
+use rusqlite::{OptionalExtension, params};
+
+use crate::journal::Journal;
+use crate::memberships::bump_membership_stamps;
+use crate::{SqliteStore, sql};
+
+impl Imports for SqliteStore {
+    fn begin_import(&self, r: &ImportRecord) -> cohort_store::Result<i64> {
+        sql(|| {
+            let conn = self.conn();
+            conn.execute(
+            "INSERT INTO imports (actor, file_name, sha256, started_at, status, dry_run, partial)
+             VALUES (?1, ?2, ?3, ?4, 'validating', ?5, ?6)",
+            params![
+                r.actor,
+                r.file_name,
+                r.sha256,
+                r.started_at,
+                r.dry_run,
+                r.partial
+            ],
+        )?;
+            Ok(conn.last_insert_rowid())
+        })
+    }
+
+    fn stage_import(&self, import: i64, rows: &[StagedRow]) -> cohort_store::Result<()> {
+        sql(|| {
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO import_rows (import, line, customer, grp, start, end)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for r in rows {
+                    insert.execute(params![
+                        import,
+                        r.line as i64,
+                        r.customer,
+                        r.group,
+                        r.start,
+                        r.end
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn add_import_problems(
+        &self,
+        import: i64,
+        problems: &[ImportProblem],
+    ) -> cohort_store::Result<()> {
+        sql(|| {
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
+            {
+                let mut insert = tx.prepare_cached(
+                "INSERT INTO import_errors (import, line, col, message) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+                for p in problems {
+                    insert.execute(params![import, p.line as i64, p.column, p.message])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn check_import(&self, import: i64) -> cohort_store::Result<u64> {
+        sql(|| {
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
+            let unknown = tx.execute(
+                "INSERT INTO import_errors (import, line, col, message)
+             SELECT r.import, r.line, 'customer', 'unknown customer `' || r.customer || '`'
+             FROM import_rows r WHERE r.import = ?1
+               AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = r.customer)",
+                [import],
+            )?;
+            // Each pair is reported on its later line, naming the earlier one.
+            let clashes = tx.execute(
+            "INSERT INTO import_errors (import, line, col, message)
+             SELECT b.import, b.line, NULL,
+                    CASE WHEN a.start = b.start AND a.end IS b.end
+                         THEN 'duplicates line ' || a.line || ' (`' || b.customer || '` in `' || b.grp || '`)'
+                         ELSE 'overlaps line ' || a.line || ': both put `' || b.customer || '` in `' || b.grp || '` at the same time'
+                    END
+             FROM import_rows a JOIN import_rows b
+               ON a.import = b.import AND a.customer = b.customer AND a.grp = b.grp
+              AND a.line < b.line
+              AND a.start < COALESCE(b.end, 9223372036854775807)
+              AND b.start < COALESCE(a.end, 9223372036854775807)
+             WHERE a.import = ?1",
+            [import],
+        )?;
+            tx.commit()?;
+            Ok((unknown + clashes) as u64)
+        })
+    }
+
+    fn apply_import(
+        &self,
+        import: i64,
+        cause: &Cause<'_>,
+        dry_run: bool,
+        at: Timestamp,
+    ) -> cohort_store::Result<(u64, u64, u64)> {
+        sql(|| {
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
+            let (mut added, mut updated, mut unchanged) = (0, 0, 0);
+            {
+                let mut rows = tx.prepare(
+                    "SELECT line, customer, grp, start, end FROM import_rows
+                 WHERE import = ?1
+                   AND line NOT IN (SELECT line FROM import_errors WHERE import = ?1)
+                 ORDER BY line",
+                )?;
+                let mut existing = tx.prepare_cached(
+                    "SELECT id, end FROM memberships
+                 WHERE customer = ?1 AND grp = ?2 AND start = ?3 AND source = 'import'",
+                )?;
+                let mut set_end = tx.prepare_cached(
+                    "UPDATE memberships SET end = ?2, announced = ?3 WHERE id = ?1",
+                )?;
+                let mut journal = Journal::open(&tx, at, cause)?;
+                let mut touched = std::collections::BTreeSet::new();
+                let reason = format!("import #{import}");
+                let mut cursor = rows.query([import])?;
+                while let Some(row) = cursor.next()? {
+                    let line: i64 = row.get(0)?;
+                    let customer: String = row.get(1)?;
+                    let group: String = row.get(2)?;
+                    let start: i64 = row.get(3)?;
+                    let end: Option<i64> = row.get(4)?;
+                    let found: Option<(i64, Option<i64>)> = existing
+                        .query_row(params![customer, group, start], |r| {
+                            Ok((r.get(0)?, r.get(1)?))
+                        })
+                        .optional()?;
+                    let (kind, membership) = match found {
+                        Some((_, old_end)) if old_end == end => {
+                            unchanged += 1;
+                            continue;
+                        }
+                        Some((id, _)) => {
+                            updated += 1;
+                            if dry_run {
+                                continue;
+                            }
+                            set_end.execute(params![id, end, announced(start, end, at)])?;
+                            (Action::Updated, id)
+                        }
+                        None => {
+                            added += 1;
+                            if dry_run {
+                                continue;
+                            }
+                            // A file's keys are distinct (a repeated one is an error of
+                            // its line), so no later lookup looks for a queued row.
+                            let id = journal.add(NewMembership {
+                                customer: customer.clone().into(),
+                                group: group.clone().into(),
+                                source: Source::Import,
+                                reason: reason.clone().into(),
+                                start,
+                                end,
+                                announced: announced(start, end, at),
+                            });
+                            (Action::Added, id)
+                        }
+                    };
+                    touched.insert(group.clone());
+                    journal.record(Event {
+                        kind,
+                        customer: customer.into(),
+                        group: group.into(),
+                        membership,
+                        source: Some(Source::Import),
+                        reason: format!("{reason}, line {line}").into(),
+                    });
+                    journal.spill(&tx)?;
+                }
+                journal.finish(&tx)?;
+                let touched: Vec<&str> = touched.iter().map(String::as_str).collect();
+                bump_membership_stamps(&tx, &touched)?;
+            }
+            if dry_run {
+                // Nothing was written; the transaction only gave the reads one snapshot.
+                tx.rollback()?;
+            } else {
+                tx.commit()?;
+            }
+            Ok((added, updated, unchanged))
+        })
+    }
+
+    fn finish_import(&self, r: &ImportRecord) -> cohort_store::Result<()> {
+        sql(|| {
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
+            tx.execute(
+                "UPDATE imports SET finished_at = ?2, status = ?3, rows = ?4, added = ?5,
+                updated = ?6, unchanged = ?7, rejected = ?8 WHERE id = ?1",
+                params![
+                    r.id,
+                    r.finished_at,
+                    r.status,
+                    r.rows as i64,
+                    r.added as i64,
+                    r.updated as i64,
+                    r.unchanged as i64,
+                    r.rejected as i64
+                ],
+            )?;
+            tx.execute("DELETE FROM import_rows WHERE import = ?1", [r.id])?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn imports(
+        &self,
+        before: Option<i64>,
+        limit: usize,
+    ) -> cohort_store::Result<Vec<ImportRecord>> {
+        sql(|| {
+            let conn = self.reader();
+            let mut stmt = conn.prepare(
+                "SELECT id, actor, file_name, sha256, started_at, finished_at, status, dry_run,
+                    partial, rows, added, updated, unchanged, rejected
+             FROM imports WHERE id < ?2 ORDER BY id DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map(params![limit as i64, before.unwrap_or(i64::MAX)], |r| {
+                Ok(ImportRecord {
+                    id: r.get(0)?,
+                    actor: r.get(1)?,
+                    file_name: r.get(2)?,
+                    sha256: r.get(3)?,
+                    started_at: r.get(4)?,
+                    finished_at: r.get(5)?,
+                    status: r.get(6)?,
+                    dry_run: r.get(7)?,
+                    partial: r.get(8)?,
+                    rows: r.get::<_, i64>(9)? as u64,
+                    added: r.get::<_, i64>(10)? as u64,
+                    updated: r.get::<_, i64>(11)? as u64,
+                    unchanged: r.get::<_, i64>(12)? as u64,
+                    rejected: r.get::<_, i64>(13)? as u64,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn import_problems(
+        &self,
+        import: i64,
+        limit: usize,
+    ) -> cohort_store::Result<(Vec<ImportProblem>, u64)> {
+        sql(|| {
+            let conn = self.reader();
+            let lines: i64 = conn.query_row(
+                "SELECT count(DISTINCT line) FROM import_errors WHERE import = ?1",
+                [import],
+                |r| r.get(0),
+            )?;
+            let mut stmt = conn.prepare(
+                "SELECT line, col, message FROM import_errors WHERE import = ?1
+             ORDER BY line, rowid LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![import, limit as i64], |r| {
+                Ok(ImportProblem {
+                    line: r.get::<_, i64>(0)? as u64,
+                    column: r.get(1)?,
+                    message: r.get(2)?,
+                })
+            })?;
+            Ok((rows.collect::<rusqlite::Result<_>>()?, lines as u64))
+        })
+    }
+
+    fn import_problems_page(
+        &self,
+        import: i64,
+        after: Option<(u64, i64)>,
+        limit: usize,
+    ) -> cohort_store::Result<Vec<((u64, i64), ImportProblem)>> {
+        sql(|| {
+            let (line, seq) = after.map_or((-1, -1), |(l, s)| (l as i64, s));
+            let conn = self.reader();
+            let mut stmt = conn.prepare(
+                "SELECT line, rowid, col, message FROM import_errors
+             WHERE import = ?1 AND (line, rowid) > (?2, ?3)
+             ORDER BY line, rowid LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(params![import, line, seq, limit as i64], |r| {
+                let line = r.get::<_, i64>(0)? as u64;
+                Ok((
+                    (line, r.get(1)?),
+                    ImportProblem {
+                        line,
+                        column: r.get(2)?,
+                        message: r.get(3)?,
+                    },
+                ))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+}

@@ -1,0 +1,54 @@
+//! The plugins an operator added, with their bytes.
+
+use cohort_store::{Plugins, StoredPlugin};
+use rusqlite::{OptionalExtension, params};
+
+use crate::{SqliteStore, sql};
+
+impl Plugins for SqliteStore {
+    fn put_plugin(&self, p: &StoredPlugin, wasm: &[u8]) -> cohort_store::Result<()> {
+        sql(|| {
+            self.conn().execute(
+                "INSERT INTO plugins (id, version, sha256, wasm, data_dir, added_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (id, version) DO UPDATE SET
+                sha256 = excluded.sha256, wasm = excluded.wasm,
+                data_dir = excluded.data_dir, added_at = excluded.added_at",
+                params![p.id, p.version, p.sha256, wasm, p.data_dir, p.added_at],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn plugins(&self) -> cohort_store::Result<Vec<StoredPlugin>> {
+        sql(|| {
+            let conn = self.reader();
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, version, sha256, data_dir, added_at FROM plugins ORDER BY id, version",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(StoredPlugin {
+                    id: r.get(0)?,
+                    version: r.get(1)?,
+                    sha256: r.get(2)?,
+                    data_dir: r.get(3)?,
+                    added_at: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn plugin_wasm(&self, id: &str, version: &str) -> cohort_store::Result<Option<Vec<u8>>> {
+        sql(|| {
+            Ok(self
+                .reader()
+                .query_row(
+                    "SELECT wasm FROM plugins WHERE id = ?1 AND version = ?2",
+                    [id, version],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+    }
+}

@@ -1,0 +1,172 @@
+//! The behaviour every backend shows, as one suite a backend's tests run:
+//! `cohort_store::conformance::suite(&|| Box::new(MyStore::new()))`. Each case gets a
+//! store of its own, empty; the suite runs every case and names each that failed.
+//! What only one backend can show (its schema's history, its files, its locks) stays
+//! in that backend's own tests.
+
+use std::panic::AssertUnwindSafe;
+
+use cohort_model::{Source, Timestamp};
+use cohort_planner::Change;
+
+use crate::{Cause, Store};
+
+mod cases;
+mod imports;
+mod records;
+
+/// A case: what it shows, and the check.
+type Case = (&'static str, fn(&dyn Store));
+
+/// Every case, by name.
+pub const CASES: &[Case] = &[
+    (
+        "apply_writes_memberships_audit_and_outbox_together",
+        cases::apply_writes_memberships_audit_and_outbox_together,
+    ),
+    (
+        "a_registration_stores_the_customer_and_its_memberships_once",
+        cases::a_registration_stores_the_customer_and_its_memberships_once,
+    ),
+    (
+        "a_batch_longer_than_a_statement_keeps_its_order_and_references",
+        cases::a_batch_longer_than_a_statement_keeps_its_order_and_references,
+    ),
+    (
+        "a_mixed_batch_writes_every_membership_entry_and_event_as_told",
+        cases::a_mixed_batch_writes_every_membership_entry_and_event_as_told,
+    ),
+    (
+        "batches_for_several_causes_keep_each_cause_and_every_event",
+        cases::batches_for_several_causes_keep_each_cause_and_every_event,
+    ),
+    (
+        "a_groups_history_is_its_entries_newest_first_page_by_page",
+        cases::a_groups_history_is_its_entries_newest_first_page_by_page,
+    ),
+    (
+        "plugins_are_listed_without_their_bytes_and_replaced_by_id_and_version",
+        cases::plugins_are_listed_without_their_bytes_and_replaced_by_id_and_version,
+    ),
+    (
+        "windows_opening_and_closing_by_the_clock_are_announced_once",
+        cases::windows_opening_and_closing_by_the_clock_are_announced_once,
+    ),
+    (
+        "membership_pages_follow_ids_and_filter_by_state",
+        cases::membership_pages_follow_ids_and_filter_by_state,
+    ),
+    (
+        "the_groups_stamp_moves_with_definitions_only",
+        cases::the_groups_stamp_moves_with_definitions_only,
+    ),
+    (
+        "tokens_are_found_by_digest_until_revoked_and_names_are_reusable_after",
+        cases::tokens_are_found_by_digest_until_revoked_and_names_are_reusable_after,
+    ),
+    (
+        "a_webhook_starts_at_the_newest_event_and_lags_until_delivered",
+        cases::a_webhook_starts_at_the_newest_event_and_lags_until_delivered,
+    ),
+    (
+        "idempotency_keys_belong_to_a_token_and_expire",
+        cases::idempotency_keys_belong_to_a_token_and_expire,
+    ),
+    (
+        "active_counts_and_exclusions_agree_with_the_model",
+        cases::active_counts_and_exclusions_agree_with_the_model,
+    ),
+    (
+        "customers_page_in_id_order",
+        cases::customers_page_in_id_order,
+    ),
+    (
+        "customers_are_kept_whole_and_handed_over_in_write_order",
+        records::customers_are_kept_whole_and_handed_over_in_write_order,
+    ),
+    (
+        "groups_are_kept_by_id_with_what_refers_to_them",
+        records::groups_are_kept_by_id_with_what_refers_to_them,
+    ),
+    (
+        "a_customer_s_memberships_in_some_groups_and_pins",
+        records::a_customer_s_memberships_in_some_groups_and_pins,
+    ),
+    (
+        "runs_are_recorded_as_they_start_and_end",
+        records::runs_are_recorded_as_they_start_and_end,
+    ),
+    (
+        "a_webhook_removed_is_gone_and_failures_are_counted",
+        records::a_webhook_removed_is_gone_and_failures_are_counted,
+    ),
+    (
+        "a_rule_s_own_words_read_back_as_written",
+        records::a_rule_s_own_words_read_back_as_written,
+    ),
+    (
+        "an_import_checks_its_rows_and_applies_the_valid_ones",
+        imports::an_import_checks_its_rows_and_applies_the_valid_ones,
+    ),
+    (
+        "import_problems_page_by_line_then_as_found",
+        imports::import_problems_page_by_line_then_as_found,
+    ),
+];
+
+/// Run every case on a fresh store from `open`; panics naming each case that failed
+/// (each failure's own message is printed as it happens).
+pub fn suite(open: &dyn Fn() -> Box<dyn Store>) {
+    let failed: Vec<&str> = CASES
+        .iter()
+        .filter(|(_, case)| {
+            let store = open();
+            std::panic::catch_unwind(AssertUnwindSafe(|| case(&*store))).is_err()
+        })
+        .map(|(name, _)| *name)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} conformance cases failed: {}",
+        failed.len(),
+        CASES.len(),
+        failed.join(", ")
+    );
+}
+
+pub fn add(customer: &str, group: &str) -> Change {
+    Change::Add {
+        customer: customer.into(),
+        group: group.into(),
+        source: Source::Rule,
+        reason: "the rule matches".into(),
+        start: 10,
+        end: None,
+    }
+}
+
+pub const CAUSE: Cause<'static> = Cause {
+    trigger: "manual",
+    actor: "rule:g",
+    run: Some(1),
+};
+
+pub fn window(customer: &str, start: Timestamp, end: Option<Timestamp>) -> Change {
+    Change::Add {
+        customer: customer.into(),
+        group: "g".into(),
+        source: Source::Import,
+        reason: "imported".into(),
+        start,
+        end,
+    }
+}
+
+pub fn events(store: &dyn Store, after: i64) -> Vec<(String, String, Timestamp)> {
+    store
+        .events_after(after, 100)
+        .expect("events")
+        .into_iter()
+        .map(|e| (e.customer, e.event, e.at))
+        .collect()
+}

@@ -1,0 +1,276 @@
+//! What the store keeps and hands back: plugins, runs, imports, events, tokens and
+//! webhooks as records, backend-neutral.
+
+use cohort_model::{Source, State, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// A plugin as the operator added it. Its bytes (about a hundred kilobytes to a few
+/// megabytes) are read on their own, by `Store::plugin_wasm`, and only to load it.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StoredPlugin {
+    pub id: String,
+    pub version: String,
+    /// Of the bytes: a plugin replaced under the same version has another digest.
+    pub sha256: String,
+    /// The read-only data directory the operator granted, if any.
+    pub data_dir: Option<String>,
+    #[serde(with = "cohort_model::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub added_at: Timestamp,
+}
+
+/// Who and what caused a batch of membership changes.
+#[derive(Clone, Debug)]
+pub struct Cause<'a> {
+    /// `manual`, `on-registration`, `periodic`, `import`.
+    pub trigger: &'a str,
+    /// An operator's name, or `rule:<group>`.
+    pub actor: &'a str,
+    pub run: Option<i64>,
+}
+
+/// What applying one batch of changes did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub added: u64,
+    /// Memberships ended (one that was already ended is not counted).
+    pub removed: u64,
+    /// The ids the added memberships got, in the order of their `Add` changes.
+    pub ids: Vec<i64>,
+    /// Each group whose memberships the batch wrote, with the group's membership stamp
+    /// after it; the stamp before was one less.
+    pub stamps: Vec<(String, i64)>,
+}
+
+impl Applied {
+    /// (added, removed)
+    pub fn counts(&self) -> (u64, u64) {
+        (self.added, self.removed)
+    }
+}
+
+/// One line of the audit history.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEntry {
+    pub id: i64,
+    #[serde(with = "cohort_model::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub at: Timestamp,
+    pub customer: String,
+    pub group: String,
+    /// `added`, `removed`, `excluded`, `unexcluded`.
+    pub action: String,
+    pub source: Option<Source>,
+    pub actor: String,
+    pub trigger: String,
+    pub run: Option<i64>,
+    pub reason: String,
+}
+
+/// A run of a group's rule: what ran, when, why, and what it did.
+#[derive(Clone, Debug, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RunRecord {
+    pub id: i64,
+    pub group: String,
+    pub trigger: String,
+    pub dry_run: bool,
+    pub actor: String,
+    #[serde(with = "cohort_model::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub as_of: Timestamp,
+    #[serde(with = "cohort_model::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub started_at: Timestamp,
+    #[serde(with = "cohort_model::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub finished_at: Option<Timestamp>,
+    /// `running`, `finished`, `failed`, `interrupted`.
+    pub status: String,
+    pub customers: u64,
+    pub matched: u64,
+    pub added: u64,
+    pub removed: u64,
+    pub undecided: u64,
+    /// The distinct reasons conditions could not decide, with how many customers
+    /// each left without a verdict (also those the rest of the rule decided).
+    #[serde(serialize_with = "failures_as_objects")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<FailureCount>))]
+    pub failures: Vec<(String, u64)>,
+    /// Why a `failed` run stopped; it applied nothing.
+    pub error: Option<String>,
+}
+
+/// One reason conditions could not decide in a run, as JSON shows it.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FailureCount<'a> {
+    pub reason: &'a str,
+    /// Customers it left without a verdict.
+    pub count: u64,
+}
+
+fn failures_as_objects<S: serde::Serializer>(
+    failures: &[(String, u64)],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_seq(failures.iter().map(|(reason, count)| FailureCount {
+        reason,
+        count: *count,
+    }))
+}
+
+/// One import of a customer-assignment file.
+#[derive(Clone, Debug, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImportRecord {
+    pub id: i64,
+    pub actor: String,
+    pub file_name: String,
+    pub sha256: String,
+    #[serde(with = "cohort_model::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub started_at: Timestamp,
+    #[serde(with = "cohort_model::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub finished_at: Option<Timestamp>,
+    /// `validating`, `applied`, `partially applied`, `failed`, `validated` (a dry run).
+    pub status: String,
+    pub dry_run: bool,
+    /// Valid rows are applied even if others are rejected.
+    pub partial: bool,
+    pub rows: u64,
+    pub added: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub rejected: u64,
+}
+
+/// A problem with one row of an import (line 1 is the header; line 0 the whole file).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImportProblem {
+    pub line: u64,
+    pub column: Option<String>,
+    pub message: String,
+}
+
+/// One membership an import asks for, by file line.
+#[derive(Clone, Debug)]
+pub struct StagedRow {
+    pub line: u64,
+    pub customer: String,
+    pub group: String,
+    pub start: Timestamp,
+    pub end: Option<Timestamp>,
+}
+
+/// Which memberships of a group a listing shows, by their state at a time.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Listing {
+    /// Only this state.
+    Only(State),
+    /// Every membership, whatever its state.
+    All,
+}
+
+/// A change event as platforms receive it: from a webhook, or from the change feed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OutboxEvent {
+    /// Increases with every event: the change feed's cursor.
+    #[serde(default)]
+    pub id: i64,
+    /// `membership.added`, `membership.removed`, `membership.updated`,
+    /// `membership.activated`, `membership.expired`.
+    pub event: String,
+    #[serde(with = "cohort_model::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub at: Timestamp,
+    pub customer: String,
+    pub group: String,
+    pub membership: i64,
+    /// `manual`, `on-registration`, `periodic`, `import`, or `clock` for a window that
+    /// opened or closed by itself.
+    pub trigger: String,
+    pub actor: String,
+    pub reason: String,
+}
+
+/// What a bearer token may do. Each role may do everything the ones before it may.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Role {
+    /// Reads everything.
+    ReadOnly,
+    /// Also groups, rules, customers, runs, imports and manual membership.
+    Operator,
+    /// Also plugins and settings (webhooks).
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::ReadOnly => "read-only",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "read-only" => Some(Role::ReadOnly),
+            "operator" => Some(Role::Operator),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// An API token as stored: its name and role, never the token itself.
+#[derive(Clone, Debug, Serialize)]
+pub struct TokenRecord {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    #[serde(with = "cohort_model::rfc3339")]
+    pub created_at: Timestamp,
+    #[serde(with = "cohort_model::rfc3339::option")]
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A webhook and how far delivery to it has come.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Webhook {
+    pub id: i64,
+    pub url: String,
+    /// The key of the HMAC-SHA256 signature; shown only when the webhook is created.
+    #[serde(skip)]
+    pub secret: String,
+    #[serde(with = "cohort_model::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: Timestamp,
+    /// The id of the last event delivered.
+    pub position: i64,
+    /// Failed attempts to deliver the next batch since the last success.
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    #[serde(with = "cohort_model::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub last_delivered_at: Option<Timestamp>,
+}
+
+/// The response to a request made with an idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Remembered {
+    /// A digest of the request (method, path, body), to refuse the key's reuse for a
+    /// different request.
+    pub request: String,
+    pub status: u16,
+    pub body: String,
+}

@@ -1,0 +1,266 @@
+//! The store's interface, one trait per concern. [`Store`] is all of them, for callers
+//! that need everything (the engine); [`Access`] is what the HTTP layer keeps of its own
+//! (tokens, webhooks, idempotency). Every method is one transaction: a backend never
+//! leaves half of a call's writes behind.
+
+use cohort_model::{CustomerRecord, Group, Held, Membership, Timestamp};
+use cohort_planner::Change;
+
+use crate::{
+    Applied, AuditEntry, Cause, ImportProblem, ImportRecord, Listing, OutboxEvent, Remembered,
+    Result, Role, RunRecord, StagedRow, StoredPlugin, TokenRecord, Webhook,
+};
+
+/// The plugins an operator added, and their bytes.
+pub trait Plugins: Send + Sync {
+    /// Add a plugin, or replace the one with the same id and version.
+    fn put_plugin(&self, plugin: &StoredPlugin, wasm: &[u8]) -> Result<()>;
+    /// Every stored plugin, without its bytes.
+    fn plugins(&self) -> Result<Vec<StoredPlugin>>;
+    /// The bytes of plugin `id` at `version`, if it is stored.
+    fn plugin_wasm(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>>;
+}
+
+/// Customers' facts, as the platform sends them, and their registration.
+pub trait Customers: Send + Sync {
+    /// Insert or replace a customer; `true` when it is new.
+    fn upsert_customer(&self, record: &CustomerRecord, now: Timestamp) -> Result<bool>;
+    /// Insert or replace many customers in one transaction: all or none. Returns how
+    /// many were new.
+    fn upsert_customers(&self, records: &[CustomerRecord], now: Timestamp) -> Result<u64>;
+    /// Store a customer who registers together with the changes its registration calls
+    /// for, in one transaction. If the customer exists by then (another writer
+    /// registered it first), the record is stored as an update and no change is
+    /// applied: `None`.
+    fn register(
+        &self,
+        record: &CustomerRecord,
+        now: Timestamp,
+        batches: &[(&[Change], Cause<'_>)],
+    ) -> Result<Option<Vec<Applied>>>;
+    fn customer_exists(&self, id: &str) -> Result<bool>;
+    fn customer(&self, id: &str) -> Result<Option<CustomerRecord>>;
+    /// Customers in id order after `after`, at most `limit`.
+    fn customers_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<CustomerRecord>>;
+    /// Each customer written after the write numbered `seq` (all if `None`), in write
+    /// order, in batches of `batch` numbered from 0, each handed to `each` as its
+    /// records parse (a first load must not hold every record at once); returns the
+    /// number of the latest write seen: what a cache of customers needs.
+    ///
+    /// Batches may be handed over on several threads at once and so out of order: the
+    /// caller puts them back in order by their numbers. A record that does not parse
+    /// ends its batch and fails the call, naming it.
+    fn customers_since(
+        &self,
+        seq: Option<i64>,
+        batch: usize,
+        each: &(dyn Fn(usize, &mut dyn Iterator<Item = CustomerRecord>) + Sync),
+    ) -> Result<i64>;
+    fn count_customers(&self) -> Result<u64>;
+}
+
+/// Group definitions, what refers to them, and their schedules' last runs.
+pub trait Groups: Send + Sync {
+    fn put_group(&self, group: &Group, now: Timestamp) -> Result<()>;
+    fn group(&self, id: &str) -> Result<Option<Group>>;
+    fn groups(&self) -> Result<Vec<Group>>;
+    /// A number that changes whenever any group's definition does (whoever changes it).
+    fn groups_stamp(&self) -> Result<i64>;
+    /// Delete a group and its "used by" references; memberships stay as history.
+    fn delete_group(&self, id: &str) -> Result<()>;
+    /// Record (or forget) that one of the platform's entities — a tariff, promotion,
+    /// contract template, segment, VAT setting — refers to the group.
+    fn set_use(&self, group: &str, kind: &str, entity: &str, used: bool) -> Result<()>;
+    /// The platform's entities that refer to the group, as (kind, id).
+    fn uses(&self, group: &str) -> Result<Vec<(String, String)>>;
+    /// When the group's schedule last started a run; until it first has, when the group
+    /// was last saved, so that a schedule counts from then.
+    fn last_periodic_run(&self, group: &str) -> Result<Option<Timestamp>>;
+}
+
+/// Memberships and pins, and every change to them with its audit entry and event.
+pub trait Memberships: Send + Sync {
+    /// Every membership of the group, in any state.
+    fn group_memberships(&self, group: &str) -> Result<Vec<Membership>>;
+    /// Every membership of the group in the form planning needs, with the customer's id,
+    /// in customer order, handed to `each` as read.
+    fn group_holdings(&self, group: &str, each: &mut dyn FnMut(&str, Held)) -> Result<()>;
+    /// The number of the group's latest membership write: a reader that keeps the
+    /// group's memberships may keep them while it stays put.
+    fn membership_stamp(&self, group: &str) -> Result<i64>;
+    /// Every membership of the customer, in any state.
+    fn customer_memberships(&self, customer: &str) -> Result<Vec<Membership>>;
+    /// The customer's memberships in `groups` only, in any state: what planning for
+    /// those groups needs, found without first finding which groups have members.
+    fn customer_memberships_in(&self, customer: &str, groups: &[&str]) -> Result<Vec<Membership>>;
+    /// Customers pinned out of the group.
+    fn exclusions(&self, group: &str) -> Result<Vec<String>>;
+    /// The groups one customer is pinned out of.
+    fn excluded_from(&self, customer: &str) -> Result<Vec<String>>;
+    /// How many memberships of the group are active at `at`.
+    fn count_active(&self, group: &str, at: Timestamp) -> Result<u64>;
+    fn set_exclusion(
+        &self,
+        customer: &str,
+        group: &str,
+        pinned: bool,
+        actor: &str,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<()>;
+    /// Apply membership changes with their audit entries and outbox events, all or
+    /// nothing.
+    fn apply(&self, changes: &[Change], cause: &Cause<'_>, at: Timestamp) -> Result<Applied>;
+    /// Several batches, each with its own cause, in one transaction.
+    fn apply_batches(
+        &self,
+        batches: &[(&[Change], Cause<'_>)],
+        at: Timestamp,
+    ) -> Result<Vec<Applied>>;
+    /// A group's memberships in id order, after the membership `after`.
+    fn group_memberships_page(
+        &self,
+        group: &str,
+        listing: Listing,
+        at: Timestamp,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Membership>>;
+}
+
+/// The record of each run of a group's rule.
+pub trait Runs: Send + Sync {
+    /// Record runs as `running`, in one transaction; returns their ids in order.
+    fn start_runs(&self, runs: &[RunRecord]) -> Result<Vec<i64>>;
+    /// Record how a run ended, in one transaction with the changes it made (none for a
+    /// dry run or a failed one), so that its record says `finished` exactly when its
+    /// changes are in the store. Where there are changes, the record's `added` and
+    /// `removed` are what applying them did. A periodic run that was not a dry run also
+    /// becomes its group's last periodic run, as of its `started_at`, whether it
+    /// finished or failed: a schedule tries again at its next time, not at every tick.
+    fn finish_run(
+        &self,
+        run: &RunRecord,
+        changes: &[Change],
+        cause: &Cause<'_>,
+        at: Timestamp,
+    ) -> Result<Applied>;
+    /// Runs newest first, those with an id below `before` if given.
+    fn runs(
+        &self,
+        group: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>>;
+}
+
+/// The audit history and the change feed, and the clock's announcements in it.
+pub trait Feed: Send + Sync {
+    /// Audit entries newest first, those with an id below `before` if given.
+    fn history(
+        &self,
+        customer: Option<&str>,
+        group: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>>;
+    /// How many change events some webhook has yet to receive.
+    fn outbox_len(&self) -> Result<u64>;
+    /// Change events after the event `after`, oldest first.
+    fn events_after(&self, after: i64, limit: usize) -> Result<Vec<OutboxEvent>>;
+    /// Announce memberships whose window opened or closed by `now` since they were
+    /// last announced (`membership.activated`, `membership.expired`). Returns how many
+    /// events it wrote.
+    fn announce(&self, now: Timestamp) -> Result<u64>;
+}
+
+/// Imports of customer-assignment files: staged rows, their problems, their outcome.
+pub trait Imports: Send + Sync {
+    /// Start an import record (status `validating`); returns its id.
+    fn begin_import(&self, record: &ImportRecord) -> Result<i64>;
+    /// Keep rows of an import for checking and applying; rows are streamed in batches.
+    fn stage_import(&self, import: i64, rows: &[StagedRow]) -> Result<()>;
+    fn add_import_problems(&self, import: i64, problems: &[ImportProblem]) -> Result<()>;
+    /// Check the staged rows against the store and each other: unknown customers,
+    /// duplicate rows, overlapping windows for the same customer and group. Records
+    /// and returns how many problems it found.
+    fn check_import(&self, import: i64) -> Result<u64>;
+    /// Apply the staged rows of lines without problems, in one transaction (or, for a
+    /// dry run, only count): a row whose customer, group and start match an imported
+    /// membership updates its end or leaves it unchanged; any other row adds a
+    /// membership with source `import`. Returns (added, updated, unchanged).
+    fn apply_import(
+        &self,
+        import: i64,
+        cause: &Cause<'_>,
+        dry_run: bool,
+        at: Timestamp,
+    ) -> Result<(u64, u64, u64)>;
+    /// Record the outcome and drop the staged rows.
+    fn finish_import(&self, record: &ImportRecord) -> Result<()>;
+    /// Imports newest first, those with an id below `before` if given.
+    fn imports(&self, before: Option<i64>, limit: usize) -> Result<Vec<ImportRecord>>;
+    /// The problems of an import, by line; and how many lines have one.
+    fn import_problems(&self, import: i64, limit: usize) -> Result<(Vec<ImportProblem>, u64)>;
+    /// The problems of an import by line, after the cursor `(line, seq)` of the last one
+    /// seen; each comes with its own cursor.
+    fn import_problems_page(
+        &self,
+        import: i64,
+        after: Option<(u64, i64)>,
+        limit: usize,
+    ) -> Result<Vec<((u64, i64), ImportProblem)>>;
+}
+
+/// API tokens, kept by digest.
+pub trait Tokens: Send + Sync {
+    /// Keep a token's digest; fails if a live token has the name.
+    fn create_token(&self, name: &str, role: Role, hash: &str, at: Timestamp) -> Result<i64>;
+    fn tokens(&self) -> Result<Vec<TokenRecord>>;
+    /// Revoke the live token of this name; false if there is none.
+    fn revoke_token(&self, name: &str, at: Timestamp) -> Result<bool>;
+    /// The live token with this digest.
+    fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>>;
+}
+
+/// Webhooks and how far delivery to each has come.
+pub trait Webhooks: Send + Sync {
+    /// Add a webhook; it receives the events written from now on.
+    fn add_webhook(&self, url: &str, secret: &str, at: Timestamp) -> Result<Webhook>;
+    fn webhooks(&self) -> Result<Vec<Webhook>>;
+    fn remove_webhook(&self, id: i64) -> Result<bool>;
+    /// Events up to `position` reached the webhook.
+    fn webhook_delivered(&self, id: i64, position: i64, at: Timestamp) -> Result<()>;
+    /// An attempt failed; the next starts from the same position.
+    fn webhook_failed(&self, id: i64, error: &str) -> Result<()>;
+}
+
+/// Responses kept for requests made with an idempotency key.
+pub trait Idempotency: Send + Sync {
+    /// The response kept for an idempotency key of the token with id `token`, if it
+    /// was kept at `since` or later.
+    fn recall(&self, token: i64, key: &str, since: Timestamp) -> Result<Option<Remembered>>;
+    /// Keep a response for a token's idempotency key; a key already kept stays as it
+    /// was.
+    fn remember(&self, token: i64, key: &str, response: &Remembered, at: Timestamp) -> Result<()>;
+    /// Forget the responses kept before `at`; returns how many.
+    fn forget_responses(&self, before: Timestamp) -> Result<usize>;
+}
+
+/// What the HTTP layer keeps besides the engine's data: who may call, where events go,
+/// and the responses it replays.
+pub trait Access: Tokens + Webhooks + Idempotency {}
+
+impl<T: Tokens + Webhooks + Idempotency + ?Sized> Access for T {}
+
+/// Everything a backend keeps. A backend implements each concern's trait; this one
+/// follows.
+pub trait Store:
+    Plugins + Customers + Groups + Memberships + Runs + Feed + Imports + Access
+{
+}
+
+impl<T> Store for T where
+    T: Plugins + Customers + Groups + Memberships + Runs + Feed + Imports + Access + ?Sized
+{
+}

@@ -5,21 +5,18 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Instant;
 
+use crate::assemble;
 use anyhow::Context;
 use chrono::{TimeZone, Utc};
 use clap::Args;
-use cohort_engine::{Engine, Trigger};
+use cohort_engine::Trigger;
 use cohort_host::Limits;
 use cohort_model::{
     CustomerRecord, Group, PayerKind, PayerRecord, SubscriptionRecord, SubscriptionStatus,
     Timestamp, VerificationStatus,
 };
-use cohort_store_sqlite::SqliteStore;
-
-use crate::runner;
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -98,9 +95,7 @@ pub fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCod
                 .with_context(|| format!("cannot replace `{}`", path.display()))?;
         }
     }
-    let store = Arc::new(SqliteStore::open(&args.demo_db)?);
-    let host = runner::new_host(Limits::default(), cache_dir)?;
-    let engine = Engine::new(store, host);
+    let engine = assemble::open(&args.demo_db, Limits::default(), cache_dir)?.engine;
     println!(
         "Cohort demo on a fresh embedded store: {}",
         args.demo_db.display()

@@ -1,6 +1,7 @@
 //! `cohort`: the command line over Cohort's libraries. Thin glue: parsing arguments,
 //! reading files, printing results.
 
+mod assemble;
 mod demo;
 mod ops;
 mod runner;

@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use crate::assemble::{self, Stack};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use cohort_engine::{Engine, Trigger};
 use cohort_host::Limits;
 use cohort_model::{CustomerRecord, Group, State, Timestamp};
-use cohort_store_sqlite::SqliteStore;
 use serde_json::json;
 
 use crate::runner;
@@ -41,10 +41,15 @@ impl StoreArgs {
     }
 }
 
-pub fn open(store: &StoreArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<Engine> {
-    let db = SqliteStore::open(store.db.as_deref().unwrap_or("cohort.db".as_ref()))?;
-    let host = runner::new_host(Limits::default(), cache_dir)?;
-    Ok(Engine::new(Arc::new(db), host))
+/// The store `--db` names (or `cohort.db`), its plugin host and engine.
+pub fn stack(store: &StoreArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<Stack> {
+    let db = store.db.as_deref().unwrap_or("cohort.db".as_ref());
+    assemble::open(db, Limits::default(), cache_dir)
+}
+
+/// The engine over the store `--db` names.
+pub fn open(store: &StoreArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<Arc<Engine>> {
+    Ok(stack(store, cache_dir)?.engine)
 }
 
 pub fn now() -> Timestamp {
@@ -485,9 +490,8 @@ pub fn scheduler(
         let mut failed = false;
         let mut undecided = 0;
         // Windows that opened or closed since the last pass are announced to the
-        // change feed and webhooks.
-        engine.store().announce(now())?;
-        for outcome in engine.run_due(now())? {
+        // change feed and webhooks, then due schedules run, as `serve` does.
+        for outcome in engine.tick(now())?.runs {
             // One group's failure is recorded in its run and must not stop the others'
             // schedules.
             let r = match outcome {

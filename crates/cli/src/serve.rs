@@ -2,18 +2,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use cohort_engine::Engine;
 use cohort_host::Limits;
 use cohort_server::{Config, LogFormat};
 use cohort_store::Role;
-use cohort_store_sqlite::SqliteStore;
 
-use crate::ops::{StoreArgs, now, open, print_json, time};
-use crate::runner;
+use crate::assemble::{self, Stack};
+use crate::ops::{StoreArgs, now, print_json, stack, time};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -58,14 +55,13 @@ pub fn serve(
         config.cache_dir = cache_dir;
     }
     cohort_server::init_logging(config.log_format);
-    let db = SqliteStore::open(&config.db)?;
-    let host = runner::new_host(Limits::default(), config.cache_dir.clone())?;
-    let engine = Arc::new(Engine::new(Arc::new(db), host));
+    let Stack { engine, access } =
+        assemble::open(&config.db, Limits::default(), config.cache_dir.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(cohort_server::serve(engine, config, |addr| {
+    runtime.block_on(cohort_server::serve(engine, access, config, |addr| {
         // Scripts and tests read the bound address (the port may have been 0).
         println!("listening on http://{addr}");
     }))?;
@@ -99,8 +95,8 @@ pub fn token(
     store: &StoreArgs,
     cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    let engine = open(store, cache_dir)?;
-    let store_ = engine.store();
+    let access = stack(store, cache_dir)?.access;
+    let store_ = access.as_ref();
     match cmd {
         TokenCommand::Create { name, role } => {
             anyhow::ensure!(

@@ -1,3 +1,4 @@
+use cohort_host::PrepareError;
 use cohort_model::Timestamp;
 
 /// Every way an engine call can fail. Each names what it is about; none leaves the
@@ -91,4 +92,40 @@ pub enum EngineError {
         cohort_model::rfc3339::format(*start)
     )]
     Window { start: Timestamp, end: Timestamp },
+}
+
+impl EngineError {
+    /// The error itself, out of the condition that says where it happened.
+    pub fn root(&self) -> &EngineError {
+        match self {
+            EngineError::Condition { source, .. } => source.root(),
+            other => other,
+        }
+    }
+
+    pub(crate) fn from_prepare(group: &str, clause: usize, index: usize, e: PrepareError) -> Self {
+        let at = format!("rule.all[{clause}].any[{index}]");
+        match e {
+            PrepareError::Config { plugin, errors } => EngineError::Config {
+                group: group.to_string(),
+                at,
+                plugin,
+                problems: errors
+                    .into_iter()
+                    .map(|e| {
+                        if e.path.is_empty() {
+                            format!("config: {}", e.message)
+                        } else {
+                            format!("config{}: {}", e.path, e.message)
+                        }
+                    })
+                    .collect(),
+            },
+            other => EngineError::Prepare {
+                group: group.to_string(),
+                at,
+                problem: other.to_string(),
+            },
+        }
+    }
 }

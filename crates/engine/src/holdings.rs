@@ -7,7 +7,15 @@
 //! own run's changes. The store's membership stamp for the group says whether anybody
 //! else wrote since: if so, the copy is dropped and read again.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
 use cohort_model::{Held, Timestamp};
+use cohort_planner::Change;
+use cohort_store::{Applied, Store};
+
+use crate::Result;
+use crate::facts::Facts;
 
 /// One group's memberships, by customer position; several per customer, in the
 /// store's order.
@@ -115,6 +123,116 @@ impl Holdings {
             positions,
             held,
         }
+    }
+}
+
+/// Each group's memberships as runs plan against them, by group id.
+#[derive(Default)]
+pub(crate) struct HoldingsCache(Mutex<HashMap<String, Arc<Holdings>>>);
+
+impl HoldingsCache {
+    /// The group's memberships, from the copy kept since the last run while the
+    /// store's stamp says nobody else wrote, otherwise read again.
+    pub(crate) fn current(
+        &self,
+        store: &dyn Store,
+        group: &str,
+        facts: &Facts,
+    ) -> Result<Arc<Holdings>> {
+        let stamp = store.membership_stamp(group)?;
+        let cached = self.lock().get(group).cloned();
+        if let Some(h) = cached.filter(|h| h.stamp == stamp) {
+            return Ok(h);
+        }
+        // A membership of a customer the facts do not hold (written since they were
+        // read) has nobody to be planned for in this run; a copy without it must not be
+        // kept for the next.
+        let (mut rows, mut complete) = (Vec::new(), true);
+        store.group_holdings(
+            group,
+            &mut |customer, held| match facts.index.get(customer) {
+                Some(&at) => rows.push((at as u32, held)),
+                None => complete = false,
+            },
+        )?;
+        let holdings = Arc::new(Holdings::new(stamp, rows));
+        let mut cache = self.lock();
+        if complete {
+            cache.insert(group.to_string(), holdings.clone());
+        } else {
+            cache.remove(group);
+        }
+        Ok(holdings)
+    }
+
+    /// Keep `holdings` carried forward by a run's applied changes, if the run's write
+    /// was the only one since they were read; a run that wrote nothing of the group
+    /// leaves the kept copy as it is. `at` is each change's customer position.
+    pub(crate) fn advance(
+        &self,
+        group: &str,
+        holdings: &Holdings,
+        changes: &[Change],
+        at: &[u32],
+        applied: &Applied,
+    ) {
+        match applied.stamps.iter().find(|(g, _)| g == group) {
+            None => return,
+            Some(&(_, after)) if after == holdings.stamp + 1 => {}
+            Some(_) => {
+                self.lock().remove(group);
+                return;
+            }
+        }
+        let ended: Vec<(u32, i64, Timestamp)> = changes
+            .iter()
+            .zip(at)
+            .filter_map(|(change, &at)| match change {
+                Change::End {
+                    group: g,
+                    membership,
+                    at: end,
+                    ..
+                } if **g == *group => Some((at, *membership, *end)),
+                _ => None,
+            })
+            .collect();
+        // The store numbers every add in order. A run adds only to its own group (of
+        // its rivals' memberships it only ends some); an add to another group would
+        // still take its number here and be left out of this group's copy.
+        let mut ids = applied.ids.iter();
+        let added = changes
+            .iter()
+            .zip(at)
+            .filter_map(|(change, &at)| match change {
+                Change::Add {
+                    group: g,
+                    source,
+                    start,
+                    end,
+                    ..
+                } => {
+                    let id = *ids.next().expect("the store numbers every add");
+                    (**g == *group).then(|| {
+                        let (source, start, end) = (*source, *start, *end);
+                        let held = Held {
+                            id,
+                            source,
+                            start,
+                            end,
+                        };
+                        (at, held)
+                    })
+                }
+                Change::End { .. } => None,
+            });
+        // Merged outside the lock: a run starting meanwhile need not wait for it.
+        let next = holdings.advanced(holdings.stamp + 1, added, &ended);
+        self.lock().insert(group.to_string(), Arc::new(next));
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Holdings>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use cohort_import::{Options, open};
-use cohort_store::{Cause, ImportProblem, ImportRecord, StagedRow};
+use cohort_store::{Cause, ImportProblem, ImportRecord, StagedRow, Trigger};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -157,7 +157,7 @@ impl Engine {
             let (added, updated, unchanged) = store.apply_import(
                 record.id,
                 &Cause {
-                    trigger: "import",
+                    trigger: Trigger::Import,
                     actor,
                     run: None,
                 },

@@ -4,9 +4,53 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use cohort_model::{Schedule, Timestamp};
+use cohort_model::{Mode, Schedule, Timestamp};
 
-use crate::{EngineError, Result};
+use cohort_store::RunRecord;
+
+use crate::{Engine, EngineError, Result, Trigger};
+
+/// What one tick of the clock did (see [`Engine::tick`]).
+#[derive(Debug)]
+pub struct Tick {
+    /// Events written for windows that opened or closed.
+    pub announced: u64,
+    /// Each due group's run, or why it failed.
+    pub runs: Vec<Result<RunRecord>>,
+}
+
+impl Engine {
+    /// The clock's work at `now`, the same for `cohort scheduler` and `cohort serve`:
+    /// windows that opened or closed since the last tick are announced to the change
+    /// feed, then every group whose schedule has come due runs.
+    pub fn tick(&self, now: Timestamp) -> Result<Tick> {
+        let announced = self.store.announce(now)?;
+        Ok(Tick {
+            announced,
+            runs: self.run_due(now)?,
+        })
+    }
+
+    /// Run every group whose schedule has come due by `now` (the scheduler's tick):
+    /// each one's report or why it failed. A failed run does not stop the others, and
+    /// its group is next due at its next scheduled time, as a finished one is.
+    pub fn run_due(&self, now: Timestamp) -> Result<Vec<Result<RunRecord>>> {
+        let mut due = Vec::new();
+        for group in self.groups()?.iter() {
+            let Some(s) = &group.auto.triggers.schedule else {
+                continue;
+            };
+            if group.auto.mode == Mode::Disabled {
+                continue;
+            }
+            let last = self.store.last_periodic_run(&group.id)?.unwrap_or(now);
+            if next_run(&group.id, s, last)?.is_some_and(|next| next <= now) {
+                due.push(group.id.clone());
+            }
+        }
+        Ok(self.run_groups(&due, Trigger::Periodic, "scheduler", now, now))
+    }
+}
 
 pub(crate) fn parse(group: &str, s: &Schedule) -> Result<(cron::Schedule, Tz)> {
     let problem = |problem: String| EngineError::Schedule {

@@ -5,7 +5,7 @@ mod common;
 
 use cohort_engine::{Engine, EngineError, Trigger};
 use cohort_model::{CustomerRecord, Group};
-use cohort_store::RunRecord;
+use cohort_store::{RunRecord, RunStatus};
 use common::engine;
 use tempfile::TempDir;
 
@@ -72,7 +72,7 @@ fn a_run_that_fails_is_recorded_failed_and_the_others_finish() {
     let recorded =
         |group: &str| -> &RunRecord { runs.iter().find(|r| r.group == group).expect("recorded") };
     let gone = recorded("gone");
-    assert_eq!(gone.status, "failed");
+    assert_eq!(gone.status, RunStatus::Failed);
     assert!(
         gone.error
             .as_deref()
@@ -152,7 +152,7 @@ fn a_failed_scheduled_run_waits_for_its_next_time_and_does_not_stop_the_others()
         .runs(Some("gone"), None, 10)
         .expect("runs")
         .iter()
-        .filter(|r| r.status == "failed")
+        .filter(|r| r.status == RunStatus::Failed)
         .count();
     assert_eq!(failed, 2, "one failed run per scheduled time, not per tick");
 }

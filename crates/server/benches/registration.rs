@@ -148,7 +148,7 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async move {
         let config = cohort_server::Config::default();
-        let (router, _, _) = cohort_server::app(engine, config);
+        let (router, _, _) = cohort_server::app(engine, store, config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, router).await });

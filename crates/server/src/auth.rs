@@ -61,8 +61,8 @@ pub async fn authenticate(State(state): State<Shared>, mut req: Request, next: N
         .into_response();
     };
     let hash = digest(token);
-    let engine = state.engine.clone();
-    let found = tokio::task::spawn_blocking(move || engine.store().token_by_hash(&hash)).await;
+    let access = state.access.clone();
+    let found = tokio::task::spawn_blocking(move || access.token_by_hash(&hash)).await;
     let caller = match found {
         Ok(Ok(Some(t))) => Caller {
             token: t.id,

@@ -89,11 +89,11 @@ pub async fn idempotent(State(state): State<Shared>, req: Request, next: Next) -
         key: slot,
     };
 
-    let engine = state.engine.clone();
+    let access = state.access.clone();
     let k = key.clone();
     let since = now() - IDEMPOTENCY_KEY_LIFETIME;
     let recalled =
-        tokio::task::spawn_blocking(move || engine.store().recall(caller.token, &k, since)).await;
+        tokio::task::spawn_blocking(move || access.recall(caller.token, &k, since)).await;
     let (parts, body) = req.into_parts();
     let json = is_json(&parts);
     match recalled {
@@ -130,10 +130,10 @@ pub async fn idempotent(State(state): State<Shared>, req: Request, next: Next) -
             status: head.status.as_u16(),
             body: kept,
         };
-        let engine = state.engine.clone();
+        let access = state.access.clone();
         let at = now();
         let saved = tokio::task::spawn_blocking(move || {
-            engine.store().remember(caller.token, &key, &remembered, at)
+            access.remember(caller.token, &key, &remembered, at)
         })
         .await;
         if let Ok(Err(e)) = saved {

@@ -30,6 +30,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use cohort_engine::Engine;
 use cohort_model::Timestamp;
+use cohort_store::{Access, RunStatus, Trigger};
 use utoipa::openapi::OpenApi;
 
 pub use config::{Config, ConfigError, LogFormat, WebhookConfig};
@@ -41,6 +42,8 @@ use crate::metrics::Metrics;
 /// What every handler shares.
 pub struct AppState {
     engine: Arc<Engine>,
+    /// Tokens, webhooks and idempotency: the store's part that is the server's own.
+    access: Arc<dyn Access>,
     config: Config,
     metrics: Metrics,
     /// Idempotency keys whose first request is still being handled, by token id.
@@ -56,9 +59,14 @@ fn now() -> Timestamp {
 }
 
 /// The router and the OpenAPI document it was built with.
-pub fn app(engine: Arc<Engine>, config: Config) -> (Router, OpenApi, Shared) {
+pub fn app(
+    engine: Arc<Engine>,
+    access: Arc<dyn Access>,
+    config: Config,
+) -> (Router, OpenApi, Shared) {
     let state = Arc::new(AppState {
         engine,
+        access,
         config,
         metrics: Metrics::default(),
         inflight: Mutex::new(HashSet::new()),
@@ -107,6 +115,7 @@ async fn observe(State(state): State<Shared>, req: Request, next: Next) -> Respo
 /// `listening` is told the bound address (useful with port 0).
 pub async fn serve(
     engine: Arc<Engine>,
+    access: Arc<dyn Access>,
     config: Config,
     listening: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
@@ -114,7 +123,7 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
-    let (router, _, state) = app(engine, config);
+    let (router, _, state) = app(engine, access, config);
     let workers = tokio::spawn(webhooks::supervise(state.clone()));
     let clock = tokio::spawn(tick(state.clone()));
     listening(addr);
@@ -160,16 +169,14 @@ async fn tick(state: Shared) {
         let s = state.clone();
         let done = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let at = now();
-            s.engine.store().announce(at)?;
-            s.engine
-                .store()
+            s.access
                 .forget_responses(at - cohort_store::IDEMPOTENCY_KEY_LIFETIME)?;
-            for outcome in s.engine.run_due(at)? {
+            for outcome in s.engine.tick(at)?.runs {
                 match outcome {
-                    Ok(run) => s.metrics.run("periodic", &run.status),
+                    Ok(run) => s.metrics.run(Trigger::Periodic, run.status),
                     Err(e) => {
                         tracing::warn!(error = %e, "a scheduled run failed");
-                        s.metrics.run("periodic", "failed");
+                        s.metrics.run(Trigger::Periodic, RunStatus::Failed);
                     }
                 }
             }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cohort_engine::Stats;
+use cohort_store::{RunStatus, Trigger};
 
 /// Upper bounds of the request-latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -55,7 +56,7 @@ impl Metrics {
         h.count += 1;
     }
 
-    pub fn run(&self, trigger: &str, status: &str) {
+    pub fn run(&self, trigger: Trigger, status: RunStatus) {
         *lock(&self.runs)
             .entry((trigger.to_string(), status.to_string()))
             .or_default() += 1;
@@ -200,7 +201,7 @@ mod tests {
         let m = Metrics::default();
         m.request("GET", "/v1/groups", 200, Duration::from_micros(700));
         m.request("GET", "/v1/groups", 200, Duration::from_millis(20));
-        m.run("manual", "finished");
+        m.run(Trigger::Manual, RunStatus::Finished);
         let text = m.render(Stats::default(), 3);
         assert!(text.contains(
             "cohort_http_requests_total{method=\"GET\",route=\"/v1/groups\",status=\"200\"} 2"

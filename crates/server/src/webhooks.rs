@@ -47,8 +47,8 @@ pub async fn supervise(state: Shared) {
     // webhook's events to another's address even if a store handed an id out again.
     let mut workers: HashMap<Identity, JoinHandle<()>> = HashMap::new();
     loop {
-        let engine = state.engine.clone();
-        match tokio::task::spawn_blocking(move || engine.store().webhooks()).await {
+        let access = state.access.clone();
+        match tokio::task::spawn_blocking(move || access.webhooks()).await {
             Ok(Ok(hooks)) => {
                 workers.retain(|identity, handle| {
                     let keep =
@@ -134,7 +134,7 @@ async fn deliver(state: Shared, hook: Webhook) {
             continue;
         };
         let outcome = post(&client, &hook, &events, settings.allow_private_targets).await;
-        let engine = state.engine.clone();
+        let access = state.access.clone();
         let id = hook.id;
         match outcome {
             Ok(()) => {
@@ -143,10 +143,9 @@ async fn deliver(state: Shared, hook: Webhook) {
                 Metrics::count(&state.metrics.deliveries, 1);
                 Metrics::count(&state.metrics.events_delivered, events.len() as u64);
                 let at = now();
-                let saved = tokio::task::spawn_blocking(move || {
-                    engine.store().webhook_delivered(id, last, at)
-                })
-                .await;
+                let saved =
+                    tokio::task::spawn_blocking(move || access.webhook_delivered(id, last, at))
+                        .await;
                 if let Ok(Err(e)) = saved {
                     // The events will be sent again after a restart: at least once.
                     tracing::warn!(webhook = id, error = %e, "cannot record a delivery");
@@ -165,8 +164,7 @@ async fn deliver(state: Shared, hook: Webhook) {
                     "webhook delivery failed"
                 );
                 let _ =
-                    tokio::task::spawn_blocking(move || engine.store().webhook_failed(id, &error))
-                        .await;
+                    tokio::task::spawn_blocking(move || access.webhook_failed(id, &error)).await;
                 tokio::time::sleep(wait).await;
             }
         }

@@ -1,4 +1,4 @@
--- A run names the store that started it (`sqlite/owner.rs`), so that another
+-- A run names the store that started it (`src/owner.rs`), so that another
 -- process marks it interrupted only when that store is gone. A webhook's id is
 -- never handed out again: a worker that still served a deleted webhook would
 -- otherwise deliver a new one's events to the old URL, with the old secret.

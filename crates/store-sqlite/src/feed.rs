@@ -2,12 +2,12 @@
 //! (see migrations 12 and 13), and the clock's announcements.
 
 use cohort_model::{Source, Timestamp};
-use cohort_store::plan::{Action, CLOCK_ACTOR, CLOCK_TRIGGER, clock_reason};
-use cohort_store::{AuditEntry, Feed, OutboxEvent};
+use cohort_store::plan::{Action, CLOCK_ACTOR, clock_reason};
+use cohort_store::{AuditEntry, Feed, OutboxEvent, Trigger};
 use rusqlite::{Connection, params};
 
 use crate::memberships::CUSTOMER_MEMBERSHIPS;
-use crate::{Result, SqliteStore, corrupt, sql};
+use crate::{Result, SqliteStore, corrupt, named, sql};
 
 const AUDIT_COLUMNS: &str = "id, at, customer, grp, action, source, actor, trigger, run, reason";
 
@@ -74,8 +74,13 @@ fn log_newest_first(
     let source = |s: Option<String>| s.and_then(|s| Source::parse(&s));
     let mut rows = rows.query([before])?;
     while let Some(r) = rows.next()? {
-        let (id, at, action, trigger, run): (i64, Timestamp, String, String, Option<i64>) =
-            (r.get(0)?, r.get(1)?, r.get(4)?, r.get(7)?, r.get(8)?);
+        let (id, at, action, trigger, run): (i64, Timestamp, String, Trigger, Option<i64>) = (
+            r.get(0)?,
+            r.get(1)?,
+            r.get(4)?,
+            named(r, 7, Trigger::parse)?,
+            r.get(8)?,
+        );
         let Some(count) = r.get::<_, Option<i64>>(11)? else {
             let grp: String = r.get(3)?;
             if id < before && group.is_none_or(|g| g == grp) {
@@ -111,7 +116,7 @@ fn log_newest_first(
                 action: action.clone(),
                 source: source(m.get(3)?),
                 actor: m.get(4)?,
-                trigger: trigger.clone(),
+                trigger,
                 run,
                 reason: m.get(5)?,
             })
@@ -163,9 +168,9 @@ fn event_row(id: i64, r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<OutboxEv
     }
     let kind: String = r.get(1)?;
     let (trigger, actor, reason) = match r.get::<_, Option<String>>(6)? {
-        Some(trigger) => (trigger, r.get(7)?, r.get(8)?),
+        Some(_) => (named(r, 6, Trigger::parse)?, r.get(7)?, r.get(8)?),
         None => (
-            CLOCK_TRIGGER.to_string(),
+            Trigger::Clock,
             CLOCK_ACTOR.to_string(),
             clock_reason(&kind).to_string(),
         ),
@@ -214,7 +219,7 @@ impl Feed for SqliteStore {
                         .get::<_, Option<String>>(5)?
                         .and_then(|s| Source::parse(&s)),
                     actor: r.get(6)?,
-                    trigger: r.get(7)?,
+                    trigger: named(r, 7, Trigger::parse)?,
                     run: r.get(8)?,
                     reason: r.get(9)?,
                 })
@@ -456,7 +461,7 @@ mod tests {
             customer: "c0".into(),
             group: "g".into(),
             membership: 9,
-            trigger: "manual".into(),
+            trigger: Trigger::Manual,
             actor: "ops".into(),
             reason: "by hand".into(),
         };

@@ -223,7 +223,7 @@ impl<'a> Journal<'a> {
             [
                 int(self.at),
                 text(cause.actor),
-                text(cause.trigger),
+                text(cause.trigger.as_str()),
                 cause.run.map_or(NULL, int),
             ],
             &self.told,
@@ -245,7 +245,7 @@ impl<'a> Journal<'a> {
             insert.execute(params![
                 stretch.last_entry,
                 self.at,
-                cause.trigger,
+                cause.trigger.as_str(),
                 cause.run,
                 stretch.last_membership,
                 stretch.count
@@ -336,6 +336,7 @@ mod tests {
     use super::*;
     use crate::SqliteStore;
     use cohort_model::Source;
+    use cohort_store::Trigger;
 
     /// The entries of a stretch of additions are one row; a membership queued without
     /// an entry between two additions ends a stretch. The journal's three events are one row.
@@ -347,7 +348,7 @@ mod tests {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .expect("tx");
         let cause = Cause {
-            trigger: "manual",
+            trigger: Trigger::Manual,
             actor: "rule:g",
             run: None,
         };

@@ -87,6 +87,22 @@ fn sql<T>(body: impl FnOnce() -> Result<T>) -> cohort_store::Result<T> {
     body().map_err(StoreError::from)
 }
 
+/// Column `i` of `row`: a name that `parse` knows, of one of the store's enums.
+fn named<T>(
+    row: &rusqlite::Row<'_>,
+    i: usize,
+    parse: fn(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(i)?;
+    parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("`{text}` is not a name the store knows here").into(),
+        )
+    })
+}
+
 fn corrupt(what: &'static str, id: &str, problem: impl ToString) -> Error {
     Error::Store(StoreError::corrupt(what, id, problem))
 }

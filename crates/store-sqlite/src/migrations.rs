@@ -120,7 +120,7 @@ mod tests {
                 e.action.clone(),
                 source,
                 who,
-                e.trigger.clone(),
+                e.trigger.to_string(),
                 e.reason.clone(),
             )
         };

@@ -2,11 +2,11 @@
 
 use cohort_model::Timestamp;
 use cohort_planner::Change;
-use cohort_store::{Applied, Cause, RunRecord, Runs};
+use cohort_store::{Applied, Cause, RunRecord, RunStatus, Runs, Trigger};
 use rusqlite::params;
 
 use crate::memberships::apply_all;
-use crate::{SqliteStore, corrupt, sql};
+use crate::{SqliteStore, corrupt, named, sql};
 
 impl Runs for SqliteStore {
     fn start_runs(&self, runs: &[RunRecord]) -> cohort_store::Result<Vec<i64>> {
@@ -24,7 +24,7 @@ impl Runs for SqliteStore {
                         insert.query_row(
                             params![
                                 run.group,
-                                run.trigger,
+                                run.trigger.as_str(),
                                 run.dry_run,
                                 run.actor,
                                 run.as_of,
@@ -67,7 +67,7 @@ impl Runs for SqliteStore {
                 params![
                     run.id,
                     run.finished_at,
-                    run.status,
+                    run.status.as_str(),
                     run.customers as i64,
                     run.matched as i64,
                     counts.0 as i64,
@@ -77,7 +77,7 @@ impl Runs for SqliteStore {
                     run.error
                 ],
             )?;
-            if run.trigger == "periodic" && !run.dry_run {
+            if run.trigger == Trigger::Periodic && !run.dry_run {
                 tx.execute(
                     "UPDATE groups SET last_periodic_run = ?2 WHERE id = ?1",
                     params![run.group, run.started_at],
@@ -107,13 +107,13 @@ impl Runs for SqliteStore {
                     RunRecord {
                         id: r.get(0)?,
                         group: r.get(1)?,
-                        trigger: r.get(2)?,
+                        trigger: named(r, 2, Trigger::parse)?,
                         dry_run: r.get(3)?,
                         actor: r.get(4)?,
                         as_of: r.get(5)?,
                         started_at: r.get(6)?,
                         finished_at: r.get(7)?,
-                        status: r.get(8)?,
+                        status: named(r, 8, RunStatus::parse)?,
                         customers: r.get::<_, i64>(9)? as u64,
                         matched: r.get::<_, i64>(10)? as u64,
                         added: r.get::<_, i64>(11)? as u64,
@@ -153,7 +153,7 @@ mod tests {
             store
                 .start_runs(&[RunRecord {
                     group: "g".into(),
-                    trigger: "manual".into(),
+                    trigger: Trigger::Manual,
                     actor: "op".into(),
                     ..RunRecord::default()
                 }])
@@ -164,7 +164,7 @@ mod tests {
         assert_eq!(store.group_memberships("g").expect("memberships").len(), 1);
         assert_eq!(
             store.runs(None, None, 10).expect("runs")[0].status,
-            "interrupted"
+            RunStatus::Interrupted
         );
     }
 
@@ -175,20 +175,19 @@ mod tests {
         let running = SqliteStore::open(&path).expect("open");
         let run = RunRecord {
             group: "g".into(),
-            trigger: "manual".into(),
+            trigger: Trigger::Manual,
             actor: "op".into(),
             ..RunRecord::default()
         };
         running.start_runs(&[run]).expect("run");
-        let status =
-            |store: &SqliteStore| store.runs(None, None, 10).expect("runs")[0].status.clone();
+        let status = |store: &SqliteStore| store.runs(None, None, 10).expect("runs")[0].status;
         let reader = SqliteStore::open(&path).expect("open beside it");
-        assert_eq!(status(&reader), "running", "its owner is alive");
+        assert_eq!(status(&reader), RunStatus::Running, "its owner is alive");
         drop(reader);
-        assert_eq!(status(&running), "running");
+        assert_eq!(status(&running), RunStatus::Running);
         drop(running);
         let after = SqliteStore::open(&path).expect("reopen");
-        assert_eq!(status(&after), "interrupted", "its owner is gone");
+        assert_eq!(status(&after), RunStatus::Interrupted, "its owner is gone");
     }
 
     /// A run's record says `finished` exactly when its changes are in the store: both
@@ -199,48 +198,54 @@ mod tests {
         let group: Group =
             serde_json::from_value(serde_json::json!({"id": "h", "name": "H"})).expect("group");
         store.put_group(&group, 1).expect("put");
-        let started = |group: &str, trigger: &str| {
+        let started = |group: &str, trigger: Trigger| {
             let run = RunRecord {
                 group: group.into(),
-                trigger: trigger.into(),
+                trigger,
                 actor: "op".into(),
                 started_at: 7,
-                status: "running".into(),
+                status: RunStatus::Running,
                 ..RunRecord::default()
             };
             let id = store.start_runs(std::slice::from_ref(&run)).expect("start")[0];
             RunRecord { id, ..run }
         };
-        let finish = |run: &RunRecord, status: &str, error: Option<String>, changes: &[Change]| {
-            let ended = RunRecord {
-                status: status.into(),
-                finished_at: Some(8),
-                error,
-                ..run.clone()
+        let finish =
+            |run: &RunRecord, status: RunStatus, error: Option<String>, changes: &[Change]| {
+                let ended = RunRecord {
+                    status,
+                    finished_at: Some(8),
+                    error,
+                    ..run.clone()
+                };
+                let cause = Cause {
+                    run: Some(run.id),
+                    ..CAUSE
+                };
+                store.finish_run(&ended, changes, &cause, 8)
             };
-            let cause = Cause {
-                run: Some(run.id),
-                ..CAUSE
-            };
-            store.finish_run(&ended, changes, &cause, 8)
-        };
         let status = |id: i64| {
             let runs = store.runs(None, None, 10).expect("runs");
             let run = runs.into_iter().find(|r| r.id == id).expect("recorded");
             (run.status, run.added, run.error)
         };
 
-        let run = started("g", "manual");
-        let applied =
-            finish(&run, "finished", None, &[add("c1", "g"), add("c2", "g")]).expect("finish");
+        let run = started("g", Trigger::Manual);
+        let applied = finish(
+            &run,
+            RunStatus::Finished,
+            None,
+            &[add("c1", "g"), add("c2", "g")],
+        )
+        .expect("finish");
         assert_eq!(applied.counts(), (2, 0));
-        assert_eq!(status(run.id), ("finished".into(), 2, None));
+        assert_eq!(status(run.id), (RunStatus::Finished, 2, None));
         let history = store.history(None, None, None, 10).expect("history");
         assert_eq!(history.len(), 2);
         assert!(history.iter().all(|e| e.run == Some(run.id)));
 
         // A write that fails midway takes the run's end down with it.
-        let run = started("h", "periodic");
+        let run = started("h", Trigger::Periodic);
         store
             .conn()
             .execute_batch(
@@ -248,10 +253,15 @@ mod tests {
                  WHEN NEW.customer = 'c4' BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
             )
             .expect("trigger");
-        let err = finish(&run, "finished", None, &[add("c3", "h"), add("c4", "h")])
-            .expect_err("the write fails");
+        let err = finish(
+            &run,
+            RunStatus::Finished,
+            None,
+            &[add("c3", "h"), add("c4", "h")],
+        )
+        .expect_err("the write fails");
         assert!(err.to_string().contains("disk full"), "{err}");
-        assert_eq!(status(run.id).0, "running");
+        assert_eq!(status(run.id).0, RunStatus::Running);
         assert!(store.group_memberships("h").expect("read").is_empty());
         assert_eq!(
             store.last_periodic_run("h").expect("last"),
@@ -259,7 +269,7 @@ mod tests {
             "still the group's own time, not the run's"
         );
 
-        finish(&run, "failed", Some(err.to_string()), &[]).expect("record the failure");
+        finish(&run, RunStatus::Failed, Some(err.to_string()), &[]).expect("record the failure");
         let (state, added, error) = status(run.id);
         assert_eq!((state.as_str(), added), ("failed", 0));
         assert!(error.is_some_and(|e| e.contains("disk full")));

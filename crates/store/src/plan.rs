@@ -145,8 +145,7 @@ pub fn announced(start: Timestamp, end: Option<Timestamp>, at: Timestamp) -> &'s
     }
 }
 
-/// Who announces a window that opens or closes by the clock.
-pub const CLOCK_TRIGGER: &str = "clock";
+/// Who announces a window that opens or closes by the clock (with `Trigger::Clock`).
 pub const CLOCK_ACTOR: &str = "cohort";
 
 /// Why the clock announced an event of kind `kind`.

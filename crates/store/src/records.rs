@@ -20,11 +20,99 @@ pub struct StoredPlugin {
     pub added_at: Timestamp,
 }
 
+/// What set a change off: one of a group's triggers (a run by hand, its schedule, a
+/// customer's registration), an import, or the clock (a window that opened or closed
+/// by itself). Runs have the first three.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Trigger {
+    #[default]
+    Manual,
+    Periodic,
+    OnRegistration,
+    Import,
+    Clock,
+}
+
+impl Trigger {
+    const ALL: [Trigger; 5] = [
+        Trigger::Manual,
+        Trigger::Periodic,
+        Trigger::OnRegistration,
+        Trigger::Import,
+        Trigger::Clock,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Manual => "manual",
+            Trigger::Periodic => "periodic",
+            Trigger::OnRegistration => "on-registration",
+            Trigger::Import => "import",
+            Trigger::Clock => "clock",
+        }
+    }
+
+    /// The trigger named `s` as [`Trigger::as_str`] names it.
+    pub fn parse(s: &str) -> Option<Trigger> {
+        Trigger::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a run is: `running` until it is written `finished` (its changes applied in
+/// the same transaction) or `failed` (nothing applied); `interrupted` when the process
+/// that ran it went away first.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum RunStatus {
+    #[default]
+    Running,
+    Finished,
+    Failed,
+    Interrupted,
+}
+
+impl RunStatus {
+    const ALL: [RunStatus; 4] = [
+        RunStatus::Running,
+        RunStatus::Finished,
+        RunStatus::Failed,
+        RunStatus::Interrupted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Finished => "finished",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// The status named `s` as [`RunStatus::as_str`] names it.
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Who and what caused a batch of membership changes.
 #[derive(Clone, Debug)]
 pub struct Cause<'a> {
-    /// `manual`, `on-registration`, `periodic`, `import`.
-    pub trigger: &'a str,
+    pub trigger: Trigger,
     /// An operator's name, or `rule:<group>`.
     pub actor: &'a str,
     pub run: Option<i64>,
@@ -64,7 +152,7 @@ pub struct AuditEntry {
     pub action: String,
     pub source: Option<Source>,
     pub actor: String,
-    pub trigger: String,
+    pub trigger: Trigger,
     pub run: Option<i64>,
     pub reason: String,
 }
@@ -75,7 +163,7 @@ pub struct AuditEntry {
 pub struct RunRecord {
     pub id: i64,
     pub group: String,
-    pub trigger: String,
+    pub trigger: Trigger,
     pub dry_run: bool,
     pub actor: String,
     #[serde(with = "cohort_model::rfc3339")]
@@ -87,8 +175,7 @@ pub struct RunRecord {
     #[serde(with = "cohort_model::rfc3339::option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub finished_at: Option<Timestamp>,
-    /// `running`, `finished`, `failed`, `interrupted`.
-    pub status: String,
+    pub status: RunStatus,
     pub customers: u64,
     pub matched: u64,
     pub added: u64,
@@ -192,9 +279,7 @@ pub struct OutboxEvent {
     pub customer: String,
     pub group: String,
     pub membership: i64,
-    /// `manual`, `on-registration`, `periodic`, `import`, or `clock` for a window that
-    /// opened or closed by itself.
-    pub trigger: String,
+    pub trigger: Trigger,
     pub actor: String,
     pub reason: String,
 }

@@ -7,7 +7,7 @@ use cohort_store::{AuditEntry, OutboxEvent, Webhook};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{AfterId, Page, blocking, id_cursor, limit, page};
+use super::{AfterId, Page, blocking, blocking_access, id_cursor, limit, page};
 use crate::auth::{Admin, Reader};
 use crate::idempotency::ReplayAs;
 use crate::problem::{Body, Path, Problem, Query};
@@ -150,8 +150,8 @@ pub async fn add_webhook(
         None => crate::auth::new_token()
             .map_err(|e| Problem::internal(format!("no randomness for a secret: {e}")))?,
     };
-    blocking(&state, move |e| {
-        let webhook = e.store().add_webhook(url.as_str(), &secret, now())?;
+    blocking_access(&state, move |access| {
+        let webhook = access.add_webhook(url.as_str(), &secret, now())?;
         let mut created = CreatedWebhook {
             webhook,
             secret: None,
@@ -176,8 +176,8 @@ pub async fn remove_webhook(
     _: Admin,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, Problem> {
-    blocking(&state, move |e| {
-        if e.store().remove_webhook(id)? {
+    blocking_access(&state, move |access| {
+        if access.remove_webhook(id)? {
             Ok(StatusCode::NO_CONTENT)
         } else {
             Err(Problem::not_found("webhook", &id.to_string()))

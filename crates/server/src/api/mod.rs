@@ -19,6 +19,7 @@ use axum::middleware;
 use chrono::{DateTime, Utc};
 use cohort_engine::Engine;
 use cohort_model::Timestamp;
+use cohort_store::Access;
 use serde::Serialize;
 use utoipa::openapi::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -162,6 +163,18 @@ pub async fn blocking<T: Send + 'static>(
 ) -> Result<T, Problem> {
     let engine = Arc::clone(&state.engine);
     tokio::task::spawn_blocking(move || f(&engine))
+        .await
+        .map_err(|e| Problem::internal(format!("the request's work failed: {e}")))?
+}
+
+/// Run `f` on the store's access part (tokens, webhooks, idempotency) off the async
+/// threads.
+pub async fn blocking_access<T: Send + 'static>(
+    state: &Shared,
+    f: impl FnOnce(&dyn Access) -> Result<T, Problem> + Send + 'static,
+) -> Result<T, Problem> {
+    let access = Arc::clone(&state.access);
+    tokio::task::spawn_blocking(move || f(access.as_ref()))
         .await
         .map_err(|e| Problem::internal(format!("the request's work failed: {e}")))?
 }

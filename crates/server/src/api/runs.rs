@@ -78,7 +78,7 @@ pub async fn start(
     .await?;
     metrics_state
         .metrics
-        .run(Trigger::Manual.as_str(), &result.run.status);
+        .run(Trigger::Manual, result.run.status);
     // A dry run creates nothing (its record is only history).
     let status = if result.run.dry_run {
         StatusCode::OK

@@ -280,7 +280,7 @@ pub(super) fn a_mixed_batch_writes_every_membership_entry_and_event_as_told(stor
 /// its own group's cause, and every one of them has its event, in order.
 pub(super) fn batches_for_several_causes_keep_each_cause_and_every_event(store: &dyn Store) {
     let causes = ["rule:a", "rule:b", "rule:c"].map(|actor| Cause {
-        trigger: "on-registration",
+        trigger: Trigger::OnRegistration,
         actor,
         run: None,
     });
@@ -448,7 +448,7 @@ pub(super) fn the_groups_stamp_moves_with_definitions_only(store: &dyn Store) {
     assert_ne!(s0, s1);
     let periodic = RunRecord {
         group: "g".into(),
-        trigger: "periodic".into(),
+        trigger: Trigger::Periodic,
         started_at: 2,
         ..RunRecord::default()
     };
@@ -457,7 +457,7 @@ pub(super) fn the_groups_stamp_moves_with_definitions_only(store: &dyn Store) {
         .expect("run")[0];
     let finished = RunRecord {
         id,
-        status: "finished".into(),
+        status: RunStatus::Finished,
         ..periodic
     };
     store

@@ -30,7 +30,7 @@ fn begin(store: &dyn Store, dry_run: bool) -> ImportRecord {
 }
 
 const IMPORT: Cause<'static> = Cause {
-    trigger: "import",
+    trigger: Trigger::Import,
     actor: "alice",
     run: None,
 };

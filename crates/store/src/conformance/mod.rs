@@ -9,7 +9,7 @@ use std::panic::AssertUnwindSafe;
 use cohort_model::{Source, Timestamp};
 use cohort_planner::Change;
 
-use crate::{Cause, Store};
+use crate::{Cause, Store, Trigger};
 
 mod cases;
 mod imports;
@@ -146,7 +146,7 @@ pub fn add(customer: &str, group: &str) -> Change {
 }
 
 pub const CAUSE: Cause<'static> = Cause {
-    trigger: "manual",
+    trigger: Trigger::Manual,
     actor: "rule:g",
     run: Some(1),
 };

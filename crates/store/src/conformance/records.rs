@@ -189,20 +189,20 @@ pub(super) fn a_customer_s_memberships_in_some_groups_and_pins(store: &dyn Store
 
 pub(super) fn runs_are_recorded_as_they_start_and_end(store: &dyn Store) {
     store.put_group(&group("g", "G"), 1).expect("put");
-    let run = |group: &str, trigger: &str, dry_run: bool| RunRecord {
+    let run = |group: &str, trigger: Trigger, dry_run: bool| RunRecord {
         group: group.into(),
-        trigger: trigger.into(),
+        trigger,
         dry_run,
         actor: "op".into(),
         as_of: 4,
         started_at: 5,
-        status: "running".into(),
+        status: RunStatus::Running,
         ..RunRecord::default()
     };
     let started = [
-        run("g", "manual", false),
-        run("h", "periodic", true),
-        run("g", "periodic", false),
+        run("g", Trigger::Manual, false),
+        run("h", Trigger::Periodic, true),
+        run("g", Trigger::Periodic, false),
     ];
     let ids = store.start_runs(&started).expect("start");
     assert_eq!(ids.len(), 3);
@@ -213,13 +213,13 @@ pub(super) fn runs_are_recorded_as_they_start_and_end(store: &dyn Store) {
         ids.iter().rev().copied().collect::<Vec<_>>(),
         "newest first"
     );
-    assert!(listed.iter().all(|r| r.status == "running"));
+    assert!(listed.iter().all(|r| r.status == RunStatus::Running));
     assert_eq!(listed[2].actor, "op");
     assert_eq!(listed[2].as_of, 4);
 
     let finished = RunRecord {
         id: ids[0],
-        status: "finished".into(),
+        status: RunStatus::Finished,
         finished_at: Some(9),
         customers: 3,
         matched: 2,
@@ -237,7 +237,7 @@ pub(super) fn runs_are_recorded_as_they_start_and_end(store: &dyn Store) {
     assert_eq!(applied.counts(), (2, 0));
     let dry = RunRecord {
         id: ids[1],
-        status: "finished".into(),
+        status: RunStatus::Finished,
         finished_at: Some(9),
         added: 7,
         ..started[1].clone()
@@ -245,7 +245,7 @@ pub(super) fn runs_are_recorded_as_they_start_and_end(store: &dyn Store) {
     store.finish_run(&dry, &[], &cause, 9).expect("dry run");
     let failed = RunRecord {
         id: ids[2],
-        status: "failed".into(),
+        status: RunStatus::Failed,
         finished_at: Some(9),
         error: Some("the store went away".into()),
         ..started[2].clone()
@@ -259,7 +259,7 @@ pub(super) fn runs_are_recorded_as_they_start_and_end(store: &dyn Store) {
     let first = &of_g[1];
     assert_eq!(
         (
-            first.status.as_str(),
+            first.status,
             first.added,
             first.removed,
             first.customers,
@@ -267,7 +267,7 @@ pub(super) fn runs_are_recorded_as_they_start_and_end(store: &dyn Store) {
             first.undecided,
             first.finished_at
         ),
-        ("finished", 2, 0, 3, 2, 1, Some(9)),
+        (RunStatus::Finished, 2, 0, 3, 2, 1, Some(9)),
         "the counts are what applying did"
     );
     assert_eq!(first.failures, [("no data".to_string(), 1)]);

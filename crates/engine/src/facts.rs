@@ -1,0 +1,162 @@
+//! The customer cache: every customer, interned, in column pages.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use cohort_host::Columns;
+use cohort_model::Customer;
+use cohort_model::Interner;
+use cohort_store::Store;
+
+use crate::{FastMap, PAGE, Result};
+
+/// Every customer, interned, kept between runs so that each run evaluates instead of
+/// re-reading and re-parsing the store; refreshed from the writes made since
+/// (`Store::customers_since`), by this process or another.
+///
+/// The facts are kept as the plugins receive them, in columns, `PAGE` customers to a
+/// page: a plugin's batch is then a copy of the slices it reads. Kept as records, each
+/// batch walked every customer's own lists on the heap, once per condition — half of a
+/// rescan's time. A refresh copies only the pages it changes.
+#[derive(Clone, Default)]
+pub(crate) struct Facts {
+    /// The store's number of the latest write this holds; `None` before the first load.
+    seq: Option<i64>,
+    /// Shared with the changes runs plan for them (see `Policy::group`).
+    pub(crate) ids: Vec<Arc<str>>,
+    /// Page `p` holds the customers at positions `p * PAGE..`, in `ids` order.
+    pub(crate) pages: Vec<Arc<Columns>>,
+    /// Where each id is in `ids`.
+    pub(crate) index: FastMap<Arc<str>, usize>,
+    /// Records that no longer pass the model's checks (a stricter check since they
+    /// were stored), by position: undecided, never a "no".
+    pub(crate) invalid: FastMap<usize, String>,
+}
+
+impl Facts {
+    /// New customers at the end: the last page filled first, then new pages. A batch
+    /// that starts a page and fits in it becomes that page as it is, as every batch of
+    /// a first load does.
+    fn append(&mut self, ids: Vec<Arc<str>>, added: Columns) {
+        let mut from = 0;
+        while from < added.len() {
+            let at = self.ids.len() + from;
+            if at.is_multiple_of(PAGE) && from == 0 && added.len() <= PAGE {
+                self.pages.push(Arc::new(added));
+                break;
+            }
+            if at.is_multiple_of(PAGE) {
+                self.pages.push(Arc::default());
+            }
+            let take = (PAGE - at % PAGE).min(added.len() - from);
+            if let Some(last) = self.pages.last_mut() {
+                // A copy if a run still reads the page.
+                let page = Arc::make_mut(last);
+                page.push_rows(&added, from..from + take);
+                page.shrink_to_fit();
+            }
+            from += take;
+        }
+        for id in ids {
+            self.index.insert(id.clone(), self.ids.len());
+            self.ids.push(id);
+        }
+    }
+}
+
+/// What one batch of customer records read from the store makes.
+#[derive(Default)]
+struct Batch {
+    /// Customers held already, by position, as they are now.
+    replaced: Vec<(usize, Customer)>,
+    /// New customers, in write order.
+    ids: Vec<Arc<str>>,
+    added: Columns,
+    /// Records that do not pass the model's checks.
+    problems: Vec<(Place, String)>,
+}
+
+/// Where a customer of a [`Batch`] goes among the facts.
+#[derive(Copy, Clone)]
+enum Place {
+    /// At its position already.
+    Held(usize),
+    /// The batch's n-th new customer: its position is known once the batches before
+    /// it are in.
+    New(usize),
+}
+
+/// The customer cache, shared by every run.
+#[derive(Default)]
+pub(crate) struct FactsCache(Mutex<Arc<Facts>>);
+
+impl FactsCache {
+    /// The customer cache, brought up to date with `store`, interning with `interner`.
+    ///
+    /// Runs share one snapshot; a refresh while a run holds it copies the snapshot
+    /// instead of changing it under the run.
+    pub(crate) fn current(&self, store: &dyn Store, interner: &Interner) -> Result<Arc<Facts>> {
+        let mut facts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let held: &Facts = &facts;
+        // Interned as read, page by page on as many threads as the store parses with,
+        // and a new customer goes straight into its page: a first load never holds a
+        // million parsed records. Put back in write order below.
+        let batches: Mutex<Vec<(usize, Batch)>> = Mutex::default();
+        let seq = store.customers_since(facts.seq, PAGE, &|number, records| {
+            let mut memo = interner.memo();
+            let mut batch = Batch::default();
+            for record in records {
+                let customer = record.intern_with(|text| memo.intern(text));
+                let (customer, problem) = match customer {
+                    Ok(customer) => (customer, None),
+                    Err(e) => (Customer::default(), Some(e.to_string())),
+                };
+                if let Some(&at) = held.index.get(record.id.as_str()) {
+                    batch.problems.extend(problem.map(|p| (Place::Held(at), p)));
+                    batch.replaced.push((at, customer));
+                } else {
+                    let place = Place::New(batch.ids.len());
+                    batch.problems.extend(problem.map(|p| (place, p)));
+                    batch.ids.push(record.id.into());
+                    batch.added.push(std::slice::from_ref(&customer));
+                }
+            }
+            batch.added.shrink_to_fit();
+            let mut batches = batches.lock().unwrap_or_else(PoisonError::into_inner);
+            batches.push((number, batch));
+        })?;
+        let mut batches = batches.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let unchanged = batches
+            .iter()
+            .all(|(_, b)| b.replaced.is_empty() && b.ids.is_empty());
+        if unchanged && facts.seq.is_some() {
+            return Ok(facts.clone());
+        }
+        batches.sort_by_key(|(number, _)| *number);
+        let f = Arc::make_mut(&mut facts);
+        let new: usize = batches.iter().map(|(_, b)| b.ids.len()).sum();
+        f.ids.reserve(new);
+        f.index.reserve(new);
+        let mut replaced: Vec<(usize, Customer)> = Vec::new();
+        let mut problems: Vec<(usize, String)> = Vec::new();
+        for (_, batch) in batches {
+            let first = f.ids.len();
+            problems.extend(batch.problems.into_iter().map(|(place, p)| match place {
+                Place::Held(at) => (at, p),
+                Place::New(i) => (first + i, p),
+            }));
+            replaced.extend(batch.replaced);
+            f.append(batch.ids, batch.added);
+        }
+        replaced.sort_by_key(|(at, _)| *at);
+        for rows in replaced.chunk_by(|a, b| a.0 / PAGE == b.0 / PAGE) {
+            let p = rows[0].0 / PAGE;
+            f.pages[p] = Arc::new(f.pages[p].with_rows(rows.iter().map(|(at, c)| (at % PAGE, c))));
+        }
+        for (at, _) in &replaced {
+            f.invalid.remove(at);
+        }
+        f.invalid.extend(problems);
+        f.seq = Some(seq);
+        Ok(facts.clone())
+    }
+}

@@ -1,0 +1,80 @@
+//! Groups as operators save them, and the copy registrations read.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use cohort_model::{Group, Timestamp};
+
+use cohort_store::Store;
+
+use crate::{Engine, EngineError, Result, schedule};
+
+/// The groups as last read, with the store's stamp they were read at: registration
+/// must not parse every definition for every customer.
+#[derive(Default)]
+pub(crate) struct GroupsCache(Mutex<Option<(i64, Arc<Vec<Group>>)>>);
+
+impl GroupsCache {
+    /// Every group, parsed again only when a definition has changed, whoever changed it.
+    pub(crate) fn current(&self, store: &dyn Store) -> Result<Arc<Vec<Group>>> {
+        let stamp = store.groups_stamp()?;
+        let mut cached = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*cached {
+            Some((at, groups)) if *at == stamp => Ok(groups.clone()),
+            _ => {
+                let groups = Arc::new(store.groups()?);
+                *cached = Some((stamp, groups.clone()));
+                Ok(groups)
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// Every group, as the store has them now.
+    pub(crate) fn groups(&self) -> Result<Arc<Vec<Group>>> {
+        self.groups.current(self.store.as_ref())
+    }
+
+    /// Save a group after checking its shape, its schedule, and every condition's
+    /// configuration through its plugin. Nothing is saved if anything is wrong.
+    pub fn save_group(&self, group: &Group, now: Timestamp) -> Result<()> {
+        group.check()?;
+        if let Some(s) = &group.auto.triggers.schedule {
+            schedule::parse(&group.id, s)?;
+        }
+        drop(self.prepare(group)?);
+        self.store.put_group(group, now)?;
+        Ok(())
+    }
+
+    /// Record that a platform entity refers to a group (or no longer does).
+    pub fn use_group(&self, group: &str, kind: &str, entity: &str, used: bool) -> Result<()> {
+        self.group(group)?;
+        if !cohort_model::is_slug(kind) {
+            return Err(EngineError::UseKind(kind.to_string()));
+        }
+        self.store.set_use(group, kind, entity, used)?;
+        Ok(())
+    }
+
+    /// Delete a group. A group the platform still uses is refused unless `force`.
+    pub fn delete_group(&self, id: &str, force: bool) -> Result<()> {
+        self.group(id)?;
+        let uses = self.store.uses(id)?;
+        if !uses.is_empty() && !force {
+            return Err(EngineError::InUse {
+                group: id.to_string(),
+                uses,
+            });
+        }
+        self.store.delete_group(id)?;
+        Ok(())
+    }
+
+    pub fn group(&self, id: &str) -> Result<Group> {
+        self.store.group(id)?.ok_or_else(|| EngineError::NotFound {
+            what: "group",
+            id: id.to_string(),
+        })
+    }
+}

@@ -1,0 +1,273 @@
+//! Plugins: loaded once per digest of their bytes, and the conditions registrations
+//! check, prepared once per group definition.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use cohort_host::{Condition, Plugin};
+use cohort_model::{Customer, Group, PluginInfo, Timestamp, Verdicts};
+use cohort_store::StoredPlugin;
+
+use crate::{Engine, EngineError, Result};
+
+/// A loaded plugin and the data directory the operator granted it.
+type Granted = (Arc<Plugin>, Option<PathBuf>);
+
+/// Plugins and conditions kept between calls.
+#[derive(Default)]
+pub(crate) struct PluginCache {
+    /// Loaded plugins by the digest of their bytes (a plugin replaced under the same
+    /// version is loaded again).
+    loaded: Mutex<HashMap<String, Arc<Plugin>>>,
+    /// Prepared conditions of groups that registrations check, by group id, with the
+    /// definition they were prepared from: a registration must not pay for preparing.
+    prepared: Mutex<HashMap<String, (Group, Vec<Condition>)>>,
+}
+
+impl Engine {
+    /// A stored plugin (the newest added, or the given version) with its
+    /// self-description and the contract version it was built against.
+    pub fn describe_plugin(
+        &self,
+        id: &str,
+        version: Option<&str>,
+    ) -> Result<(StoredPlugin, PluginInfo, &'static str)> {
+        let stored = self
+            .store
+            .plugins()?
+            .into_iter()
+            .filter(|p| p.id == id && version.is_none_or(|v| v == p.version))
+            .max_by_key(|p| p.added_at)
+            .ok_or_else(|| EngineError::NotFound {
+                what: "plugin",
+                id: match version {
+                    Some(v) => format!("{id}@{v}"),
+                    None => id.to_string(),
+                },
+            })?;
+        let loaded = self.loaded(&stored)?;
+        let info = loaded.info().clone();
+        Ok((stored, info, loaded.contract_version()))
+    }
+
+    /// Add (or replace) a plugin: check it against the contract, then keep its bytes
+    /// and the operator's data-directory grant in the store.
+    pub fn add_plugin(
+        &self,
+        wasm: &[u8],
+        data_dir: Option<&Path>,
+        now: Timestamp,
+    ) -> Result<PluginInfo> {
+        let plugin = self.host.load(wasm)?;
+        let info = plugin.info().clone();
+        if let Some(dir) = data_dir
+            && !info
+                .capabilities
+                .contains(&cohort_model::Capability::DataDir)
+        {
+            return Err(EngineError::Grant {
+                plugin: info.id,
+                dir: dir.display().to_string(),
+            });
+        }
+        let data_dir = data_dir
+            .map(|d| {
+                d.canonicalize()
+                    .map_err(|e| EngineError::DataDir {
+                        plugin: info.id.clone(),
+                        dir: d.display().to_string(),
+                        problem: e.to_string(),
+                    })
+                    .map(|d| d.display().to_string())
+            })
+            .transpose()?;
+        self.store.put_plugin(
+            &StoredPlugin {
+                id: info.id.clone(),
+                version: info.version.clone(),
+                sha256: plugin.sha256().to_string(),
+                data_dir,
+                added_at: now,
+            },
+            wasm,
+        )?;
+        self.lock_plugins()
+            .insert(plugin.sha256().to_string(), plugin);
+        // Conditions prepared with an earlier build of this plugin must not keep
+        // answering for it.
+        self.plugins
+            .prepared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        Ok(info)
+    }
+
+    fn lock_plugins(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Plugin>>> {
+        // Only whole entries are inserted; a panic elsewhere cannot leave one half-made.
+        self.plugins
+            .loaded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The newest stored version of plugin `id` that satisfies `requirement`.
+    fn plugin(&self, id: &str, requirement: &str) -> Result<Granted> {
+        let req = semver::VersionReq::parse(requirement).map_err(|e| EngineError::Version {
+            plugin: id.to_string(),
+            requirement: requirement.to_string(),
+            problem: e.to_string(),
+        })?;
+        let stored = self.store.plugins()?;
+        let candidates: Vec<&StoredPlugin> = stored.iter().filter(|p| p.id == id).collect();
+        if candidates.is_empty() {
+            return Err(EngineError::UnknownPlugin {
+                plugin: id.to_string(),
+                nearest: nearest(id, stored.iter().map(|p| p.id.as_str())),
+            });
+        }
+        let best = candidates
+            .iter()
+            .filter_map(|p| semver::Version::parse(&p.version).ok().map(|v| (v, *p)))
+            .filter(|(v, _)| req.matches(v))
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, p)| p)
+            .ok_or_else(|| EngineError::NoMatchingVersion {
+                plugin: id.to_string(),
+                requirement: requirement.to_string(),
+                available: candidates
+                    .iter()
+                    .map(|p| p.version.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        Ok((
+            self.loaded(best)?,
+            best.data_dir.as_ref().map(PathBuf::from),
+        ))
+    }
+
+    /// `stored` loaded, reading its bytes only the first time.
+    fn loaded(&self, stored: &StoredPlugin) -> Result<Arc<Plugin>> {
+        if let Some(found) = self.lock_plugins().get(&stored.sha256) {
+            return Ok(found.clone());
+        }
+        let wasm = self
+            .store
+            .plugin_wasm(&stored.id, &stored.version)?
+            .ok_or_else(|| EngineError::UnknownPlugin {
+                plugin: stored.id.clone(),
+                nearest: None,
+            })?;
+        let plugin = self.host.load(&wasm)?;
+        // Under the digest of the bytes read, should they have been replaced since.
+        self.lock_plugins()
+            .insert(plugin.sha256().to_string(), plugin.clone());
+        Ok(plugin)
+    }
+
+    /// The group's conditions, each prepared by its plugin, in rule order. A rejected
+    /// configuration is named by its place in the rule and its field.
+    pub(crate) fn prepare(&self, group: &Group) -> Result<Vec<Condition>> {
+        group
+            .conditions()
+            .map(|(i, j, condition)| {
+                let (plugin, data_dir) = self
+                    .plugin(&condition.plugin, &condition.version)
+                    .map_err(|e| match e {
+                        // Which plugin a condition names is the rule's business: say
+                        // where in the rule. The store's errors are not.
+                        EngineError::UnknownPlugin { .. }
+                        | EngineError::NoMatchingVersion { .. }
+                        | EngineError::Version { .. } => EngineError::Condition {
+                            group: group.id.clone(),
+                            at: format!("rule.all[{i}].any[{j}]"),
+                            source: Box::new(e),
+                        },
+                        other => other,
+                    })?;
+                plugin
+                    .prepare(&condition.config.to_string(), data_dir.as_deref())
+                    .map_err(|e| EngineError::from_prepare(&group.id, i, j, e))
+            })
+            .collect()
+    }
+
+    /// One customer's verdict columns for `group`, on conditions prepared once and kept
+    /// until the group's definition changes.
+    pub(crate) fn evaluate_one(
+        &self,
+        group: &Group,
+        customer: &Customer,
+        as_of: Timestamp,
+    ) -> Result<Vec<Verdicts>> {
+        // Conditions hold plugin instances; the lock keeps one caller per instance.
+        let mut prepared = self
+            .plugins
+            .prepared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let fresh = prepared.get(&group.id).is_some_and(|(g, _)| g == group);
+        if !fresh {
+            prepared.insert(group.id.clone(), (group.clone(), self.prepare(group)?));
+        }
+        let (_, conditions) = prepared
+            .get_mut(&group.id)
+            .expect("inserted just above when missing");
+        Ok(conditions
+            .iter_mut()
+            .map(|c| self.tally(c.evaluate(as_of, std::slice::from_ref(customer))))
+            .collect())
+    }
+}
+
+/// Of `known`, the id nearest `id` if it is near enough to be a typo of it: at most a
+/// third of its letters (and at least one) added, dropped or changed.
+fn nearest<'a>(id: &str, known: impl Iterator<Item = &'a str>) -> Option<String> {
+    let most = (id.chars().count() / 3).max(1);
+    known
+        .map(|k| (edits(id, k), k))
+        .filter(|(d, _)| *d <= most)
+        .min()
+        .map(|(_, k)| k.to_string())
+}
+
+/// The Levenshtein distance between `a` and `b`.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{edits, nearest};
+
+    #[test]
+    fn a_typo_of_a_plugin_id_finds_it() {
+        assert_eq!(edits("contry", "country"), 1);
+        assert_eq!(edits("", "abc"), 3);
+        let known = ["country", "geoip-country", "provider"];
+        assert_eq!(
+            nearest("contry", known.into_iter()).as_deref(),
+            Some("country")
+        );
+        assert_eq!(
+            nearest("provder", known.into_iter()).as_deref(),
+            Some("provider")
+        );
+        assert_eq!(nearest("loyalty", known.into_iter()), None);
+    }
+}

@@ -1,0 +1,170 @@
+//! A new customer checked against every on-registration group, and stored with the
+//! memberships it gets in one transaction.
+
+use std::collections::HashSet;
+
+use cohort_evaluator::{Compiled, Decision, explain};
+use cohort_model::{CustomerRecord, Group, Held, Membership, Mode, Timestamp};
+use cohort_planner::{Change, Standing, plan, rule_actor};
+use cohort_store::Cause;
+
+use crate::run::policy;
+use crate::{Engine, Registration, Result, Trigger, rivals};
+
+/// One customer's standing as the store has it.
+struct Known {
+    memberships: Vec<Membership>,
+    excluded: HashSet<String>,
+}
+
+impl Engine {
+    /// Insert or update a customer. A new customer is checked at once against every
+    /// group with the on-registration trigger, and stored together with the memberships
+    /// it gets, in one transaction.
+    pub fn upsert_customer(&self, record: &CustomerRecord, now: Timestamp) -> Result<Registration> {
+        let customer = record.intern(self.host.interner())?;
+        let mut registration = Registration {
+            customer: record.id.clone(),
+            new: false,
+            joined: Vec::new(),
+            undecided: Vec::new(),
+        };
+        if self.store.customer_exists(&record.id)? {
+            self.store.upsert_customer(record, now)?;
+            return Ok(registration);
+        }
+        registration.new = true;
+        let groups = self.groups()?;
+        // Every group's changes go to the store with the customer; only a group of an
+        // exclusive set needs the earlier groups' changes stored before it plans, since
+        // it plans against the customer's memberships in its rivals.
+        let mut pending: Vec<(Vec<Change>, String)> = Vec::new();
+        let mut stored = false;
+        let mut known = self.known(&record.id, &groups)?;
+        for group in groups.iter() {
+            if group.auto.mode == Mode::Disabled || !group.auto.triggers.on_registration {
+                continue;
+            }
+            let columns = self.evaluate_one(group, &customer, now)?;
+            let decision = Compiled::new(group).decide(&columns, 0);
+            if decision == Decision::Undecided {
+                let why = explain(group, &columns, 0).to_string();
+                registration.undecided.push((group.id.clone(), why));
+                continue;
+            }
+            if group.exclusive.is_some() && !pending.is_empty() {
+                if !stored && !self.store.upsert_customer(record, now)? {
+                    return Ok(registered_meanwhile(registration));
+                }
+                stored = true;
+                self.store.apply_batches(&batches(&pending), now)?;
+                pending.clear();
+                known = self.known(&record.id, &groups)?;
+            }
+            let changes = self.plan_one(group, &groups, &record.id, &known, decision, now);
+            if changes
+                .iter()
+                .any(|c| matches!(c, Change::Add { group: g, .. } if **g == *group.id))
+            {
+                registration.joined.push(group.id.clone());
+            }
+            if !changes.is_empty() {
+                pending.push((changes, rule_actor(&group.id)));
+            }
+        }
+        if stored {
+            self.store.apply_batches(&batches(&pending), now)?;
+        } else if self
+            .store
+            .register(record, now, &batches(&pending))?
+            .is_none()
+        {
+            return Ok(registered_meanwhile(registration));
+        }
+        // A later group of an exclusive set may have taken the customer from an earlier
+        // one: report where it ended up. Without exclusive sets, nothing was taken.
+        if groups.iter().any(|g| g.exclusive.is_some()) {
+            let joined: Vec<&str> = registration.joined.iter().map(String::as_str).collect();
+            let active: HashSet<String> = self
+                .store
+                .customer_memberships_in(&record.id, &joined)?
+                .into_iter()
+                .filter(|m| m.is_active(now))
+                .map(|m| m.group)
+                .collect();
+            registration.joined.retain(|g| active.contains(g));
+        }
+        Ok(registration)
+    }
+
+    /// What the store knows of one customer's standing: its memberships in `groups`
+    /// (a plan looks at its own group and its rivals, never at a deleted group) and the
+    /// groups it is pinned out of. Read once per registration, not per group.
+    fn known(&self, customer: &str, groups: &[Group]) -> Result<Known> {
+        let ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+        Ok(Known {
+            memberships: self.store.customer_memberships_in(customer, &ids)?,
+            excluded: self.store.excluded_from(customer)?.into_iter().collect(),
+        })
+    }
+
+    /// The plan for one customer, from its own memberships only: registration must not
+    /// read every membership of a group.
+    fn plan_one(
+        &self,
+        group: &Group,
+        groups: &[Group],
+        customer: &str,
+        known: &Known,
+        decision: Decision,
+        as_of: Timestamp,
+    ) -> Vec<Change> {
+        let all = &known.memberships;
+        let memberships: Vec<Held> = all
+            .iter()
+            .filter(|m| m.group == group.id)
+            .map(Membership::held)
+            .collect();
+        let pinned_out = known.excluded.contains(&group.id);
+        let rivals = rivals::among(group, groups, all, as_of);
+        plan(
+            policy(group, &group.id.as_str().into()),
+            Standing {
+                customer: &customer.into(),
+                memberships: &memberships,
+                pinned_out,
+                rivals: &rivals,
+            },
+            decision,
+            as_of,
+        )
+    }
+}
+
+/// A registration's planned changes as store batches, each group's with its own actor.
+fn batches(pending: &[(Vec<Change>, String)]) -> Vec<(&[Change], Cause<'_>)> {
+    pending
+        .iter()
+        .map(|(changes, actor)| {
+            (
+                changes.as_slice(),
+                Cause {
+                    trigger: Trigger::OnRegistration,
+                    actor,
+                    run: None,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Another writer registered the customer first: its record was stored as an update,
+/// and the registration that came first decided the memberships.
+fn registered_meanwhile(registration: Registration) -> Registration {
+    Registration {
+        new: false,
+        joined: Vec::new(),
+        undecided: Vec::new(),
+        ..registration
+    }
+}

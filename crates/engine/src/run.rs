@@ -1,0 +1,319 @@
+//! One run of a group's rule: recorded, evaluated page by page, planned, and written
+//! with its end in one transaction.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use cohort_evaluator::{Compiled, Decision};
+use cohort_model::{Group, Mode, Timestamp, Verdicts};
+use cohort_planner::{Change, Policy, Standing, plan_into, rule_actor};
+use cohort_store::{Applied, Cause, RunRecord, RunStatus};
+use serde::Serialize;
+
+use crate::holdings::Holdings;
+use crate::{Engine, EngineError, PAGE, Result, Trigger};
+
+/// What a run did (or, for a dry run, would do).
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RunReport {
+    pub run: RunRecord,
+    /// The changes, in order. Kept for dry runs and for the caller's report.
+    pub changes: Vec<Change>,
+    pub seconds: f64,
+}
+
+/// A run's evaluation: the changes it plans, each change's customer position, and the
+/// memberships they were planned against (to carry forward once applied).
+pub(crate) struct Evaluated {
+    changes: Vec<Change>,
+    change_at: Vec<u32>,
+    holdings: Arc<Holdings>,
+}
+
+/// A run evaluated, on its way to be written: its position among the runs, its record,
+/// what evaluating it gave and when it started.
+pub(crate) type ToWrite = (usize, RunRecord, Result<Evaluated>, Instant);
+
+/// A run written, to be settled (see `Engine::settle`).
+pub(crate) struct Written {
+    run: RunRecord,
+    evaluated: Evaluated,
+    applied: Applied,
+    started: Instant,
+}
+
+/// The record of a run about to start.
+pub(crate) fn new_run(
+    group: &Group,
+    trigger: Trigger,
+    dry_run: bool,
+    actor: &str,
+    as_of: Timestamp,
+    now: Timestamp,
+) -> RunRecord {
+    RunRecord {
+        group: group.id.clone(),
+        trigger,
+        dry_run,
+        actor: actor.into(),
+        as_of,
+        started_at: now,
+        status: RunStatus::Running,
+        ..RunRecord::default()
+    }
+}
+
+/// `id` is the group's id, shared by the changes planned with the policy.
+pub(crate) fn policy<'a>(group: &'a Group, id: &'a Arc<str>) -> Policy<'a> {
+    Policy {
+        group: id,
+        mode: group.auto.mode,
+        keep_manual: group.auto.keep_manual,
+        exclusive: group.exclusive.as_ref(),
+    }
+}
+
+impl Engine {
+    /// Run a group's rule over every customer as of `as_of` (usually `now`; earlier or
+    /// later to see what the rule said or will say then). A dry run computes the same
+    /// changes and applies none. The run and its history are stamped with `now`.
+    /// `progress` is told (done, total) after each page. A run that fails once its
+    /// record exists is recorded `failed`, with why, and applies nothing.
+    // Each argument is a distinct fact every caller must state; a struct of them would
+    // only move the list.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_group(
+        &self,
+        id: &str,
+        trigger: Trigger,
+        dry_run: bool,
+        actor: &str,
+        as_of: Timestamp,
+        now: Timestamp,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<RunReport> {
+        let group = self.runnable(id, trigger)?;
+        let mut run = new_run(&group, trigger, dry_run, actor, as_of, now);
+        run.id = self
+            .store
+            .start_runs(std::slice::from_ref(&run))?
+            .first()
+            .copied()
+            .ok_or_else(|| EngineError::NotStarted {
+                group: group.id.clone(),
+                problem: "the store gave it no id".into(),
+            })?;
+        self.carry_out(&group, run, now, progress)
+    }
+
+    /// The group, if its rule may run for `trigger`.
+    pub(crate) fn runnable(&self, id: &str, trigger: Trigger) -> Result<Group> {
+        let group = self.group(id)?;
+        if group.auto.mode == Mode::Disabled {
+            return Err(EngineError::Disabled(group.id));
+        }
+        if trigger == Trigger::Manual && !group.auto.triggers.manual {
+            return Err(EngineError::ManualOff(group.id));
+        }
+        Ok(group)
+    }
+
+    /// Evaluate a recorded run and record how it ended (see `write_run`).
+    pub(crate) fn carry_out(
+        &self,
+        group: &Group,
+        run: RunRecord,
+        now: Timestamp,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<RunReport> {
+        let (run, evaluated, started) = self.evaluate(group, run, Vec::new(), progress);
+        let written = self.write_run(group, run, evaluated, started, now)?;
+        Ok(self.settle(group, written))
+    }
+
+    /// Evaluate a recorded run over every customer, planning into `changes` (empty, but
+    /// perhaps with room already): its record with the counts filled in, what
+    /// evaluating gave, and when it started.
+    pub(crate) fn evaluate(
+        &self,
+        group: &Group,
+        mut run: RunRecord,
+        changes: Vec<Change>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> (RunRecord, Result<Evaluated>, Instant) {
+        let started = Instant::now();
+        let evaluated = self.evaluate_run(group, &mut run, usize::MAX, changes, progress);
+        (run, evaluated, started)
+    }
+
+    /// Record how an evaluated run ended, started at `started`: finished, with its
+    /// changes applied in the same transaction, or failed, with nothing applied.
+    pub(crate) fn write_run(
+        &self,
+        group: &Group,
+        mut run: RunRecord,
+        evaluated: Result<Evaluated>,
+        started: Instant,
+        now: Timestamp,
+    ) -> Result<Written> {
+        let (trigger, actor) = (run.trigger, rule_actor(&group.id));
+        let cause = Cause {
+            trigger,
+            actor: &actor,
+            run: Some(run.id),
+        };
+        let outcome = evaluated.and_then(|evaluated| {
+            let mut finished = run.clone();
+            finished.status = RunStatus::Finished;
+            finished.finished_at = Some(now + started.elapsed().as_secs() as Timestamp);
+            let apply: &[Change] = if run.dry_run { &[] } else { &evaluated.changes };
+            let applied = self.store.finish_run(&finished, apply, &cause, now)?;
+            Ok(Written {
+                run: finished,
+                evaluated,
+                applied,
+                started,
+            })
+        });
+        outcome.inspect_err(|e| {
+            run.status = RunStatus::Failed;
+            run.error = Some(e.to_string());
+            run.finished_at = Some(now + started.elapsed().as_secs() as Timestamp);
+            // If even this cannot be written, the run stays `running` until the store
+            // is next opened, which marks it `interrupted`: still not a success, and
+            // the error goes back to the caller either way.
+            let _ = self.store.finish_run(&run, &[], &cause, now);
+        })
+    }
+
+    /// Carry the group's kept memberships forward by a run written, and report it.
+    pub(crate) fn settle(&self, group: &Group, written: Written) -> RunReport {
+        let Written {
+            mut run,
+            evaluated,
+            applied,
+            started,
+        } = written;
+        if !run.dry_run && !evaluated.changes.is_empty() {
+            self.holdings.advance(
+                &group.id,
+                &evaluated.holdings,
+                &evaluated.changes,
+                &evaluated.change_at,
+                &applied,
+            );
+            (run.added, run.removed) = applied.counts();
+        }
+        RunReport {
+            run,
+            changes: evaluated.changes,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// Evaluate the customers of the first `pages` pages (every customer, for a run)
+    /// against the group and plan the changes into `changes`; fills in the run's counts
+    /// (and, for a dry run, what it would add and remove).
+    pub(crate) fn evaluate_run(
+        &self,
+        group: &Group,
+        run: &mut RunRecord,
+        pages: usize,
+        mut changes: Vec<Change>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Evaluated> {
+        let as_of = run.as_of;
+        let mut conditions = self.prepare(group)?;
+        let compiled = Compiled::new(group);
+
+        // The customers' standing, by their position in the facts: the loop below visits
+        // customers in that order, and hashing a position is far cheaper than hashing
+        // an id string.
+        let facts = self.facts()?;
+        let holdings = self
+            .holdings
+            .current(self.store.as_ref(), &group.id, &facts)?;
+        let mut held = holdings.cursor();
+        let pinned: HashSet<usize> = self
+            .store
+            .exclusions(&group.id)?
+            .iter()
+            .filter_map(|c| facts.index.get(c.as_str()).copied())
+            .collect();
+        let rivals = self.rivals_by_position(group, as_of, &facts.index)?;
+        let group_id: Arc<str> = group.id.as_str().into();
+        let policy = policy(group, &group_id);
+
+        // A spare list comes emptied by `run_groups`' settling thread, which lets its
+        // changes go off the cores that evaluate.
+        debug_assert!(changes.is_empty(), "a run plans into an empty list");
+        // Each change's customer position, to carry the holdings forward.
+        let mut change_at: Vec<u32> = Vec::new();
+        let mut failures: HashMap<String, u64> = HashMap::new();
+        let total = facts.ids.len() as u64;
+        let chunks = facts.ids.chunks(PAGE).zip(&facts.pages).take(pages);
+        for (page, (ids, customers)) in chunks.enumerate() {
+            let columns: Vec<Verdicts> = conditions
+                .iter_mut()
+                .map(|c| self.tally(c.evaluate_columns(as_of, customers)))
+                .collect();
+            // Every failure is counted, also where the rest of the rule decided anyway.
+            for (_, e) in columns.iter().flat_map(Verdicts::errors) {
+                match failures.get_mut(e.as_str()) {
+                    Some(n) => *n += 1,
+                    None => drop(failures.insert(e.clone(), 1)),
+                }
+            }
+            for (i, id) in ids.iter().enumerate() {
+                let at = page * PAGE + i;
+                let decision = if let Some(problem) = facts.invalid.get(&at) {
+                    *failures.entry(problem.clone()).or_default() += 1;
+                    Decision::Undecided
+                } else {
+                    compiled.decide(&columns, i)
+                };
+                match decision {
+                    Decision::Member => run.matched += 1,
+                    Decision::Undecided => run.undecided += 1,
+                    Decision::NotMember => {}
+                }
+                plan_into(
+                    policy,
+                    Standing {
+                        customer: id,
+                        memberships: held.of(at),
+                        pinned_out: pinned.contains(&at),
+                        rivals: rivals.get(&at).map(Vec::as_slice).unwrap_or(&[]),
+                    },
+                    decision,
+                    as_of,
+                    &mut changes,
+                );
+                change_at.resize(changes.len(), at as u32);
+            }
+            run.customers += ids.len() as u64;
+            progress(run.customers, total);
+        }
+        drop(facts);
+
+        if run.dry_run {
+            for c in &changes {
+                match c {
+                    Change::Add { group: g, .. } if **g == *group.id => run.added += 1,
+                    Change::Add { .. } => {}
+                    Change::End { .. } => run.removed += 1,
+                }
+            }
+        }
+        let mut failures: Vec<(String, u64)> = failures.into_iter().collect();
+        failures.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        run.failures = failures;
+        Ok(Evaluated {
+            changes,
+            change_at,
+            holdings,
+        })
+    }
+}

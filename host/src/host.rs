@@ -1,28 +1,20 @@
-//! The engine, the linker, the compile cache and the epoch ticker shared by every
-//! plugin of one host.
+//! The host: loads plugins (checked, compiled or taken from the disk cache, described)
+//! onto one runtime, once per digest of their bytes.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicUsize;
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use cohort_model::Interner;
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::component::Component;
 
 use crate::cache;
 use crate::contract::{self, Pre};
 use crate::error::LoadError;
 use crate::limits::Limits;
 use crate::plugin::{Compiled, Plugin};
-use crate::sandbox::State;
-use crate::symbols::Symbols;
-
-/// How often the epoch advances: the granularity of the wall-clock deadline.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+use crate::runtime::Runtime;
 
 /// How a host is set up.
 #[derive(Clone, Debug)]
@@ -49,18 +41,13 @@ impl Default for HostConfig {
     }
 }
 
-pub(crate) struct Shared {
-    pub(crate) engine: Engine,
-    pub(crate) linker: Linker<State>,
-    pub(crate) interner: Arc<Interner>,
-    pub(crate) limits: Limits,
+struct Shared {
+    runtime: Arc<Runtime>,
     cache_dir: Option<PathBuf>,
     cache_max_bytes: u64,
     /// Loaded plugins by the sha256 of their bytes: loading the same wasm twice
     /// compiles and describes it once.
     loaded: Mutex<HashMap<[u8; 32], Arc<Plugin>>>,
-    /// Dropping this stops the epoch ticker.
-    _ticker: mpsc::Sender<()>,
 }
 
 /// Loads and runs condition plugins. Cheap to clone; clones share the engine, the
@@ -74,45 +61,19 @@ impl Host {
     /// A host whose plugins intern into `interner`: the same table the customer facts
     /// were interned into.
     pub fn new(config: HostConfig, interner: Arc<Interner>) -> Result<Self, LoadError> {
-        let mut cfg = Config::new();
-        cfg.wasm_component_model(true)
-            .consume_fuel(true)
-            .epoch_interruption(true)
-            .max_wasm_stack(config.max_stack);
-        let engine = Engine::new(&cfg).map_err(|e| LoadError::Engine(e.to_string()))?;
-
-        let mut linker = Linker::<State>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| LoadError::Engine(e.to_string()))?;
-        contract::link(&mut linker).map_err(|e| LoadError::Engine(e.to_string()))?;
-
-        let (tx, rx) = mpsc::channel::<()>();
-        let ticking = engine.clone();
-        std::thread::Builder::new()
-            .name("cohort-epoch".into())
-            .spawn(move || {
-                while let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(EPOCH_TICK) {
-                    ticking.increment_epoch();
-                }
-            })
-            .map_err(|e| LoadError::Engine(format!("cannot start the epoch ticker: {e}")))?;
-
+        let runtime = Runtime::new(config.limits, config.max_stack, interner)?;
         Ok(Host {
             shared: Arc::new(Shared {
-                engine,
-                linker,
-                interner,
-                limits: config.limits,
+                runtime: Arc::new(runtime),
                 cache_dir: config.cache_dir,
                 cache_max_bytes: config.cache_max_bytes,
                 loaded: Mutex::new(HashMap::new()),
-                _ticker: tx,
             }),
         })
     }
 
     pub fn interner(&self) -> &Arc<Interner> {
-        &self.shared.interner
+        &self.shared.runtime.interner
     }
 
     /// Load a plugin from a file.
@@ -140,12 +101,13 @@ impl Host {
         let (component, compiled) = self.compile(bytes, cached.as_deref())?;
         let pre = self
             .shared
+            .runtime
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Imports(format!("{e:#}")))?;
         let pre = Pre::new(version, pre)?;
         let plugin = Arc::new(Plugin::describe(
-            Arc::clone(&self.shared),
+            Arc::clone(&self.shared.runtime),
             pre,
             hex::encode(digest),
             compiled,
@@ -173,7 +135,7 @@ impl Host {
     /// Where the compiled form of the wasm with `digest` is kept, for this engine.
     fn cache_path(&self, digest: &[u8; 32]) -> Option<PathBuf> {
         let dir = self.shared.cache_dir.as_ref()?;
-        Some(dir.join(cache::file_name(digest, &self.shared.engine)))
+        Some(dir.join(cache::file_name(digest, &self.shared.runtime.engine)))
     }
 
     fn compile(
@@ -181,7 +143,7 @@ impl Host {
         bytes: &[u8],
         cached: Option<&Path>,
     ) -> Result<(Component, Compiled), LoadError> {
-        let engine = &self.shared.engine;
+        let engine = &self.shared.runtime.engine;
         if let Some(path) = cached
             && path.exists()
         {
@@ -204,26 +166,13 @@ impl Host {
     /// configuration) and, oldest first, what is past the cache's size bound.
     pub fn prune_cache(&self) -> std::io::Result<cache::Pruned> {
         match &self.shared.cache_dir {
-            Some(dir) => cache::prune_for(dir, self.shared.cache_max_bytes, &self.shared.engine),
+            Some(dir) => cache::prune_for(
+                dir,
+                self.shared.cache_max_bytes,
+                &self.shared.runtime.engine,
+            ),
             None => Ok(cache::Pruned::default()),
         }
-    }
-
-    pub(crate) fn new_store(
-        shared: &Shared,
-        interned: &Arc<AtomicUsize>,
-        data_dir: Option<&Path>,
-    ) -> wasmtime::Result<Store<State>> {
-        let symbols = Symbols::new(
-            Arc::clone(&shared.interner),
-            Arc::clone(interned),
-            &shared.limits,
-        );
-        let state = State::new(symbols, shared.limits.memory, data_dir)?;
-        let mut store = Store::new(&shared.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
-        Ok(store)
     }
 }
 

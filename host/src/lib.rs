@@ -13,16 +13,19 @@
 //! the poisoned instance is dropped, and the next call runs on a fresh one.
 
 mod cache;
+mod columns;
 mod contract;
 mod error;
 mod host;
 mod limits;
 mod plugin;
+mod runtime;
 mod sandbox;
 mod symbols;
 
 pub use cache::Pruned;
-pub use contract::{Columns, SUPPORTED_CONTRACTS};
+pub use columns::Columns;
+pub use contract::SUPPORTED_CONTRACTS;
 pub use error::{Failure, LoadError, PrepareError};
 pub use host::{Host, HostConfig};
 pub use limits::Limits;

@@ -10,9 +10,10 @@ use cohort_model::{Capability, Customer, FieldSet, PluginInfo, Timestamp, Verdic
 use wasmtime::component::ResourceAny;
 use wasmtime::{Store, Trap};
 
-use crate::contract::{self, Answer, Batch, Columns, Instance, Pre};
+use crate::columns::{self, Batch, Columns};
+use crate::contract::{Answer, Instance, Pre};
 use crate::error::{Failure, LoadError, PrepareError};
-use crate::host::{EPOCH_TICK, Host, Shared};
+use crate::runtime::{EPOCH_TICK, Runtime};
 use crate::sandbox::State;
 
 /// Where a plugin's machine code came from.
@@ -27,7 +28,7 @@ pub enum Compiled {
 /// A plugin that passed the contract checks and described itself. Shared: one per
 /// distinct wasm per host.
 pub struct Plugin {
-    shared: Arc<Shared>,
+    runtime: Arc<Runtime>,
     /// Bytes this plugin's instances have added to the shared table of strings.
     interned: Arc<AtomicUsize>,
     pre: Pre,
@@ -49,21 +50,22 @@ impl std::fmt::Debug for Plugin {
 
 impl Plugin {
     pub(crate) fn describe(
-        shared: Arc<Shared>,
+        runtime: Arc<Runtime>,
         pre: Pre,
         sha256: String,
         compiled: Compiled,
     ) -> Result<Self, LoadError> {
         let interned = Arc::new(AtomicUsize::new(0));
-        let mut store = Host::new_store(&shared, &interned, None)
+        let mut store = runtime
+            .new_store(&interned, None)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-        let budget = arm(&mut store, &shared, None);
+        let budget = arm(&mut store, &runtime, None);
         let info = pre
             .instantiate(&mut store)
             .and_then(|instance| instance.describe(&mut store))
-            .map_err(|e| LoadError::Describe(classify(&mut store, &shared, e, budget)))??;
+            .map_err(|e| LoadError::Describe(classify(&mut store, &runtime, e, budget)))??;
         Ok(Plugin {
-            shared,
+            runtime,
             interned,
             pre,
             sha256,
@@ -147,12 +149,14 @@ impl Live {
             plugin: plugin.info.id.clone(),
             failure,
         };
-        let mut store = Host::new_store(&plugin.shared, &plugin.interned, data_dir)
+        let mut store = plugin
+            .runtime
+            .new_store(&plugin.interned, data_dir)
             .map_err(|e| failed(Failure::Instantiate(format!("{e:#}"))))?;
-        let budget = arm(&mut store, &plugin.shared, None);
+        let budget = arm(&mut store, &plugin.runtime, None);
         let instance = match plugin.pre.instantiate(&mut store) {
             Ok(i) => i,
-            Err(e) => return Err(failed(classify(&mut store, &plugin.shared, e, budget))),
+            Err(e) => return Err(failed(classify(&mut store, &plugin.runtime, e, budget))),
         };
         match instance.prepare(&mut store, config) {
             Ok(Ok(evaluator)) => Ok(Live {
@@ -165,21 +169,21 @@ impl Live {
                 plugin: plugin.info.id.clone(),
                 errors,
             }),
-            Err(e) => Err(failed(classify(&mut store, &plugin.shared, e, budget))),
+            Err(e) => Err(failed(classify(&mut store, &plugin.runtime, e, budget))),
         }
     }
 }
 
 /// Set the limits for the next call: an evaluation of `Some(n)` customers, or `None`
 /// for describing or preparing. Returns the call's fuel budget.
-fn arm(store: &mut Store<State>, shared: &Shared, customers: Option<usize>) -> u64 {
+fn arm(store: &mut Store<State>, runtime: &Runtime, customers: Option<usize>) -> u64 {
     let budget = match customers {
-        Some(n) => shared.limits.fuel_for(n),
-        None => shared.limits.fuel_per_prepare,
+        Some(n) => runtime.limits.fuel_for(n),
+        None => runtime.limits.fuel_per_prepare,
     };
     // Fuel is always enabled on our engine, so setting it cannot fail.
     let _ = store.set_fuel(budget);
-    let ticks = shared.limits.deadline.as_millis() / EPOCH_TICK.as_millis();
+    let ticks = runtime.limits.deadline.as_millis() / EPOCH_TICK.as_millis();
     store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
     store.data_mut().limiter.hit_cap = false;
     store.data_mut().symbols.start_call(customers.is_some());
@@ -189,7 +193,7 @@ fn arm(store: &mut Store<State>, shared: &Shared, customers: Option<usize>) -> u
 /// Turn a trap into the limit that caused it.
 fn classify(
     store: &mut Store<State>,
-    shared: &Shared,
+    runtime: &Runtime,
     err: wasmtime::Error,
     budget: u64,
 ) -> Failure {
@@ -198,7 +202,7 @@ fn classify(
         Some(Trap::OutOfFuel) => return Failure::OutOfFuel { budget },
         Some(Trap::Interrupt) => {
             return Failure::Deadline {
-                limit: shared.limits.deadline,
+                limit: runtime.limits.deadline,
             };
         }
         Some(Trap::StackOverflow) => return Failure::Stack,
@@ -211,7 +215,7 @@ fn classify(
     // `unreachable` trap; the limiter knows the real reason.
     if store.data().limiter.hit_cap {
         return Failure::Memory {
-            cap: shared.limits.memory,
+            cap: runtime.limits.memory,
         };
     }
     if err.downcast_ref::<Trap>().is_none() {
@@ -330,11 +334,11 @@ impl Condition {
             verdicts: Verdicts::with_capacity(rows.len()),
             ..Evaluation::default()
         };
-        let batch = self.plugin.shared.limits.max_batch.max(1);
+        let batch = self.plugin.runtime.limits.max_batch.max(1);
         let mut splits = MAX_SPLITS;
         let mut rest = rows;
         while rest.len() > 0 {
-            if let Some(gave_up) = self.losses.given_up(&self.plugin.shared.limits) {
+            if let Some(gave_up) = self.losses.given_up(&self.plugin.runtime.limits) {
                 fail_all(&self.plugin.info.id, rest.len(), gave_up, &mut evaluation);
                 break;
             }
@@ -347,8 +351,8 @@ impl Condition {
     }
 
     fn call(&mut self, as_of: Timestamp, chunk: Rows<'_>, ev: &mut Evaluation, splits: &mut u32) {
-        let shared = &self.plugin.shared;
-        if let Some(gave_up) = self.losses.given_up(&shared.limits) {
+        let runtime = &self.plugin.runtime;
+        if let Some(gave_up) = self.losses.given_up(&runtime.limits) {
             fail_all(&self.plugin.info.id, chunk.len(), gave_up, ev);
             return;
         }
@@ -356,7 +360,7 @@ impl Condition {
         if self
             .live
             .as_ref()
-            .is_some_and(|l| l.calls >= shared.limits.recycle_after_calls)
+            .is_some_and(|l| l.calls >= runtime.limits.recycle_after_calls)
         {
             self.live = None;
         }
@@ -380,7 +384,7 @@ impl Condition {
         };
 
         chunk.fill(&mut self.batch, self.plugin.info.reads);
-        let budget = arm(&mut live.store, shared, Some(chunk.len()));
+        let budget = arm(&mut live.store, runtime, Some(chunk.len()));
         live.calls += 1;
         ev.calls += 1;
         let reads = self.plugin.info.reads;
@@ -402,7 +406,7 @@ impl Condition {
             Ok(Answer::Broken(broken)) => (Failure::Contract(broken), false),
             Ok(Answer::Failed(message)) => (Failure::Plugin(message), false),
             Err(trap) => {
-                let failure = classify(&mut live.store, shared, trap, budget);
+                let failure = classify(&mut live.store, runtime, trap, budget);
                 // A trap leaves the instance in an unknown state: never reuse it.
                 self.live = None;
                 (failure, true)
@@ -457,8 +461,8 @@ impl<'a> Rows<'a> {
 
     fn fill(&self, batch: &mut Batch, reads: FieldSet) {
         match self {
-            Rows::Records(r) => contract::fill(batch, r, reads),
-            Rows::Columns(page, rows) => contract::fill_from(batch, page, rows.clone(), reads),
+            Rows::Records(r) => columns::fill(batch, r, reads),
+            Rows::Columns(page, rows) => columns::fill_from(batch, page, rows.clone(), reads),
         }
     }
 }

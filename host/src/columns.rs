@@ -1,0 +1,671 @@
+//! Customers in the newest contract's column form: the batch a call is filled from,
+//! and the pages of the engine's customer cache, every field filled, so that a batch is
+//! a copy of slices of the columns a plugin reads.
+
+use std::net::IpAddr;
+use std::ops::Range;
+
+use cohort_model::{
+    Customer, Field, FieldSet, PayerKind, SubscriptionStatus, Symbol, VerificationStatus,
+};
+
+use crate::contract::v0_2::cohort::plugin::types as wit;
+
+/// A list per customer, flattened: customer `i` owns `items[offsets[i] .. offsets[i + 1]]`.
+/// The contract's `ragged-*` records, by item type.
+#[derive(Clone, Debug)]
+pub(crate) struct Ragged<T> {
+    pub(crate) offsets: Vec<u32>,
+    pub(crate) items: Vec<T>,
+}
+
+impl<T> Default for Ragged<T> {
+    fn default() -> Self {
+        Ragged {
+            offsets: Vec::new(),
+            items: Vec::new(),
+        }
+    }
+}
+
+/// Customers column by column in the newest contract's types, a field per column.
+/// Filled by [`fill`] and reused from call to call so that its columns keep their
+/// capacity; only the columns a plugin reads are filled.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Batch {
+    pub(crate) count: u32,
+    pub(crate) country: Vec<u32>,
+    pub(crate) registration_ip: Vec<Option<wit::IpAddress>>,
+    pub(crate) registration_params: Ragged<wit::Pair>,
+    pub(crate) payers: Ragged<wit::Payer>,
+    pub(crate) provider: Vec<u32>,
+    pub(crate) auth_methods: Ragged<u32>,
+    pub(crate) verification_status: Vec<wit::VerificationStatus>,
+    pub(crate) verification_methods: Ragged<u32>,
+    pub(crate) subscriptions: Ragged<wit::Subscription>,
+    pub(crate) tags: Ragged<u32>,
+    pub(crate) attributes: Ragged<wit::Pair>,
+    /// The list the columns are lent in, kept empty between calls so that a call
+    /// allocates nothing for it (a registration makes a hundred single-customer calls).
+    pub(crate) lent: Vec<wit::Column>,
+}
+
+/// Fill `batch` with the columns of `customers` that the plugin declared it reads;
+/// every other column is left empty and costs nothing to copy into the guest.
+pub(crate) fn fill(batch: &mut Batch, customers: &[Customer], reads: FieldSet) {
+    clear(batch);
+    append(batch, customers, reads);
+}
+
+/// Fill `batch` with rows `rows` of `page`, as [`fill`] would from their records.
+pub(crate) fn fill_from(batch: &mut Batch, page: &Columns, rows: Range<usize>, reads: FieldSet) {
+    clear(batch);
+    copy_rows(batch, &page.all, rows, reads);
+}
+
+/// Customers in the contract's column form, every field filled: a batch is then a copy
+/// of a slice of each column the plugin reads, instead of a walk over every customer's
+/// own lists on the heap for every condition.
+#[derive(Clone, Default)]
+pub struct Columns {
+    all: Batch,
+}
+
+impl std::fmt::Debug for Columns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Columns").field("len", &self.len()).finish()
+    }
+}
+
+impl Columns {
+    pub fn new(customers: &[Customer]) -> Self {
+        let mut page = Columns::default();
+        page.push(customers);
+        page
+    }
+
+    pub fn len(&self) -> usize {
+        self.all.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Give back the room the columns grew into: a page is written once and then read
+    /// by every run.
+    pub fn shrink_to_fit(&mut self) {
+        let b = &mut self.all;
+        b.country.shrink_to_fit();
+        b.registration_ip.shrink_to_fit();
+        b.provider.shrink_to_fit();
+        b.verification_status.shrink_to_fit();
+        b.registration_params.offsets.shrink_to_fit();
+        b.registration_params.items.shrink_to_fit();
+        b.attributes.offsets.shrink_to_fit();
+        b.attributes.items.shrink_to_fit();
+        b.auth_methods.offsets.shrink_to_fit();
+        b.auth_methods.items.shrink_to_fit();
+        b.verification_methods.offsets.shrink_to_fit();
+        b.verification_methods.items.shrink_to_fit();
+        b.tags.offsets.shrink_to_fit();
+        b.tags.items.shrink_to_fit();
+        b.payers.offsets.shrink_to_fit();
+        b.payers.items.shrink_to_fit();
+        b.subscriptions.offsets.shrink_to_fit();
+        b.subscriptions.items.shrink_to_fit();
+    }
+
+    /// Add `customers` after the last row.
+    pub fn push(&mut self, customers: &[Customer]) {
+        append(&mut self.all, customers, every_field());
+    }
+
+    /// Add rows `rows` of `other` after the last row.
+    pub fn push_rows(&mut self, other: &Columns, rows: Range<usize>) {
+        copy_rows(&mut self.all, &other.all, rows, every_field());
+    }
+
+    /// A copy with the rows named in `rows` (ascending positions) replaced, or added
+    /// when a position is at or past the end (which must then follow on from it).
+    pub fn with_rows<'c>(&self, rows: impl IntoIterator<Item = (usize, &'c Customer)>) -> Columns {
+        let mut out = Columns::default();
+        let mut next = 0;
+        for (at, customer) in rows {
+            let kept = next..at.min(self.len());
+            if !kept.is_empty() {
+                out.push_rows(self, kept);
+            }
+            out.push(std::slice::from_ref(customer));
+            next = at + 1;
+        }
+        if next < self.len() {
+            out.push_rows(self, next..self.len());
+        }
+        out.shrink_to_fit();
+        out
+    }
+}
+
+fn every_field() -> FieldSet {
+    Field::ALL.into_iter().collect()
+}
+
+fn clear(batch: &mut Batch) {
+    batch.count = 0;
+    batch.country.clear();
+    batch.registration_ip.clear();
+    batch.provider.clear();
+    batch.verification_status.clear();
+    clear_ragged(
+        &mut batch.registration_params.offsets,
+        &mut batch.registration_params.items,
+    );
+    clear_ragged(&mut batch.attributes.offsets, &mut batch.attributes.items);
+    clear_ragged(
+        &mut batch.auth_methods.offsets,
+        &mut batch.auth_methods.items,
+    );
+    clear_ragged(
+        &mut batch.verification_methods.offsets,
+        &mut batch.verification_methods.items,
+    );
+    clear_ragged(&mut batch.tags.offsets, &mut batch.tags.items);
+    clear_ragged(&mut batch.payers.offsets, &mut batch.payers.items);
+    clear_ragged(
+        &mut batch.subscriptions.offsets,
+        &mut batch.subscriptions.items,
+    );
+}
+
+fn clear_ragged<T>(offsets: &mut Vec<u32>, items: &mut Vec<T>) {
+    offsets.clear();
+    items.clear();
+}
+
+/// Add `customers` after the rows `batch` has, in the columns `reads` names.
+fn append(batch: &mut Batch, customers: &[Customer], reads: FieldSet) {
+    let has = |f| reads.contains(f);
+    batch.count = batch
+        .count
+        .saturating_add(u32::try_from(customers.len()).unwrap_or(u32::MAX));
+
+    column(&mut batch.country, has(Field::Country), customers, |c| {
+        c.country.map_or(Symbol::ABSENT, Symbol::as_u32)
+    });
+    column(
+        &mut batch.registration_ip,
+        has(Field::RegistrationIp),
+        customers,
+        |c| c.registration_ip.map(ip),
+    );
+    column(&mut batch.provider, has(Field::Provider), customers, |c| {
+        c.provider.map_or(Symbol::ABSENT, Symbol::as_u32)
+    });
+    column(
+        &mut batch.verification_status,
+        has(Field::VerificationStatus),
+        customers,
+        |c| match c.verification_status {
+            VerificationStatus::Unverified => wit::VerificationStatus::Unverified,
+            VerificationStatus::Passed => wit::VerificationStatus::Passed,
+            VerificationStatus::Failed => wit::VerificationStatus::Failed,
+        },
+    );
+
+    let r = &mut batch.registration_params;
+    ragged(
+        &mut r.offsets,
+        &mut r.items,
+        has(Field::RegistrationParams),
+        customers,
+        |c| c.registration_params.iter().map(pair),
+    );
+    let r = &mut batch.attributes;
+    ragged(
+        &mut r.offsets,
+        &mut r.items,
+        has(Field::Attributes),
+        customers,
+        |c| c.attributes.iter().map(pair),
+    );
+    let r = &mut batch.auth_methods;
+    ragged(
+        &mut r.offsets,
+        &mut r.items,
+        has(Field::AuthMethods),
+        customers,
+        |c| c.auth_methods.iter().map(|s| s.as_u32()),
+    );
+    let r = &mut batch.verification_methods;
+    ragged(
+        &mut r.offsets,
+        &mut r.items,
+        has(Field::VerificationMethods),
+        customers,
+        |c| c.verification_methods.iter().map(|s| s.as_u32()),
+    );
+    let r = &mut batch.tags;
+    ragged(
+        &mut r.offsets,
+        &mut r.items,
+        has(Field::Tags),
+        customers,
+        |c| c.tags.iter().map(|s| s.as_u32()),
+    );
+    let r = &mut batch.payers;
+    ragged(
+        &mut r.offsets,
+        &mut r.items,
+        has(Field::Payers),
+        customers,
+        |c| {
+            c.payers.iter().map(|p| wit::Payer {
+                kind: match p.kind {
+                    PayerKind::LegalEntity => wit::PayerKind::LegalEntity,
+                    PayerKind::Individual => wit::PayerKind::Individual,
+                    PayerKind::SoleProprietor => wit::PayerKind::SoleProprietor,
+                },
+                active: p.active,
+            })
+        },
+    );
+    let r = &mut batch.subscriptions;
+    ragged(
+        &mut r.offsets,
+        &mut r.items,
+        has(Field::Subscriptions),
+        customers,
+        |c| {
+            c.subscriptions.iter().map(|s| wit::Subscription {
+                product: s.product.as_u32(),
+                status: match s.status {
+                    SubscriptionStatus::Active => wit::SubscriptionStatus::Active,
+                    SubscriptionStatus::Suspended => wit::SubscriptionStatus::Suspended,
+                    SubscriptionStatus::Cancelled => wit::SubscriptionStatus::Cancelled,
+                    SubscriptionStatus::Pending => wit::SubscriptionStatus::Pending,
+                },
+                start: s.start,
+                end: s.end,
+            })
+        },
+    );
+}
+
+/// Add rows `rows` of `from` after the rows `to` has, in the columns `reads` names.
+fn copy_rows(to: &mut Batch, from: &Batch, rows: Range<usize>, reads: FieldSet) {
+    let has = |f| reads.contains(f);
+    to.count = to
+        .count
+        .saturating_add(u32::try_from(rows.len()).unwrap_or(u32::MAX));
+    flat_rows(&mut to.country, &from.country, has(Field::Country), &rows);
+    flat_rows(
+        &mut to.provider,
+        &from.provider,
+        has(Field::Provider),
+        &rows,
+    );
+    let (t, f) = (&mut to.registration_ip, &from.registration_ip);
+    flat_rows(t, f, has(Field::RegistrationIp), &rows);
+    let (t, f) = (&mut to.verification_status, &from.verification_status);
+    flat_rows(t, f, has(Field::VerificationStatus), &rows);
+    let (t, f) = (&mut to.registration_params, &from.registration_params);
+    ragged_rows(
+        &mut t.offsets,
+        &mut t.items,
+        &f.offsets,
+        &f.items,
+        has(Field::RegistrationParams),
+        &rows,
+    );
+    let (t, f) = (&mut to.attributes, &from.attributes);
+    ragged_rows(
+        &mut t.offsets,
+        &mut t.items,
+        &f.offsets,
+        &f.items,
+        has(Field::Attributes),
+        &rows,
+    );
+    let (t, f) = (&mut to.auth_methods, &from.auth_methods);
+    ragged_rows(
+        &mut t.offsets,
+        &mut t.items,
+        &f.offsets,
+        &f.items,
+        has(Field::AuthMethods),
+        &rows,
+    );
+    let (t, f) = (&mut to.verification_methods, &from.verification_methods);
+    ragged_rows(
+        &mut t.offsets,
+        &mut t.items,
+        &f.offsets,
+        &f.items,
+        has(Field::VerificationMethods),
+        &rows,
+    );
+    let (t, f) = (&mut to.tags, &from.tags);
+    ragged_rows(
+        &mut t.offsets,
+        &mut t.items,
+        &f.offsets,
+        &f.items,
+        has(Field::Tags),
+        &rows,
+    );
+    let (t, f) = (&mut to.payers, &from.payers);
+    ragged_rows(
+        &mut t.offsets,
+        &mut t.items,
+        &f.offsets,
+        &f.items,
+        has(Field::Payers),
+        &rows,
+    );
+    let (t, f) = (&mut to.subscriptions, &from.subscriptions);
+    ragged_rows(
+        &mut t.offsets,
+        &mut t.items,
+        &f.offsets,
+        &f.items,
+        has(Field::Subscriptions),
+        &rows,
+    );
+}
+
+fn column<T>(out: &mut Vec<T>, read: bool, customers: &[Customer], f: impl Fn(&Customer) -> T) {
+    if read {
+        out.extend(customers.iter().map(f));
+    }
+}
+
+fn ragged<'c, T, I: Iterator<Item = T>>(
+    offsets: &mut Vec<u32>,
+    items: &mut Vec<T>,
+    read: bool,
+    customers: &'c [Customer],
+    f: impl Fn(&'c Customer) -> I,
+) {
+    if !read {
+        return;
+    }
+    if offsets.is_empty() {
+        offsets.push(0);
+    }
+    for c in customers {
+        items.extend(f(c));
+        offsets.push(offset(items.len()));
+    }
+}
+
+/// Rows `rows` of one column, after what `to` holds.
+fn flat_rows<T: Clone>(to: &mut Vec<T>, from: &[T], read: bool, rows: &Range<usize>) {
+    if read {
+        to.extend_from_slice(&from[rows.clone()]);
+    }
+}
+
+/// Rows `rows` of one ragged column, after what `offsets` and `items` hold.
+fn ragged_rows<T: Clone>(
+    offsets: &mut Vec<u32>,
+    items: &mut Vec<T>,
+    from_offsets: &[u32],
+    from_items: &[T],
+    read: bool,
+    rows: &Range<usize>,
+) {
+    if !read {
+        return;
+    }
+    if offsets.is_empty() {
+        offsets.push(0);
+    }
+    let ends = &from_offsets[rows.start..=rows.end];
+    let (first, last) = (ends[0] as usize, ends[ends.len() - 1] as usize);
+    let base = offset(items.len());
+    items.extend_from_slice(&from_items[first..last]);
+    offsets.extend(ends[1..].iter().map(|&end| base + (end - ends[0])));
+}
+
+/// A batch is bounded by `Limits::max_batch` and the guest's memory cap, and a page of
+/// the customer cache by the engine's page size: all far below four billion items.
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn pair((k, v): &(Symbol, Symbol)) -> wit::Pair {
+    wit::Pair {
+        key: k.as_u32(),
+        value: v.as_u32(),
+    }
+}
+
+fn ip(ip: IpAddr) -> wit::IpAddress {
+    match ip {
+        IpAddr::V4(v4) => wit::IpAddress::Ipv4(u32::from(v4)),
+        IpAddr::V6(v6) => {
+            let n = u128::from(v6);
+            wit::IpAddress::Ipv6(((n >> 64) as u64, n as u64))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cohort_model::{CustomerRecord, Interner};
+
+    fn full_customer(interner: &Interner) -> Customer {
+        serde_json::from_str::<CustomerRecord>(
+            r#"{"id":"1","country":"DE","registration_ip":"2001:db8::1",
+                "registration_params":{"fromsite":"true"},
+                "payers":[{"kind":"individual"}],"provider":"main","auth_methods":["phone"],
+                "verification_status":"passed","verification_methods":["email"],
+                "subscriptions":[{"product":"tower","start":"2026-01-01T00:00:00Z"}],
+                "tags":["vip"],"attributes":{"segment":"b2b"}}"#,
+        )
+        .expect("parses")
+        .intern(interner)
+        .expect("valid")
+    }
+
+    fn filled(customers: &[Customer], reads: FieldSet) -> Batch {
+        let mut batch = Batch::default();
+        fill(&mut batch, customers, reads);
+        batch
+    }
+
+    #[test]
+    fn unread_columns_are_left_empty() {
+        let interner = Interner::new();
+        let c = full_customer(&interner);
+        let b = filled(&[c.clone(), c], FieldSet::empty().with(Field::Country));
+        assert_eq!(b.count, 2);
+        let de = interner.lookup("DE").map(|s| s.as_u32()).expect("interned");
+        assert_eq!(b.country, vec![de, de]);
+        assert!(b.registration_ip.is_empty());
+        assert!(b.registration_params.offsets.is_empty() && b.registration_params.items.is_empty());
+        assert!(b.payers.offsets.is_empty());
+        assert!(b.provider.is_empty());
+        assert!(b.auth_methods.offsets.is_empty());
+        assert!(b.verification_status.is_empty());
+        assert!(b.verification_methods.offsets.is_empty());
+        assert!(b.subscriptions.offsets.is_empty());
+        assert!(b.tags.offsets.is_empty());
+        assert!(b.attributes.offsets.is_empty());
+    }
+
+    /// Customers with lists of different lengths, empty ones among them.
+    fn assorted(interner: &Interner) -> Vec<Customer> {
+        let parse = |json: &str| {
+            serde_json::from_str::<CustomerRecord>(json)
+                .expect("parses")
+                .intern(interner)
+                .expect("valid")
+        };
+        vec![
+            full_customer(interner),
+            parse(r#"{"id":"2","tags":["a","b","c"],"country":"FR"}"#),
+            parse(r#"{"id":"3"}"#),
+            parse(
+                r#"{"id":"4","payers":[{"kind":"legal_entity"},{"kind":"individual","active":false}],
+                    "subscriptions":[{"product":"p1","start":"2026-01-01T00:00:00Z"},
+                                     {"product":"p2","status":"suspended","start":"2026-02-01T00:00:00Z",
+                                      "end":"2026-03-01T00:00:00Z"}],
+                    "registration_ip":"192.0.2.7"}"#,
+            ),
+            full_customer(interner),
+        ]
+    }
+
+    fn shown(batch: &Batch) -> String {
+        format!("{batch:?}")
+    }
+
+    #[test]
+    fn a_batch_copied_from_columns_is_the_batch_filled_from_records() {
+        let interner = Interner::new();
+        let customers = assorted(&interner);
+        let page = Columns::new(&customers);
+        assert_eq!(page.len(), customers.len());
+        let reads: Vec<FieldSet> = vec![
+            Field::ALL.into_iter().collect(),
+            FieldSet::empty().with(Field::Tags).with(Field::Country),
+            FieldSet::empty().with(Field::Subscriptions),
+        ];
+        for reads in reads {
+            for start in 0..customers.len() {
+                for end in start..=customers.len() {
+                    let mut copied = Batch::default();
+                    fill_from(&mut copied, &page, start..end, reads);
+                    let filled = filled(&customers[start..end], reads);
+                    assert_eq!(shown(&copied), shown(&filled), "rows {start}..{end}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rows_replaced_and_added_to_columns_read_as_new_columns() {
+        let interner = Interner::new();
+        let customers = assorted(&interner);
+        let page = Columns::new(&customers[..3]);
+        let changed = page.with_rows([(1, &customers[3]), (3, &customers[4]), (4, &customers[1])]);
+        let expected = [
+            customers[0].clone(),
+            customers[3].clone(),
+            customers[2].clone(),
+            customers[4].clone(),
+            customers[1].clone(),
+        ];
+        let all: FieldSet = Field::ALL.into_iter().collect();
+        let mut copied = Batch::default();
+        fill_from(&mut copied, &changed, 0..changed.len(), all);
+        assert_eq!(shown(&copied), shown(&filled(&expected, all)));
+        assert_eq!(page.len(), 3, "the original is left as it was");
+    }
+
+    #[test]
+    fn ragged_columns_give_each_customer_its_slice() {
+        let interner = Interner::new();
+        let parse = |json: &str| {
+            serde_json::from_str::<CustomerRecord>(json)
+                .expect("parses")
+                .intern(&interner)
+                .expect("valid")
+        };
+        let customers = [
+            parse(r#"{"id":"1","tags":["a","b"]}"#),
+            parse(r#"{"id":"2"}"#),
+            parse(r#"{"id":"3","tags":["c"]}"#),
+        ];
+        let b = filled(&customers, FieldSet::empty().with(Field::Tags));
+        assert_eq!(b.tags.offsets, vec![0, 2, 2, 3]);
+        let sym = |t: &str| interner.lookup(t).map(|s| s.as_u32()).expect("interned");
+        assert_eq!(b.tags.items, vec![sym("a"), sym("b"), sym("c")]);
+    }
+
+    #[test]
+    fn read_columns_are_all_carried() {
+        let interner = Interner::new();
+        let c = full_customer(&interner);
+        let all: FieldSet = Field::ALL.into_iter().collect();
+        let b = filled(&[c], all);
+        assert!(matches!(
+            b.registration_ip[..],
+            [Some(wit::IpAddress::Ipv6((0x2001_0db8_0000_0000, 1)))]
+        ));
+        assert_eq!(b.registration_params.offsets, vec![0, 1]);
+        assert_eq!(b.payers.offsets, vec![0, 1]);
+        assert_eq!(
+            b.provider,
+            vec![
+                interner
+                    .lookup("main")
+                    .map(|s| s.as_u32())
+                    .expect("interned")
+            ]
+        );
+        assert_eq!(b.auth_methods.offsets, vec![0, 1]);
+        assert!(matches!(
+            b.verification_status[..],
+            [wit::VerificationStatus::Passed]
+        ));
+        assert_eq!(b.verification_methods.offsets, vec![0, 1]);
+        assert_eq!(b.subscriptions.items[0].start, 1_767_225_600);
+        assert_eq!(b.tags.offsets, vec![0, 1]);
+        assert_eq!(b.attributes.offsets, vec![0, 1]);
+    }
+
+    #[test]
+    fn ipv4_is_big_endian() {
+        let addr: IpAddr = "81.2.69.142".parse().expect("ip");
+        assert!(matches!(ip(addr), wit::IpAddress::Ipv4(0x5102_458e)));
+    }
+
+    #[test]
+    fn a_call_is_lent_the_read_columns_in_field_order_and_gives_them_back() {
+        let interner = Interner::new();
+        let customers = assorted(&interner);
+        let reads = FieldSet::empty()
+            .with(Field::Tags)
+            .with(Field::Country)
+            .with(Field::Subscriptions);
+        let mut batch = filled(&customers, reads);
+        let before = shown(&batch);
+        let capacity = batch.tags.items.capacity();
+        let sent = batch.lend(reads);
+        assert_eq!(sent.count, 5);
+        assert!(
+            matches!(
+                &sent.columns[..],
+                [
+                    wit::Column::Country(c),
+                    wit::Column::Subscriptions(s),
+                    wit::Column::Tags(t),
+                ] if c.len() == 5 && s.offsets.len() == 6 && t.items.len() == 5
+            ),
+            "{:?}",
+            sent.columns
+        );
+        assert!(batch.tags.items.is_empty(), "moved, not copied");
+        batch.take_back(sent);
+        assert_eq!(shown(&batch), before);
+        assert_eq!(
+            batch.tags.items.capacity(),
+            capacity,
+            "room kept for the next call"
+        );
+        assert!(batch.lent.is_empty() && batch.lent.capacity() >= 3);
+        let list = batch.lent.as_ptr();
+        let again = batch.lend(reads);
+        assert_eq!(
+            again.columns.as_ptr(),
+            list,
+            "the list is reused, not allocated"
+        );
+        batch.take_back(again);
+        assert_eq!(shown(&batch), before);
+    }
+}

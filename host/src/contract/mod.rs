@@ -1,0 +1,478 @@
+//! The versions of the `cohort:plugin` contract this host runs: which one a component
+//! was built against, and calls into it whatever its version.
+//!
+//! Each supported version has a module of its own (`v0_1.rs`, `v0_2.rs`): its
+//! `bindgen!` of the frozen WIT folder, the host functions, and the conversions
+//! between its generated types and the model's. A new version gets a new module beside
+//! the old ones; released modules never change, so a plugin built against an older
+//! supported version keeps loading. Dispatch over the versions is here, in one place.
+//!
+//! Customers are kept in the newest version's column types (`crate::columns`); a call
+//! to a plugin of the newest version moves the columns it reads into the call and
+//! back, a call to an older one gets a converted copy.
+
+use cohort_model::{ConfigError, FieldSet, PluginInfo, Timestamp, Verdicts};
+use wasmtime::Store;
+use wasmtime::component::{InstancePre, ResourceAny};
+
+use crate::columns::Batch;
+use crate::error::LoadError;
+use crate::sandbox::State;
+
+/// What every version needs besides the batch: the host functions, and the plugin's
+/// description, configuration errors and verdicts in the model's terms. The generated
+/// types of each version have the same names, so the code is the same.
+macro_rules! glue {
+    () => {
+        use self::cohort::plugin::types as wit;
+        use crate::error::LoadError;
+        use crate::sandbox::State;
+        use cohort_model::{Capability, ConfigError, Field, FieldSet, PluginInfo, Verdicts};
+
+        impl self::cohort::plugin::types::Host for State {}
+
+        impl self::cohort::plugin::host::Host for State {
+            fn intern(&mut self, text: String) -> wasmtime::Result<u32> {
+                self.symbols.intern(&text).map_err(wasmtime::Error::msg)
+            }
+
+            fn symbol_text(&mut self, symbol: u32) -> wasmtime::Result<Option<String>> {
+                Ok(self.symbols.text(symbol).map(|s| s.to_string()))
+            }
+        }
+
+        pub(crate) fn info(info: wit::PluginInfo) -> Result<PluginInfo, LoadError> {
+            if !cohort_model::is_slug(&info.id) {
+                return Err(LoadError::Description(format!(
+                    "id `{}` must be 1-64 lower-case letters, digits and `-`, \
+                         not starting with `-`",
+                    info.id
+                )));
+            }
+            // Groups pick a plugin by a version requirement (`^0.1`), which only a
+            // semantic version can meet.
+            if let Err(e) = semver::Version::parse(&info.version) {
+                return Err(LoadError::Description(format!(
+                    "plugin `{}` gives version `{}`, which is not a semantic version \
+                         (MAJOR.MINOR.PATCH, such as `1.4.0`): {e}",
+                    info.id, info.version
+                )));
+            }
+            if let Err(e) = serde_json::from_str::<serde_json::Value>(&info.config_schema) {
+                return Err(LoadError::Description(format!(
+                    "plugin `{}`: its configuration schema is not JSON: {e}",
+                    info.id
+                )));
+            }
+            let flags = [
+                (wit::Fields::COUNTRY, Field::Country),
+                (wit::Fields::REGISTRATION_IP, Field::RegistrationIp),
+                (wit::Fields::REGISTRATION_PARAMS, Field::RegistrationParams),
+                (wit::Fields::PAYERS, Field::Payers),
+                (wit::Fields::PROVIDER, Field::Provider),
+                (wit::Fields::AUTH_METHODS, Field::AuthMethods),
+                (wit::Fields::VERIFICATION_STATUS, Field::VerificationStatus),
+                (
+                    wit::Fields::VERIFICATION_METHODS,
+                    Field::VerificationMethods,
+                ),
+                (wit::Fields::SUBSCRIPTIONS, Field::Subscriptions),
+                (wit::Fields::TAGS, Field::Tags),
+                (wit::Fields::ATTRIBUTES, Field::Attributes),
+            ];
+            let reads: FieldSet = flags
+                .iter()
+                .filter(|(flag, _)| info.reads.contains(*flag))
+                .map(|(_, field)| *field)
+                .collect();
+            let mut capabilities: Vec<Capability> = info
+                .capabilities
+                .iter()
+                .map(|c| match c {
+                    wit::Capability::DataDir => Capability::DataDir,
+                })
+                .collect();
+            capabilities.dedup();
+            Ok(PluginInfo {
+                id: info.id,
+                version: info.version,
+                description: info.description,
+                config_schema: info.config_schema,
+                reads,
+                capabilities,
+            })
+        }
+
+        pub(crate) fn config_errors(errors: Vec<wit::ConfigError>) -> Vec<ConfigError> {
+            errors
+                .into_iter()
+                .map(|e| ConfigError {
+                    path: e.path,
+                    message: e.message,
+                })
+                .collect()
+        }
+
+        /// Append the verdicts of a batch of `n` customers to `out`, or say how the
+        /// plugin broke the contract (and append nothing).
+        pub(crate) fn verdicts(
+            v: wit::Verdicts,
+            n: usize,
+            out: &mut Verdicts,
+        ) -> Result<(), String> {
+            if v.matches.len() != n {
+                return Err(format!(
+                    "returned {} verdicts for {} customers",
+                    v.matches.len(),
+                    n
+                ));
+            }
+            let mut undecided: Vec<(u32, String)> = v
+                .undecided
+                .into_iter()
+                .map(|u| (u.index, u.message))
+                .collect();
+            undecided.sort_unstable_by_key(|(i, _)| *i);
+            if let Some((i, _)) = undecided.last()
+                && *i as usize >= n
+            {
+                return Err(format!("called customer {i} undecided in a batch of {n}"));
+            }
+            if let Some(w) = undecided.windows(2).find(|w| w[0].0 == w[1].0) {
+                return Err(format!("called customer {} undecided twice", w[0].0));
+            }
+            // The byte of an undecided customer is ignored; every other must be 0 or
+            // 1, or a plugin's garbage would count as a match.
+            let is_undecided = |i: usize| {
+                undecided
+                    .binary_search_by_key(&i, |(u, _)| *u as usize)
+                    .is_ok()
+            };
+            if let Some((i, b)) = v
+                .matches
+                .iter()
+                .enumerate()
+                .find(|&(i, &b)| b > 1 && !is_undecided(i))
+            {
+                return Err(format!(
+                    "gave customer {i} the verdict byte {b}, which is neither 0 (no match) \
+                         nor 1 (match)"
+                ));
+            }
+            out.extend_batch(&v.matches, undecided);
+            Ok(())
+        }
+    };
+}
+
+pub(crate) mod v0_1;
+pub(crate) mod v0_2;
+
+/// Contract versions this host can run, newest first.
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.2.0", "0.1.0"];
+
+const EXPORT_PREFIX: &str = "cohort:plugin/condition@";
+
+/// A contract version a loaded plugin was built against.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Version {
+    V0_1,
+    V0_2,
+}
+
+impl Version {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Version::V0_1 => "0.1.0",
+            Version::V0_2 => "0.2.0",
+        }
+    }
+}
+
+/// Which contract version the component in `bytes` was built against, from the name
+/// of its `cohort:plugin/condition@X.Y.Z` export. Read from the bytes before anything
+/// is compiled: a component the host cannot run costs a parse, not a compile (tens of
+/// seconds for a large one).
+pub(crate) fn detect(bytes: &[u8]) -> Result<Version, LoadError> {
+    use wasmparser::{Parser, Payload};
+    let invalid = |e: wasmparser::BinaryReaderError| LoadError::Invalid(e.to_string());
+    let mut exports: Vec<String> = Vec::new();
+    // Nested modules and components have exports of their own; only the outermost
+    // component's are the plugin's.
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(invalid)? {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentExportSection(section) if depth == 0 => {
+                for export in section {
+                    exports.push(export.map_err(invalid)?.name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(found) = exports.iter().find_map(|n| n.strip_prefix(EXPORT_PREFIX)) else {
+        return Err(LoadError::WrongWorld {
+            exports: if exports.is_empty() {
+                "none".into()
+            } else {
+                exports
+                    .iter()
+                    .map(|e| format!("`{e}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        });
+    };
+    // Semver for 0.x: a minor version is a breaking line, patches within it are
+    // compatible. Newer patches may import host functions this host lacks; the linker
+    // reports those by name.
+    let mut parts = found.split('.').map(str::parse::<u64>);
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(Ok(0)), Some(Ok(1)), Some(Ok(_)), None) => Ok(Version::V0_1),
+        (Some(Ok(0)), Some(Ok(2)), Some(Ok(_)), None) => Ok(Version::V0_2),
+        _ => Err(LoadError::UnsupportedContract {
+            found: found.to_string(),
+            supported: SUPPORTED_CONTRACTS.join(", "),
+        }),
+    }
+}
+
+/// Add the host's side of every supported version to `linker`.
+pub(crate) fn link(linker: &mut wasmtime::component::Linker<State>) -> wasmtime::Result<()> {
+    use wasmtime::component::HasSelf;
+    v0_1::Plugin::add_to_linker::<State, HasSelf<State>>(linker, |s| s)?;
+    v0_2::Plugin::add_to_linker::<State, HasSelf<State>>(linker, |s| s)
+}
+
+/// A plugin compiled and linked, ready to instantiate, in the version it was built
+/// against.
+pub(crate) enum Pre {
+    V0_1(v0_1::PluginPre<State>),
+    V0_2(v0_2::PluginPre<State>),
+}
+
+/// A running instance's exports.
+pub(crate) enum Instance {
+    V0_1(v0_1::Plugin),
+    V0_2(v0_2::Plugin),
+}
+
+/// What a plugin answered for a batch, short of a trap.
+pub(crate) enum Answer {
+    /// The verdicts were appended.
+    Verdicts,
+    /// The plugin failed the whole batch, with its message.
+    Failed(String),
+    /// The answer breaks the contract, as said.
+    Broken(String),
+}
+
+impl Pre {
+    pub(crate) fn new(version: Version, pre: InstancePre<State>) -> Result<Pre, LoadError> {
+        let contract = |e: wasmtime::Error| LoadError::Contract {
+            version: version.as_str(),
+            message: format!("{e:#}"),
+        };
+        Ok(match version {
+            Version::V0_1 => Pre::V0_1(v0_1::PluginPre::new(pre).map_err(contract)?),
+            Version::V0_2 => Pre::V0_2(v0_2::PluginPre::new(pre).map_err(contract)?),
+        })
+    }
+
+    pub(crate) fn version(&self) -> Version {
+        match self {
+            Pre::V0_1(_) => Version::V0_1,
+            Pre::V0_2(_) => Version::V0_2,
+        }
+    }
+
+    pub(crate) fn instantiate(&self, store: &mut Store<State>) -> wasmtime::Result<Instance> {
+        Ok(match self {
+            Pre::V0_1(pre) => Instance::V0_1(pre.instantiate(store)?),
+            Pre::V0_2(pre) => Instance::V0_2(pre.instantiate(store)?),
+        })
+    }
+}
+
+impl Instance {
+    /// The plugin's description, or what is wrong with it.
+    pub(crate) fn describe(
+        &self,
+        store: &mut Store<State>,
+    ) -> wasmtime::Result<Result<PluginInfo, LoadError>> {
+        Ok(match self {
+            Instance::V0_1(b) => v0_1::info(b.cohort_plugin_condition().call_describe(store)?),
+            Instance::V0_2(b) => v0_2::info(b.cohort_plugin_condition().call_describe(store)?),
+        })
+    }
+
+    /// A prepared evaluator, or every problem with `config`.
+    pub(crate) fn prepare(
+        &self,
+        store: &mut Store<State>,
+        config: &str,
+    ) -> wasmtime::Result<Result<ResourceAny, Vec<ConfigError>>> {
+        Ok(match self {
+            Instance::V0_1(b) => b
+                .cohort_plugin_condition()
+                .call_prepare(store, config)?
+                .map_err(v0_1::config_errors),
+            Instance::V0_2(b) => b
+                .cohort_plugin_condition()
+                .call_prepare(store, config)?
+                .map_err(v0_2::config_errors),
+        })
+    }
+
+    /// Evaluate the customers of `batch` (filled for `reads`), appending their verdicts
+    /// to `out`. `batch` is as it was when this returns.
+    pub(crate) fn evaluate(
+        &self,
+        store: &mut Store<State>,
+        evaluator: ResourceAny,
+        as_of: Timestamp,
+        batch: &mut Batch,
+        reads: FieldSet,
+        out: &mut Verdicts,
+    ) -> wasmtime::Result<Answer> {
+        let n = batch.count as usize;
+        let answer = match self {
+            Instance::V0_1(b) => b
+                .cohort_plugin_condition()
+                .evaluator()
+                .call_evaluate(store, evaluator, as_of, &batch.to_v0_1())?
+                .map(|v| v0_1::verdicts(v, n, out)),
+            Instance::V0_2(b) => {
+                let sent = batch.lend(reads);
+                let answer = b
+                    .cohort_plugin_condition()
+                    .evaluator()
+                    .call_evaluate(store, evaluator, as_of, &sent);
+                batch.take_back(sent);
+                answer?.map(|v| v0_2::verdicts(v, n, out))
+            }
+        };
+        Ok(match answer {
+            Ok(Ok(())) => Answer::Verdicts,
+            Ok(Err(broken)) => Answer::Broken(broken),
+            Err(message) => Answer::Failed(message),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::v0_2::cohort::plugin::types as wit;
+    use super::v0_2::{info, verdicts};
+    use cohort_model::{Verdict, Verdicts};
+
+    #[test]
+    fn verdicts_are_placed_by_index_and_undecided_wins() {
+        let mut out = Verdicts::default();
+        out.push(cohort_model::VerdictRef::NoMatch);
+        let v = wit::Verdicts {
+            matches: vec![1, 0, 1],
+            undecided: vec![wit::Undecided {
+                index: 2,
+                message: "db unreadable".into(),
+            }],
+        };
+        verdicts(v, 3, &mut out).expect("well-formed");
+        // An undecided customer's byte is ignored, whatever it is.
+        let ignored = wit::Verdicts {
+            matches: vec![9],
+            undecided: vec![wit::Undecided {
+                index: 0,
+                message: "no data".into(),
+            }],
+        };
+        verdicts(ignored, 1, &mut out).expect("an undecided byte is ignored");
+        assert_eq!(
+            out.to_vec(),
+            vec![
+                Verdict::NoMatch,
+                Verdict::Match,
+                Verdict::NoMatch,
+                Verdict::Error("db unreadable".into()),
+                Verdict::Error("no data".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_verdicts_break_the_contract() {
+        let mut out = Verdicts::default();
+        let short = wit::Verdicts {
+            matches: vec![1],
+            undecided: Vec::new(),
+        };
+        assert_eq!(
+            verdicts(short, 2, &mut out).expect_err("too few"),
+            "returned 1 verdicts for 2 customers"
+        );
+        let outside = wit::Verdicts {
+            matches: vec![1, 1],
+            undecided: vec![wit::Undecided {
+                index: 5,
+                message: String::new(),
+            }],
+        };
+        assert!(verdicts(outside, 2, &mut out).is_err());
+        let garbage = wit::Verdicts {
+            matches: vec![1, 7, 0],
+            undecided: Vec::new(),
+        };
+        assert_eq!(
+            verdicts(garbage, 3, &mut out).expect_err("a byte of 7"),
+            "gave customer 1 the verdict byte 7, which is neither 0 (no match) nor 1 (match)"
+        );
+        let twice = wit::Verdicts {
+            matches: vec![1, 1],
+            undecided: vec![
+                wit::Undecided {
+                    index: 1,
+                    message: "a".into(),
+                },
+                wit::Undecided {
+                    index: 1,
+                    message: "b".into(),
+                },
+            ],
+        };
+        assert_eq!(
+            verdicts(twice, 2, &mut out).expect_err("twice"),
+            "called customer 1 undecided twice"
+        );
+        assert!(
+            out.is_empty(),
+            "nothing is appended from a malformed answer"
+        );
+    }
+
+    #[test]
+    fn a_plugin_version_must_be_semantic() {
+        let info = |version: &str| {
+            info(wit::PluginInfo {
+                id: "p".into(),
+                version: version.into(),
+                description: String::new(),
+                config_schema: "{}".into(),
+                reads: wit::Fields::empty(),
+                capabilities: Vec::new(),
+            })
+        };
+        assert!(info("1.4.0").is_ok());
+        assert!(info("0.1.0-beta.2").is_ok());
+        for bad in ["not-a-version", "1.4", ""] {
+            let err = info(bad).expect_err("refused");
+            assert!(
+                err.to_string().contains(&format!(
+                    "plugin `p` gives version `{bad}`, which is not a semantic version"
+                )),
+                "{err}"
+            );
+        }
+    }
+}

@@ -151,7 +151,7 @@ impl Host {
             // the same compatibility hash (it is in the file name), into a cache
             // directory that belongs to the operator. wasmtime still checks the
             // header and refuses an incompatible artifact; on any error we recompile.
-            #[allow(unsafe_code)]
+            #[allow(unsafe_code, reason = "deserializing machine code; see SAFETY")]
             let loaded = unsafe { Component::deserialize_file(engine, path) };
             if let Ok(component) = loaded {
                 return Ok((component, Compiled::FromDiskCache));

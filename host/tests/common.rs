@@ -1,5 +1,8 @@
 //! Helpers shared by the host's integration tests.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary that includes these helpers uses some of them"
+)]
 
 use std::sync::Arc;
 

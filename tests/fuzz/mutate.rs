@@ -6,7 +6,10 @@
 //! written once. The corpora are in `tests/corpus/` at the repository's root; a case
 //! that ever fails is kept by proptest in the test's `.proptest-regressions` file.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary that includes these helpers uses some of them"
+)]
 
 use std::path::Path;
 

@@ -212,6 +212,8 @@ impl HoldingsCache {
                     end,
                     ..
                 } => {
+                    // `Memberships::apply` returns an id for every `Add`, in order: the
+                    // store's contract, which the conformance suite checks.
                     let id = *ids.next().expect("the store numbers every add");
                     (**g == *group).then(|| {
                         let (source, start, end) = (*source, *start, *end);

@@ -81,9 +81,10 @@ impl Engine {
     /// changes and applies none. The run and its history are stamped with `now`.
     /// `progress` is told (done, total) after each page. A run that fails once its
     /// record exists is recorded `failed`, with why, and applies nothing.
-    // Each argument is a distinct fact every caller must state; a struct of them would
-    // only move the list.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each argument is a distinct fact every caller states; a struct of them would only move the list"
+    )]
     pub fn run_group(
         &self,
         id: &str,

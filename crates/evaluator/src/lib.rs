@@ -69,6 +69,8 @@ impl Compiled {
         assert_eq!(verdicts.len(), self.conditions, "one column per condition");
         let mut rule = Some(true);
         for clause in &self.clauses {
+            // The host hands back a verdict for every customer of a batch or fails the
+            // whole batch (`cohort-host`'s contract glue checks the count).
             let holds = kleene_any(clause.iter().map(|&(slot, negate)| {
                 holds(
                     verdicts[slot].get(i).expect("a verdict per customer"),
@@ -155,6 +157,7 @@ pub fn explain(group: &Group, verdicts: &[Verdicts], i: usize) -> Explanation {
                 .any
                 .iter()
                 .map(|c| {
+                    // As in `decide`: the host's glue gives every customer a verdict.
                     let v = verdicts[slot].get(i).expect("a verdict per customer");
                     slot += 1;
                     let verdict = match v {

@@ -71,6 +71,8 @@ impl Interner {
         let id = u32::try_from(table.strings.len())
             .ok()
             .filter(|&id| id < Symbol::LOCAL_FLOOR)
+            // Three billion distinct strings: the host's limits on what plugins may
+            // intern (`cohort-host`'s symbols.rs) keep the table far below.
             .expect("symbol table overflow");
         let text: Arc<str> = Arc::from(text);
         table.strings.push(Arc::clone(&text));

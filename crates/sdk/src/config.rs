@@ -93,7 +93,7 @@ mod tests {
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
+    #[allow(dead_code, reason = "the test reads what parses, not every field")]
     struct Cfg {
         countries: Vec<String>,
         #[serde(default)]

@@ -140,7 +140,7 @@ fn configure_sqlite() {
     ONCE.call_once(|| {
         // SAFETY: SQLITE_CONFIG_MEMSTATUS takes one int; SQLite checks that it is not
         // yet initialised and returns an error instead of changing anything if it is.
-        #[allow(unsafe_code)]
+        #[allow(unsafe_code, reason = "SQLite's configuration is a C call; see SAFETY")]
         unsafe {
             rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0);
         }

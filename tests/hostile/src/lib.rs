@@ -178,7 +178,10 @@ fn hog() -> Verdict {
 
 /// Keeps its state in wasm locals, not the shadow stack, so that it is the host's
 /// call-stack cap that stops it.
-#[allow(unconditional_recursion)]
+#[allow(
+    unconditional_recursion,
+    reason = "it recurses until the host's stack limit stops it: that is the test"
+)]
 fn deep(n: u64) -> u64 {
     black_box(deep(black_box(n + 1))).wrapping_add(1)
 }

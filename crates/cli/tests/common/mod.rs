@@ -1,5 +1,8 @@
 //! The real `cohort` binary on a fresh store of its own, for the CLI's tests.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary that includes these helpers uses some of them"
+)]
 
 pub mod http;
 

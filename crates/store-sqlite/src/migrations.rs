@@ -69,6 +69,43 @@ mod tests {
         conn
     }
 
+    /// A store left at any older version opens, migrates to the newest, keeps what it
+    /// held, and takes new writes.
+    #[test]
+    fn a_store_at_every_older_version_migrates_and_keeps_its_data() {
+        for version in 0..MIGRATIONS.len() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("store.db");
+            {
+                let conn = store_at_version(&path, version);
+                if version >= 1 {
+                    conn.execute_batch(
+                        r#"INSERT INTO customers (id, record, registered_at, updated_at)
+                               VALUES ('c1', '{"id":"c1","country":"DE"}', 1, 1);
+                           INSERT INTO groups (id, definition, updated_at)
+                               VALUES ('g', '{"id":"g","name":"G"}', 1);"#,
+                    )
+                    .expect("rows of the old version");
+                }
+            }
+            let store = SqliteStore::open(&path)
+                .unwrap_or_else(|e| panic!("a store at version {version} opens: {e}"));
+            if version >= 1 {
+                let c1 = store.customer("c1").expect("read").expect("kept");
+                assert_eq!(c1.country.as_deref(), Some("DE"), "version {version}");
+                assert_eq!(store.group("g").expect("read").expect("kept").name, "G");
+            }
+            store
+                .apply(&[add("c2", "g")], &CAUSE, 10)
+                .expect("a write after migrating");
+            assert_eq!(
+                store.events_after(0, 10).expect("events").len(),
+                1,
+                "version {version}"
+            );
+        }
+    }
+
     #[test]
     fn events_written_before_version_8_read_the_same_after_it() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -44,7 +44,7 @@ pub use cohort_store::Trigger;
 pub use error::EngineError;
 pub use import::{ImportOptions, ImportReport};
 pub use run::RunReport;
-pub use schedule::next_run;
+pub use schedule::{Tick, next_run};
 pub use stats::Stats;
 
 pub type Result<T> = std::result::Result<T, EngineError>;

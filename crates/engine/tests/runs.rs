@@ -157,6 +157,34 @@ fn a_failed_scheduled_run_waits_for_its_next_time_and_does_not_stop_the_others()
     assert_eq!(failed, 2, "one failed run per scheduled time, not per tick");
 }
 
+/// The clock's tick, which `cohort scheduler` and `cohort serve` share: windows that
+/// opened since are announced once, then the groups due run.
+#[test]
+fn a_tick_announces_windows_that_opened_and_runs_what_is_due() {
+    let (_dir, engine) = de_and_gone(Some(
+        serde_json::json!({"cron": "0 0 * * * *", "time_zone": "UTC"}),
+    ));
+    let hour = 3_600;
+    assert!(
+        engine
+            .add_member("c1", "de", "op", "from noon", (hour - 10, None), 1)
+            .expect("added by hand")
+    );
+    let tick = engine.tick(hour).expect("tick");
+    assert_eq!(tick.announced, 1, "the pending window opened");
+    assert_eq!(tick.runs.len(), 2, "both scheduled groups were due");
+    let opened = engine
+        .store()
+        .events_after(0, 100)
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.event == "membership.activated")
+        .count();
+    assert_eq!(opened, 1);
+    let again = engine.tick(hour + 1).expect("tick");
+    assert_eq!((again.announced, again.runs.len()), (0, 0), "nothing new");
+}
+
 /// In Kleene logic a failed condition need not cost a decision, but its failure is
 /// still counted in the run: a German customer whose other condition traps is a
 /// member, and the trap is among the run's failures.

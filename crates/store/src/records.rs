@@ -20,92 +20,75 @@ pub struct StoredPlugin {
     pub added_at: Timestamp,
 }
 
-/// What set a change off: one of a group's triggers (a run by hand, its schedule, a
-/// customer's registration), an import, or the clock (a window that opened or closed
-/// by itself). Runs have the first three.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub enum Trigger {
-    #[default]
-    Manual,
-    Periodic,
-    OnRegistration,
-    Import,
-    Clock,
-}
-
-impl Trigger {
-    const ALL: [Trigger; 5] = [
-        Trigger::Manual,
-        Trigger::Periodic,
-        Trigger::OnRegistration,
-        Trigger::Import,
-        Trigger::Clock,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Manual => "manual",
-            Trigger::Periodic => "periodic",
-            Trigger::OnRegistration => "on-registration",
-            Trigger::Import => "import",
-            Trigger::Clock => "clock",
+/// An enum whose variants have names, as the store keeps them and JSON shows them:
+/// `as_str`, `parse` and `Display` come from one list, so the three cannot disagree
+/// (and serde's kebab-case names are checked against it in the tests).
+macro_rules! named {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$variant_meta:meta])* $variant:ident = $text:literal,)+
         }
-    }
-
-    /// The trigger named `s` as [`Trigger::as_str`] names it.
-    pub fn parse(s: &str) -> Option<Trigger> {
-        Trigger::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-}
-
-impl std::fmt::Display for Trigger {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Where a run is: `running` until it is written `finished` (its changes applied in
-/// the same transaction) or `failed` (nothing applied); `interrupted` when the process
-/// that ran it went away first.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub enum RunStatus {
-    #[default]
-    Running,
-    Finished,
-    Failed,
-    Interrupted,
-}
-
-impl RunStatus {
-    const ALL: [RunStatus; 4] = [
-        RunStatus::Running,
-        RunStatus::Finished,
-        RunStatus::Failed,
-        RunStatus::Interrupted,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Finished => "finished",
-            RunStatus::Failed => "failed",
-            RunStatus::Interrupted => "interrupted",
+    ) => {
+        $(#[$meta])*
+        pub enum $name {
+            $($(#[$variant_meta])* $variant,)+
         }
-    }
 
-    /// The status named `s` as [`RunStatus::as_str`] names it.
-    pub fn parse(s: &str) -> Option<RunStatus> {
-        RunStatus::ALL.into_iter().find(|t| t.as_str() == s)
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+
+            /// The variant named `s` as [`Self::as_str`] names it.
+            pub fn parse(s: &str) -> Option<$name> {
+                match s {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+named! {
+    /// What set a change off: one of a group's triggers (a run by hand, its schedule, a
+    /// customer's registration), an import, or the clock (a window that opened or closed
+    /// by itself). Runs have the first three.
+    #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    pub enum Trigger {
+        #[default]
+        Manual = "manual",
+        Periodic = "periodic",
+        OnRegistration = "on-registration",
+        Import = "import",
+        Clock = "clock",
     }
 }
 
-impl std::fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+named! {
+    /// Where a run is: `running` until it is written `finished` (its changes applied in
+    /// the same transaction) or `failed` (nothing applied); `interrupted` when the
+    /// process that ran it went away first.
+    #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    pub enum RunStatus {
+        #[default]
+        Running = "running",
+        Finished = "finished",
+        Failed = "failed",
+        Interrupted = "interrupted",
     }
 }
 
@@ -284,35 +267,18 @@ pub struct OutboxEvent {
     pub reason: String,
 }
 
-/// What a bearer token may do. Each role may do everything the ones before it may.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub enum Role {
-    /// Reads everything.
-    ReadOnly,
-    /// Also groups, rules, customers, runs, imports and manual membership.
-    Operator,
-    /// Also plugins and settings (webhooks).
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::ReadOnly => "read-only",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "read-only" => Some(Role::ReadOnly),
-            "operator" => Some(Role::Operator),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
+named! {
+    /// What a bearer token may do. Each role may do everything the ones before it may.
+    #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    pub enum Role {
+        /// Reads everything.
+        ReadOnly = "read-only",
+        /// Also groups, rules, customers, runs, imports and manual membership.
+        Operator = "operator",
+        /// Also plugins and settings (webhooks).
+        Admin = "admin",
     }
 }
 
@@ -358,4 +324,43 @@ pub struct Remembered {
     pub request: String,
     pub status: u16,
     pub body: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// JSON's name of `value`, which serde derives on its own.
+    fn json_name(value: impl Serialize) -> String {
+        serde_json::to_value(value)
+            .expect("serializes")
+            .as_str()
+            .expect("a string")
+            .to_string()
+    }
+
+    #[test]
+    fn names_kept_in_the_store_are_json_s_names() {
+        use Trigger as T;
+        for t in [
+            T::Manual,
+            T::Periodic,
+            T::OnRegistration,
+            T::Import,
+            T::Clock,
+        ] {
+            assert_eq!(json_name(t), t.as_str());
+            assert_eq!(Trigger::parse(t.as_str()), Some(t));
+        }
+        use RunStatus as S;
+        for s in [S::Running, S::Finished, S::Failed, S::Interrupted] {
+            assert_eq!(json_name(s), s.as_str());
+            assert_eq!(RunStatus::parse(&s.to_string()), Some(s));
+        }
+        for r in [Role::ReadOnly, Role::Operator, Role::Admin] {
+            assert_eq!(json_name(r), r.as_str());
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Trigger::parse("Manual"), None);
+    }
 }

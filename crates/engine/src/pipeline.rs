@@ -31,6 +31,20 @@ impl Engine {
         as_of: Timestamp,
         now: Timestamp,
     ) -> Vec<Result<RunRecord>> {
+        self.run_groups_reporting(ids, trigger, actor, as_of, now, &|_, _| {})
+    }
+
+    /// [`Engine::run_groups`], telling `progress` (runs written, runs started) as each
+    /// run is written, from whichever thread wrote it.
+    pub fn run_groups_reporting(
+        &self,
+        ids: &[String],
+        trigger: Trigger,
+        actor: &str,
+        as_of: Timestamp,
+        now: Timestamp,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Vec<Result<RunRecord>> {
         let mut results: Vec<Option<Result<RunRecord>>> = (0..ids.len()).map(|_| None).collect();
         let mut runnable: Vec<(usize, Group)> = Vec::new();
         for (i, id) in ids.iter().enumerate() {
@@ -71,9 +85,11 @@ impl Engine {
         let jobs = self.jobs(&runnable, trigger, as_of, cores);
         let results = Mutex::new(results);
         let runnable = &runnable;
+        let recorded = std::sync::atomic::AtomicUsize::new(0);
         let record = |r: usize, run: Result<RunReport>| {
             results.lock().unwrap_or_else(PoisonError::into_inner)[runnable[r].0] =
                 Some(run.map(|report| report.run));
+            progress(recorded.fetch_add(1, Ordering::Relaxed) + 1, runnable.len());
         };
         // Lists of changes written and let go, for the next runs to plan into: a run of
         // a million customers plans hundreds of thousands of changes, and a new list

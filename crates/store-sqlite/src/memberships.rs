@@ -4,11 +4,11 @@
 use cohort_model::{Held, Membership, Source, State, Timestamp};
 use cohort_planner::Change;
 use cohort_store::plan::{Action, Event, NewMembership, announced};
-use cohort_store::{Applied, Cause, Listing, Memberships};
+use cohort_store::{Applied, Cause, Ending, Listing, Memberships, Trigger};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::journal::Journal;
-use crate::{Result, SqliteStore, corrupt, sql};
+use crate::{Result, SqliteStore, corrupt, named, sql};
 
 fn membership_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Membership, String)> {
     let source: String = row.get(3)?;
@@ -291,6 +291,29 @@ impl Memberships for SqliteStore {
             let mut stmt =
                 conn.prepare_cached(&format!("SELECT {MEMBERSHIP_COLUMNS} {GROUPS_MEMBERSHIPS}"))?;
             with_sources(stmt.query_map(params![customer, groups], membership_row)?)
+        })
+    }
+
+    fn endings(&self, group: &str) -> cohort_store::Result<Vec<Ending>> {
+        sql(|| {
+            let conn = self.reader();
+            // A removal is told in full (`count IS NULL`), so `audit_by_membership`
+            // finds it from each of the group's memberships.
+            let mut stmt = conn.prepare_cached(
+                "SELECT m.id, a.at, a.actor, a.trigger, a.reason FROM memberships m
+                 JOIN audit a ON a.membership = m.id AND a.count IS NULL
+                 WHERE m.grp = ?1 AND a.action = 'removed' ORDER BY m.id, a.id",
+            )?;
+            let rows = stmt.query_map([group], |r| {
+                Ok(Ending {
+                    membership: r.get(0)?,
+                    at: r.get(1)?,
+                    actor: r.get(2)?,
+                    trigger: named(r, 3, Trigger::parse)?,
+                    reason: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
 

@@ -121,6 +121,19 @@ impl Applied {
     }
 }
 
+/// How a membership was ended: by whom, why and when, from its removal's entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Ending {
+    pub membership: i64,
+    #[serde(with = "cohort_model::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub at: Timestamp,
+    pub actor: String,
+    pub trigger: Trigger,
+    pub reason: String,
+}
+
 /// One line of the audit history.
 #[derive(Clone, Debug, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -7,8 +7,8 @@ use cohort_model::{CustomerRecord, Group, Held, Membership, Timestamp};
 use cohort_planner::Change;
 
 use crate::{
-    Applied, AuditEntry, Cause, ImportProblem, ImportRecord, Listing, OutboxEvent, Remembered,
-    Result, Role, RunRecord, StagedRow, StoredPlugin, TokenRecord, Webhook,
+    Applied, AuditEntry, Cause, Ending, ImportProblem, ImportRecord, Listing, OutboxEvent,
+    Remembered, Result, Role, RunRecord, StagedRow, StoredPlugin, TokenRecord, Webhook,
 };
 
 /// The plugins an operator added, and their bytes.
@@ -93,6 +93,9 @@ pub trait Memberships: Send + Sync {
     /// The customer's memberships in `groups` only, in any state: what planning for
     /// those groups needs, found without first finding which groups have members.
     fn customer_memberships_in(&self, customer: &str, groups: &[&str]) -> Result<Vec<Membership>>;
+    /// How the group's memberships that were ended were ended (by their removal's audit
+    /// entry), in membership order. A window that closed by itself was not ended.
+    fn endings(&self, group: &str) -> Result<Vec<Ending>>;
     /// Customers pinned out of the group.
     fn exclusions(&self, group: &str) -> Result<Vec<String>>;
     /// The groups one customer is pinned out of.

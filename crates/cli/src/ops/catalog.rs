@@ -286,7 +286,7 @@ pub fn customer(
                 print_json(&json!({"customer": record, "memberships": memberships}))?;
             } else {
                 println!("{}", serde_json::to_string_pretty(&record)?);
-                print_memberships(&memberships, now(), true);
+                print_memberships(&memberships, now(), true, &|_| None);
             }
         }
     }

@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
-use cohort_model::{State, Timestamp};
+use std::collections::HashMap;
+
+use cohort_model::{Membership, State, Timestamp};
+use cohort_store::Ending;
 use serde_json::json;
 
 use super::runs::Progress;
@@ -20,6 +23,9 @@ pub enum MemberCommand {
         /// Include pending and expired memberships
         #[arg(long)]
         all: bool,
+        /// Membership as it stood, or will stand, at this time (RFC 3339) [default: now]
+        #[arg(long, value_name = "TIME")]
+        as_of: Option<DateTime<Utc>>,
     },
     /// Add a customer by hand, optionally for a window
     Add {
@@ -59,22 +65,31 @@ pub fn member(
     let actor = store.actor();
     let at = now();
     match cmd {
-        MemberCommand::List { group, all } => {
+        MemberCommand::List { group, all, as_of } => {
             engine.group(&group)?;
+            let at = as_of.map_or(at, |t| t.timestamp());
             let memberships: Vec<_> = engine
                 .store()
                 .group_memberships(&group)?
                 .into_iter()
                 .filter(|m| all || m.is_active(at))
                 .collect();
+            let endings: HashMap<i64, Ending> = engine
+                .store()
+                .endings(&group)?
+                .into_iter()
+                .map(|e| (e.membership, e))
+                .collect();
+            // An ending after `at` had not happened yet.
+            let ended = |m: &Membership| endings.get(&m.id).filter(|e| e.at <= at);
             if store.json {
                 let rows: Vec<_> = memberships
                     .iter()
-                    .map(|m| json!({"membership": m, "state": m.state(at)}))
+                    .map(|m| json!({"membership": m, "state": m.state(at), "ended": ended(m)}))
                     .collect();
                 print_json(&rows)?;
             } else {
-                print_memberships(&memberships, at, false);
+                print_memberships(&memberships, at, false, &ended);
             }
         }
         MemberCommand::Add {
@@ -100,6 +115,12 @@ pub fn member(
             reason,
         } => {
             let ended = engine.remove_member(&customer, &group, &actor, &reason, at)?;
+            if ended == 0 {
+                eprintln!(
+                    "`{customer}` has no active or pending membership in `{group}`: nothing was removed"
+                );
+                return Ok(ExitCode::FAILURE);
+            }
             println!("ended {ended} membership(s) of `{customer}` in `{group}`");
         }
         MemberCommand::Pin {
@@ -118,10 +139,12 @@ pub fn member(
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn print_memberships(
-    memberships: &[cohort_model::Membership],
+/// One line per membership; `ended` says who ended one, and why, if anybody did.
+pub(super) fn print_memberships<'e>(
+    memberships: &[Membership],
     at: Timestamp,
     by_group: bool,
+    ended: &dyn Fn(&Membership) -> Option<&'e Ending>,
 ) {
     for m in memberships {
         let state = match m.state(at) {
@@ -139,6 +162,16 @@ pub(super) fn print_memberships(
             m.actor,
             m.reason
         );
+        if let Some(e) = ended(m) {
+            println!(
+                "{:<20} ended {} by {} ({}): {}",
+                "",
+                time(e.at),
+                e.actor,
+                e.trigger,
+                e.reason
+            );
+        }
     }
 }
 

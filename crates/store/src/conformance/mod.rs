@@ -105,6 +105,10 @@ pub const CASES: &[Case] = &[
         records::a_rule_s_own_words_read_back_as_written,
     ),
     (
+        "an_ended_membership_says_who_ended_it_and_why",
+        records::an_ended_membership_says_who_ended_it_and_why,
+    ),
+    (
         "an_import_checks_its_rows_and_applies_the_valid_ones",
         imports::an_import_checks_its_rows_and_applies_the_valid_ones,
     ),
@@ -169,4 +173,32 @@ pub fn events(store: &dyn Store, after: i64) -> Vec<(String, String, Timestamp)>
         .into_iter()
         .map(|e| (e.customer, e.event, e.at))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    /// A case written but left out of `CASES` would never run: every case function of
+    /// the suite's files is listed.
+    #[test]
+    fn every_case_is_in_the_suite() {
+        let sources = [
+            include_str!("cases.rs"),
+            include_str!("imports.rs"),
+            include_str!("records.rs"),
+        ];
+        let listed: Vec<&str> = super::CASES.iter().map(|(name, _)| *name).collect();
+        let mut written = 0;
+        for source in sources {
+            // Each function's name and signature, up to its body.
+            for item in source.split("\npub(super) fn ").skip(1) {
+                let signature = item.split('{').next().unwrap_or_default();
+                let name = signature.split('(').next().unwrap_or_default();
+                if signature.contains("store: &dyn Store") {
+                    written += 1;
+                    assert!(listed.contains(&name), "case `{name}` is not in CASES");
+                }
+            }
+        }
+        assert_eq!(written, listed.len(), "every listed case is written once");
+    }
 }

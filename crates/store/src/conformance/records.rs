@@ -388,3 +388,45 @@ pub(super) fn a_rule_s_own_words_read_back_as_written(store: &dyn Store) {
         ]
     );
 }
+
+/// A membership ended by a removal says by whom and why; a window that closed by
+/// itself was not ended by anyone.
+pub(super) fn an_ended_membership_says_who_ended_it_and_why(store: &dyn Store) {
+    let lapsed = Change::Add {
+        customer: "c3".into(),
+        group: "g".into(),
+        source: Source::Import,
+        reason: "imported".into(),
+        start: 1,
+        end: Some(5),
+    };
+    store
+        .apply(&[add("c1", "g"), add("c2", "g"), lapsed], &CAUSE, 10)
+        .expect("add");
+    store.apply(&[add("c1", "other")], &CAUSE, 10).expect("add");
+    let ms = store.group_memberships("g").expect("memberships");
+    let end = |m: &cohort_model::Membership| Change::End {
+        membership: m.id,
+        customer: m.customer.as_str().into(),
+        group: "g".into(),
+        at: 20,
+        reason: "left the programme".into(),
+    };
+    let by_hand = Cause {
+        trigger: Trigger::Manual,
+        actor: "alice",
+        run: None,
+    };
+    store.apply(&[end(&ms[1])], &by_hand, 20).expect("end");
+    assert_eq!(
+        store.endings("g").expect("endings"),
+        [Ending {
+            membership: ms[1].id,
+            at: 20,
+            actor: "alice".into(),
+            trigger: Trigger::Manual,
+            reason: "left the programme".into(),
+        }]
+    );
+    assert!(store.endings("other").expect("endings").is_empty());
+}

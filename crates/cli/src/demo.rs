@@ -302,7 +302,7 @@ fn groups(with_geoip: bool) -> anyhow::Result<Vec<Group>> {
             "description": "May suspend and delete services themselves (BILLmanager)",
             "attributes": {"allow_service_suspension": "true"},
             "auto": {"mode": "full-sync", "keep_manual": true},
-            "rule": {"all": [{"any": [{"plugin": "payer-status", "config": {"kinds": ["legal_entity"]}}]}]}
+            "rule": {"all": [{"any": [{"plugin": "payer-status", "config": {"kinds": ["legal-entity"]}}]}]}
         }),
         serde_json::json!({
             "id": "unverified", "name": "Not verified",

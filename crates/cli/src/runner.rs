@@ -246,18 +246,61 @@ pub fn read_customers(
     };
     let mut records = Vec::new();
     let mut customers = Vec::new();
+    // Every bad line, so that one pass over the file finds them all.
+    let mut problems: Vec<String> = Vec::new();
     for (n, line) in reader.lines().enumerate() {
-        let at = || format!("{}:{}", path.display(), n + 1);
-        let line = line.with_context(|| format!("cannot read {}", at()))?;
+        let at = format!("{}:{}", path.display(), n + 1);
+        let line = line.with_context(|| format!("cannot read {at}"))?;
         if line.trim().is_empty() {
             continue;
         }
-        let record: CustomerRecord =
-            serde_json::from_str(&line).with_context(|| format!("{}: not a customer", at()))?;
-        customers.push(record.intern(interner).with_context(at)?);
-        records.push(record);
+        let parsed = serde_path_to_error::deserialize::<_, CustomerRecord>(
+            &mut serde_json::Deserializer::from_str(&line),
+        );
+        let record = match parsed {
+            Ok(record) => record,
+            Err(e) => {
+                problems.push(format!("{at}: {}", line_problem(&e)));
+                continue;
+            }
+        };
+        match record.intern(interner) {
+            Ok(customer) => {
+                customers.push(customer);
+                records.push(record);
+            }
+            Err(e) => problems.push(format!("{at}: {e}")),
+        }
+    }
+    if !problems.is_empty() {
+        /// Lines shown; the rest are counted.
+        const SHOWN: usize = 20;
+        let more = problems.len().saturating_sub(SHOWN);
+        problems.truncate(SHOWN);
+        if more > 0 {
+            problems.push(format!("... and {more} more bad lines"));
+        }
+        anyhow::bail!(
+            "{} is not a file of customers (one JSON object per line):\n  {}",
+            path.display(),
+            problems.join("\n  ")
+        );
     }
     Ok((records, customers))
+}
+
+/// Why a line is not a customer: the field, and the problem at the column where the
+/// reader stopped (the line number is the file's, said once by the caller).
+fn line_problem(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let inner = e.inner();
+    let message = inner.to_string();
+    // serde_json ends its message with the position in the text it read: the line's.
+    let suffix = format!(" at line {} column {}", inner.line(), inner.column());
+    let message = message.strip_suffix(&suffix).unwrap_or(&message);
+    match e.path().to_string().as_str() {
+        "." => format!("column {}: {message}", inner.column()),
+        field => format!("field `{field}`: {message}"),
+    }
 }
 
 fn read_config(config: &str) -> anyhow::Result<String> {

@@ -195,8 +195,8 @@ fn every_bad_row_is_named_and_nothing_is_applied() {
         .map(|p| format!("{} {} {}", p["line"], p["column"], p["message"]))
         .collect();
     let expect = [
-        "3 \"customer\" \"unknown customer `C-9999`\"",
-        "4 \"group\" \"unknown group `platinum`\"",
+        "3 \"Customer #\" \"unknown customer `C-9999`\"",
+        "4 \"Assigned Groups\" \"unknown group `platinum`\"",
         "5 \"Start Date & Time\" \"`2099-02-30` is not an ISO 8601 date",
         "6 \"End Date & Time\" \"ends at `2099-04-01`, not after its start `2099-05-01`\"",
         "7 null \"duplicates line 2",
@@ -218,7 +218,7 @@ fn every_bad_row_is_named_and_nothing_is_applied() {
     }
     let errors = c.ok(&["import", "errors", &report["record"]["id"].to_string()]);
     assert!(
-        errors.contains("line 4, column `group`: unknown group `platinum`"),
+        errors.contains("line 4, column `Assigned Groups`: unknown group `platinum`"),
         "{errors}"
     );
 }

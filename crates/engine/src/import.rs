@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use cohort_import::{Options, open};
+use cohort_import::{Column, Options, open};
 use cohort_store::{Cause, ImportProblem, ImportRecord, StagedRow, Trigger};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -90,6 +90,8 @@ impl Engine {
             bytes: 0,
         };
         let mut problems = Vec::new();
+        // Problems name columns as the file's header does.
+        let mut customer_column = Column::Customer.header().to_string();
         match open(&mut hashing, options.read) {
             Err(e) => problems.push(ImportProblem {
                 line: 1,
@@ -97,6 +99,8 @@ impl Engine {
                 message: e.to_string(),
             }),
             Ok(rows) => {
+                customer_column = rows.header(Column::Customer);
+                let group_column = rows.header(Column::Groups);
                 let mut staged = Vec::with_capacity(STAGE);
                 for row in rows {
                     record.rows += 1;
@@ -116,7 +120,7 @@ impl Engine {
                                 else {
                                     problems.push(ImportProblem {
                                         line: row.line,
-                                        column: Some("group".into()),
+                                        column: Some(group_column.clone()),
                                         message: format!("unknown group `{named}`"),
                                     });
                                     continue;
@@ -147,7 +151,7 @@ impl Engine {
             }
         }
         store.add_import_problems(record.id, &problems)?;
-        store.check_import(record.id)?;
+        store.check_import(record.id, &customer_column)?;
         record.sha256 = hex::encode(hashing.hasher.finalize());
 
         let (_, problem_lines) = store.import_problems(record.id, 0)?;

@@ -411,14 +411,18 @@ impl<R: Read> Rows<R> {
     fn error(&self, line: u64, column: Option<Column>, message: String) -> RowError {
         RowError {
             line,
-            column: column.map(|c| {
-                self.index
-                    .get(&c)
-                    .and_then(|&i| self.names.get(i).cloned())
-                    .unwrap_or_else(|| c.header().to_string())
-            }),
+            column: column.map(|c| self.header(c)),
             message,
         }
+    }
+
+    /// A column's header as the file spells it (the standard header if the file has
+    /// no such column): what errors about the column call it.
+    pub fn header(&self, column: Column) -> String {
+        self.index
+            .get(&column)
+            .and_then(|&i| self.names.get(i).cloned())
+            .unwrap_or_else(|| column.header().to_string())
     }
 
     fn row(&self, line: u64) -> Result<Row, RowError> {

@@ -8,17 +8,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Interner, Symbol, Timestamp};
 
+/// Enumerated values are spelled in kebab-case everywhere (`legal-entity`, as a group's
+/// `full-sync`); the snake_case spelling of earlier releases is read as an alias.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PayerKind {
+    #[serde(alias = "legal_entity")]
     LegalEntity,
     Individual,
+    #[serde(alias = "sole_proprietor")]
     SoleProprietor,
 }
 
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum VerificationStatus {
     #[default]
@@ -28,7 +32,7 @@ pub enum VerificationStatus {
 }
 
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SubscriptionStatus {
     #[default]
@@ -656,5 +660,16 @@ mod tests {
         assert_eq!(c.verification_methods.len(), 2);
         assert_eq!(c.verification_status, VerificationStatus::Passed);
         assert_eq!(c.provider, interner.lookup("main"));
+    }
+
+    #[test]
+    fn enumerated_values_are_kebab_case_and_read_snake_case_too() {
+        let kebab: PayerRecord =
+            serde_json::from_str(r#"{"kind":"legal-entity"}"#).expect("kebab-case");
+        let snake: PayerRecord =
+            serde_json::from_str(r#"{"kind":"legal_entity"}"#).expect("the alias");
+        assert_eq!(kebab, snake);
+        let written = serde_json::to_string(&kebab).expect("JSON");
+        assert!(written.contains(r#""legal-entity""#), "{written}");
     }
 }

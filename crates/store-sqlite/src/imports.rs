@@ -76,16 +76,16 @@ impl Imports for SqliteStore {
         })
     }
 
-    fn check_import(&self, import: i64) -> cohort_store::Result<u64> {
+    fn check_import(&self, import: i64, customer_column: &str) -> cohort_store::Result<u64> {
         sql(|| {
             let mut conn = self.conn();
             let tx = conn.transaction()?;
             let unknown = tx.execute(
                 "INSERT INTO import_errors (import, line, col, message)
-             SELECT r.import, r.line, 'customer', 'unknown customer `' || r.customer || '`'
+             SELECT r.import, r.line, ?2, 'unknown customer `' || r.customer || '`'
              FROM import_rows r WHERE r.import = ?1
                AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = r.customer)",
-                [import],
+                params![import, customer_column],
             )?;
             // Each pair is reported on its later line, naming the earlier one.
             let clashes = tx.execute(

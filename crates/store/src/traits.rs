@@ -187,7 +187,9 @@ pub trait Imports: Send + Sync {
     /// Check the staged rows against the store and each other: unknown customers,
     /// duplicate rows, overlapping windows for the same customer and group. Records
     /// and returns how many problems it found.
-    fn check_import(&self, import: i64) -> Result<u64>;
+    /// A problem with a row's customer names the column `customer_column`, as the
+    /// file's header spells it.
+    fn check_import(&self, import: i64, customer_column: &str) -> Result<u64>;
     /// Apply the staged rows of lines without problems, in one transaction (or, for a
     /// dry run, only count): a row whose customer, group and start match an imported
     /// membership updates its end or leaves it unchanged; any other row adds a

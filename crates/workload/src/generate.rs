@@ -239,7 +239,7 @@ fn config(rng: &mut Rng, plugin: &str) -> Value {
             _ => json!({"name": "partner", "operator": "present"}),
         },
         "payer-status" => json!({
-            "kinds": rng.some(&["legal_entity", "individual", "sole_proprietor"], 1, 2),
+            "kinds": rng.some(&["legal-entity", "individual", "sole-proprietor"], 1, 2),
             "include_inactive": rng.chance(0.3),
         }),
         "provider" => json!({"providers": rng.some(&PROVIDERS, 1, 2)}),

@@ -36,6 +36,26 @@ fn include_inactive_counts_every_payer() {
     assert_eq!(got, vec![Match, Match, NoMatch, Match, NoMatch]);
 }
 
+/// Kinds are spelled in kebab-case, as every enumerated value is; the snake_case
+/// spelling of the tests above is an alias, in customers and configurations alike.
+#[test]
+fn kinds_read_in_either_spelling() {
+    let kebab = [
+        r#"{"id":"company","payers":[{"kind":"legal-entity"}]}"#,
+        r#"{"id":"sole","payers":[{"kind":"sole-proprietor"}]}"#,
+    ];
+    for config in [
+        r#"{"kinds":["legal-entity","sole-proprietor"]}"#,
+        r#"{"kinds":["legal_entity","sole_proprietor"]}"#,
+    ] {
+        assert_eq!(
+            verdicts(PAYER_STATUS, config, None, 0, &kebab),
+            vec![Match, Match],
+            "{config}"
+        );
+    }
+}
+
 #[test]
 fn bad_configuration_is_named() {
     let errors = config_errors(PAYER_STATUS, r#"{"kinds":["company"]}"#, None);

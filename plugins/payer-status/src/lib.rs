@@ -8,11 +8,14 @@ use cohort_plugin_sdk::{
 };
 use serde::Deserialize;
 
+/// Spelled in kebab-case as every enumerated value is; snake_case is read as an alias.
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 enum Kind {
+    #[serde(alias = "legal_entity")]
     LegalEntity,
     Individual,
+    #[serde(alias = "sole_proprietor")]
     SoleProprietor,
 }
 
@@ -41,7 +44,7 @@ impl Plugin for PayerStatus {
   "properties": {
     "kinds": {
       "type": "array",
-      "items": { "enum": ["legal_entity", "individual", "sole_proprietor"] },
+      "items": { "enum": ["legal-entity", "individual", "sole-proprietor", "legal_entity", "sole_proprietor"] },
       "minItems": 1
     },
     "include_inactive": {

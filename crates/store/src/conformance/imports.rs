@@ -70,7 +70,7 @@ pub(super) fn an_import_checks_its_rows_and_applies_the_valid_ones(store: &dyn S
         )
         .expect("problems the reader found");
     assert_eq!(
-        store.check_import(first.id).expect("check"),
+        store.check_import(first.id, "Kunde").expect("check"),
         2,
         "an unknown customer and an overlap"
     );
@@ -82,7 +82,7 @@ pub(super) fn an_import_checks_its_rows_and_applies_the_valid_ones(store: &dyn S
         .collect();
     assert_eq!(
         told,
-        [(4, Some("customer")), (6, None), (7, Some("start"))],
+        [(4, Some("Kunde")), (6, None), (7, Some("start"))],
         "by line"
     );
     assert!(problems[0].message.contains("nobody"), "{problems:?}");
@@ -136,7 +136,7 @@ pub(super) fn an_import_checks_its_rows_and_applies_the_valid_ones(store: &dyn S
             ],
         )
         .expect("stage");
-    assert_eq!(store.check_import(second.id).expect("check"), 0);
+    assert_eq!(store.check_import(second.id, "Kunde").expect("check"), 0);
     assert_eq!(
         store
             .apply_import(second.id, &IMPORT, false, 102)

@@ -357,3 +357,38 @@ fn a_window_that_ends_before_it_starts_is_named_in_rfc3339() {
         "times as people read them: {backwards}"
     );
 }
+
+/// A file of customers with bad lines stores nothing and names every bad line once,
+/// by the file's line, with the field and what is wrong with it.
+#[test]
+fn every_bad_customer_line_is_named_with_its_field() {
+    let c = Cohort::new();
+    let file = c.file(
+        "bad.jsonl",
+        "{\"id\":\"c1\",\"country\":\"DE\",\"payers\":[{\"kind\":\"legal-entity\"}]}\n\
+         {\"id\":\"c2\",\"payers\":[{\"kind\":\"company\"}]}\n\
+         \n\
+         {\"id\":\"c3\",\"payers\":\"x\"}\n\
+         not json\n\
+         {\"id\":\"bad id!\"}\n",
+    );
+    let err = c.fails(&["customer", "load", &file]);
+    for want in [
+        "bad.jsonl:2: field `payers[0].kind`: unknown variant `company`",
+        "bad.jsonl:4: field `payers`: invalid type: string \"x\"",
+        "bad.jsonl:5: column 2:",
+        "bad.jsonl:6: customer `bad id!`",
+    ] {
+        assert!(err.contains(want), "`{want}` in: {err}");
+    }
+    assert!(
+        !err.contains("line 1 column"),
+        "one line number per problem: {err}"
+    );
+    assert!(!err.contains("bad.jsonl:1:"), "line 1 is good: {err}");
+    assert!(
+        c.fails(&["customer", "show", "c1"])
+            .contains("no customer `c1`"),
+        "nothing of the file was stored"
+    );
+}

@@ -392,3 +392,27 @@ fn every_bad_customer_line_is_named_with_its_field() {
         "nothing of the file was stored"
     );
 }
+
+/// A group with a bad schedule is refused with the cron's problem and the time zone's
+/// together, on one line.
+#[test]
+fn a_bad_schedule_says_everything_wrong_with_it_at_once() {
+    let c = Cohort::new();
+    c.ok(&["plugin", "add-standard"]);
+    let group = c.file(
+        "s.json",
+        r#"{"id":"s","name":"S","auto":{"mode":"full-sync","triggers":{"schedule":
+            {"cron":"0 0 25 * * *","time_zone":"Mars/Olympus"}}},
+            "rule":{"all":[{"any":[{"plugin":"country","config":{"countries":["DE"]}}]}]}}"#,
+    );
+    let err = c.fails(&["group", "save", &group]);
+    assert!(
+        err.contains("`0 0 25 * * *` is not a cron expression")
+            && err.contains("`Mars/Olympus` is not an IANA time zone"),
+        "{err}"
+    );
+    assert!(
+        !err.contains('^') && err.trim().lines().count() == 1,
+        "{err}"
+    );
+}

@@ -52,20 +52,50 @@ impl Engine {
     }
 }
 
+/// The schedule's cron expression and time zone; both problems at once if both are
+/// wrong, so that an operator mends them in one go.
 pub(crate) fn parse(group: &str, s: &Schedule) -> Result<(cron::Schedule, Tz)> {
-    let problem = |problem: String| EngineError::Schedule {
-        group: group.to_string(),
-        problem,
-    };
     let cron = cron::Schedule::from_str(&s.cron).map_err(|e| {
-        problem(format!(
-            "`{}` is not a cron expression (sec min hour day month weekday [year]): {e}",
-            s.cron
-        ))
-    })?;
-    let tz = Tz::from_str(&s.time_zone)
-        .map_err(|_| problem(format!("`{}` is not an IANA time zone", s.time_zone)))?;
-    Ok((cron, tz))
+        format!(
+            "`{}` is not a cron expression (sec min hour day month weekday [year]): {}",
+            s.cron,
+            cron_reason(&e)
+        )
+    });
+    let tz = Tz::from_str(&s.time_zone).map_err(|_| {
+        format!(
+            "`{}` is not an IANA time zone (such as `Europe/Berlin` or `UTC`)",
+            s.time_zone
+        )
+    });
+    match (cron, tz) {
+        (Ok(cron), Ok(tz)) => Ok((cron, tz)),
+        (cron, tz) => Err(EngineError::Schedule {
+            group: group.to_string(),
+            problem: [cron.err(), tz.err()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("; "),
+        }),
+    }
+}
+
+/// What the cron parser says is wrong, without the expression and the caret under it
+/// that it prints first: the operator's message already quotes the expression.
+fn cron_reason(e: &cron::error::Error) -> String {
+    let text = e.to_string();
+    let last = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '^' || c == ' '))
+        .next_back()
+        .unwrap_or("not understood");
+    let mut reason: String = last.trim_end_matches('.').to_string();
+    if let Some(first) = reason.get(..1) {
+        reason.replace_range(..1, &first.to_lowercase());
+    }
+    reason
 }
 
 /// The first time after `after` at which the schedule fires, read in its time zone
@@ -113,6 +143,19 @@ mod tests {
             err.to_string()
                 .contains("`Mars/Olympus` is not an IANA time zone"),
             "{err}"
+        );
+        let both = next_run("g", &schedule("0 0 25 * * *", "Mars/Olympus"), 0)
+            .expect_err("both bad")
+            .to_string();
+        assert!(
+            both.contains("`0 0 25 * * *` is not a cron expression")
+                && both.contains("25")
+                && both.contains("`Mars/Olympus` is not an IANA time zone"),
+            "both problems at once: {both}"
+        );
+        assert!(
+            !both.contains('^') && !both.contains('\n'),
+            "one line, without the parser's caret: {both}"
         );
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
-use cohort_model::{Capability, Customer, FieldSet, PluginInfo, Timestamp, Verdicts};
+use cohort_model::{Capability, ConfigError, Customer, FieldSet, PluginInfo, Timestamp, Verdicts};
 use wasmtime::component::ResourceAny;
 use wasmtime::{Store, Trap};
 
@@ -167,7 +167,13 @@ impl Live {
             }),
             Ok(Err(errors)) => Err(PrepareError::Config {
                 plugin: plugin.info.id.clone(),
-                errors,
+                errors: errors
+                    .into_iter()
+                    .map(|e| ConfigError {
+                        message: crate::sandbox::as_granted(&e.message, data_dir),
+                        ..e
+                    })
+                    .collect(),
             }),
             Err(e) => Err(failed(classify(&mut store, &plugin.runtime, e, budget))),
         }

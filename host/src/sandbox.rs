@@ -16,6 +16,33 @@ use crate::symbols::Symbols;
 /// Where a granted data directory appears inside the plugin.
 pub(crate) const DATA_DIR_GUEST_PATH: &str = "/data";
 
+/// `message` from a plugin, with paths under its view of the data directory shown as
+/// the operator's: the operator never sees `/data`, only the directory they granted.
+/// Only a path that starts there is rewritten (`/data` alone, or `/data/...`).
+pub(crate) fn as_granted(message: &str, data_dir: Option<&Path>) -> String {
+    let Some(dir) = data_dir else {
+        return message.to_string();
+    };
+    let dir = dir.display().to_string();
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(DATA_DIR_GUEST_PATH) {
+        let after = &rest[at + DATA_DIR_GUEST_PATH.len()..];
+        let starts = at == 0 || !rest[..at].ends_with(|c: char| c.is_alphanumeric() || c == '/');
+        let ends =
+            after.is_empty() || !after.starts_with(|c: char| c.is_alphanumeric() || c == '_');
+        out.push_str(&rest[..at]);
+        out.push_str(if starts && ends {
+            &dir
+        } else {
+            DATA_DIR_GUEST_PATH
+        });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
 /// How much of an instance's stderr is kept: enough for a few panic messages; an
 /// instance is replaced after any trap, so this is per trap in practice.
 const STDERR_CAPACITY: usize = 64 << 10;
@@ -141,5 +168,33 @@ impl HostMonotonicClock for FrozenClock {
 
     fn now(&self) -> u64 {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sandbox_s_data_path_reads_as_the_operator_s_directory() {
+        let dir = Path::new("/srv/geoip");
+        assert_eq!(
+            as_granted("cannot read `/data/GeoLite2-Country.mmdb`: gone", Some(dir)),
+            "cannot read `/srv/geoip/GeoLite2-Country.mmdb`: gone"
+        );
+        assert_eq!(
+            as_granted("`/data` is empty", Some(dir)),
+            "`/srv/geoip` is empty"
+        );
+        assert_eq!(
+            as_granted("/database and /srv/data/x and /datasets", Some(dir)),
+            "/database and /srv/data/x and /datasets",
+            "only a path that starts at the mount point"
+        );
+        assert_eq!(
+            as_granted("`/data/x`", None),
+            "`/data/x`",
+            "nothing granted"
+        );
     }
 }

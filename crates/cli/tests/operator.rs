@@ -416,3 +416,49 @@ fn a_bad_schedule_says_everything_wrong_with_it_at_once() {
         "{err}"
     );
 }
+
+/// The GeoIP plugin's errors name the directory the operator granted, not the
+/// sandbox's `/data`, in plain words; a database gone at run time is not called a
+/// rejected configuration, since the configuration was accepted when it was saved.
+#[test]
+fn a_missing_geoip_database_is_named_where_the_operator_put_it() {
+    let c = Cohort::new();
+    let data = c.db.with_file_name("geoip");
+    std::fs::create_dir(&data).expect("data dir");
+    let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/geoip");
+    let db = data.join("GeoIP2-Country-Test.mmdb");
+    std::fs::copy(testdata.join("GeoIP2-Country-Test.mmdb"), &db).expect("copy");
+    let dir = data.display().to_string();
+    c.ok(&["plugin", "add-standard", "--geoip-dir", &dir]);
+    let group = |database: &str| {
+        c.file(
+            "gb.json",
+            &format!(
+                r#"{{"id":"gb","name":"GB","auto":{{"mode":"full-sync"}},
+                "rule":{{"all":[{{"any":[{{"plugin":"geoip-country",
+                "config":{{"countries":["GB"],"database":"{database}"}}}}]}}]}}}}"#
+            ),
+        )
+    };
+    let refused = c.fails(&["group", "save", &group("missing.mmdb")]);
+    assert!(
+        refused.contains("rejects the configuration")
+            && refused.contains(&format!("`{dir}/missing.mmdb`"))
+            && refused.contains("there is no such file"),
+        "{refused}"
+    );
+    assert!(
+        !refused.contains("/data/") && !refused.contains("os error"),
+        "{refused}"
+    );
+
+    c.ok(&["group", "save", &group("GeoIP2-Country-Test.mmdb")]);
+    std::fs::remove_file(&db).expect("the database goes away");
+    let failed = c.fails(&["run", "gb"]);
+    assert!(
+        failed.contains("cannot prepare the condition the group was saved with")
+            && !failed.contains("rejects the configuration")
+            && failed.contains(&dir),
+        "{failed}"
+    );
+}

@@ -1,4 +1,6 @@
 use cohort_host::PrepareError;
+
+use crate::plugins::Purpose;
 use cohort_model::Timestamp;
 
 /// Every way an engine call can fail. Each names what it is about; none leaves the
@@ -49,6 +51,19 @@ pub enum EngineError {
         at: String,
         plugin: String,
         /// Each problem with its field, e.g. `config/countries/1: ...`.
+        problems: Vec<String>,
+    },
+    /// A condition the group was saved with no longer prepares, when it runs: the
+    /// configuration was accepted then, and what it relies on (a data file, say) has
+    /// changed since.
+    #[error(
+        "group `{group}`: {at}: plugin `{plugin}` cannot prepare the condition the group was saved with: {}",
+        problems.join("; ")
+    )]
+    Unprepared {
+        group: String,
+        at: String,
+        plugin: String,
         problems: Vec<String>,
     },
     #[error("group `{group}`: {at}: {problem}")]
@@ -103,14 +118,18 @@ impl EngineError {
         }
     }
 
-    pub(crate) fn from_prepare(group: &str, clause: usize, index: usize, e: PrepareError) -> Self {
+    /// What preparing condition `index` of clause `clause` of `group` for `purpose` met.
+    pub(crate) fn from_prepare(
+        group: &str,
+        clause: usize,
+        index: usize,
+        e: PrepareError,
+        purpose: Purpose,
+    ) -> Self {
         let at = format!("rule.all[{clause}].any[{index}]");
         match e {
-            PrepareError::Config { plugin, errors } => EngineError::Config {
-                group: group.to_string(),
-                at,
-                plugin,
-                problems: errors
+            PrepareError::Config { plugin, errors } => {
+                let problems = errors
                     .into_iter()
                     .map(|e| {
                         if e.path.is_empty() {
@@ -119,8 +138,23 @@ impl EngineError {
                             format!("config{}: {}", e.path, e.message)
                         }
                     })
-                    .collect(),
-            },
+                    .collect();
+                let group = group.to_string();
+                match purpose {
+                    Purpose::Save => EngineError::Config {
+                        group,
+                        at,
+                        plugin,
+                        problems,
+                    },
+                    Purpose::Run => EngineError::Unprepared {
+                        group,
+                        at,
+                        plugin,
+                        problems,
+                    },
+                }
+            }
             other => EngineError::Prepare {
                 group: group.to_string(),
                 at,

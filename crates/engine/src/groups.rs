@@ -6,6 +6,7 @@ use cohort_model::{Group, Timestamp};
 
 use cohort_store::Store;
 
+use crate::plugins::Purpose;
 use crate::{Engine, EngineError, Result, schedule};
 
 /// The groups as last read, with the store's stamp they were read at: registration
@@ -42,7 +43,7 @@ impl Engine {
         if let Some(s) = &group.auto.triggers.schedule {
             schedule::parse(&group.id, s)?;
         }
-        drop(self.prepare(group)?);
+        drop(self.prepare(group, Purpose::Save)?);
         self.store.put_group(group, now)?;
         Ok(())
     }

@@ -14,6 +14,15 @@ use crate::{Engine, EngineError, Result};
 /// A loaded plugin and the data directory the operator granted it.
 type Granted = (Arc<Plugin>, Option<PathBuf>);
 
+/// Why a group's conditions are prepared: to check a definition being saved, or to
+/// run one saved earlier. A configuration refused on saving is the operator's to mend;
+/// one refused on running was accepted then, and what it relies on has changed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    Save,
+    Run,
+}
+
 /// Plugins and conditions kept between calls.
 #[derive(Default)]
 pub(crate) struct PluginCache {
@@ -169,7 +178,7 @@ impl Engine {
 
     /// The group's conditions, each prepared by its plugin, in rule order. A rejected
     /// configuration is named by its place in the rule and its field.
-    pub(crate) fn prepare(&self, group: &Group) -> Result<Vec<Condition>> {
+    pub(crate) fn prepare(&self, group: &Group, purpose: Purpose) -> Result<Vec<Condition>> {
         group
             .conditions()
             .map(|(i, j, condition)| {
@@ -189,7 +198,7 @@ impl Engine {
                     })?;
                 plugin
                     .prepare(&condition.config.to_string(), data_dir.as_deref())
-                    .map_err(|e| EngineError::from_prepare(&group.id, i, j, e))
+                    .map_err(|e| EngineError::from_prepare(&group.id, i, j, e, purpose))
             })
             .collect()
     }
@@ -210,7 +219,8 @@ impl Engine {
             .unwrap_or_else(PoisonError::into_inner);
         let fresh = prepared.get(&group.id).is_some_and(|(g, _)| g == group);
         if !fresh {
-            prepared.insert(group.id.clone(), (group.clone(), self.prepare(group)?));
+            let conditions = self.prepare(group, Purpose::Run)?;
+            prepared.insert(group.id.clone(), (group.clone(), conditions));
         }
         let (_, conditions) = prepared
             .get_mut(&group.id)

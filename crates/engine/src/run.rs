@@ -12,6 +12,7 @@ use cohort_store::{Applied, Cause, RunRecord, RunStatus};
 use serde::Serialize;
 
 use crate::holdings::Holdings;
+use crate::plugins::Purpose;
 use crate::{Engine, EngineError, PAGE, Result, Trigger};
 
 /// What a run did (or, for a dry run, would do).
@@ -226,7 +227,7 @@ impl Engine {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Evaluated> {
         let as_of = run.as_of;
-        let mut conditions = self.prepare(group)?;
+        let mut conditions = self.prepare(group, Purpose::Run)?;
         let compiled = Compiled::new(group);
 
         // The customers' standing, by their position in the facts: the loop below visits

@@ -88,8 +88,7 @@ fn cron_reason(e: &cron::error::Error) -> String {
     let last = text
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '^' || c == ' '))
-        .next_back()
+        .rfind(|l| !l.is_empty() && !l.chars().all(|c| c == '^' || c == ' '))
         .unwrap_or("not understood");
     let mut reason: String = last.trim_end_matches('.').to_string();
     if let Some(first) = reason.get(..1) {

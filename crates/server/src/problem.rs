@@ -143,6 +143,7 @@ impl From<EngineError> for Problem {
                 let field = at.clone();
                 unprocessable("unknown-plugin").at(field)
             }
+            EngineError::Unprepared { .. } => conflict("condition-unavailable"),
             EngineError::Config { at, .. } | EngineError::Prepare { at, .. } => {
                 let field = at.clone();
                 unprocessable("invalid-condition").at(field)

@@ -101,8 +101,9 @@ impl Plugin for GeoipCountry {
                 problems.push(
                     "/database",
                     format!(
-                        "cannot read `{}`: {e} (grant the plugin a data directory that holds the database)",
-                        path.display()
+                        "cannot read `{}`: {} (grant the plugin a data directory that holds the database)",
+                        path.display(),
+                        plain_io(&e)
                     ),
                 );
                 None
@@ -168,3 +169,14 @@ impl Plugin for GeoipCountry {
 }
 
 export_plugin!(GeoipCountry);
+
+/// An I/O error in the operator's words: what went wrong, without the sandbox's error
+/// number (`os error 44` is WASI's "no such file", not the host's).
+fn plain_io(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "there is no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "it may not be read".into(),
+        std::io::ErrorKind::IsADirectory => "it is a directory".into(),
+        kind => kind.to_string(),
+    }
+}

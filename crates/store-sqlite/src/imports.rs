@@ -4,8 +4,9 @@
 use cohort_model::{Source, Timestamp};
 use cohort_store::plan::{Action, Event, NewMembership, announced};
 use cohort_store::{Cause, ImportProblem, ImportRecord, Imports, StagedRow};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
+use crate::bulk::{NULL, insert, int, text};
 use crate::journal::Journal;
 use crate::memberships::bump_membership_stamps;
 use crate::{SqliteStore, sql};
@@ -34,22 +35,21 @@ impl Imports for SqliteStore {
         sql(|| {
             let mut conn = self.conn();
             let tx = conn.transaction()?;
-            {
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO import_rows (import, line, customer, grp, start, end)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )?;
-                for r in rows {
-                    insert.execute(params![
-                        import,
-                        r.line as i64,
-                        r.customer,
-                        r.group,
-                        r.start,
-                        r.end
-                    ])?;
-                }
-            }
+            insert(
+                &tx,
+                "INSERT INTO import_rows (import, line, customer, grp, start, end) VALUES",
+                [int(import)],
+                rows,
+                |r| {
+                    [
+                        int(r.line as i64),
+                        text(&r.customer),
+                        text(&r.group),
+                        int(r.start),
+                        r.end.map_or(NULL, int),
+                    ]
+                },
+            )?;
             tx.commit()?;
             Ok(())
         })
@@ -120,22 +120,25 @@ impl Imports for SqliteStore {
             let tx = conn.transaction()?;
             let (mut added, mut updated, mut unchanged) = (0, 0, 0);
             {
+                // Each row with the membership it would update, if any, in one
+                // statement: SQLite finds each by `memberships_by_group` itself, where a
+                // lookup per row cost a statement per row. The memberships this writes
+                // meanwhile have keys of earlier lines, which a file never repeats (a
+                // repeated key is an error of its line), so none is found again.
                 let mut rows = tx.prepare(
-                    "SELECT line, customer, grp, start, end FROM import_rows
-                 WHERE import = ?1
-                   AND line NOT IN (SELECT line FROM import_errors WHERE import = ?1)
-                 ORDER BY line",
-                )?;
-                let mut existing = tx.prepare_cached(
-                    "SELECT id, end FROM memberships
-                 WHERE customer = ?1 AND grp = ?2 AND start = ?3 AND source = 'import'",
+                    "SELECT r.line, r.customer, r.grp, r.start, r.end, m.id, m.end
+                     FROM import_rows r
+                     LEFT JOIN memberships m ON m.grp = r.grp AND m.customer = r.customer
+                         AND m.start = r.start AND m.source = 'import'
+                     WHERE r.import = ?1
+                       AND r.line NOT IN (SELECT line FROM import_errors WHERE import = ?1)
+                     ORDER BY r.line",
                 )?;
                 let mut set_end = tx.prepare_cached(
                     "UPDATE memberships SET end = ?2, announced = ?3 WHERE id = ?1",
                 )?;
                 let mut journal = Journal::open(&tx, at, cause)?;
                 let mut touched = std::collections::BTreeSet::new();
-                let reason = format!("import #{import}");
                 let mut cursor = rows.query([import])?;
                 while let Some(row) = cursor.next()? {
                     let line: i64 = row.get(0)?;
@@ -143,52 +146,47 @@ impl Imports for SqliteStore {
                     let group: String = row.get(2)?;
                     let start: i64 = row.get(3)?;
                     let end: Option<i64> = row.get(4)?;
-                    let found: Option<(i64, Option<i64>)> = existing
-                        .query_row(params![customer, group, start], |r| {
-                            Ok((r.get(0)?, r.get(1)?))
-                        })
-                        .optional()?;
-                    let (kind, membership) = match found {
-                        Some((_, old_end)) if old_end == end => {
+                    let found: Option<i64> = row.get(5)?;
+                    // The membership says where it came from: the import and its line.
+                    let reason = format!("import #{import}, line {line}");
+                    match found {
+                        Some(_) if row.get::<_, Option<i64>>(6)? == end => {
                             unchanged += 1;
                             continue;
                         }
-                        Some((id, _)) => {
+                        Some(id) => {
                             updated += 1;
                             if dry_run {
                                 continue;
                             }
                             set_end.execute(params![id, end, announced(start, end, at)])?;
-                            (Action::Updated, id)
+                            journal.record(Event {
+                                kind: Action::Updated,
+                                customer: customer.into(),
+                                group: group.clone().into(),
+                                membership: id,
+                                source: Some(Source::Import),
+                                reason: reason.into(),
+                            });
                         }
                         None => {
                             added += 1;
                             if dry_run {
                                 continue;
                             }
-                            // A file's keys are distinct (a repeated one is an error of
-                            // its line), so no later lookup looks for a queued row.
-                            let id = journal.add(NewMembership {
-                                customer: customer.clone().into(),
+                            // Its entry is the membership's (see migration 12).
+                            journal.added(NewMembership {
+                                customer: customer.into(),
                                 group: group.clone().into(),
                                 source: Source::Import,
-                                reason: reason.clone().into(),
+                                reason: reason.into(),
                                 start,
                                 end,
                                 announced: announced(start, end, at),
                             });
-                            (Action::Added, id)
                         }
-                    };
-                    touched.insert(group.clone());
-                    journal.record(Event {
-                        kind,
-                        customer: customer.into(),
-                        group: group.into(),
-                        membership,
-                        source: Some(Source::Import),
-                        reason: format!("{reason}, line {line}").into(),
-                    });
+                    }
+                    touched.insert(group);
                     journal.spill(&tx)?;
                 }
                 journal.finish(&tx)?;

@@ -33,6 +33,7 @@ macro_rules! rule_matches {
 }
 
 mod access;
+mod bulk;
 mod checkpoint;
 mod customers;
 mod feed;

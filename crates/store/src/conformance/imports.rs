@@ -114,6 +114,19 @@ pub(super) fn an_import_checks_its_rows_and_applies_the_valid_ones(store: &dyn S
             ("c3".into(), Source::Import, Some(20))
         ]
     );
+    // Each membership, its history and its event say which import and line it came from.
+    let from = format!("import #{}, line 2", first.id);
+    assert_eq!(
+        store.group_memberships("g").expect("members")[0].reason,
+        from
+    );
+    let history = store.history(Some("c1"), None, None, 10).expect("history");
+    assert_eq!(
+        (history[0].action.as_str(), history[0].reason.as_str()),
+        ("added", from.as_str())
+    );
+    assert_eq!(history[0].trigger, Trigger::Import);
+    assert_eq!(store.events_after(0, 1).expect("events")[0].reason, from);
     let done = ImportRecord {
         status: "partially applied".into(),
         finished_at: Some(101),

@@ -462,3 +462,28 @@ fn a_missing_geoip_database_is_named_where_the_operator_put_it() {
         "{failed}"
     );
 }
+
+/// `plugin list` shows a data directory as the operator wrote it, while the plugin is
+/// granted the absolute path, whatever the working directory of a later command.
+#[test]
+fn a_data_directory_is_listed_as_the_operator_wrote_it() {
+    let c = Cohort::new();
+    let home = c.db.parent().expect("the store's folder").to_path_buf();
+    std::fs::create_dir(home.join("geoip")).expect("data dir");
+    let o = c
+        .command(&["plugin", "add", "geoip-country", "--data-dir", "./geoip"])
+        .current_dir(&home)
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let listed = c.ok(&["plugin", "list"]);
+    assert!(listed.contains("data-dir: ./geoip"), "{listed}");
+    let json: serde_json::Value =
+        serde_json::from_str(&c.ok(&["--json", "plugin", "list"])).expect("JSON");
+    let granted = json[0]["data_dir"].as_str().expect("absolute path");
+    assert!(
+        Path::new(granted).is_absolute() && granted.ends_with("geoip"),
+        "{granted}"
+    );
+    assert_eq!(json[0]["data_dir_as_given"], "./geoip");
+}

@@ -70,6 +70,7 @@ impl Engine {
     ) -> Result<PluginInfo> {
         let plugin = self.host.load(wasm)?;
         let info = plugin.info().clone();
+        let data_dir_as_given = data_dir;
         if let Some(dir) = data_dir
             && !info
                 .capabilities
@@ -97,6 +98,7 @@ impl Engine {
                 version: info.version.clone(),
                 sha256: plugin.sha256().to_string(),
                 data_dir,
+                data_dir_as_given: data_dir_as_given.map(|d| d.display().to_string()),
                 added_at: now,
             },
             wasm,

@@ -9,12 +9,22 @@ impl Plugins for SqliteStore {
     fn put_plugin(&self, p: &StoredPlugin, wasm: &[u8]) -> cohort_store::Result<()> {
         sql(|| {
             self.conn().execute(
-                "INSERT INTO plugins (id, version, sha256, wasm, data_dir, added_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO plugins (id, version, sha256, wasm, data_dir, data_dir_as_given,
+                                      added_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (id, version) DO UPDATE SET
                 sha256 = excluded.sha256, wasm = excluded.wasm,
-                data_dir = excluded.data_dir, added_at = excluded.added_at",
-                params![p.id, p.version, p.sha256, wasm, p.data_dir, p.added_at],
+                data_dir = excluded.data_dir, data_dir_as_given = excluded.data_dir_as_given,
+                added_at = excluded.added_at",
+                params![
+                    p.id,
+                    p.version,
+                    p.sha256,
+                    wasm,
+                    p.data_dir,
+                    p.data_dir_as_given,
+                    p.added_at
+                ],
             )?;
             Ok(())
         })
@@ -24,7 +34,8 @@ impl Plugins for SqliteStore {
         sql(|| {
             let conn = self.reader();
             let mut stmt = conn.prepare_cached(
-                "SELECT id, version, sha256, data_dir, added_at FROM plugins ORDER BY id, version",
+                "SELECT id, version, sha256, data_dir, data_dir_as_given, added_at FROM plugins
+                 ORDER BY id, version",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok(StoredPlugin {
@@ -32,7 +43,8 @@ impl Plugins for SqliteStore {
                     version: r.get(1)?,
                     sha256: r.get(2)?,
                     data_dir: r.get(3)?,
-                    added_at: r.get(4)?,
+                    data_dir_as_given: r.get(4)?,
+                    added_at: r.get(5)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)

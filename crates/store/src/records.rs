@@ -13,8 +13,11 @@ pub struct StoredPlugin {
     pub version: String,
     /// Of the bytes: a plugin replaced under the same version has another digest.
     pub sha256: String,
-    /// The read-only data directory the operator granted, if any.
+    /// The read-only data directory the operator granted, if any, as an absolute path:
+    /// what the plugin is given, from any working directory.
     pub data_dir: Option<String>,
+    /// The same directory as the operator wrote it (`./geoip`, say), for showing back.
+    pub data_dir_as_given: Option<String>,
     #[serde(with = "cohort_model::rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub added_at: Timestamp,

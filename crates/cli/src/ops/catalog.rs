@@ -82,7 +82,12 @@ pub fn plugin(
                         p.id,
                         p.version,
                         &p.sha256[..12],
-                        p.data_dir.as_deref().unwrap_or("-")
+                        // As the operator wrote it; plugins added before kept only the
+                        // absolute path.
+                        p.data_dir_as_given
+                            .as_deref()
+                            .or(p.data_dir.as_deref())
+                            .unwrap_or("-")
                     );
                 }
             }

@@ -350,13 +350,27 @@ pub(super) fn plugins_are_listed_without_their_bytes_and_replaced_by_id_and_vers
         version: "1.0.0".into(),
         sha256: sha256.into(),
         data_dir: None,
+        data_dir_as_given: None,
         added_at: 1,
     };
     store.put_plugin(&plugin("aa"), b"first").expect("put");
-    store.put_plugin(&plugin("bb"), b"second").expect("replace");
+    let granted = StoredPlugin {
+        data_dir: Some("/srv/geoip".into()),
+        data_dir_as_given: Some("./geoip".into()),
+        ..plugin("bb")
+    };
+    store.put_plugin(&granted, b"second").expect("replace");
     let listed = store.plugins().expect("list");
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].sha256, "bb");
+    assert_eq!(
+        (
+            listed[0].data_dir.as_deref(),
+            listed[0].data_dir_as_given.as_deref()
+        ),
+        (Some("/srv/geoip"), Some("./geoip")),
+        "the granted directory, and as the operator wrote it"
+    );
     assert_eq!(
         store.plugin_wasm("country", "1.0.0").expect("read"),
         Some(b"second".to_vec())

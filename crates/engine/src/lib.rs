@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 use cohort_host::Host;
 use cohort_model::CustomerRecord;
-use cohort_store::{Access, Store};
+use cohort_store::Store;
 
 pub use answers::{MembershipAt, Registration, UndecidedGroup, Why};
 pub use cohort_store::Trigger;
@@ -91,12 +91,6 @@ impl Engine {
     /// runs, memberships by page, the change feed, imports).
     pub fn store(&self) -> &dyn Store {
         self.store.as_ref()
-    }
-
-    /// The part of the store that is the HTTP layer's own: tokens, webhooks and
-    /// idempotency, which no rule or run touches.
-    pub fn access(&self) -> Arc<dyn Access> {
-        self.store.clone()
     }
 
     /// The customer cache, brought up to date with the store.

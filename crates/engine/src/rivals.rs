@@ -64,6 +64,11 @@ impl Engine {
         index: &FastMap<Arc<str>, usize>,
     ) -> Result<FastMap<usize, Vec<Rival>>> {
         let mut by_position: FastMap<usize, Vec<Rival>> = FastMap::default();
+        // Most groups are in no set: they must not read the groups (on the writer's
+        // connection, behind whatever run is writing) to find no rivals.
+        if group.exclusive.is_none() {
+            return Ok(by_position);
+        }
         let groups = self.groups()?;
         let rivals = rival_groups(group, &groups);
         for (other, _, _) in &rivals {

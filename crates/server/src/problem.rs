@@ -260,3 +260,37 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A configuration refused on saving is the client's to mend (422, at the
+    /// condition); one that no longer prepares when the group runs is the state of the
+    /// server's data (409), not a mistake in the request.
+    #[test]
+    fn a_condition_gone_at_run_time_is_a_conflict_not_a_bad_request() {
+        let problems = vec!["config/database: cannot read `/srv/geoip/x.mmdb`".to_string()];
+        let saved = Problem::from(EngineError::Config {
+            group: "g".into(),
+            at: "rule.all[0].any[0]".into(),
+            plugin: "geoip-country".into(),
+            problems: problems.clone(),
+        });
+        assert_eq!((saved.status, saved.kind), (422, "invalid-condition"));
+        assert_eq!(saved.field.as_deref(), Some("rule.all[0].any[0]"));
+        let ran = Problem::from(EngineError::Unprepared {
+            group: "g".into(),
+            at: "rule.all[0].any[0]".into(),
+            plugin: "geoip-country".into(),
+            problems,
+        });
+        assert_eq!((ran.status, ran.kind), (409, "condition-unavailable"));
+        assert!(
+            ran.detail
+                .contains("cannot prepare the condition the group was saved with"),
+            "{}",
+            ran.detail
+        );
+    }
+}

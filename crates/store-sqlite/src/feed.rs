@@ -167,13 +167,15 @@ fn event_row(id: i64, r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<OutboxEv
             .map_err(|e| corrupt("event", &id.to_string(), e)));
     }
     let kind: String = r.get(1)?;
-    let (trigger, actor, reason) = match r.get::<_, Option<String>>(6)? {
-        Some(_) => (named(r, 6, Trigger::parse)?, r.get(7)?, r.get(8)?),
-        None => (
+    // The clock's events have no audit entry, so no trigger of their own.
+    let (trigger, actor, reason) = if r.get_ref(6)? == rusqlite::types::ValueRef::Null {
+        (
             Trigger::Clock,
             CLOCK_ACTOR.to_string(),
             clock_reason(&kind).to_string(),
-        ),
+        )
+    } else {
+        (named(r, 6, Trigger::parse)?, r.get(7)?, r.get(8)?)
     };
     Ok(Ok(OutboxEvent {
         id,

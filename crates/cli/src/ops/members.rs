@@ -74,12 +74,18 @@ pub fn member(
                 .into_iter()
                 .filter(|m| all || m.is_active(at))
                 .collect();
-            let endings: HashMap<i64, Ending> = engine
-                .store()
-                .endings(&group)?
-                .into_iter()
-                .map(|e| (e.membership, e))
-                .collect();
+            // A membership active at `at` was not ended by then: only --all lists ended
+            // ones.
+            let endings: HashMap<i64, Ending> = if all {
+                engine
+                    .store()
+                    .endings(&group)?
+                    .into_iter()
+                    .map(|e| (e.membership, e))
+                    .collect()
+            } else {
+                HashMap::new()
+            };
             // An ending after `at` had not happened yet.
             let ended = |m: &Membership| endings.get(&m.id).filter(|e| e.at <= at);
             if store.json {

@@ -3,7 +3,7 @@
 //! hard-coded logic of — run end to end and reported.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -17,6 +17,7 @@ use cohort_model::{
     CustomerRecord, Group, PayerKind, PayerRecord, SubscriptionRecord, SubscriptionStatus,
     Timestamp, VerificationStatus,
 };
+use cohort_store_postgres::{describe_url, is_postgres_url};
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -87,19 +88,56 @@ const PRODUCTS: [&str; 6] = [
 /// 2026-11-25T00:00:00Z: the demo's "now", so that every run of it tells the same story.
 const NOW: Timestamp = 1_795_564_800;
 
-pub fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    for suffix in ["", "-wal", "-shm"] {
-        let path = PathBuf::from(format!("{}{suffix}", args.demo_db.display()));
-        if path.exists() {
-            std::fs::remove_file(&path)
-                .with_context(|| format!("cannot replace `{}`", path.display()))?;
-        }
+/// Run the demo on a fresh embedded store at `--demo-db`, or, where `db` (the global
+/// `--db`) names a PostgreSQL database, on that database, which must be empty: the demo
+/// never clears a database it did not make.
+pub fn run(
+    args: DemoArgs,
+    db: Option<&Path>,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let shared = db.filter(|db| is_postgres_url(&db.to_string_lossy()));
+    if let (Some(db), None) = (db, shared) {
+        anyhow::bail!(
+            "the demo makes a store of its own: give a file with --demo-db, not --db `{}` \
+             (--db takes only a PostgreSQL database for the demo)",
+            db.display()
+        );
     }
-    let engine = assemble::open(&args.demo_db, Limits::default(), cache_dir)?.engine;
-    println!(
-        "Cohort demo on a fresh embedded store: {}",
-        args.demo_db.display()
-    );
+    let shown = match shared {
+        Some(db) => describe_url(&db.to_string_lossy()),
+        None => args.demo_db.display().to_string(),
+    };
+    let engine = match shared {
+        Some(db) => {
+            let engine = assemble::open(db, Limits::default(), cache_dir)?.engine;
+            let store = engine.store();
+            let (customers, groups) = (store.count_customers()?, store.groups()?.len());
+            if customers > 0 || groups > 0 {
+                anyhow::bail!(
+                    "the demo needs an empty database, and `{shown}` holds {customers} \
+                     customers and {groups} groups"
+                );
+            }
+            println!("Cohort demo on an empty PostgreSQL database: {shown}");
+            engine
+        }
+        None => {
+            for suffix in ["", "-wal", "-shm"] {
+                let path = PathBuf::from(format!("{}{suffix}", args.demo_db.display()));
+                if path.exists() {
+                    std::fs::remove_file(&path)
+                        .with_context(|| format!("cannot replace `{}`", path.display()))?;
+                }
+            }
+            let engine = assemble::open(&args.demo_db, Limits::default(), cache_dir)?.engine;
+            println!(
+                "Cohort demo on a fresh embedded store: {}",
+                args.demo_db.display()
+            );
+            engine
+        }
+    };
 
     let started = Instant::now();
     let geoip = args
@@ -258,8 +296,7 @@ pub fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCod
         why.explanation
     );
     println!(
-        "\nexplore further: cohort --db {} group list | member list eu-residents | history --customer {explained}",
-        args.demo_db.display()
+        "\nexplore further: cohort --db {shown} group list | member list eu-residents | history --customer {explained}"
     );
     Ok(ExitCode::SUCCESS)
 }

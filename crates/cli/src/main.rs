@@ -96,7 +96,7 @@ fn main() -> ExitCode {
         Command::Plugins => runner::plugins(json, cache_dir),
         Command::Describe(args) => runner::describe(args, json, cache_dir),
         Command::Eval(args) => runner::eval(args, json, cache_dir),
-        Command::Demo(args) => demo::run(args, cache_dir),
+        Command::Demo(args) => demo::run(args, store.db.as_deref(), cache_dir),
         Command::Plugin(cmd) => ops::plugin(cmd, store, cache_dir),
         Command::Group(cmd) => ops::group(cmd, store, cache_dir),
         Command::Customer(cmd) => ops::customer(cmd, store, cache_dir),

@@ -1,7 +1,7 @@
 //! The behaviour contract, case by case: every file in `tests/cases/` at the
 //! repository root is a scenario (customers, groups, a sequence of triggers and manual
 //! actions, expected memberships and states) run through the real plugins and a real
-//! SQLite store.
+//! store: SQLite, and again PostgreSQL.
 
 mod common;
 
@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use cohort_engine::{Engine, Trigger};
 use cohort_model::{CustomerRecord, Group, State, Timestamp};
 use serde::Deserialize;
+use std::sync::Arc;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,8 +89,8 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn engine(dir: &Path) -> Engine {
-    let engine = common::engine(&dir.join("cohort.db"));
+/// `engine`, with every plugin a case may name.
+fn with_plugins(engine: Engine) -> Engine {
     let geoip = repo().join("../shared/testdata/geoip");
     for (id, wasm) in cohort_artifacts::STANDARD {
         let grant = (*id == "geoip-country").then_some(geoip.as_path());
@@ -105,12 +106,11 @@ fn engine(dir: &Path) -> Engine {
     engine
 }
 
-fn run_case(path: &Path) {
+fn run_case(path: &Path, engine: Engine) {
     let name = path.display().to_string();
     let case: Case = serde_json::from_str(&std::fs::read_to_string(path).expect("read case"))
         .unwrap_or_else(|e| panic!("{name}: {e}"));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let engine = engine(dir.path());
+    let engine = with_plugins(engine);
     let mut now: Timestamp = 1_767_225_600; // 2026-01-01T00:00:00Z
     for c in &case.customers {
         engine.store().upsert_customer(c, now).expect("customer");
@@ -259,8 +259,8 @@ fn run_case(path: &Path) {
     }
 }
 
-#[test]
-fn behaviour_contract_cases() {
+/// Every case file, in order.
+fn cases() -> Vec<PathBuf> {
     let dir = repo().join("tests/cases");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("tests/cases exists")
@@ -269,7 +269,22 @@ fn behaviour_contract_cases() {
         .collect();
     files.sort();
     assert!(files.len() >= 10, "the cases are missing");
-    for file in files {
-        run_case(&file);
+    files
+}
+
+#[test]
+fn behaviour_contract_cases() {
+    for file in cases() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        run_case(&file, common::engine(&dir.path().join("cohort.db")));
+    }
+}
+
+/// The same cases on the shared store: the behaviour does not depend on the backend.
+#[test]
+fn behaviour_contract_cases_on_postgresql() {
+    for file in cases() {
+        let store = Arc::new(cohort_store_postgres::scratch::fresh());
+        run_case(&file, common::engine_on(store));
     }
 }

@@ -25,8 +25,9 @@ use cohort_model::Timestamp;
 /// Where the store lives and who is acting.
 #[derive(Args, Clone)]
 pub struct StoreArgs {
-    /// The embedded store (an SQLite file; created if missing) [default: cohort.db, or
-    /// the `db` of `serve`'s configuration file]
+    /// The store: an SQLite file (created if missing; `sqlite:FILE` too), or a
+    /// PostgreSQL database shared by several servers (`postgres://user@host/db`)
+    /// [default: cohort.db, or the `db` of `serve`'s configuration file]
     #[arg(long, global = true, env = "COHORT_DB")]
     pub db: Option<PathBuf>,
     /// Who is acting, for the audit history [default: $USER]

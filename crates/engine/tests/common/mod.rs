@@ -6,12 +6,21 @@ use std::sync::Arc;
 use cohort_engine::Engine;
 use cohort_host::{Host, HostConfig};
 use cohort_model::Interner;
+use cohort_store::Store;
 use cohort_store_sqlite::SqliteStore;
 
 /// An engine on the store file `db`, with no plugins yet. Compiled plugins are cached
 /// on disk across tests, as an operator's host would cache them across restarts.
 pub fn engine(db: &Path) -> Engine {
-    let store = SqliteStore::open(db).expect("store opens");
+    engine_on(Arc::new(SqliteStore::open(db).expect("store opens")))
+}
+
+/// An engine on `store`, with no plugins yet.
+#[allow(
+    dead_code,
+    reason = "each test binary that includes these helpers uses some of them"
+)]
+pub fn engine_on(store: Arc<dyn Store>) -> Engine {
     let host = Host::new(
         HostConfig {
             cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
@@ -20,5 +29,5 @@ pub fn engine(db: &Path) -> Engine {
         Arc::new(Interner::new()),
     )
     .expect("host");
-    Engine::new(Arc::new(store), host)
+    Engine::new(store, host)
 }

@@ -1,0 +1,220 @@
+//! What the HTTP layer keeps: tokens by digest, webhooks and their positions, and the
+//! responses kept for idempotency keys.
+
+use cohort_model::Timestamp;
+use cohort_store::{
+    IDEMPOTENCY_KEY_LIFETIME, Idempotency, Remembered, Role, TokenRecord, Tokens, Webhook, Webhooks,
+};
+use postgres::Row;
+
+use crate::{PgStore, Result, named, sql};
+
+const TOKEN_COLUMNS: &str = "id, name, role, created_at, revoked_at";
+
+fn token(r: &Row) -> Result<TokenRecord> {
+    let name: String = r.get(1);
+    Ok(TokenRecord {
+        id: r.get(0),
+        role: named(r.get(2), Role::parse, "token", &name)?,
+        name,
+        created_at: r.get(3),
+        revoked_at: r.get(4),
+    })
+}
+
+const WEBHOOK_COLUMNS: &str =
+    "id, url, secret, created_at, position, attempts, last_error, last_delivered_at";
+
+fn webhook(r: &Row) -> Webhook {
+    Webhook {
+        id: r.get(0),
+        url: r.get(1),
+        secret: r.get(2),
+        created_at: r.get(3),
+        position: r.get(4),
+        attempts: u32::try_from(r.get::<_, i32>(5)).unwrap_or_default(),
+        last_error: r.get(6),
+        last_delivered_at: r.get(7),
+    }
+}
+
+impl Tokens for PgStore {
+    fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        hash: &str,
+        at: Timestamp,
+    ) -> cohort_store::Result<i64> {
+        sql(|| {
+            Ok(self
+                .pool
+                .get()?
+                .query_one(
+                    "INSERT INTO tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4)
+                     RETURNING id",
+                    &[&name, &role.as_str(), &hash, &at],
+                )?
+                .get(0))
+        })
+    }
+
+    fn tokens(&self) -> cohort_store::Result<Vec<TokenRecord>> {
+        sql(|| {
+            let rows = self.pool.get()?.query(
+                &format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY id"),
+                &[],
+            )?;
+            rows.iter().map(token).collect()
+        })
+    }
+
+    fn revoke_token(&self, name: &str, at: Timestamp) -> cohort_store::Result<bool> {
+        sql(|| {
+            let n = self.pool.get()?.execute(
+                "UPDATE tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL",
+                &[&name, &at],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
+    fn token_by_hash(&self, hash: &str) -> cohort_store::Result<Option<TokenRecord>> {
+        sql(|| {
+            self.pool
+                .get()?
+                .query_opt(
+                    &format!(
+                        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = $1 AND revoked_at IS NULL"
+                    ),
+                    &[&hash],
+                )?
+                .as_ref()
+                .map(token)
+                .transpose()
+        })
+    }
+}
+
+impl Webhooks for PgStore {
+    fn add_webhook(&self, url: &str, secret: &str, at: Timestamp) -> cohort_store::Result<Webhook> {
+        sql(|| {
+            // It starts at the feed's head as committed: events written from now on.
+            let row = self.pool.get()?.query_one(
+                &format!(
+                    "INSERT INTO webhooks (url, secret, created_at, position)
+                     VALUES ($1, $2, $3, (SELECT coalesce(max(id), 0) FROM outbox))
+                     RETURNING {WEBHOOK_COLUMNS}"
+                ),
+                &[&url, &secret, &at],
+            )?;
+            Ok(webhook(&row))
+        })
+    }
+
+    fn webhooks(&self) -> cohort_store::Result<Vec<Webhook>> {
+        sql(|| {
+            let rows = self.pool.get()?.query(
+                &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY id"),
+                &[],
+            )?;
+            Ok(rows.iter().map(webhook).collect())
+        })
+    }
+
+    fn remove_webhook(&self, id: i64) -> cohort_store::Result<bool> {
+        sql(|| {
+            Ok(self
+                .pool
+                .get()?
+                .execute("DELETE FROM webhooks WHERE id = $1", &[&id])?
+                > 0)
+        })
+    }
+
+    fn webhook_delivered(&self, id: i64, position: i64, at: Timestamp) -> cohort_store::Result<()> {
+        sql(|| {
+            self.pool.get()?.execute(
+                "UPDATE webhooks SET position = greatest(position, $2), attempts = 0,
+                    last_error = NULL, last_delivered_at = $3
+                 WHERE id = $1",
+                &[&id, &position, &at],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn webhook_failed(&self, id: i64, error: &str) -> cohort_store::Result<()> {
+        sql(|| {
+            self.pool.get()?.execute(
+                "UPDATE webhooks SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
+                &[&id, &error],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+impl Idempotency for PgStore {
+    fn recall(
+        &self,
+        token: i64,
+        key: &str,
+        since: Timestamp,
+    ) -> cohort_store::Result<Option<Remembered>> {
+        sql(|| {
+            Ok(self
+                .pool
+                .get()?
+                .query_opt(
+                    "SELECT request, status, body FROM idempotency
+                     WHERE token = $1 AND key = $2 AND at >= $3",
+                    &[&token, &key, &since],
+                )?
+                .map(|r| Remembered {
+                    request: r.get(0),
+                    status: u16::try_from(r.get::<_, i32>(1)).unwrap_or_default(),
+                    body: r.get(2),
+                }))
+        })
+    }
+
+    fn remember(
+        &self,
+        token: i64,
+        key: &str,
+        response: &Remembered,
+        at: Timestamp,
+    ) -> cohort_store::Result<()> {
+        sql(|| {
+            // An expired key of the same name is replaced; a live one stays as it was.
+            self.pool.get()?.execute(
+                "INSERT INTO idempotency (token, key, request, status, body, at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (token, key) DO UPDATE SET request = excluded.request,
+                     status = excluded.status, body = excluded.body, at = excluded.at
+                 WHERE idempotency.at < excluded.at - $7",
+                &[
+                    &token,
+                    &key,
+                    &response.request,
+                    &i32::from(response.status),
+                    &response.body,
+                    &at,
+                    &IDEMPOTENCY_KEY_LIFETIME,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn forget_responses(&self, before: Timestamp) -> cohort_store::Result<usize> {
+        sql(|| {
+            let n = self
+                .pool
+                .get()?
+                .execute("DELETE FROM idempotency WHERE at < $1", &[&before])?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+}

@@ -1,0 +1,213 @@
+//! Customers' facts and their registration, and the reading of what changed since a
+//! reader last looked.
+//!
+//! Many servers write customers at once, and a transaction that started first may
+//! commit last: a reader that kept "the latest write seen" as a number would pass a
+//! write still in flight and never see it. So a row names the transaction that wrote it
+//! (`written`), and a reader keeps, as its position, the oldest transaction still in
+//! flight when it read (its snapshot's `xmin`): everything older has committed or
+//! rolled back and was seen; whatever is newer is read again next time. A record read
+//! twice is a record replaced by itself.
+
+use std::collections::HashMap;
+
+use cohort_model::{CustomerRecord, Timestamp};
+use cohort_planner::Change;
+use cohort_store::load::{Chunk, Each, parse_in_parallel};
+use cohort_store::{Applied, Cause, Customers};
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::{GenericClient, IsolationLevel};
+
+use crate::journal::apply_all;
+use crate::{Error, PgStore, Result, corrupt, count, sql};
+
+/// Rows per statement of a bulk upsert.
+const CHUNK: usize = 10_000;
+
+/// Insert or replace `records` (the last of each id wins); returns how many were new.
+fn upsert_in(
+    tx: &mut impl GenericClient,
+    records: &[CustomerRecord],
+    now: Timestamp,
+) -> Result<u64> {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        last.insert(&r.id, i);
+    }
+    let mut new = 0;
+    let statement = tx.prepare(
+        "INSERT INTO customers (id, record, registered_at, updated_at)
+         SELECT id, record, $3, $3 FROM unnest($1::text[], $2::text[]) AS t(id, record)
+         ON CONFLICT (id) DO UPDATE SET record = excluded.record,
+            updated_at = excluded.updated_at, written = pg_current_xact_id()
+         RETURNING xmax = 0",
+    )?;
+    let kept: Vec<&CustomerRecord> = records
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| last.get(r.id.as_str()) == Some(i))
+        .map(|(_, r)| r)
+        .collect();
+    for chunk in kept.chunks(CHUNK) {
+        let ids: Vec<&str> = chunk.iter().map(|r| r.id.as_str()).collect();
+        let json = chunk
+            .iter()
+            .map(|r| serde_json::to_string(r).map_err(|e| corrupt("customer", &r.id, e)))
+            .collect::<Result<Vec<String>>>()?;
+        for row in tx.query(&statement, &[&ids, &json, &now])? {
+            new += u64::from(row.get::<_, bool>(0));
+        }
+    }
+    Ok(new)
+}
+
+impl Customers for PgStore {
+    fn upsert_customer(
+        &self,
+        record: &CustomerRecord,
+        now: Timestamp,
+    ) -> cohort_store::Result<bool> {
+        Ok(self.upsert_customers(std::slice::from_ref(record), now)? == 1)
+    }
+
+    fn upsert_customers(
+        &self,
+        records: &[CustomerRecord],
+        now: Timestamp,
+    ) -> cohort_store::Result<u64> {
+        sql(|| {
+            let mut conn = self.pool.get()?;
+            let mut tx = conn.transaction()?;
+            let new = upsert_in(&mut tx, records, now)?;
+            tx.commit()?;
+            Ok(new)
+        })
+    }
+
+    fn register(
+        &self,
+        record: &CustomerRecord,
+        now: Timestamp,
+        batches: &[(&[Change], Cause<'_>)],
+    ) -> cohort_store::Result<Option<Vec<Applied>>> {
+        sql(|| {
+            let mut conn = self.pool.get()?;
+            let mut tx = conn.transaction()?;
+            // The insert takes the row's lock: a second registration of the customer
+            // waits for this one to commit, then finds it and applies nothing.
+            let applied = if upsert_in(&mut tx, std::slice::from_ref(record), now)? == 1 {
+                Some(apply_all(&mut tx, batches, now)?)
+            } else {
+                None
+            };
+            tx.commit()?;
+            Ok(applied)
+        })
+    }
+
+    fn customer_exists(&self, id: &str) -> cohort_store::Result<bool> {
+        sql(|| {
+            Ok(self
+                .pool
+                .get()?
+                .query_opt("SELECT 1 FROM customers WHERE id = $1", &[&id])?
+                .is_some())
+        })
+    }
+
+    fn customer(&self, id: &str) -> cohort_store::Result<Option<CustomerRecord>> {
+        sql(|| {
+            let row = self
+                .pool
+                .get()?
+                .query_opt("SELECT record FROM customers WHERE id = $1", &[&id])?;
+            row.map(|r| serde_json::from_str(r.get(0)).map_err(|e| corrupt("customer", id, e)))
+                .transpose()
+        })
+    }
+
+    fn customers_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> cohort_store::Result<Vec<CustomerRecord>> {
+        sql(|| {
+            let rows = self.pool.get()?.query(
+                "SELECT id, record FROM customers WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&after.unwrap_or(""), &(limit as i64)],
+            )?;
+            rows.iter()
+                .map(|r| {
+                    let id: &str = r.get(0);
+                    serde_json::from_str(r.get(1)).map_err(|e| corrupt("customer", id, e))
+                })
+                .collect()
+        })
+    }
+
+    fn customers_since(
+        &self,
+        seq: Option<i64>,
+        batch: usize,
+        each: &Each<'_>,
+    ) -> cohort_store::Result<i64> {
+        let mut conn = self.pool.get()?;
+        // One snapshot for the position and the rows.
+        let mut tx = conn
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(Error::from)?;
+        let oldest: i64 = tx
+            .query_one(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+                &[],
+            )
+            .map_err(Error::from)?
+            .get(0);
+        let from = seq.unwrap_or(0);
+        let mut rows = tx
+            .query_raw(
+                "SELECT id, record FROM customers WHERE written >= $1::bigint::text::xid8
+                 ORDER BY written, id",
+                &[&from],
+            )
+            .map_err(Error::from)?;
+        let mut seen = 0usize;
+        // The driver's stream of rows fails if asked again once it has ended.
+        let mut ended = false;
+        let mut fill = |chunk: &mut Chunk, size: usize| -> cohort_store::Result<()> {
+            sql(|| {
+                while chunk.len() < size && !ended {
+                    let Some(row) = rows.next()? else {
+                        ended = true;
+                        break;
+                    };
+                    chunk.push(row.get(0), row.get(1));
+                    seen += 1;
+                }
+                Ok(())
+            })
+        };
+        parse_in_parallel(batch, &mut fill, each)?;
+        drop(rows);
+        tx.commit().map_err(Error::from)?;
+        // Nothing new: the position stays, so that a caller sees nothing moved.
+        Ok(match seq {
+            Some(seq) if seen == 0 => seq,
+            _ => oldest,
+        })
+    }
+
+    fn count_customers(&self) -> cohort_store::Result<u64> {
+        sql(|| {
+            let n: i64 = self
+                .pool
+                .get()?
+                .query_one("SELECT count(*) FROM customers", &[])?
+                .get(0);
+            Ok(count(n))
+        })
+    }
+}

@@ -1,0 +1,184 @@
+//! Connections to the database, reused: opening one costs a round trip for each step
+//! of PostgreSQL's start-up and authentication, and a server's requests each need one.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::{Condvar, Mutex, PoisonError};
+
+use cohort_store::StoreError;
+use postgres::{Client, Config, NoTls};
+
+use crate::Result;
+
+/// At most this many connections at once: each is a server process on the database's
+/// machine, and PostgreSQL's default is 100 in all, for every server and worker.
+const MOST: usize = 16;
+
+pub(crate) struct Pool {
+    config: Config,
+    state: Mutex<State>,
+    freed: Condvar,
+}
+
+struct State {
+    idle: Vec<Client>,
+    /// Connections handed out or idle.
+    open: usize,
+}
+
+impl Pool {
+    pub(crate) fn new(url: &str) -> cohort_store::Result<Pool> {
+        let config: Config = url.parse().map_err(|e: postgres::Error| StoreError::Open {
+            path: redact(url),
+            problem: format!("not a PostgreSQL URL: {e}"),
+        })?;
+        Ok(Pool {
+            config,
+            state: Mutex::new(State {
+                idle: Vec::new(),
+                open: 0,
+            }),
+            freed: Condvar::new(),
+        })
+    }
+
+    /// A connection, idle or new; waits while `MOST` are in use.
+    pub(crate) fn get(&self) -> Result<Conn<'_>> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(client) = state.idle.pop() {
+                if client.is_closed() {
+                    state.open -= 1;
+                    continue;
+                }
+                return Ok(Conn {
+                    pool: self,
+                    client: Some(client),
+                });
+            }
+            if state.open < MOST {
+                state.open += 1;
+                drop(state);
+                return match self.connect() {
+                    Ok(client) => Ok(Conn {
+                        pool: self,
+                        client: Some(client),
+                    }),
+                    Err(e) => {
+                        self.release(None);
+                        Err(e)
+                    }
+                };
+            }
+            state = self
+                .freed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// A connection of its own, outside the pool: one held for the store's life.
+    pub(crate) fn connect(&self) -> Result<Client> {
+        Ok(self.config.connect(NoTls)?)
+    }
+
+    fn release(&self, client: Option<Client>) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match client.filter(|c| !c.is_closed()) {
+            Some(client) => state.idle.push(client),
+            None => state.open -= 1,
+        }
+        drop(state);
+        self.freed.notify_one();
+    }
+
+    /// The database as a URL without its password.
+    pub(crate) fn describe(&self) -> String {
+        describe(&self.config)
+    }
+}
+
+pub(crate) fn describe_url(url: &str) -> String {
+    url.parse::<Config>()
+        .map_or_else(|_| redact(url), |config| describe(&config))
+}
+
+fn describe(config: &Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            postgres::config::Host::Tcp(name) => name.clone(),
+            postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or_default();
+    let db = config.get_dbname().unwrap_or(user);
+    let user = if user.is_empty() {
+        String::new()
+    } else {
+        format!("{user}@")
+    };
+    format!("postgres://{user}{host}:{port}/{db}")
+}
+
+/// A URL that does not parse, shown without what may be its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ if url.contains("password") => "(a PostgreSQL connection string)".into(),
+        _ => url.to_string(),
+    }
+}
+
+/// A connection taken from the pool, given back when dropped (unless it broke).
+pub(crate) struct Conn<'p> {
+    pool: &'p Pool,
+    client: Option<Client>,
+}
+
+impl Deref for Conn<'_> {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        self.client.as_ref().expect("a connection until dropped")
+    }
+}
+
+impl DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client.as_mut().expect("a connection until dropped")
+    }
+}
+
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        self.pool.release(self.client.take());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_is_described_without_its_password() {
+        let pool = Pool::new("postgres://cohort:s3cret@db.example:6432/billing").expect("url");
+        assert_eq!(pool.describe(), "postgres://cohort@db.example:6432/billing");
+        let pool = Pool::new("host=db.example user=cohort password=s3cret").expect("url");
+        assert_eq!(pool.describe(), "postgres://cohort@db.example:5432/cohort");
+        assert_eq!(
+            redact("postgres://cohort:s3cret@db.example:x/billing"),
+            "postgres://cohort@db.example:x/billing"
+        );
+        let Err(StoreError::Open { path, .. }) = Pool::new("postgres://u:s3cret@h:notaport/d")
+        else {
+            panic!("a bad port is refused");
+        };
+        assert!(!path.contains("s3cret"), "{path}");
+    }
+}

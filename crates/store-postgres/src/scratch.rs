@@ -1,0 +1,44 @@
+//! For tests, here and in the crates above: a store of its own for each test, on the
+//! throwaway server `scripts/test` starts (`COHORT_TEST_POSTGRES`, the URL
+//! `scripts/postgres start` prints): a schema per store in one database, made fresh and
+//! never reused. Behind the feature `scratch`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::PgStore;
+
+/// The server's URL; a test cannot go on without one.
+pub fn server() -> String {
+    std::env::var("COHORT_TEST_POSTGRES").unwrap_or_else(|_| {
+        panic!(
+            "COHORT_TEST_POSTGRES is not set: run the tests through scripts/test, which \
+             starts a throwaway PostgreSQL server (or start one with \
+             `scripts/postgres start DIR` and set it to the URL printed)"
+        )
+    })
+}
+
+/// The URL of a new, empty schema on the server.
+pub fn fresh_url() -> String {
+    static MADE: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let schema = format!(
+        "t{}_{nanos:x}_{}",
+        std::process::id(),
+        MADE.fetch_add(1, Ordering::Relaxed)
+    );
+    let server = server();
+    let mut admin = postgres::Client::connect(&server, postgres::NoTls).expect("the test server");
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .expect("a schema");
+    let join = if server.contains('?') { '&' } else { '?' };
+    format!("{server}{join}options=-csearch_path%3D{schema}")
+}
+
+pub fn fresh() -> PgStore {
+    PgStore::connect(&fresh_url()).expect("a store on the test server")
+}

@@ -16,64 +16,63 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-#[test]
-fn every_operation_in_the_document_needs_a_token_and_none_answers_5xx() {
-    let c = Cohort::new();
-    let reader = token(&c, "dashboard", "read-only");
-    // The `--listen` flag (port 0) wins over the environment.
-    let server = Server::start(&c, &[("COHORT_LISTEN", "127.0.0.1:1")]);
-    assert!(!server.base.ends_with(":1"), "{}", server.base);
-    let anonymous = Api::new(&server, None);
-    let doc = expect(anonymous.get("/openapi.json"), StatusCode::OK);
-    let paths = doc["paths"].as_object().expect("paths");
-    assert!(paths.len() >= 25, "{} paths", paths.len());
-    let read_only = Api::new(&server, Some(&reader));
-    let mut operations = 0;
-    for (path, item) in paths {
-        let concrete = path
-            .replace("{id}", "1")
-            .replace("{customer}", "c1")
-            .replace("{kind}", "tariff")
-            .replace("{entity}", "t1");
-        for method in ["get", "post", "put", "delete"] {
-            let Some(op) = item.get(method) else { continue };
-            operations += 1;
-            let public = op.get("security").is_some_and(|s| s == &json!([{}]));
-            let status = anonymous.call(&method.to_uppercase(), &concrete).status();
-            if public {
-                assert!(status.is_success(), "{method} {path}: {status}");
-                continue;
-            }
-            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
-            let (status, body) = read(read_only.call(&method.to_uppercase(), &concrete));
-            assert!(
-                !status.is_server_error(),
-                "{method} {path}: {status} {body}"
-            );
-            if method != "get" {
-                assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
+on_both_backends!(
+    every_operation_in_the_document_needs_a_token_and_none_answers_5xx,
+    |c: Cohort| {
+        let reader = token(&c, "dashboard", "read-only");
+        // The `--listen` flag (port 0) wins over the environment.
+        let server = Server::start(&c, &[("COHORT_LISTEN", "127.0.0.1:1")]);
+        assert!(!server.base.ends_with(":1"), "{}", server.base);
+        let anonymous = Api::new(&server, None);
+        let doc = expect(anonymous.get("/openapi.json"), StatusCode::OK);
+        let paths = doc["paths"].as_object().expect("paths");
+        assert!(paths.len() >= 25, "{} paths", paths.len());
+        let read_only = Api::new(&server, Some(&reader));
+        let mut operations = 0;
+        for (path, item) in paths {
+            let concrete = path
+                .replace("{id}", "1")
+                .replace("{customer}", "c1")
+                .replace("{kind}", "tariff")
+                .replace("{entity}", "t1");
+            for method in ["get", "post", "put", "delete"] {
+                let Some(op) = item.get(method) else { continue };
+                operations += 1;
+                let public = op.get("security").is_some_and(|s| s == &json!([{}]));
+                let status = anonymous.call(&method.to_uppercase(), &concrete).status();
+                if public {
+                    assert!(status.is_success(), "{method} {path}: {status}");
+                    continue;
+                }
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+                let (status, body) = read(read_only.call(&method.to_uppercase(), &concrete));
                 assert!(
-                    body["detail"]
-                        .as_str()
-                        .expect("detail")
-                        .contains("dashboard")
+                    !status.is_server_error(),
+                    "{method} {path}: {status} {body}"
                 );
+                if method != "get" {
+                    assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
+                    assert!(
+                        body["detail"]
+                            .as_str()
+                            .expect("detail")
+                            .contains("dashboard")
+                    );
+                }
             }
         }
+        assert!(operations >= 35, "{operations} operations");
+        // A wrong token is refused like none.
+        let forged = Api::new(&server, Some("cohort_0000"));
+        expect(forged.get("/v1/groups"), StatusCode::UNAUTHORIZED);
+        // Revoked from the CLI while the server runs: refused at the next request.
+        c.ok(&["token", "revoke", "dashboard"]);
+        expect(read_only.get("/v1/groups"), StatusCode::UNAUTHORIZED);
+        expect(anonymous.get("/v1/nothing-here"), StatusCode::NOT_FOUND);
     }
-    assert!(operations >= 35, "{operations} operations");
-    // A wrong token is refused like none.
-    let forged = Api::new(&server, Some("cohort_0000"));
-    expect(forged.get("/v1/groups"), StatusCode::UNAUTHORIZED);
-    // Revoked from the CLI while the server runs: refused at the next request.
-    c.ok(&["token", "revoke", "dashboard"]);
-    expect(read_only.get("/v1/groups"), StatusCode::UNAUTHORIZED);
-    expect(anonymous.get("/v1/nothing-here"), StatusCode::NOT_FOUND);
-}
+);
 
-#[test]
-fn a_platform_integrates_over_http() {
-    let c = Cohort::new();
+on_both_backends!(a_platform_integrates_over_http, |c: Cohort| {
     let admin = token(&c, "root", "admin");
     let operator = token(&c, "billing", "operator");
     let reader = token(&c, "dashboard", "read-only");
@@ -438,7 +437,7 @@ fn a_platform_integrates_over_http() {
         .parse()
         .expect("number");
     assert!(fuel > 0);
-}
+});
 
 /// What the receiver saw of one delivery.
 struct Delivery {
@@ -546,173 +545,179 @@ impl Receiver {
     }
 }
 
-#[test]
-fn webhooks_are_signed_retried_in_order_and_survive_a_restart() {
-    let c = Cohort::new();
-    let admin = token(&c, "root", "admin");
-    let operator = token(&c, "billing", "operator");
-    c.ok(&["plugin", "add", "country"]);
-    c.ok(&[
-        "group",
-        "save",
-        &c.file(
-            "g.json",
-            &group("de", "full-sync", true, &["DE"]).to_string(),
-        ),
-    ]);
-    // The receiver is on loopback: the deployment delivers inside its own network.
-    let env = [
-        ("COHORT_WEBHOOK_BACKOFF_INITIAL_MS", "50"),
-        ("COHORT_WEBHOOK_BACKOFF_MAX_MS", "200"),
-        ("COHORT_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"),
-    ];
-    let receiver = Receiver::start(2);
-    let secret = "a-secret-of-enough-length";
-    let server = Server::start(&c, &env);
-    let hook = expect(
-        Api::new(&server, Some(&admin)).json(
-            "POST",
-            "/v1/webhooks",
-            &json!({"url": receiver.url, "secret": secret}),
-        ),
-        StatusCode::CREATED,
-    );
-    assert_eq!(hook["secret"], secret);
-    expect(
-        Api::new(&server, Some(&admin)).json("POST", "/v1/webhooks", &json!({"url": "ftp://x"})),
-        StatusCode::UNPROCESSABLE_ENTITY,
-    );
-    let op = Api::new(&server, Some(&operator));
-    for i in 0..5 {
-        expect(
-            op.json(
+on_both_backends!(
+    webhooks_are_signed_retried_in_order_and_survive_a_restart,
+    |c: Cohort| {
+        let admin = token(&c, "root", "admin");
+        let operator = token(&c, "billing", "operator");
+        c.ok(&["plugin", "add", "country"]);
+        c.ok(&[
+            "group",
+            "save",
+            &c.file(
+                "g.json",
+                &group("de", "full-sync", true, &["DE"]).to_string(),
+            ),
+        ]);
+        // The receiver is on loopback: the deployment delivers inside its own network.
+        let env = [
+            ("COHORT_WEBHOOK_BACKOFF_INITIAL_MS", "50"),
+            ("COHORT_WEBHOOK_BACKOFF_MAX_MS", "200"),
+            ("COHORT_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"),
+        ];
+        let receiver = Receiver::start(2);
+        let secret = "a-secret-of-enough-length";
+        let server = Server::start(&c, &env);
+        let hook = expect(
+            Api::new(&server, Some(&admin)).json(
                 "POST",
-                "/v1/registrations",
-                &customer(&format!("c{i}"), "DE"),
+                "/v1/webhooks",
+                &json!({"url": receiver.url, "secret": secret}),
             ),
             StatusCode::CREATED,
         );
-    }
-    expect(
-        op.call("DELETE", "/v1/groups/de/members/c0"),
-        StatusCode::OK,
-    );
-    let events = receiver.wait_for(secret, 6);
-    assert_eq!(events.len(), 6, "{events:#?}");
-    assert!(
-        receiver.requests.load(Ordering::SeqCst) >= 3,
-        "two failures, then success"
-    );
-    let kinds: Vec<(&str, &str)> = events
-        .iter()
-        .map(|e| {
-            (
-                e["customer"].as_str().expect("c"),
-                e["event"].as_str().expect("e"),
-            )
-        })
-        .collect();
-    assert_eq!(kinds[0], ("c0", "membership.added"));
-    assert_eq!(
-        kinds[5],
-        ("c0", "membership.removed"),
-        "in order for the customer"
-    );
-    let ids: Vec<i64> = events
-        .iter()
-        .map(|e| e["id"].as_i64().expect("id"))
-        .collect();
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
-
-    // The receiver goes down; changes keep coming; the server restarts meanwhile.
-    receiver.down.store(true, Ordering::SeqCst);
-    expect(
-        op.json("POST", "/v1/registrations", &customer("c5", "DE")),
-        StatusCode::CREATED,
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    server.stop();
-    // A change made while no server runs waits in the outbox too.
-    c.ok(&["member", "add", "c0", "de", "--end", "2099-01-01T00:00:00Z"]);
-    let server = Server::start(&c, &env);
-    receiver.down.store(false, Ordering::SeqCst);
-    let events = receiver.wait_for(secret, 8);
-    let tail: Vec<(&str, &str)> = events[6..]
-        .iter()
-        .map(|e| {
-            (
-                e["customer"].as_str().expect("c"),
-                e["event"].as_str().expect("e"),
-            )
-        })
-        .collect();
-    assert_eq!(
-        tail,
-        [("c5", "membership.added"), ("c0", "membership.added")]
-    );
-    let hooks = expect(
-        Api::new(&server, Some(&admin)).get("/v1/webhooks"),
-        StatusCode::OK,
-    );
-    assert_eq!(hooks["items"][0]["attempts"], 0);
-    assert!(
-        hooks["items"][0].get("secret").is_none(),
-        "the secret is shown once"
-    );
-    let metrics = Api::new(&server, Some(&admin))
-        .get("/metrics")
-        .text()
-        .expect("metrics");
-    assert!(metrics.contains("cohort_outbox_lag_events 0"), "{metrics}");
-
-    // A removed webhook receives nothing more.
-    let id = hooks["items"][0]["id"].as_i64().expect("id");
-    let admin = Api::new(&server, Some(&admin));
-    let op = Api::new(&server, Some(&operator));
-    let remove = |status| expect(admin.call("DELETE", &format!("/v1/webhooks/{id}")), status);
-    remove(StatusCode::NO_CONTENT);
-    remove(StatusCode::NOT_FOUND);
-    std::thread::sleep(Duration::from_millis(800));
-    expect(
-        op.json("POST", "/v1/registrations", &customer("c6", "DE")),
-        StatusCode::CREATED,
-    );
-    std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(receiver.events(secret).len(), 8, "nothing after removal");
-}
-
-#[test]
-fn windows_that_open_later_are_announced_when_they_do() {
-    let c = Cohort::new();
-    let reader = token(&c, "feed", "read-only");
-    c.ok(&["plugin", "add", "country"]);
-    c.ok(&[
-        "group",
-        "save",
-        &c.file(
-            "g.json",
-            &group("vip", "disabled", false, &["DE"]).to_string(),
-        ),
-    ]);
-    let file = c.file("c.json", &customer("c1", "DE").to_string());
-    c.ok(&["customer", "upsert", &format!("@{file}")]);
-    let start = chrono::Utc::now() + chrono::Duration::seconds(2);
-    c.ok(&["member", "add", "c1", "vip", "--start", &start.to_rfc3339()]);
-    let server = Server::start(&c, &[]);
-    let ro = Api::new(&server, Some(&reader));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let events = loop {
-        let feed = expect(ro.get("/v1/events"), StatusCode::OK);
-        let events: Vec<String> = feed["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .map(|e| e["event"].as_str().expect("event").to_string())
-            .collect();
-        if events.len() >= 2 || Instant::now() > deadline {
-            break events;
+        assert_eq!(hook["secret"], secret);
+        expect(
+            Api::new(&server, Some(&admin)).json(
+                "POST",
+                "/v1/webhooks",
+                &json!({"url": "ftp://x"}),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+        let op = Api::new(&server, Some(&operator));
+        for i in 0..5 {
+            expect(
+                op.json(
+                    "POST",
+                    "/v1/registrations",
+                    &customer(&format!("c{i}"), "DE"),
+                ),
+                StatusCode::CREATED,
+            );
         }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert_eq!(events, ["membership.added", "membership.activated"]);
-}
+        expect(
+            op.call("DELETE", "/v1/groups/de/members/c0"),
+            StatusCode::OK,
+        );
+        let events = receiver.wait_for(secret, 6);
+        assert_eq!(events.len(), 6, "{events:#?}");
+        assert!(
+            receiver.requests.load(Ordering::SeqCst) >= 3,
+            "two failures, then success"
+        );
+        let kinds: Vec<(&str, &str)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e["customer"].as_str().expect("c"),
+                    e["event"].as_str().expect("e"),
+                )
+            })
+            .collect();
+        assert_eq!(kinds[0], ("c0", "membership.added"));
+        assert_eq!(
+            kinds[5],
+            ("c0", "membership.removed"),
+            "in order for the customer"
+        );
+        let ids: Vec<i64> = events
+            .iter()
+            .map(|e| e["id"].as_i64().expect("id"))
+            .collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+
+        // The receiver goes down; changes keep coming; the server restarts meanwhile.
+        receiver.down.store(true, Ordering::SeqCst);
+        expect(
+            op.json("POST", "/v1/registrations", &customer("c5", "DE")),
+            StatusCode::CREATED,
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        server.stop();
+        // A change made while no server runs waits in the outbox too.
+        c.ok(&["member", "add", "c0", "de", "--end", "2099-01-01T00:00:00Z"]);
+        let server = Server::start(&c, &env);
+        receiver.down.store(false, Ordering::SeqCst);
+        let events = receiver.wait_for(secret, 8);
+        let tail: Vec<(&str, &str)> = events[6..]
+            .iter()
+            .map(|e| {
+                (
+                    e["customer"].as_str().expect("c"),
+                    e["event"].as_str().expect("e"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            tail,
+            [("c5", "membership.added"), ("c0", "membership.added")]
+        );
+        let hooks = expect(
+            Api::new(&server, Some(&admin)).get("/v1/webhooks"),
+            StatusCode::OK,
+        );
+        assert_eq!(hooks["items"][0]["attempts"], 0);
+        assert!(
+            hooks["items"][0].get("secret").is_none(),
+            "the secret is shown once"
+        );
+        let metrics = Api::new(&server, Some(&admin))
+            .get("/metrics")
+            .text()
+            .expect("metrics");
+        assert!(metrics.contains("cohort_outbox_lag_events 0"), "{metrics}");
+
+        // A removed webhook receives nothing more.
+        let id = hooks["items"][0]["id"].as_i64().expect("id");
+        let admin = Api::new(&server, Some(&admin));
+        let op = Api::new(&server, Some(&operator));
+        let remove = |status| expect(admin.call("DELETE", &format!("/v1/webhooks/{id}")), status);
+        remove(StatusCode::NO_CONTENT);
+        remove(StatusCode::NOT_FOUND);
+        std::thread::sleep(Duration::from_millis(800));
+        expect(
+            op.json("POST", "/v1/registrations", &customer("c6", "DE")),
+            StatusCode::CREATED,
+        );
+        std::thread::sleep(Duration::from_millis(800));
+        assert_eq!(receiver.events(secret).len(), 8, "nothing after removal");
+    }
+);
+
+on_both_backends!(
+    windows_that_open_later_are_announced_when_they_do,
+    |c: Cohort| {
+        let reader = token(&c, "feed", "read-only");
+        c.ok(&["plugin", "add", "country"]);
+        c.ok(&[
+            "group",
+            "save",
+            &c.file(
+                "g.json",
+                &group("vip", "disabled", false, &["DE"]).to_string(),
+            ),
+        ]);
+        let file = c.file("c.json", &customer("c1", "DE").to_string());
+        c.ok(&["customer", "upsert", &format!("@{file}")]);
+        let start = chrono::Utc::now() + chrono::Duration::seconds(2);
+        c.ok(&["member", "add", "c1", "vip", "--start", &start.to_rfc3339()]);
+        let server = Server::start(&c, &[]);
+        let ro = Api::new(&server, Some(&reader));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let events = loop {
+            let feed = expect(ro.get("/v1/events"), StatusCode::OK);
+            let events: Vec<String> = feed["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|e| e["event"].as_str().expect("event").to_string())
+                .collect();
+            if events.len() >= 2 || Instant::now() > deadline {
+                break events;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(events, ["membership.added", "membership.activated"]);
+    }
+);

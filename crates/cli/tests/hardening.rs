@@ -198,7 +198,7 @@ fn webhook_targets_inside_the_network_are_refused_unless_allowed() {
 fn a_data_directory_granted_over_the_api_must_lie_inside_the_data_root() {
     let c = Cohort::new();
     let admin = token(&c, "platform", "admin");
-    let root = c.db.with_file_name("data");
+    let root = c.dir.join("data");
     let geoip = root.join("geoip");
     std::fs::create_dir_all(&geoip).expect("mkdir");
     let refused = |server: &Server, dir: &str| {

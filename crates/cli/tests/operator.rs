@@ -203,7 +203,7 @@ fn the_readme_example_group_saves() {
 #[test]
 fn a_scheduled_run_that_fails_is_recorded_and_the_scheduler_says_so() {
     let c = Cohort::new();
-    let data = c.db.with_file_name("geoip");
+    let data = c.dir.join("geoip");
     std::fs::create_dir(&data).expect("data dir");
     let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/geoip");
     std::fs::copy(
@@ -423,7 +423,7 @@ fn a_bad_schedule_says_everything_wrong_with_it_at_once() {
 #[test]
 fn a_missing_geoip_database_is_named_where_the_operator_put_it() {
     let c = Cohort::new();
-    let data = c.db.with_file_name("geoip");
+    let data = c.dir.join("geoip");
     std::fs::create_dir(&data).expect("data dir");
     let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/geoip");
     let db = data.join("GeoIP2-Country-Test.mmdb");
@@ -468,7 +468,7 @@ fn a_missing_geoip_database_is_named_where_the_operator_put_it() {
 #[test]
 fn a_data_directory_is_listed_as_the_operator_wrote_it() {
     let c = Cohort::new();
-    let home = c.db.parent().expect("the store's folder").to_path_buf();
+    let home = c.dir.clone();
     std::fs::create_dir(home.join("geoip")).expect("data dir");
     let o = c
         .command(&["plugin", "add", "geoip-country", "--data-dir", "./geoip"])

@@ -21,7 +21,7 @@ pub struct Server {
 
 impl Server {
     pub fn start(c: &Cohort, env: &[(&str, &str)]) -> Server {
-        let log = c.db.with_file_name("server.log");
+        let log = c.dir.join("server.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_cohort"))
             .arg("--db")
             .arg(&c.db)

@@ -9,16 +9,34 @@ pub mod http;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// `cohort` on a store of its own, with a folder of its own for files beside it.
 pub struct Cohort {
     _dir: tempfile::TempDir,
+    /// What `--db` is given: a file in `dir`, or a PostgreSQL URL.
     pub db: PathBuf,
+    pub dir: PathBuf,
 }
 
 impl Cohort {
+    /// On the embedded store, a file.
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("cohort.db");
-        Cohort { _dir: dir, db }
+        Cohort {
+            dir: dir.path().to_path_buf(),
+            _dir: dir,
+            db,
+        }
+    }
+
+    /// On a fresh PostgreSQL store on the tests' server.
+    pub fn on_postgresql() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Cohort {
+            dir: dir.path().to_path_buf(),
+            _dir: dir,
+            db: cohort_store_postgres::scratch::fresh_url().into(),
+        }
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -56,9 +74,9 @@ impl Cohort {
         String::from_utf8_lossy(&o.stderr).into_owned()
     }
 
-    /// Write a file beside the store; returns its path.
+    /// Write a file in the store's folder; returns its path.
     pub fn file(&self, name: &str, content: &str) -> String {
-        let path = self.db.with_file_name(name);
+        let path = self.dir.join(name);
         std::fs::write(&path, content).expect("write");
         path.display().to_string()
     }
@@ -85,4 +103,25 @@ impl Cohort {
         out.sort();
         out
     }
+}
+
+/// A test run on both backends: `test!(name, |c: Cohort| ...)` makes a module `name`
+/// with a test on the embedded store (`sqlite`) and one on PostgreSQL (`postgresql`).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn sqlite() {
+                ($body)(Cohort::new());
+            }
+
+            #[test]
+            fn postgresql() {
+                ($body)(Cohort::on_postgresql());
+            }
+        }
+    };
 }

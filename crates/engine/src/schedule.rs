@@ -31,9 +31,10 @@ impl Engine {
         })
     }
 
-    /// Run every group whose schedule has come due by `now` (the scheduler's tick):
-    /// each one's report or why it failed. A failed run does not stop the others, and
-    /// its group is next due at its next scheduled time, as a finished one is.
+    /// Run every group whose schedule has come due by `now` (the scheduler's tick) and
+    /// that no other process claimed first: each one's report or why it failed. A
+    /// failed run does not stop the others, and its group is next due at its next
+    /// scheduled time, as a finished one is (the claim already moved its last run).
     pub fn run_due(&self, now: Timestamp) -> Result<Vec<Result<RunRecord>>> {
         let mut due = Vec::new();
         for group in self.groups()?.iter() {
@@ -43,8 +44,14 @@ impl Engine {
             if group.auto.mode == Mode::Disabled {
                 continue;
             }
-            let last = self.store.last_periodic_run(&group.id)?.unwrap_or(now);
-            if next_run(&group.id, s, last)?.is_some_and(|next| next <= now) {
+            let Some(last) = self.store.last_periodic_run(&group.id)? else {
+                continue;
+            };
+            // Every server on a shared store comes here; the one that claims the
+            // schedule's time runs the group.
+            if next_run(&group.id, s, last)?.is_some_and(|next| next <= now)
+                && self.store.claim_periodic_run(&group.id, last, now)?
+            {
                 due.push(group.id.clone());
             }
         }

@@ -50,6 +50,11 @@ pub struct WebhookConfig {
     pub backoff_max_ms: u64,
     /// How often to look for new events when there were none, in milliseconds.
     pub poll_ms: u64,
+    /// How long a server's right to deliver a webhook lasts, renewed before each
+    /// delivery: servers sharing a store deliver each webhook one at a time, and when
+    /// the one delivering dies, another resumes this long after. Longer than
+    /// `timeout_ms`, so that a slow receiver does not let a second server in.
+    pub lease_seconds: u64,
     /// Whether webhooks may be delivered to loopback, private, link-local and other
     /// non-public addresses: for a platform that receives events inside its own
     /// network. Off, such a target is refused when the webhook is made and whenever a
@@ -81,6 +86,7 @@ impl Default for WebhookConfig {
             backoff_initial_ms: 1_000,
             backoff_max_ms: 300_000,
             poll_ms: 250,
+            lease_seconds: 30,
             allow_private_targets: false,
         }
     }
@@ -183,6 +189,10 @@ impl Config {
         })?;
         set("COHORT_WEBHOOK_ALLOW_PRIVATE_TARGETS", &mut |v| {
             self.webhooks.allow_private_targets = parse("COHORT_WEBHOOK_ALLOW_PRIVATE_TARGETS", v)?;
+            Ok(())
+        })?;
+        set("COHORT_WEBHOOK_LEASE_SECONDS", &mut |v| {
+            self.webhooks.lease_seconds = parse("COHORT_WEBHOOK_LEASE_SECONDS", v)?;
             Ok(())
         })?;
         set("COHORT_WEBHOOK_BACKOFF_MAX_MS", &mut |v| {

@@ -50,6 +50,8 @@ pub struct AppState {
     inflight: Mutex<HashSet<(i64, String)>>,
     /// False once shutdown has begun: `/readyz` tells load balancers to move on.
     ready: AtomicBool,
+    /// This server among those sharing the store, as the holder of webhook leases.
+    holder: String,
 }
 
 type Shared = Arc<AppState>;
@@ -71,9 +73,22 @@ pub fn app(
         metrics: Metrics::default(),
         inflight: Mutex::new(HashSet::new()),
         ready: AtomicBool::new(true),
+        holder: holder(),
     });
     let (router, doc) = api::router(state.clone());
     (router, doc, state)
+}
+
+/// A name for this server that no other has: its host, process and start.
+fn holder() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{host}:{}:{nanos:x}", std::process::id())
 }
 
 /// The OpenAPI document alone, for `cohort openapi`.
@@ -138,6 +153,11 @@ pub async fn serve(
         .await?;
     workers.abort();
     clock.abort();
+    // Another server sharing the store may deliver at once, not a lease later.
+    let released = tokio::task::spawn_blocking(move || webhooks::release(&state)).await;
+    if let Ok(Err(e)) = released {
+        tracing::warn!(error = %e, "cannot give up the webhooks' leases");
+    }
     Ok(())
 }
 

@@ -6,6 +6,11 @@
 //! growing wait. So delivery is at least once, in the outbox's order (and therefore in
 //! order per customer), and a restart resumes where the store says it stopped.
 //!
+//! Servers sharing a store take turns: a worker delivers only while it holds the
+//! webhook's lease in the store, renewed before each delivery, and a worker whose
+//! lease another server holds waits. When a server dies its leases run out and
+//! another resumes from the stored position.
+//!
 //! Each request is signed: `Cohort-Signature: t=<unix seconds>,v1=<hex>` where the hex
 //! is HMAC-SHA256 with the webhook's secret over `<t>.<body>`. A receiver recomputes
 //! it and refuses old timestamps, so a captured request cannot be replayed later.
@@ -73,6 +78,16 @@ pub async fn supervise(state: Shared) {
     }
 }
 
+/// Give up the leases this server holds, as it stops: a lease that ends now is one any
+/// server may take.
+pub(crate) fn release(state: &Shared) -> cohort_store::Result<()> {
+    let at = now();
+    for hook in state.access.webhooks()? {
+        state.access.lease_webhook(hook.id, &state.holder, at, at)?;
+    }
+    Ok(())
+}
+
 /// What tells one webhook from another, beyond its id.
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Identity {
@@ -115,6 +130,27 @@ async fn deliver(state: Shared, hook: Webhook) {
     let mut position = hook.position;
     let mut attempts = hook.attempts;
     loop {
+        // One server at a time delivers a webhook: hold its lease through the next
+        // delivery, or wait while another server holds it.
+        let access = state.access.clone();
+        let (id, holder, at) = (hook.id, state.holder.clone(), now());
+        let until = at.saturating_add(settings.lease_seconds as i64);
+        match tokio::task::spawn_blocking(move || access.lease_webhook(id, &holder, at, until))
+            .await
+        {
+            // The store's position is where the last holder stopped.
+            Ok(Ok(Some(stored))) => position = position.max(stored),
+            Ok(Ok(None)) => {
+                tokio::time::sleep(Duration::from_millis(settings.poll_ms.max(1_000))).await;
+                continue;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(webhook = hook.id, error = %e, "cannot take the webhook's lease");
+                tokio::time::sleep(Duration::from_millis(settings.poll_ms)).await;
+                continue;
+            }
+            Err(_) => return,
+        }
         let engine = state.engine.clone();
         let batch = settings.batch.max(1);
         let events =

@@ -6,7 +6,8 @@
 --   its transaction and holds until it commits, so that positions commit in order
 --   and a reader of the feed can never pass a position that commits later;
 -- * runs carry the store that started them (`owners`), alive while its session holds
---   an advisory lock on its number.
+--   an advisory lock on its number;
+-- * a webhook is delivered by the server holding its lease.
 -- Times are Unix seconds. Rows are told in full: no reader restores left-out words.
 CREATE TABLE plugins (
     id text NOT NULL,
@@ -187,7 +188,10 @@ CREATE TABLE webhooks (
     position bigint NOT NULL,
     attempts integer NOT NULL DEFAULT 0,
     last_error text,
-    last_delivered_at bigint
+    last_delivered_at bigint,
+    -- The server delivering it, until when: one at a time, another after it dies.
+    lease_holder text,
+    lease_until bigint
 );
 CREATE TABLE idempotency (
     token bigint NOT NULL,

@@ -153,6 +153,28 @@ impl Webhooks for PgStore {
             Ok(())
         })
     }
+
+    fn lease_webhook(
+        &self,
+        id: i64,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> cohort_store::Result<Option<i64>> {
+        sql(|| {
+            Ok(self
+                .pool
+                .get()?
+                .query_opt(
+                    "UPDATE webhooks SET lease_holder = $2, lease_until = $4
+                     WHERE id = $1
+                       AND (lease_holder IS NULL OR lease_holder = $2 OR lease_until <= $3)
+                     RETURNING position",
+                    &[&id, &holder, &now, &until],
+                )?
+                .map(|r| r.get(0)))
+        })
+    }
 }
 
 impl Idempotency for PgStore {

@@ -126,4 +126,22 @@ impl Groups for PgStore {
                 .and_then(|r| r.get(0)))
         })
     }
+
+    fn claim_periodic_run(
+        &self,
+        group: &str,
+        last: Timestamp,
+        now: Timestamp,
+    ) -> cohort_store::Result<bool> {
+        sql(|| {
+            // Servers claiming at once wait for each other's row lock; the later one
+            // then finds the row changed and takes nothing.
+            let n = self.pool.get()?.execute(
+                "UPDATE groups SET last_periodic_run = $3
+                 WHERE id = $1 AND coalesce(last_periodic_run, updated_at) = $2",
+                &[&group, &last, &now],
+            )?;
+            Ok(n > 0)
+        })
+    }
 }

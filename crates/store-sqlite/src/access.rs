@@ -154,6 +154,27 @@ impl Webhooks for SqliteStore {
             Ok(())
         })
     }
+
+    fn lease_webhook(
+        &self,
+        id: i64,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> cohort_store::Result<Option<i64>> {
+        sql(|| {
+            Ok(self
+                .conn()
+                .prepare_cached(
+                    "UPDATE webhooks SET lease_holder = ?2, lease_until = ?4
+                     WHERE id = ?1
+                       AND (lease_holder IS NULL OR lease_holder = ?2 OR lease_until <= ?3)
+                     RETURNING position",
+                )?
+                .query_row(params![id, holder, now, until], |r| r.get(0))
+                .optional()?)
+        })
+    }
 }
 
 impl Idempotency for SqliteStore {

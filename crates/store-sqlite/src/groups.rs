@@ -122,4 +122,20 @@ impl Groups for SqliteStore {
                 .flatten())
         })
     }
+
+    fn claim_periodic_run(
+        &self,
+        group: &str,
+        last: Timestamp,
+        now: Timestamp,
+    ) -> cohort_store::Result<bool> {
+        sql(|| {
+            let n = self.conn().execute(
+                "UPDATE groups SET last_periodic_run = ?3
+                 WHERE id = ?1 AND coalesce(last_periodic_run, updated_at) = ?2",
+                params![group, last, now],
+            )?;
+            Ok(n > 0)
+        })
+    }
 }

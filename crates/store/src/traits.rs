@@ -76,6 +76,12 @@ pub trait Groups: Send + Sync {
     /// When the group's schedule last started a run; until it first has, when the group
     /// was last saved, so that a schedule counts from then.
     fn last_periodic_run(&self, group: &str) -> Result<Option<Timestamp>>;
+    /// Take the group's scheduled run that came due after `last` (what
+    /// `last_periodic_run` said): record `now` as its last periodic run, unless another
+    /// process took it first (the last periodic run is no longer `last`), which this
+    /// says by `false`. Servers sharing a store each see the schedule come due; one
+    /// runs it.
+    fn claim_periodic_run(&self, group: &str, last: Timestamp, now: Timestamp) -> Result<bool>;
 }
 
 /// Memberships and pins, and every change to them with its audit entry and event.
@@ -238,6 +244,19 @@ pub trait Webhooks: Send + Sync {
     fn webhook_delivered(&self, id: i64, position: i64, at: Timestamp) -> Result<()>;
     /// An attempt failed; the next starts from the same position.
     fn webhook_failed(&self, id: i64, error: &str) -> Result<()>;
+    /// Take or keep the right to deliver the webhook until `until`, for `holder` (a
+    /// server): granted when no one holds it, its lease ran out by `now`, or `holder`
+    /// holds it already. Returns the webhook's position when granted, `None` when
+    /// another holder has it (or the webhook is gone). One server delivers a webhook
+    /// at a time; when it dies, its lease runs out and another resumes from the
+    /// position the store keeps.
+    fn lease_webhook(
+        &self,
+        id: i64,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Option<i64>>;
 }
 
 /// Responses kept for requests made with an idempotency key.

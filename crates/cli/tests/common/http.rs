@@ -21,7 +21,10 @@ pub struct Server {
 
 impl Server {
     pub fn start(c: &Cohort, env: &[(&str, &str)]) -> Server {
-        let log = c.dir.join("server.log");
+        // Several servers may share the folder (and the store).
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = c.dir.join(format!("server-{n}.log"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_cohort"))
             .arg("--db")
             .arg(&c.db)
@@ -47,6 +50,12 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// End the process at once (SIGKILL), as a crash or a lost machine would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The JSON log lines written so far.

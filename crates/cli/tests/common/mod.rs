@@ -5,6 +5,7 @@
 )]
 
 pub mod http;
+pub mod receiver;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

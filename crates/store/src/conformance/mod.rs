@@ -109,6 +109,14 @@ pub const CASES: &[Case] = &[
         records::an_ended_membership_says_who_ended_it_and_why,
     ),
     (
+        "a_scheduled_run_is_claimed_once",
+        records::a_scheduled_run_is_claimed_once,
+    ),
+    (
+        "a_webhook_is_leased_to_one_holder_at_a_time",
+        records::a_webhook_is_leased_to_one_holder_at_a_time,
+    ),
+    (
         "an_import_checks_its_rows_and_applies_the_valid_ones",
         imports::an_import_checks_its_rows_and_applies_the_valid_ones,
     ),

@@ -430,3 +430,46 @@ pub(super) fn an_ended_membership_says_who_ended_it_and_why(store: &dyn Store) {
     );
     assert!(store.endings("other").expect("endings").is_empty());
 }
+
+pub(super) fn a_scheduled_run_is_claimed_once(store: &dyn Store) {
+    store.put_group(&group("g", "G"), 5).expect("put");
+    let last = store.last_periodic_run("g").expect("last").expect("saved");
+    assert_eq!(last, 5);
+    assert!(store.claim_periodic_run("g", last, 60).expect("claim"));
+    assert!(
+        !store.claim_periodic_run("g", last, 61).expect("claim"),
+        "another took it first"
+    );
+    assert_eq!(store.last_periodic_run("g").expect("last"), Some(60));
+    assert!(
+        store
+            .claim_periodic_run("g", 60, 120)
+            .expect("the next one")
+    );
+    assert!(!store.claim_periodic_run("none", 0, 60).expect("no group"));
+}
+
+pub(super) fn a_webhook_is_leased_to_one_holder_at_a_time(store: &dyn Store) {
+    let hook = store
+        .add_webhook("https://a.example/hook", "s", 1)
+        .expect("add");
+    let lease = |holder: &str, now: i64| {
+        store
+            .lease_webhook(hook.id, holder, now, now + 30)
+            .expect("lease")
+    };
+    assert_eq!(lease("a", 10), Some(hook.position));
+    assert_eq!(lease("b", 20), None, "held by a");
+    assert_eq!(lease("a", 30), Some(hook.position), "a renews");
+    store.webhook_delivered(hook.id, 7, 31).expect("delivered");
+    assert_eq!(lease("b", 59), None, "a's lease runs to 60");
+    assert_eq!(lease("b", 60), Some(7), "b resumes where a stopped");
+    assert_eq!(lease("a", 61), None, "now b holds it");
+    assert_eq!(
+        store
+            .lease_webhook(hook.id + 1, "a", 61, 90)
+            .expect("lease"),
+        None,
+        "no such webhook"
+    );
+}

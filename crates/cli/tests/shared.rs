@@ -1,0 +1,196 @@
+//! Several `cohort serve` on one PostgreSQL database behave as one: a schedule runs
+//! once per time it comes due, each event reaches a webhook once and in order, and
+//! delivery resumes on another server when the one delivering dies.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::Cohort;
+use common::http::{Api, Server, customer, expect, group, token};
+use common::receiver::Receiver;
+use reqwest::StatusCode;
+use serde_json::json;
+
+#[test]
+fn two_servers_on_one_database_act_as_one() {
+    let c = Cohort::on_postgresql();
+    let admin = token(&c, "root", "admin");
+    let operator = token(&c, "billing", "operator");
+    c.ok(&["plugin", "add", "country"]);
+    c.ok(&[
+        "group",
+        "save",
+        &c.file(
+            "de.json",
+            &group("de", "full-sync", true, &["DE"]).to_string(),
+        ),
+    ]);
+    // Due every second, on both servers' clocks.
+    let mut nightly = group("every-second", "full-sync", false, &["DE"]);
+    nightly["auto"]["triggers"]["schedule"] = json!({"cron": "* * * * * *", "time_zone": "UTC"});
+    c.ok(&["group", "save", &c.file("s.json", &nightly.to_string())]);
+
+    let env = [
+        ("COHORT_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"),
+        ("COHORT_WEBHOOK_LEASE_SECONDS", "2"),
+        ("COHORT_WEBHOOK_BACKOFF_INITIAL_MS", "50"),
+    ];
+    let (a, b) = (Server::start(&c, &env), Server::start(&c, &env));
+    let receiver = Receiver::start(0);
+    let secret = "a-secret-of-enough-length";
+    expect(
+        Api::new(&a, Some(&admin)).json(
+            "POST",
+            "/v1/webhooks",
+            &json!({"url": receiver.url, "secret": secret}),
+        ),
+        StatusCode::CREATED,
+    );
+    // Registrations through both servers at once.
+    std::thread::scope(|scope| {
+        for (server, prefix) in [(&a, "a"), (&b, "b")] {
+            let operator = &operator;
+            scope.spawn(move || {
+                let api = Api::new(server, Some(operator));
+                for i in 0..10 {
+                    let id = format!("{prefix}{i}");
+                    expect(
+                        api.json("POST", "/v1/registrations", &customer(&id, "DE")),
+                        StatusCode::CREATED,
+                    );
+                }
+            });
+        }
+    });
+    let events = receiver.wait_for(secret, 20);
+    let ids: Vec<i64> = events
+        .iter()
+        .map(|e| e["id"].as_i64().expect("id"))
+        .collect();
+    let added: Vec<&str> = events
+        .iter()
+        .filter(|e| e["group"] == "de")
+        .map(|e| e["customer"].as_str().expect("customer"))
+        .collect();
+    assert_eq!(
+        added.len(),
+        20,
+        "each registration's event once: {events:#?}"
+    );
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "in order, none twice: {ids:?}"
+    );
+
+    // The server delivering dies; the other takes over once its lease runs out.
+    let delivered_before = receiver.requests.load(std::sync::atomic::Ordering::SeqCst);
+    let mut db = postgres::Client::connect(&c.db.to_string_lossy(), postgres::NoTls)
+        .expect("the store's database");
+    let holder: String = db
+        .query_one("SELECT lease_holder FROM webhooks", &[])
+        .expect("the webhook's lease")
+        .get(0);
+    let (dying, survivor) = if holder.contains(&format!(":{}:", a.pid())) {
+        (a, b)
+    } else {
+        assert!(holder.contains(&format!(":{}:", b.pid())), "{holder}");
+        (b, a)
+    };
+    dying.kill();
+    let b = survivor;
+    let api = Api::new(&b, Some(&operator));
+    expect(
+        api.json("POST", "/v1/registrations", &customer("late", "DE")),
+        StatusCode::CREATED,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !receiver
+        .events(secret)
+        .iter()
+        .any(|e| e["customer"] == "late")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no server resumed delivery ({delivered_before} requests before)"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let all = receiver.events(secret);
+    let ids: Vec<i64> = all.iter().map(|e| e["id"].as_i64().expect("id")).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "in order, none twice: {ids:?}"
+    );
+    let feed = expect(
+        Api::new(&b, Some(&admin)).get("/v1/events?limit=1000"),
+        StatusCode::OK,
+    );
+    let in_feed: Vec<i64> = feed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| e["id"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(ids, in_feed, "every event of the feed reached the webhook");
+
+    // The schedule: both servers' clocks saw it due every second; each second it ran
+    // once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let per_second = loop {
+        let runs = expect(
+            Api::new(&b, Some(&admin)).get("/v1/runs?group=every-second&limit=100"),
+            StatusCode::OK,
+        );
+        let mut per_second: BTreeMap<String, usize> = BTreeMap::new();
+        for run in runs["items"].as_array().expect("items") {
+            assert_eq!(run["trigger"], "periodic");
+            *per_second
+                .entry(run["started_at"].as_str().expect("started").to_string())
+                .or_default() += 1;
+        }
+        if per_second.len() >= 3 || Instant::now() > deadline {
+            break per_second;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(per_second.len() >= 3, "it ran: {per_second:?}");
+    assert!(
+        per_second.values().all(|&n| n == 1),
+        "once per time it came due: {per_second:?}"
+    );
+}
+
+// Schedulers started at the same moment on one store (servers' clocks ticking together)
+// all find the group due; one runs it.
+on_both_backends!(
+    a_schedule_due_for_several_schedulers_runs_once,
+    |c: Cohort| {
+        c.ok(&["plugin", "add", "country"]);
+        let mut every_second = group("every-second", "full-sync", false, &["DE"]);
+        every_second["auto"]["triggers"]["schedule"] =
+            json!({"cron": "* * * * * *", "time_zone": "UTC"});
+        c.ok(&[
+            "group",
+            "save",
+            &c.file("s.json", &every_second.to_string()),
+        ]);
+        std::thread::sleep(Duration::from_millis(1_100));
+        let schedulers: Vec<_> = (0..4)
+            .map(|_| {
+                c.command(&["scheduler", "--once"])
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .expect("a scheduler starts")
+            })
+            .collect();
+        for mut s in schedulers {
+            assert!(s.wait().expect("it ends").success());
+        }
+        let runs: Vec<serde_json::Value> =
+            serde_json::from_str(&c.ok(&["--json", "runs", "--group", "every-second"]))
+                .expect("JSON");
+        assert_eq!(runs.len(), 1, "{runs:#?}");
+    }
+);

@@ -2,9 +2,13 @@
 
 use cohort_model::{Source, State, Timestamp};
 use cohort_planner::Change;
-use cohort_store::Cause;
+use cohort_store::{Cause, PlanRead, StoreError};
 
 use crate::{Engine, EngineError, Result, Trigger, rivals};
+
+/// How many times an addition by hand is planned before giving up as busy: each retry
+/// means another writer changed the same customer's memberships in the meantime.
+const PLANS: usize = 8;
 
 impl Engine {
     /// Add a customer to a group by hand, optionally for a window `[start, end)`.
@@ -27,39 +31,85 @@ impl Engine {
                 end,
             });
         }
-        let memberships = self.store.customer_memberships(customer)?;
-        let overlapping = memberships.iter().any(|m| {
-            m.group == group
-                && m.end.is_none_or(|end| end > window.0)
-                && window.1.is_none_or(|end| m.start < end)
-        });
-        if overlapping {
-            return Ok(false);
-        }
-        let mut changes = Vec::new();
+        // The groups whose memberships the plan reads: this one and its set's.
+        let groups = match &g.exclusive {
+            Some(_) => self.groups()?,
+            None => Default::default(),
+        };
+        let mut read: Vec<&str> = vec![group];
         if let Some(set) = &g.exclusive {
-            // By hand the operator's choice wins: leave the other groups of the set.
-            for rival in rivals::among(&g, &self.groups()?, &memberships, now) {
-                changes.push(Change::End {
-                    membership: rival.membership,
-                    customer: customer.into(),
-                    group: rival.group,
-                    at: window.0.max(now),
-                    reason: format!("added by hand to `{group}` of exclusive set `{}`", set.set)
+            read.extend(
+                groups
+                    .iter()
+                    .filter(|o| o.id != group)
+                    .filter(|o| o.exclusive.as_ref().is_some_and(|s| s.set == set.set))
+                    .map(|o| o.id.as_str()),
+            );
+        }
+        let cause = Cause {
+            trigger: Trigger::Manual,
+            actor,
+            run: None,
+        };
+        // Another server on the same store may change these memberships between the
+        // reads and the write: the write goes through only if they are still as read,
+        // else it is planned again from fresh reads.
+        for _ in 0..PLANS {
+            let memberships = self.store.customer_memberships_in(customer, &read)?;
+            let overlapping = memberships.iter().any(|m| {
+                m.group == group
+                    && m.end.is_none_or(|end| end > window.0)
+                    && window.1.is_none_or(|end| m.start < end)
+            });
+            if overlapping {
+                return Ok(false);
+            }
+            let mut changes = Vec::new();
+            if let Some(set) = &g.exclusive {
+                // By hand the operator's choice wins: leave the other groups of the set.
+                for rival in rivals::among(&g, &groups, &memberships, now) {
+                    changes.push(Change::End {
+                        membership: rival.membership,
+                        customer: customer.into(),
+                        group: rival.group,
+                        at: window.0.max(now),
+                        reason: format!(
+                            "added by hand to `{group}` of exclusive set `{}`",
+                            set.set
+                        )
                         .into(),
-                });
+                    });
+                }
+            }
+            changes.push(Change::Add {
+                customer: customer.into(),
+                group: group.into(),
+                source: Source::Manual,
+                reason: reason.to_string().into(),
+                start: window.0,
+                end: window.1,
+            });
+            let planned_from = PlanRead {
+                customer,
+                groups: &read,
+                memberships: &memberships,
+            };
+            if self
+                .store
+                .apply_guarded(&changes, &cause, now, &planned_from)?
+                .is_some()
+            {
+                return Ok(true);
             }
         }
-        changes.push(Change::Add {
-            customer: customer.into(),
-            group: group.into(),
-            source: Source::Manual,
-            reason: reason.to_string().into(),
-            start: window.0,
-            end: window.1,
-        });
-        self.apply_by_hand(&changes, actor, now)?;
-        Ok(true)
+        Err(StoreError::Busy(
+            format!(
+                "the memberships of `{customer}` kept changing while an addition to \
+                 `{group}` was planned; try again"
+            )
+            .into(),
+        )
+        .into())
     }
 
     fn apply_by_hand(&self, changes: &[Change], actor: &str, now: Timestamp) -> Result<(u64, u64)> {

@@ -2,7 +2,7 @@
 
 use cohort_model::{Held, Membership, Source, State, Timestamp};
 use cohort_planner::Change;
-use cohort_store::{Applied, Cause, Ending, Listing, Memberships, Trigger};
+use cohort_store::{Applied, Cause, Ending, Listing, Memberships, PlanRead, Trigger};
 use postgres::Row;
 use postgres::fallible_iterator::FallibleIterator;
 
@@ -239,6 +239,42 @@ impl Memberships for PgStore {
     ) -> cohort_store::Result<Applied> {
         let mut applied = self.apply_batches(&[(changes, cause.clone())], at)?;
         Ok(applied.remove(0))
+    }
+
+    fn apply_guarded(
+        &self,
+        changes: &[Change],
+        cause: &Cause<'_>,
+        at: Timestamp,
+        read: &PlanRead<'_>,
+    ) -> cohort_store::Result<Option<Applied>> {
+        sql(|| {
+            let mut conn = self.pool.get()?;
+            let mut tx = conn.transaction()?;
+            // Writers for one customer take turns on the customer's row, held to
+            // commit; each then reads what the one before it committed.
+            tx.execute(
+                "SELECT 1 FROM customers WHERE id = $1 FOR UPDATE",
+                &[&read.customer],
+            )?;
+            let now = tx
+                .query(
+                    &format!(
+                        "SELECT {MEMBERSHIP_COLUMNS} FROM memberships
+                         WHERE customer = $1 AND grp = ANY($2)"
+                    ),
+                    &[&read.customer, &read.groups],
+                )?
+                .iter()
+                .map(membership)
+                .collect::<Result<Vec<_>>>()?;
+            if !read.still(&now) {
+                return Ok(None);
+            }
+            let mut applied = apply_all(&mut tx, &[(changes, cause.clone())], at)?;
+            tx.commit()?;
+            Ok(Some(applied.remove(0)))
+        })
     }
 
     fn apply_batches(

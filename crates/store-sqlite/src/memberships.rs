@@ -4,7 +4,7 @@
 use cohort_model::{Held, Membership, Source, State, Timestamp};
 use cohort_planner::Change;
 use cohort_store::plan::{Action, Event, NewMembership, announced};
-use cohort_store::{Applied, Cause, Ending, Listing, Memberships, Trigger};
+use cohort_store::{Applied, Cause, Ending, Listing, Memberships, PlanRead, Trigger};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::journal::Journal;
@@ -400,6 +400,33 @@ impl Memberships for SqliteStore {
         sql(|| {
             let mut applied = self.apply_batches(&[(changes, cause.clone())], at)?;
             Ok(applied.remove(0))
+        })
+    }
+
+    fn apply_guarded(
+        &self,
+        changes: &[Change],
+        cause: &Cause<'_>,
+        at: Timestamp,
+        read: &PlanRead<'_>,
+    ) -> cohort_store::Result<Option<Applied>> {
+        sql(|| {
+            let mut conn = self.conn();
+            // The transaction holds the write lock from its start: what is read again
+            // here stays as read until it commits.
+            let tx = conn.transaction()?;
+            let groups = serde_json::Value::from(read.groups).to_string();
+            let now = {
+                let mut stmt = tx
+                    .prepare_cached(&format!("SELECT {MEMBERSHIP_COLUMNS} {GROUPS_MEMBERSHIPS}"))?;
+                with_sources(stmt.query_map(params![read.customer, groups], membership_row)?)?
+            };
+            if !read.still(&now) {
+                return Ok(None);
+            }
+            let mut applied = apply_all(&tx, &[(changes, cause.clone())], at)?;
+            tx.commit()?;
+            Ok(Some(applied.remove(0)))
         })
     }
 

@@ -1,7 +1,7 @@
 //! What the store keeps and hands back: plugins, runs, imports, events, tokens and
 //! webhooks as records, backend-neutral.
 
-use cohort_model::{Source, State, Timestamp};
+use cohort_model::{Membership, Source, State, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// A plugin as the operator added it. Its bytes (about a hundred kilobytes to a few
@@ -121,6 +121,28 @@ impl Applied {
     /// (added, removed)
     pub fn counts(&self) -> (u64, u64) {
         (self.added, self.removed)
+    }
+}
+
+/// What a plan for one customer read: the customer's memberships in some groups.
+#[derive(Clone, Copy, Debug)]
+pub struct PlanRead<'a> {
+    pub customer: &'a str,
+    pub groups: &'a [&'a str],
+    pub memberships: &'a [Membership],
+}
+
+impl PlanRead<'_> {
+    /// Whether `now`, the customer's memberships in the same groups read again, are
+    /// what the plan read: the same memberships with the same windows.
+    pub fn still(&self, now: &[Membership]) -> bool {
+        let key = |ms: &[Membership]| {
+            let mut k: Vec<(i64, Timestamp, Option<Timestamp>)> =
+                ms.iter().map(|m| (m.id, m.start, m.end)).collect();
+            k.sort_unstable();
+            k
+        };
+        key(self.memberships) == key(now)
     }
 }
 

@@ -8,7 +8,7 @@ use cohort_planner::Change;
 
 use crate::{
     Applied, AuditEntry, Cause, Ending, ImportProblem, ImportRecord, Listing, OutboxEvent,
-    Remembered, Result, Role, RunRecord, StagedRow, StoredPlugin, TokenRecord, Webhook,
+    PlanRead, Remembered, Result, Role, RunRecord, StagedRow, StoredPlugin, TokenRecord, Webhook,
 };
 
 /// The plugins an operator added, and their bytes.
@@ -120,6 +120,19 @@ pub trait Memberships: Send + Sync {
     /// Apply membership changes with their audit entries and outbox events, all or
     /// nothing.
     fn apply(&self, changes: &[Change], cause: &Cause<'_>, at: Timestamp) -> Result<Applied>;
+    /// Apply changes as `apply` does, but only if the customer's memberships in the
+    /// groups the plan read are still those it read; `None`, and nothing written, if
+    /// they changed. Writers for one customer take turns on the customer, so two that
+    /// planned from the same reads (two servers adding one customer to two groups of an
+    /// exclusive set) cannot both write: the later one finds what it read changed and
+    /// plans again.
+    fn apply_guarded(
+        &self,
+        changes: &[Change],
+        cause: &Cause<'_>,
+        at: Timestamp,
+        read: &PlanRead<'_>,
+    ) -> Result<Option<Applied>>;
     /// Several batches, each with its own cause, in one transaction.
     fn apply_batches(
         &self,

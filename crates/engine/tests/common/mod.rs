@@ -1,4 +1,8 @@
 //! What the engine's integration tests share.
+#![allow(
+    dead_code,
+    reason = "each test binary that includes these helpers uses some of them"
+)]
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,10 +20,6 @@ pub fn engine(db: &Path) -> Engine {
 }
 
 /// An engine on `store`, with no plugins yet.
-#[allow(
-    dead_code,
-    reason = "each test binary that includes these helpers uses some of them"
-)]
 pub fn engine_on(store: Arc<dyn Store>) -> Engine {
     let host = Host::new(
         HostConfig {

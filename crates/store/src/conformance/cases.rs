@@ -636,3 +636,42 @@ pub(super) fn customers_page_in_id_order(store: &dyn Store) {
     );
     assert_eq!(store.count_customers().expect("count"), 3);
 }
+
+pub(super) fn a_guarded_apply_writes_only_while_what_it_read_holds(store: &dyn Store) {
+    store
+        .upsert_customer(
+            &CustomerRecord {
+                id: "c1".into(),
+                ..CustomerRecord::default()
+            },
+            1,
+        )
+        .expect("customer");
+    let groups = ["g", "h"];
+    let read = |store: &dyn Store| store.customer_memberships_in("c1", &groups).expect("read");
+    let before = read(store);
+    let plan = |memberships| PlanRead {
+        customer: "c1",
+        groups: &groups,
+        memberships,
+    };
+    let applied = store
+        .apply_guarded(&[add("c1", "g")], &CAUSE, 10, &plan(&before))
+        .expect("apply")
+        .expect("nothing changed since the read");
+    assert_eq!(applied.added, 1);
+    // A second writer that read before the first wrote: refused, nothing written.
+    let refused = store
+        .apply_guarded(&[add("c1", "h")], &CAUSE, 10, &plan(&before))
+        .expect("apply");
+    assert_eq!(refused, None);
+    assert!(store.group_memberships("h").expect("h").is_empty());
+    assert_eq!(store.events_after(0, 10).expect("events").len(), 1);
+    // Another customer's writes do not stand in its way.
+    store.apply(&[add("c2", "h")], &CAUSE, 10).expect("c2");
+    let fresh = read(store);
+    let again = store
+        .apply_guarded(&[add("c1", "h")], &CAUSE, 11, &plan(&fresh))
+        .expect("apply");
+    assert!(again.is_some(), "planned again from fresh reads, it writes");
+}

@@ -77,6 +77,10 @@ pub const CASES: &[Case] = &[
         cases::active_counts_and_exclusions_agree_with_the_model,
     ),
     (
+        "a_guarded_apply_writes_only_while_what_it_read_holds",
+        cases::a_guarded_apply_writes_only_while_what_it_read_holds,
+    ),
+    (
         "customers_page_in_id_order",
         cases::customers_page_in_id_order,
     ),

@@ -81,6 +81,9 @@ enum Command {
     /// Manage the compiled plugins cached on disk
     #[command(subcommand)]
     Cache(runner::CacheCommand),
+    /// Move a whole store to another backend
+    #[command(subcommand)]
+    Store(ops::StoreCommand),
 }
 
 fn main() -> ExitCode {
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => ops::explain(args, store, cache_dir),
         Command::Import(cmd) => ops::import(cmd, store, cache_dir),
         Command::Serve(args) => serve::serve(args, store, cache_dir),
+        Command::Store(cmd) => ops::store(cmd, json),
         Command::Token(cmd) => serve::token(cmd, store, cache_dir),
         Command::Openapi => serve::openapi(),
         Command::Cache(cmd) => runner::cache(cmd, json, cache_dir),

@@ -19,6 +19,7 @@ mod migrations;
 mod owner;
 mod plugins;
 mod pool;
+mod restore;
 mod runs;
 #[cfg(feature = "scratch")]
 pub mod scratch;

@@ -36,6 +36,7 @@ mod access;
 mod bulk;
 mod checkpoint;
 mod customers;
+mod dump;
 mod feed;
 mod groups;
 mod imports;

@@ -12,6 +12,7 @@
 //! the change, its audit entry and its outbox event in one transaction: a crash leaves
 //! either all of a batch or none of it.
 
+pub mod copy;
 pub mod load;
 pub mod plan;
 mod records;

@@ -1,13 +1,16 @@
 //! The operator's commands over the store: plugins, groups and customers
 //! (`catalog`), runs and the scheduler (`runs`), membership by hand and imports
-//! (`members`), history and explanations (`history`); and what they share.
+//! (`members`), history and explanations (`history`), moving a store (`copy`); and what
+//! they share.
 
 mod catalog;
+mod copy;
 mod history;
 mod members;
 mod runs;
 
 pub use catalog::{CustomerCommand, GroupCommand, PluginCommand, customer, group, plugin};
+pub use copy::{StoreCommand, store};
 pub use history::{ExplainArgs, HistoryArgs, explain, history};
 pub use members::{ImportCommand, MemberCommand, import, member};
 pub use runs::{RunArgs, SchedulerArgs, run, runs, scheduler};

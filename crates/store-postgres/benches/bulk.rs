@@ -104,7 +104,9 @@ fn main() -> anyhow::Result<()> {
     client.batch_execute(TABLE)?;
     let rows = Rows {
         ids: (1..=n as i64).collect(),
-        customers: (0..n).map(|i| format!("C-{:07}", (i * 7_919) % n)).collect(),
+        customers: (0..n)
+            .map(|i| format!("C-{:07}", (i * 7_919) % n))
+            .collect(),
     };
     let mut seconds = [Vec::new(), Vec::new()];
     for _ in 0..3 {

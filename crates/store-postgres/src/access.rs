@@ -81,14 +81,13 @@ impl Tokens for PgStore {
 
     fn token_by_hash(&self, hash: &str) -> cohort_store::Result<Option<TokenRecord>> {
         sql(|| {
-            self.pool
-                .get()?
-                .query_opt(
-                    &format!(
-                        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = $1 AND revoked_at IS NULL"
-                    ),
-                    &[&hash],
-                )?
+            // Every request of the API asks this first.
+            let mut conn = self.pool.get()?;
+            let statement = conn.prepared(
+                "SELECT id, name, role, created_at, revoked_at FROM tokens
+                 WHERE hash = $1 AND revoked_at IS NULL",
+            )?;
+            conn.query_opt(&statement, &[&hash])?
                 .as_ref()
                 .map(token)
                 .transpose()

@@ -15,27 +15,24 @@ use cohort_model::{CustomerRecord, Timestamp};
 use cohort_planner::Change;
 use cohort_store::load::{Chunk, Each, parse_in_parallel};
 use cohort_store::{Applied, Cause, Customers};
+use postgres::IsolationLevel;
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{GenericClient, IsolationLevel};
 
 use crate::journal::apply_all;
+use crate::pool::Tx;
 use crate::{Error, PgStore, Result, corrupt, count, sql};
 
 /// Rows per statement of a bulk upsert.
 const CHUNK: usize = 10_000;
 
 /// Insert or replace `records` (the last of each id wins); returns how many were new.
-fn upsert_in(
-    tx: &mut impl GenericClient,
-    records: &[CustomerRecord],
-    now: Timestamp,
-) -> Result<u64> {
+fn upsert_in(tx: &mut Tx<'_>, records: &[CustomerRecord], now: Timestamp) -> Result<u64> {
     let mut last: HashMap<&str, usize> = HashMap::with_capacity(records.len());
     for (i, r) in records.iter().enumerate() {
         last.insert(&r.id, i);
     }
     let mut new = 0;
-    let statement = tx.prepare(
+    let statement = tx.prepared(
         "INSERT INTO customers (id, record, registered_at, updated_at)
          SELECT id, record, $3, $3 FROM unnest($1::text[], $2::text[]) AS t(id, record)
          ON CONFLICT (id) DO UPDATE SET record = excluded.record,
@@ -77,7 +74,7 @@ impl Customers for PgStore {
     ) -> cohort_store::Result<u64> {
         sql(|| {
             let mut conn = self.pool.get()?;
-            let mut tx = conn.transaction()?;
+            let mut tx = conn.begin()?;
             let new = upsert_in(&mut tx, records, now)?;
             tx.commit()?;
             Ok(new)
@@ -92,7 +89,7 @@ impl Customers for PgStore {
     ) -> cohort_store::Result<Option<Vec<Applied>>> {
         sql(|| {
             let mut conn = self.pool.get()?;
-            let mut tx = conn.transaction()?;
+            let mut tx = conn.begin()?;
             // The insert takes the row's lock: a second registration of the customer
             // waits for this one to commit, then finds it and applies nothing.
             let applied = if upsert_in(&mut tx, std::slice::from_ref(record), now)? == 1 {

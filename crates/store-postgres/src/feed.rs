@@ -85,11 +85,12 @@ impl Feed for PgStore {
 
     fn events_after(&self, after: i64, limit: usize) -> cohort_store::Result<Vec<OutboxEvent>> {
         sql(|| {
-            let rows = self.pool.get()?.query(
+            let mut conn = self.pool.get()?;
+            let statement = conn.prepared(
                 "SELECT id, at, kind, customer, grp, membership, trigger, actor, reason
                  FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",
-                &[&after, &(limit as i64)],
             )?;
+            let rows = conn.query(&statement, &[&after, &(limit as i64)])?;
             rows.iter()
                 .map(|r| {
                     let id: i64 = r.get(0);
@@ -112,7 +113,7 @@ impl Feed for PgStore {
     fn announce(&self, now: Timestamp) -> cohort_store::Result<u64> {
         sql(|| {
             let mut conn = self.pool.get()?;
-            let mut tx = conn.transaction()?;
+            let mut tx = conn.begin()?;
             // The rows' locks make announcing once a fact, not a race: a second server
             // announcing at the same time waits for these rows, then finds them
             // announced and leaves them.

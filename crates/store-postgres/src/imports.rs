@@ -138,7 +138,7 @@ impl Imports for PgStore {
     ) -> cohort_store::Result<(u64, u64, u64)> {
         sql(|| {
             let mut conn = self.pool.get()?;
-            let mut tx = conn.transaction()?;
+            let mut tx = conn.begin()?;
             // Each row with the imported membership it would update, if any. A file
             // never repeats a key (a repeated key is an error of its line), so no row
             // finds a membership another row of this import writes.

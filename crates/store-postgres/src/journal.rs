@@ -11,11 +11,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::pool::Tx;
 use cohort_model::{Source, Timestamp};
 use cohort_planner::Change;
 use cohort_store::plan::{Action, announced};
 use cohort_store::{Applied, Cause, Trigger};
-use postgres::Transaction;
 
 use crate::Result;
 
@@ -23,15 +23,14 @@ use crate::Result;
 const CHUNK: usize = 50_000;
 
 /// `n` numbers from the sequence `sequence`, in order.
-fn take_ids(tx: &mut Transaction<'_>, sequence: &str, n: usize) -> Result<Vec<i64>> {
+fn take_ids(tx: &mut Tx<'_>, sequence: &str, n: usize) -> Result<Vec<i64>> {
     if n == 0 {
         return Ok(Vec::new());
     }
+    let statement =
+        tx.prepared("SELECT nextval($1::text::regclass) FROM generate_series(1, $2::bigint)")?;
     let mut ids: Vec<i64> = tx
-        .query(
-            "SELECT nextval($1::text::regclass) FROM generate_series(1, $2::bigint)",
-            &[&sequence, &(n as i64)],
-        )?
+        .query(&statement, &[&sequence, &(n as i64)])?
         .iter()
         .map(|r| r.get(0))
         .collect();
@@ -57,12 +56,9 @@ pub(crate) struct NewRow<'a> {
 }
 
 /// Insert `rows`; returns their ids, in order.
-pub(crate) fn insert_memberships(
-    tx: &mut Transaction<'_>,
-    rows: &[NewRow<'_>],
-) -> Result<Vec<i64>> {
+pub(crate) fn insert_memberships(tx: &mut Tx<'_>, rows: &[NewRow<'_>]) -> Result<Vec<i64>> {
     let ids = take_ids(tx, "membership_ids", rows.len())?;
-    let statement = tx.prepare(
+    let statement = tx.prepared(
         "INSERT INTO memberships
             (id, customer, grp, source, actor, reason, starts, ends, announced)
          SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
@@ -102,9 +98,9 @@ pub(crate) struct Entry<'a> {
 
 /// Write `entries` to the audit history, numbered in order, and their events to the
 /// feed (numbered last: see the module's comment).
-pub(crate) fn record(tx: &mut Transaction<'_>, at: Timestamp, entries: &[Entry<'_>]) -> Result<()> {
+pub(crate) fn record(tx: &mut Tx<'_>, at: Timestamp, entries: &[Entry<'_>]) -> Result<()> {
     let ids = take_ids(tx, "audit_ids", entries.len())?;
-    let statement = tx.prepare(
+    let statement = tx.prepared(
         "INSERT INTO audit
             (id, at, customer, grp, action, source, actor, trigger, run, reason, membership)
          SELECT u.id, $2, u.customer, u.grp, u.action, u.source, u.actor, u.trigger, u.run,
@@ -174,18 +170,14 @@ pub(crate) struct Event<'a> {
 
 /// Number `events` after the feed's head and write them. Takes the head's lock, held
 /// until the caller's transaction ends: call it last.
-pub(crate) fn publish(tx: &mut Transaction<'_>, events: &[Event<'_>]) -> Result<()> {
+pub(crate) fn publish(tx: &mut Tx<'_>, events: &[Event<'_>]) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
     let n = events.len() as i64;
-    let last: i64 = tx
-        .query_one(
-            "UPDATE feed_head SET position = position + $1 RETURNING position",
-            &[&n],
-        )?
-        .get(0);
-    let statement = tx.prepare(
+    let head = tx.prepared("UPDATE feed_head SET position = position + $1 RETURNING position")?;
+    let last: i64 = tx.query_one(&head, &[&n])?.get(0);
+    let statement = tx.prepared(
         "INSERT INTO outbox (id, at, kind, customer, grp, membership, trigger, actor, reason)
          SELECT $1 + u.n, u.at, u.kind, u.customer, u.grp, u.membership, u.trigger, u.actor,
                 u.reason
@@ -227,10 +219,10 @@ pub(crate) fn publish(tx: &mut Transaction<'_>, events: &[Event<'_>]) -> Result<
 /// that concurrent writers lock the counters in one order); returns each group's stamp
 /// after.
 pub(crate) fn bump_membership_stamps(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     groups: &BTreeMap<&str, i64>,
 ) -> Result<BTreeMap<String, i64>> {
-    let statement = tx.prepare(
+    let statement = tx.prepared(
         "INSERT INTO stamps (name, n) VALUES ('memberships:' || $1, $2)
          ON CONFLICT (name) DO UPDATE SET n = stamps.n + excluded.n RETURNING n",
     )?;
@@ -244,7 +236,7 @@ pub(crate) fn bump_membership_stamps(
 
 /// Apply each batch of changes for its cause, with their entries and events.
 pub(crate) fn apply_all(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     batches: &[(&[Change], Cause<'_>)],
     at: Timestamp,
 ) -> Result<Vec<Applied>> {
@@ -371,7 +363,7 @@ pub(crate) fn apply_all(
 /// End the memberships the `End` changes of `batches` name; returns, for each in
 /// order, whether it ended one (one ended before, by someone else, is left as it is).
 fn end_memberships(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     batches: &[(&[Change], Cause<'_>)],
     at: Timestamp,
 ) -> Result<Vec<bool>> {
@@ -392,7 +384,7 @@ fn end_memberships(
          FROM unnest($1::bigint[], $2::bigint[]) AS e(id, ends)
          WHERE m.id = e.id AND (m.ends IS NULL OR m.ends > e.ends)
          RETURNING m.id";
-    let statement = tx.prepare(END)?;
+    let statement = tx.prepared(END)?;
     let mut sorted: Vec<i64> = ends.iter().map(|(id, _)| *id).collect();
     sorted.sort_unstable();
     let repeated = sorted.windows(2).any(|w| w[0] == w[1]);

@@ -117,13 +117,16 @@ impl Memberships for PgStore {
         groups: &[&str],
     ) -> cohort_store::Result<Vec<Membership>> {
         sql(|| {
-            self.memberships(
-                &format!(
-                    "SELECT {MEMBERSHIP_COLUMNS} FROM memberships
-                     WHERE customer = $1 AND grp = ANY($2) ORDER BY grp, id"
-                ),
-                &[&customer, &groups],
-            )
+            // A registration asks this for every group it plans.
+            let mut conn = self.pool.get()?;
+            let statement = conn.prepared(
+                "SELECT id, customer, grp, source, actor, reason, starts, ends FROM memberships
+                 WHERE customer = $1 AND grp = ANY($2) ORDER BY grp, id",
+            )?;
+            conn.query(&statement, &[&customer, &groups])?
+                .iter()
+                .map(membership)
+                .collect()
         })
     }
 
@@ -250,7 +253,7 @@ impl Memberships for PgStore {
     ) -> cohort_store::Result<Option<Applied>> {
         sql(|| {
             let mut conn = self.pool.get()?;
-            let mut tx = conn.transaction()?;
+            let mut tx = conn.begin()?;
             // Writers for one customer take turns on the customer's row, held to
             // commit; each then reads what the one before it committed.
             tx.execute(
@@ -284,7 +287,7 @@ impl Memberships for PgStore {
     ) -> cohort_store::Result<Vec<Applied>> {
         sql(|| {
             let mut conn = self.pool.get()?;
-            let mut tx = conn.transaction()?;
+            let mut tx = conn.begin()?;
             let applied = apply_all(&mut tx, batches, at)?;
             tx.commit()?;
             Ok(applied)

@@ -1,11 +1,12 @@
 //! Connections to the database, reused: opening one costs a round trip for each step
 //! of PostgreSQL's start-up and authentication, and a server's requests each need one.
 
+use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Condvar, Mutex, PoisonError};
 
 use cohort_store::StoreError;
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config, NoTls, Statement, Transaction};
 
 use crate::Result;
 
@@ -19,8 +20,13 @@ pub(crate) struct Pool {
     freed: Condvar,
 }
 
+/// A connection's prepared statements, by their text: a statement run by its text is
+/// parsed by the server on every call, a round trip of its own before the one that
+/// runs it.
+type Cache = HashMap<&'static str, Statement>;
+
 struct State {
-    idle: Vec<Client>,
+    idle: Vec<(Client, Cache)>,
     /// Connections handed out or idle.
     open: usize,
 }
@@ -45,7 +51,7 @@ impl Pool {
     pub(crate) fn get(&self) -> Result<Conn<'_>> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
-            if let Some(client) = state.idle.pop() {
+            if let Some((client, cache)) = state.idle.pop() {
                 if client.is_closed() {
                     state.open -= 1;
                     continue;
@@ -53,6 +59,7 @@ impl Pool {
                 return Ok(Conn {
                     pool: self,
                     client: Some(client),
+                    cache,
                 });
             }
             if state.open < MOST {
@@ -62,6 +69,7 @@ impl Pool {
                     Ok(client) => Ok(Conn {
                         pool: self,
                         client: Some(client),
+                        cache: Cache::new(),
                     }),
                     Err(e) => {
                         self.release(None);
@@ -81,10 +89,10 @@ impl Pool {
         Ok(self.config.connect(NoTls)?)
     }
 
-    fn release(&self, client: Option<Client>) {
+    fn release(&self, kept: Option<(Client, Cache)>) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        match client.filter(|c| !c.is_closed()) {
-            Some(client) => state.idle.push(client),
+        match kept.filter(|(c, _)| !c.is_closed()) {
+            Some(kept) => state.idle.push(kept),
             None => state.open -= 1,
         }
         drop(state);
@@ -139,6 +147,65 @@ fn redact(url: &str) -> String {
 pub(crate) struct Conn<'p> {
     pool: &'p Pool,
     client: Option<Client>,
+    cache: Cache,
+}
+
+impl Conn<'_> {
+    /// The statement `sql`, prepared on this connection the first time only.
+    pub(crate) fn prepared(&mut self, sql: &'static str) -> Result<Statement> {
+        if let Some(statement) = self.cache.get(sql) {
+            return Ok(statement.clone());
+        }
+        let client = self.client.as_mut().expect("a connection until dropped");
+        let statement = client.prepare(sql)?;
+        self.cache.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    /// Begin a transaction that prepares each statement once per connection.
+    pub(crate) fn begin(&mut self) -> Result<Tx<'_>> {
+        let client = self.client.as_mut().expect("a connection until dropped");
+        Ok(Tx {
+            tx: client.transaction()?,
+            cache: &mut self.cache,
+        })
+    }
+}
+
+/// A transaction with its connection's prepared statements.
+pub(crate) struct Tx<'c> {
+    tx: Transaction<'c>,
+    cache: &'c mut Cache,
+}
+
+impl<'c> Tx<'c> {
+    /// The statement `sql`, prepared on this connection the first time only.
+    pub(crate) fn prepared(&mut self, sql: &'static str) -> Result<Statement> {
+        if let Some(statement) = self.cache.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.tx.prepare(sql)?;
+        self.cache.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    pub(crate) fn commit(self) -> Result<()> {
+        Ok(self.tx.commit()?)
+    }
+}
+
+impl<'c> Deref for Tx<'c> {
+    type Target = Transaction<'c>;
+
+    fn deref(&self) -> &Transaction<'c> {
+        &self.tx
+    }
+}
+
+impl DerefMut for Tx<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 impl Deref for Conn<'_> {
@@ -157,7 +224,8 @@ impl DerefMut for Conn<'_> {
 
 impl Drop for Conn<'_> {
     fn drop(&mut self) {
-        self.pool.release(self.client.take());
+        let cache = std::mem::take(&mut self.cache);
+        self.pool.release(self.client.take().map(|c| (c, cache)));
     }
 }
 

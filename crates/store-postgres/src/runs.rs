@@ -11,8 +11,8 @@ impl Runs for PgStore {
     fn start_runs(&self, runs: &[RunRecord]) -> cohort_store::Result<Vec<i64>> {
         sql(|| {
             let mut conn = self.pool.get()?;
-            let mut tx = conn.transaction()?;
-            let insert = tx.prepare(
+            let mut tx = conn.begin()?;
+            let insert = tx.prepared(
                 "INSERT INTO runs (grp, trigger, dry_run, actor, as_of, started_at, status, owner)
                  VALUES ($1, $2, $3, $4, $5, $6, 'running', $7) RETURNING id",
             )?;
@@ -48,7 +48,7 @@ impl Runs for PgStore {
             let failures = serde_json::to_string(&run.failures)
                 .map_err(|e| corrupt("run", &run.id.to_string(), e))?;
             let mut conn = self.pool.get()?;
-            let mut tx = conn.transaction()?;
+            let mut tx = conn.begin()?;
             let (applied, counts) = if changes.is_empty() {
                 (Applied::default(), (run.added, run.removed))
             } else {

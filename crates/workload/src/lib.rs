@@ -7,6 +7,7 @@
 //! customer, and registration latency. It checks that Cohort, native Rust and SQL agree
 //! on every group they can all express before it reports anything.
 
+pub mod backends;
 pub mod floor;
 pub mod generate;
 pub mod native;
@@ -378,7 +379,11 @@ pub fn run(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyhow::Resul
 
 /// Register `settings.registrations` new customers one by one (numbered from `first`);
 /// the p50 and p99 of their latency in milliseconds.
-fn registrations(engine: &Engine, settings: &Settings, first: u64) -> anyhow::Result<(f64, f64)> {
+pub(crate) fn registrations(
+    engine: &Engine,
+    settings: &Settings,
+    first: u64,
+) -> anyhow::Result<(f64, f64)> {
     let mut rng = Rng::new(settings.seed ^ 0x4E6 ^ first);
     let mut latencies = Vec::with_capacity(settings.registrations);
     for i in first..first + settings.registrations as u64 {

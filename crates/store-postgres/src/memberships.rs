@@ -234,16 +234,6 @@ impl Memberships for PgStore {
         })
     }
 
-    fn apply(
-        &self,
-        changes: &[Change],
-        cause: &Cause<'_>,
-        at: Timestamp,
-    ) -> cohort_store::Result<Applied> {
-        let mut applied = self.apply_batches(&[(changes, cause.clone())], at)?;
-        Ok(applied.remove(0))
-    }
-
     fn apply_guarded(
         &self,
         changes: &[Change],

@@ -118,8 +118,11 @@ pub trait Memberships: Send + Sync {
         at: Timestamp,
     ) -> Result<()>;
     /// Apply membership changes with their audit entries and outbox events, all or
-    /// nothing.
-    fn apply(&self, changes: &[Change], cause: &Cause<'_>, at: Timestamp) -> Result<Applied>;
+    /// nothing: one batch of `apply_batches`.
+    fn apply(&self, changes: &[Change], cause: &Cause<'_>, at: Timestamp) -> Result<Applied> {
+        let mut applied = self.apply_batches(&[(changes, cause.clone())], at)?;
+        Ok(applied.pop().unwrap_or_default())
+    }
     /// Apply changes as `apply` does, but only if the customer's memberships in the
     /// groups the plan read are still those it read; `None`, and nothing written, if
     /// they changed. Writers for one customer take turns on the customer, so two that

@@ -6,14 +6,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, ensure};
-use cohort_engine::{Engine, Trigger};
 use cohort_host::{Host, HostConfig};
 use cohort_model::Interner;
 use cohort_store::Store;
 
 use crate::generate::{self, AS_OF, Rng};
-use crate::{Settings, registrations};
+use crate::{Settings, platform, registrations, scan};
 
 /// Wall seconds of each phase, and what it did.
 #[derive(Debug, Default)]
@@ -30,34 +28,10 @@ pub struct Day {
     pub registrations_per_second: f64,
 }
 
-/// Every group's run at `at`, all at once; the changes they made.
-fn scan(engine: &Engine, ids: &[String], at: i64) -> anyhow::Result<u64> {
-    let mut changes = 0;
-    for (id, r) in ids
-        .iter()
-        .zip(engine.run_groups(ids, Trigger::Manual, "bench", at, at))
-    {
-        let r = r.with_context(|| format!("group {id}"))?;
-        ensure!(r.undecided == 0, "group {id}: {} undecided", r.undecided);
-        changes += r.added + r.removed;
-    }
-    Ok(changes)
-}
-
 /// The day on `store`, which must be empty.
 pub fn day(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Day> {
     let host = Host::new(HostConfig::default(), Arc::new(Interner::new()))?;
-    let engine = Engine::new(store.clone(), host);
-    for (id, wasm) in cohort_artifacts::STANDARD {
-        let grant = (*id == "geoip-country").then_some(settings.geoip_dir.as_path());
-        engine
-            .add_plugin(wasm, grant, 0)
-            .with_context(|| format!("plugin {id}"))?;
-    }
-    let groups = generate::groups(settings.seed);
-    for g in &groups {
-        engine.save_group(g, 0)?;
-    }
+    let (engine, groups) = platform(settings, store.clone(), host)?;
     let ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
     let mut day = Day::default();
 
@@ -69,7 +43,7 @@ pub fn day(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Day> {
     day.load = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    day.added = scan(&engine, &ids, AS_OF)?;
+    day.added = scan(&engine, &ids, AS_OF)?.added;
     day.scan = t.elapsed().as_secs_f64();
 
     let mut rng = Rng::new(settings.seed ^ 0x00C4_A66E);
@@ -81,7 +55,8 @@ pub fn day(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Day> {
     }
     store.upsert_customers(&batch, AS_OF + 60)?;
     let t = Instant::now();
-    day.rescan_changes = scan(&engine, &ids, AS_OF + 60)?;
+    let rescanned = scan(&engine, &ids, AS_OF + 60)?;
+    day.rescan_changes = rescanned.added + rescanned.removed;
     day.rescan = t.elapsed().as_secs_f64();
 
     let t = Instant::now();

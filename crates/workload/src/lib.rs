@@ -139,6 +139,50 @@ fn active(store: &dyn Store, group: &str) -> anyhow::Result<BTreeSet<String>> {
         .collect())
 }
 
+/// An engine on `store` with every standard plugin and the workload's groups: the
+/// platform the workload runs on; and the groups.
+pub fn platform(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+    host: Host,
+) -> anyhow::Result<(Engine, Vec<cohort_model::Group>)> {
+    let engine = Engine::new(store, host);
+    for (id, wasm) in cohort_artifacts::STANDARD {
+        let grant = (*id == "geoip-country").then_some(settings.geoip_dir.as_path());
+        engine
+            .add_plugin(wasm, grant, 0)
+            .with_context(|| format!("plugin {id}"))?;
+    }
+    let groups = generate::groups(settings.seed);
+    for g in &groups {
+        engine.save_group(g, 0)?;
+    }
+    Ok((engine, groups))
+}
+
+/// What a scan of several groups did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Scanned {
+    pub added: u64,
+    pub removed: u64,
+}
+
+/// Every group of `ids` run at `at`, all at once, as "run all groups" does; each must
+/// decide every customer.
+pub fn scan(engine: &Engine, ids: &[String], at: i64) -> anyhow::Result<Scanned> {
+    let mut scanned = Scanned::default();
+    for (id, r) in ids
+        .iter()
+        .zip(engine.run_groups(ids, Trigger::Manual, "bench", at, at))
+    {
+        let r = r.with_context(|| format!("group {id}"))?;
+        ensure!(r.undecided == 0, "group {id}: {} undecided", r.undecided);
+        scanned.added += r.added;
+        scanned.removed += r.removed;
+    }
+    Ok(scanned)
+}
+
 pub fn run(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Report> {
     let mut report = Report {
         customers: settings.customers,
@@ -148,18 +192,8 @@ pub fn run(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyhow::Resul
     let db = dir.path().join("reference.db");
     let store = Arc::new(SqliteStore::open(&db)?);
     let host = Host::new(HostConfig::default(), Arc::new(Interner::new()))?;
-    let engine = Engine::new(store.clone(), host.clone());
-    for (id, wasm) in cohort_artifacts::STANDARD {
-        let grant = (*id == "geoip-country").then_some(settings.geoip_dir.as_path());
-        engine
-            .add_plugin(wasm, grant, 0)
-            .with_context(|| format!("plugin {id}"))?;
-    }
-    let groups = generate::groups(settings.seed);
+    let (engine, groups) = platform(settings, store.clone(), host.clone())?;
     report.groups = groups.len();
-    for g in &groups {
-        engine.save_group(g, 0)?;
-    }
 
     progress("generating and loading customers");
     let mut customers = generate::customers(settings.customers, settings.seed);
@@ -192,18 +226,7 @@ pub fn run(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyhow::Resul
             .collect()
     };
     let (sql_ids, all) = (ids(&|i| comparable.contains(&i)), ids(&|_| true));
-    let scan_groups = |engine: &Engine, ids: &[String], at: i64| -> anyhow::Result<u64> {
-        let mut added = 0;
-        for (id, r) in ids
-            .iter()
-            .zip(engine.run_groups(ids, Trigger::Manual, "bench", at, at))
-        {
-            let r = r?;
-            ensure!(r.undecided == 0, "group {id}: {} undecided", r.undecided);
-            added += r.added;
-        }
-        Ok(added)
-    };
+    let scan_groups = |engine: &Engine, ids: &[String], at: i64| Ok(scan(engine, ids, at)?.added);
 
     progress("full scan");
     // All groups at once, as an operator's "run every group" does.

@@ -194,3 +194,30 @@ on_both_backends!(
         assert_eq!(runs.len(), 1, "{runs:#?}");
     }
 );
+
+/// A database that cannot be reached, or is not there: the error names the host and the
+/// database, never the password, and the command fails.
+#[test]
+fn an_unreachable_database_is_named_without_its_password() {
+    let server = cohort_store_postgres::scratch::server();
+    let missing = format!(
+        "{}/no_such_database",
+        server.rsplit_once('/').expect("a URL with a database").0
+    );
+    for (db, named) in [
+        (
+            "postgres://cohort:s3cret@127.0.0.1:1/billing".to_string(),
+            "postgres://cohort@127.0.0.1:1/billing",
+        ),
+        (missing.clone(), "no_such_database"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cohort"))
+            .args(["--db", &db, "group", "list"])
+            .output()
+            .expect("cohort runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(named), "{stderr}");
+        assert!(!stderr.contains("s3cret"), "{stderr}");
+    }
+}

@@ -159,8 +159,8 @@ pub(crate) struct Entry<'a> {
 /// Write `entries` to the audit history, numbered in order, and their events to the
 /// feed (numbered last: see the module's comment).
 pub(crate) fn record(tx: &mut Tx<'_>, at: Timestamp, entries: &[Entry<'_>]) -> Result<()> {
-    let ids = take_ids(tx, "audit_ids", entries.len())?;
     if entries.len() >= COPY_FROM {
+        let ids = take_ids(tx, "audit_ids", entries.len())?;
         let numbered: Vec<(i64, &Entry<'_>)> = ids.iter().copied().zip(entries).collect();
         copy_in(
             tx,
@@ -196,8 +196,8 @@ pub(crate) fn record(tx: &mut Tx<'_>, at: Timestamp, entries: &[Entry<'_>]) -> R
                 ])
             },
         )?;
-    } else {
-        write_entries(tx, at, entries, &ids)?;
+    } else if !entries.is_empty() {
+        write_entries(tx, at, entries)?;
     }
     let events: Vec<Event<'_>> = entries
         .iter()
@@ -216,47 +216,45 @@ pub(crate) fn record(tx: &mut Tx<'_>, at: Timestamp, entries: &[Entry<'_>]) -> R
 }
 
 /// Write `entries` numbered `ids` as arrays.
-fn write_entries(tx: &mut Tx<'_>, at: Timestamp, entries: &[Entry<'_>], ids: &[i64]) -> Result<()> {
+fn write_entries(tx: &mut Tx<'_>, at: Timestamp, entries: &[Entry<'_>]) -> Result<()> {
+    // Numbered as the arrays are read, in order: no round trip of its own for the ids.
     let statement = tx.prepared(
         "INSERT INTO audit
             (id, at, customer, grp, action, source, actor, trigger, run, reason, membership)
-         SELECT u.id, $2, u.customer, u.grp, u.action, u.source, u.actor, u.trigger, u.run,
-                u.reason, u.membership
-         FROM unnest($1::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                     $8::text[], $9::bigint[], $10::text[], $11::bigint[])
-              AS u(id, customer, grp, action, source, actor, trigger, run, reason, membership)",
+         SELECT nextval('audit_ids'), $1, u.customer, u.grp, u.action, u.source, u.actor,
+                u.trigger, u.run, u.reason, u.membership
+         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                     $8::bigint[], $9::text[], $10::bigint[])
+              AS u(customer, grp, action, source, actor, trigger, run, reason, membership)",
     )?;
-    for (entries, ids) in entries.chunks(CHUNK).zip(ids.chunks(CHUNK)) {
-        let column = |f| texts(entries, f);
-        let customers = column(|e| e.customer);
-        let groups = column(|e| e.group);
-        let actions = column(|e| e.action.as_str());
-        let sources: Vec<Option<&str>> = entries
-            .iter()
-            .map(|e| e.source.map(Source::as_str))
-            .collect();
-        let actors = column(|e| e.actor);
-        let triggers = column(|e| e.trigger.as_str());
-        let runs: Vec<Option<i64>> = entries.iter().map(|e| e.run).collect();
-        let reasons = column(|e| e.reason);
-        let memberships: Vec<i64> = entries.iter().map(|e| e.membership).collect();
-        tx.execute(
-            &statement,
-            &[
-                &ids,
-                &at,
-                &customers,
-                &groups,
-                &actions,
-                &sources,
-                &actors,
-                &triggers,
-                &runs,
-                &reasons,
-                &memberships,
-            ],
-        )?;
-    }
+    let column = |f| texts(entries, f);
+    let customers = column(|e| e.customer);
+    let groups = column(|e| e.group);
+    let actions = column(|e| e.action.as_str());
+    let sources: Vec<Option<&str>> = entries
+        .iter()
+        .map(|e| e.source.map(Source::as_str))
+        .collect();
+    let actors = column(|e| e.actor);
+    let triggers = column(|e| e.trigger.as_str());
+    let runs: Vec<Option<i64>> = entries.iter().map(|e| e.run).collect();
+    let reasons = column(|e| e.reason);
+    let memberships: Vec<i64> = entries.iter().map(|e| e.membership).collect();
+    tx.execute(
+        &statement,
+        &[
+            &at,
+            &customers,
+            &groups,
+            &actions,
+            &sources,
+            &actors,
+            &triggers,
+            &runs,
+            &reasons,
+            &memberships,
+        ],
+    )?;
     Ok(())
 }
 
@@ -279,9 +277,10 @@ pub(crate) fn publish(tx: &mut Tx<'_>, events: &[Event<'_>]) -> Result<()> {
         return Ok(());
     }
     let n = events.len() as i64;
-    let head = tx.prepared("UPDATE feed_head SET position = position + $1 RETURNING position")?;
-    let last: i64 = tx.query_one(&head, &[&n])?.get(0);
     if events.len() >= COPY_FROM {
+        let head =
+            tx.prepared("UPDATE feed_head SET position = position + $1 RETURNING position")?;
+        let last: i64 = tx.query_one(&head, &[&n])?.get(0);
         let numbered: Vec<(i64, &Event<'_>)> = (last - n + 1..=last).zip(events).collect();
         return copy_in(
             tx,
@@ -313,41 +312,39 @@ pub(crate) fn publish(tx: &mut Tx<'_>, events: &[Event<'_>]) -> Result<()> {
             },
         );
     }
+    // The head moved and the events written in one statement: one round trip.
     let statement = tx.prepared(
-        "INSERT INTO outbox (id, at, kind, customer, grp, membership, trigger, actor, reason)
-         SELECT $1 + u.n, u.at, u.kind, u.customer, u.grp, u.membership, u.trigger, u.actor,
-                u.reason
-         FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[],
-                     $7::text[], $8::text[], $9::text[]) WITH ORDINALITY
+        "WITH head AS (UPDATE feed_head SET position = position + $1 RETURNING position)
+         INSERT INTO outbox (id, at, kind, customer, grp, membership, trigger, actor, reason)
+         SELECT head.position - $1 + u.n, u.at, u.kind, u.customer, u.grp, u.membership,
+                u.trigger, u.actor, u.reason
+         FROM head, unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+                           $7::text[], $8::text[], $9::text[]) WITH ORDINALITY
               AS u(at, kind, customer, grp, membership, trigger, actor, reason, n)",
     )?;
-    let mut first = last - n;
-    for events in events.chunks(CHUNK) {
-        let column = |f| texts(events, f);
-        let ats: Vec<i64> = events.iter().map(|e| e.at).collect();
-        let kinds = column(|e| e.kind);
-        let customers = column(|e| e.customer);
-        let groups = column(|e| e.group);
-        let memberships: Vec<i64> = events.iter().map(|e| e.membership).collect();
-        let triggers = column(|e| e.trigger.as_str());
-        let actors = column(|e| e.actor);
-        let reasons = column(|e| e.reason);
-        tx.execute(
-            &statement,
-            &[
-                &first,
-                &ats,
-                &kinds,
-                &customers,
-                &groups,
-                &memberships,
-                &triggers,
-                &actors,
-                &reasons,
-            ],
-        )?;
-        first += events.len() as i64;
-    }
+    let column = |f| texts(events, f);
+    let ats: Vec<i64> = events.iter().map(|e| e.at).collect();
+    let kinds = column(|e| e.kind);
+    let customers = column(|e| e.customer);
+    let groups = column(|e| e.group);
+    let memberships: Vec<i64> = events.iter().map(|e| e.membership).collect();
+    let triggers = column(|e| e.trigger.as_str());
+    let actors = column(|e| e.actor);
+    let reasons = column(|e| e.reason);
+    tx.execute(
+        &statement,
+        &[
+            &n,
+            &ats,
+            &kinds,
+            &customers,
+            &groups,
+            &memberships,
+            &triggers,
+            &actors,
+            &reasons,
+        ],
+    )?;
     Ok(())
 }
 
@@ -358,16 +355,24 @@ pub(crate) fn bump_membership_stamps(
     tx: &mut Tx<'_>,
     groups: &BTreeMap<&str, i64>,
 ) -> Result<BTreeMap<String, i64>> {
-    let statement = tx.prepared(
-        "INSERT INTO stamps (name, n) VALUES ('memberships:' || $1, $2)
-         ON CONFLICT (name) DO UPDATE SET n = stamps.n + excluded.n RETURNING n",
-    )?;
-    let mut after = BTreeMap::new();
-    for (group, writes) in groups {
-        let n: i64 = tx.query_one(&statement, &[group, writes])?.get(0);
-        after.insert(group.to_string(), n);
+    if groups.is_empty() {
+        return Ok(BTreeMap::new());
     }
-    Ok(after)
+    // One statement for every group, its rows in group order (the lock order).
+    let statement = tx.prepared(
+        "INSERT INTO stamps (name, n)
+         SELECT 'memberships:' || u.grp, u.writes
+         FROM unnest($1::text[], $2::bigint[]) AS u(grp, writes) ORDER BY u.grp
+         ON CONFLICT (name) DO UPDATE SET n = stamps.n + excluded.n
+         RETURNING substr(name, length('memberships:') + 1), n",
+    )?;
+    let names: Vec<&str> = groups.keys().copied().collect();
+    let writes: Vec<i64> = groups.values().copied().collect();
+    Ok(tx
+        .query(&statement, &[&names, &writes])?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
 }
 
 /// Apply each batch of changes for its cause, with their entries and events.

@@ -259,3 +259,51 @@ fn a_file_without_the_needed_columns_fails_whole() {
         "{message}"
     );
 }
+
+/// A cell names a group by its id or its name, in any case; an id wins over another
+/// group's name; a name two groups share names neither, and the problem says which.
+#[test]
+fn groups_are_named_by_id_or_name_in_any_case_and_never_ambiguously() {
+    let c = seeded();
+    // `gold` is one group's id and, in another case, another group's name; `Twin` is
+    // the name of two groups.
+    for (id, name) in [
+        ("gold", "Premium"),
+        ("silver", "GOLD"),
+        ("a", "Twin"),
+        ("b", "twin"),
+    ] {
+        let g = c.file(
+            &format!("{id}.json"),
+            &format!(r#"{{"id":"{id}","name":"{name}"}}"#),
+        );
+        c.ok(&["group", "save", &g]);
+    }
+    let (report, ok) = import(
+        &c,
+        "names.csv",
+        "Customer #,Assigned Groups,Start Date & Time,End Date & Time\n\
+         C-1001,GOLD,2026-03-01,\n\
+         C-1002,premium,2026-03-01,\n\
+         C-1003,Wholesale,2026-03-01,\n\
+         C-1004,TWIN,2026-03-01,\n",
+        &["--partial"],
+    );
+    assert!(ok, "{report}");
+    assert_eq!(counts(&report), [4, 3, 0, 0, 1], "{report}");
+    assert_eq!(
+        c.members("gold", true).len(),
+        2,
+        "by id in upper case, and by name"
+    );
+    assert!(
+        c.members("silver", true).is_empty(),
+        "an id wins over a name"
+    );
+    assert_eq!(c.members("wholesale", true).len(), 1);
+    let errors = c.ok(&["import", "errors", &report["record"]["id"].to_string()]);
+    assert!(
+        errors.contains("`TWIN` is the name of 2 groups (`a`, `b`): name the group by its id"),
+        "{errors}"
+    );
+}

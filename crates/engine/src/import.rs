@@ -76,13 +76,7 @@ impl Engine {
             ..ImportRecord::default()
         };
         record.id = store.begin_import(&record)?;
-        // A cell may name a group by id or, in any case, by name: operators think in
-        // names, exports carry either.
-        let mut groups: HashMap<String, String> = HashMap::new();
-        for g in store.groups()? {
-            groups.insert(g.name.to_lowercase(), g.id.clone());
-            groups.insert(g.id.clone(), g.id);
-        }
+        let groups = GroupNames::new(&store.groups()?);
 
         let mut hashing = Hashing {
             inner: input,
@@ -114,16 +108,16 @@ impl Engine {
                         }
                         Ok(row) => {
                             for named in &row.groups {
-                                let Some(group) = groups
-                                    .get(named)
-                                    .or_else(|| groups.get(&named.to_lowercase()))
-                                else {
-                                    problems.push(ImportProblem {
-                                        line: row.line,
-                                        column: Some(group_column.clone()),
-                                        message: format!("unknown group `{named}`"),
-                                    });
-                                    continue;
+                                let group = match groups.find(named) {
+                                    Ok(group) => group,
+                                    Err(message) => {
+                                        problems.push(ImportProblem {
+                                            line: row.line,
+                                            column: Some(group_column.clone()),
+                                            message,
+                                        });
+                                        continue;
+                                    }
                                 };
                                 staged.push(StagedRow {
                                     line: row.line,
@@ -183,5 +177,53 @@ impl Engine {
         store.finish_import(&record)?;
         let (problems, _) = store.import_problems(record.id, 100)?;
         Ok(ImportReport { record, problems })
+    }
+}
+
+/// How a file's cell names a group: by its id or by its name, in any case (operators
+/// think in names, exports carry either; ids are lower case). An id wins over a name; a
+/// name that two groups share, in any case, names neither.
+struct GroupNames {
+    ids: HashMap<String, String>,
+    /// Each lower-cased name, with every group that has it.
+    names: HashMap<String, Vec<String>>,
+}
+
+impl GroupNames {
+    fn new(groups: &[cohort_model::Group]) -> GroupNames {
+        let mut names: HashMap<String, Vec<String>> = HashMap::new();
+        for g in groups {
+            names
+                .entry(g.name.trim().to_lowercase())
+                .or_default()
+                .push(g.id.clone());
+        }
+        GroupNames {
+            ids: groups
+                .iter()
+                .map(|g| (g.id.clone(), g.id.clone()))
+                .collect(),
+            names,
+        }
+    }
+
+    /// The id of the group `named` names, or why there is none.
+    fn find(&self, named: &str) -> std::result::Result<&String, String> {
+        let key = named.trim().to_lowercase();
+        if let Some(id) = self.ids.get(&key) {
+            return Ok(id);
+        }
+        match self.names.get(&key).map(Vec::as_slice) {
+            Some([id]) => Ok(id),
+            Some(ids) => Err(format!(
+                "`{named}` is the name of {} groups ({}): name the group by its id",
+                ids.len(),
+                ids.iter()
+                    .map(|id| format!("`{id}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            None => Err(format!("unknown group `{named}`")),
+        }
     }
 }

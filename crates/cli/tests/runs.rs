@@ -135,6 +135,16 @@ fn changes_and_endings_read_as_dates_with_who_and_why() {
     let json: serde_json::Value =
         serde_json::from_str(&c.ok(&["--json", "member", "list", "de", "--all"])).expect("JSON");
     assert_eq!(json[0]["ended"]["reason"], "asked to leave");
+    // The customer's own page says so too.
+    let shown = c.ok(&["customer", "show", "c1"]);
+    assert!(
+        shown.contains("ended ") && shown.contains("(manual): asked to leave"),
+        "{shown}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&c.ok(&["--json", "customer", "show", "c1"])).expect("JSON");
+    assert_eq!(json["memberships"][0]["ended"]["actor"], "alice");
+    assert_eq!(json["memberships"][0]["state"], "expired");
 
     // Before the removal, nobody had ended it yet.
     let before = c.ok(&[

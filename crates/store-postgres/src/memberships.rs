@@ -29,6 +29,23 @@ fn membership(r: &Row) -> Result<Membership> {
     })
 }
 
+/// An ending from a row of (membership, at, actor, trigger, reason).
+fn ending(r: &Row) -> Result<Ending> {
+    let membership: i64 = r.get(0);
+    Ok(Ending {
+        membership,
+        at: r.get(1),
+        actor: r.get(2),
+        trigger: named(
+            r.get(3),
+            Trigger::parse,
+            "audit entry",
+            &membership.to_string(),
+        )?,
+        reason: r.get(4),
+    })
+}
+
 impl PgStore {
     fn memberships(
         &self,
@@ -138,23 +155,19 @@ impl Memberships for PgStore {
                  WHERE m.grp = $1 ORDER BY m.id, a.id",
                 &[&group],
             )?;
-            rows.iter()
-                .map(|r| {
-                    let membership: i64 = r.get(0);
-                    Ok(Ending {
-                        membership,
-                        at: r.get(1),
-                        actor: r.get(2),
-                        trigger: named(
-                            r.get(3),
-                            Trigger::parse,
-                            "audit entry",
-                            &membership.to_string(),
-                        )?,
-                        reason: r.get(4),
-                    })
-                })
-                .collect()
+            rows.iter().map(ending).collect()
+        })
+    }
+
+    fn customer_endings(&self, customer: &str) -> cohort_store::Result<Vec<Ending>> {
+        sql(|| {
+            let rows = self.pool.get()?.query(
+                "SELECT m.id, a.at, a.actor, a.trigger, a.reason FROM memberships m
+                 JOIN audit a ON a.membership = m.id AND a.action = 'removed'
+                 WHERE m.customer = $1 ORDER BY m.id, a.id",
+                &[&customer],
+            )?;
+            rows.iter().map(ending).collect()
         })
     }
 

@@ -27,6 +27,17 @@ fn membership_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Membership, Stri
     ))
 }
 
+/// An ending from a row of (membership, at, actor, trigger, reason).
+fn ending(r: &rusqlite::Row<'_>) -> rusqlite::Result<Ending> {
+    Ok(Ending {
+        membership: r.get(0)?,
+        at: r.get(1)?,
+        actor: r.get(2)?,
+        trigger: named(r, 3, Trigger::parse)?,
+        reason: r.get(4)?,
+    })
+}
+
 fn memberships(conn: &Connection, sql: &str, key: &str) -> Result<Vec<Membership>> {
     let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map([key], membership_row)?;
@@ -304,15 +315,21 @@ impl Memberships for SqliteStore {
                  JOIN audit a ON a.membership = m.id AND a.count IS NULL
                  WHERE m.grp = ?1 AND a.action = 'removed' ORDER BY m.id, a.id",
             )?;
-            let rows = stmt.query_map([group], |r| {
-                Ok(Ending {
-                    membership: r.get(0)?,
-                    at: r.get(1)?,
-                    actor: r.get(2)?,
-                    trigger: named(r, 3, Trigger::parse)?,
-                    reason: r.get(4)?,
-                })
-            })?;
+            let rows = stmt.query_map([group], ending)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn customer_endings(&self, customer: &str) -> cohort_store::Result<Vec<Ending>> {
+        sql(|| {
+            let conn = self.reader();
+            let mut stmt = conn.prepare_cached(&format!(
+                "{CUSTOMER_MEMBERSHIPS}
+                 SELECT m.id, a.at, a.actor, a.trigger, a.reason FROM mine m
+                 JOIN audit a ON a.membership = m.id AND a.count IS NULL
+                 WHERE a.action = 'removed' ORDER BY m.id, a.id"
+            ))?;
+            let rows = stmt.query_map([customer], ending)?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }

@@ -102,6 +102,8 @@ pub trait Memberships: Send + Sync {
     /// How the group's memberships that were ended were ended (by their removal's audit
     /// entry), in membership order. A window that closed by itself was not ended.
     fn endings(&self, group: &str) -> Result<Vec<Ending>>;
+    /// How the customer's memberships that were ended were ended, in membership order.
+    fn customer_endings(&self, customer: &str) -> Result<Vec<Ending>>;
     /// Customers pinned out of the group.
     fn exclusions(&self, group: &str) -> Result<Vec<String>>;
     /// The groups one customer is pinned out of.

@@ -1,11 +1,13 @@
 //! Plugins, groups and customers: what the operator adds and reads back.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use cohort_model::{CustomerRecord, Group};
+use cohort_model::{CustomerRecord, Group, Membership};
+use cohort_store::Ending;
 use serde_json::json;
 
 use super::members::print_memberships;
@@ -287,11 +289,22 @@ pub fn customer(
                 .customer(&customer)?
                 .with_context(|| format!("no customer `{customer}`"))?;
             let memberships = engine.store().customer_memberships(&customer)?;
+            let endings: HashMap<i64, Ending> = engine
+                .store()
+                .customer_endings(&customer)?
+                .into_iter()
+                .map(|e| (e.membership, e))
+                .collect();
+            let ended = |m: &Membership| endings.get(&m.id);
             if store.json {
-                print_json(&json!({"customer": record, "memberships": memberships}))?;
+                let rows: Vec<_> = memberships
+                    .iter()
+                    .map(|m| json!({"membership": m, "state": m.state(now()), "ended": ended(m)}))
+                    .collect();
+                print_json(&json!({"customer": record, "memberships": rows}))?;
             } else {
                 println!("{}", serde_json::to_string_pretty(&record)?);
-                print_memberships(&memberships, now(), true, &|_| None);
+                print_memberships(&memberships, now(), true, &ended);
             }
         }
     }

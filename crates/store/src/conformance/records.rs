@@ -429,6 +429,12 @@ pub(super) fn an_ended_membership_says_who_ended_it_and_why(store: &dyn Store) {
         }]
     );
     assert!(store.endings("other").expect("endings").is_empty());
+    assert_eq!(
+        store.customer_endings(&ms[1].customer).expect("endings"),
+        store.endings("g").expect("endings"),
+        "the customer's, from any group"
+    );
+    assert!(store.customer_endings("c1").expect("endings").is_empty());
 }
 
 pub(super) fn a_scheduled_run_is_claimed_once(store: &dyn Store) {

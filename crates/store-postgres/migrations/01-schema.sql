@@ -5,8 +5,8 @@
 -- * events are numbered from one counter (`feed_head`) that each writer takes last in
 --   its transaction and holds until it commits, so that positions commit in order
 --   and a reader of the feed can never pass a position that commits later;
--- * runs carry the store that started them (`owners`), alive while its session holds
---   an advisory lock on its number;
+-- * runs carry the store that started them (`owner`, a random number), alive while its
+--   session holds an advisory lock on that number;
 -- * a webhook is delivered by the server holding its lease.
 -- Times are Unix seconds. Rows are told in full: no reader restores left-out words.
 CREATE TABLE plugins (
@@ -114,7 +114,6 @@ CREATE TABLE outbox (
     reason text NOT NULL
 );
 
-CREATE SEQUENCE owners;
 CREATE TABLE runs (
     id bigserial PRIMARY KEY,
     grp text NOT NULL,

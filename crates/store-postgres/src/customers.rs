@@ -4,10 +4,11 @@
 //! Many servers write customers at once, and a transaction that started first may
 //! commit last: a reader that kept "the latest write seen" as a number would pass a
 //! write still in flight and never see it. So a row names the transaction that wrote it
-//! (`written`), and a reader keeps, as its position, the oldest transaction still in
-//! flight when it read (its snapshot's `xmin`): everything older has committed or
-//! rolled back and was seen; whatever is newer is read again next time. A record read
-//! twice is a record replaced by itself.
+//! (`written`), and a read remembers what its snapshot could not see: the transactions
+//! in flight then, and where numbering stood (`Read`). The next read asks for exactly
+//! those: rows of a transaction in flight last time, or numbered since. The position a
+//! caller keeps is a token for that memory (`Reads`); a token this store does not hold
+//! (from before a restart) reads everything again, which is safe.
 
 use std::collections::HashMap;
 
@@ -17,9 +18,11 @@ use cohort_store::load::{Chunk, Each, parse_in_parallel};
 use cohort_store::{Applied, Cause, Customers};
 use postgres::IsolationLevel;
 use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::ToSql;
 
 use crate::journal::apply_all;
 use crate::pool::Tx;
+use crate::reads::Read;
 use crate::{Error, PgStore, Result, corrupt, count, sql};
 
 /// Rows per statement of a bulk upsert.
@@ -156,19 +159,29 @@ impl Customers for PgStore {
             .read_only(true)
             .start()
             .map_err(Error::from)?;
-        let oldest: i64 = tx
+        let row = tx
             .query_one(
-                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+                "SELECT pg_snapshot_xmax(s)::text::bigint,
+                        ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(s) x)
+                 FROM pg_current_snapshot() s",
                 &[],
             )
-            .map_err(Error::from)?
-            .get(0);
-        let from = seq.unwrap_or(0);
+            .map_err(Error::from)?;
+        let now = Read {
+            next: row.get(0),
+            in_flight: row.get(1),
+        };
+        // What this reader saw last time, if it is this store's: else everything.
+        let before = seq.and_then(|token| self.reads.recall(token));
+        let (next, in_flight): (i64, &[i64]) =
+            before.as_ref().map_or((0, &[]), |b| (b.next, &b.in_flight));
         let mut rows = tx
             .query_raw(
-                "SELECT id, record FROM customers WHERE written >= $1::bigint::text::xid8
+                "SELECT id, record FROM customers
+                 WHERE written >= $1::bigint::text::xid8
+                    OR written = ANY($2::bigint[]::text[]::xid8[])
                  ORDER BY written, id",
-                &[&from],
+                [&next as &(dyn ToSql + Sync), &in_flight],
             )
             .map_err(Error::from)?;
         let mut seen = 0usize;
@@ -190,10 +203,11 @@ impl Customers for PgStore {
         parse_in_parallel(batch, &mut fill, each)?;
         drop(rows);
         tx.commit().map_err(Error::from)?;
-        // Nothing new: the position stays, so that a caller sees nothing moved.
+        // Nothing new: the position stays, so that a caller sees nothing moved (what
+        // was in flight then is still asked for next time).
         Ok(match seq {
-            Some(seq) if seen == 0 => seq,
-            _ => oldest,
+            Some(seq) if seen == 0 && before.is_some() => seq,
+            _ => self.reads.remember(now),
         })
     }
 

@@ -19,6 +19,7 @@ mod migrations;
 mod owner;
 mod plugins;
 mod pool;
+mod reads;
 mod restore;
 mod runs;
 #[cfg(feature = "scratch")]
@@ -114,6 +115,8 @@ pub struct PgStore {
     pool: Pool,
     /// The number this store's runs carry while they run.
     owner: Owner,
+    /// What its latest reads of changed customers could not see.
+    reads: reads::Reads,
 }
 
 impl PgStore {
@@ -137,7 +140,9 @@ impl PgStore {
         owner
             .interrupt_the_runs_of_stores_gone(&pool)
             .map_err(open_error)?;
-        Ok(PgStore { pool, owner })
+        // Tokens from where the owner's random number points: apart from another store's.
+        let reads = reads::Reads::new((owner.id & 0x3fff_ffff) << 32);
+        Ok(PgStore { pool, owner, reads })
     }
 
     /// Where the store is, as an operator may be shown it: no password.

@@ -1,10 +1,12 @@
 //! Which store started a running run, and whether it is still there.
 //!
 //! A run is `interrupted` only when the store that started it is gone. Each store takes
-//! a number (`owners`) that its runs carry, and holds a session-level advisory lock on
-//! it over a connection of its own for its whole life; PostgreSQL lets go of the lock
-//! when that session ends, however the process ended. A store opening tries the lock of
-//! each running run's owner: if it can take it, the owner is gone.
+//! a random number that its runs carry, and holds a session-level advisory lock on it
+//! over a connection of its own for its whole life; PostgreSQL lets go of the lock when
+//! that session ends, however the process ended. A store opening tries the lock of each
+//! running run's owner: if it can take it, the owner is gone. The number is random, not
+//! from a sequence, because advisory locks are the whole database's: stores in other
+//! schemas of it (another deployment, or the tests) would number theirs from 1 too.
 
 use std::sync::Mutex;
 
@@ -12,10 +14,6 @@ use postgres::Client;
 
 use crate::Result;
 use crate::pool::Pool;
-
-/// The first key of the owners' advisory locks (`Coho`), so that they are told apart
-/// from other locks on the database.
-const OWNERS: i32 = 0x436f_686f;
 
 pub(crate) struct Owner {
     pub(crate) id: i64,
@@ -26,11 +24,15 @@ pub(crate) struct Owner {
 impl Owner {
     pub(crate) fn claim(pool: &Pool) -> Result<Owner> {
         let mut session = pool.connect()?;
-        let id: i64 = session.query_one("SELECT nextval('owners')", &[])?.get(0);
-        session.execute(
-            "SELECT pg_advisory_lock($1, $2::bigint::integer)",
-            &[&OWNERS, &id],
-        )?;
+        // 62 random bits from the server: one store in 2^31 shares a number with another
+        // only among 2^31 stores.
+        let id: i64 = session
+            .query_one(
+                "SELECT (floor(random() * 4611686018427387904))::bigint",
+                &[],
+            )?
+            .get(0);
+        session.execute("SELECT pg_advisory_lock($1)", &[&id])?;
         Ok(Owner {
             id,
             _session: Mutex::new(session),
@@ -53,16 +55,10 @@ impl Owner {
                 None => true,
                 Some(owner) => {
                     let taken: bool = conn
-                        .query_one(
-                            "SELECT pg_try_advisory_lock($1, $2::bigint::integer)",
-                            &[&OWNERS, &owner],
-                        )?
+                        .query_one("SELECT pg_try_advisory_lock($1)", &[&owner])?
                         .get(0);
                     if taken {
-                        conn.execute(
-                            "SELECT pg_advisory_unlock($1, $2::bigint::integer)",
-                            &[&OWNERS, &owner],
-                        )?;
+                        conn.execute("SELECT pg_advisory_unlock($1)", &[&owner])?;
                     }
                     taken
                 }

@@ -36,7 +36,9 @@ pub fn fresh_url() -> String {
         .batch_execute(&format!("CREATE SCHEMA {schema}"))
         .expect("a schema");
     let join = if server.contains('?') { '&' } else { '?' };
-    format!("{server}{join}options=-csearch_path%3D{schema}")
+    // The schema's name is also the connections' application name, so that a test can
+    // find (and end) the sessions of its own store among all on the server.
+    format!("{server}{join}options=-csearch_path%3D{schema}&application_name={schema}")
 }
 
 pub fn fresh() -> PgStore {

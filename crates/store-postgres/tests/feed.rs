@@ -186,3 +186,57 @@ fn runs_of_a_store_gone_are_interrupted_and_those_of_a_live_one_are_not() {
         .collect();
     assert_eq!(statuses, [RunStatus::Interrupted, RunStatus::Running]);
 }
+
+/// A customer written by a transaction that commits after a reader has read past it is
+/// still handed to that reader next time, once; and what was handed is not handed again.
+#[test]
+fn a_cache_of_customers_misses_no_write_that_commits_late_and_rereads_nothing() {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    let url = cohort_store_postgres::scratch::fresh_url();
+    let store = PgStore::connect(&url).expect("store");
+    let customer = |id: &str| -> cohort_model::CustomerRecord {
+        serde_json::from_value(serde_json::json!({"id": id})).expect("customer")
+    };
+    let since = |seq: Option<i64>| -> (Vec<String>, i64) {
+        let batches = Mutex::new(BTreeMap::new());
+        let last = store
+            .customers_since(seq, 100, &|n, records| {
+                let ids: Vec<String> = records.map(|c| c.id).collect();
+                batches.lock().expect("batches").insert(n, ids);
+            })
+            .expect("since");
+        let ids = batches
+            .into_inner()
+            .expect("batches")
+            .into_values()
+            .flatten();
+        (ids.collect(), last)
+    };
+    store.upsert_customer(&customer("early"), 1).expect("early");
+
+    // A writer that takes its transaction number, writes, and waits.
+    let mut holder = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    let mut held = holder.transaction().expect("transaction");
+    held.execute(
+        "INSERT INTO customers (id, record, registered_at, updated_at)
+         VALUES ('late', '{\"id\":\"late\"}', 2, 2)",
+        &[],
+    )
+    .expect("the held write");
+
+    let (first, at) = since(None);
+    assert_eq!(first, ["early"], "the held write is not visible yet");
+    store.upsert_customer(&customer("after"), 3).expect("after");
+    let (second, at) = since(Some(at));
+    assert_eq!(second, ["after"], "only what is new");
+    held.commit().expect("the held write commits");
+    let (third, at) = since(Some(at));
+    assert_eq!(
+        third,
+        ["late"],
+        "the late commit is handed over, not skipped"
+    );
+    assert_eq!(since(Some(at)), (Vec::new(), at), "and nothing again");
+}

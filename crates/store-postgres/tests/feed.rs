@@ -63,8 +63,33 @@ fn the_feed_never_skips_an_event_that_commits_late() {
                 .finish_run(&finished, &[add("c-slow", "slow")], &cause, 20)
                 .expect("the slow run finishes")
         });
-        // Give the slow run time to write its events and reach the held row.
-        std::thread::sleep(Duration::from_millis(300));
+        // Until the slow run, its events written, waits for the held row.
+        let application = url
+            .rsplit_once("application_name=")
+            .expect("the store's sessions are named")
+            .1;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut admin =
+            postgres::Client::connect(&cohort_store_postgres::scratch::server(), postgres::NoTls)
+                .expect("admin");
+        loop {
+            let waiting: i64 = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                    &[&application],
+                )
+                .expect("sessions")
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the slow run never waited"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let fast = scope.spawn(|| {
             store
                 .apply(&[add("c-fast", "fast")], &CAUSE, 21)

@@ -47,6 +47,19 @@ fn ending(r: &Row) -> Result<Ending> {
 }
 
 impl PgStore {
+    /// How the memberships that `filter` picks (of `key`) were ended, in membership order.
+    fn endings_where(&self, filter: &str, key: &str) -> Result<Vec<Ending>> {
+        let rows = self.pool.get()?.query(
+            &format!(
+                "SELECT m.id, a.at, a.actor, a.trigger, a.reason FROM memberships m
+                 JOIN audit a ON a.membership = m.id AND a.action = 'removed'
+                 WHERE {filter} ORDER BY m.id, a.id"
+            ),
+            &[&key],
+        )?;
+        rows.iter().map(ending).collect()
+    }
+
     fn memberships(
         &self,
         sql: &str,
@@ -148,27 +161,11 @@ impl Memberships for PgStore {
     }
 
     fn endings(&self, group: &str) -> cohort_store::Result<Vec<Ending>> {
-        sql(|| {
-            let rows = self.pool.get()?.query(
-                "SELECT m.id, a.at, a.actor, a.trigger, a.reason FROM memberships m
-                 JOIN audit a ON a.membership = m.id AND a.action = 'removed'
-                 WHERE m.grp = $1 ORDER BY m.id, a.id",
-                &[&group],
-            )?;
-            rows.iter().map(ending).collect()
-        })
+        sql(|| self.endings_where("m.grp = $1", group))
     }
 
     fn customer_endings(&self, customer: &str) -> cohort_store::Result<Vec<Ending>> {
-        sql(|| {
-            let rows = self.pool.get()?.query(
-                "SELECT m.id, a.at, a.actor, a.trigger, a.reason FROM memberships m
-                 JOIN audit a ON a.membership = m.id AND a.action = 'removed'
-                 WHERE m.customer = $1 ORDER BY m.id, a.id",
-                &[&customer],
-            )?;
-            rows.iter().map(ending).collect()
-        })
+        sql(|| self.endings_where("m.customer = $1", customer))
     }
 
     fn exclusions(&self, group: &str) -> cohort_store::Result<Vec<String>> {

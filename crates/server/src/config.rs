@@ -50,10 +50,10 @@ pub struct WebhookConfig {
     pub backoff_max_ms: u64,
     /// How often to look for new events when there were none, in milliseconds.
     pub poll_ms: u64,
-    /// How long a server's right to deliver a webhook lasts, renewed before each
-    /// delivery: servers sharing a store deliver each webhook one at a time, and when
-    /// the one delivering dies, another resumes this long after. Longer than
-    /// `timeout_ms`, so that a slow receiver does not let a second server in.
+    /// How long a server's right to deliver a webhook lasts, renewed while it delivers:
+    /// servers sharing a store deliver each webhook one at a time, and when
+    /// the one delivering dies, another resumes this long after. At least twice
+    /// `timeout_ms`: renewed once half has gone, it must outlast a slow receiver.
     pub lease_seconds: u64,
     /// Whether webhooks may be delivered to loopback, private, link-local and other
     /// non-public addresses: for a platform that receives events inside its own

@@ -7,8 +7,8 @@
 //! order per customer), and a restart resumes where the store says it stopped.
 //!
 //! Servers sharing a store take turns: a worker delivers only while it holds the
-//! webhook's lease in the store, renewed before each delivery, and a worker whose
-//! lease another server holds waits. When a server dies its leases run out and
+//! webhook's lease in the store, taken when it has events to deliver and renewed once
+//! half of it has gone, and a worker whose lease another server holds waits. When a server dies its leases run out and
 //! another resumes from the stored position.
 //!
 //! Each request is signed: `Cohort-Signature: t=<unix seconds>,v1=<hex>` where the hex
@@ -129,28 +129,9 @@ async fn deliver(state: Shared, hook: Webhook) {
     };
     let mut position = hook.position;
     let mut attempts = hook.attempts;
+    // Until when this server holds the webhook's lease (0: it does not).
+    let mut held_until: i64 = 0;
     loop {
-        // One server at a time delivers a webhook: hold its lease through the next
-        // delivery, or wait while another server holds it.
-        let access = state.access.clone();
-        let (id, holder, at) = (hook.id, state.holder.clone(), now());
-        let until = at.saturating_add(settings.lease_seconds as i64);
-        match tokio::task::spawn_blocking(move || access.lease_webhook(id, &holder, at, until))
-            .await
-        {
-            // The store's position is where the last holder stopped.
-            Ok(Ok(Some(stored))) => position = position.max(stored),
-            Ok(Ok(None)) => {
-                tokio::time::sleep(Duration::from_millis(settings.poll_ms.max(1_000))).await;
-                continue;
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(webhook = hook.id, error = %e, "cannot take the webhook's lease");
-                tokio::time::sleep(Duration::from_millis(settings.poll_ms)).await;
-                continue;
-            }
-            Err(_) => return,
-        }
         let engine = state.engine.clone();
         let batch = settings.batch.max(1);
         let events =
@@ -169,6 +150,38 @@ async fn deliver(state: Shared, hook: Webhook) {
             tokio::time::sleep(Duration::from_millis(settings.poll_ms)).await;
             continue;
         };
+        // One server at a time delivers a webhook: it takes the lease when it has
+        // something to deliver, and renews it once half of it has gone, so that an idle
+        // webhook costs no write.
+        let lease = settings.lease_seconds as i64;
+        if now() + lease / 2 >= held_until {
+            let access = state.access.clone();
+            let (id, holder, at) = (hook.id, state.holder.clone(), now());
+            let until = at.saturating_add(lease);
+            match tokio::task::spawn_blocking(move || access.lease_webhook(id, &holder, at, until))
+                .await
+            {
+                Ok(Ok(Some(stored))) => {
+                    held_until = until;
+                    // Another server delivered since: go on from where it stopped.
+                    if stored > position {
+                        position = stored;
+                        continue;
+                    }
+                }
+                Ok(Ok(None)) => {
+                    held_until = 0;
+                    tokio::time::sleep(Duration::from_millis(settings.poll_ms.max(1_000))).await;
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(webhook = hook.id, error = %e, "cannot take the webhook's lease");
+                    tokio::time::sleep(Duration::from_millis(settings.poll_ms)).await;
+                    continue;
+                }
+                Err(_) => return,
+            }
+        }
         let outcome = post(&client, &hook, &events, settings.allow_private_targets).await;
         let access = state.access.clone();
         let id = hook.id;

@@ -153,13 +153,8 @@ pub(crate) struct Conn<'p> {
 impl Conn<'_> {
     /// The statement `sql`, prepared on this connection the first time only.
     pub(crate) fn prepared(&mut self, sql: &'static str) -> Result<Statement> {
-        if let Some(statement) = self.cache.get(sql) {
-            return Ok(statement.clone());
-        }
         let client = self.client.as_mut().expect("a connection until dropped");
-        let statement = client.prepare(sql)?;
-        self.cache.insert(sql, statement.clone());
-        Ok(statement)
+        cached(&mut self.cache, sql, |sql| client.prepare(sql))
     }
 
     /// Begin a transaction that prepares each statement once per connection.
@@ -172,6 +167,20 @@ impl Conn<'_> {
     }
 }
 
+/// `sql` from `cache`, or prepared by `prepare` and kept there.
+fn cached(
+    cache: &mut Cache,
+    sql: &'static str,
+    prepare: impl FnOnce(&str) -> std::result::Result<Statement, postgres::Error>,
+) -> Result<Statement> {
+    if let Some(statement) = cache.get(sql) {
+        return Ok(statement.clone());
+    }
+    let statement = prepare(sql)?;
+    cache.insert(sql, statement.clone());
+    Ok(statement)
+}
+
 /// A transaction with its connection's prepared statements.
 pub(crate) struct Tx<'c> {
     tx: Transaction<'c>,
@@ -181,12 +190,8 @@ pub(crate) struct Tx<'c> {
 impl<'c> Tx<'c> {
     /// The statement `sql`, prepared on this connection the first time only.
     pub(crate) fn prepared(&mut self, sql: &'static str) -> Result<Statement> {
-        if let Some(statement) = self.cache.get(sql) {
-            return Ok(statement.clone());
-        }
-        let statement = self.tx.prepare(sql)?;
-        self.cache.insert(sql, statement.clone());
-        Ok(statement)
+        let tx = &mut self.tx;
+        cached(self.cache, sql, |sql| tx.prepare(sql))
     }
 
     pub(crate) fn commit(self) -> Result<()> {

@@ -92,6 +92,9 @@ pub enum EngineError {
     NotFound { what: &'static str, id: String },
     #[error("group `{group}`: not run: its run could not be recorded: {problem}")]
     NotStarted { group: String, problem: String },
+    /// A run of a scan shared by workers failed in one of its ranges.
+    #[error("group `{group}`: the run failed: {problem}")]
+    Failed { group: String, problem: String },
     #[error("group `{group}` is in use by {}; remove those references first or force the deletion", uses.iter().map(|(k, e)| format!("{k} `{e}`")).collect::<Vec<_>>().join(", "))]
     InUse {
         group: String,

@@ -63,6 +63,49 @@ impl Facts {
     }
 }
 
+impl Facts {
+    /// The customers at `positions` (ascending), as facts of their own: positions
+    /// renumbered from 0, pages filled again.
+    pub(crate) fn subset(&self, positions: &[usize]) -> Facts {
+        let mut out = Facts::default();
+        let mut page = Columns::default();
+        let mut i = 0;
+        while i < positions.len() {
+            // A stretch of consecutive positions on one page is copied at once.
+            let start = positions[i];
+            let mut end = start + 1;
+            let room = PAGE - page.len();
+            while i + (end - start) < positions.len()
+                && positions[i + (end - start)] == end
+                && !end.is_multiple_of(PAGE)
+                && end - start < room
+            {
+                end += 1;
+            }
+            page.push_rows(
+                &self.pages[start / PAGE],
+                start % PAGE..(end - 1) % PAGE + 1,
+            );
+            for at in start..end {
+                let local = out.ids.len();
+                if let Some(problem) = self.invalid.get(&at) {
+                    out.invalid.insert(local, problem.clone());
+                }
+                out.index.insert(self.ids[at].clone(), local);
+                out.ids.push(self.ids[at].clone());
+            }
+            if page.len() == PAGE {
+                out.pages.push(Arc::new(std::mem::take(&mut page)));
+            }
+            i += end - start;
+        }
+        if !page.is_empty() {
+            out.pages.push(Arc::new(page));
+        }
+        out
+    }
+}
+
 /// What one batch of customer records read from the store makes.
 #[derive(Default)]
 struct Batch {

@@ -29,6 +29,7 @@ mod plugins;
 mod registration;
 mod rivals;
 mod run;
+mod scan;
 mod schedule;
 mod stats;
 
@@ -44,6 +45,7 @@ pub use cohort_store::Trigger;
 pub use error::EngineError;
 pub use import::{ImportOptions, ImportReport};
 pub use run::RunReport;
+pub use scan::{LEASE_SECONDS, RANGE_SIZE, RangeReport, Worked};
 pub use schedule::{Tick, next_run};
 pub use stats::Stats;
 
@@ -66,6 +68,10 @@ pub struct Engine {
     facts: facts::FactsCache,
     groups: groups::GroupsCache,
     holdings: holdings::HoldingsCache,
+    /// Customers in id order, for the ranges of scans shared by workers.
+    id_order: scan::IdOrder,
+    /// Customers per range of the scans this engine starts.
+    range_size: usize,
 }
 
 impl std::fmt::Debug for Engine {
@@ -84,7 +90,16 @@ impl Engine {
             facts: facts::FactsCache::default(),
             groups: groups::GroupsCache::default(),
             holdings: holdings::HoldingsCache::default(),
+            id_order: scan::IdOrder::default(),
+            range_size: scan::RANGE_SIZE,
         }
+    }
+
+    /// Cut the scans this engine starts on a shared store into ranges of about `n`
+    /// customers (`RANGE_SIZE` unless told).
+    pub fn with_range_size(mut self, n: usize) -> Self {
+        self.range_size = n.max(1);
+        self
     }
 
     /// Everything the store keeps, for reads the engine has no opinion on (history,

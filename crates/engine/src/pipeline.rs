@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError};
 
 use cohort_model::{Group, Timestamp};
 use cohort_planner::Change;
-use cohort_store::RunRecord;
+use cohort_store::{RunRecord, RunStatus, ScanRecord};
 
 use crate::run::{RunReport, ToWrite, Written, new_run};
 use crate::{Engine, EngineError, Result, Trigger};
@@ -52,6 +52,33 @@ impl Engine {
                 Ok(group) => runnable.push((i, group)),
                 Err(e) => results[i] = Some(Err(e)),
             }
+        }
+        // On a store many processes share, the runs are one scan, cut into ranges that
+        // workers elsewhere may take too.
+        if let Some(scans) = self.store.scans() {
+            let outcome = self.scan_groups(
+                scans,
+                &runnable,
+                trigger,
+                actor,
+                as_of,
+                now,
+                false,
+                &mut |done, total| progress(done, total),
+            );
+            for (r, (i, group)) in runnable.iter().enumerate() {
+                results[*i] = Some(match &outcome {
+                    Ok((scan, _)) => scan_result(scan, r, &group.id),
+                    Err(e) => Err(EngineError::Failed {
+                        group: group.id.clone(),
+                        problem: e.to_string(),
+                    }),
+                });
+            }
+            return results
+                .into_iter()
+                .map(|r| r.expect("every group has an outcome"))
+                .collect();
         }
         // Every run is recorded before the first one evaluates, and each records its
         // end in the transaction of its changes: a run that had to write its start or
@@ -173,4 +200,24 @@ impl Engine {
             .map(|r| r.expect("every job ran"))
             .collect()
     }
+}
+
+/// The outcome of the `r`-th run of a scan that ended: its record if it finished, why
+/// not otherwise.
+pub(crate) fn scan_result(scan: &ScanRecord, r: usize, group: &str) -> Result<RunRecord> {
+    let run = scan.runs.get(r).ok_or_else(|| EngineError::Failed {
+        group: group.to_string(),
+        problem: format!("scan {} has no record of the run", scan.id),
+    })?;
+    if run.status == RunStatus::Finished {
+        return Ok(run.clone());
+    }
+    Err(EngineError::Failed {
+        group: group.to_string(),
+        problem: run
+            .error
+            .clone()
+            .or_else(|| scan.error.clone())
+            .unwrap_or_else(|| format!("it ended {}", run.status.as_str())),
+    })
 }

@@ -12,7 +12,10 @@ use crate::{Engine, FastMap, Result};
 
 /// The other groups of `group`'s exclusive set: each one's id (shared by every rival
 /// in it) and priority. None for a group outside any set.
-fn rival_groups<'g>(group: &Group, groups: &'g [Group]) -> Vec<(&'g Group, Arc<str>, u32)> {
+pub(crate) fn rival_groups<'g>(
+    group: &Group,
+    groups: &'g [Group],
+) -> Vec<(&'g Group, Arc<str>, u32)> {
     let Some(set) = &group.exclusive else {
         return Vec::new();
     };
@@ -28,7 +31,11 @@ fn rival_groups<'g>(group: &Group, groups: &'g [Group]) -> Vec<(&'g Group, Arc<s
 }
 
 /// `m` as a rival, if it is active at `as_of` in one of `rivals`.
-fn rival(m: &Membership, rivals: &[(&Group, Arc<str>, u32)], as_of: Timestamp) -> Option<Rival> {
+pub(crate) fn rival(
+    m: &Membership,
+    rivals: &[(&Group, Arc<str>, u32)],
+    as_of: Timestamp,
+) -> Option<Rival> {
     if !m.is_active(as_of) {
         return None;
     }

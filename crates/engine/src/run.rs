@@ -12,6 +12,7 @@ use cohort_store::{Applied, Cause, RunRecord, RunStatus};
 use serde::Serialize;
 
 use crate::holdings::Holdings;
+use crate::pipeline::scan_result;
 use crate::plugins::Purpose;
 use crate::{Engine, EngineError, PAGE, Result, Trigger};
 
@@ -97,6 +98,26 @@ impl Engine {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<RunReport> {
         let group = self.runnable(id, trigger)?;
+        if let Some(scans) = self.store.scans().filter(|_| !dry_run) {
+            // One scan of one group, shared with any workers: the changes reported are
+            // those this process wrote.
+            let started = Instant::now();
+            let (scan, changes) = self.scan_groups(
+                scans,
+                &[(0, group.clone())],
+                trigger,
+                actor,
+                as_of,
+                now,
+                true,
+                &mut |done, total| progress(done as u64, total as u64),
+            )?;
+            return Ok(RunReport {
+                run: scan_result(&scan, 0, &group.id)?,
+                changes,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
         let mut run = new_run(&group, trigger, dry_run, actor, as_of, now);
         run.id = self
             .store

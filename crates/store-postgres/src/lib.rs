@@ -22,6 +22,7 @@ mod pool;
 mod reads;
 mod restore;
 mod runs;
+mod scans;
 #[cfg(feature = "scratch")]
 pub mod scratch;
 

@@ -8,7 +8,10 @@ use postgres::Client;
 use crate::{Error, Result};
 
 /// Each entry migrates the schema from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[include_str!("../migrations/01-schema.sql")];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/01-schema.sql"),
+    include_str!("../migrations/02-scans.sql"),
+];
 
 /// The advisory lock migrating servers take turns on (`Cohort` in ASCII).
 const MIGRATING: i64 = 0x436f_686f_7274;

@@ -44,7 +44,9 @@ impl Owner {
         let mut conn = pool.get()?;
         let owners: Vec<Option<i64>> = conn
             .query(
-                "SELECT DISTINCT owner FROM runs WHERE status = 'running' AND owner IS DISTINCT FROM $1",
+                // A scan's runs belong to no process: any worker may finish them.
+                "SELECT DISTINCT owner FROM runs WHERE status = 'running'
+                 AND owner IS DISTINCT FROM $1 AND id NOT IN (SELECT run FROM scan_runs)",
                 &[&self.id],
             )?
             .iter()
@@ -66,7 +68,8 @@ impl Owner {
             if gone {
                 conn.execute(
                     "UPDATE runs SET status = 'interrupted'
-                     WHERE status = 'running' AND owner IS NOT DISTINCT FROM $1",
+                     WHERE status = 'running' AND owner IS NOT DISTINCT FROM $1
+                       AND id NOT IN (SELECT run FROM scan_runs)",
                     &[&owner],
                 )?;
             }

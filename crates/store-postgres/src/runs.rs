@@ -2,10 +2,11 @@
 
 use cohort_model::Timestamp;
 use cohort_planner::Change;
-use cohort_store::{Applied, Cause, RunRecord, RunStatus, Runs, Trigger};
+use cohort_store::{Applied, Cause, RunRecord, RunStatus, Runs, Scans, Trigger};
+use postgres::Row;
 
 use crate::journal::apply_all;
-use crate::{PgStore, big, corrupt, count, named, sql};
+use crate::{PgStore, Result, big, corrupt, count, named, sql};
 
 impl Runs for PgStore {
     fn start_runs(&self, runs: &[RunRecord]) -> cohort_store::Result<Vec<i64>> {
@@ -92,37 +93,45 @@ impl Runs for PgStore {
     ) -> cohort_store::Result<Vec<RunRecord>> {
         sql(|| {
             let rows = self.pool.get()?.query(
-                "SELECT id, grp, trigger, dry_run, actor, as_of, started_at, finished_at, status,
-                        customers, matched, added, removed, undecided, failures, error
-                 FROM runs WHERE ($1::text IS NULL OR grp = $1) AND id < $3
-                 ORDER BY id DESC LIMIT $2",
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE ($1::text IS NULL OR grp = $1) AND id < $3
+                 ORDER BY id DESC LIMIT $2"
+                ),
                 &[&group, &(limit as i64), &before.unwrap_or(i64::MAX)],
             )?;
-            rows.iter()
-                .map(|r| {
-                    let id: i64 = r.get(0);
-                    let key = id.to_string();
-                    Ok(RunRecord {
-                        id,
-                        group: r.get(1),
-                        trigger: named(r.get(2), Trigger::parse, "run", &key)?,
-                        dry_run: r.get(3),
-                        actor: r.get(4),
-                        as_of: r.get(5),
-                        started_at: r.get(6),
-                        finished_at: r.get(7),
-                        status: named(r.get(8), RunStatus::parse, "run", &key)?,
-                        customers: count(r.get(9)),
-                        matched: count(r.get(10)),
-                        added: count(r.get(11)),
-                        removed: count(r.get(12)),
-                        undecided: count(r.get(13)),
-                        failures: serde_json::from_str(r.get(14))
-                            .map_err(|e| corrupt("run", &key, e))?,
-                        error: r.get(15),
-                    })
-                })
-                .collect()
+            rows.iter().map(run_record).collect()
         })
     }
+
+    fn scans(&self) -> Option<&dyn Scans> {
+        Some(self)
+    }
+}
+
+/// The columns [`run_record`] reads, in its order.
+pub(crate) const RUN_COLUMNS: &str = "id, grp, trigger, dry_run, actor, as_of, started_at, \
+     finished_at, status, customers, matched, added, removed, undecided, failures, error";
+
+/// A run from a row of [`RUN_COLUMNS`].
+pub(crate) fn run_record(r: &Row) -> Result<RunRecord> {
+    let id: i64 = r.get(0);
+    let key = id.to_string();
+    Ok(RunRecord {
+        id,
+        group: r.get(1),
+        trigger: named(r.get(2), Trigger::parse, "run", &key)?,
+        dry_run: r.get(3),
+        actor: r.get(4),
+        as_of: r.get(5),
+        started_at: r.get(6),
+        finished_at: r.get(7),
+        status: named(r.get(8), RunStatus::parse, "run", &key)?,
+        customers: count(r.get(9)),
+        matched: count(r.get(10)),
+        added: count(r.get(11)),
+        removed: count(r.get(12)),
+        undecided: count(r.get(13)),
+        failures: serde_json::from_str(r.get(14)).map_err(|e| corrupt("run", &key, e))?,
+        error: r.get(15),
+    })
 }

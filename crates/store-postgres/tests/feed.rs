@@ -179,7 +179,7 @@ fn a_database_migrated_by_a_newer_cohort_is_refused() {
         .expect("a newer version");
     let error = PgStore::connect(&url).err().expect("refused").to_string();
     assert!(
-        error.contains("schema version 99") && error.contains("versions up to 1"),
+        error.contains("schema version 99") && error.contains("versions up to 2"),
         "{error}"
     );
 }

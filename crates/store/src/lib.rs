@@ -16,6 +16,7 @@ pub mod copy;
 pub mod load;
 pub mod plan;
 mod records;
+mod scans;
 mod traits;
 
 #[cfg(feature = "conformance")]
@@ -24,6 +25,7 @@ pub mod conformance;
 use cohort_model::Timestamp;
 
 pub use records::*;
+pub use scans::*;
 pub use traits::*;
 
 /// How long the response to a request with an idempotency key is replayed for a retry
@@ -74,6 +76,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Every trait of the store, for code that calls them on a concrete backend.
 pub mod prelude {
+    pub use crate::scans::Scans;
     pub use crate::traits::{
         Access, Customers, Feed, Groups, Idempotency, Imports, Memberships, Plugins, Runs, Store,
         Tokens, Webhooks,

@@ -8,7 +8,8 @@ use cohort_planner::Change;
 
 use crate::{
     Applied, AuditEntry, Cause, Ending, ImportProblem, ImportRecord, Listing, OutboxEvent,
-    PlanRead, Remembered, Result, Role, RunRecord, StagedRow, StoredPlugin, TokenRecord, Webhook,
+    PlanRead, Remembered, Result, Role, RunRecord, Scans, StagedRow, StoredPlugin, TokenRecord,
+    Webhook,
 };
 
 /// The plugins an operator added, and their bytes.
@@ -179,6 +180,11 @@ pub trait Runs: Send + Sync {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<RunRecord>>;
+    /// Scans shared by workers, where several processes share the store; none on a
+    /// store one process owns, whose runs are each one transaction.
+    fn scans(&self) -> Option<&dyn Scans> {
+        None
+    }
 }
 
 /// The audit history and the change feed, and the clock's announcements in it.

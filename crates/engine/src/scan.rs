@@ -1,0 +1,462 @@
+//! Runs shared by workers, on a store many processes share (`Scans`): a scan of
+//! several groups is cut into ranges of customer ids, and any process works a range
+//! it claims: every run of the scan over the range's customers, written with the
+//! range's completion in one transaction.
+//!
+//! The verdicts come first, outside the transaction: they depend on the customers'
+//! facts alone. The plans come inside it, from the range's memberships as the
+//! transaction reads them, so that the groups of an exclusive set, planned one after
+//! another, each see what the ones before wrote for the same customer.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use cohort_evaluator::{Compiled, Decision};
+use cohort_model::{Group, Held, Timestamp, Verdicts};
+use cohort_planner::{Change, Rival, Standing, plan_into, rule_actor};
+use cohort_store::{
+    Applied, Cause, Claim, NewScan, RangeCounts, RangeWork, RunRecord, RunStatus, ScanRecord,
+    ScanStatus, Scans,
+};
+
+use crate::facts::Facts;
+use crate::holdings::Holdings;
+use crate::plugins::Purpose;
+use crate::rivals::{rival, rival_groups};
+use crate::run::{new_run, policy};
+use crate::{Engine, EngineError, FastMap, PAGE, Result, Trigger};
+
+/// Customers per range: a range's verdicts and plans take a fraction of a second,
+/// and a scan of a million customers makes twenty ranges, enough for several workers
+/// to share evenly.
+pub const RANGE_SIZE: usize = 50_000;
+
+/// A claim still unfinished after this many workers took it is given up, and its scan
+/// fails: something in the range stops every worker that tries it.
+const MOST_ATTEMPTS: u32 = 5;
+
+/// Seconds a claim lasts unless renewed; renewed at a third of it.
+pub const LEASE_SECONDS: u32 = 30;
+
+/// How a worker's claim on a range ended.
+#[derive(Debug)]
+pub enum Worked {
+    /// Committed: the scan as it stands after.
+    Done(ScanRecord),
+    /// The lease lapsed and another worker took the range: nothing was written.
+    Lost,
+    /// The range was tried too often, or could not be worked; the scan failed.
+    Failed(String),
+}
+
+/// A claimed range's work, as a worker reports it.
+#[derive(Debug)]
+pub struct RangeReport {
+    pub scan: i64,
+    pub range: i64,
+    pub customers: usize,
+    pub added: u64,
+    pub removed: u64,
+    pub worked: Worked,
+    /// The changes written, when asked for.
+    pub changes: Vec<Change>,
+}
+
+/// Each worker's name is unique per claim: two claims of one process must not pass
+/// for each other.
+static CLAIMS: AtomicU64 = AtomicU64::new(0);
+
+fn claimant(worker: &str) -> String {
+    format!("{worker}#{}", CLAIMS.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The customer positions in id order, for the facts snapshot they were made from.
+#[derive(Default)]
+pub(crate) struct IdOrder(Mutex<Option<Ordered>>);
+
+/// A facts snapshot, and its positions in id order.
+type Ordered = (Arc<Facts>, Arc<Vec<u32>>);
+
+impl IdOrder {
+    fn of(&self, facts: &Arc<Facts>) -> Arc<Vec<u32>> {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((f, order)) = kept.as_ref()
+            && Arc::ptr_eq(f, facts)
+        {
+            return order.clone();
+        }
+        let mut order: Vec<u32> = (0..facts.ids.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| facts.ids[a as usize].cmp(&facts.ids[b as usize]));
+        let order = Arc::new(order);
+        *kept = Some((facts.clone(), order.clone()));
+        order
+    }
+}
+
+/// One run's verdicts over a range, before it is planned.
+struct Decided {
+    run: RunRecord,
+    group: Group,
+    decisions: Vec<Decision>,
+    pinned: HashSet<usize>,
+    counts: RangeCounts,
+}
+
+impl Engine {
+    /// The scan of `runnable`'s groups on a shared store, started and then worked by
+    /// this process beside any workers until its last range is done. `progress` is
+    /// told (ranges done, ranges) as ranges finish. Returns the scan as it ended and
+    /// the changes this process wrote, if `keep_changes`.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a run's facts as `run_group` takes them, and what this caller wants back"
+    )]
+    pub(crate) fn scan_groups(
+        &self,
+        scans: &dyn Scans,
+        runnable: &[(usize, Group)],
+        trigger: Trigger,
+        actor: &str,
+        as_of: Timestamp,
+        now: Timestamp,
+        keep_changes: bool,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<(ScanRecord, Vec<Change>)> {
+        let runs: Vec<RunRecord> = runnable
+            .iter()
+            .map(|(_, g)| new_run(g, trigger, false, actor, as_of, now))
+            .collect();
+        let jobs = self.jobs(runnable, trigger, as_of, usize::MAX);
+        let scan = scans.start_scan(&NewScan {
+            runs,
+            jobs,
+            range_size: self.range_size(),
+            at: now,
+        })?;
+        let worker = format!("{}:{}", host_name(), std::process::id());
+        let mut changes = Vec::new();
+        loop {
+            match self.work_range(scans, &worker, Some(scan.id), now, keep_changes)? {
+                Some(report) => {
+                    if let Worked::Done(s) = &report.worked {
+                        progress(s.done as usize, s.ranges as usize);
+                    }
+                    changes.extend(report.changes);
+                }
+                None => {
+                    // Every open range is someone's: wait for them, or for their lease
+                    // to lapse, when the next claim takes it over.
+                    let s = scans.scan(scan.id)?.ok_or_else(|| EngineError::NotFound {
+                        what: "scan",
+                        id: scan.id.to_string(),
+                    })?;
+                    if s.status != ScanStatus::Running {
+                        progress(s.done as usize, s.ranges as usize);
+                        return Ok((s, changes));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
+    /// Claim one open range (of `scan` only, if given) and work it. `None` when no
+    /// range is free. `now` stamps a scan that this range finishes.
+    pub fn work_range(
+        &self,
+        scans: &dyn Scans,
+        worker: &str,
+        scan: Option<i64>,
+        now: Timestamp,
+        keep_changes: bool,
+    ) -> Result<Option<RangeReport>> {
+        let name = claimant(worker);
+        let Some(claim) = scans.claim_range(&name, scan, LEASE_SECONDS)? else {
+            return Ok(None);
+        };
+        let mut report = RangeReport {
+            scan: claim.scan,
+            range: claim.range,
+            customers: 0,
+            added: 0,
+            removed: 0,
+            worked: Worked::Lost,
+            changes: Vec::new(),
+        };
+        if claim.attempt > MOST_ATTEMPTS {
+            let problem = format!(
+                "taken {} times, and no worker finished it (each stopped or lost its lease)",
+                claim.attempt - 1
+            );
+            scans.fail_range(&claim, &problem, now)?;
+            report.worked = Worked::Failed(problem);
+            return Ok(Some(report));
+        }
+        // The lease is renewed from a thread of its own while the range is worked.
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let claimed = &claim;
+        let outcome = std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let every = Duration::from_secs(u64::from(LEASE_SECONDS) / 3);
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(every)
+                {
+                    if !matches!(scans.renew_range(claimed, LEASE_SECONDS), Ok(true)) {
+                        break;
+                    }
+                }
+            });
+            let outcome = self.work_claim(scans, &claim, now, keep_changes, &mut report);
+            drop(stop);
+            outcome
+        });
+        report.worked = match outcome {
+            Ok(Some(s)) => Worked::Done(s),
+            Ok(None) => Worked::Lost,
+            Err(e) => return Err(e),
+        };
+        if !matches!(report.worked, Worked::Done(_)) {
+            report.changes.clear();
+        }
+        Ok(Some(report))
+    }
+
+    fn work_claim(
+        &self,
+        scans: &dyn Scans,
+        claim: &Claim,
+        now: Timestamp,
+        keep_changes: bool,
+        report: &mut RangeReport,
+    ) -> Result<Option<ScanRecord>> {
+        let facts = self.facts()?;
+        let order = self.id_order.of(&facts);
+        let from = claim.from.as_deref().map_or(0, |f| {
+            order.partition_point(|&p| &*facts.ids[p as usize] < f)
+        });
+        let to = claim.to.as_deref().map_or(order.len(), |t| {
+            order.partition_point(|&p| &*facts.ids[p as usize] < t)
+        });
+        let mut positions: Vec<usize> = order[from..to].iter().map(|&p| p as usize).collect();
+        positions.sort_unstable();
+        let range = facts.subset(&positions);
+        drop(facts);
+        report.customers = range.ids.len();
+        let groups = self.groups()?;
+
+        // Verdicts first, outside the transaction.
+        let mut decided: Vec<Vec<Decided>> = Vec::new();
+        for job in &claim.jobs {
+            let mut this = Vec::new();
+            for run in job.iter().filter(|r| r.status == RunStatus::Running) {
+                this.push(self.decide(run, &range)?);
+            }
+            decided.push(this);
+        }
+
+        let mut kept: Vec<Change> = Vec::new();
+        let mut work = |tx: &mut dyn RangeWork| -> cohort_store::Result<Vec<RangeCounts>> {
+            let mut counts = Vec::new();
+            // Runs outside an exclusive set, written together at the end: their
+            // changes, their actor, and where their counts are.
+            let mut pending: Vec<(Vec<Change>, String, usize, RunRecord)> = Vec::new();
+            for job in &mut decided {
+                let alone = job.len() == 1;
+                for d in job.iter_mut() {
+                    let changes = plan_range(d, &groups, &range, tx)?;
+                    let actor = rule_actor(&d.group.id);
+                    if alone {
+                        pending.push((changes, actor, counts.len(), d.run.clone()));
+                    } else {
+                        let cause = cause(&d.run, &actor);
+                        let applied = tx.apply(&[(&changes, cause)], d.run.started_at)?;
+                        if let Some(applied) = applied.first() {
+                            count(&mut d.counts, applied);
+                        }
+                        if keep_changes {
+                            kept.extend(changes);
+                        }
+                    }
+                    counts.push(std::mem::take(&mut d.counts));
+                }
+            }
+            if let Some((_, _, _, first)) = pending.first() {
+                // One write for them all, at the time the scan started, the time of
+                // every run of the scan.
+                let at = first.started_at;
+                let batches: Vec<(&[Change], Cause<'_>)> = pending
+                    .iter()
+                    .map(|(changes, actor, _, run)| (changes.as_slice(), cause(run, actor)))
+                    .collect();
+                let applied = tx.apply(&batches, at)?;
+                drop(batches);
+                for ((_, _, i, _), applied) in pending.iter().zip(&applied) {
+                    count(&mut counts[*i], applied);
+                }
+                if keep_changes {
+                    kept.extend(pending.into_iter().flat_map(|(c, _, _, _)| c));
+                }
+            }
+            Ok(counts)
+        };
+        let finished = scans.finish_range(claim, now, &mut work)?;
+        if finished.is_some() {
+            report.changes = kept;
+        }
+        Ok(finished)
+    }
+
+    /// A run's verdicts over the customers of a range, counted as a run counts them.
+    fn decide(&self, run: &RunRecord, range: &Facts) -> Result<Decided> {
+        let group = self.group(&run.group)?;
+        let mut counts = RangeCounts {
+            run: run.id,
+            customers: range.ids.len() as u64,
+            ..RangeCounts::default()
+        };
+        let mut decisions = Vec::with_capacity(range.ids.len());
+        let prepared = self.prepare(&group, Purpose::Run);
+        let mut conditions = match prepared {
+            Ok(c) => c,
+            Err(e) => {
+                counts.error = Some(e.to_string());
+                return Ok(Decided {
+                    run: run.clone(),
+                    group,
+                    decisions,
+                    pinned: HashSet::new(),
+                    counts,
+                });
+            }
+        };
+        let compiled = Compiled::new(&group);
+        let mut failures: HashMap<String, u64> = HashMap::new();
+        for (page, customers) in range.pages.iter().enumerate() {
+            let columns: Vec<Verdicts> = conditions
+                .iter_mut()
+                .map(|c| self.tally(c.evaluate_columns(run.as_of, customers)))
+                .collect();
+            for (_, e) in columns.iter().flat_map(Verdicts::errors) {
+                *failures.entry(e.clone()).or_default() += 1;
+            }
+            for i in 0..customers.len() {
+                let decision = if let Some(problem) = range.invalid.get(&(page * PAGE + i)) {
+                    *failures.entry(problem.clone()).or_default() += 1;
+                    Decision::Undecided
+                } else {
+                    compiled.decide(&columns, i)
+                };
+                match decision {
+                    Decision::Member => counts.matched += 1,
+                    Decision::Undecided => counts.undecided += 1,
+                    Decision::NotMember => {}
+                }
+                decisions.push(decision);
+            }
+        }
+        counts.failures = failures.into_iter().collect();
+        let pinned = self
+            .store
+            .exclusions(&group.id)?
+            .iter()
+            .filter_map(|c| range.index.get(c.as_str()).copied())
+            .collect();
+        Ok(Decided {
+            run: run.clone(),
+            group,
+            decisions,
+            pinned,
+            counts,
+        })
+    }
+
+    /// Customers per range of the scans this engine starts.
+    pub(crate) fn range_size(&self) -> usize {
+        self.range_size
+    }
+}
+
+/// The cause of a run's changes.
+fn cause<'a>(run: &RunRecord, actor: &'a str) -> Cause<'a> {
+    Cause {
+        trigger: run.trigger,
+        actor,
+        run: Some(run.id),
+    }
+}
+
+/// A run's applied changes, counted.
+fn count(counts: &mut RangeCounts, applied: &Applied) {
+    let (added, removed) = applied.counts();
+    counts.added += added;
+    counts.removed += removed;
+}
+
+/// The changes of one run's decisions over a range, planned against the range's
+/// memberships as the transaction reads them.
+fn plan_range(
+    d: &Decided,
+    groups: &[Group],
+    range: &Facts,
+    tx: &mut dyn RangeWork,
+) -> cohort_store::Result<Vec<Change>> {
+    let mut changes = Vec::new();
+    if d.counts.error.is_some() {
+        return Ok(changes);
+    }
+    let group = &d.group;
+    let as_of = d.run.as_of;
+    let rivals = rival_groups(group, groups);
+    let mut read: Vec<&str> = vec![group.id.as_str()];
+    read.extend(rivals.iter().map(|(g, _, _)| g.id.as_str()));
+    let mut own: Vec<(u32, Held)> = Vec::new();
+    let mut rivals_at: FastMap<usize, Vec<Rival>> = FastMap::default();
+    for m in tx.memberships(&read)? {
+        let Some(&at) = range.index.get(m.customer.as_str()) else {
+            // Registered since this worker read the customers: planned by the next
+            // scan, as a customer registered during a run is.
+            continue;
+        };
+        if m.group == group.id {
+            let held = Held {
+                id: m.id,
+                source: m.source,
+                start: m.start,
+                end: m.end,
+            };
+            own.push((at as u32, held));
+        } else if let Some(r) = rival(&m, &rivals, as_of) {
+            rivals_at.entry(at).or_default().push(r);
+        }
+    }
+    let holdings = Holdings::new(0, own);
+    let mut held = holdings.cursor();
+    let id: Arc<str> = group.id.as_str().into();
+    let policy = policy(group, &id);
+    for (at, (customer, &decision)) in range.ids.iter().zip(&d.decisions).enumerate() {
+        plan_into(
+            policy,
+            Standing {
+                customer,
+                memberships: held.of(at),
+                pinned_out: d.pinned.contains(&at),
+                rivals: rivals_at.get(&at).map(Vec::as_slice).unwrap_or(&[]),
+            },
+            decision,
+            as_of,
+            &mut changes,
+        );
+    }
+    Ok(changes)
+}
+
+/// This machine's name, to tell workers apart in the store.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}

@@ -1,0 +1,256 @@
+//! Scans cut into ranges on PostgreSQL write what one run in one transaction writes on
+//! the embedded store; a range whose lease lapsed is written by one worker only; a
+//! range no worker finishes fails its scan.
+
+mod common;
+
+use std::sync::Arc;
+
+use cohort_engine::{Engine, Trigger, Worked};
+use cohort_model::{CustomerRecord, Group};
+use cohort_planner::Change;
+use cohort_store::{Cause, NewScan, RunRecord, RunStatus, Runs, ScanStatus, Store};
+use cohort_store_postgres::PgStore;
+use cohort_store_postgres::scratch::fresh_url;
+
+fn group(value: serde_json::Value) -> Group {
+    serde_json::from_value(value).expect("group")
+}
+
+fn groups() -> Vec<Group> {
+    let countries = |c: &[&str]| serde_json::json!({"all": [{"any": [{"plugin": "country", "config": {"countries": c}}]}]});
+    vec![
+        group(serde_json::json!({"id": "de", "name": "de",
+            "auto": {"mode": "full-sync"}, "rule": countries(&["DE"])})),
+        group(serde_json::json!({"id": "eu", "name": "eu",
+            "auto": {"mode": "add-only"}, "rule": countries(&["DE", "FR"])})),
+        group(serde_json::json!({"id": "gold", "name": "gold",
+            "auto": {"mode": "full-sync"}, "exclusive": {"set": "tier", "priority": 1},
+            "rule": countries(&["DE"])})),
+        group(serde_json::json!({"id": "silver", "name": "silver",
+            "auto": {"mode": "full-sync"}, "exclusive": {"set": "tier", "priority": 2},
+            "rule": countries(&["DE", "FR", "US"])})),
+    ]
+}
+
+fn customer(i: usize, round: usize) -> CustomerRecord {
+    let country = ["DE", "FR", "US", "NL"][(i * 7 + round * (i % 3)) % 4];
+    serde_json::from_value(serde_json::json!({"id": format!("c{i:04}"), "country": country}))
+        .expect("customer")
+}
+
+fn prepare(engine: &Engine) {
+    engine
+        .add_plugin(cohort_artifacts::COUNTRY, None, 0)
+        .expect("plugin");
+    for g in groups() {
+        engine.save_group(&g, 0).expect("group");
+    }
+    load(engine, 0);
+    // Memberships by hand, for the rules to keep or end.
+    for i in (0..300).step_by(11) {
+        let id = format!("c{i:04}");
+        engine
+            .add_member(&id, "de", "ops", "by hand", (5, None), 5)
+            .expect("add");
+    }
+}
+
+fn load(engine: &Engine, round: usize) {
+    let records: Vec<CustomerRecord> = (0..300).map(|i| customer(i, round)).collect();
+    engine
+        .store()
+        .upsert_customers(&records, 1 + round as i64)
+        .expect("customers");
+}
+
+/// Every membership, as comparable across stores: no ids.
+fn memberships(store: &dyn Store) -> Vec<String> {
+    let mut out: Vec<String> = groups()
+        .iter()
+        .flat_map(|g| store.group_memberships(&g.id).expect("memberships"))
+        .map(|m| {
+            format!(
+                "{} {} {:?} {} {:?} {}",
+                m.customer, m.group, m.source, m.start, m.end, m.reason
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every event of the feed, as comparable across stores.
+fn events(store: &dyn Store) -> Vec<String> {
+    let mut out: Vec<String> = store
+        .events_after(0, 100_000)
+        .expect("events")
+        .iter()
+        .map(|e| format!("{} {} {} {}", e.event, e.customer, e.group, e.at))
+        .collect();
+    out.sort();
+    out
+}
+
+fn counts(runs: &[cohort_engine::Result<RunRecord>]) -> Vec<(String, u64, u64, u64, u64)> {
+    runs.iter()
+        .map(|r| {
+            let r = r.as_ref().expect("run");
+            assert_eq!(r.status, RunStatus::Finished);
+            (r.group.clone(), r.customers, r.matched, r.added, r.removed)
+        })
+        .collect()
+}
+
+#[test]
+fn a_scan_in_ranges_writes_what_one_run_writes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let embedded = common::engine(&dir.path().join("cohort.db"));
+    let shared = common::engine_on(Arc::new(PgStore::connect(&fresh_url()).expect("store")))
+        .with_range_size(17);
+    let ids: Vec<String> = groups().iter().map(|g| g.id.clone()).collect();
+    for engine in [&embedded, &shared] {
+        prepare(engine);
+    }
+    for round in 0..3 {
+        if round > 0 {
+            load(&embedded, round);
+            load(&shared, round);
+        }
+        let at = 100 + round as i64;
+        let one = embedded.run_groups(&ids, Trigger::Manual, "ops", at, at);
+        let ranged = shared.run_groups(&ids, Trigger::Manual, "ops", at, at);
+        assert_eq!(counts(&one), counts(&ranged), "round {round}");
+        assert_eq!(
+            memberships(embedded.store()),
+            memberships(shared.store()),
+            "round {round}"
+        );
+        assert_eq!(events(embedded.store()), events(shared.store()));
+    }
+    let runs = shared.store().runs(None, None, 100).expect("runs");
+    assert!(runs.iter().all(|r| r.status == RunStatus::Finished));
+    let scans = shared.store().scans().expect("scans");
+    let first = scans.scan(1).expect("scan").expect("the first scan");
+    assert_eq!((first.ranges, first.done), (18, 18), "300 customers by 17");
+    assert!(memberships(shared.store()).len() > 300);
+}
+
+fn started(store: &PgStore) -> i64 {
+    let run = RunRecord {
+        group: "de".into(),
+        trigger: Trigger::Manual,
+        actor: "ops".into(),
+        as_of: 100,
+        started_at: 100,
+        status: RunStatus::Running,
+        ..RunRecord::default()
+    };
+    store
+        .scans()
+        .expect("scans")
+        .start_scan(&NewScan {
+            runs: vec![run],
+            jobs: vec![vec![0]],
+            range_size: 1_000,
+            at: 100,
+        })
+        .expect("scan")
+        .id
+}
+
+#[test]
+fn a_range_whose_lease_lapsed_is_written_by_the_worker_that_took_it_over() {
+    let store = Arc::new(PgStore::connect(&fresh_url()).expect("store"));
+    let engine = common::engine_on(store.clone());
+    prepare(&engine);
+    let scan = started(&store);
+    let scans = store.scans().expect("scans");
+    // A lease of no time lapses at once.
+    let first = scans
+        .claim_range("a", None, 0)
+        .expect("claim")
+        .expect("a range");
+    let second = scans
+        .claim_range("b", None, 30)
+        .expect("claim")
+        .expect("taken over");
+    assert_eq!((first.scan, first.range), (second.scan, second.range));
+    assert_eq!(second.attempt, 2);
+    assert!(
+        !scans.renew_range(&first, 30).expect("renew"),
+        "no longer a's"
+    );
+    let run = first.jobs[0][0].id;
+    let add = vec![Change::Add {
+        customer: "c0001".into(),
+        group: "de".into(),
+        source: cohort_model::Source::Rule,
+        reason: "late".into(),
+        start: 100,
+        end: None,
+    }];
+    let mut late = |tx: &mut dyn cohort_store::RangeWork| {
+        let cause = Cause {
+            trigger: Trigger::Manual,
+            actor: "rule:de",
+            run: Some(run),
+        };
+        tx.apply(&[(&add, cause)], 100)?;
+        Ok(Vec::new())
+    };
+    let before = memberships(store.as_ref());
+    assert!(
+        scans
+            .finish_range(&first, 101, &mut late)
+            .expect("finish")
+            .is_none(),
+        "the worker that lost its lease writes nothing"
+    );
+    assert_eq!(memberships(store.as_ref()), before);
+    let done = scans
+        .finish_range(&second, 101, &mut |_| Ok(Vec::new()))
+        .expect("finish")
+        .expect("b's");
+    assert_eq!(
+        (done.id, done.status, done.done),
+        (scan, ScanStatus::Finished, 1)
+    );
+    assert_eq!(done.runs[0].status, RunStatus::Finished);
+}
+
+#[test]
+fn a_range_no_worker_finishes_fails_its_scan_and_its_runs() {
+    let store = Arc::new(PgStore::connect(&fresh_url()).expect("store"));
+    let engine = common::engine_on(store.clone());
+    prepare(&engine);
+    let scan = started(&store);
+    let scans = store.scans().expect("scans");
+    for worker in 0..5 {
+        scans
+            .claim_range(&format!("w{worker}"), Some(scan), 0)
+            .expect("claim")
+            .expect("a range");
+    }
+    let report = engine
+        .work_range(scans, "w", Some(scan), 200, false)
+        .expect("work")
+        .expect("claimed");
+    assert!(matches!(report.worked, Worked::Failed(_)), "{report:?}");
+    let record = scans.scan(scan).expect("scan").expect("recorded");
+    assert_eq!(record.status, ScanStatus::Failed);
+    assert!(
+        record
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("taken 5 times"))
+    );
+    assert_eq!(record.runs[0].status, RunStatus::Failed);
+    assert!(
+        engine
+            .work_range(scans, "w", Some(scan), 200, false)
+            .expect("work")
+            .is_none(),
+        "nothing is left to claim"
+    );
+}

@@ -56,6 +56,11 @@ enum Command {
     Run(ops::RunArgs),
     /// Run groups whose schedule is due, now and then (or --once)
     Scheduler(ops::SchedulerArgs),
+    /// Carry out the scans recorded in a PostgreSQL store, range by range, beside any
+    /// number of other workers
+    Worker(ops::WorkerArgs),
+    /// Where a scan shared by workers stands (or wait for it to end)
+    Scan(ops::ScanArgs),
     /// List and change memberships by hand
     #[command(subcommand)]
     Member(ops::MemberCommand),
@@ -105,6 +110,8 @@ fn main() -> ExitCode {
         Command::Customer(cmd) => ops::customer(cmd, store, cache_dir),
         Command::Run(args) => ops::run(args, store, cache_dir),
         Command::Scheduler(args) => ops::scheduler(args, store, cache_dir),
+        Command::Worker(args) => ops::worker(args, store, cache_dir),
+        Command::Scan(args) => ops::scan(args, store, cache_dir),
         Command::Member(cmd) => ops::member(cmd, store, cache_dir),
         Command::History(args) => ops::history(args, store, cache_dir),
         Command::Runs { group } => ops::runs(group, store, cache_dir),

@@ -95,6 +95,10 @@ pub enum EngineError {
     /// A run of a scan shared by workers failed in one of its ranges.
     #[error("group `{group}`: the run failed: {problem}")]
     Failed { group: String, problem: String },
+    #[error(
+        "workers share a PostgreSQL store: this store is a file, where a run is one process's (use --db postgres://...)"
+    )]
+    NoScans,
     #[error("group `{group}` is in use by {}; remove those references first or force the deletion", uses.iter().map(|(k, e)| format!("{k} `{e}`")).collect::<Vec<_>>().join(", "))]
     InUse {
         group: String,

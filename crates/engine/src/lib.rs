@@ -71,7 +71,7 @@ pub struct Engine {
     /// Customers in id order, for the ranges of scans shared by workers.
     id_order: scan::IdOrder,
     /// Customers per range of the scans this engine starts.
-    range_size: usize,
+    range_size: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Engine {
@@ -91,15 +91,8 @@ impl Engine {
             groups: groups::GroupsCache::default(),
             holdings: holdings::HoldingsCache::default(),
             id_order: scan::IdOrder::default(),
-            range_size: scan::RANGE_SIZE,
+            range_size: scan::RANGE_SIZE.into(),
         }
-    }
-
-    /// Cut the scans this engine starts on a shared store into ranges of about `n`
-    /// customers (`RANGE_SIZE` unless told).
-    pub fn with_range_size(mut self, n: usize) -> Self {
-        self.range_size = n.max(1);
-        self
     }
 
     /// Everything the store keeps, for reads the engine has no opinion on (history,

@@ -37,7 +37,8 @@ pub const RANGE_SIZE: usize = 50_000;
 /// fails: something in the range stops every worker that tries it.
 const MOST_ATTEMPTS: u32 = 5;
 
-/// Seconds a claim lasts unless renewed; renewed at a third of it.
+/// Seconds a claim lasts unless renewed (renewed at a third of it): how long a range
+/// waits for another worker when its worker dies.
 pub const LEASE_SECONDS: u32 = 30;
 
 /// How a worker's claim on a range ended.
@@ -124,21 +125,18 @@ impl Engine {
         keep_changes: bool,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<(ScanRecord, Vec<Change>)> {
-        let runs: Vec<RunRecord> = runnable
-            .iter()
-            .map(|(_, g)| new_run(g, trigger, false, actor, as_of, now))
-            .collect();
-        let jobs = self.jobs(runnable, trigger, as_of, usize::MAX);
-        let scan = scans.start_scan(&NewScan {
-            runs,
-            jobs,
-            range_size: self.range_size(),
-            at: now,
-        })?;
+        let scan = self.record_scan(scans, runnable, trigger, actor, as_of, now)?;
         let worker = format!("{}:{}", host_name(), std::process::id());
         let mut changes = Vec::new();
         loop {
-            match self.work_range(scans, &worker, Some(scan.id), now, keep_changes)? {
+            match self.work_range(
+                scans,
+                &worker,
+                Some(scan.id),
+                LEASE_SECONDS,
+                now,
+                keep_changes,
+            )? {
                 Some(report) => {
                     if let Worked::Done(s) = &report.worked {
                         progress(s.done as usize, s.ranges as usize);
@@ -162,18 +160,78 @@ impl Engine {
         }
     }
 
-    /// Claim one open range (of `scan` only, if given) and work it. `None` when no
-    /// range is free. `now` stamps a scan that this range finishes.
+    /// Record a scan of `runnable`'s groups and its ranges.
+    fn record_scan(
+        &self,
+        scans: &dyn Scans,
+        runnable: &[(usize, Group)],
+        trigger: Trigger,
+        actor: &str,
+        as_of: Timestamp,
+        now: Timestamp,
+    ) -> Result<ScanRecord> {
+        let runs: Vec<RunRecord> = runnable
+            .iter()
+            .map(|(_, g)| new_run(g, trigger, false, actor, as_of, now))
+            .collect();
+        let jobs = self.jobs(runnable, trigger, as_of, usize::MAX);
+        Ok(scans.start_scan(&NewScan {
+            runs,
+            jobs,
+            range_size: self.range_size.load(Ordering::Relaxed),
+            at: now,
+        })?)
+    }
+
+    /// Record a scan of the groups `ids` (those that may run) for workers to carry
+    /// out, and return at once: the scan as recorded, and why any group was left out.
+    /// Only a store many processes share keeps scans.
+    pub fn start_scan(
+        &self,
+        ids: &[String],
+        actor: &str,
+        as_of: Timestamp,
+        now: Timestamp,
+    ) -> Result<(ScanRecord, Vec<EngineError>)> {
+        let scans = self.scans()?;
+        let mut runnable = Vec::new();
+        let mut left_out = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            match self.runnable(id, Trigger::Manual) {
+                Ok(group) => runnable.push((i, group)),
+                Err(e) => left_out.push(e),
+            }
+        }
+        let scan = self.record_scan(scans, &runnable, Trigger::Manual, actor, as_of, now)?;
+        Ok((scan, left_out))
+    }
+
+    /// The store's scans, where it keeps them.
+    pub fn scans(&self) -> Result<&dyn Scans> {
+        self.store.scans().ok_or(EngineError::NoScans)
+    }
+
+    /// Cut the scans this engine starts into ranges of about `n` customers
+    /// (`RANGE_SIZE` unless told).
+    pub fn set_range_size(&self, n: usize) {
+        self.range_size.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// Claim one open range (of `scan` only, if given) for `lease` seconds, renewed
+    /// while it is worked, and work it. `None` when no range is free. `now` stamps a
+    /// scan that this range finishes.
     pub fn work_range(
         &self,
         scans: &dyn Scans,
         worker: &str,
         scan: Option<i64>,
+        lease: u32,
         now: Timestamp,
         keep_changes: bool,
     ) -> Result<Option<RangeReport>> {
         let name = claimant(worker);
-        let Some(claim) = scans.claim_range(&name, scan, LEASE_SECONDS)? else {
+        let lease = lease.max(1);
+        let Some(claim) = scans.claim_range(&name, scan, lease)? else {
             return Ok(None);
         };
         let mut report = RangeReport {
@@ -199,11 +257,11 @@ impl Engine {
         let claimed = &claim;
         let outcome = std::thread::scope(|scope| {
             scope.spawn(move || {
-                let every = Duration::from_secs(u64::from(LEASE_SECONDS) / 3);
+                let every = Duration::from_millis(u64::from(lease) * 1000 / 3);
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(every)
                 {
-                    if !matches!(scans.renew_range(claimed, LEASE_SECONDS), Ok(true)) {
+                    if !matches!(scans.renew_range(claimed, lease), Ok(true)) {
                         break;
                     }
                 }
@@ -257,6 +315,7 @@ impl Engine {
         }
 
         let mut kept: Vec<Change> = Vec::new();
+        let mut written = (0, 0);
         let mut work = |tx: &mut dyn RangeWork| -> cohort_store::Result<Vec<RangeCounts>> {
             let mut counts = Vec::new();
             // Runs outside an exclusive set, written together at the end: their
@@ -299,11 +358,15 @@ impl Engine {
                     kept.extend(pending.into_iter().flat_map(|(c, _, _, _)| c));
                 }
             }
+            written = counts
+                .iter()
+                .fold((0, 0), |(a, r), c| (a + c.added, r + c.removed));
             Ok(counts)
         };
         let finished = scans.finish_range(claim, now, &mut work)?;
         if finished.is_some() {
             report.changes = kept;
+            (report.added, report.removed) = written;
         }
         Ok(finished)
     }
@@ -370,11 +433,6 @@ impl Engine {
             pinned,
             counts,
         })
-    }
-
-    /// Customers per range of the scans this engine starts.
-    pub(crate) fn range_size(&self) -> usize {
-        self.range_size
     }
 }
 

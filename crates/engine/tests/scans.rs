@@ -106,8 +106,8 @@ fn counts(runs: &[cohort_engine::Result<RunRecord>]) -> Vec<(String, u64, u64, u
 fn a_scan_in_ranges_writes_what_one_run_writes() {
     let dir = tempfile::tempdir().expect("dir");
     let embedded = common::engine(&dir.path().join("cohort.db"));
-    let shared = common::engine_on(Arc::new(PgStore::connect(&fresh_url()).expect("store")))
-        .with_range_size(17);
+    let shared = common::engine_on(Arc::new(PgStore::connect(&fresh_url()).expect("store")));
+    shared.set_range_size(17);
     let ids: Vec<String> = groups().iter().map(|g| g.id.clone()).collect();
     for engine in [&embedded, &shared] {
         prepare(engine);
@@ -233,7 +233,7 @@ fn a_range_no_worker_finishes_fails_its_scan_and_its_runs() {
             .expect("a range");
     }
     let report = engine
-        .work_range(scans, "w", Some(scan), 200, false)
+        .work_range(scans, "w", Some(scan), 30, 200, false)
         .expect("work")
         .expect("claimed");
     assert!(matches!(report.worked, Worked::Failed(_)), "{report:?}");
@@ -248,7 +248,7 @@ fn a_range_no_worker_finishes_fails_its_scan_and_its_runs() {
     assert_eq!(record.runs[0].status, RunStatus::Failed);
     assert!(
         engine
-            .work_range(scans, "w", Some(scan), 200, false)
+            .work_range(scans, "w", Some(scan), 30, 200, false)
             .expect("work")
             .is_none(),
         "nothing is left to claim"

@@ -160,6 +160,8 @@ impl From<EngineError> for Problem {
             EngineError::InUse { .. } => conflict("group-in-use"),
             EngineError::UseKind(_) => unprocessable("invalid-use").at("kind"),
             EngineError::Window { .. } => unprocessable("invalid-window").at("end"),
+            EngineError::Failed { .. } => conflict("run-failed"),
+            EngineError::NoScans => conflict("no-scans"),
         }
     }
 }

@@ -8,12 +8,14 @@ mod copy;
 mod history;
 mod members;
 mod runs;
+mod workers;
 
 pub use catalog::{CustomerCommand, GroupCommand, PluginCommand, customer, group, plugin};
 pub use copy::{StoreCommand, store};
 pub use history::{ExplainArgs, HistoryArgs, explain, history};
 pub use members::{ImportCommand, MemberCommand, import, member};
 pub use runs::{RunArgs, SchedulerArgs, run, runs, scheduler};
+pub use workers::{ScanArgs, WorkerArgs, scan, worker};
 
 use std::path::PathBuf;
 use std::sync::Arc;

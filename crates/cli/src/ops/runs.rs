@@ -29,6 +29,13 @@ pub struct RunArgs {
     /// Evaluate as of this time (RFC 3339) [default: now]
     #[arg(long, value_name = "TIME")]
     as_of: Option<DateTime<Utc>>,
+    /// On PostgreSQL: record the run as a scan for workers (`cohort worker`) and print
+    /// its id at once, instead of taking part and waiting (see `cohort scan ID`)
+    #[arg(long, conflicts_with_all = ["dry_run", "changes"])]
+    detach: bool,
+    /// On PostgreSQL: customers per range of the scan that workers share
+    #[arg(long, value_name = "N", default_value_t = cohort_engine::RANGE_SIZE)]
+    range_size: usize,
     /// List every change of one group's run (with --json, the run and its changes are
     /// one object, `{"run": ..., "changes": [...]}`)
     #[arg(long)]
@@ -41,7 +48,11 @@ pub fn run(
     cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let engine = open(store, cache_dir)?;
+    engine.set_range_size(args.range_size);
     let as_of = args.as_of.map_or_else(now, |t| t.timestamp());
+    if args.detach {
+        return detach(&engine, &args, as_of, store);
+    }
     if let [group] = &args.groups[..]
         && !args.all
         && args.set.is_none()
@@ -54,6 +65,7 @@ pub fn run(
     );
     let ids = chosen(&engine, &args)?;
     let bar = Progress::new(!store.json);
+    let shared = engine.scans().is_ok();
     let outcomes: Vec<anyhow::Result<RunRecord>> = if args.dry_run {
         // A dry run writes nothing, so nothing is gained by running them at once.
         ids.iter()
@@ -80,7 +92,13 @@ pub fn run(
                 &store.actor(),
                 as_of,
                 now(),
-                &|done, total| bar.show_groups(done, total),
+                &|done, total| {
+                    if shared {
+                        bar.show_ranges(done as u64, total as u64);
+                    } else {
+                        bar.show_groups(done, total);
+                    }
+                },
             )
             .into_iter()
             .map(|r| r.map_err(anyhow::Error::from))
@@ -107,6 +125,36 @@ pub fn run(
         ExitCode::FAILURE
     } else {
         undecided_status(undecided)
+    })
+}
+
+/// Record the run as a scan for workers and print its id.
+fn detach(
+    engine: &cohort_engine::Engine,
+    args: &RunArgs,
+    as_of: Timestamp,
+    store: &StoreArgs,
+) -> anyhow::Result<ExitCode> {
+    let ids = chosen(engine, args)?;
+    let (scan, left_out) = engine.start_scan(&ids, &store.actor(), as_of, now())?;
+    for e in &left_out {
+        eprintln!("not run: {e}");
+    }
+    if store.json {
+        print_json(&scan)?;
+    } else {
+        println!(
+            "scan {} recorded: {} runs in {} ranges, for workers to carry out (see `cohort scan {}`)",
+            scan.id,
+            scan.runs.len(),
+            scan.ranges,
+            scan.id
+        );
+    }
+    Ok(if left_out.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }
 
@@ -207,6 +255,7 @@ fn run_one(
     store: &StoreArgs,
 ) -> anyhow::Result<ExitCode> {
     let bar = Progress::new(!store.json);
+    let shared = engine.scans().is_ok() && !args.dry_run;
     let report = engine.run_group(
         group,
         Trigger::Manual,
@@ -214,7 +263,13 @@ fn run_one(
         &store.actor(),
         as_of,
         now(),
-        &mut |done, total| bar.show(done, total),
+        &mut |done, total| {
+            if shared {
+                bar.show_ranges(done, total);
+            } else {
+                bar.show(done, total);
+            }
+        },
     )?;
     bar.finish();
     let status = undecided_status(report.run.undecided);
@@ -314,6 +369,12 @@ impl Progress {
     fn show_groups(&self, done: usize, total: usize) {
         if self.on {
             eprint!("\r{done}/{total} groups run");
+        }
+    }
+
+    pub(super) fn show_ranges(&self, done: u64, total: u64) {
+        if self.on {
+            eprint!("\r{done}/{total} ranges done");
         }
     }
 

@@ -33,7 +33,8 @@ pub struct RunRequest {
 #[derive(Serialize, ToSchema)]
 pub struct RunResult {
     pub run: RunRecord,
-    /// The first changes, in order (at most 1000).
+    /// The first changes, in order (at most 1000). On PostgreSQL, where workers share
+    /// the run's ranges, those this server wrote; the others are in the history.
     pub changes: Vec<Change>,
     pub changes_total: u64,
     pub seconds: f64,

@@ -25,6 +25,7 @@ mod runs;
 mod scans;
 #[cfg(feature = "scratch")]
 pub mod scratch;
+mod tls;
 
 use owner::Owner;
 use pool::Pool;

@@ -8,7 +8,8 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use cohort_store::StoreError;
 use postgres::{Client, Config, NoTls, Statement, Transaction};
 
-use crate::Result;
+use crate::{Result, tls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// At most this many connections at once: each is a server process on the database's
 /// machine, and PostgreSQL's default is 100 in all, for every server and worker.
@@ -16,6 +17,8 @@ const MOST: usize = 16;
 
 pub(crate) struct Pool {
     config: Config,
+    /// None: plain TCP (`sslmode=disable`).
+    tls: Option<MakeRustlsConnect>,
     state: Mutex<State>,
     freed: Condvar,
 }
@@ -33,12 +36,18 @@ struct State {
 
 impl Pool {
     pub(crate) fn new(url: &str) -> cohort_store::Result<Pool> {
-        let config: Config = url.parse().map_err(|e: postgres::Error| StoreError::Open {
+        let refused = |problem: String| StoreError::Open {
             path: redact(url),
-            problem: format!("not a PostgreSQL URL: {e}"),
-        })?;
+            problem,
+        };
+        let (driver_url, security) = tls::split(url).map_err(refused)?;
+        let config: Config = driver_url
+            .parse()
+            .map_err(|e: postgres::Error| refused(format!("not a PostgreSQL URL: {e}")))?;
+        let tls = tls::connector(&security).map_err(refused)?;
         Ok(Pool {
             config,
+            tls,
             state: Mutex::new(State {
                 idle: Vec::new(),
                 open: 0,
@@ -86,7 +95,10 @@ impl Pool {
 
     /// A connection of its own, outside the pool: one held for the store's life.
     pub(crate) fn connect(&self) -> Result<Client> {
-        Ok(self.config.connect(NoTls)?)
+        Ok(match &self.tls {
+            Some(tls) => self.config.connect(tls.clone())?,
+            None => self.config.connect(NoTls)?,
+        })
     }
 
     fn release(&self, kept: Option<(Client, Cache)>) {
@@ -106,8 +118,10 @@ impl Pool {
 }
 
 pub(crate) fn describe_url(url: &str) -> String {
-    url.parse::<Config>()
-        .map_or_else(|_| redact(url), |config| describe(&config))
+    tls::split(url)
+        .ok()
+        .and_then(|(url, _)| url.parse::<Config>().ok())
+        .map_or_else(|| redact(url), |config| describe(&config))
 }
 
 fn describe(config: &Config) -> String {

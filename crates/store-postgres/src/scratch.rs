@@ -18,6 +18,18 @@ pub fn server() -> String {
     })
 }
 
+/// The authority that signed the server's certificate (`DIR/ca.crt` of
+/// `scripts/postgres start DIR`), for the tests of encrypted connections.
+pub fn authority() -> std::path::PathBuf {
+    std::env::var_os("COHORT_TEST_POSTGRES_CA")
+        .map(Into::into)
+        .unwrap_or_else(|| {
+            panic!(
+                "COHORT_TEST_POSTGRES_CA is not set: run the tests through scripts/test, or                  set it to DIR/ca.crt of the server `scripts/postgres start DIR` started"
+            )
+        })
+}
+
 /// The URL of a new, empty schema on the server.
 pub fn fresh_url() -> String {
     static MADE: AtomicU64 = AtomicU64::new(0);

@@ -221,3 +221,57 @@ fn an_unreachable_database_is_named_without_its_password() {
         assert!(!stderr.contains("s3cret"), "{stderr}");
     }
 }
+
+/// A server stopped cleanly gives up its webhook's lease: the other server delivers the
+/// next event at once, long before the lease would have lapsed.
+#[test]
+fn a_server_stopped_cleanly_hands_its_webhook_over_at_once() {
+    let c = Cohort::on_postgresql();
+    let operator = token(&c, "billing", "operator");
+    let admin = token(&c, "root", "admin");
+    c.ok(&["plugin", "add", "country"]);
+    c.ok(&[
+        "group",
+        "save",
+        &c.file(
+            "de.json",
+            &group("de", "full-sync", true, &["DE"]).to_string(),
+        ),
+    ]);
+    let env = [
+        ("COHORT_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"),
+        // Far longer than the test waits: only a lease given up explains a handover.
+        ("COHORT_WEBHOOK_LEASE_SECONDS", "600"),
+        ("COHORT_WEBHOOK_BACKOFF_INITIAL_MS", "50"),
+    ];
+    let a = Server::start(&c, &env);
+    let receiver = Receiver::start(0);
+    let secret = "a-secret-of-enough-length";
+    expect(
+        Api::new(&a, Some(&admin)).json(
+            "POST",
+            "/v1/webhooks",
+            &json!({"url": receiver.url, "secret": secret}),
+        ),
+        StatusCode::CREATED,
+    );
+    expect(
+        Api::new(&a, Some(&operator)).json("POST", "/v1/registrations", &customer("first", "DE")),
+        StatusCode::CREATED,
+    );
+    receiver.wait_for(secret, 1);
+    let b = Server::start(&c, &env);
+    a.stop();
+    expect(
+        Api::new(&b, Some(&operator)).json("POST", "/v1/registrations", &customer("second", "DE")),
+        StatusCode::CREATED,
+    );
+    // Waits a minute at most, a tenth of the lease.
+    let events = receiver.wait_for(secret, 2);
+    assert_eq!(
+        events.len(),
+        2,
+        "the other server took the webhook over: {events:#?}"
+    );
+    assert_eq!(events[1]["customer"], "second", "{events:#?}");
+}

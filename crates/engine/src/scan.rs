@@ -9,12 +9,12 @@
 //! another, each see what the ones before wrote for the same customer.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use cohort_evaluator::{Compiled, Decision};
-use cohort_model::{Group, Held, Timestamp, Verdicts};
+use cohort_model::{Group, Held, Membership, Timestamp, Verdicts};
 use cohort_planner::{Change, Rival, Standing, plan_into, rule_actor};
 use cohort_store::{
     Applied, Cause, Claim, NewScan, RangeCounts, RangeWork, RunRecord, RunStatus, ScanRecord,
@@ -36,6 +36,10 @@ pub const RANGE_SIZE: usize = 50_000;
 /// A claim still unfinished after this many workers took it is given up, and its scan
 /// fails: something in the range stops every worker that tries it.
 const MOST_ATTEMPTS: u32 = 5;
+
+/// Times a range whose transaction the database ended (a deadlock, a serialization
+/// failure) is done again before its worker gives it up to the lease.
+const BUSY_TRIES: u64 = 5;
 
 /// Seconds a claim lasts unless renewed (renewed at a third of it): how long a range
 /// waits for another worker when its worker dies.
@@ -74,24 +78,28 @@ fn claimant(worker: &str) -> String {
 }
 
 /// The customer positions in id order, for the facts snapshot they were made from.
+///
+/// The snapshot is held weakly: held strongly, the next refresh of the customer cache
+/// would find it shared and copy it whole. A weak reference keeps its allocation, so a
+/// later snapshot cannot take its address and pass for it.
 #[derive(Default)]
 pub(crate) struct IdOrder(Mutex<Option<Ordered>>);
 
 /// A facts snapshot, and its positions in id order.
-type Ordered = (Arc<Facts>, Arc<Vec<u32>>);
+type Ordered = (Weak<Facts>, Arc<Vec<u32>>);
 
 impl IdOrder {
     fn of(&self, facts: &Arc<Facts>) -> Arc<Vec<u32>> {
         let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((f, order)) = kept.as_ref()
-            && Arc::ptr_eq(f, facts)
+            && std::ptr::eq(f.as_ptr(), Arc::as_ptr(facts))
         {
             return order.clone();
         }
         let mut order: Vec<u32> = (0..facts.ids.len() as u32).collect();
         order.sort_unstable_by(|&a, &b| facts.ids[a as usize].cmp(&facts.ids[b as usize]));
         let order = Arc::new(order);
-        *kept = Some((facts.clone(), order.clone()));
+        *kept = Some((Arc::downgrade(facts), order.clone()));
         order
     }
 }
@@ -99,10 +107,18 @@ impl IdOrder {
 /// One run's verdicts over a range, before it is planned.
 struct Decided {
     run: RunRecord,
-    group: Group,
+    /// None if the group is gone (deleted while the scan ran).
+    group: Option<Group>,
     decisions: Vec<Decision>,
-    pinned: HashSet<usize>,
     counts: RangeCounts,
+}
+
+impl Decided {
+    /// Whether the run's group is in no exclusive set: no other run's writes change
+    /// its plan.
+    fn alone(&self) -> bool {
+        self.group.as_ref().is_none_or(|g| g.exclusive.is_none())
+    }
 }
 
 impl Engine {
@@ -129,35 +145,84 @@ impl Engine {
         let worker = format!("{}:{}", host_name(), std::process::id());
         let mut changes = Vec::new();
         loop {
-            match self.work_range(
+            let mut first_error = None;
+            self.work_ranges(
                 scans,
                 &worker,
                 Some(scan.id),
                 LEASE_SECONDS,
                 now,
                 keep_changes,
-            )? {
-                Some(report) => {
-                    if let Worked::Done(s) = &report.worked {
-                        progress(s.done as usize, s.ranges as usize);
+                &AtomicBool::new(false),
+                &mut |report| match report {
+                    Ok(report) => {
+                        if let Worked::Done(s) = &report.worked {
+                            progress(s.done as usize, s.ranges as usize);
+                        }
+                        changes.extend(report.changes);
                     }
-                    changes.extend(report.changes);
-                }
-                None => {
-                    // Every open range is someone's: wait for them, or for their lease
-                    // to lapse, when the next claim takes it over.
-                    let s = scans.scan(scan.id)?.ok_or_else(|| EngineError::NotFound {
-                        what: "scan",
-                        id: scan.id.to_string(),
-                    })?;
-                    if s.status != ScanStatus::Running {
-                        progress(s.done as usize, s.ranges as usize);
-                        return Ok((s, changes));
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
+                    Err(e) => drop(first_error.get_or_insert(e)),
+                },
+            );
+            if let Some(e) = first_error {
+                return Err(e);
             }
+            // Every open range is someone's: wait for them, or for their lease to
+            // lapse, when the next claim takes it over.
+            let s = scans.scan(scan.id)?.ok_or_else(|| EngineError::NotFound {
+                what: "scan",
+                id: scan.id.to_string(),
+            })?;
+            if s.status != ScanStatus::Running {
+                progress(s.done as usize, s.ranges as usize);
+                return Ok((s, changes));
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Work ranges (of `scan` only, if given) on every core, one range to a core at a
+    /// time, until none is free to claim or `stop` is set; `each` is told of every
+    /// range, or of the error that stopped a core, on the calling thread.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "what `work_range` takes, and where its reports go"
+    )]
+    pub fn work_ranges(
+        &self,
+        scans: &dyn Scans,
+        worker: &str,
+        scan: Option<i64>,
+        lease: u32,
+        now: Timestamp,
+        keep_changes: bool,
+        stop: &AtomicBool,
+        each: &mut dyn FnMut(Result<RangeReport>),
+    ) {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (told, reports) = std::sync::mpsc::channel::<Result<RangeReport>>();
+        std::thread::scope(|scope| {
+            for _ in 0..cores {
+                let told = told.clone();
+                scope.spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let report = self.work_range(scans, worker, scan, lease, now, keep_changes);
+                        let done = !matches!(report, Ok(Some(_)));
+                        if let Some(report) = report.transpose() {
+                            // The caller outlives the cores.
+                            let _ = told.send(report);
+                        }
+                        if done {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(told);
+            for report in reports {
+                each(report);
+            }
+        });
     }
 
     /// Record a scan of `runnable`'s groups and its ranges.
@@ -266,7 +331,19 @@ impl Engine {
                     }
                 }
             });
-            let outcome = self.work_claim(scans, &claim, now, keep_changes, &mut report);
+            // Two ranges written at once may each wait for a lock the other holds (the
+            // groups of an exclusive set are written one after another); the database
+            // ends one, which is done again at once, the claim still its worker's.
+            let mut tries = 0;
+            let outcome = loop {
+                tries += 1;
+                match self.work_claim(scans, &claim, now, keep_changes, &mut report) {
+                    Err(EngineError::Store(e)) if e.is_busy() && tries < BUSY_TRIES => {
+                        std::thread::sleep(Duration::from_millis(20 * tries));
+                    }
+                    outcome => break outcome,
+                }
+            };
             drop(stop);
             outcome
         });
@@ -309,7 +386,7 @@ impl Engine {
         for job in &claim.jobs {
             let mut this = Vec::new();
             for run in job.iter().filter(|r| r.status == RunStatus::Running) {
-                this.push(self.decide(run, &range)?);
+                this.push(self.decide(run, &groups, &range));
             }
             decided.push(this);
         }
@@ -317,18 +394,59 @@ impl Engine {
         let mut kept: Vec<Change> = Vec::new();
         let mut written = (0, 0);
         let mut work = |tx: &mut dyn RangeWork| -> cohort_store::Result<Vec<RangeCounts>> {
+            // What the range holds, read once: the pins of every run's group, and the
+            // memberships of the groups outside exclusive sets, which no other run of
+            // the scan writes. A set's groups are read one by one below, each after the
+            // one before it wrote.
+            let names: Vec<&str> = decided
+                .iter()
+                .flatten()
+                .map(|d| d.run.group.as_str())
+                .collect();
+            let mut pinned: HashMap<String, HashSet<usize>> = HashMap::new();
+            for (customer, group) in tx.exclusions(&names)? {
+                if let Some(&at) = range.index.get(customer.as_str()) {
+                    pinned.entry(group).or_default().insert(at);
+                }
+            }
+            let alone: Vec<&str> = decided
+                .iter()
+                .flatten()
+                .filter(|d| d.alone())
+                .map(|d| d.run.group.as_str())
+                .collect();
+            let mut held: HashMap<String, Vec<Membership>> = HashMap::new();
+            for m in tx.memberships(&alone)? {
+                held.entry(m.group.clone()).or_default().push(m);
+            }
+            let none = HashSet::new();
             let mut counts = Vec::new();
             // Runs outside an exclusive set, written together at the end: their
             // changes, their actor, and where their counts are.
             let mut pending: Vec<(Vec<Change>, String, usize, RunRecord)> = Vec::new();
             for job in &mut decided {
-                let alone = job.len() == 1;
                 for d in job.iter_mut() {
-                    let changes = plan_range(d, &groups, &range, tx)?;
-                    let actor = rule_actor(&d.group.id);
+                    let alone = d.alone();
+                    let pins = pinned.get(&d.run.group).unwrap_or(&none);
+                    let actor = rule_actor(&d.run.group);
                     if alone {
+                        let memberships = held.remove(&d.run.group).unwrap_or_default();
+                        let changes = plan_range(d, &groups, &range, &memberships, pins);
                         pending.push((changes, actor, counts.len(), d.run.clone()));
                     } else {
+                        let memberships = match &d.group {
+                            Some(group) => {
+                                let mut read = vec![group.id.as_str()];
+                                read.extend(
+                                    rival_groups(group, &groups)
+                                        .iter()
+                                        .map(|(g, _, _)| g.id.as_str()),
+                                );
+                                tx.memberships(&read)?
+                            }
+                            None => Vec::new(),
+                        };
+                        let changes = plan_range(d, &groups, &range, &memberships, pins);
                         let cause = cause(&d.run, &actor);
                         let applied = tx.apply(&[(&changes, cause)], d.run.started_at)?;
                         if let Some(applied) = applied.first() {
@@ -372,29 +490,33 @@ impl Engine {
     }
 
     /// A run's verdicts over the customers of a range, counted as a run counts them.
-    fn decide(&self, run: &RunRecord, range: &Facts) -> Result<Decided> {
-        let group = self.group(&run.group)?;
+    fn decide(&self, run: &RunRecord, groups: &[Group], range: &Facts) -> Decided {
         let mut counts = RangeCounts {
             run: run.id,
             customers: range.ids.len() as u64,
             ..RangeCounts::default()
         };
-        let mut decisions = Vec::with_capacity(range.ids.len());
-        let prepared = self.prepare(&group, Purpose::Run);
-        let mut conditions = match prepared {
+        let mut decided = Decided {
+            run: run.clone(),
+            group: None,
+            decisions: Vec::new(),
+            counts: RangeCounts::default(),
+        };
+        let Some(group) = groups.iter().find(|g| g.id == run.group) else {
+            counts.error = Some("the group was deleted while the scan ran".into());
+            decided.counts = counts;
+            return decided;
+        };
+        let mut conditions = match self.prepare(group, Purpose::Run) {
             Ok(c) => c,
             Err(e) => {
                 counts.error = Some(e.to_string());
-                return Ok(Decided {
-                    run: run.clone(),
-                    group,
-                    decisions,
-                    pinned: HashSet::new(),
-                    counts,
-                });
+                decided.counts = counts;
+                return decided;
             }
         };
-        let compiled = Compiled::new(&group);
+        let compiled = Compiled::new(group);
+        let mut decisions = Vec::with_capacity(range.ids.len());
         let mut failures: HashMap<String, u64> = HashMap::new();
         for (page, customers) in range.pages.iter().enumerate() {
             let columns: Vec<Verdicts> = conditions
@@ -420,19 +542,12 @@ impl Engine {
             }
         }
         counts.failures = failures.into_iter().collect();
-        let pinned = self
-            .store
-            .exclusions(&group.id)?
-            .iter()
-            .filter_map(|c| range.index.get(c.as_str()).copied())
-            .collect();
-        Ok(Decided {
+        Decided {
             run: run.clone(),
-            group,
+            group: Some(group.clone()),
             decisions,
-            pinned,
             counts,
-        })
+        }
     }
 }
 
@@ -452,26 +567,25 @@ fn count(counts: &mut RangeCounts, applied: &Applied) {
     counts.removed += removed;
 }
 
-/// The changes of one run's decisions over a range, planned against the range's
-/// memberships as the transaction reads them.
+/// The changes of one run's decisions over a range, planned against `memberships`,
+/// the range's in the run's group and its rivals as the transaction read them, and
+/// `pinned`, the positions of the customers pinned out of the group.
 fn plan_range(
     d: &Decided,
     groups: &[Group],
     range: &Facts,
-    tx: &mut dyn RangeWork,
-) -> cohort_store::Result<Vec<Change>> {
+    memberships: &[Membership],
+    pinned: &HashSet<usize>,
+) -> Vec<Change> {
     let mut changes = Vec::new();
-    if d.counts.error.is_some() {
-        return Ok(changes);
-    }
-    let group = &d.group;
+    let Some(group) = d.group.as_ref().filter(|_| d.counts.error.is_none()) else {
+        return changes;
+    };
     let as_of = d.run.as_of;
     let rivals = rival_groups(group, groups);
-    let mut read: Vec<&str> = vec![group.id.as_str()];
-    read.extend(rivals.iter().map(|(g, _, _)| g.id.as_str()));
     let mut own: Vec<(u32, Held)> = Vec::new();
     let mut rivals_at: FastMap<usize, Vec<Rival>> = FastMap::default();
-    for m in tx.memberships(&read)? {
+    for m in memberships {
         let Some(&at) = range.index.get(m.customer.as_str()) else {
             // Registered since this worker read the customers: planned by the next
             // scan, as a customer registered during a run is.
@@ -485,7 +599,7 @@ fn plan_range(
                 end: m.end,
             };
             own.push((at as u32, held));
-        } else if let Some(r) = rival(&m, &rivals, as_of) {
+        } else if let Some(r) = rival(m, &rivals, as_of) {
             rivals_at.entry(at).or_default().push(r);
         }
     }
@@ -499,7 +613,7 @@ fn plan_range(
             Standing {
                 customer,
                 memberships: held.of(at),
-                pinned_out: d.pinned.contains(&at),
+                pinned_out: pinned.contains(&at),
                 rivals: rivals_at.get(&at).map(Vec::as_slice).unwrap_or(&[]),
             },
             decision,
@@ -507,7 +621,7 @@ fn plan_range(
             &mut changes,
         );
     }
-    Ok(changes)
+    changes
 }
 
 /// This machine's name, to tell workers apart in the store.

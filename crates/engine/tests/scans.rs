@@ -56,8 +56,13 @@ fn prepare(engine: &Engine) {
     }
 }
 
+/// More customers than a page of the customer cache holds (8,192), their ids not in
+/// the order they were written (`c10000` sorts between `c1000` and `c1001`): ranges
+/// gather customers from several pages, in stretches.
+const CUSTOMERS: usize = 20_000;
+
 fn load(engine: &Engine, round: usize) {
-    let records: Vec<CustomerRecord> = (0..300).map(|i| customer(i, round)).collect();
+    let records: Vec<CustomerRecord> = (0..CUSTOMERS).map(|i| customer(i, round)).collect();
     engine
         .store()
         .upsert_customers(&records, 1 + round as i64)
@@ -107,7 +112,7 @@ fn a_scan_in_ranges_writes_what_one_run_writes() {
     let dir = tempfile::tempdir().expect("dir");
     let embedded = common::engine(&dir.path().join("cohort.db"));
     let shared = common::engine_on(Arc::new(PgStore::connect(&fresh_url()).expect("store")));
-    shared.set_range_size(17);
+    shared.set_range_size(7_001);
     let ids: Vec<String> = groups().iter().map(|g| g.id.clone()).collect();
     for engine in [&embedded, &shared] {
         prepare(engine);
@@ -132,8 +137,12 @@ fn a_scan_in_ranges_writes_what_one_run_writes() {
     assert!(runs.iter().all(|r| r.status == RunStatus::Finished));
     let scans = shared.store().scans().expect("scans");
     let first = scans.scan(1).expect("scan").expect("the first scan");
-    assert_eq!((first.ranges, first.done), (18, 18), "300 customers by 17");
-    assert!(memberships(shared.store()).len() > 300);
+    assert_eq!(
+        (first.ranges, first.done),
+        (3, 3),
+        "20,000 customers by 7,001"
+    );
+    assert!(memberships(shared.store()).len() > CUSTOMERS);
 }
 
 fn started(store: &PgStore) -> i64 {
@@ -152,7 +161,7 @@ fn started(store: &PgStore) -> i64 {
         .start_scan(&NewScan {
             runs: vec![run],
             jobs: vec![vec![0]],
-            range_size: 1_000,
+            range_size: 1_000_000,
             at: 100,
         })
         .expect("scan")

@@ -4,9 +4,10 @@
 --
 -- Customer ids compare byte by byte ("C"), as the workers compare them: a range's
 -- bounds then mean the same to the database and to every worker, whatever the
--- database's locale; and the memberships' index serves a range's reads.
+-- database's locale; and the indexes serve a range's reads.
 ALTER TABLE customers ALTER COLUMN id TYPE text COLLATE "C";
 ALTER TABLE memberships ALTER COLUMN customer TYPE text COLLATE "C";
+ALTER TABLE exclusions ALTER COLUMN customer TYPE text COLLATE "C";
 
 CREATE TABLE scans (
     id bigserial PRIMARY KEY,

@@ -46,6 +46,20 @@ impl RangeWork for InRange<'_, '_> {
         })
     }
 
+    fn exclusions(&mut self, groups: &[&str]) -> cohort_store::Result<Vec<(String, String)>> {
+        sql(|| {
+            let statement = self.tx.prepared(
+                "SELECT customer, grp FROM exclusions
+                 WHERE grp = ANY($1) AND ($2::text IS NULL OR customer >= $2)
+                   AND ($3::text IS NULL OR customer < $3)",
+            )?;
+            let rows = self
+                .tx
+                .query(&statement, &[&groups, &self.from, &self.to])?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
     fn apply(
         &mut self,
         batches: &[(&[Change], Cause<'_>)],

@@ -114,6 +114,8 @@ pub struct RangeCounts {
 pub trait RangeWork {
     /// The memberships in `groups` of the range's customers.
     fn memberships(&mut self, groups: &[&str]) -> Result<Vec<Membership>>;
+    /// The range's customers pinned out of `groups`: (customer, group).
+    fn exclusions(&mut self, groups: &[&str]) -> Result<Vec<(String, String)>>;
     /// Apply batches of changes, as [`crate::Memberships::apply_batches`] does.
     fn apply(&mut self, batches: &[(&[Change], Cause<'_>)], at: Timestamp) -> Result<Vec<Applied>>;
 }

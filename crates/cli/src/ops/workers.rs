@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Args;
-use cohort_engine::{Engine, Worked};
+use cohort_engine::{Engine, RangeReport, Worked};
 use cohort_store::{ScanRecord, ScanStatus};
 
 use super::{StoreArgs, now, open, print_json};
@@ -26,7 +26,8 @@ pub struct WorkerArgs {
     /// worker takes it over when this one dies
     #[arg(long, default_value_t = cohort_engine::LEASE_SECONDS)]
     lease: u32,
-    /// Stop once no range is left to claim, instead of waiting for the next scan
+    /// Stop once no range is left to claim, instead of waiting for the next scan (a
+    /// worker takes one range at a time on each core)
     #[arg(long)]
     once: bool,
 }
@@ -86,48 +87,63 @@ pub fn worker(
     let mut failed = false;
     eprintln!("worker `{name}` takes ranges of scans in the store");
     while !stop.load(Ordering::Relaxed) {
-        let report = match engine.work_range(scans, &name, None, args.lease, now(), false) {
-            Ok(Some(report)) => report,
-            Ok(None) if args.once => break,
-            Ok(None) => {
-                sleep_unless_stopped(&stop, poll);
-                continue;
-            }
-            Err(e) => {
-                // The store may be back shortly; the range's lease lapses meanwhile,
-                // and whoever claims it next does it from the start.
-                eprintln!("{}: {e}", super::time(now()));
-                failed = true;
-                if args.once {
-                    break;
+        let mut worked = false;
+        engine.work_ranges(
+            scans,
+            &name,
+            None,
+            args.lease,
+            now(),
+            false,
+            &stop,
+            &mut |report| {
+                worked = true;
+                match report {
+                    Ok(report) => failed |= !tell(&report),
+                    Err(e) => {
+                        // The store may be back shortly; the range's lease lapses
+                        // meanwhile, and whoever claims it next does it from the start.
+                        eprintln!("{}: {e}", super::time(now()));
+                        failed = true;
+                    }
                 }
-                sleep_unless_stopped(&stop, poll.max(Duration::from_secs(1)));
-                continue;
-            }
-        };
-        let at = format!("scan {}, range {}", report.scan, report.range);
-        match &report.worked {
-            Worked::Done(scan) => {
-                println!(
-                    "{at}: {} customers, {} added, {} removed; {}/{} ranges done",
-                    report.customers, report.added, report.removed, scan.done, scan.ranges
-                );
-                if scan.status != ScanStatus::Running {
-                    println!("scan {} {}", scan.id, scan.status.as_str());
-                }
-            }
-            Worked::Lost => println!("{at}: its lease lapsed and another worker took it over"),
-            Worked::Failed(problem) => {
-                println!("{at}: given up: {problem}; scan {} failed", report.scan);
-                failed = true;
-            }
+            },
+        );
+        if args.once && !worked {
+            break;
         }
+        sleep_unless_stopped(&stop, poll);
     }
     Ok(if failed && args.once {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Print what became of a range; false if it was given up.
+fn tell(report: &RangeReport) -> bool {
+    let at = format!("scan {}, range {}", report.scan, report.range);
+    match &report.worked {
+        Worked::Done(scan) => {
+            println!(
+                "{at}: {} customers, {} added, {} removed; {}/{} ranges done",
+                report.customers, report.added, report.removed, scan.done, scan.ranges
+            );
+            if scan.status != ScanStatus::Running {
+                println!("scan {} {}", scan.id, scan.status.as_str());
+            }
+            true
+        }
+        Worked::Lost => {
+            println!("{at}: its lease lapsed and another worker took it over");
+            true
+        }
+        Worked::Failed(problem) => {
+            println!("{at}: given up: {problem}; scan {} failed", report.scan);
+            false
+        }
+    }
 }
 
 fn sleep_unless_stopped(stop: &AtomicBool, time: Duration) {

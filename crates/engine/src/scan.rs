@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use cohort_evaluator::{Compiled, Decision};
+use cohort_host::Condition;
 use cohort_model::{Group, Held, Membership, Timestamp, Verdicts};
 use cohort_planner::{Change, Rival, Standing, plan_into, rule_actor};
 use cohort_store::{
@@ -103,6 +104,12 @@ impl IdOrder {
         order
     }
 }
+
+/// Conditions a core keeps prepared from range to range, by group, while the group's
+/// definition is the same: preparing costs a plugin instance and a call for every
+/// condition, which at every range was most of a small range's time.
+#[derive(Default)]
+struct Prepared(HashMap<String, (Group, Vec<Condition>)>);
 
 /// One run's verdicts over a range, before it is planned.
 struct Decided {
@@ -294,6 +301,25 @@ impl Engine {
         now: Timestamp,
         keep_changes: bool,
     ) -> Result<Option<RangeReport>> {
+        let mut prepared = Prepared::default();
+        self.work_range_with(scans, worker, scan, lease, now, keep_changes, &mut prepared)
+    }
+
+    /// [`Engine::work_range`], with conditions kept prepared from range to range.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "what `work_range` takes, and the core's prepared conditions"
+    )]
+    fn work_range_with(
+        &self,
+        scans: &dyn Scans,
+        worker: &str,
+        scan: Option<i64>,
+        lease: u32,
+        now: Timestamp,
+        keep_changes: bool,
+        prepared: &mut Prepared,
+    ) -> Result<Option<RangeReport>> {
         let name = claimant(worker);
         let lease = lease.max(1);
         let Some(claim) = scans.claim_range(&name, scan, lease)? else {
@@ -337,7 +363,7 @@ impl Engine {
             let mut tries = 0;
             let outcome = loop {
                 tries += 1;
-                match self.work_claim(scans, &claim, now, keep_changes, &mut report) {
+                match self.work_claim(scans, &claim, now, keep_changes, prepared, &mut report) {
                     Err(EngineError::Store(e)) if e.is_busy() && tries < BUSY_TRIES => {
                         std::thread::sleep(Duration::from_millis(20 * tries));
                     }
@@ -364,6 +390,7 @@ impl Engine {
         claim: &Claim,
         now: Timestamp,
         keep_changes: bool,
+        prepared: &mut Prepared,
         report: &mut RangeReport,
     ) -> Result<Option<ScanRecord>> {
         let facts = self.facts()?;
@@ -386,7 +413,7 @@ impl Engine {
         for job in &claim.jobs {
             let mut this = Vec::new();
             for run in job.iter().filter(|r| r.status == RunStatus::Running) {
-                this.push(self.decide(run, &groups, &range));
+                this.push(self.decide(run, &groups, &range, prepared));
             }
             decided.push(this);
         }
@@ -490,7 +517,13 @@ impl Engine {
     }
 
     /// A run's verdicts over the customers of a range, counted as a run counts them.
-    fn decide(&self, run: &RunRecord, groups: &[Group], range: &Facts) -> Decided {
+    fn decide(
+        &self,
+        run: &RunRecord,
+        groups: &[Group],
+        range: &Facts,
+        prepared: &mut Prepared,
+    ) -> Decided {
         let mut counts = RangeCounts {
             run: run.id,
             customers: range.ids.len() as u64,
@@ -507,14 +540,21 @@ impl Engine {
             decided.counts = counts;
             return decided;
         };
-        let mut conditions = match self.prepare(group, Purpose::Run) {
-            Ok(c) => c,
-            Err(e) => {
-                counts.error = Some(e.to_string());
-                decided.counts = counts;
-                return decided;
+        let kept = prepared.0.get(&group.id).is_some_and(|(g, _)| g == group);
+        if !kept {
+            match self.prepare(group, Purpose::Run) {
+                Ok(c) => drop(prepared.0.insert(group.id.clone(), (group.clone(), c))),
+                Err(e) => {
+                    counts.error = Some(e.to_string());
+                    decided.counts = counts;
+                    return decided;
+                }
             }
-        };
+        }
+        let (_, conditions) = prepared
+            .0
+            .get_mut(&group.id)
+            .expect("prepared just above when missing");
         let compiled = Compiled::new(group);
         let mut decisions = Vec::with_capacity(range.ids.len());
         let mut failures: HashMap<String, u64> = HashMap::new();

@@ -203,3 +203,49 @@ fn workers_killed_at_random_lose_nothing_and_double_nothing() {
     }
     assert!(taken_over > 0, "no kill landed while a worker held a range");
 }
+
+#[test]
+fn a_detached_scan_is_carried_out_by_a_worker_that_stops_when_it_is_done() {
+    let c = Cohort::on_postgresql();
+    platform(&c);
+    let out = c.ok(&["run", "--all", "--range-size", "5000", "--detach"]);
+    let id = out
+        .split_whitespace()
+        .nth(1)
+        .expect("scan <id> recorded")
+        .to_string();
+    assert!(out.contains("4 runs in 3 ranges"), "{out}");
+    let waiting = c.ok(&["scan", &id]);
+    assert!(waiting.contains("running, 0/3 ranges done"), "{waiting}");
+
+    let worked = c.ok(&["worker", "--once", "--poll", "0.05"]);
+    assert_eq!(worked.matches("ranges done").count(), 3, "{worked}");
+    assert!(worked.contains(&format!("scan {id} finished")), "{worked}");
+    let done = c.ok(&["scan", &id]);
+    assert!(done.contains("finished, 3/3 ranges done"), "{done}");
+    assert!(
+        done.contains(&format!("`de`: finished, {CUSTOMERS} customers")),
+        "{done}"
+    );
+    // Nothing is left: the next worker finds nothing and stops.
+    assert!(!c.ok(&["worker", "--once"]).contains("ranges done"));
+}
+
+#[test]
+fn workers_and_detached_scans_need_a_shared_store() {
+    let c = Cohort::new();
+    c.ok(&["plugin", "add", "country"]);
+    let de = group("de", "full-sync", false, &["DE"]);
+    c.ok(&["group", "save", &c.file("de.json", &de.to_string())]);
+    for args in [
+        &["worker", "--once"][..],
+        &["run", "de", "--detach"],
+        &["scan", "1"],
+    ] {
+        let e = c.fails(args);
+        assert!(
+            e.contains("workers share a PostgreSQL store"),
+            "{args:?}: {e}"
+        );
+    }
+}

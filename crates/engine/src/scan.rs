@@ -35,8 +35,10 @@ use crate::{Engine, EngineError, FastMap, PAGE, Result, Trigger};
 pub const RANGE_SIZE: usize = 50_000;
 
 /// A claim still unfinished after this many workers took it is given up, and its scan
-/// fails: something in the range stops every worker that tries it.
-const MOST_ATTEMPTS: u32 = 5;
+/// fails: something in the range stops every worker that tries it. Ten: a range is taken again only after its worker died or stalled, each time a
+/// lease later, so a range that kills its workers fails its scan within ten leases,
+/// while bad luck (workers stopped or moved by their operators) does not.
+const MOST_ATTEMPTS: u32 = 10;
 
 /// Times a range whose transaction the database ended (a deadlock, a serialization
 /// failure) is done again before its worker gives it up to the lease.
@@ -322,6 +324,10 @@ impl Engine {
     ) -> Result<Option<RangeReport>> {
         let name = claimant(worker);
         let lease = lease.max(1);
+        // The customers first, before a range is claimed: a worker's first load takes
+        // seconds at a million customers, and a range claimed meanwhile would be held
+        // (and, should the worker die then, taken again) for nothing.
+        self.facts()?;
         let Some(claim) = scans.claim_range(&name, scan, lease)? else {
             return Ok(None);
         };

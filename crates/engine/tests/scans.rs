@@ -235,7 +235,7 @@ fn a_range_no_worker_finishes_fails_its_scan_and_its_runs() {
     prepare(&engine);
     let scan = started(&store);
     let scans = store.scans().expect("scans");
-    for worker in 0..5 {
+    for worker in 0..10 {
         scans
             .claim_range(&format!("w{worker}"), Some(scan), 0)
             .expect("claim")
@@ -252,7 +252,7 @@ fn a_range_no_worker_finishes_fails_its_scan_and_its_runs() {
         record
             .error
             .as_deref()
-            .is_some_and(|e| e.contains("taken 5 times"))
+            .is_some_and(|e| e.contains("taken 10 times"))
     );
     assert_eq!(record.runs[0].status, RunStatus::Failed);
     assert!(

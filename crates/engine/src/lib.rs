@@ -45,7 +45,7 @@ pub use cohort_store::Trigger;
 pub use error::EngineError;
 pub use import::{ImportOptions, ImportReport};
 pub use run::RunReport;
-pub use scan::{LEASE_SECONDS, RANGE_SIZE, RangeReport, Worked};
+pub use scan::{LEASE_SECONDS, RANGE_SIZE, RangeReport, Worked, worker_name};
 pub use schedule::{Tick, next_run};
 pub use stats::Stats;
 

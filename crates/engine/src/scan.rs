@@ -151,7 +151,7 @@ impl Engine {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<(ScanRecord, Vec<Change>)> {
         let scan = self.record_scan(scans, runnable, trigger, actor, as_of, now)?;
-        let worker = format!("{}:{}", host_name(), std::process::id());
+        let worker = worker_name();
         let mut changes = Vec::new();
         loop {
             let mut first_error = None;
@@ -670,11 +670,13 @@ fn plan_range(
     changes
 }
 
-/// This machine's name, to tell workers apart in the store.
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+/// This process's name among workers, as the store records who holds a range: the
+/// machine's name and the process id.
+pub fn worker_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .ok()
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", std::process::id())
 }

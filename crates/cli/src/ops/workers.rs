@@ -76,12 +76,7 @@ pub fn worker(
 ) -> anyhow::Result<ExitCode> {
     let engine = open(store, cache_dir)?;
     let scans = engine.scans()?;
-    let name = args.name.clone().unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_default();
-        format!("{host}:{}", std::process::id())
-    });
+    let name = args.name.clone().unwrap_or_else(cohort_engine::worker_name);
     let stop = stop_on_signal();
     let poll = Duration::from_secs_f64(args.poll.clamp(0.01, 3600.0));
     let mut failed = false;

@@ -612,3 +612,55 @@ on_both_backends!(
         assert_eq!(events, ["membership.added", "membership.activated"]);
     }
 );
+
+/// Every response carries a request id: the client's, if usable, else a fresh one; a
+/// problem names it, and so does the request's log line.
+#[test]
+fn every_response_carries_its_request_id() {
+    let c = Cohort::new();
+    let reader = token(&c, "reader", "read-only");
+    let server = Server::start(&c, &[]);
+    let api = Api::new(&server, Some(&reader));
+    let id_of = |r: &reqwest::blocking::Response| {
+        r.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .expect("an X-Request-Id")
+            .to_string()
+    };
+    let given = api
+        .request("GET", "/v1/groups")
+        .header("X-Request-Id", "client-7f3a")
+        .send()
+        .expect("GET");
+    assert_eq!(given.status(), StatusCode::OK);
+    assert_eq!(id_of(&given), "client-7f3a");
+
+    let made = Api::new(&server, None).get("/healthz");
+    let made = id_of(&made);
+    assert!(
+        made.len() == 32 && made.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{made}"
+    );
+    let unusable = api
+        .request("GET", "/v1/groups")
+        .header("X-Request-Id", "two words")
+        .send()
+        .expect("GET");
+    assert_eq!(id_of(&unusable).len(), 32, "replaced");
+
+    let missing = api
+        .request("GET", "/v1/groups/nope")
+        .header("X-Request-Id", "trace-404")
+        .send()
+        .expect("GET");
+    assert_eq!(id_of(&missing), "trace-404");
+    let (status, problem) = read(missing);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(problem["request_id"], "trace-404", "{problem}");
+    let logged = server
+        .log_lines()
+        .into_iter()
+        .any(|l| l["fields"]["request_id"] == "trace-404" && l["fields"]["status"] == 404);
+    assert!(logged, "the log line names the request id");
+}

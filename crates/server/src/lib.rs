@@ -14,6 +14,7 @@ mod config;
 mod idempotency;
 mod metrics;
 mod problem;
+mod request_id;
 mod targets;
 pub mod webhooks;
 
@@ -99,13 +100,17 @@ pub fn openapi() -> OpenApi {
 /// Count and log every request, by the route it matched.
 async fn observe(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let started = Instant::now();
+    let id = request_id::of(req.headers());
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
-    let response = next.run(req).await;
+    let mut response = request_id::scope(id.clone(), next.run(req)).await;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert(request_id::HEADER, value);
+    }
     let took = started.elapsed();
     let status = response.status().as_u16();
     state.metrics.request(&method, &route, status, took);
@@ -120,6 +125,7 @@ async fn observe(State(state): State<Shared>, req: Request, next: Next) -> Respo
         status,
         micros = took.as_micros() as u64,
         caller,
+        request_id = %id,
         "request"
     );
     response

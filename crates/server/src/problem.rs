@@ -32,6 +32,11 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Object)]
     pub extra: Option<Box<serde_json::Value>>,
+    /// The request's id, as the `X-Request-Id` response header and the server's log
+    /// have it: quote it when reporting the problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub request_id: Option<std::sync::Arc<str>>,
 }
 
 /// Problem types are URNs; the code keeps only their last part.
@@ -48,6 +53,7 @@ impl Problem {
             detail: detail.into(),
             field: None,
             extra: None,
+            request_id: None,
         }
     }
 
@@ -79,10 +85,12 @@ impl Problem {
 }
 
 impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        self.request_id = crate::request_id::current();
         if status.is_server_error() {
-            tracing::error!(kind = %self.kind, detail = %self.detail, "request failed");
+            let request_id = self.request_id.as_deref().unwrap_or("-");
+            tracing::error!(kind = %self.kind, detail = %self.detail, request_id, "request failed");
         }
         let mut response = (status, axum::Json(&self)).into_response();
         response.headers_mut().insert(

@@ -1,7 +1,8 @@
 //! What every operation of the OpenAPI document has in common, applied to the document
 //! the handlers' annotations make, so that no annotation can forget it: operation ids
 //! unique across the API, the problems any `/v1` operation may answer (as
-//! `application/problem+json`), the `Idempotency-Key` header of every POST, the bounds
+//! `application/problem+json`), the `Idempotency-Key` header of every POST, the
+//! `X-Request-Id` of every request and response, the bounds
 //! of `limit`, uploads as bytes, and schemas that flatten another described as one
 //! object (a response
 //! with more fields than its request would otherwise break the request's closed
@@ -23,11 +24,36 @@ pub fn conventions(doc: OpenApi) -> OpenApi {
             };
             for (method, op) in item.iter_mut() {
                 operation(path, method, op);
+                request_id(op);
             }
         }
     }
     merge_all_of(&mut v, &schemas);
     serde_json::from_value(v).expect("the document stays a document")
+}
+
+/// Every operation takes an `X-Request-Id` and every response carries one (see
+/// `request_id.rs`).
+fn request_id(op: &mut Value) {
+    let header = json!({
+        "name": "X-Request-Id",
+        "in": "header",
+        "required": false,
+        "description": "The request's id, for the server's log and the response; made by the server when absent or not 1-128 visible ASCII characters.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 128}
+    });
+    match op.get_mut("parameters").and_then(Value::as_array_mut) {
+        Some(params) => params.push(header),
+        None => op["parameters"] = json!([header]),
+    }
+    if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
+        for response in responses.values_mut() {
+            response["headers"]["X-Request-Id"] = json!({
+                "description": "The request's id: the client's, or one the server made.",
+                "schema": {"type": "string"}
+            });
+        }
+    }
 }
 
 fn problem(description: &str) -> Value {

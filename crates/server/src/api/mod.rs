@@ -38,6 +38,7 @@ use crate::{Shared, auth, idempotency};
 Every `/v1` endpoint needs `Authorization: Bearer <token>`; tokens are made with `cohort token create --role read-only|operator|admin`. \
 A read-only token reads everything; an operator also manages groups, rules, customers, runs, imports and manual membership; an admin also plugins and webhooks.\n\n\
 Errors are `application/problem+json` with a stable `type`, a `detail` naming the field, and `field` where one is at fault. \
+Every response carries `X-Request-Id`, the client's own if it sent a usable one, also in a problem's `request_id` and in the server's log line. \
 Lists are paged by cursor: pass the `next` of one page as `after` (or `before`) to get the next; a missing `next` means the last page. \
 POST requests may carry an `Idempotency-Key` header: a retry with the same key and body gets the first response (marked `Idempotent-Replayed: true`) without doing the work again.\n\n\
 Times in requests and responses are RFC 3339 (`2026-11-25T00:00:00Z`). \

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use cohort_model::{Group, Membership, Timestamp};
+use cohort_model::{Group, Held, Membership, Timestamp};
 use cohort_planner::Rival;
 
 use crate::{Engine, FastMap, Result};
@@ -36,12 +36,28 @@ pub(crate) fn rival(
     rivals: &[(&Group, Arc<str>, u32)],
     as_of: Timestamp,
 ) -> Option<Rival> {
-    if !m.is_active(as_of) {
+    let held = Held {
+        id: m.id,
+        source: m.source,
+        start: m.start,
+        end: m.end,
+    };
+    rival_held(&m.group, &held, rivals, as_of)
+}
+
+/// A membership of `group`, as a rival, if it is active at `as_of` in one of `rivals`.
+pub(crate) fn rival_held(
+    group: &str,
+    held: &Held,
+    rivals: &[(&Group, Arc<str>, u32)],
+    as_of: Timestamp,
+) -> Option<Rival> {
+    if !held.is_active(as_of) {
         return None;
     }
-    let (_, id, priority) = rivals.iter().find(|(g, _, _)| g.id == m.group)?;
+    let (_, id, priority) = rivals.iter().find(|(g, _, _)| g.id == group)?;
     Some(Rival {
-        membership: m.id,
+        membership: held.id,
         group: id.clone(),
         priority: *priority,
     })

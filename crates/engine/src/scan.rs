@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use cohort_evaluator::{Compiled, Decision};
 use cohort_host::Condition;
-use cohort_model::{Group, Held, Membership, Timestamp, Verdicts};
+use cohort_model::{Group, Held, Timestamp, Verdicts};
 use cohort_planner::{Change, Rival, Standing, plan_into, rule_actor};
 use cohort_store::{
     Applied, Cause, Claim, NewScan, RangeCounts, RangeWork, RunRecord, RunStatus, ScanRecord,
@@ -25,7 +25,7 @@ use cohort_store::{
 use crate::facts::Facts;
 use crate::holdings::Holdings;
 use crate::plugins::Purpose;
-use crate::rivals::{rival, rival_groups};
+use crate::rivals::{rival_groups, rival_held};
 use crate::run::{new_run, policy};
 use crate::{Engine, EngineError, FastMap, PAGE, Result, Trigger};
 
@@ -442,16 +442,26 @@ impl Engine {
                     pinned.entry(group).or_default().insert(at);
                 }
             }
-            let alone: Vec<&str> = decided
+            let alone: Vec<String> = decided
                 .iter()
                 .flatten()
                 .filter(|d| d.alone())
-                .map(|d| d.run.group.as_str())
+                .map(|d| d.run.group.clone())
                 .collect();
-            let mut held: HashMap<String, Vec<Membership>> = HashMap::new();
-            for m in tx.memberships(&alone)? {
-                held.entry(m.group.clone()).or_default().push(m);
-            }
+            let slot: HashMap<&str, usize> = alone
+                .iter()
+                .enumerate()
+                .map(|(i, g)| (g.as_str(), i))
+                .collect();
+            let alone_names: Vec<&str> = alone.iter().map(String::as_str).collect();
+            let mut held: Vec<Vec<(u32, Held)>> = vec![Vec::new(); alone.len()];
+            tx.holdings(&alone_names, &mut |customer, group, h| {
+                // A customer registered since this worker read the customers is
+                // planned by the next scan, as one registered during a run is.
+                if let (Some(&at), Some(&g)) = (range.index.get(customer), slot.get(group)) {
+                    held[g].push((at as u32, h));
+                }
+            })?;
             let none = HashSet::new();
             let mut counts = Vec::new();
             // Runs outside an exclusive set, written together at the end: their
@@ -459,27 +469,21 @@ impl Engine {
             let mut pending: Vec<(Vec<Change>, String, usize, RunRecord)> = Vec::new();
             for job in &mut decided {
                 for d in job.iter_mut() {
-                    let alone = d.alone();
                     let pins = pinned.get(&d.run.group).unwrap_or(&none);
                     let actor = rule_actor(&d.run.group);
-                    if alone {
-                        let memberships = held.remove(&d.run.group).unwrap_or_default();
-                        let changes = plan_range(d, &groups, &range, &memberships, pins);
+                    if d.alone() {
+                        let own = slot
+                            .get(d.run.group.as_str())
+                            .map(|&g| std::mem::take(&mut held[g]))
+                            .unwrap_or_default();
+                        let changes = plan_range(d, &range, own, &FastMap::default(), pins);
                         pending.push((changes, actor, counts.len(), d.run.clone()));
                     } else {
-                        let memberships = match &d.group {
-                            Some(group) => {
-                                let mut read = vec![group.id.as_str()];
-                                read.extend(
-                                    rival_groups(group, &groups)
-                                        .iter()
-                                        .map(|(g, _, _)| g.id.as_str()),
-                                );
-                                tx.memberships(&read)?
-                            }
-                            None => Vec::new(),
+                        let (own, rivals) = match &d.group {
+                            Some(group) => standing(group, &groups, d.run.as_of, &range, tx)?,
+                            None => Default::default(),
                         };
-                        let changes = plan_range(d, &groups, &range, &memberships, pins);
+                        let changes = plan_range(d, &range, own, &rivals, pins);
                         let cause = cause(&d.run, &actor);
                         let applied = tx.apply(&[(&changes, cause)], d.run.started_at)?;
                         if let Some(applied) = applied.first() {
@@ -613,42 +617,51 @@ fn count(counts: &mut RangeCounts, applied: &Applied) {
     counts.removed += removed;
 }
 
-/// The changes of one run's decisions over a range, planned against `memberships`,
-/// the range's in the run's group and its rivals as the transaction read them, and
-/// `pinned`, the positions of the customers pinned out of the group.
+/// The range's memberships in an exclusive set's `group` (by customer position) and
+/// their rivals at `as_of`, as the transaction reads them.
+#[allow(
+    clippy::type_complexity,
+    reason = "the two halves of a customer's standing, as `Standing` takes them"
+)]
+fn standing(
+    group: &Group,
+    groups: &[Group],
+    as_of: Timestamp,
+    range: &Facts,
+    tx: &mut dyn RangeWork,
+) -> cohort_store::Result<(Vec<(u32, Held)>, FastMap<usize, Vec<Rival>>)> {
+    let rivals = rival_groups(group, groups);
+    let mut read = vec![group.id.as_str()];
+    read.extend(rivals.iter().map(|(g, _, _)| g.id.as_str()));
+    let mut own = Vec::new();
+    let mut rivals_at: FastMap<usize, Vec<Rival>> = FastMap::default();
+    tx.holdings(&read, &mut |customer, g, held| {
+        let Some(&at) = range.index.get(customer) else {
+            return;
+        };
+        if g == group.id {
+            own.push((at as u32, held));
+        } else if let Some(r) = rival_held(g, &held, &rivals, as_of) {
+            rivals_at.entry(at).or_default().push(r);
+        }
+    })?;
+    Ok((own, rivals_at))
+}
+
+/// The changes of one run's decisions over a range, planned against `own`, the range's
+/// memberships in the run's group by customer position, `rivals`, theirs in the other
+/// groups of its exclusive set, and `pinned`, the positions of customers pinned out.
 fn plan_range(
     d: &Decided,
-    groups: &[Group],
     range: &Facts,
-    memberships: &[Membership],
+    own: Vec<(u32, Held)>,
+    rivals: &FastMap<usize, Vec<Rival>>,
     pinned: &HashSet<usize>,
 ) -> Vec<Change> {
     let mut changes = Vec::new();
     let Some(group) = d.group.as_ref().filter(|_| d.counts.error.is_none()) else {
         return changes;
     };
-    let as_of = d.run.as_of;
-    let rivals = rival_groups(group, groups);
-    let mut own: Vec<(u32, Held)> = Vec::new();
-    let mut rivals_at: FastMap<usize, Vec<Rival>> = FastMap::default();
-    for m in memberships {
-        let Some(&at) = range.index.get(m.customer.as_str()) else {
-            // Registered since this worker read the customers: planned by the next
-            // scan, as a customer registered during a run is.
-            continue;
-        };
-        if m.group == group.id {
-            let held = Held {
-                id: m.id,
-                source: m.source,
-                start: m.start,
-                end: m.end,
-            };
-            own.push((at as u32, held));
-        } else if let Some(r) = rival(m, &rivals, as_of) {
-            rivals_at.entry(at).or_default().push(r);
-        }
-    }
     let holdings = Holdings::new(0, own);
     let mut held = holdings.cursor();
     let id: Arc<str> = group.id.as_str().into();
@@ -660,10 +673,10 @@ fn plan_range(
                 customer,
                 memberships: held.of(at),
                 pinned_out: pinned.contains(&at),
-                rivals: rivals_at.get(&at).map(Vec::as_slice).unwrap_or(&[]),
+                rivals: rivals.get(&at).map(Vec::as_slice).unwrap_or(&[]),
             },
             decision,
-            as_of,
+            d.run.as_of,
             &mut changes,
         );
     }

@@ -15,7 +15,7 @@ fn source(id: i64, text: &str) -> Result<Source> {
     named(text, Source::parse, "membership", &id.to_string())
 }
 
-pub(crate) fn membership(r: &Row) -> Result<Membership> {
+fn membership(r: &Row) -> Result<Membership> {
     let id: i64 = r.get(0);
     Ok(Membership {
         id,

@@ -8,7 +8,7 @@
 //! and is open: a worker whose lease lapsed and whose range another took writes
 //! nothing. Until then the row is free for the worker's renewals.
 
-use cohort_model::{Membership, Timestamp};
+use cohort_model::{Held, Source, Timestamp};
 use cohort_planner::Change;
 use cohort_store::{
     Applied, Cause, Claim, NewScan, RangeCounts, RangeWork, RunRecord, RunStatus, ScanRecord,
@@ -29,20 +29,35 @@ struct InRange<'t, 'c> {
 }
 
 impl RangeWork for InRange<'_, '_> {
-    fn memberships(&mut self, groups: &[&str]) -> cohort_store::Result<Vec<Membership>> {
+    fn holdings(
+        &mut self,
+        groups: &[&str],
+        each: &mut dyn FnMut(&str, &str, Held),
+    ) -> cohort_store::Result<()> {
         sql(|| {
+            // Only what planning needs, and the strings borrowed from the rows: a
+            // rescan reads every membership of every range, millions of rows.
             let statement = self.tx.prepared(
-                "SELECT id, customer, grp, source, actor, reason, starts, ends FROM memberships
+                "SELECT customer, grp, id, source, starts, ends FROM memberships
                  WHERE grp = ANY($1) AND ($2::text IS NULL OR customer >= $2)
                    AND ($3::text IS NULL OR customer < $3)
                  ORDER BY customer, id",
             )?;
-            let rows = self
+            for row in self
                 .tx
-                .query(&statement, &[&groups, &self.from, &self.to])?;
-            rows.iter()
-                .map(crate::memberships::membership)
-                .collect::<Result<_>>()
+                .query(&statement, &[&groups, &self.from, &self.to])?
+            {
+                let id: i64 = row.get(2);
+                let source = named(row.get(3), Source::parse, "membership", &id.to_string())?;
+                let held = Held {
+                    id,
+                    source,
+                    start: row.get(4),
+                    end: row.get(5),
+                };
+                each(row.get(0), row.get(1), held);
+            }
+            Ok(())
         })
     }
 

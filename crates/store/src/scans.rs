@@ -7,7 +7,7 @@
 //! Only a store that many processes share implements [`Scans`] (see
 //! [`crate::Runs::scans`]); on the embedded store a run is one process's transaction.
 
-use cohort_model::{Membership, Timestamp};
+use cohort_model::{Held, Timestamp};
 use cohort_planner::Change;
 use serde::Serialize;
 
@@ -112,8 +112,9 @@ pub struct RangeCounts {
 
 /// A range's transaction, as a worker plans in it: reads see what it wrote.
 pub trait RangeWork {
-    /// The memberships in `groups` of the range's customers.
-    fn memberships(&mut self, groups: &[&str]) -> Result<Vec<Membership>>;
+    /// The memberships in `groups` of the range's customers, told to `each` as
+    /// (customer, group, membership), a customer's in the store's order.
+    fn holdings(&mut self, groups: &[&str], each: &mut dyn FnMut(&str, &str, Held)) -> Result<()>;
     /// The range's customers pinned out of `groups`: (customer, group).
     fn exclusions(&mut self, groups: &[&str]) -> Result<Vec<(String, String)>>;
     /// Apply batches of changes, as [`crate::Memberships::apply_batches`] does.

@@ -13,20 +13,19 @@ use common::receiver::Receiver;
 use reqwest::StatusCode;
 use serde_json::json;
 
+/// The country plugin and a group `de` that takes German customers as they register.
+fn on_registration_group(c: &Cohort) {
+    c.ok(&["plugin", "add", "country"]);
+    let de = group("de", "full-sync", true, &["DE"]);
+    c.ok(&["group", "save", &c.file("de.json", &de.to_string())]);
+}
+
 #[test]
 fn two_servers_on_one_database_act_as_one() {
     let c = Cohort::on_postgresql();
     let admin = token(&c, "root", "admin");
     let operator = token(&c, "billing", "operator");
-    c.ok(&["plugin", "add", "country"]);
-    c.ok(&[
-        "group",
-        "save",
-        &c.file(
-            "de.json",
-            &group("de", "full-sync", true, &["DE"]).to_string(),
-        ),
-    ]);
+    on_registration_group(&c);
     // Due every second, on both servers' clocks.
     let mut nightly = group("every-second", "full-sync", false, &["DE"]);
     nightly["auto"]["triggers"]["schedule"] = json!({"cron": "* * * * * *", "time_zone": "UTC"});
@@ -229,15 +228,7 @@ fn a_server_stopped_cleanly_hands_its_webhook_over_at_once() {
     let c = Cohort::on_postgresql();
     let operator = token(&c, "billing", "operator");
     let admin = token(&c, "root", "admin");
-    c.ok(&["plugin", "add", "country"]);
-    c.ok(&[
-        "group",
-        "save",
-        &c.file(
-            "de.json",
-            &group("de", "full-sync", true, &["DE"]).to_string(),
-        ),
-    ]);
+    on_registration_group(&c);
     let env = [
         ("COHORT_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"),
         // Far longer than the test waits: only a lease given up explains a handover.

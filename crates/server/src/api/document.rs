@@ -39,8 +39,10 @@ fn request_id(op: &mut Value) {
         "name": "X-Request-Id",
         "in": "header",
         "required": false,
-        "description": "The request's id, for the server's log and the response; made by the server when absent or not 1-128 visible ASCII characters.",
-        "schema": {"type": "string", "minLength": 1, "maxLength": 128}
+        // Any value is taken: one that is not 1-128 visible ASCII characters is replaced,
+        // not refused, so the schema sets no bounds a client could be refused for.
+        "description": "The request's id, for the server's log and the response; the server makes one when it is absent or not 1-128 visible ASCII characters.",
+        "schema": {"type": "string"}
     });
     match op.get_mut("parameters").and_then(Value::as_array_mut) {
         Some(params) => params.push(header),

@@ -1,6 +1,5 @@
-//! The database goes away in the middle of a run: the run writes all of its changes or
-//! none, and its record ends `finished`, `failed` or (once its store is gone)
-//! `interrupted`, never `running` with half its rows.
+//! The database goes away in the middle of a run: each of its ranges writes all of its
+//! changes or none, and a worker finishes what the run left, each customer once.
 
 mod common;
 
@@ -43,11 +42,21 @@ fn a_run_whose_database_goes_away_writes_all_or_nothing() {
         .upsert_customers(&customers, 0)
         .expect("customers");
 
-    // Every session of the store is ended, again and again, while the run goes on.
+    // Once the run is recorded, every session of the store is ended, again and again,
+    // while the run goes on. (The store's schema is named as its sessions are.)
     let running = AtomicBool::new(true);
     let outcome = std::thread::scope(|scope| {
         scope.spawn(|| {
             let mut admin = postgres::Client::connect(&server(), postgres::NoTls).expect("admin");
+            let recorded = format!("SELECT count(*) FROM {application}.runs");
+            while running.load(Ordering::SeqCst)
+                && admin
+                    .query_one(&recorded, &[])
+                    .map_or(0, |r| r.get::<_, i64>(0))
+                    == 0
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             while running.load(Ordering::SeqCst) {
                 let _ = admin.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
@@ -98,29 +107,44 @@ fn a_run_whose_database_goes_away_writes_all_or_nothing() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    // Read by a store opened afterwards, as the next server would.
-    let after = PgStore::connect(&url).expect("the database is back");
+    // Read by a store opened afterwards, as the next server would. A range writes all
+    // of its changes or none (these 30,000 customers are one range): nothing was
+    // written, or every membership with its entry and event.
+    let after = Arc::new(PgStore::connect(&url).expect("the database is back"));
     use cohort_store::prelude::*;
-    // A run cut off before its record was written has none.
+    let written = after.group_memberships("de").expect("memberships").len();
+    assert!(
+        written == 0 || written == customers.len(),
+        "{written} written"
+    );
+    let entries = after
+        .history(None, None, None, 100_000)
+        .expect("history")
+        .len();
+    let events = after.events_after(0, 100_000).expect("events").len();
+    assert_eq!((entries, events), (written, written));
+
+    // The run's scan belongs to no process: it stays `running` until a worker finishes
+    // its ranges.
     let runs = after.runs(Some("de"), None, 10).expect("runs");
-    assert!(runs.len() <= 1, "{runs:?}");
-    for run in &runs {
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].status, RunStatus::Running, "{runs:?}");
+    let worker = common::engine_on(after.clone());
+    let scans = worker.scans().expect("a shared store");
+    // The dead run's lease lapses within its 30 seconds; a worker then takes it over.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while after.runs(Some("de"), None, 1).expect("runs")[0].status == RunStatus::Running {
         assert!(
-            matches!(run.status, RunStatus::Failed | RunStatus::Interrupted),
-            "{run:?}"
+            std::time::Instant::now() < deadline,
+            "no worker finished the scan"
         );
+        worker
+            .work_range(scans, "w", None, 30, 20, false)
+            .expect("a range");
+        std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(
-        after
-            .group_memberships("de")
-            .expect("memberships")
-            .is_empty()
-    );
-    assert!(
-        after
-            .history(None, None, None, 10)
-            .expect("history")
-            .is_empty()
-    );
-    assert!(after.events_after(0, 10).expect("events").is_empty());
+    let run = &after.runs(Some("de"), None, 1).expect("runs")[0];
+    assert_eq!(run.status, RunStatus::Finished, "{run:?}");
+    let members = after.group_memberships("de").expect("memberships");
+    assert_eq!(members.len(), customers.len(), "each customer once");
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use cohort_engine::{Engine, Trigger};
 use cohort_host::{Host, HostConfig};
-use cohort_model::Interner;
+use cohort_model::{CustomerRecord, Interner};
 use cohort_store::{ScanStatus, Store};
 
 use crate::generate::{self, AS_OF, Rng};
@@ -37,25 +37,15 @@ pub fn day(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Day> {
     let ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
     let mut day = Day::default();
 
-    let mut customers = generate::customers(settings.customers, settings.seed);
     let t = Instant::now();
-    for chunk in customers.chunks(50_000) {
-        store.upsert_customers(chunk, AS_OF)?;
-    }
+    let mut customers = load(settings, store.as_ref())?;
     day.load = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
     day.added = scan(&engine, &ids, AS_OF)?.added;
     day.scan = t.elapsed().as_secs_f64();
 
-    let mut rng = Rng::new(settings.seed ^ 0x00C4_A66E);
-    let mut batch = Vec::new();
-    for _ in 0..(settings.customers / 100).max(1) {
-        let i = rng.below(customers.len());
-        generate::change(&mut rng, &mut customers[i]);
-        batch.push(customers[i].clone());
-    }
-    store.upsert_customers(&batch, AS_OF + 60)?;
+    change_one_percent(settings, store.as_ref(), &mut customers)?;
     let t = Instant::now();
     let rescanned = scan(&engine, &ids, AS_OF + 60)?;
     day.rescan_changes = rescanned.added + rescanned.removed;
@@ -65,6 +55,32 @@ pub fn day(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Day> {
     (day.registration_p50_ms, day.registration_p99_ms) = registrations(&engine, settings, 0)?;
     day.registrations_per_second = settings.registrations as f64 / t.elapsed().as_secs_f64();
     Ok(day)
+}
+
+/// The day's customers, stored as a platform's first load sends them.
+fn load(settings: &Settings, store: &dyn Store) -> anyhow::Result<Vec<CustomerRecord>> {
+    let customers = generate::customers(settings.customers, settings.seed);
+    for chunk in customers.chunks(50_000) {
+        store.upsert_customers(chunk, AS_OF)?;
+    }
+    Ok(customers)
+}
+
+/// One customer in a hundred changed, the same ones on every store, and stored.
+fn change_one_percent(
+    settings: &Settings,
+    store: &dyn Store,
+    customers: &mut [CustomerRecord],
+) -> anyhow::Result<()> {
+    let mut rng = Rng::new(settings.seed ^ 0x00C4_A66E);
+    let mut batch = Vec::new();
+    for _ in 0..(settings.customers / 100).max(1) {
+        let i = rng.below(customers.len());
+        generate::change(&mut rng, &mut customers[i]);
+        batch.push(customers[i].clone());
+    }
+    store.upsert_customers(&batch, AS_OF + 60)?;
+    Ok(())
 }
 
 /// Customers per range of a shared store's scans: twenty ranges, as the default makes
@@ -120,24 +136,14 @@ pub fn shared(
         workers,
         ..Shared::default()
     };
-    let mut customers = generate::customers(settings.customers, settings.seed);
-    for chunk in customers.chunks(50_000) {
-        store.upsert_customers(chunk, AS_OF)?;
-    }
+    let mut customers = load(settings, store.as_ref())?;
 
     let t = Instant::now();
     let (added, _) = scan_with(&engine, &crew, &ids, AS_OF)?;
     shared.scan = t.elapsed().as_secs_f64();
     shared.added = added;
 
-    let mut rng = Rng::new(settings.seed ^ 0x00C4_A66E);
-    let mut batch = Vec::new();
-    for _ in 0..(settings.customers / 100).max(1) {
-        let i = rng.below(customers.len());
-        generate::change(&mut rng, &mut customers[i]);
-        batch.push(customers[i].clone());
-    }
-    store.upsert_customers(&batch, AS_OF + 60)?;
+    change_one_percent(settings, store.as_ref(), &mut customers)?;
     let t = Instant::now();
     let (added, removed) = scan_with(&engine, &crew, &ids, AS_OF + 60)?;
     shared.rescan = t.elapsed().as_secs_f64();

@@ -67,6 +67,43 @@ pub(crate) fn new_run(
     }
 }
 
+/// Count every failure in a page's verdict columns, also where the rest of the rule
+/// decided anyway.
+pub(crate) fn count_errors(columns: &[Verdicts], failures: &mut HashMap<String, u64>) {
+    for (_, e) in columns.iter().flat_map(Verdicts::errors) {
+        match failures.get_mut(e.as_str()) {
+            Some(n) => *n += 1,
+            None => drop(failures.insert(e.clone(), 1)),
+        }
+    }
+}
+
+/// The decision for row `i` of a page's verdict columns, counted into (matched,
+/// undecided): undecided, with its problem counted, for a record that no longer
+/// passes the model's checks (`invalid`).
+pub(crate) fn decide_row(
+    compiled: &Compiled,
+    columns: &[Verdicts],
+    i: usize,
+    invalid: Option<&String>,
+    failures: &mut HashMap<String, u64>,
+    (matched, undecided): (&mut u64, &mut u64),
+) -> Decision {
+    let decision = match invalid {
+        Some(problem) => {
+            *failures.entry(problem.clone()).or_default() += 1;
+            Decision::Undecided
+        }
+        None => compiled.decide(columns, i),
+    };
+    match decision {
+        Decision::Member => *matched += 1,
+        Decision::Undecided => *undecided += 1,
+        Decision::NotMember => {}
+    }
+    decision
+}
+
 /// `id` is the group's id, shared by the changes planned with the policy.
 pub(crate) fn policy<'a>(group: &'a Group, id: &'a Arc<str>) -> Policy<'a> {
     Policy {
@@ -282,26 +319,17 @@ impl Engine {
                 .iter_mut()
                 .map(|c| self.tally(c.evaluate_columns(as_of, customers)))
                 .collect();
-            // Every failure is counted, also where the rest of the rule decided anyway.
-            for (_, e) in columns.iter().flat_map(Verdicts::errors) {
-                match failures.get_mut(e.as_str()) {
-                    Some(n) => *n += 1,
-                    None => drop(failures.insert(e.clone(), 1)),
-                }
-            }
+            count_errors(&columns, &mut failures);
             for (i, id) in ids.iter().enumerate() {
                 let at = page * PAGE + i;
-                let decision = if let Some(problem) = facts.invalid.get(&at) {
-                    *failures.entry(problem.clone()).or_default() += 1;
-                    Decision::Undecided
-                } else {
-                    compiled.decide(&columns, i)
-                };
-                match decision {
-                    Decision::Member => run.matched += 1,
-                    Decision::Undecided => run.undecided += 1,
-                    Decision::NotMember => {}
-                }
+                let decision = decide_row(
+                    &compiled,
+                    &columns,
+                    i,
+                    facts.invalid.get(&at),
+                    &mut failures,
+                    (&mut run.matched, &mut run.undecided),
+                );
                 plan_into(
                     policy,
                     Standing {

@@ -26,7 +26,7 @@ use crate::facts::Facts;
 use crate::holdings::Holdings;
 use crate::plugins::Purpose;
 use crate::rivals::{rival_groups, rival_held};
-use crate::run::{new_run, policy};
+use crate::run::{count_errors, decide_row, new_run, policy};
 use crate::{Engine, EngineError, FastMap, PAGE, Result, Trigger};
 
 /// Customers per range: a range's verdicts and plans take a fraction of a second,
@@ -326,8 +326,10 @@ impl Engine {
         let lease = lease.max(1);
         // The customers first, before a range is claimed: a worker's first load takes
         // seconds at a million customers, and a range claimed meanwhile would be held
-        // (and, should the worker die then, taken again) for nothing.
-        self.facts()?;
+        // (and, should the worker die then, taken again) for nothing. The range is
+        // worked on this snapshot: a customer written since is planned by the next
+        // scan, as one written during a run is.
+        let facts = self.facts()?;
         let Some(claim) = scans.claim_range(&name, scan, lease)? else {
             return Ok(None);
         };
@@ -367,9 +369,23 @@ impl Engine {
             // groups of an exclusive set are written one after another); the database
             // ends one, which is done again at once, the claim still its worker's.
             let mut tries = 0;
+            // The snapshot read before the claim serves the first try; a retry reads
+            // the customers again.
+            let mut first = Some(facts);
             let outcome = loop {
                 tries += 1;
-                match self.work_claim(scans, &claim, now, keep_changes, prepared, &mut report) {
+                let facts = first.take().map_or_else(|| self.facts(), Ok);
+                match facts.and_then(|facts| {
+                    self.work_claim(
+                        scans,
+                        &claim,
+                        facts,
+                        now,
+                        keep_changes,
+                        prepared,
+                        &mut report,
+                    )
+                }) {
                     Err(EngineError::Store(e)) if e.is_busy() && tries < BUSY_TRIES => {
                         std::thread::sleep(Duration::from_millis(20 * tries));
                     }
@@ -390,16 +406,20 @@ impl Engine {
         Ok(Some(report))
     }
 
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the claim, what it is worked on, and where its report goes"
+    )]
     fn work_claim(
         &self,
         scans: &dyn Scans,
         claim: &Claim,
+        facts: Arc<Facts>,
         now: Timestamp,
         keep_changes: bool,
         prepared: &mut Prepared,
         report: &mut RangeReport,
     ) -> Result<Option<ScanRecord>> {
-        let facts = self.facts()?;
         let order = self.id_order.of(&facts);
         let from = claim.from.as_deref().map_or(0, |f| {
             order.partition_point(|&p| &*facts.ids[p as usize] < f)
@@ -573,22 +593,16 @@ impl Engine {
                 .iter_mut()
                 .map(|c| self.tally(c.evaluate_columns(run.as_of, customers)))
                 .collect();
-            for (_, e) in columns.iter().flat_map(Verdicts::errors) {
-                *failures.entry(e.clone()).or_default() += 1;
-            }
+            count_errors(&columns, &mut failures);
             for i in 0..customers.len() {
-                let decision = if let Some(problem) = range.invalid.get(&(page * PAGE + i)) {
-                    *failures.entry(problem.clone()).or_default() += 1;
-                    Decision::Undecided
-                } else {
-                    compiled.decide(&columns, i)
-                };
-                match decision {
-                    Decision::Member => counts.matched += 1,
-                    Decision::Undecided => counts.undecided += 1,
-                    Decision::NotMember => {}
-                }
-                decisions.push(decision);
+                decisions.push(decide_row(
+                    &compiled,
+                    &columns,
+                    i,
+                    range.invalid.get(&(page * PAGE + i)),
+                    &mut failures,
+                    (&mut counts.matched, &mut counts.undecided),
+                ));
             }
         }
         counts.failures = failures.into_iter().collect();

@@ -160,6 +160,18 @@ fn claimed(tx: &mut Tx<'_>, row: &Row, worker: &str) -> Result<Claim> {
     })
 }
 
+/// End the claimed range with `status`, if it is still open and the claim's worker's
+/// (a lease that lapsed and was taken over is not); whether it was.
+fn settle(tx: &mut Tx<'_>, claim: &Claim, status: &str) -> Result<bool> {
+    let range = i32::try_from(claim.range).unwrap_or(i32::MAX);
+    let settled = tx.execute(
+        "UPDATE scan_ranges SET status = $4, lease_until = NULL
+         WHERE scan = $1 AND range = $2 AND worker = $3 AND status = 'open'",
+        &[&claim.scan, &range, &claim.worker, &status],
+    )?;
+    Ok(settled == 1)
+}
+
 /// Each run's counts merged into its record: the runs locked and read in one
 /// statement, written in another (a statement per run was most of a small range's
 /// time).
@@ -393,13 +405,7 @@ impl Scans for PgStore {
         })?;
         sql(|| {
             add_counts(&mut tx, &counts, at)?;
-            let range = i32::try_from(claim.range).unwrap_or(i32::MAX);
-            let mine = tx.execute(
-                "UPDATE scan_ranges SET status = 'done', lease_until = NULL
-                 WHERE scan = $1 AND range = $2 AND worker = $3 AND status = 'open'",
-                &[&claim.scan, &range, &claim.worker],
-            )?;
-            if mine == 0 {
+            if !settle(&mut tx, claim, "done")? {
                 // Dropped unfinished: rolled back.
                 return Ok(None);
             }
@@ -425,13 +431,7 @@ impl Scans for PgStore {
         sql(|| {
             let mut conn = self.pool.get()?;
             let mut tx = conn.begin()?;
-            let range = i32::try_from(claim.range).unwrap_or(i32::MAX);
-            let mine = tx.execute(
-                "UPDATE scan_ranges SET status = 'failed', lease_until = NULL
-                 WHERE scan = $1 AND range = $2 AND worker = $3 AND status = 'open'",
-                &[&claim.scan, &range, &claim.worker],
-            )?;
-            if mine == 0 {
+            if !settle(&mut tx, claim, "failed")? {
                 return Ok(());
             }
             tx.execute(

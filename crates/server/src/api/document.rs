@@ -2,7 +2,7 @@
 //! the handlers' annotations make, so that no annotation can forget it: operation ids
 //! unique across the API, the problems any `/v1` operation may answer (as
 //! `application/problem+json`), the `Idempotency-Key` header of every POST, the
-//! `X-Request-Id` of every request and response, the bounds
+//! `X-Request-Id` of every response, the bounds
 //! of `limit`, uploads as bytes, and schemas that flatten another described as one
 //! object (a response
 //! with more fields than its request would otherwise break the request's closed
@@ -32,22 +32,11 @@ pub fn conventions(doc: OpenApi) -> OpenApi {
     serde_json::from_value(v).expect("the document stays a document")
 }
 
-/// Every operation takes an `X-Request-Id` and every response carries one (see
-/// `request_id.rs`).
+/// Every response carries an `X-Request-Id` (see `request_id.rs`). The request
+/// header it may come from is told in the document's description, not as a parameter
+/// of every operation: any value is taken, so a parameter would only invite tools to
+/// fill it from other operations' answers.
 fn request_id(op: &mut Value) {
-    let header = json!({
-        "name": "X-Request-Id",
-        "in": "header",
-        "required": false,
-        // Any value is taken: one that is not 1-128 visible ASCII characters is replaced,
-        // not refused, so the schema sets no bounds a client could be refused for.
-        "description": "The request's id, for the server's log and the response; the server makes one when it is absent or not 1-128 visible ASCII characters.",
-        "schema": {"type": "string"}
-    });
-    match op.get_mut("parameters").and_then(Value::as_array_mut) {
-        Some(params) => params.push(header),
-        None => op["parameters"] = json!([header]),
-    }
     if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
         for response in responses.values_mut() {
             response["headers"]["X-Request-Id"] = json!({

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::sync::mpsc::SyncSender;
 
 use cohort_import::{Column, Options, open};
 use cohort_store::{Cause, ImportProblem, ImportRecord, StagedRow, Trigger};
@@ -76,6 +77,7 @@ impl Engine {
             ..ImportRecord::default()
         };
         record.id = store.begin_import(&record)?;
+        let id = record.id;
         let groups = GroupNames::new(&store.groups()?);
 
         let mut hashing = Hashing {
@@ -83,68 +85,32 @@ impl Engine {
             hasher: Sha256::new(),
             bytes: 0,
         };
-        let mut problems = Vec::new();
-        // Problems name columns as the file's header does.
-        let mut customer_column = Column::Customer.header().to_string();
-        match open(&mut hashing, options.read) {
-            Err(e) => problems.push(ImportProblem {
-                line: 1,
-                column: None,
-                message: e.to_string(),
-            }),
-            Ok(rows) => {
-                customer_column = rows.header(Column::Customer);
-                let group_column = rows.header(Column::Groups);
-                let mut staged = Vec::with_capacity(STAGE);
-                for row in rows {
-                    record.rows += 1;
-                    match row {
-                        Err(e) => {
-                            problems.push(ImportProblem {
-                                line: e.line,
-                                column: e.column,
-                                message: e.message,
-                            });
-                        }
-                        Ok(row) => {
-                            for named in &row.groups {
-                                let group = match groups.find(named) {
-                                    Ok(group) => group,
-                                    Err(message) => {
-                                        problems.push(ImportProblem {
-                                            line: row.line,
-                                            column: Some(group_column.clone()),
-                                            message,
-                                        });
-                                        continue;
-                                    }
-                                };
-                                staged.push(StagedRow {
-                                    line: row.line,
-                                    customer: row.customer.clone(),
-                                    group: group.clone(),
-                                    start: row.start,
-                                    end: row.end,
-                                });
-                            }
-                        }
+        // Reading and parsing take about as long as staging what was read; on two
+        // cores they overlap: this thread reads, another writes each batch as it comes.
+        // Two batches in flight keep memory flat.
+        let (batches, received) = std::sync::mpsc::sync_channel::<Batch>(2);
+        let (customer_column, rows) = std::thread::scope(|scope| {
+            let stager = scope.spawn(|| -> Result<()> {
+                for batch in received {
+                    if !batch.rows.is_empty() {
+                        store.stage_import(id, &batch.rows)?;
                     }
-                    if staged.len() >= STAGE {
-                        store.stage_import(record.id, &staged)?;
-                        staged.clear();
-                    }
-                    if problems.len() >= STAGE {
-                        store.add_import_problems(record.id, &problems)?;
-                        problems.clear();
-                    }
-                    if record.rows.is_multiple_of(10_000) {
-                        progress(record.rows);
+                    if !batch.problems.is_empty() {
+                        store.add_import_problems(id, &batch.problems)?;
                     }
                 }
-                store.stage_import(record.id, &staged)?;
-            }
-        }
-        store.add_import_problems(record.id, &problems)?;
+                Ok(())
+            });
+            let read = read_rows(&mut hashing, options.read, &groups, &batches, progress);
+            drop(batches);
+            let staged = stager
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            // A failed write ends the reading early (its batch finds no receiver):
+            // the write's error is the one to report.
+            staged.map(|()| read)
+        })?;
+        record.rows = rows;
         store.check_import(record.id, &customer_column)?;
         record.sha256 = hex::encode(hashing.hasher.finalize());
 
@@ -226,4 +192,85 @@ impl GroupNames {
             None => Err(format!("unknown group `{named}`")),
         }
     }
+}
+
+/// Rows and problems read from a file, to be written together.
+#[derive(Default)]
+struct Batch {
+    rows: Vec<StagedRow>,
+    problems: Vec<ImportProblem>,
+}
+
+/// Read the file, sending its rows and problems in batches to `stage`; the name of the
+/// file's customer column and the number of rows read. It stops early, sending
+/// nothing more, when the receiver is gone (its write failed).
+fn read_rows(
+    input: impl Read,
+    options: Options,
+    groups: &GroupNames,
+    stage: &SyncSender<Batch>,
+    progress: &mut dyn FnMut(u64),
+) -> (String, u64) {
+    let mut batch = Batch::default();
+    let rows = match open(input, options) {
+        Err(e) => {
+            batch.problems.push(ImportProblem {
+                line: 1,
+                column: None,
+                message: e.to_string(),
+            });
+            // Problems name columns as the file's header does.
+            let _ = stage.send(batch);
+            return (Column::Customer.header().to_string(), 0);
+        }
+        Ok(rows) => rows,
+    };
+    let customer_column = rows.header(Column::Customer);
+    let group_column = rows.header(Column::Groups);
+    let mut read = 0;
+    for row in rows {
+        read += 1;
+        match row {
+            Err(e) => batch.problems.push(ImportProblem {
+                line: e.line,
+                column: e.column,
+                message: e.message,
+            }),
+            Ok(row) => {
+                for named in &row.groups {
+                    match groups.find(named) {
+                        Ok(group) => batch.rows.push(StagedRow {
+                            line: row.line,
+                            customer: row.customer.clone(),
+                            group: group.clone(),
+                            start: row.start,
+                            end: row.end,
+                        }),
+                        Err(message) => batch.problems.push(ImportProblem {
+                            line: row.line,
+                            column: Some(group_column.clone()),
+                            message,
+                        }),
+                    }
+                }
+            }
+        }
+        if batch.rows.len() >= STAGE || batch.problems.len() >= STAGE {
+            let full = std::mem::replace(
+                &mut batch,
+                Batch {
+                    rows: Vec::with_capacity(STAGE),
+                    problems: Vec::new(),
+                },
+            );
+            if stage.send(full).is_err() {
+                break;
+            }
+        }
+        if read % 10_000 == 0 {
+            progress(read);
+        }
+    }
+    let _ = stage.send(batch);
+    (customer_column, read)
 }

@@ -139,9 +139,10 @@ impl Imports for PgStore {
         sql(|| {
             let mut conn = self.pool.get()?;
             let mut tx = conn.begin()?;
-            // Each row with the imported membership it would update, if any. A file
-            // never repeats a key (a repeated key is an error of its line), so no row
-            // finds a membership another row of this import writes.
+            // Each row with the imported membership it would update, if any, group by
+            // group as on every backend. A file never repeats a key (a repeated key is
+            // an error of its line), so no row finds a membership another row of this
+            // import writes.
             let planned: Vec<Planned> = tx
                 .query(
                     "SELECT r.line, r.customer, r.grp, r.starts, r.ends, m.id, m.ends
@@ -150,7 +151,7 @@ impl Imports for PgStore {
                          AND m.starts = r.starts AND m.source = 'import'
                      WHERE r.import = $1
                        AND r.line NOT IN (SELECT line FROM import_errors WHERE import = $1)
-                     ORDER BY r.line",
+                     ORDER BY r.grp COLLATE \"C\", r.customer COLLATE \"C\", r.starts, r.line",
                     &[&import],
                 )?
                 .iter()

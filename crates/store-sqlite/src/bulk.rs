@@ -30,6 +30,19 @@ pub(crate) fn insert<'r, T, const C: usize, const N: usize>(
     rows: &'r [T],
     values: impl Fn(&'r T) -> [ToSqlOutput<'r>; N],
 ) -> Result<()> {
+    insert_select(tx, head, "", shared, rows, values)
+}
+
+/// As `insert`, with `tail` after the rows: `head` may open `SELECT … FROM (VALUES`
+/// and `tail` close it, to insert what is computed from each row's values.
+pub(crate) fn insert_select<'r, T, const C: usize, const N: usize>(
+    tx: &Transaction<'_>,
+    head: &str,
+    tail: &str,
+    shared: [ToSqlOutput<'r>; C],
+    rows: &'r [T],
+    values: impl Fn(&'r T) -> [ToSqlOutput<'r>; N],
+) -> Result<()> {
     let statement = |n: usize| {
         let rows: Vec<String> = (0..n)
             .map(|r| {
@@ -38,7 +51,7 @@ pub(crate) fn insert<'r, T, const C: usize, const N: usize>(
                 format!("({})", all.join(", "))
             })
             .collect();
-        format!("{head} {}", rows.join(", "))
+        format!("{head} {}{tail}", rows.join(", "))
     };
     let run = |n: usize, rows: &mut dyn Iterator<Item = &'r [T]>| -> Result<()> {
         let mut stmt = tx.prepare_cached(&statement(n))?;

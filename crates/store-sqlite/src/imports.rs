@@ -6,7 +6,7 @@ use cohort_store::plan::{Action, Event, NewMembership, announced};
 use cohort_store::{Cause, ImportProblem, ImportRecord, Imports, StagedRow};
 use rusqlite::params;
 
-use crate::bulk::{NULL, insert, int, text};
+use crate::bulk::{NULL, insert_select, int, text};
 use crate::journal::Journal;
 use crate::memberships::bump_membership_stamps;
 use crate::{SqliteStore, sql};
@@ -35,9 +35,16 @@ impl Imports for SqliteStore {
         sql(|| {
             let mut conn = self.conn();
             let tx = conn.transaction()?;
-            insert(
+            // Whether each row's customer is known is looked up here, as the row is
+            // staged: staging keeps pace with the reading of the file (see
+            // `Engine::import`) with time to spare, and the check afterwards only reads.
+            insert_select(
                 &tx,
-                "INSERT INTO import_rows (import, line, customer, grp, start, end) VALUES",
+                "INSERT INTO import_rows (import, line, customer, grp, start, end, known)
+                 SELECT column1, column2, column3, column4, column5, column6,
+                        EXISTS (SELECT 1 FROM customers c WHERE c.id = column3)
+                 FROM (VALUES",
+                ")",
                 [int(import)],
                 rows,
                 |r| {
@@ -80,31 +87,72 @@ impl Imports for SqliteStore {
         sql(|| {
             let mut conn = self.conn();
             let tx = conn.transaction()?;
-            let unknown = tx.execute(
-                "INSERT INTO import_errors (import, line, col, message)
-             SELECT r.import, r.line, ?2, 'unknown customer `' || r.customer || '`'
-             FROM import_rows r WHERE r.import = ?1
-               AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = r.customer)",
-                params![import, customer_column],
-            )?;
-            // Each pair is reported on its later line, naming the earlier one.
-            let clashes = tx.execute(
-            "INSERT INTO import_errors (import, line, col, message)
-             SELECT b.import, b.line, NULL,
-                    CASE WHEN a.start = b.start AND a.end IS b.end
-                         THEN 'duplicates line ' || a.line || ' (`' || b.customer || '` in `' || b.grp || '`)'
-                         ELSE 'overlaps line ' || a.line || ': both put `' || b.customer || '` in `' || b.grp || '` at the same time'
-                    END
-             FROM import_rows a JOIN import_rows b
-               ON a.import = b.import AND a.customer = b.customer AND a.grp = b.grp
-              AND a.line < b.line
-              AND a.start < COALESCE(b.end, 9223372036854775807)
-              AND b.start < COALESCE(a.end, 9223372036854775807)
-             WHERE a.import = ?1",
-            [import],
-        )?;
+            let mut found = 0;
+            {
+                // One read of the staged rows in their order: a customer and group's
+                // rows come together, so rows that clash are found among those few,
+                // where a join of the rows with themselves looked each one up again.
+                let mut rows = tx.prepare(
+                    "SELECT grp, customer, start, end, line, known FROM import_rows
+                     WHERE import = ?1 ORDER BY grp, customer, start, line",
+                )?;
+                let mut problem = tx.prepare_cached(
+                    "INSERT INTO import_errors (import, line, col, message)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                let mut cursor = rows.query([import])?;
+                let mut key: Option<(String, String)> = None;
+                let mut windows: Vec<Window> = Vec::new();
+                while let Some(row) = cursor.next()? {
+                    let group: String = row.get(0)?;
+                    let customer: String = row.get(1)?;
+                    let window = Window {
+                        start: row.get(2)?,
+                        end: row.get(3)?,
+                        line: row.get(4)?,
+                    };
+                    if !row.get::<_, bool>(5)? {
+                        found += 1;
+                        problem.execute(params![
+                            import,
+                            window.line,
+                            customer_column,
+                            format!("unknown customer `{customer}`")
+                        ])?;
+                    }
+                    if key
+                        .as_ref()
+                        .is_none_or(|(g, c)| *g != group || *c != customer)
+                    {
+                        windows.clear();
+                        key = Some((group.clone(), customer.clone()));
+                    }
+                    // Each pair is reported on its later line, naming the earlier one.
+                    for earlier in &windows {
+                        let Some((first, later)) = earlier.clash(&window) else {
+                            continue;
+                        };
+                        found += 1;
+                        let message = if first.start == later.start && first.end == later.end {
+                            format!("duplicates line {} (`{customer}` in `{group}`)", first.line)
+                        } else {
+                            format!(
+                                "overlaps line {}: both put `{customer}` in `{group}` at the same time",
+                                first.line
+                            )
+                        };
+                        problem.execute(params![
+                            import,
+                            later.line,
+                            Option::<&str>::None,
+                            message
+                        ])?;
+                    }
+                    windows.push(window);
+                }
+            }
             tx.commit()?;
-            Ok((unknown + clashes) as u64)
+            Ok(found)
         })
     }
 
@@ -121,19 +169,32 @@ impl Imports for SqliteStore {
             let (mut added, mut updated, mut unchanged) = (0, 0, 0);
             {
                 // Each row with the membership it would update, if any, in one
-                // statement: SQLite finds each by `memberships_by_group` itself, where a
-                // lookup per row cost a statement per row. The memberships this writes
-                // meanwhile have keys of earlier lines, which a file never repeats (a
-                // repeated key is an error of its line), so none is found again.
-                let mut rows = tx.prepare(
+                // statement, in the order rows are kept (group, customer, start): the
+                // lookups and the memberships added walk `memberships_by_group` from one
+                // end to the other, where the file's order jumped about in it. The
+                // memberships this writes meanwhile have keys of other rows, which a
+                // file never repeats (a repeated key is an error of its line), so none
+                // is found again.
+                // Lines with problems are left out; with none (the usual case) the
+                // statement need not ask of every row.
+                let problems: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM import_errors WHERE import = ?1)",
+                    [import],
+                    |r| r.get(0),
+                )?;
+                let mut rows = tx.prepare(&format!(
                     "SELECT r.line, r.customer, r.grp, r.start, r.end, m.id, m.end
                      FROM import_rows r
                      LEFT JOIN memberships m ON m.grp = r.grp AND m.customer = r.customer
                          AND m.start = r.start AND m.source = 'import'
-                     WHERE r.import = ?1
-                       AND r.line NOT IN (SELECT line FROM import_errors WHERE import = ?1)
-                     ORDER BY r.line",
-                )?;
+                     WHERE r.import = ?1 {}
+                     ORDER BY r.grp, r.customer, r.start, r.line",
+                    if problems {
+                        "AND r.line NOT IN (SELECT line FROM import_errors WHERE import = ?1)"
+                    } else {
+                        ""
+                    }
+                ))?;
                 let mut set_end = tx.prepare_cached(
                     "UPDATE memberships SET end = ?2, announced = ?3 WHERE id = ?1",
                 )?;
@@ -186,7 +247,9 @@ impl Imports for SqliteStore {
                             });
                         }
                     }
-                    touched.insert(group);
+                    if !touched.contains(&group) {
+                        touched.insert(group);
+                    }
                     journal.spill(&tx)?;
                 }
                 journal.finish(&tx)?;
@@ -315,5 +378,27 @@ impl Imports for SqliteStore {
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
+    }
+}
+
+/// A staged row's window and line, to find the rows that clash with it.
+#[derive(Clone, Copy)]
+struct Window {
+    start: i64,
+    end: Option<i64>,
+    line: i64,
+}
+
+impl Window {
+    /// The two rows in the order of their lines, if their windows overlap.
+    fn clash<'a>(&'a self, other: &'a Window) -> Option<(&'a Window, &'a Window)> {
+        let overlap = self.start < other.end.unwrap_or(i64::MAX)
+            && other.start < self.end.unwrap_or(i64::MAX);
+        let ordered = if self.line < other.line {
+            (self, other)
+        } else {
+            (other, self)
+        };
+        overlap.then_some(ordered)
     }
 }

@@ -24,6 +24,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/14-run-owners.sql"),
     include_str!("../migrations/15-data-dir-as-given.sql"),
     include_str!("../migrations/16-webhook-leases.sql"),
+    include_str!("../migrations/17-import-rows-by-group.sql"),
 ];
 
 /// Bring the schema of `tx` up to date.

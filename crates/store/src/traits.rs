@@ -223,7 +223,9 @@ pub trait Imports: Send + Sync {
     /// Apply the staged rows of lines without problems, in one transaction (or, for a
     /// dry run, only count): a row whose customer, group and start match an imported
     /// membership updates its end or leaves it unchanged; any other row adds a
-    /// membership with source `import`. Returns (added, updated, unchanged).
+    /// membership with source `import`. Rows are applied in the order of their group,
+    /// customer (byte by byte), start and line: their changes and events come in that
+    /// order, on every backend. Returns (added, updated, unchanged).
     fn apply_import(
         &self,
         import: i64,

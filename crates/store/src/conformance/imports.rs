@@ -207,6 +207,93 @@ pub(super) fn an_import_checks_its_rows_and_applies_the_valid_ones(store: &dyn S
     );
 }
 
+/// Rows clash whatever the order of their lines and starts; a line with a problem in
+/// one group is kept out of every group; the rest is applied group by group, then
+/// customer by customer, whatever the file's order.
+pub(super) fn clashes_are_found_in_any_order_and_rows_apply_group_by_group(store: &dyn Store) {
+    let customers: Vec<CustomerRecord> = ["c1", "c2", "C0"]
+        .iter()
+        .map(|id| serde_json::from_value(serde_json::json!({"id": id})).expect("customer"))
+        .collect();
+    store.upsert_customers(&customers, 1).expect("customers");
+    let import = begin(store, false);
+    let at = |line: u64, customer: &str, group: &str, start, end| StagedRow {
+        group: group.into(),
+        ..row(line, customer, start, end)
+    };
+    store
+        .stage_import(
+            import.id,
+            &[
+                at(2, "c2", "h", 10, None),
+                // Line 3 starts after line 4 and overlaps it: the problem is line 4's.
+                at(3, "c1", "g", 30, Some(50)),
+                at(4, "c1", "g", 10, Some(40)),
+                // Line 5 repeats line 3 and overlaps line 4: two problems of line 5.
+                at(5, "c1", "g", 30, Some(50)),
+                at(6, "c2", "g", 60, None),
+                at(6, "c2", "h", 5, Some(8)),
+                // Line 7 is good in `h` and overlaps line 6 in `g`: it is applied in
+                // neither.
+                at(7, "c2", "g", 70, Some(80)),
+                at(7, "c1", "h", 1, None),
+                at(8, "C0", "h", 1, None),
+                at(9, "c2", "g", 1, Some(2)),
+            ],
+        )
+        .expect("stage");
+    assert_eq!(store.check_import(import.id, "customer").expect("check"), 4);
+    let (problems, lines) = store.import_problems(import.id, 10).expect("problems");
+    assert_eq!(lines, 3, "{problems:?}");
+    let told: Vec<(u64, &str)> = problems
+        .iter()
+        .map(|p| (p.line, p.message.as_str()))
+        .collect();
+    assert_eq!(told.len(), 4, "{told:?}");
+    assert!(
+        told[0] == (4, "overlaps line 3: both put `c1` in `g` at the same time"),
+        "{told:?}"
+    );
+    let five: Vec<&str> = told[1..3].iter().map(|(_, m)| *m).collect();
+    assert!(
+        told[1].0 == 5
+            && told[2].0 == 5
+            && five.contains(&"duplicates line 3 (`c1` in `g`)")
+            && five.contains(&"overlaps line 4: both put `c1` in `g` at the same time"),
+        "{told:?}"
+    );
+    assert_eq!(
+        told[3],
+        (7, "overlaps line 6: both put `c2` in `g` at the same time")
+    );
+    assert_eq!(
+        store
+            .apply_import(import.id, &IMPORT, false, 100)
+            .expect("apply"),
+        (6, 0, 0),
+        "lines 2, 3, 6 (both groups), 8 and 9"
+    );
+    let applied: Vec<(String, String)> = store
+        .events_after(0, 10)
+        .expect("events")
+        .into_iter()
+        .map(|e| (e.group, e.customer))
+        .collect();
+    let pair = |g: &str, c: &str| (g.to_string(), c.to_string());
+    assert_eq!(
+        applied,
+        [
+            pair("g", "c1"),
+            pair("g", "c2"),
+            pair("g", "c2"),
+            pair("h", "C0"),
+            pair("h", "c2"),
+            pair("h", "c2"),
+        ],
+        "group by group, customers byte by byte, then by start"
+    );
+}
+
 pub(super) fn import_problems_page_by_line_then_as_found(store: &dyn Store) {
     let import = begin(store, true);
     let problem = |line: u64, message: &str| ImportProblem {

@@ -125,6 +125,10 @@ pub const CASES: &[Case] = &[
         imports::an_import_checks_its_rows_and_applies_the_valid_ones,
     ),
     (
+        "clashes_are_found_in_any_order_and_rows_apply_group_by_group",
+        imports::clashes_are_found_in_any_order_and_rows_apply_group_by_group,
+    ),
+    (
         "import_problems_page_by_line_then_as_found",
         imports::import_problems_page_by_line_then_as_found,
     ),

@@ -11,7 +11,7 @@ use std::io::Read;
 use std::sync::mpsc::SyncSender;
 
 use cohort_import::{Column, Options, open};
-use cohort_store::{Cause, ImportProblem, ImportRecord, StagedRow, Trigger};
+use cohort_store::{ApplyOptions, Cause, ImportProblem, ImportRecord, StagedRow, Trigger};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -87,8 +87,8 @@ impl Engine {
         };
         // Reading and parsing take about as long as staging what was read; on two
         // cores they overlap: this thread reads, another writes each batch as it comes.
-        // Two batches in flight keep memory flat.
-        let (batches, received) = std::sync::mpsc::sync_channel::<Batch>(2);
+        // A few batches in flight keep memory flat.
+        let (batches, received) = std::sync::mpsc::sync_channel::<Batch>(4);
         let (customer_column, rows) = std::thread::scope(|scope| {
             let stager = scope.spawn(|| -> Result<()> {
                 for batch in received {
@@ -111,27 +111,29 @@ impl Engine {
             staged.map(|()| read)
         })?;
         record.rows = rows;
-        store.check_import(record.id, &customer_column)?;
         record.sha256 = hex::encode(hashing.hasher.finalize());
-
-        let (_, problem_lines) = store.import_problems(record.id, 0)?;
-        record.rejected = problem_lines;
-        let apply = problem_lines == 0 || options.partial;
-        if apply {
-            let (added, updated, unchanged) = store.apply_import(
-                record.id,
-                &Cause {
-                    trigger: Trigger::Import,
-                    actor,
-                    run: None,
-                },
-                options.dry_run,
-                now,
-            )?;
+        let checked = store.check_and_apply(
+            id,
+            &customer_column,
+            &Cause {
+                trigger: Trigger::Import,
+                actor,
+                run: None,
+            },
+            ApplyOptions {
+                partial: options.partial,
+                dry_run: options.dry_run,
+            },
+            now,
+        )?;
+        record.rejected = checked.problem_lines;
+        let apply = checked.applied.is_some();
+        if let Some((added, updated, unchanged)) = checked.applied {
             record.added = added;
             record.updated = updated;
             record.unchanged = unchanged;
         }
+        let problem_lines = checked.problem_lines;
         record.status = match (apply, options.dry_run, problem_lines) {
             (false, _, _) => "failed",
             (true, true, _) => "validated",
@@ -175,7 +177,13 @@ impl GroupNames {
 
     /// The id of the group `named` names, or why there is none.
     fn find(&self, named: &str) -> std::result::Result<&String, String> {
-        let key = named.trim().to_lowercase();
+        let trimmed = named.trim();
+        // Most cells give an id as it is (ids are lower case): found without making a
+        // lower-cased copy of every cell.
+        if let Some(id) = self.ids.get(trimmed) {
+            return Ok(id);
+        }
+        let key = trimmed.to_lowercase();
         if let Some(id) = self.ids.get(&key) {
             return Ok(id);
         }
@@ -196,19 +204,19 @@ impl GroupNames {
 
 /// Rows and problems read from a file, to be written together.
 #[derive(Default)]
-struct Batch {
-    rows: Vec<StagedRow>,
+struct Batch<'a> {
+    rows: Vec<StagedRow<'a>>,
     problems: Vec<ImportProblem>,
 }
 
 /// Read the file, sending its rows and problems in batches to `stage`; the name of the
 /// file's customer column and the number of rows read. It stops early, sending
 /// nothing more, when the receiver is gone (its write failed).
-fn read_rows(
+fn read_rows<'g>(
     input: impl Read,
     options: Options,
-    groups: &GroupNames,
-    stage: &SyncSender<Batch>,
+    groups: &'g GroupNames,
+    stage: &SyncSender<Batch<'g>>,
     progress: &mut dyn FnMut(u64),
 ) -> (String, u64) {
     let mut batch = Batch::default();
@@ -242,7 +250,7 @@ fn read_rows(
                         Ok(group) => batch.rows.push(StagedRow {
                             line: row.line,
                             customer: row.customer.clone(),
-                            group: group.clone(),
+                            group: group.as_str().into(),
                             start: row.start,
                             end: row.end,
                         }),

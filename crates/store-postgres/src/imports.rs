@@ -46,7 +46,7 @@ impl Imports for PgStore {
         })
     }
 
-    fn stage_import(&self, import: i64, rows: &[StagedRow]) -> cohort_store::Result<()> {
+    fn stage_import(&self, import: i64, rows: &[StagedRow<'_>]) -> cohort_store::Result<()> {
         sql(|| {
             let mut conn = self.pool.get()?;
             let mut tx = conn.transaction()?;
@@ -58,7 +58,7 @@ impl Imports for PgStore {
             for rows in rows.chunks(CHUNK) {
                 let lines: Vec<i64> = rows.iter().map(|r| big(r.line)).collect();
                 let customers: Vec<&str> = rows.iter().map(|r| r.customer.as_str()).collect();
-                let groups: Vec<&str> = rows.iter().map(|r| r.group.as_str()).collect();
+                let groups: Vec<&str> = rows.iter().map(|r| r.group.as_ref()).collect();
                 let starts: Vec<i64> = rows.iter().map(|r| r.start).collect();
                 let ends: Vec<Option<i64>> = rows.iter().map(|r| r.end).collect();
                 tx.execute(

@@ -122,6 +122,9 @@ pub struct SqliteStore {
     /// The token this store's runs carry while they run; `None` in memory, where no
     /// other process can look.
     owner: Option<Owner>,
+    /// The file, for a connection of its own beside the writer's (an import reads its
+    /// staged rows on one while it writes on the other); `None` in memory.
+    path: Option<std::path::PathBuf>,
 }
 
 impl Drop for SqliteStore {
@@ -169,6 +172,7 @@ impl SqliteStore {
         let mut store = Self::setup(conn, Some(path))?;
         store.owner = Some(owner);
         store.reader = Some(Mutex::new(Self::reader_at(path)?));
+        store.path = Some(path.to_path_buf());
         store.stop = Some(checkpoint::checkpointer(path)?);
         Ok(store)
     }
@@ -241,7 +245,13 @@ impl SqliteStore {
             reader: None,
             stop: None,
             owner: None,
+            path: None,
         })
+    }
+
+    /// A read-only connection of its own to the store's file, if it has one.
+    pub(crate) fn own_reader(&self) -> Result<Option<Connection>> {
+        self.path.as_deref().map(Self::reader_at).transpose()
     }
 
     /// The read-only connection beside the writer's (see `SqliteStore::reader`).

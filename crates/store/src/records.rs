@@ -265,12 +265,13 @@ pub struct ImportProblem {
     pub message: String,
 }
 
-/// One membership an import asks for, by file line.
+/// One membership an import asks for, by file line. The group is usually borrowed:
+/// every row of a file names one of a few groups.
 #[derive(Clone, Debug)]
-pub struct StagedRow {
+pub struct StagedRow<'a> {
     pub line: u64,
     pub customer: String,
-    pub group: String,
+    pub group: std::borrow::Cow<'a, str>,
     pub start: Timestamp,
     pub end: Option<Timestamp>,
 }

@@ -207,12 +207,52 @@ pub trait Feed: Send + Sync {
     fn announce(&self, now: Timestamp) -> Result<u64>;
 }
 
+/// How staged rows are applied (see `Imports::check_and_apply`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ApplyOptions {
+    /// Apply the lines without problems even if others have one.
+    pub partial: bool,
+    /// Only count what would change.
+    pub dry_run: bool,
+}
+
+/// What checking and applying an import's staged rows found and did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checked {
+    /// Lines with a problem, including those the reader found.
+    pub problem_lines: u64,
+    /// (added, updated, unchanged), if the rows were applied (or counted).
+    pub applied: Option<(u64, u64, u64)>,
+}
+
+/// `Imports::check_and_apply` as two steps: check, then apply if allowed.
+pub fn check_then_apply<S: Imports + ?Sized>(
+    store: &S,
+    import: i64,
+    customer_column: &str,
+    cause: &Cause<'_>,
+    options: ApplyOptions,
+    at: Timestamp,
+) -> Result<Checked> {
+    store.check_import(import, customer_column)?;
+    let (_, problem_lines) = store.import_problems(import, 0)?;
+    let applied = if problem_lines == 0 || options.partial {
+        Some(store.apply_import(import, cause, options.dry_run, at)?)
+    } else {
+        None
+    };
+    Ok(Checked {
+        problem_lines,
+        applied,
+    })
+}
+
 /// Imports of customer-assignment files: staged rows, their problems, their outcome.
 pub trait Imports: Send + Sync {
     /// Start an import record (status `validating`); returns its id.
     fn begin_import(&self, record: &ImportRecord) -> Result<i64>;
     /// Keep rows of an import for checking and applying; rows are streamed in batches.
-    fn stage_import(&self, import: i64, rows: &[StagedRow]) -> Result<()>;
+    fn stage_import(&self, import: i64, rows: &[StagedRow<'_>]) -> Result<()>;
     fn add_import_problems(&self, import: i64, problems: &[ImportProblem]) -> Result<()>;
     /// Check the staged rows against the store and each other: unknown customers,
     /// duplicate rows, overlapping windows for the same customer and group. Records
@@ -233,6 +273,19 @@ pub trait Imports: Send + Sync {
         dry_run: bool,
         at: Timestamp,
     ) -> Result<(u64, u64, u64)>;
+    /// Check the staged rows, then apply them if no line has a problem or
+    /// `options.partial` allows it (see `check_import` and `apply_import`). A backend
+    /// may do both in one read of the rows; what is recorded and applied is the same.
+    fn check_and_apply(
+        &self,
+        import: i64,
+        customer_column: &str,
+        cause: &Cause<'_>,
+        options: ApplyOptions,
+        at: Timestamp,
+    ) -> Result<Checked> {
+        check_then_apply(self, import, customer_column, cause, options, at)
+    }
     /// Record the outcome and drop the staged rows.
     fn finish_import(&self, record: &ImportRecord) -> Result<()>;
     /// Imports newest first, those with an id below `before` if given.

@@ -5,7 +5,7 @@ use cohort_model::{CustomerRecord, Source, Timestamp};
 
 use crate::*;
 
-fn row(line: u64, customer: &str, start: Timestamp, end: Option<Timestamp>) -> StagedRow {
+fn row(line: u64, customer: &str, start: Timestamp, end: Option<Timestamp>) -> StagedRow<'static> {
     StagedRow {
         line,
         customer: customer.into(),
@@ -217,7 +217,7 @@ pub(super) fn clashes_are_found_in_any_order_and_rows_apply_group_by_group(store
         .collect();
     store.upsert_customers(&customers, 1).expect("customers");
     let import = begin(store, false);
-    let at = |line: u64, customer: &str, group: &str, start, end| StagedRow {
+    let at = |line: u64, customer: &str, group: &'static str, start, end| StagedRow {
         group: group.into(),
         ..row(line, customer, start, end)
     };
@@ -291,6 +291,94 @@ pub(super) fn clashes_are_found_in_any_order_and_rows_apply_group_by_group(store
             pair("h", "c2"),
         ],
         "group by group, customers byte by byte, then by start"
+    );
+}
+
+/// Checking and applying together: a file that must apply whole writes nothing when a
+/// problem comes late in its rows (after rows that were good), and records every
+/// problem; the same rows without the problem apply; `partial` applies the good lines.
+pub(super) fn a_whole_import_with_a_late_problem_writes_nothing(store: &dyn Store) {
+    let customers: Vec<CustomerRecord> = (0..50)
+        .map(|i| {
+            serde_json::from_value(serde_json::json!({"id": format!("c{i:02}")})).expect("customer")
+        })
+        .collect();
+    store.upsert_customers(&customers, 1).expect("customers");
+    let rows = |clash: bool| -> Vec<StagedRow<'static>> {
+        let mut rows: Vec<StagedRow<'static>> = (0..50)
+            .map(|i| StagedRow {
+                group: "a".into(),
+                ..row(2 + i, &format!("c{i:02}"), 10, None)
+            })
+            .collect();
+        // Last in the order rows apply: group `b`, the last customer.
+        rows.push(StagedRow {
+            group: "b".into(),
+            ..row(60, "c49", 10, Some(30))
+        });
+        if clash {
+            rows.push(StagedRow {
+                group: "b".into(),
+                ..row(61, "c49", 20, None)
+            });
+            rows.push(row(62, "nobody", 10, None));
+        }
+        rows
+    };
+    let whole = ApplyOptions::default();
+    let import = begin(store, false);
+    store.stage_import(import.id, &rows(true)).expect("stage");
+    let checked = store
+        .check_and_apply(import.id, "customer", &IMPORT, whole, 100)
+        .expect("check and apply");
+    assert_eq!(
+        checked,
+        Checked {
+            problem_lines: 2,
+            applied: None
+        }
+    );
+    let (problems, _) = store.import_problems(import.id, 10).expect("problems");
+    let lines: Vec<u64> = problems.iter().map(|p| p.line).collect();
+    assert_eq!(lines, [61, 62], "{problems:?}");
+    assert!(
+        store.group_memberships("a").expect("a").is_empty()
+            && store.group_memberships("b").expect("b").is_empty()
+            && store.events_after(0, 10).expect("events").is_empty(),
+        "nothing is written"
+    );
+    let partial = begin(store, false);
+    store.stage_import(partial.id, &rows(true)).expect("stage");
+    let checked = store
+        .check_and_apply(
+            partial.id,
+            "customer",
+            &IMPORT,
+            ApplyOptions {
+                partial: true,
+                dry_run: false,
+            },
+            100,
+        )
+        .expect("check and apply");
+    assert_eq!(
+        checked,
+        Checked {
+            problem_lines: 2,
+            applied: Some((51, 0, 0))
+        }
+    );
+    let again = begin(store, false);
+    store.stage_import(again.id, &rows(false)).expect("stage");
+    assert_eq!(
+        store
+            .check_and_apply(again.id, "customer", &IMPORT, whole, 101)
+            .expect("check and apply"),
+        Checked {
+            problem_lines: 0,
+            applied: Some((0, 0, 51))
+        },
+        "the partial import applied them already"
     );
 }
 

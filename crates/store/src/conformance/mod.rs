@@ -129,6 +129,10 @@ pub const CASES: &[Case] = &[
         imports::clashes_are_found_in_any_order_and_rows_apply_group_by_group,
     ),
     (
+        "a_whole_import_with_a_late_problem_writes_nothing",
+        imports::a_whole_import_with_a_late_problem_writes_nothing,
+    ),
+    (
         "import_problems_page_by_line_then_as_found",
         imports::import_problems_page_by_line_then_as_found,
     ),

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use cohort_store::{OutboxEvent, Webhook};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 use tokio::task::JoinHandle;

@@ -76,6 +76,10 @@ pub enum TokenCommand {
         name: String,
         #[arg(long, value_enum)]
         role: RoleArg,
+        /// When the token stops being accepted (RFC 3339, e.g. 2027-01-01T00:00:00Z);
+        /// never, if not given
+        #[arg(long)]
+        expires: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// List tokens (names and roles; the tokens themselves are not kept)
     List,
@@ -98,7 +102,18 @@ pub fn token(
     let access = stack(store, cache_dir)?.access;
     let store_ = access.as_ref();
     match cmd {
-        TokenCommand::Create { name, role } => {
+        TokenCommand::Create {
+            name,
+            role,
+            expires,
+        } => {
+            let expires = expires.map(|t| t.timestamp());
+            if let Some(at) = expires.filter(|at| *at <= now()) {
+                anyhow::bail!(
+                    "the token would expire at {}, which is not in the future",
+                    time(at)
+                );
+            }
             anyhow::ensure!(
                 !name.trim().is_empty() && name.len() <= 64,
                 "a token name is 1 to 64 characters"
@@ -111,10 +126,21 @@ pub fn token(
             let token = cohort_server::auth::new_token()
                 .map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
             store_
-                .create_token(&name, role, &cohort_server::auth::digest(&token), now())
+                .create_token(
+                    &name,
+                    role,
+                    &cohort_server::auth::digest(&token),
+                    now(),
+                    expires,
+                )
                 .with_context(|| format!("cannot create token `{name}` (is the name taken?)"))?;
             if store.json {
-                print_json(&serde_json::json!({"name": name, "role": role, "token": token}))?;
+                print_json(&serde_json::json!({
+                    "name": name,
+                    "role": role,
+                    "expires_at": expires.map(cohort_model::rfc3339::format),
+                    "token": token
+                }))?;
             } else {
                 println!("{token}");
                 eprintln!(
@@ -136,6 +162,14 @@ pub fn token(
                         time(t.created_at),
                         t.revoked_at
                             .map(|r| format!(", revoked {}", time(r)))
+                            .or_else(|| t.expires_at.map(|e| {
+                                let word = if t.expired(now()) {
+                                    "expired"
+                                } else {
+                                    "expires"
+                                };
+                                format!(", {word} {}", time(e))
+                            }))
                             .unwrap_or_default()
                     );
                 }

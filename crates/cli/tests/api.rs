@@ -664,3 +664,165 @@ fn every_response_carries_its_request_id() {
         .any(|l| l["fields"]["request_id"] == "trace-404" && l["fields"]["status"] == 404);
     assert!(logged, "the log line names the request id");
 }
+
+on_both_backends!(admins_manage_tokens_over_http, |c: Cohort| {
+    let root = token(&c, "root", "admin");
+    let server = Server::start(&c, &[]);
+    let admin = Api::new(&server, Some(&root));
+    let soon = |seconds: i64| {
+        (chrono::Utc::now() + chrono::Duration::seconds(seconds))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+
+    let created = expect(
+        admin.json(
+            "POST",
+            "/v1/tokens",
+            &json!({"name": "sync", "role": "operator", "expires_at": soon(3600)}),
+        ),
+        StatusCode::CREATED,
+    );
+    let secret = created["token"]
+        .as_str()
+        .expect("the token, once")
+        .to_string();
+    assert!(secret.starts_with("cohort_"), "{created}");
+    assert_eq!(created["role"], "operator");
+    assert!(created["expires_at"].is_string(), "{created}");
+    let sync = Api::new(&server, Some(&secret));
+    expect(sync.get("/v1/groups"), StatusCode::OK);
+    expect(
+        sync.json("POST", "/v1/tokens", &json!({"name": "x", "role": "admin"})),
+        StatusCode::FORBIDDEN,
+    );
+
+    let listed = expect(admin.get("/v1/tokens"), StatusCode::OK);
+    let items = listed["items"].as_array().expect("items");
+    let names: Vec<&str> = items.iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(names, ["root", "sync"]);
+    assert!(
+        items
+            .iter()
+            .all(|t| t.get("token").is_none() && t.get("hash").is_none()),
+        "{listed}"
+    );
+
+    // Refusals name the field.
+    let taken = expect(
+        admin.json(
+            "POST",
+            "/v1/tokens",
+            &json!({"name": "sync", "role": "admin"}),
+        ),
+        StatusCode::CONFLICT,
+    );
+    assert_eq!(taken["field"], "name");
+    let past = expect(
+        admin.json(
+            "POST",
+            "/v1/tokens",
+            &json!({"name": "old", "role": "read-only", "expires_at": "2020-01-01T00:00:00Z"}),
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    assert_eq!(past["field"], "expires_at");
+    expect(
+        admin.json(
+            "POST",
+            "/v1/tokens",
+            &json!({"name": "boss", "role": "owner"}),
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    expect(
+        admin.json("POST", "/v1/tokens", &json!({"name": " ", "role": "admin"})),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+
+    // A retry with the same idempotency key gets the first answer without the token.
+    let once = |key: &str| {
+        admin
+            .request("POST", "/v1/tokens")
+            .header("Idempotency-Key", key)
+            .json(&json!({"name": "retried", "role": "read-only"}))
+            .send()
+            .expect("request")
+    };
+    let first = expect(once("k-1"), StatusCode::CREATED);
+    let again = expect(once("k-1"), StatusCode::CREATED);
+    assert!(
+        first["token"].is_string() && again.get("token").is_none(),
+        "{again}"
+    );
+    assert_eq!(first["id"], again["id"]);
+
+    // Revoked: refused from the next request on; a second revocation finds nothing.
+    expect(
+        admin.call("DELETE", "/v1/tokens/sync"),
+        StatusCode::NO_CONTENT,
+    );
+    expect(sync.get("/v1/groups"), StatusCode::UNAUTHORIZED);
+    expect(
+        admin.call("DELETE", "/v1/tokens/sync"),
+        StatusCode::NOT_FOUND,
+    );
+
+    // Expired: refused, saying so, and listed by the CLI as expired.
+    let brief = expect(
+        admin.json(
+            "POST",
+            "/v1/tokens",
+            &json!({"name": "brief", "role": "read-only", "expires_at": soon(2)}),
+        ),
+        StatusCode::CREATED,
+    );
+    let brief = Api::new(&server, Some(brief["token"].as_str().expect("token")));
+    expect(brief.get("/v1/groups"), StatusCode::OK);
+    std::thread::sleep(Duration::from_millis(3_100));
+    let refused = expect(brief.get("/v1/groups"), StatusCode::UNAUTHORIZED);
+    assert!(
+        refused["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("`brief` expired at")),
+        "{refused}"
+    );
+    let listing = c.ok(&["token", "list"]);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("brief") && l.contains("expired")),
+        "{listing}"
+    );
+});
+
+#[test]
+fn the_cli_makes_a_token_that_expires_and_refuses_a_past_expiry() {
+    let c = Cohort::new();
+    let out = c.ok(&[
+        "--json",
+        "token",
+        "create",
+        "nightly",
+        "--role",
+        "read-only",
+        "--expires",
+        "2099-01-01T00:00:00Z",
+    ]);
+    let made: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(made["expires_at"], "2099-01-01T00:00:00Z");
+    let listing = c.ok(&["token", "list"]);
+    assert!(
+        listing.contains("nightly") && listing.contains("expires 2099-01-01"),
+        "{listing}"
+    );
+    let err = c.fails(&[
+        "token",
+        "create",
+        "late",
+        "--role",
+        "admin",
+        "--expires",
+        "2020-01-01T00:00:00Z",
+    ]);
+    assert!(err.contains("not in the future"), "{err}");
+}

@@ -144,7 +144,7 @@ fn an_embedded_store_moves_to_postgresql_whole() {
         source.webhook_delivered(hook.id, 3, 6).expect("delivered");
         let hash = "digest-of-a-token";
         source
-            .create_token("api", Role::Admin, hash, 7)
+            .create_token("api", Role::Admin, hash, 7, Some(1_900_000_000))
             .expect("token");
         (hook, hash)
     };

@@ -127,6 +127,7 @@ fn main() {
             Role::Operator,
             &cohort_server::auth::digest(&token),
             0,
+            None,
         )
         .expect("token");
 

@@ -64,6 +64,18 @@ pub async fn authenticate(State(state): State<Shared>, mut req: Request, next: N
     let access = state.access.clone();
     let found = tokio::task::spawn_blocking(move || access.token_by_hash(&hash)).await;
     let caller = match found {
+        Ok(Ok(Some(t))) if t.expired(crate::now()) => {
+            return Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                format!(
+                    "token `{}` expired at {}",
+                    t.name,
+                    cohort_model::rfc3339::format(t.expires_at.unwrap_or_default())
+                ),
+            )
+            .into_response();
+        }
         Ok(Ok(Some(t))) => Caller {
             token: t.id,
             name: t.name,

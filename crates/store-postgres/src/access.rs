@@ -9,7 +9,7 @@ use postgres::Row;
 
 use crate::{PgStore, Result, named, sql};
 
-const TOKEN_COLUMNS: &str = "id, name, role, created_at, revoked_at";
+const TOKEN_COLUMNS: &str = "id, name, role, created_at, revoked_at, expires_at";
 
 fn token(r: &Row) -> Result<TokenRecord> {
     let name: String = r.get(1);
@@ -19,6 +19,7 @@ fn token(r: &Row) -> Result<TokenRecord> {
         name,
         created_at: r.get(3),
         revoked_at: r.get(4),
+        expires_at: r.get(5),
     })
 }
 
@@ -45,15 +46,16 @@ impl Tokens for PgStore {
         role: Role,
         hash: &str,
         at: Timestamp,
+        expires_at: Option<Timestamp>,
     ) -> cohort_store::Result<i64> {
         sql(|| {
             Ok(self
                 .pool
                 .get()?
                 .query_one(
-                    "INSERT INTO tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4)
-                     RETURNING id",
-                    &[&name, &role.as_str(), &hash, &at],
+                    "INSERT INTO tokens (name, role, hash, created_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                    &[&name, &role.as_str(), &hash, &at, &expires_at],
                 )?
                 .get(0))
         })
@@ -84,7 +86,7 @@ impl Tokens for PgStore {
             // Every request of the API asks this first.
             let mut conn = self.pool.get()?;
             let statement = conn.prepared(
-                "SELECT id, name, role, created_at, revoked_at FROM tokens
+                "SELECT id, name, role, created_at, revoked_at, expires_at FROM tokens
                  WHERE hash = $1 AND revoked_at IS NULL",
             )?;
             conn.query_opt(&statement, &[&hash])?

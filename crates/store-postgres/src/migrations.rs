@@ -11,6 +11,7 @@ use crate::{Error, Result};
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/01-schema.sql"),
     include_str!("../migrations/02-scans.sql"),
+    include_str!("../migrations/03-token-expiry.sql"),
 ];
 
 /// The advisory lock migrating servers take turns on (`Cohort` in ASCII).

@@ -212,8 +212,8 @@ fn take(tx: &mut Transaction<'_>, rows: Vec<Kept>) -> Result<()> {
             }
             Kept::Token { token, hash } => {
                 tx.execute(
-                    "INSERT INTO tokens (id, name, role, hash, created_at, revoked_at)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO tokens (id, name, role, hash, created_at, revoked_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     &[
                         &token.id,
                         &token.name,
@@ -221,6 +221,7 @@ fn take(tx: &mut Transaction<'_>, rows: Vec<Kept>) -> Result<()> {
                         &hash,
                         &token.created_at,
                         &token.revoked_at,
+                        &token.expires_at,
                     ],
                 )?;
             }

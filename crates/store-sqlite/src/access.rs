@@ -9,6 +9,8 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::{Result, SqliteStore, corrupt, sql};
 
+const TOKEN_COLUMNS: &str = "id, name, role, created_at, revoked_at, expires_at";
+
 fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(TokenRecord, String)> {
     Ok((
         TokenRecord {
@@ -17,6 +19,7 @@ fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(TokenRecord, String)> {
             role: Role::ReadOnly,
             created_at: r.get(3)?,
             revoked_at: r.get(4)?,
+            expires_at: r.get(5)?,
         },
         r.get(2)?,
     ))
@@ -50,12 +53,14 @@ impl Tokens for SqliteStore {
         role: Role,
         hash: &str,
         at: Timestamp,
+        expires_at: Option<Timestamp>,
     ) -> cohort_store::Result<i64> {
         sql(|| {
             let conn = self.conn();
             conn.execute(
-                "INSERT INTO tokens (name, role, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![name, role.as_str(), hash, at],
+                "INSERT INTO tokens (name, role, hash, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![name, role.as_str(), hash, at, expires_at],
             )?;
             Ok(conn.last_insert_rowid())
         })
@@ -64,8 +69,8 @@ impl Tokens for SqliteStore {
     fn tokens(&self) -> cohort_store::Result<Vec<TokenRecord>> {
         sql(|| {
             let conn = self.reader();
-            let mut stmt = conn
-                .prepare("SELECT id, name, role, created_at, revoked_at FROM tokens ORDER BY id")?;
+            let mut stmt =
+                conn.prepare(&format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY id"))?;
             let rows = stmt.query_map([], token_row)?;
             rows.map(|r| with_role(r?)).collect()
         })
@@ -85,10 +90,9 @@ impl Tokens for SqliteStore {
         sql(|| {
             let conn = self.reader();
             let row = conn
-                .prepare_cached(
-                    "SELECT id, name, role, created_at, revoked_at FROM tokens
-                 WHERE hash = ?1 AND revoked_at IS NULL",
-                )?
+                .prepare_cached(&format!(
+                    "SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?1 AND revoked_at IS NULL"
+                ))?
                 .query_row([hash], token_row)
                 .optional()?;
             row.map(with_role).transpose()

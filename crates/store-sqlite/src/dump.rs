@@ -190,7 +190,8 @@ impl SqliteStore {
             )?;
             each_row(
                 &tx,
-                "SELECT id, name, role, created_at, revoked_at, hash FROM tokens ORDER BY id",
+                "SELECT id, name, role, created_at, revoked_at, hash, expires_at FROM tokens
+                 ORDER BY id",
                 |r| {
                     let name: String = r.get(1)?;
                     let role: String = r.get(2)?;
@@ -202,6 +203,7 @@ impl SqliteStore {
                             name,
                             created_at: r.get(3)?,
                             revoked_at: r.get(4)?,
+                            expires_at: r.get(6)?,
                         },
                         hash: r.get(5)?,
                     })

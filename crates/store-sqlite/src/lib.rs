@@ -299,7 +299,7 @@ mod tests {
         let store = SqliteStore::open(dir.path().join("cohort.db")).expect("open");
         store.apply(&[add("c1", "g")], &CAUSE, 10).expect("apply");
         store
-            .create_token("ops", Role::Admin, "digest", 10)
+            .create_token("ops", Role::Admin, "digest", 10, None)
             .expect("token");
 
         let writer = store.conn();

@@ -308,7 +308,7 @@ pub struct OutboxEvent {
 
 named! {
     /// What a bearer token may do. Each role may do everything the ones before it may.
-    #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+    #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
     #[serde(rename_all = "kebab-case")]
     #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub enum Role {
@@ -323,14 +323,28 @@ named! {
 
 /// An API token as stored: its name and role, never the token itself.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRecord {
     pub id: i64,
     pub name: String,
     pub role: Role,
     #[serde(with = "cohort_model::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     #[serde(with = "cohort_model::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub revoked_at: Option<Timestamp>,
+    /// When the token stops being accepted, if ever.
+    #[serde(with = "cohort_model::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub expires_at: Option<Timestamp>,
+}
+
+impl TokenRecord {
+    /// Whether the token is past its expiry at `now`.
+    pub fn expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
 }
 
 /// A webhook and how far delivery to it has come.

@@ -304,12 +304,20 @@ pub trait Imports: Send + Sync {
 
 /// API tokens, kept by digest.
 pub trait Tokens: Send + Sync {
-    /// Keep a token's digest; fails if a live token has the name.
-    fn create_token(&self, name: &str, role: Role, hash: &str, at: Timestamp) -> Result<i64>;
+    /// Keep a token's digest, with the time it expires if any; fails if a token that
+    /// is not revoked has the name (an expired one keeps its name until revoked).
+    fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        hash: &str,
+        at: Timestamp,
+        expires_at: Option<Timestamp>,
+    ) -> Result<i64>;
     fn tokens(&self) -> Result<Vec<TokenRecord>>;
     /// Revoke the live token of this name; false if there is none.
     fn revoke_token(&self, name: &str, at: Timestamp) -> Result<bool>;
-    /// The live token with this digest.
+    /// The token with this digest, unless revoked; expired or not.
     fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>>;
 }
 

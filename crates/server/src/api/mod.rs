@@ -9,6 +9,7 @@ mod members;
 mod meta;
 mod plugins;
 mod runs;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -36,7 +37,7 @@ use crate::{Shared, auth, idempotency};
         title = "Cohort",
         description = "Customer groups for billing platforms, with membership rules made of sandboxed WebAssembly condition plugins.\n\n\
 Every `/v1` endpoint needs `Authorization: Bearer <token>`; tokens are made with `cohort token create --role read-only|operator|admin`. \
-A read-only token reads everything; an operator also manages groups, rules, customers, runs, imports and manual membership; an admin also plugins and webhooks.\n\n\
+A read-only token reads everything; an operator also manages groups, rules, customers, runs, imports and manual membership; an admin also plugins, webhooks and tokens (`/v1/tokens`); a token may expire.\n\n\
 Errors are `application/problem+json` with a stable `type`, a `detail` naming the field, and `field` where one is at fault. \
 Every response carries `X-Request-Id`, the client's own if it sent a usable one, also in a problem's `request_id` and in the server's log line. \
 Lists are paged by cursor: pass the `next` of one page as `after` (or `before`) to get the next; a missing `next` means the last page. \
@@ -54,6 +55,7 @@ Change events reach platforms through webhooks (signed: `Cohort-Signature: t=<un
         (name = "runs", description = "Runs of a group's rule, dry runs and explanations"),
         (name = "imports", description = "Bulk assignment from CSV files"),
         (name = "events", description = "The audit history, the change feed and webhooks"),
+        (name = "tokens", description = "API tokens, managed by admins"),
         (name = "service", description = "Health, readiness, metrics and this document"),
     )
 )]
@@ -103,6 +105,8 @@ fn protected() -> OpenApiRouter<Shared> {
         .routes(routes!(events::feed))
         .routes(routes!(events::webhooks, events::add_webhook))
         .routes(routes!(events::remove_webhook))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
         .routes(routes!(meta::metrics))
 }
 

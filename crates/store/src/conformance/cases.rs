@@ -490,21 +490,47 @@ pub(super) fn tokens_are_found_by_digest_until_revoked_and_names_are_reusable_af
     store: &dyn Store,
 ) {
     store
-        .create_token("billing", Role::Operator, "h1", 1)
+        .create_token("billing", Role::Operator, "h1", 1, None)
         .expect("create");
     assert!(
-        store.create_token("billing", Role::Admin, "h2", 2).is_err(),
+        store
+            .create_token("billing", Role::Admin, "h2", 2, None)
+            .is_err(),
         "a live name is unique"
     );
     let t = store.token_by_hash("h1").expect("find").expect("live");
-    assert_eq!((t.name.as_str(), t.role), ("billing", Role::Operator));
+    assert_eq!(
+        (t.name.as_str(), t.role, t.expires_at),
+        ("billing", Role::Operator, None)
+    );
     assert!(store.revoke_token("billing", 3).expect("revoke"));
     assert!(!store.revoke_token("billing", 4).expect("revoke"));
     assert!(store.token_by_hash("h1").expect("find").is_none());
     store
-        .create_token("billing", Role::ReadOnly, "h3", 5)
+        .create_token("billing", Role::ReadOnly, "h3", 5, None)
         .expect("a revoked name may be used again");
     assert_eq!(store.tokens().expect("tokens").len(), 2);
+    // An expiry is kept and told; an expired token is still found (the caller
+    // refuses it, saying why) and keeps its name until revoked.
+    store
+        .create_token("nightly", Role::ReadOnly, "h4", 6, Some(100))
+        .expect("a token that expires");
+    let t = store
+        .token_by_hash("h4")
+        .expect("find")
+        .expect("not revoked");
+    assert_eq!(t.expires_at, Some(100));
+    assert!(!t.expired(99) && t.expired(100));
+    assert!(
+        store
+            .create_token("nightly", Role::ReadOnly, "h5", 200, None)
+            .is_err(),
+        "an expired token keeps its name"
+    );
+    assert_eq!(
+        store.tokens().expect("tokens").last().map(|t| t.expires_at),
+        Some(Some(100))
+    );
 }
 
 pub(super) fn a_webhook_starts_at_the_newest_event_and_lags_until_delivered(store: &dyn Store) {

@@ -826,3 +826,87 @@ fn the_cli_makes_a_token_that_expires_and_refuses_a_past_expiry() {
     ]);
     assert!(err.contains("not in the future"), "{err}");
 }
+
+on_both_backends!(a_stale_write_of_a_group_is_refused_with_412, |c: Cohort| {
+    c.ok(&["plugin", "add", "country"]);
+    let operator = token(&c, "billing", "operator");
+    let server = Server::start(&c, &[]);
+    let op = Api::new(&server, Some(&operator));
+    let tag_of = |r: &reqwest::blocking::Response| {
+        r.headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .expect("an ETag")
+            .to_string()
+    };
+    let put = |body: &serde_json::Value, if_match: Option<&str>| {
+        let mut r = op.request("PUT", "/v1/groups/vip").json(body);
+        if let Some(tag) = if_match {
+            r = r.header("If-Match", tag);
+        }
+        r.send().expect("put")
+    };
+    let mut vip = group("vip", "full-sync", false, &["DE"]);
+
+    // A PUT with `*` needs the group to exist.
+    let none = put(&vip, Some("*"));
+    assert_eq!(none.status(), StatusCode::PRECONDITION_FAILED);
+    let created = op.json("POST", "/v1/groups", &vip);
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let first = tag_of(&created);
+    let fetched = op.get("/v1/groups/vip");
+    assert_eq!(tag_of(&fetched), first, "the tag read is the tag written");
+
+    // Two staff members read the same version; the first to save wins.
+    vip["description"] = json!("gold customers");
+    let saved = put(&vip, Some(&first));
+    assert_eq!(saved.status(), StatusCode::OK);
+    let second = tag_of(&saved);
+    assert_ne!(second, first);
+    assert_eq!(tag_of(&op.get("/v1/groups/vip")), second);
+    vip["description"] = json!("silver customers");
+    let (status, problem) = read(put(&vip, Some(&first)));
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{problem}");
+    assert_eq!(problem["field"], "If-Match");
+    let kept = expect(op.get("/v1/groups/vip"), StatusCode::OK);
+    assert_eq!(kept["description"], "gold customers", "nothing was written");
+
+    // Any of several tags, `*`, and no header at all.
+    let listed = format!("\"0000\", {second}");
+    assert_eq!(put(&vip, Some(&listed)).status(), StatusCode::OK);
+    assert_eq!(put(&vip, Some("*")).status(), StatusCode::OK);
+    assert_eq!(put(&vip, None).status(), StatusCode::OK);
+    let (status, problem) = read(put(&vip, Some("not-quoted")));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+
+    // Saves racing with one tag: exactly one is written.
+    let current = tag_of(&op.get("/v1/groups/vip"));
+    let statuses: Vec<StatusCode> = std::thread::scope(|s| {
+        let racers: Vec<_> = (0..4)
+            .map(|i| {
+                let mut body = vip.clone();
+                body["description"] = json!(format!("racer {i}"));
+                let current = current.clone();
+                let put = &put;
+                s.spawn(move || put(&body, Some(&current)).status())
+            })
+            .collect();
+        racers
+            .into_iter()
+            .map(|r| r.join().expect("racer"))
+            .collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::PRECONDITION_FAILED)
+            .count(),
+        3,
+        "{statuses:?}"
+    );
+});

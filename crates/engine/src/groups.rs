@@ -39,13 +39,23 @@ impl Engine {
     /// Save a group after checking its shape, its schedule, and every condition's
     /// configuration through its plugin. Nothing is saved if anything is wrong.
     pub fn save_group(&self, group: &Group, now: Timestamp) -> Result<()> {
+        self.save_group_if(group, now, &|_| true).map(|_| ())
+    }
+
+    /// As `save_group`, if `precondition` holds of the group as stored (`None` if
+    /// there is none) when it is written; whether it was written.
+    pub fn save_group_if(
+        &self,
+        group: &Group,
+        now: Timestamp,
+        precondition: &dyn Fn(Option<&Group>) -> bool,
+    ) -> Result<bool> {
         group.check()?;
         if let Some(s) = &group.auto.triggers.schedule {
             schedule::parse(&group.id, s)?;
         }
         drop(self.prepare(group, Purpose::Save)?);
-        self.store.put_group(group, now)?;
-        Ok(())
+        Ok(self.store.put_group_if(group, now, precondition)?)
     }
 
     /// Record that a platform entity refers to a group (or no longer does).

@@ -11,6 +11,7 @@
 mod api;
 pub mod auth;
 mod config;
+mod etag;
 mod idempotency;
 mod metrics;
 mod problem;

@@ -17,11 +17,28 @@ fn parse(id: &str, json: &str) -> Result<Group> {
 }
 
 impl Groups for PgStore {
-    fn put_group(&self, group: &Group, now: Timestamp) -> cohort_store::Result<()> {
+    fn put_group_if(
+        &self,
+        group: &Group,
+        now: Timestamp,
+        precondition: &dyn Fn(Option<&Group>) -> bool,
+    ) -> cohort_store::Result<bool> {
         sql(|| {
             let json = serde_json::to_string(group).map_err(|e| corrupt("group", &group.id, e))?;
             let mut conn = self.pool.get()?;
             let mut tx = conn.transaction()?;
+            // The stored row stays locked until the write: no other server's write
+            // comes between the look and it.
+            let stored = tx
+                .query_opt(
+                    "SELECT definition FROM groups WHERE id = $1 FOR UPDATE",
+                    &[&group.id],
+                )?
+                .map(|r| parse(&group.id, r.get(0)))
+                .transpose()?;
+            if !precondition(stored.as_ref()) {
+                return Ok(false);
+            }
             tx.execute(
                 "INSERT INTO groups (id, definition, updated_at) VALUES ($1, $2, $3)
                  ON CONFLICT (id) DO UPDATE SET definition = excluded.definition,
@@ -30,7 +47,7 @@ impl Groups for PgStore {
             )?;
             bump_groups_stamp(&mut tx)?;
             tx.commit()?;
-            Ok(())
+            Ok(true)
         })
     }
 

@@ -7,16 +7,38 @@ use rusqlite::{OptionalExtension, params};
 use crate::{SqliteStore, corrupt, sql};
 
 impl Groups for SqliteStore {
-    fn put_group(&self, group: &Group, now: Timestamp) -> cohort_store::Result<()> {
+    fn put_group_if(
+        &self,
+        group: &Group,
+        now: Timestamp,
+        precondition: &dyn Fn(Option<&Group>) -> bool,
+    ) -> cohort_store::Result<bool> {
         sql(|| {
             let json = serde_json::to_string(group).map_err(|e| corrupt("group", &group.id, e))?;
-            self.conn().execute(
+            let mut conn = self.conn();
+            // The write lock is held from here (see `SqliteStore::setup`).
+            let tx = conn.transaction()?;
+            let stored: Option<String> = tx
+                .query_row(
+                    "SELECT definition FROM groups WHERE id = ?1",
+                    [&group.id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let stored: Option<Group> = stored
+                .map(|j| serde_json::from_str(&j).map_err(|e| corrupt("group", &group.id, e)))
+                .transpose()?;
+            if !precondition(stored.as_ref()) {
+                return Ok(false);
+            }
+            tx.execute(
                 "INSERT INTO groups (id, definition, updated_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (id) DO UPDATE SET definition = excluded.definition,
                 updated_at = excluded.updated_at",
                 params![group.id, json, now],
             )?;
-            Ok(())
+            tx.commit()?;
+            Ok(true)
         })
     }
 

@@ -62,7 +62,19 @@ pub trait Customers: Send + Sync {
 
 /// Group definitions, what refers to them, and their schedules' last runs.
 pub trait Groups: Send + Sync {
-    fn put_group(&self, group: &Group, now: Timestamp) -> Result<()>;
+    /// Create or replace a group.
+    fn put_group(&self, group: &Group, now: Timestamp) -> Result<()> {
+        self.put_group_if(group, now, &|_| true).map(|_| ())
+    }
+    /// Create or replace a group if `precondition`, given the group as stored (`None`
+    /// if there is none), holds; in one transaction, so that no other write comes
+    /// between the look and the write. Whether it was written.
+    fn put_group_if(
+        &self,
+        group: &Group,
+        now: Timestamp,
+        precondition: &dyn Fn(Option<&Group>) -> bool,
+    ) -> Result<bool>;
     fn group(&self, id: &str) -> Result<Option<Group>>;
     fn groups(&self) -> Result<Vec<Group>>;
     /// A number that changes whenever any group's definition does (whoever changes it).

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use cohort_engine::Engine;
 use cohort_model::Group;
 use serde::{Deserialize, Serialize};
@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{After, Page, blocking, limit, page, same_id};
 use crate::auth::{Operator, Reader};
+use crate::etag::{self, IfMatch};
 use crate::problem::{Body, Path, Problem, Query};
 use crate::{Shared, now};
 
@@ -72,16 +73,18 @@ pub async fn list(
 
 /// Create a group. Its rule is checked through each condition's plugin first.
 #[utoipa::path(post, path = "/v1/groups", tag = "groups", request_body = Group,
-    responses((status = 201, body = GroupDetail),
+    responses((status = 201, body = GroupDetail,
+            headers(("ETag" = String, description = "The definition's entity tag"))),
         (status = 409, description = "A group with this id exists", body = Problem),
         (status = 422, description = "The group or a condition's configuration is invalid", body = Problem)))]
 pub async fn create(
     State(state): State<Shared>,
     _: Operator,
     Body(group): Body<Group>,
-) -> Result<(StatusCode, Json<GroupDetail>), Problem> {
+) -> Result<(StatusCode, Tagged, Json<GroupDetail>), Problem> {
     blocking(&state, move |e| {
-        if e.store().group(&group.id)?.is_some() {
+        // Looked at and written in one transaction: of two creations at once, one wins.
+        if !e.save_group_if(&group, now(), &|stored| stored.is_none())? {
             return Err(Problem::new(
                 StatusCode::CONFLICT,
                 "group-exists",
@@ -92,41 +95,70 @@ pub async fn create(
             )
             .at("id"));
         }
-        e.save_group(&group, now())?;
-        Ok((StatusCode::CREATED, Json(detail(e, group)?)))
+        let tag = etag::of(&group)?;
+        Ok((
+            StatusCode::CREATED,
+            [etag::header(&tag)?],
+            Json(detail(e, group)?),
+        ))
     })
     .await
 }
 
-/// A group's definition, size and uses.
+/// A group's definition, size and uses, with the definition's `ETag`.
 #[utoipa::path(get, path = "/v1/groups/{id}", tag = "groups", params(("id" = String, Path)),
-    responses((status = 200, body = GroupDetail), (status = 404, body = Problem)))]
+    responses((status = 200, body = GroupDetail,
+            headers(("ETag" = String, description = "The definition's entity tag, for `If-Match` on `PUT`"))),
+        (status = 404, body = Problem)))]
 pub async fn show(
     State(state): State<Shared>,
     _: Reader,
     Path(id): Path<String>,
-) -> Result<Json<GroupDetail>, Problem> {
-    blocking(&state, move |e| Ok(Json(detail(e, e.group(&id)?)?))).await
+) -> Result<(Tagged, Json<GroupDetail>), Problem> {
+    blocking(&state, move |e| {
+        let group = e.group(&id)?;
+        let tag = etag::of(&group)?;
+        Ok(([etag::header(&tag)?], Json(detail(e, group)?)))
+    })
+    .await
 }
 
 /// Create or replace a group. Its rule is checked through each condition's plugin first.
-#[utoipa::path(put, path = "/v1/groups/{id}", tag = "groups", params(("id" = String, Path)),
+/// With `If-Match`, only if the stored definition still has that entity tag (`*`: if
+/// the group exists); otherwise 412 and nothing is written.
+#[utoipa::path(put, path = "/v1/groups/{id}", tag = "groups",
+    params(("id" = String, Path),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` the definition was read with, or `*`")),
     request_body = Group,
-    responses((status = 200, body = GroupDetail),
+    responses((status = 200, body = GroupDetail,
+            headers(("ETag" = String, description = "The saved definition's entity tag"))),
+        (status = 400, description = "A malformed `If-Match`", body = Problem),
+        (status = 412, description = "The group changed since it was read (`If-Match`)", body = Problem),
         (status = 422, description = "The group or a condition's configuration is invalid", body = Problem)))]
 pub async fn save(
     State(state): State<Shared>,
     _: Operator,
     Path(id): Path<String>,
+    headers: HeaderMap,
     Body(group): Body<Group>,
-) -> Result<Json<GroupDetail>, Problem> {
+) -> Result<(Tagged, Json<GroupDetail>), Problem> {
     same_id(&group.id, &id)?;
+    let if_match = IfMatch::from_headers(&headers)?;
     blocking(&state, move |e| {
-        e.save_group(&group, now())?;
-        Ok(Json(detail(e, group)?))
+        let written = e.save_group_if(&group, now(), &|stored| {
+            if_match.holds(stored.and_then(|g| etag::of(g).ok()).as_deref())
+        })?;
+        if !written {
+            return Err(etag::failed("group", &group.id));
+        }
+        let tag = etag::of(&group)?;
+        Ok(([etag::header(&tag)?], Json(detail(e, group)?)))
     })
     .await
 }
+
+/// An `ETag` header beside a response's body.
+type Tagged = [(HeaderName, HeaderValue); 1];
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

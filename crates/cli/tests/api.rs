@@ -910,3 +910,47 @@ on_both_backends!(a_stale_write_of_a_group_is_refused_with_412, |c: Cohort| {
         "{statuses:?}"
     );
 });
+
+on_both_backends!(
+    a_stale_write_of_a_customer_is_refused_with_412,
+    |c: Cohort| {
+        let operator = token(&c, "billing", "operator");
+        let server = Server::start(&c, &[]);
+        let op = Api::new(&server, Some(&operator));
+        let tag_of = |r: &reqwest::blocking::Response| {
+            r.headers()
+                .get("etag")
+                .and_then(|v| v.to_str().ok())
+                .expect("an ETag")
+                .to_string()
+        };
+        let put = |country: &str, if_match: Option<&str>| {
+            let mut r = op
+                .request("PUT", "/v1/customers/C-1")
+                .json(&customer("C-1", country));
+            if let Some(tag) = if_match {
+                r = r.header("If-Match", tag);
+            }
+            r.send().expect("put")
+        };
+        assert_eq!(
+            put("DE", Some("*")).status(),
+            StatusCode::PRECONDITION_FAILED,
+            "If-Match needs the customer to exist"
+        );
+        let created = put("DE", None);
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let first = tag_of(&created);
+        assert_eq!(tag_of(&op.get("/v1/customers/C-1")), first);
+
+        let updated = put("FR", Some(&first));
+        assert_eq!(updated.status(), StatusCode::OK);
+        let second = tag_of(&updated);
+        assert_ne!(second, first);
+        assert_eq!(tag_of(&op.get("/v1/customers/C-1")), second);
+        let (status, problem) = read(put("SE", Some(&first)));
+        assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{problem}");
+        let kept = expect(op.get("/v1/customers/C-1"), StatusCode::OK);
+        assert_eq!(kept["customer"]["country"], "FR", "nothing was written");
+    }
+);

@@ -18,6 +18,19 @@ struct Known {
 }
 
 impl Engine {
+    /// Update a stored customer if `precondition` holds of the stored record when it
+    /// is written; whether it was written (never, for a customer not stored). No
+    /// trigger runs, as for any update.
+    pub fn update_customer_if(
+        &self,
+        record: &CustomerRecord,
+        now: Timestamp,
+        precondition: &dyn Fn(&CustomerRecord) -> bool,
+    ) -> Result<bool> {
+        record.intern(self.host.interner())?;
+        Ok(self.store.update_customer_if(record, now, precondition)?)
+    }
+
     /// Insert or update a customer. A new customer is checked at once against every
     /// group with the on-registration trigger, and stored together with the memberships
     /// it gets, in one transaction.

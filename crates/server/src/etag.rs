@@ -17,6 +17,9 @@ pub fn of(value: &impl Serialize) -> Result<String, Problem> {
     Ok(format!("\"{}\"", hex::encode(&Sha256::digest(&json)[..16])))
 }
 
+/// An `ETag` header beside a response's body.
+pub type Tagged = [(header::HeaderName, HeaderValue); 1];
+
 /// An `ETag` header.
 pub fn header(tag: &str) -> Result<(header::HeaderName, HeaderValue), Problem> {
     let value = HeaderValue::from_str(tag)

@@ -70,6 +70,36 @@ impl Customers for PgStore {
         Ok(self.upsert_customers(std::slice::from_ref(record), now)? == 1)
     }
 
+    fn update_customer_if(
+        &self,
+        record: &CustomerRecord,
+        now: Timestamp,
+        precondition: &dyn Fn(&CustomerRecord) -> bool,
+    ) -> cohort_store::Result<bool> {
+        sql(|| {
+            let mut conn = self.pool.get()?;
+            let mut tx = conn.begin()?;
+            // The stored row stays locked until the write: no other server's write
+            // comes between the look and it.
+            let stored = tx
+                .query_opt(
+                    "SELECT record FROM customers WHERE id = $1 FOR UPDATE",
+                    &[&record.id],
+                )?
+                .map(|r| {
+                    serde_json::from_str::<CustomerRecord>(r.get(0))
+                        .map_err(|e| corrupt("customer", &record.id, e))
+                })
+                .transpose()?;
+            if !stored.as_ref().is_some_and(precondition) {
+                return Ok(false);
+            }
+            upsert_in(&mut tx, std::slice::from_ref(record), now)?;
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
     fn upsert_customers(
         &self,
         records: &[CustomerRecord],

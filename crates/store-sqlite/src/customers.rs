@@ -60,6 +60,32 @@ impl Customers for SqliteStore {
         })
     }
 
+    fn update_customer_if(
+        &self,
+        record: &CustomerRecord,
+        now: Timestamp,
+        precondition: &dyn Fn(&CustomerRecord) -> bool,
+    ) -> cohort_store::Result<bool> {
+        sql(|| {
+            let mut conn = self.conn();
+            // The write lock is held from here (see `SqliteStore::setup`).
+            let tx = conn.transaction()?;
+            let stored: Option<String> = tx
+                .prepare_cached("SELECT record FROM customers WHERE id = ?1")?
+                .query_row([&record.id], |r| r.get(0))
+                .optional()?;
+            let stored: Option<CustomerRecord> = stored
+                .map(|j| serde_json::from_str(&j).map_err(|e| corrupt("customer", &record.id, e)))
+                .transpose()?;
+            if !stored.as_ref().is_some_and(precondition) {
+                return Ok(false);
+            }
+            upsert_customer_in(&tx, record, now, next_seq(&tx)?)?;
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
     fn upsert_customers(
         &self,
         records: &[CustomerRecord],

@@ -26,6 +26,15 @@ pub trait Plugins: Send + Sync {
 pub trait Customers: Send + Sync {
     /// Insert or replace a customer; `true` when it is new.
     fn upsert_customer(&self, record: &CustomerRecord, now: Timestamp) -> Result<bool>;
+    /// Update a stored customer if `precondition` holds of the stored record; in one
+    /// transaction, so that no other write comes between the look and the write.
+    /// Whether it was written (never, for a customer not stored).
+    fn update_customer_if(
+        &self,
+        record: &CustomerRecord,
+        now: Timestamp,
+        precondition: &dyn Fn(&CustomerRecord) -> bool,
+    ) -> Result<bool>;
     /// Insert or replace many customers in one transaction: all or none. Returns how
     /// many were new.
     fn upsert_customers(&self, records: &[CustomerRecord], now: Timestamp) -> Result<u64>;

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use cohort_engine::Registration;
 use cohort_model::{CustomerRecord, Interner};
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use super::members::MembershipView;
 use super::{After, Page, blocking, limit, page, same_id};
 use crate::auth::{Operator, Reader};
+use crate::etag::{self, IfMatch, Tagged};
 use crate::problem::{Body, Path, Problem, Query};
 use crate::{Shared, now};
 
@@ -96,15 +97,17 @@ pub struct CustomerDetail {
     pub memberships: Vec<MembershipView>,
 }
 
-/// A customer's record and every membership it has had.
+/// A customer's record and every membership it has had, with the record's `ETag`.
 #[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers",
     params(("id" = String, Path)),
-    responses((status = 200, body = CustomerDetail), (status = 404, body = Problem)))]
+    responses((status = 200, body = CustomerDetail,
+            headers(("ETag" = String, description = "The record's entity tag, for `If-Match` on `PUT`"))),
+        (status = 404, body = Problem)))]
 pub async fn show(
     State(state): State<Shared>,
     _: Reader,
     Path(id): Path<String>,
-) -> Result<Json<CustomerDetail>, Problem> {
+) -> Result<(Tagged, Json<CustomerDetail>), Problem> {
     blocking(&state, move |e| {
         let customer = e
             .store()
@@ -117,10 +120,14 @@ pub async fn show(
             .into_iter()
             .map(|m| MembershipView::at(m, at))
             .collect();
-        Ok(Json(CustomerDetail {
-            customer,
-            memberships,
-        }))
+        let tag = etag::of(&customer)?;
+        Ok((
+            [etag::header(&tag)?],
+            Json(CustomerDetail {
+                customer,
+                memberships,
+            }),
+        ))
     })
     .await
 }
@@ -142,19 +149,62 @@ async fn register_one(
 }
 
 /// Insert or update one customer; a new one is checked against on-registration groups.
+/// With `If-Match`, only an existing customer whose stored record still has that
+/// entity tag (`*`: any) is updated; otherwise 412 and nothing is written.
 #[utoipa::path(put, path = "/v1/customers/{id}", tag = "customers",
-    params(("id" = String, Path)), request_body = CustomerRecord,
-    responses((status = 201, description = "A new customer", body = Registration),
-        (status = 200, description = "An existing customer, updated", body = Registration),
+    params(("id" = String, Path),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` the record was read with, or `*`")),
+    request_body = CustomerRecord,
+    responses((status = 201, description = "A new customer", body = Registration,
+            headers(("ETag" = String, description = "The stored record's entity tag"))),
+        (status = 200, description = "An existing customer, updated", body = Registration,
+            headers(("ETag" = String, description = "The stored record's entity tag"))),
+        (status = 400, description = "A malformed `If-Match`", body = Problem),
+        (status = 412, description = "The customer changed since it was read (`If-Match`)", body = Problem),
         (status = 422, body = Problem)))]
 pub async fn upsert(
     State(state): State<Shared>,
     _: Operator,
     Path(id): Path<String>,
+    headers: HeaderMap,
     Body(record): Body<CustomerRecord>,
-) -> Result<(StatusCode, Json<Registration>), Problem> {
+) -> Result<(StatusCode, Tagged, Json<Registration>), Problem> {
     same_id(&record.id, &id)?;
-    register_one(&state, record).await
+    let if_match = IfMatch::from_headers(&headers)?;
+    let (status, Json(registration)) = if let IfMatch::Absent = if_match {
+        register_one(&state, record).await?
+    } else {
+        let id = record.id.clone();
+        blocking(&state, move |e| {
+            let written = e.update_customer_if(&record, now(), &|stored| {
+                if_match.holds(etag::of(stored).ok().as_deref())
+            })?;
+            if !written {
+                return Err(etag::failed("customer", &record.id));
+            }
+            Ok((
+                StatusCode::OK,
+                Json(Registration {
+                    customer: id,
+                    new: false,
+                    joined: Vec::new(),
+                    undecided: Vec::new(),
+                }),
+            ))
+        })
+        .await?
+    };
+    // The tag of what was stored, as a read would give it.
+    let id = registration.customer.clone();
+    let tag = blocking(&state, move |e| {
+        let stored = e
+            .store()
+            .customer(&id)?
+            .ok_or_else(|| Problem::not_found("customer", &id))?;
+        etag::of(&stored)
+    })
+    .await?;
+    Ok((status, [etag::header(&tag)?], Json(registration)))
 }
 
 /// Register a customer: store it and check it at once against every group with the

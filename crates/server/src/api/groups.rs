@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use cohort_engine::Engine;
 use cohort_model::Group;
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{After, Page, blocking, limit, page, same_id};
 use crate::auth::{Operator, Reader};
-use crate::etag::{self, IfMatch};
+use crate::etag::{self, IfMatch, Tagged};
 use crate::problem::{Body, Path, Problem, Query};
 use crate::{Shared, now};
 
@@ -156,9 +156,6 @@ pub async fn save(
     })
     .await
 }
-
-/// An `ETag` header beside a response's body.
-type Tagged = [(HeaderName, HeaderValue); 1];
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -121,6 +121,10 @@ pub const CASES: &[Case] = &[
         records::a_webhook_is_leased_to_one_holder_at_a_time,
     ),
     (
+        "conditional_writes_look_at_what_is_stored",
+        records::conditional_writes_look_at_what_is_stored,
+    ),
+    (
         "an_import_checks_its_rows_and_applies_the_valid_ones",
         imports::an_import_checks_its_rows_and_applies_the_valid_ones,
     ),

@@ -479,3 +479,64 @@ pub(super) fn a_webhook_is_leased_to_one_holder_at_a_time(store: &dyn Store) {
         "no such webhook"
     );
 }
+
+/// A conditional write sees what is stored and writes only if its precondition holds.
+pub(super) fn conditional_writes_look_at_what_is_stored(store: &dyn Store) {
+    let first = group("g", "First");
+    assert!(
+        store
+            .put_group_if(&first, 1, &|stored| stored.is_none())
+            .expect("create")
+    );
+    assert!(
+        !store
+            .put_group_if(&group("g", "Again"), 2, &|stored| stored.is_none())
+            .expect("no second creation"),
+    );
+    assert!(
+        !store
+            .put_group_if(&group("g", "Stale"), 3, &|stored| stored
+                .is_some_and(|g| g.name == "Other"))
+            .expect("a failed precondition"),
+    );
+    assert_eq!(store.group("g").expect("read").expect("g").name, "First");
+    assert!(
+        store
+            .put_group_if(&group("g", "Second"), 4, &|stored| stored
+                .is_some_and(|g| g.name == "First"))
+            .expect("a holding precondition"),
+    );
+    assert_eq!(store.group("g").expect("read").expect("g").name, "Second");
+
+    assert!(
+        !store
+            .update_customer_if(&customer("c1", "DE"), 5, &|_| true)
+            .expect("no such customer"),
+        "a customer not stored is not written"
+    );
+    assert!(store.customer("c1").expect("read").is_none());
+    store
+        .upsert_customer(&customer("c1", "DE"), 6)
+        .expect("customer");
+    assert!(
+        !store
+            .update_customer_if(&customer("c1", "SE"), 7, &|c| c.country.as_deref()
+                == Some("FR"))
+            .expect("a failed precondition")
+    );
+    assert!(
+        store
+            .update_customer_if(&customer("c1", "FR"), 8, &|c| c.country.as_deref()
+                == Some("DE"))
+            .expect("a holding precondition")
+    );
+    assert_eq!(
+        store
+            .customer("c1")
+            .expect("read")
+            .expect("c1")
+            .country
+            .as_deref(),
+        Some("FR")
+    );
+}

@@ -954,3 +954,47 @@ on_both_backends!(
         assert_eq!(kept["customer"]["country"], "FR", "nothing was written");
     }
 );
+
+#[test]
+fn a_token_past_its_rate_gets_429_with_retry_after_and_others_go_on() {
+    let c = Cohort::new();
+    let busy = token(&c, "busy", "read-only");
+    let calm = token(&c, "calm", "read-only");
+    let server = Server::start(
+        &c,
+        &[
+            ("COHORT_RATE_LIMIT_PER_SECOND", "1"),
+            ("COHORT_RATE_LIMIT_BURST", "3"),
+        ],
+    );
+    let busy = Api::new(&server, Some(&busy));
+    let calm = Api::new(&server, Some(&calm));
+    for _ in 0..3 {
+        expect(busy.get("/v1/groups"), StatusCode::OK);
+    }
+    let refused = busy.get("/v1/groups");
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = refused
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=2).contains(&wait), "{wait}");
+    let (_, problem) = read(refused);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("`busy`")),
+        "{problem}"
+    );
+    expect(calm.get("/v1/groups"), StatusCode::OK);
+    std::thread::sleep(Duration::from_secs(wait));
+    expect(busy.get("/v1/groups"), StatusCode::OK);
+    // Without a limit (the default), nothing is refused.
+    let open = Server::start(&c, &[]);
+    let any = Api::new(&open, Some(&token(&c, "any", "read-only")));
+    for _ in 0..20 {
+        expect(any.get("/v1/groups"), StatusCode::OK);
+    }
+}

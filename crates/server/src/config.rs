@@ -29,6 +29,26 @@ pub struct Config {
     /// API (`POST /v1/plugins/standard?geoip_dir=...`); without it, none may.
     pub data_root: Option<PathBuf>,
     pub webhooks: WebhookConfig,
+    pub limits: LimitsConfig,
+}
+
+/// Requests per token (see `limits.rs`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Requests a second each token may make on average; 0 for no limit.
+    pub rate_per_second: f64,
+    /// Requests a token may make at once after being idle.
+    pub burst: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            rate_per_second: 0.0,
+            burst: 100,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -74,6 +94,7 @@ impl Default for Config {
             tick_seconds: 1,
             data_root: None,
             webhooks: WebhookConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -173,6 +194,14 @@ impl Config {
         })?;
         set("COHORT_MAX_UPLOAD_BYTES", &mut |v| {
             self.max_upload_bytes = parse("COHORT_MAX_UPLOAD_BYTES", v)?;
+            Ok(())
+        })?;
+        set("COHORT_RATE_LIMIT_PER_SECOND", &mut |v| {
+            self.limits.rate_per_second = parse("COHORT_RATE_LIMIT_PER_SECOND", v)?;
+            Ok(())
+        })?;
+        set("COHORT_RATE_LIMIT_BURST", &mut |v| {
+            self.limits.burst = parse("COHORT_RATE_LIMIT_BURST", v)?;
             Ok(())
         })?;
         set("COHORT_TICK_SECONDS", &mut |v| {

@@ -13,6 +13,7 @@ pub mod auth;
 mod config;
 mod etag;
 mod idempotency;
+mod limits;
 mod metrics;
 mod problem;
 mod request_id;
@@ -35,7 +36,7 @@ use cohort_model::Timestamp;
 use cohort_store::{Access, RunStatus, Trigger};
 use utoipa::openapi::OpenApi;
 
-pub use config::{Config, ConfigError, LogFormat, WebhookConfig};
+pub use config::{Config, ConfigError, LimitsConfig, LogFormat, WebhookConfig};
 pub use problem::Problem;
 
 use crate::auth::Caller;
@@ -50,6 +51,8 @@ pub struct AppState {
     metrics: Metrics,
     /// Idempotency keys whose first request is still being handled, by token id.
     inflight: Mutex<HashSet<(i64, String)>>,
+    /// What each token may still request (see `limits.rs`).
+    buckets: limits::Buckets,
     /// False once shutdown has begun: `/readyz` tells load balancers to move on.
     ready: AtomicBool,
     /// This server among those sharing the store, as the holder of webhook leases.
@@ -74,6 +77,7 @@ pub fn app(
         config,
         metrics: Metrics::default(),
         inflight: Mutex::new(HashSet::new()),
+        buckets: limits::Buckets::default(),
         ready: AtomicBool::new(true),
         holder: holder(),
     });

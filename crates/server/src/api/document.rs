@@ -2,7 +2,8 @@
 //! the handlers' annotations make, so that no annotation can forget it: operation ids
 //! unique across the API, the problems any `/v1` operation may answer (as
 //! `application/problem+json`), the `Idempotency-Key` header of every POST, the
-//! `X-Request-Id` of every response, the bounds
+//! `X-Request-Id` of every response, the 429 (with `Retry-After`) of every operation
+//! that needs a token, the bounds
 //! of `limit`, uploads as bytes, and schemas that flatten another described as one
 //! object (a response
 //! with more fields than its request would otherwise break the request's closed
@@ -25,6 +26,7 @@ pub fn conventions(doc: OpenApi) -> OpenApi {
             for (method, op) in item.iter_mut() {
                 operation(path, method, op);
                 request_id(op);
+                retry_after(op);
             }
         }
     }
@@ -44,6 +46,16 @@ fn request_id(op: &mut Value) {
                 "schema": {"type": "string"}
             });
         }
+    }
+}
+
+/// A 429 says when to retry (see `limits.rs`).
+fn retry_after(op: &mut Value) {
+    if let Some(response) = op.get_mut("responses").and_then(|r| r.get_mut("429")) {
+        response["headers"]["Retry-After"] = json!({
+            "description": "Whole seconds until the token may make a request again.",
+            "schema": {"type": "integer", "minimum": 1}
+        });
     }
 }
 
@@ -119,8 +131,15 @@ fn operation(path: &str, method: &str, op: &mut Value) {
             .or_insert_with(|| problem(description));
     };
     if !public {
-        add("401", "No bearer token, or one not known or revoked");
+        add(
+            "401",
+            "No bearer token, or one not known, revoked or expired",
+        );
         add("403", "The token's role does not allow this");
+        add(
+            "429",
+            "The token made more requests than the server's rate limit allows; `Retry-After` says when to retry",
+        );
     }
     if !path.starts_with("/v1/") {
         return;

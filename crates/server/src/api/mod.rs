@@ -29,7 +29,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::problem::Problem;
-use crate::{Shared, auth, idempotency};
+use crate::{Shared, auth, idempotency, limits};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -130,6 +130,7 @@ pub fn router(state: Shared) -> (Router, OpenApi) {
             state.clone(),
             idempotency::idempotent,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), limits::limit))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::Cohort;
-use common::http::{Api, Server, customer, expect, group, read, token};
+use common::http::{Api, Server, customer, expect, group, read, tag_of, token};
 use common::receiver::Receiver;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -832,13 +832,6 @@ on_both_backends!(a_stale_write_of_a_group_is_refused_with_412, |c: Cohort| {
     let operator = token(&c, "billing", "operator");
     let server = Server::start(&c, &[]);
     let op = Api::new(&server, Some(&operator));
-    let tag_of = |r: &reqwest::blocking::Response| {
-        r.headers()
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .expect("an ETag")
-            .to_string()
-    };
     let put = |body: &serde_json::Value, if_match: Option<&str>| {
         let mut r = op.request("PUT", "/v1/groups/vip").json(body);
         if let Some(tag) = if_match {
@@ -917,13 +910,6 @@ on_both_backends!(
         let operator = token(&c, "billing", "operator");
         let server = Server::start(&c, &[]);
         let op = Api::new(&server, Some(&operator));
-        let tag_of = |r: &reqwest::blocking::Response| {
-            r.headers()
-                .get("etag")
-                .and_then(|v| v.to_str().ok())
-                .expect("an ETag")
-                .to_string()
-        };
         let put = |country: &str, if_match: Option<&str>| {
             let mut r = op
                 .request("PUT", "/v1/customers/C-1")

@@ -154,6 +154,15 @@ pub fn read(r: Response) -> (StatusCode, Value) {
     (status, body)
 }
 
+/// The response's `ETag`.
+pub fn tag_of(r: &Response) -> String {
+    r.headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .expect("an ETag")
+        .to_string()
+}
+
 pub fn expect(r: Response, want: StatusCode) -> Value {
     let (status, body) = read(r);
     assert_eq!(status, want, "{body:#}");

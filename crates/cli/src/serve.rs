@@ -108,16 +108,8 @@ pub fn token(
             expires,
         } => {
             let expires = expires.map(|t| t.timestamp());
-            if let Some(at) = expires.filter(|at| *at <= now()) {
-                anyhow::bail!(
-                    "the token would expire at {}, which is not in the future",
-                    time(at)
-                );
-            }
-            anyhow::ensure!(
-                !name.trim().is_empty() && name.len() <= 64,
-                "a token name is 1 to 64 characters"
-            );
+            let name = cohort_store::check_new_token(&name, expires, now())
+                .map_err(|(_, why)| anyhow::anyhow!(why))?;
             let role = match role {
                 RoleArg::ReadOnly => Role::ReadOnly,
                 RoleArg::Operator => Role::Operator,

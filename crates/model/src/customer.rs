@@ -251,6 +251,19 @@ pub fn shown(text: &str) -> String {
     out
 }
 
+/// Whether `text` may name something people pick out in a list (a token, say): not
+/// blank, at most `max` characters, and free of control characters and of the marks
+/// that reorder text on screen.
+pub fn check_label(text: &str, max: usize) -> Result<(), String> {
+    if text.trim().is_empty() {
+        return Err("is blank".into());
+    }
+    if text.chars().count() > max {
+        return Err(format!("is longer than {max} characters"));
+    }
+    check_text(text)
+}
+
 /// Whether `text` may be the value of a customer's field: bounded, and free of control
 /// characters and of the marks that reorder text on screen.
 fn check_text(text: &str) -> Result<(), String> {

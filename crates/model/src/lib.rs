@@ -16,7 +16,7 @@ mod symbol;
 pub use customer::{
     Customer, CustomerRecord, InvalidCustomer, MAX_ENTRIES, MAX_ID_LEN, MAX_TEXT_LEN, Payer,
     PayerKind, PayerRecord, Subscription, SubscriptionRecord, SubscriptionStatus,
-    VerificationStatus, check_customer_id, shown,
+    VerificationStatus, check_customer_id, check_label, shown,
 };
 pub use group::{
     AutoAssign, Clause, Condition, ExclusiveSet, Group, InvalidGroup, Mode, Rule, Schedule,

@@ -340,6 +340,27 @@ pub struct TokenRecord {
     pub expires_at: Option<Timestamp>,
 }
 
+/// The one rule for a token about to be made, from the CLI or the API: its name,
+/// trimmed, or the field at fault (`name`, `expires_at`) and why.
+pub fn check_new_token(
+    name: &str,
+    expires_at: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<String, (&'static str, String)> {
+    let name = name.trim();
+    cohort_model::check_label(name, 64).map_err(|why| ("name", format!("a token's name {why}")))?;
+    if let Some(at) = expires_at.filter(|at| *at <= now) {
+        return Err((
+            "expires_at",
+            format!(
+                "the token would expire at {}, which is not in the future",
+                cohort_model::rfc3339::format(at)
+            ),
+        ));
+    }
+    Ok(name.to_string())
+}
+
 impl TokenRecord {
     /// Whether the token is past its expiry at `now`.
     pub fn expired(&self, now: Timestamp) -> bool {
@@ -382,6 +403,23 @@ pub struct Remembered {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_token_needs_a_plain_name_and_an_expiry_to_come() {
+        assert_eq!(check_new_token("  sync ", Some(11), 10), Ok("sync".into()));
+        for bad in ["", "   ", "a\nb", "rtl\u{202e}txt"] {
+            let (field, _) = check_new_token(bad, None, 10).expect_err(bad);
+            assert_eq!(field, "name", "{bad:?}");
+        }
+        assert!(check_new_token(&"x".repeat(64), None, 10).is_ok());
+        assert_eq!(
+            check_new_token(&"x".repeat(65), None, 10).map_err(|e| e.0),
+            Err("name")
+        );
+        let (field, why) = check_new_token("late", Some(10), 10).expect_err("now is past");
+        assert_eq!(field, "expires_at");
+        assert!(why.contains("not in the future"), "{why}");
+    }
 
     /// JSON's name of `value`, which serde derives on its own.
     fn json_name(value: impl Serialize) -> String {

@@ -7,7 +7,7 @@ use cohort_store::{AuditEntry, OutboxEvent, Webhook};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{AfterId, Page, blocking, blocking_access, id_cursor, limit, page};
+use super::{AfterId, Page, blocking, blocking_access, id_cursor, limit, page, page_after_id};
 use crate::auth::{Admin, Reader};
 use crate::idempotency::ReplayAs;
 use crate::problem::{Body, Path, Problem, Query};
@@ -91,14 +91,12 @@ pub async fn webhooks(
     let limit = limit(q.limit)?;
     let after = id_cursor(q.after.as_deref(), "after")?.unwrap_or(0);
     blocking(&state, move |e| {
-        let hooks: Vec<Webhook> = e
-            .store()
-            .webhooks()?
-            .into_iter()
-            .filter(|h| h.id > after)
-            .take(limit + 1)
-            .collect();
-        Ok(Json(page(hooks, limit, |h| h.id.to_string())))
+        Ok(Json(page_after_id(
+            e.store().webhooks()?,
+            after,
+            limit,
+            |h| h.id,
+        )))
     })
     .await
 }

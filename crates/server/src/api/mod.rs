@@ -238,6 +238,21 @@ pub fn page<T>(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -
     Page { items, next }
 }
 
+/// The page of `items`, in the order of their ids, that follows the id `after`.
+pub fn page_after_id<T>(
+    items: Vec<T>,
+    after: i64,
+    limit: usize,
+    id: impl Fn(&T) -> i64,
+) -> Page<T> {
+    let items: Vec<T> = items
+        .into_iter()
+        .filter(|item| id(item) > after)
+        .take(limit + 1)
+        .collect();
+    page(items, limit, |item| id(item).to_string())
+}
+
 /// A numeric cursor parameter.
 pub fn id_cursor(value: Option<&str>, field: &str) -> Result<Option<i64>, Problem> {
     value

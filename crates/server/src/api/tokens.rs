@@ -5,11 +5,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use cohort_model::Timestamp;
-use cohort_store::{Role, TokenRecord};
+use cohort_store::{Role, TokenRecord, check_new_token};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{AfterId, Page, blocking_access, id_cursor, limit, page};
+use super::{AfterId, Page, blocking_access, id_cursor, limit, page_after_id};
 use crate::auth::Admin;
 use crate::idempotency::ReplayAs;
 use crate::problem::{Body, Path, Problem, Query};
@@ -26,13 +26,9 @@ pub async fn list(
     let limit = limit(q.limit)?;
     let after = id_cursor(q.after.as_deref(), "after")?.unwrap_or(0);
     blocking_access(&state, move |access| {
-        let tokens: Vec<TokenRecord> = access
-            .tokens()?
-            .into_iter()
-            .filter(|t| t.id > after)
-            .take(limit + 1)
-            .collect();
-        Ok(Json(page(tokens, limit, |t| t.id.to_string())))
+        Ok(Json(page_after_id(access.tokens()?, after, limit, |t| {
+            t.id
+        })))
     })
     .await
 }
@@ -73,27 +69,10 @@ pub async fn create(
     _: Admin,
     Body(new): Body<NewToken>,
 ) -> Result<(StatusCode, Extension<ReplayAs>, Json<CreatedToken>), Problem> {
-    let name = new.name.trim().to_string();
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-name",
-            "a token's name is 1 to 64 characters, none of them control characters",
-        )
-        .at("name"));
-    }
     let at = now();
-    if let Some(expires) = new.expires_at.filter(|e| *e <= at) {
-        return Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "expired",
-            format!(
-                "the token would expire at {}, which is not in the future",
-                cohort_model::rfc3339::format(expires)
-            ),
-        )
-        .at("expires_at"));
-    }
+    let name = check_new_token(&new.name, new.expires_at, at).map_err(|(field, why)| {
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-token", why).at(field)
+    })?;
     let token = crate::auth::new_token()
         .map_err(|e| Problem::internal(format!("no randomness for a token: {e}")))?;
     blocking_access(&state, move |access| {

@@ -382,6 +382,44 @@ pub(super) fn a_whole_import_with_a_late_problem_writes_nothing(store: &dyn Stor
     );
 }
 
+/// Finishing an import drops its own staged rows only: another import staged
+/// meanwhile still applies whole.
+pub(super) fn finishing_one_import_keeps_another_imports_rows(store: &dyn Store) {
+    let customers: Vec<CustomerRecord> = ["c1", "c2"]
+        .iter()
+        .map(|id| serde_json::from_value(serde_json::json!({"id": id})).expect("customer"))
+        .collect();
+    store.upsert_customers(&customers, 1).expect("customers");
+    let later = begin(store, false);
+    store
+        .stage_import(later.id, &[row(2, "c2", 10, None)])
+        .expect("stage the later one's row");
+    let first = begin(store, false);
+    store
+        .stage_import(first.id, &[row(2, "c1", 10, None)])
+        .expect("stage");
+    for import in [&first, &later] {
+        let checked = store
+            .check_and_apply(import.id, "customer", &IMPORT, ApplyOptions::default(), 100)
+            .expect("apply");
+        assert_eq!(checked.applied, Some((1, 0, 0)));
+        store
+            .finish_import(&ImportRecord {
+                status: "applied".into(),
+                finished_at: Some(101),
+                ..import.clone()
+            })
+            .expect("finish");
+    }
+    let members: Vec<String> = store
+        .group_memberships("g")
+        .expect("members")
+        .into_iter()
+        .map(|m| m.customer)
+        .collect();
+    assert_eq!(members, ["c1", "c2"]);
+}
+
 pub(super) fn import_problems_page_by_line_then_as_found(store: &dyn Store) {
     let import = begin(store, true);
     let problem = |line: u64, message: &str| ImportProblem {

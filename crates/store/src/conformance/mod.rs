@@ -137,6 +137,10 @@ pub const CASES: &[Case] = &[
         imports::a_whole_import_with_a_late_problem_writes_nothing,
     ),
     (
+        "finishing_one_import_keeps_another_imports_rows",
+        imports::finishing_one_import_keeps_another_imports_rows,
+    ),
+    (
         "import_problems_page_by_line_then_as_found",
         imports::import_problems_page_by_line_then_as_found,
     ),

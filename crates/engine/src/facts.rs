@@ -21,6 +21,9 @@ use crate::{FastMap, PAGE, Result};
 pub(crate) struct Facts {
     /// The store's number of the latest write this holds; `None` before the first load.
     seq: Option<i64>,
+    /// The store's count of erasures when this was loaded: a customer erased since is
+    /// still held here, and writes say nothing of what was deleted.
+    erasures: i64,
     /// Shared with the changes runs plan for them (see `Policy::group`).
     pub(crate) ids: Vec<Arc<str>>,
     /// Page `p` holds the customers at positions `p * PAGE..`, in `ids` order.
@@ -139,6 +142,16 @@ impl FactsCache {
     /// instead of changing it under the run.
     pub(crate) fn current(&self, store: &dyn Store, interner: &Interner) -> Result<Arc<Facts>> {
         let mut facts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        // Read before the writes, so that an erasure between the two is seen next time.
+        let erasures = store.erasures_stamp()?;
+        if erasures != facts.erasures {
+            // Erasures are rare: loading everything again is simpler than taking
+            // customers out of the pages, and the same whoever erased them.
+            *facts = Arc::new(Facts {
+                erasures,
+                ..Facts::default()
+            });
+        }
         let held: &Facts = &facts;
         // Interned as read, page by page on as many threads as the store parses with,
         // and a new customer goes straight into its page: a first load never holds a

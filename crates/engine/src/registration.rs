@@ -6,10 +6,10 @@ use std::collections::HashSet;
 use cohort_evaluator::{Compiled, Decision, explain};
 use cohort_model::{CustomerRecord, Group, Held, Membership, Mode, Timestamp};
 use cohort_planner::{Change, Standing, plan, rule_actor};
-use cohort_store::Cause;
+use cohort_store::{Cause, Erasure};
 
 use crate::run::policy;
-use crate::{Engine, Registration, Result, Trigger, rivals};
+use crate::{Engine, EngineError, Registration, Result, Trigger, rivals};
 
 /// One customer's standing as the store has it.
 struct Known {
@@ -151,6 +151,34 @@ impl Engine {
             decision,
             as_of,
         )
+    }
+}
+
+impl Engine {
+    /// Erase a customer (the platform's "right to erasure"): their facts and pins are
+    /// deleted, each membership not ended ends now, and the history keeps its entries
+    /// without the reasons typed about the customer (see `Customers::erase_customer`).
+    /// The customer cache of every process loads again at its next run. A run that read
+    /// the customer before and writes after may still add a membership: erasing again
+    /// ends it. Not found if the store has nothing of the customer left to erase.
+    pub fn erase_customer(
+        &self,
+        id: &str,
+        actor: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Erasure> {
+        let cause = Cause {
+            trigger: Trigger::Manual,
+            actor,
+            run: None,
+        };
+        self.store
+            .erase_customer(id, &cause, reason, now)?
+            .ok_or_else(|| EngineError::NotFound {
+                what: "customer",
+                id: id.to_string(),
+            })
     }
 }
 

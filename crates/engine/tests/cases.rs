@@ -241,7 +241,7 @@ fn run_case(path: &Path, engine: Engine) {
                     .history(Some(customer), None, None, 100)
                     .expect("history")
                     .into_iter()
-                    .map(|e| format!("{} {}", e.action, e.group))
+                    .map(|e| format!("{} {}", e.action, e.group.as_deref().unwrap_or_default()))
                     .collect();
                 assert_eq!(&got, actions, "{here}: history of `{customer}`");
                 Ok(())

@@ -360,3 +360,26 @@ fn groups_run_together_each_write_their_own_changes_only() {
         );
     }
 }
+
+#[test]
+fn a_customer_erased_by_another_writer_is_not_added_again() {
+    let (_dir, runner, other) = two_writers();
+    assert_eq!(members(&runner, 10), set(&["c1"]));
+
+    // Another process erases c1 (its membership ends) and stores c4, in Germany too.
+    let erasure = other
+        .erase_customer("c1", "dpo", "request 12", 20)
+        .expect("erase");
+    assert_eq!(erasure.ended, 1);
+    other
+        .store()
+        .upsert_customer(&customer("c4", "DE"), 21)
+        .expect("upsert");
+    // The runner held c1 from its last run: it must not add c1 again.
+    assert_eq!(members(&runner, 30), set(&["c4"]));
+    assert_eq!(held(&runner, 40), set(&["c4"]));
+    assert!(matches!(
+        runner.erase_customer("c1", "dpo", "again", 50),
+        Err(cohort_engine::EngineError::NotFound { .. })
+    ));
+}

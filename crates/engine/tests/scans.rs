@@ -91,7 +91,15 @@ fn events(store: &dyn Store) -> Vec<String> {
         .events_after(0, 100_000)
         .expect("events")
         .iter()
-        .map(|e| format!("{} {} {} {}", e.event, e.customer, e.group, e.at))
+        .map(|e| {
+            format!(
+                "{} {} {} {}",
+                e.event,
+                e.customer,
+                e.group.as_deref().unwrap_or_default(),
+                e.at
+            )
+        })
         .collect();
     out.sort();
     out

@@ -10,6 +10,7 @@ use cohort_store::StoreError;
 
 mod access;
 mod customers;
+mod erasure;
 mod feed;
 mod groups;
 mod imports;

@@ -9,13 +9,14 @@ use postgres::fallible_iterator::FallibleIterator;
 use crate::journal::apply_all;
 use crate::{PgStore, Result, count, named, sql};
 
-const MEMBERSHIP_COLUMNS: &str = "id, customer, grp, source, actor, reason, starts, ends";
+pub(crate) const MEMBERSHIP_COLUMNS: &str =
+    "id, customer, grp, source, actor, reason, starts, ends";
 
 fn source(id: i64, text: &str) -> Result<Source> {
     named(text, Source::parse, "membership", &id.to_string())
 }
 
-fn membership(r: &Row) -> Result<Membership> {
+pub(crate) fn membership(r: &Row) -> Result<Membership> {
     let id: i64 = r.get(0);
     Ok(Membership {
         id,

@@ -12,6 +12,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/01-schema.sql"),
     include_str!("../migrations/02-scans.sql"),
     include_str!("../migrations/03-token-expiry.sql"),
+    include_str!("../migrations/04-erasure.sql"),
 ];
 
 /// The advisory lock migrating servers take turns on (`Cohort` in ASCII).

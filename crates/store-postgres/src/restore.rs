@@ -287,7 +287,9 @@ fn take(tx: &mut Transaction<'_>, rows: Vec<Kept>) -> Result<()> {
                 &e.iter()
                     .map(|(e, _)| e.customer.as_str())
                     .collect::<Vec<_>>(),
-                &e.iter().map(|(e, _)| e.group.as_str()).collect::<Vec<_>>(),
+                &e.iter()
+                    .map(|(e, _)| e.group.as_deref())
+                    .collect::<Vec<_>>(),
                 &e.iter().map(|(e, _)| e.action.as_str()).collect::<Vec<_>>(),
                 &e.iter()
                     .map(|(e, _)| e.source.map(|s| s.as_str()))
@@ -313,7 +315,7 @@ fn take(tx: &mut Transaction<'_>, rows: Vec<Kept>) -> Result<()> {
                 &e.iter().map(|e| e.at).collect::<Vec<_>>(),
                 &e.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(),
                 &e.iter().map(|e| e.customer.as_str()).collect::<Vec<_>>(),
-                &e.iter().map(|e| e.group.as_str()).collect::<Vec<_>>(),
+                &e.iter().map(|e| e.group.as_deref()).collect::<Vec<_>>(),
                 &e.iter().map(|e| e.membership).collect::<Vec<_>>(),
                 &e.iter().map(|e| e.trigger.as_str()).collect::<Vec<_>>(),
                 &e.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(),

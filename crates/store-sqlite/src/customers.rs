@@ -3,7 +3,7 @@
 use cohort_model::{CustomerRecord, Timestamp};
 use cohort_planner::Change;
 use cohort_store::load::{Chunk, Each, parse_in_parallel};
-use cohort_store::{Applied, Cause, Customers};
+use cohort_store::{Applied, Cause, Customers, Erasure};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::memberships::apply_all;
@@ -121,6 +121,20 @@ impl Customers for SqliteStore {
             tx.commit()?;
             Ok(applied)
         })
+    }
+
+    fn erase_customer(
+        &self,
+        id: &str,
+        cause: &Cause<'_>,
+        reason: &str,
+        at: Timestamp,
+    ) -> cohort_store::Result<Option<Erasure>> {
+        sql(|| self.erase(id, cause, reason, at))
+    }
+
+    fn erasures_stamp(&self) -> cohort_store::Result<i64> {
+        sql(|| self.erasures())
     }
 
     fn customer_exists(&self, id: &str) -> cohort_store::Result<bool> {

@@ -82,8 +82,8 @@ fn log_newest_first(
             r.get(8)?,
         );
         let Some(count) = r.get::<_, Option<i64>>(11)? else {
-            let grp: String = r.get(3)?;
-            if id < before && group.is_none_or(|g| g == grp) {
+            let grp: Option<String> = r.get(3)?;
+            if id < before && group.is_none_or(|g| grp.as_deref() == Some(g)) {
                 out.push(AuditEntry {
                     id,
                     at,
@@ -365,7 +365,12 @@ mod tests {
                 .history(None, group, before, limit)
                 .expect("history")
                 .into_iter()
-                .map(|e| (e.id, format!("{}:{}@{}", e.customer, e.group, e.at)))
+                .map(|e| {
+                    (
+                        e.id,
+                        format!("{}:{}@{}", e.customer, e.group.unwrap_or_default(), e.at),
+                    )
+                })
                 .collect()
         };
         let entry = |id, what: &str| (id, what.to_string());
@@ -400,7 +405,13 @@ mod tests {
             .map(|e| {
                 (
                     e.id,
-                    format!("{}:{}@{} {}", e.customer, e.group, e.at, e.membership),
+                    format!(
+                        "{}:{}@{} {}",
+                        e.customer,
+                        e.group.unwrap_or_default(),
+                        e.at,
+                        e.membership.unwrap_or_default()
+                    ),
                 )
             })
             .collect();
@@ -461,8 +472,8 @@ mod tests {
             event: "membership.removed".into(),
             at: 5,
             customer: "c0".into(),
-            group: "g".into(),
-            membership: 9,
+            group: Some("g".into()),
+            membership: Some(9),
             trigger: Trigger::Manual,
             actor: "ops".into(),
             reason: "by hand".into(),

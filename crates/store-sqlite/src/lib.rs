@@ -37,6 +37,7 @@ mod bulk;
 mod checkpoint;
 mod customers;
 mod dump;
+mod erasure;
 mod feed;
 mod groups;
 mod imports;

@@ -215,6 +215,18 @@ pub(crate) fn bump_membership_stamps(
         .collect()
 }
 
+/// Every membership of the customer (a transaction's connection reads in it).
+pub(crate) fn customer_memberships_of(
+    conn: &Connection,
+    customer: &str,
+) -> Result<Vec<Membership>> {
+    memberships(
+        conn,
+        &format!("{CUSTOMER_MEMBERSHIPS} SELECT {MEMBERSHIP_COLUMNS} FROM mine ORDER BY grp, id"),
+        customer,
+    )
+}
+
 impl Memberships for SqliteStore {
     fn group_memberships(&self, group: &str) -> cohort_store::Result<Vec<Membership>> {
         sql(|| {
@@ -280,15 +292,7 @@ impl Memberships for SqliteStore {
     }
 
     fn customer_memberships(&self, customer: &str) -> cohort_store::Result<Vec<Membership>> {
-        sql(|| {
-            memberships(
-                &self.reader(),
-                &format!(
-                    "{CUSTOMER_MEMBERSHIPS} SELECT {MEMBERSHIP_COLUMNS} FROM mine ORDER BY grp, id"
-                ),
-                customer,
-            )
-        })
+        sql(|| customer_memberships_of(&self.reader(), customer))
     }
 
     fn customer_memberships_in(
@@ -544,7 +548,7 @@ mod tests {
             .history(Some("c1"), None, None, 10)
             .expect("history")
             .into_iter()
-            .map(|e| (e.group, e.action))
+            .map(|e| (e.group.unwrap_or_default(), e.action))
             .collect();
         let expected = [
             ("d", "excluded"),

@@ -135,7 +135,11 @@ mod tests {
         let seen: Vec<_> = events
             .iter()
             .map(|e| {
-                let who = (e.customer.as_str(), e.group.as_str(), e.membership);
+                let who = (
+                    e.customer.as_str(),
+                    e.group.as_deref().unwrap_or_default(),
+                    e.membership.unwrap_or_default(),
+                );
                 (e.id, e.event.as_str(), e.at, who, e.actor.as_str())
             })
             .collect();
@@ -155,7 +159,11 @@ mod tests {
         let path = dir.path().join("cohort.db");
         let entry = |e: &AuditEntry| {
             let source = e.source.map(|s| s.as_str());
-            let who = (e.customer.clone(), e.group.clone(), e.actor.clone());
+            let who = (
+                e.customer.clone(),
+                e.group.clone().unwrap_or_default(),
+                e.actor.clone(),
+            );
             (
                 e.id,
                 e.action.clone(),

@@ -6,8 +6,8 @@
 
 use std::borrow::Cow;
 
-use cohort_model::{Source, Timestamp};
-use cohort_planner::{RULE_MATCHES, is_rule_of};
+use cohort_model::{Membership, Source, State, Timestamp};
+use cohort_planner::{Change, RULE_MATCHES, is_rule_of};
 
 /// What happened to a membership, as the audit history and the change feed name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -19,6 +19,8 @@ pub enum Action {
     Activated,
     /// Announced by the clock: a window closed.
     Expired,
+    /// A customer's facts were deleted (the entry of no membership).
+    Erased,
 }
 
 impl Action {
@@ -30,11 +32,13 @@ impl Action {
             Action::Updated => "updated",
             Action::Activated => "activated",
             Action::Expired => "expired",
+            Action::Erased => "erased",
         }
     }
 
     /// The change feed's name: `membership.` and the audit history's name, which is how
-    /// the feed names an event that points at its audit entry.
+    /// the feed names an event that points at its audit entry; an erasure is the
+    /// customer's.
     pub fn event(self) -> &'static str {
         match self {
             Action::Added => "membership.added",
@@ -42,6 +46,7 @@ impl Action {
             Action::Updated => "membership.updated",
             Action::Activated => "membership.activated",
             Action::Expired => "membership.expired",
+            Action::Erased => "customer.erased",
         }
     }
 }
@@ -143,6 +148,26 @@ pub fn announced(start: Timestamp, end: Option<Timestamp>, at: Timestamp) -> &'s
     } else {
         "active"
     }
+}
+
+/// What an erased customer's earlier reasons are replaced with: a reason typed about a
+/// customer may say more about them than their id does.
+pub const ERASED_REASON: &str = "(erased with the customer)";
+
+/// The changes that end, at `at`, each of an erased customer's memberships that has
+/// not ended by then; a pending one ends before it starts (its window becomes empty).
+pub fn erasure_ends(memberships: &[Membership], at: Timestamp, reason: &str) -> Vec<Change> {
+    memberships
+        .iter()
+        .filter(|m| m.state(at) != State::Expired)
+        .map(|m| Change::End {
+            membership: m.id,
+            customer: m.customer.as_str().into(),
+            group: m.group.as_str().into(),
+            at: at.max(m.start),
+            reason: reason.to_string().into(),
+        })
+        .collect()
 }
 
 /// Who announces a window that opens or closes by the clock (with `Trigger::Clock`).

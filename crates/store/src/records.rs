@@ -104,6 +104,22 @@ pub struct Cause<'a> {
     pub run: Option<i64>,
 }
 
+/// What erasing a customer did (`Customers::erase_customer`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Erasure {
+    pub customer: String,
+    /// Whether the customer's facts were stored (a customer may be erased again to end
+    /// what a run added while the first erasure was made).
+    pub facts: bool,
+    /// The memberships it ended: those active or pending.
+    pub ended: u64,
+    /// The pins keeping the customer out of groups, deleted.
+    pub pins: u64,
+    /// The audit entry that records the erasure.
+    pub entry: i64,
+}
+
 /// What applying one batch of changes did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Applied {
@@ -168,8 +184,10 @@ pub struct AuditEntry {
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: Timestamp,
     pub customer: String,
-    pub group: String,
-    /// `added`, `removed`, `excluded`, `unexcluded`.
+    /// None for an erasure, which is the customer's.
+    pub group: Option<String>,
+    /// `added`, `removed`, `updated`, `activated`, `expired`, `excluded`, `unexcluded`,
+    /// `erased`.
     pub action: String,
     pub source: Option<Source>,
     pub actor: String,
@@ -293,14 +311,17 @@ pub struct OutboxEvent {
     #[serde(default)]
     pub id: i64,
     /// `membership.added`, `membership.removed`, `membership.updated`,
-    /// `membership.activated`, `membership.expired`.
+    /// `membership.activated`, `membership.expired`, and `customer.erased` (the
+    /// customer's facts were deleted and their memberships ended).
     pub event: String,
     #[serde(with = "cohort_model::rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: Timestamp,
     pub customer: String,
-    pub group: String,
-    pub membership: i64,
+    /// The membership's group; none for `customer.erased`.
+    pub group: Option<String>,
+    /// The membership; none for `customer.erased`.
+    pub membership: Option<i64>,
     pub trigger: Trigger,
     pub actor: String,
     pub reason: String,

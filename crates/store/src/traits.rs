@@ -7,7 +7,7 @@ use cohort_model::{CustomerRecord, Group, Held, Membership, Timestamp};
 use cohort_planner::Change;
 
 use crate::{
-    Applied, AuditEntry, Cause, Ending, ImportProblem, ImportRecord, Listing, OutboxEvent,
+    Applied, AuditEntry, Cause, Ending, Erasure, ImportProblem, ImportRecord, Listing, OutboxEvent,
     PlanRead, Remembered, Result, Role, RunRecord, Scans, StagedRow, StoredPlugin, TokenRecord,
     Webhook,
 };
@@ -48,6 +48,23 @@ pub trait Customers: Send + Sync {
         now: Timestamp,
         batches: &[(&[Change], Cause<'_>)],
     ) -> Result<Option<Vec<Applied>>>;
+    /// Erase a customer, in one transaction: their facts and pins are deleted, the
+    /// reasons of their memberships and audit entries become [`crate::plan::ERASED_REASON`],
+    /// each membership not ended by `at` ends then ([`crate::plan::erasure_ends`], with its
+    /// entry and event, for `cause` and `reason`), and an `erased` entry and a
+    /// `customer.erased` event record it. Ids stay: the history keeps who did what to
+    /// which customer, and when. `None`, with nothing written, if the store has
+    /// nothing of the customer to erase (no facts, no pin, no membership not ended).
+    fn erase_customer(
+        &self,
+        id: &str,
+        cause: &Cause<'_>,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<Option<Erasure>>;
+    /// A number that changes whenever a customer is erased: a cache of customers, which
+    /// learns of writes from `customers_since`, starts over when it changes.
+    fn erasures_stamp(&self) -> Result<i64>;
     fn customer_exists(&self, id: &str) -> Result<bool>;
     fn customer(&self, id: &str) -> Result<Option<CustomerRecord>>;
     /// Customers in id order after `after`, at most `limit`.

@@ -222,6 +222,14 @@ pub enum CustomerCommand {
     },
     /// Show one customer and its memberships
     Show { customer: String },
+    /// Erase a customer: their facts and pins are deleted, their active and pending
+    /// memberships end now, and their history keeps who did what and when but not the
+    /// reasons written about them
+    Delete {
+        customer: String,
+        #[arg(long, default_value = "erased on request")]
+        reason: String,
+    },
 }
 
 pub fn customer(
@@ -282,6 +290,26 @@ pub fn customer(
                 records.len(),
                 file.display()
             );
+        }
+        CustomerCommand::Delete { customer, reason } => {
+            let erasure = engine.erase_customer(&customer, &store.actor(), &reason, now())?;
+            if store.json {
+                print_json(&erasure)?;
+            } else {
+                println!(
+                    "erased customer `{}`{}: ended {} membership(s), lifted {} pin(s); \
+                     history entry {}",
+                    erasure.customer,
+                    if erasure.facts {
+                        ""
+                    } else {
+                        " (their facts were gone already)"
+                    },
+                    erasure.ended,
+                    erasure.pins,
+                    erasure.entry
+                );
+            }
         }
         CustomerCommand::Show { customer } => {
             let record = engine

@@ -41,7 +41,8 @@ pub fn history(
                 time(e.at),
                 e.action,
                 e.customer,
-                e.group,
+                // An erasure is the customer's, of no group.
+                e.group.as_deref().unwrap_or("-"),
                 e.actor,
                 e.trigger,
                 e.run.map(|r| format!(", run {r}")).unwrap_or_default(),

@@ -6,12 +6,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use cohort_engine::Registration;
 use cohort_model::{CustomerRecord, Interner};
+use cohort_store::Erasure;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::members::MembershipView;
+use super::members::{MembershipView, ReasonQuery};
 use super::{After, Page, blocking, limit, page, same_id};
-use crate::auth::{Operator, Reader};
+use crate::auth::{Admin, Operator, Reader};
 use crate::etag::{self, IfMatch, Tagged};
 use crate::problem::{Body, Path, Problem, Query};
 use crate::{Shared, now};
@@ -128,6 +129,29 @@ pub async fn show(
                 memberships,
             }),
         ))
+    })
+    .await
+}
+
+/// Erase a customer (a request under data-protection law): their facts and the
+/// groups they are pinned out of are deleted, each membership active or pending ends
+/// now (with `membership.removed` events), and a `customer.erased` event follows. The
+/// audit history keeps each entry (who, what, when, which group) but replaces the
+/// reasons written about the customer with `(erased with the customer)`. Admins only.
+/// Erasing again answers 404, unless a run that read the customer before the erasure
+/// added a membership after it: that membership is ended.
+#[utoipa::path(delete, path = "/v1/customers/{id}", tag = "customers",
+    params(("id" = String, Path), ReasonQuery),
+    responses((status = 200, body = Erasure), (status = 404, body = Problem)))]
+pub async fn erase(
+    State(state): State<Shared>,
+    Admin(caller): Admin,
+    Path(id): Path<String>,
+    Query(q): Query<ReasonQuery>,
+) -> Result<Json<Erasure>, Problem> {
+    let reason = q.reason.unwrap_or_else(|| "erased on request".into());
+    blocking(&state, move |e| {
+        Ok(Json(e.erase_customer(&id, &caller.name, &reason, now())?))
     })
     .await
 }

@@ -142,7 +142,7 @@ pub async fn add(
 #[into_params(parameter_in = Query)]
 pub struct ReasonQuery {
     /// Why, for the audit history.
-    reason: Option<String>,
+    pub(super) reason: Option<String>,
 }
 
 /// How many memberships a removal ended.

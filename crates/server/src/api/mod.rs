@@ -92,7 +92,11 @@ fn protected() -> OpenApiRouter<Shared> {
         .routes(routes!(members::exclusions))
         .routes(routes!(members::pin, members::unpin))
         .routes(routes!(customers::list, customers::upsert_many))
-        .routes(routes!(customers::show, customers::upsert))
+        .routes(routes!(
+            customers::show,
+            customers::upsert,
+            customers::erase
+        ))
         .routes(routes!(customers::register))
         .routes(routes!(runs::start))
         .routes(routes!(runs::list))

@@ -277,7 +277,7 @@ pub(super) fn clashes_are_found_in_any_order_and_rows_apply_group_by_group(store
         .events_after(0, 10)
         .expect("events")
         .into_iter()
-        .map(|e| (e.group, e.customer))
+        .map(|e| (e.group.expect("a membership's"), e.customer))
         .collect();
     let pair = |g: &str, c: &str| (g.to_string(), c.to_string());
     assert_eq!(

@@ -12,6 +12,7 @@ use cohort_planner::Change;
 use crate::{Cause, Store, Trigger};
 
 mod cases;
+mod erasure;
 mod imports;
 mod records;
 
@@ -125,6 +126,14 @@ pub const CASES: &[Case] = &[
         records::conditional_writes_look_at_what_is_stored,
     ),
     (
+        "an_erased_customer_leaves_ids_and_no_reasons",
+        erasure::an_erased_customer_leaves_ids_and_no_reasons,
+    ),
+    (
+        "an_erasure_ends_what_a_late_writer_added",
+        erasure::an_erasure_ends_what_a_late_writer_added,
+    ),
+    (
         "an_import_checks_its_rows_and_applies_the_valid_ones",
         imports::an_import_checks_its_rows_and_applies_the_valid_ones,
     ),
@@ -211,6 +220,7 @@ mod tests {
     fn every_case_is_in_the_suite() {
         let sources = [
             include_str!("cases.rs"),
+            include_str!("erasure.rs"),
             include_str!("imports.rs"),
             include_str!("records.rs"),
         ];

@@ -139,9 +139,11 @@ fn an_embedded_store_moves_to_postgresql_whole() {
     let (hook, token_hash) = {
         let source = SqliteStore::open(&c.db).expect("the embedded store");
         let hook = source
-            .add_webhook("https://platform.example/hooks", "a-secret", 5)
+            .add_webhook("https://platform.example/hooks", "a-secret", None, 5)
             .expect("webhook");
-        source.webhook_delivered(hook.id, 3, 6).expect("delivered");
+        source
+            .webhook_delivered(hook.id, 0, 3, 6)
+            .expect("delivered");
         let hash = "digest-of-a-token";
         source
             .create_token("api", Role::Admin, hash, 7, Some(1_900_000_000))

@@ -12,13 +12,21 @@
 //! another resumes from the stored position.
 //!
 //! Each request is signed: `Cohort-Signature: t=<unix seconds>,v1=<hex>` where the hex
-//! is HMAC-SHA256 with the webhook's secret over `<t>.<body>`. A receiver recomputes
-//! it and refuses old timestamps, so a captured request cannot be replayed later.
+//! is HMAC-SHA256 with the webhook's secret over `<t>.<body>`; while a rotated secret's
+//! overlap lasts, a second `v1=` is signed with the secret it replaced. A receiver
+//! recomputes it and refuses old timestamps, so a captured request cannot be replayed
+//! later.
+//!
+//! A webhook receives only the kinds of event it chose (the others are passed over,
+//! its position moving past them), and a paused one nothing. Each attempt goes to the
+//! webhook's delivery log. A change to a webhook moves its generation on: its worker is
+//! replaced by one that starts from what the store now says, and a delivery the old
+//! one finishes meanwhile is not recorded.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use cohort_store::{OutboxEvent, Webhook};
+use cohort_store::{DeliveryAttempt, OutboxEvent, Webhook};
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
 use sha2::Sha256;
@@ -31,17 +39,38 @@ use crate::{Shared, now};
 #[derive(Serialize)]
 struct Delivery<'a> {
     webhook: i64,
+    /// A test delivery, with no events.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    ping: bool,
     events: &'a [OutboxEvent],
 }
 
-/// The `Cohort-Signature` header's value for `body` sent at `t`.
-pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
+/// HMAC-SHA256 with `secret` over `<t>.<body>`, in hex.
+fn mac(secret: &str, t: i64, body: &[u8]) -> String {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
     mac.update(t.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The `Cohort-Signature` header's value for `body` sent at `t`.
+pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
+    format!("t={t},v1={}", mac(secret, t, body))
+}
+
+/// The header's value for `body` sent to `hook` at `t`: also signed with the secret a
+/// rotation replaced, until its overlap ends.
+fn signatures(hook: &Webhook, t: i64, body: &[u8]) -> String {
+    let mut value = signature(&hook.secret, t, body);
+    if let (Some(previous), Some(until)) = (&hook.previous_secret, hook.previous_secret_until)
+        && t < until
+    {
+        value.push_str(",v1=");
+        value.push_str(&mac(previous, t, body));
+    }
+    value
 }
 
 /// Keep one worker per configured webhook: start workers for new ones, stop those of
@@ -55,6 +84,8 @@ pub async fn supervise(state: Shared) {
         let access = state.access.clone();
         match tokio::task::spawn_blocking(move || access.webhooks()).await {
             Ok(Ok(hooks)) => {
+                // A paused webhook has no worker: its events wait at its position.
+                let hooks: Vec<Webhook> = hooks.into_iter().filter(|h| !h.paused).collect();
                 workers.retain(|identity, handle| {
                     let keep =
                         hooks.iter().any(|h| Identity::of(h) == *identity) && !handle.is_finished();
@@ -88,13 +119,15 @@ pub(crate) fn release(state: &Shared) -> cohort_store::Result<()> {
     Ok(())
 }
 
-/// What tells one webhook from another, beyond its id.
+/// What tells one webhook from another, beyond its id, and one generation of its
+/// settings from the next.
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Identity {
     id: i64,
     created_at: i64,
     url: String,
     secret: String,
+    generation: i64,
 }
 
 impl Identity {
@@ -104,13 +137,13 @@ impl Identity {
             created_at: hook.created_at,
             url: hook.url.clone(),
             secret: hook.secret.clone(),
+            generation: hook.generation,
         }
     }
 }
 
-/// Deliver one webhook's events for as long as it exists.
-async fn deliver(state: Shared, hook: Webhook) {
-    let settings = &state.config.webhooks;
+/// The HTTP client deliveries go through.
+pub(crate) fn client(settings: &crate::config::WebhookConfig) -> reqwest::Result<reqwest::Client> {
     // A redirect would lead a delivery wherever the receiver says, inside the network
     // too: a 3xx is a failed delivery.
     let mut builder = reqwest::Client::builder()
@@ -120,7 +153,13 @@ async fn deliver(state: Shared, hook: Webhook) {
     if !settings.allow_private_targets {
         builder = builder.dns_resolver(std::sync::Arc::new(crate::targets::PublicOnly));
     }
-    let client = match builder.build() {
+    builder.build()
+}
+
+/// Deliver one webhook's events for as long as it exists.
+async fn deliver(state: Shared, hook: Webhook) {
+    let settings = &state.config.webhooks;
+    let client = match client(settings) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(webhook = hook.id, error = %e, "cannot start an HTTP client");
@@ -150,6 +189,10 @@ async fn deliver(state: Shared, hook: Webhook) {
             tokio::time::sleep(Duration::from_millis(settings.poll_ms)).await;
             continue;
         };
+        let events: Vec<OutboxEvent> = events
+            .into_iter()
+            .filter(|e| hook.wants(&e.event))
+            .collect();
         // One server at a time delivers a webhook: it takes the lease when it has
         // something to deliver, and renews it once half of it has gone, so that an idle
         // webhook costs no write.
@@ -182,9 +225,44 @@ async fn deliver(state: Shared, hook: Webhook) {
                 Err(_) => return,
             }
         }
-        let outcome = post(&client, &hook, &events, settings.allow_private_targets).await;
+        let (id, generation) = (hook.id, hook.generation);
+        // A webhook changed since this worker started (paused, rewound, given new
+        // kinds or a new secret) is another's to deliver: the supervisor starts it.
         let access = state.access.clone();
-        let id = hook.id;
+        match tokio::task::spawn_blocking(move || access.webhook(id)).await {
+            Ok(Ok(Some(now))) if now.generation == generation => {}
+            Ok(Ok(_)) | Err(_) => return,
+            Ok(Err(e)) => {
+                tracing::warn!(webhook = id, error = %e, "cannot read the webhook");
+                tokio::time::sleep(Duration::from_millis(settings.poll_ms)).await;
+                continue;
+            }
+        }
+        let outcome = if events.is_empty() {
+            // Nothing of the kinds it receives: passed over, no request.
+            Ok(())
+        } else {
+            let attempt = post(
+                &client,
+                &hook,
+                position,
+                last,
+                &events,
+                settings.allow_private_targets,
+            )
+            .await;
+            let outcome = match &attempt.error {
+                None => Ok(()),
+                Some(error) => Err(error.clone()),
+            };
+            let access = state.access.clone();
+            let logged = tokio::task::spawn_blocking(move || access.log_delivery(&attempt)).await;
+            if let Ok(Err(e)) = logged {
+                tracing::warn!(webhook = id, error = %e, "cannot log a delivery");
+            }
+            outcome
+        };
+        let access = state.access.clone();
         match outcome {
             Ok(()) => {
                 position = last;
@@ -192,9 +270,10 @@ async fn deliver(state: Shared, hook: Webhook) {
                 Metrics::count(&state.metrics.deliveries, 1);
                 Metrics::count(&state.metrics.events_delivered, events.len() as u64);
                 let at = now();
-                let saved =
-                    tokio::task::spawn_blocking(move || access.webhook_delivered(id, last, at))
-                        .await;
+                let saved = tokio::task::spawn_blocking(move || {
+                    access.webhook_delivered(id, generation, last, at)
+                })
+                .await;
                 if let Ok(Err(e)) = saved {
                     // The events will be sent again after a restart: at least once.
                     tracing::warn!(webhook = id, error = %e, "cannot record a delivery");
@@ -212,44 +291,107 @@ async fn deliver(state: Shared, hook: Webhook) {
                     %error,
                     "webhook delivery failed"
                 );
-                let _ =
-                    tokio::task::spawn_blocking(move || access.webhook_failed(id, &error)).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    access.webhook_failed(id, generation, &error)
+                })
+                .await;
                 tokio::time::sleep(wait).await;
             }
         }
     }
 }
 
+/// Post `events` (those after `after`, up to `last`) to `hook`: the attempt, as the
+/// delivery log keeps it.
 async fn post(
     client: &reqwest::Client,
     hook: &Webhook,
+    after: i64,
+    last: i64,
     events: &[OutboxEvent],
     allow_private: bool,
-) -> Result<(), String> {
+) -> DeliveryAttempt {
+    send(client, hook, after, last, events, false, allow_private).await
+}
+
+/// Post a test delivery, with no events, to `hook`.
+pub(crate) async fn ping(
+    client: &reqwest::Client,
+    hook: &Webhook,
+    allow_private: bool,
+) -> DeliveryAttempt {
+    send(
+        client,
+        hook,
+        hook.position,
+        hook.position,
+        &[],
+        true,
+        allow_private,
+    )
+    .await
+}
+
+async fn send(
+    client: &reqwest::Client,
+    hook: &Webhook,
+    after: i64,
+    last: i64,
+    events: &[OutboxEvent],
+    ping: bool,
+    allow_private: bool,
+) -> DeliveryAttempt {
+    let t = now();
+    let started = std::time::Instant::now();
+    let (status, error) = match request(client, hook, events, ping, allow_private, t).await {
+        Ok(status) if status.is_success() => (Some(status.as_u16()), None),
+        Ok(status) => (
+            Some(status.as_u16()),
+            Some(format!("{} answered {status}", hook.url)),
+        ),
+        Err(error) => (None, Some(error)),
+    };
+    DeliveryAttempt {
+        id: 0,
+        webhook: hook.id,
+        at: t,
+        after,
+        last,
+        events: events.len() as u32,
+        ping,
+        status,
+        latency_ms: started.elapsed().as_millis() as u64,
+        error,
+    }
+}
+
+async fn request(
+    client: &reqwest::Client,
+    hook: &Webhook,
+    events: &[OutboxEvent],
+    ping: bool,
+    allow_private: bool,
+    t: i64,
+) -> Result<reqwest::StatusCode, String> {
     // Checked again at each delivery: a webhook stored before the rules were, or under
     // a deployment that allowed what this one does not.
     let url = crate::targets::check_url(&hook.url, allow_private).map_err(|p| p.detail)?;
     let body = serde_json::to_vec(&Delivery {
         webhook: hook.id,
+        ping,
         events,
     })
     .map_err(|e| e.to_string())?;
-    let t = now();
     let response = client
         .post(url.clone())
         .header("content-type", "application/json")
-        .header("cohort-signature", signature(&hook.secret, t, &body))
+        .header("cohort-signature", signatures(hook, t, &body))
         .header("cohort-webhook", hook.id.to_string())
         .body(body)
         .send()
         .await
         .map_err(|e| format!("cannot reach {url}: {e}"))?;
-    let status = response.status();
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(format!("{url} answered {status}"))
-    }
+    Ok(response.status())
 }
 
 #[cfg(test)]
@@ -264,5 +406,23 @@ mod tests {
         assert_ne!(a, signature("secret", 1_700_000_001, b"{\"events\":[]}"));
         assert_ne!(a, signature("secret", 1_700_000_000, b"{\"events\":[1]}"));
         assert_ne!(a, signature("other", 1_700_000_000, b"{\"events\":[]}"));
+    }
+
+    #[test]
+    fn a_rotated_secret_signs_beside_the_new_one_until_its_overlap_ends() {
+        let hook = Webhook {
+            secret: "new".into(),
+            previous_secret: Some("old".into()),
+            previous_secret_until: Some(100),
+            ..Webhook::default()
+        };
+        let during = signatures(&hook, 99, b"{}");
+        let new = signature("new", 99, b"{}");
+        let old = signature("old", 99, b"{}");
+        assert_eq!(
+            during,
+            format!("{new},v1={}", old.split("v1=").nth(1).expect("mac"))
+        );
+        assert_eq!(signatures(&hook, 100, b"{}"), signature("new", 100, b"{}"));
     }
 }

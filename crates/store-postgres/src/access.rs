@@ -1,10 +1,8 @@
-//! What the HTTP layer keeps: tokens by digest, webhooks and their positions, and the
-//! responses kept for idempotency keys.
+//! What the HTTP layer keeps: tokens by digest and the responses kept for idempotency
+//! keys (webhooks: `webhooks.rs`).
 
 use cohort_model::Timestamp;
-use cohort_store::{
-    IDEMPOTENCY_KEY_LIFETIME, Idempotency, Remembered, Role, TokenRecord, Tokens, Webhook, Webhooks,
-};
+use cohort_store::{IDEMPOTENCY_KEY_LIFETIME, Idempotency, Remembered, Role, TokenRecord, Tokens};
 use postgres::Row;
 
 use crate::{PgStore, Result, named, sql};
@@ -21,22 +19,6 @@ fn token(r: &Row) -> Result<TokenRecord> {
         revoked_at: r.get(4),
         expires_at: r.get(5),
     })
-}
-
-const WEBHOOK_COLUMNS: &str =
-    "id, url, secret, created_at, position, attempts, last_error, last_delivered_at";
-
-fn webhook(r: &Row) -> Webhook {
-    Webhook {
-        id: r.get(0),
-        url: r.get(1),
-        secret: r.get(2),
-        created_at: r.get(3),
-        position: r.get(4),
-        attempts: u32::try_from(r.get::<_, i32>(5)).unwrap_or_default(),
-        last_error: r.get(6),
-        last_delivered_at: r.get(7),
-    }
 }
 
 impl Tokens for PgStore {
@@ -93,87 +75,6 @@ impl Tokens for PgStore {
                 .as_ref()
                 .map(token)
                 .transpose()
-        })
-    }
-}
-
-impl Webhooks for PgStore {
-    fn add_webhook(&self, url: &str, secret: &str, at: Timestamp) -> cohort_store::Result<Webhook> {
-        sql(|| {
-            // It starts at the feed's head as committed: events written from now on.
-            let row = self.pool.get()?.query_one(
-                &format!(
-                    "INSERT INTO webhooks (url, secret, created_at, position)
-                     VALUES ($1, $2, $3, (SELECT coalesce(max(id), 0) FROM outbox))
-                     RETURNING {WEBHOOK_COLUMNS}"
-                ),
-                &[&url, &secret, &at],
-            )?;
-            Ok(webhook(&row))
-        })
-    }
-
-    fn webhooks(&self) -> cohort_store::Result<Vec<Webhook>> {
-        sql(|| {
-            let rows = self.pool.get()?.query(
-                &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY id"),
-                &[],
-            )?;
-            Ok(rows.iter().map(webhook).collect())
-        })
-    }
-
-    fn remove_webhook(&self, id: i64) -> cohort_store::Result<bool> {
-        sql(|| {
-            Ok(self
-                .pool
-                .get()?
-                .execute("DELETE FROM webhooks WHERE id = $1", &[&id])?
-                > 0)
-        })
-    }
-
-    fn webhook_delivered(&self, id: i64, position: i64, at: Timestamp) -> cohort_store::Result<()> {
-        sql(|| {
-            self.pool.get()?.execute(
-                "UPDATE webhooks SET position = greatest(position, $2), attempts = 0,
-                    last_error = NULL, last_delivered_at = $3
-                 WHERE id = $1",
-                &[&id, &position, &at],
-            )?;
-            Ok(())
-        })
-    }
-
-    fn webhook_failed(&self, id: i64, error: &str) -> cohort_store::Result<()> {
-        sql(|| {
-            self.pool.get()?.execute(
-                "UPDATE webhooks SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
-                &[&id, &error],
-            )?;
-            Ok(())
-        })
-    }
-
-    fn lease_webhook(
-        &self,
-        id: i64,
-        holder: &str,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> cohort_store::Result<Option<i64>> {
-        sql(|| {
-            Ok(self
-                .pool
-                .get()?
-                .query_opt(
-                    "UPDATE webhooks SET lease_holder = $2, lease_until = $4
-                     WHERE id = $1
-                       AND (lease_holder IS NULL OR lease_holder = $2 OR lease_until <= $3)
-                     RETURNING position",
-                    &[&id, &holder, &now, &until],
-                )?
-                .map(|r| r.get(0)))
         })
     }
 }

@@ -10,7 +10,7 @@
 
 use cohort_model::{Source, Timestamp};
 use cohort_store::plan::{Action, CLOCK_ACTOR, clock_reason};
-use cohort_store::{AuditEntry, Feed, OutboxEvent, Trigger};
+use cohort_store::{AuditEntry, EVENT_SCHEMA, Feed, MembershipSnapshot, OutboxEvent, Trigger};
 use postgres::types::ToSql;
 
 use crate::journal::{Event, publish};
@@ -87,20 +87,35 @@ impl Feed for PgStore {
         sql(|| {
             let mut conn = self.pool.get()?;
             let statement = conn.prepared(
-                "SELECT id, at, kind, customer, grp, membership, trigger, actor, reason
-                 FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",
+                "SELECT o.id, o.at, o.kind, o.customer, o.grp, o.membership, o.trigger, o.actor,
+                        o.reason, m.source, m.starts, m.ends
+                 FROM outbox o LEFT JOIN memberships m ON m.id = o.membership
+                 WHERE o.id > $1 ORDER BY o.id LIMIT $2",
             )?;
             let rows = conn.query(&statement, &[&after, &(limit as i64)])?;
             rows.iter()
                 .map(|r| {
                     let id: i64 = r.get(0);
+                    let at = r.get(1);
+                    // An erasure is of no membership.
+                    let snapshot = match r.get::<_, Option<&str>>(9) {
+                        Some(source) => Some(MembershipSnapshot::new(
+                            named(source, Source::parse, "membership", &id.to_string())?,
+                            r.get(10),
+                            r.get(11),
+                            at,
+                        )),
+                        None => None,
+                    };
                     Ok(OutboxEvent {
                         id,
-                        at: r.get(1),
+                        at,
                         event: r.get(2),
                         customer: r.get(3),
                         group: r.get(4),
                         membership: r.get(5),
+                        snapshot,
+                        schema: EVENT_SCHEMA,
                         trigger: named(r.get(6), Trigger::parse, "event", &id.to_string())?,
                         actor: r.get(7),
                         reason: r.get(8),

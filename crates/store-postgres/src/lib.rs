@@ -27,6 +27,7 @@ mod scans;
 #[cfg(feature = "scratch")]
 pub mod scratch;
 mod tls;
+mod webhooks;
 
 use owner::Owner;
 use pool::Pool;

@@ -228,8 +228,9 @@ fn take(tx: &mut Transaction<'_>, rows: Vec<Kept>) -> Result<()> {
             Kept::Webhook(w) => {
                 tx.execute(
                     "INSERT INTO webhooks (id, url, secret, created_at, position, attempts,
-                                           last_error, last_delivered_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                                           last_error, last_delivered_at, events, paused,
+                                           previous_secret, previous_secret_until)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                     &[
                         &w.id,
                         &w.url,
@@ -239,6 +240,10 @@ fn take(tx: &mut Transaction<'_>, rows: Vec<Kept>) -> Result<()> {
                         &i32::try_from(w.attempts).unwrap_or(i32::MAX),
                         &w.last_error,
                         &w.last_delivered_at,
+                        &w.events,
+                        &w.paused,
+                        &w.previous_secret,
+                        &w.previous_secret_until,
                     ],
                 )?;
             }

@@ -1,10 +1,8 @@
-//! What the HTTP layer keeps: tokens by digest, webhooks and their positions, and the
-//! responses kept for idempotency keys.
+//! What the HTTP layer keeps: tokens by digest and the responses kept for idempotency
+//! keys (webhooks: `webhooks.rs`).
 
 use cohort_model::Timestamp;
-use cohort_store::{
-    IDEMPOTENCY_KEY_LIFETIME, Idempotency, Remembered, Role, TokenRecord, Tokens, Webhook, Webhooks,
-};
+use cohort_store::{IDEMPOTENCY_KEY_LIFETIME, Idempotency, Remembered, Role, TokenRecord, Tokens};
 use rusqlite::{OptionalExtension, params};
 
 use crate::{Result, SqliteStore, corrupt, sql};
@@ -29,22 +27,6 @@ fn with_role((mut token, role): (TokenRecord, String)) -> Result<TokenRecord> {
     token.role = Role::parse(&role).ok_or_else(|| corrupt("token", &token.name, "role"))?;
     Ok(token)
 }
-
-fn webhook_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Webhook> {
-    Ok(Webhook {
-        id: r.get(0)?,
-        url: r.get(1)?,
-        secret: r.get(2)?,
-        created_at: r.get(3)?,
-        position: r.get(4)?,
-        attempts: r.get(5)?,
-        last_error: r.get(6)?,
-        last_delivered_at: r.get(7)?,
-    })
-}
-
-const WEBHOOK_COLUMNS: &str =
-    "id, url, secret, created_at, position, attempts, last_error, last_delivered_at";
 
 impl Tokens for SqliteStore {
     fn create_token(
@@ -96,87 +78,6 @@ impl Tokens for SqliteStore {
                 .query_row([hash], token_row)
                 .optional()?;
             row.map(with_role).transpose()
-        })
-    }
-}
-
-impl Webhooks for SqliteStore {
-    fn add_webhook(&self, url: &str, secret: &str, at: Timestamp) -> cohort_store::Result<Webhook> {
-        sql(|| {
-            let conn = self.conn();
-            conn.execute(
-                "INSERT INTO webhooks (url, secret, created_at, position)
-             VALUES (?1, ?2, ?3, (SELECT coalesce(max(id), 0) FROM outbox))",
-                params![url, secret, at],
-            )?;
-            let id = conn.last_insert_rowid();
-            Ok(conn.query_row(
-                &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?1"),
-                [id],
-                webhook_row,
-            )?)
-        })
-    }
-
-    fn webhooks(&self) -> cohort_store::Result<Vec<Webhook>> {
-        sql(|| {
-            let conn = self.reader();
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY id"
-            ))?;
-            let rows = stmt.query_map([], webhook_row)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
-    fn remove_webhook(&self, id: i64) -> cohort_store::Result<bool> {
-        sql(|| {
-            Ok(self
-                .conn()
-                .execute("DELETE FROM webhooks WHERE id = ?1", [id])?
-                > 0)
-        })
-    }
-
-    fn webhook_delivered(&self, id: i64, position: i64, at: Timestamp) -> cohort_store::Result<()> {
-        sql(|| {
-            self.conn().execute(
-                "UPDATE webhooks SET position = max(position, ?2), attempts = 0, last_error = NULL,
-                last_delivered_at = ?3 WHERE id = ?1",
-                params![id, position, at],
-            )?;
-            Ok(())
-        })
-    }
-
-    fn webhook_failed(&self, id: i64, error: &str) -> cohort_store::Result<()> {
-        sql(|| {
-            self.conn().execute(
-                "UPDATE webhooks SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
-                params![id, error],
-            )?;
-            Ok(())
-        })
-    }
-
-    fn lease_webhook(
-        &self,
-        id: i64,
-        holder: &str,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> cohort_store::Result<Option<i64>> {
-        sql(|| {
-            Ok(self
-                .conn()
-                .prepare_cached(
-                    "UPDATE webhooks SET lease_holder = ?2, lease_until = ?4
-                     WHERE id = ?1
-                       AND (lease_holder IS NULL OR lease_holder = ?2 OR lease_until <= ?3)
-                     RETURNING position",
-                )?
-                .query_row(params![id, holder, now, until], |r| r.get(0))
-                .optional()?)
         })
     }
 }
@@ -241,26 +142,5 @@ impl Idempotency for SqliteStore {
                 .conn()
                 .execute("DELETE FROM idempotency WHERE at < ?1", [before])?)
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_webhook_id_is_never_handed_out_again() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("cohort.db");
-        let store = SqliteStore::open(&path).expect("open");
-        let first = store.add_webhook("http://a", "s1", 1).expect("hook");
-        assert!(store.remove_webhook(first.id).expect("removed"));
-        let second = store.add_webhook("http://b", "s2", 2).expect("hook");
-        assert_ne!(second.id, first.id);
-        drop(store);
-        let store = SqliteStore::open(&path).expect("reopen");
-        assert!(store.remove_webhook(second.id).expect("removed"));
-        let third = store.add_webhook("http://c", "s3", 3).expect("hook");
-        assert!(third.id > second.id, "not even after a restart");
     }
 }

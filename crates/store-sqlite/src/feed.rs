@@ -3,7 +3,7 @@
 
 use cohort_model::{Source, Timestamp};
 use cohort_store::plan::{Action, CLOCK_ACTOR, clock_reason};
-use cohort_store::{AuditEntry, Feed, OutboxEvent, Trigger};
+use cohort_store::{AuditEntry, EVENT_SCHEMA, Feed, MembershipSnapshot, OutboxEvent, Trigger};
 use rusqlite::{Connection, params};
 
 use crate::memberships::CUSTOMER_MEMBERSHIPS;
@@ -151,10 +151,12 @@ pub(crate) const EVENT: &str = concat!(
     "),
            coalesce(a.reason, m.reason, CASE WHEN m.id IS NOT NULL THEN ",
     rule_matches!(),
-    " END)
+    " END),
+           s.source, s.start, s.end
     FROM outbox o
     LEFT JOIN audit a ON a.id = (SELECT min(id) FROM audit WHERE id >= ?2)
     LEFT JOIN memberships m ON a.count IS NOT NULL AND m.id = a.membership - (a.id - ?2)
+    LEFT JOIN memberships s ON s.id = coalesce(o.membership, m.id, a.membership)
     WHERE o.id = ?1"
 );
 
@@ -177,13 +179,27 @@ fn event_row(id: i64, r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<OutboxEv
     } else {
         (named(r, 6, Trigger::parse)?, r.get(7)?, r.get(8)?)
     };
+    let at = r.get(0)?;
+    // An erasure is of no membership.
+    let snapshot = if r.get_ref(9)? == rusqlite::types::ValueRef::Null {
+        None
+    } else {
+        Some(MembershipSnapshot::new(
+            named(r, 9, Source::parse)?,
+            r.get(10)?,
+            r.get(11)?,
+            at,
+        ))
+    };
     Ok(Ok(OutboxEvent {
         id,
         event: kind,
-        at: r.get(0)?,
+        at,
         customer: r.get(2)?,
         group: r.get(3)?,
         membership: r.get(4)?,
+        snapshot,
+        schema: EVENT_SCHEMA,
         trigger,
         actor,
         reason,
@@ -474,6 +490,8 @@ mod tests {
             customer: "c0".into(),
             group: Some("g".into()),
             membership: Some(9),
+            snapshot: None,
+            schema: EVENT_SCHEMA,
             trigger: Trigger::Manual,
             actor: "ops".into(),
             reason: "by hand".into(),

@@ -47,6 +47,7 @@ mod migrations;
 mod owner;
 mod plugins;
 mod runs;
+mod webhooks;
 
 use owner::Owner;
 

@@ -33,6 +33,10 @@ pub use traits::*;
 /// is forgotten and may be used again.
 pub const IDEMPOTENCY_KEY_LIFETIME: Timestamp = 24 * 60 * 60;
 
+/// How many delivery attempts a webhook's log keeps: enough to see a failing
+/// receiver's pattern, bounded however long it fails.
+pub const DELIVERIES_KEPT: i64 = 100;
+
 /// A backend's own error, whatever its driver.
 pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
 

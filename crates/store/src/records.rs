@@ -322,6 +322,13 @@ pub struct OutboxEvent {
     pub group: Option<String>,
     /// The membership; none for `customer.erased`.
     pub membership: Option<i64>,
+    /// The membership as stored when the event is read (a later event may have moved
+    /// its end since), with its state at the event's time; none for `customer.erased`.
+    #[serde(default)]
+    pub snapshot: Option<MembershipSnapshot>,
+    /// The version of this shape ([`EVENT_SCHEMA`]).
+    #[serde(default = "event_schema")]
+    pub schema: u32,
     pub trigger: Trigger,
     pub actor: String,
     pub reason: String,
@@ -389,15 +396,64 @@ impl TokenRecord {
     }
 }
 
+/// The version of an event's shape: 2 added `snapshot` and `customer.erased` (whose
+/// `group` and `membership` are null).
+pub const EVENT_SCHEMA: u32 = 2;
+
+fn event_schema() -> u32 {
+    EVENT_SCHEMA
+}
+
+/// A membership as an event carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MembershipSnapshot {
+    pub source: Source,
+    #[serde(with = "cohort_model::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub start: Timestamp,
+    #[serde(with = "cohort_model::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub end: Option<Timestamp>,
+    /// Its state at the event's time, by its window as stored.
+    pub state: State,
+}
+
+impl MembershipSnapshot {
+    pub fn new(source: Source, start: Timestamp, end: Option<Timestamp>, at: Timestamp) -> Self {
+        MembershipSnapshot {
+            source,
+            start,
+            end,
+            state: cohort_model::state(start, end, at),
+        }
+    }
+}
+
 /// A webhook and how far delivery to it has come.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Webhook {
     pub id: i64,
     pub url: String,
-    /// The key of the HMAC-SHA256 signature; shown only when the webhook is created.
+    /// The key of the HMAC-SHA256 signature; shown only when the webhook is created and
+    /// when it is rotated.
     #[serde(skip)]
     pub secret: String,
+    /// The secret before the last rotation, still signing with the new one until
+    /// `previous_secret_until`.
+    #[serde(skip)]
+    pub previous_secret: Option<String>,
+    /// Until when deliveries carry a signature with the secret before the last rotation
+    /// too.
+    #[serde(with = "cohort_model::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub previous_secret_until: Option<Timestamp>,
+    /// The kinds of event it receives (`membership.added`, ..., `customer.erased`);
+    /// every kind if none are named.
+    pub events: Option<Vec<String>>,
+    /// A paused webhook keeps its position and receives nothing until resumed.
+    pub paused: bool,
     #[serde(with = "cohort_model::rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
@@ -409,6 +465,83 @@ pub struct Webhook {
     #[serde(with = "cohort_model::rfc3339::option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub last_delivered_at: Option<Timestamp>,
+    /// Counts the changes made to it (settings, rotation, rewinding): a delivery made
+    /// under an earlier one is not recorded, and its worker starts over.
+    #[serde(skip)]
+    pub generation: i64,
+}
+
+/// The kinds of event the change feed has.
+pub const EVENT_KINDS: &[&str] = &[
+    "membership.added",
+    "membership.removed",
+    "membership.updated",
+    "membership.activated",
+    "membership.expired",
+    "customer.erased",
+];
+
+impl Webhook {
+    /// Whether it receives events of `kind`.
+    pub fn wants(&self, kind: &str) -> bool {
+        self.events
+            .as_ref()
+            .is_none_or(|kinds| kinds.iter().any(|k| k == kind))
+    }
+}
+
+/// A change to a webhook (see `Webhooks::change_webhook`).
+#[derive(Clone, Copy, Debug)]
+pub enum WebhookChange<'a> {
+    /// Its address, the kinds of event it receives (all if none), and whether it is
+    /// paused.
+    Settings {
+        url: &'a str,
+        events: Option<&'a [String]>,
+        paused: bool,
+    },
+    /// A new secret; the one it replaces still signs until `previous_until`.
+    Rotate {
+        secret: &'a str,
+        previous_until: Timestamp,
+    },
+    /// Deliver again every event after `after` (attempts and the last error start
+    /// over).
+    Rewind { after: i64 },
+}
+
+/// What a conditional write did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Conditional<T> {
+    /// Nothing of that id.
+    Missing,
+    /// The precondition did not hold of what is stored: nothing was written.
+    Refused,
+    Written(T),
+}
+
+/// One attempt to deliver to a webhook: a batch of events, or a ping.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeliveryAttempt {
+    #[serde(default)]
+    pub id: i64,
+    pub webhook: i64,
+    #[serde(with = "cohort_model::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub at: Timestamp,
+    /// The events sent were those after this position, up to `last`.
+    pub after: i64,
+    pub last: i64,
+    /// How many events the request carried (none for a ping).
+    pub events: u32,
+    /// A test delivery, made on request.
+    pub ping: bool,
+    /// The receiver's HTTP status, if it answered.
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    /// Why the attempt failed; none if it succeeded.
+    pub error: Option<String>,
 }
 
 /// The response to a request made with an idempotency key.

@@ -7,9 +7,9 @@ use cohort_model::{CustomerRecord, Group, Held, Membership, Timestamp};
 use cohort_planner::Change;
 
 use crate::{
-    Applied, AuditEntry, Cause, Ending, Erasure, ImportProblem, ImportRecord, Listing, OutboxEvent,
-    PlanRead, Remembered, Result, Role, RunRecord, Scans, StagedRow, StoredPlugin, TokenRecord,
-    Webhook,
+    Applied, AuditEntry, Cause, Conditional, DeliveryAttempt, Ending, Erasure, ImportProblem,
+    ImportRecord, Listing, OutboxEvent, PlanRead, Remembered, Result, Role, RunRecord, Scans,
+    StagedRow, StoredPlugin, TokenRecord, Webhook, WebhookChange,
 };
 
 /// The plugins an operator added, and their bytes.
@@ -361,14 +361,47 @@ pub trait Tokens: Send + Sync {
 
 /// Webhooks and how far delivery to each has come.
 pub trait Webhooks: Send + Sync {
-    /// Add a webhook; it receives the events written from now on.
-    fn add_webhook(&self, url: &str, secret: &str, at: Timestamp) -> Result<Webhook>;
+    /// Add a webhook for the kinds of event `events` names (all if none); it receives
+    /// the events written from now on.
+    fn add_webhook(
+        &self,
+        url: &str,
+        secret: &str,
+        events: Option<&[String]>,
+        at: Timestamp,
+    ) -> Result<Webhook>;
     fn webhooks(&self) -> Result<Vec<Webhook>>;
+    fn webhook(&self, id: i64) -> Result<Option<Webhook>>;
+    /// Change a webhook if `precondition` holds of it as stored, in one transaction;
+    /// its generation moves on. The webhook as written.
+    fn change_webhook(
+        &self,
+        id: i64,
+        change: &WebhookChange<'_>,
+        precondition: &dyn Fn(&Webhook) -> bool,
+    ) -> Result<Conditional<Webhook>>;
     fn remove_webhook(&self, id: i64) -> Result<bool>;
-    /// Events up to `position` reached the webhook.
-    fn webhook_delivered(&self, id: i64, position: i64, at: Timestamp) -> Result<()>;
-    /// An attempt failed; the next starts from the same position.
-    fn webhook_failed(&self, id: i64, error: &str) -> Result<()>;
+    /// Events up to `position` reached the webhook, delivered under its `generation`
+    /// (nothing is recorded under another: the webhook was changed meanwhile).
+    fn webhook_delivered(
+        &self,
+        id: i64,
+        generation: i64,
+        position: i64,
+        at: Timestamp,
+    ) -> Result<()>;
+    /// An attempt under `generation` failed; the next starts from the same position.
+    fn webhook_failed(&self, id: i64, generation: i64, error: &str) -> Result<()>;
+    /// Keep an attempt in the webhook's delivery log, which keeps its latest
+    /// [`crate::DELIVERIES_KEPT`].
+    fn log_delivery(&self, attempt: &DeliveryAttempt) -> Result<()>;
+    /// The webhook's latest attempts, newest first, those with an id below `before`.
+    fn deliveries(
+        &self,
+        webhook: i64,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<DeliveryAttempt>>;
     /// Take or keep the right to deliver the webhook until `until`, for `holder` (a
     /// server): granted when no one holds it, its lease ran out by `now`, or `holder`
     /// holds it already. Returns the webhook's position when granted, `None` when

@@ -83,25 +83,59 @@ impl Receiver {
         }
     }
 
+    /// Whether each delivery, in order, carries a signature (`t=...,v1=...[,v1=...]`:
+    /// two while a rotated secret still signs) made with `secret`.
+    pub fn signed_by(&self, secret: &str) -> Vec<bool> {
+        let seen = self.seen.lock().expect("lock");
+        seen.iter()
+            .map(|d| {
+                let mut parts = d.signature.split(',');
+                let t = parts
+                    .next()
+                    .and_then(|p| p.strip_prefix("t="))
+                    .expect("signature header");
+                parts.filter_map(|p| p.strip_prefix("v1=")).any(|v1| {
+                    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+                    mac.update(format!("{t}.").as_bytes());
+                    mac.update(&d.body);
+                    mac.verify_slice(&hex::decode(v1).expect("hex")).is_ok()
+                })
+            })
+            .collect()
+    }
+
+    /// Every delivery's body, in order, after checking that each is signed with
+    /// `secret`.
+    pub fn bodies(&self, secret: &str) -> Vec<Value> {
+        let signed = self.signed_by(secret);
+        let seen = self.seen.lock().expect("lock");
+        seen.iter()
+            .zip(signed)
+            .map(|(d, signed)| {
+                assert!(signed, "no signature of the secret in `{}`", d.signature);
+                serde_json::from_slice(&d.body).expect("JSON body")
+            })
+            .collect()
+    }
+
     /// Every event received, in order, after checking each delivery's signature.
     pub fn events(&self, secret: &str) -> Vec<Value> {
+        self.bodies(secret)
+            .iter()
+            .flat_map(|body| body["events"].as_array().expect("events").clone())
+            .collect()
+    }
+
+    /// The last delivery received: its signature header and its body as sent.
+    pub fn last(&self) -> Option<(String, Vec<u8>)> {
         let seen = self.seen.lock().expect("lock");
-        let mut events = Vec::new();
-        for d in seen.iter() {
-            let (t, v1) = d
-                .signature
-                .strip_prefix("t=")
-                .and_then(|s| s.split_once(",v1="))
-                .expect("signature header");
-            let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-            mac.update(format!("{t}.").as_bytes());
-            mac.update(&d.body);
-            mac.verify_slice(&hex::decode(v1).expect("hex"))
-                .expect("the signature matches the body");
-            let body: Value = serde_json::from_slice(&d.body).expect("JSON body");
-            events.extend(body["events"].as_array().expect("events").iter().cloned());
-        }
-        events
+        seen.last().map(|d| (d.signature.clone(), d.body.clone()))
+    }
+
+    /// The signature headers received, in order.
+    pub fn signatures(&self) -> Vec<String> {
+        let seen = self.seen.lock().expect("lock");
+        seen.iter().map(|d| d.signature.clone()).collect()
     }
 
     pub fn wait_for(&self, secret: &str, count: usize) -> Vec<Value> {

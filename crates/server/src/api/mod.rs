@@ -10,6 +10,7 @@ mod meta;
 mod plugins;
 mod runs;
 mod tokens;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -54,7 +55,8 @@ Change events reach platforms through webhooks (signed: `Cohort-Signature: t=<un
         (name = "memberships", description = "Members, manual membership and pinned exclusions"),
         (name = "runs", description = "Runs of a group's rule, dry runs and explanations"),
         (name = "imports", description = "Bulk assignment from CSV files"),
-        (name = "events", description = "The audit history, the change feed and webhooks"),
+        (name = "events", description = "The audit history and the change feed"),
+        (name = "webhooks", description = "Webhooks: where change events are delivered, their kinds, secrets and delivery log"),
         (name = "tokens", description = "API tokens, managed by admins"),
         (name = "service", description = "Health, readiness, metrics and this document"),
     )
@@ -107,8 +109,16 @@ fn protected() -> OpenApiRouter<Shared> {
         .routes(routes!(imports::errors))
         .routes(routes!(events::history))
         .routes(routes!(events::feed))
-        .routes(routes!(events::webhooks, events::add_webhook))
-        .routes(routes!(events::remove_webhook))
+        .routes(routes!(webhooks::webhooks, webhooks::add_webhook))
+        .routes(routes!(
+            webhooks::webhook,
+            webhooks::update_webhook,
+            webhooks::remove_webhook
+        ))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::ping))
+        .routes(routes!(webhooks::redeliver))
+        .routes(routes!(webhooks::rotate))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
         .routes(routes!(meta::metrics))

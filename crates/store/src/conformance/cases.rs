@@ -539,17 +539,19 @@ pub(super) fn tokens_are_found_by_digest_until_revoked_and_names_are_reusable_af
 pub(super) fn a_webhook_starts_at_the_newest_event_and_lags_until_delivered(store: &dyn Store) {
     store.apply(&[add("c1", "g")], &CAUSE, 10).expect("apply");
     assert_eq!(store.outbox_len().expect("lag"), 0, "no webhook, no lag");
-    let hook = store.add_webhook("http://x", "s", 11).expect("hook");
+    let hook = store.add_webhook("http://x", "s", None, 11).expect("hook");
     assert_eq!(hook.position, 1, "earlier events are in the feed, not sent");
     store.apply(&[add("c2", "g")], &CAUSE, 12).expect("apply");
     assert_eq!(store.outbox_len().expect("lag"), 1);
-    store.webhook_failed(hook.id, "503").expect("fail");
+    store.webhook_failed(hook.id, 0, "503").expect("fail");
     let failed = &store.webhooks().expect("hooks")[0];
     assert_eq!(
         (failed.attempts, failed.last_error.as_deref()),
         (1, Some("503"))
     );
-    store.webhook_delivered(hook.id, 2, 13).expect("delivered");
+    store
+        .webhook_delivered(hook.id, 0, 2, 13)
+        .expect("delivered");
     let done = &store.webhooks().expect("hooks")[0];
     assert_eq!(
         (done.position, done.attempts, done.last_error.as_deref()),
@@ -560,9 +562,11 @@ pub(super) fn a_webhook_starts_at_the_newest_event_and_lags_until_delivered(stor
     let three: Vec<Change> = ["c3", "c4", "c5"].iter().map(|c| add(c, "g")).collect();
     store.apply(&three, &CAUSE, 14).expect("apply");
     assert_eq!(store.outbox_len().expect("lag"), 3);
-    store.webhook_delivered(hook.id, 4, 15).expect("delivered");
+    store
+        .webhook_delivered(hook.id, 0, 4, 15)
+        .expect("delivered");
     assert_eq!(store.outbox_len().expect("lag"), 1);
-    let next = store.add_webhook("http://y", "s", 16).expect("hook");
+    let next = store.add_webhook("http://y", "s", None, 16).expect("hook");
     assert_eq!(next.position, 5, "the newest event, not the newest row");
 }
 

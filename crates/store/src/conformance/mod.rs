@@ -15,6 +15,7 @@ mod cases;
 mod erasure;
 mod imports;
 mod records;
+mod webhooks;
 
 /// A case: what it shows, and the check.
 type Case = (&'static str, fn(&dyn Store));
@@ -134,6 +135,18 @@ pub const CASES: &[Case] = &[
         erasure::an_erasure_ends_what_a_late_writer_added,
     ),
     (
+        "a_webhook_changes_only_as_read_and_each_change_starts_a_generation",
+        webhooks::a_webhook_changes_only_as_read_and_each_change_starts_a_generation,
+    ),
+    (
+        "a_webhook_keeps_its_latest_delivery_attempts",
+        webhooks::a_webhook_keeps_its_latest_delivery_attempts,
+    ),
+    (
+        "an_event_carries_its_membership_as_stored",
+        webhooks::an_event_carries_its_membership_as_stored,
+    ),
+    (
         "an_import_checks_its_rows_and_applies_the_valid_ones",
         imports::an_import_checks_its_rows_and_applies_the_valid_ones,
     ),
@@ -223,6 +236,7 @@ mod tests {
             include_str!("erasure.rs"),
             include_str!("imports.rs"),
             include_str!("records.rs"),
+            include_str!("webhooks.rs"),
         ];
         let listed: Vec<&str> = super::CASES.iter().map(|(name, _)| *name).collect();
         let mut written = 0;

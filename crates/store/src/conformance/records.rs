@@ -298,15 +298,15 @@ pub(super) fn runs_are_recorded_as_they_start_and_end(store: &dyn Store) {
 
 pub(super) fn a_webhook_removed_is_gone_and_failures_are_counted(store: &dyn Store) {
     let first = store
-        .add_webhook("https://a.example/hook", "s1", 1)
+        .add_webhook("https://a.example/hook", "s1", None, 1)
         .expect("add");
     let second = store
-        .add_webhook("https://b.example/hook", "s2", 2)
+        .add_webhook("https://b.example/hook", "s2", None, 2)
         .expect("add");
     assert_eq!(first.secret, "s1");
-    store.webhook_failed(second.id, "503").expect("failed");
+    store.webhook_failed(second.id, 0, "503").expect("failed");
     store
-        .webhook_failed(second.id, "timed out")
+        .webhook_failed(second.id, 0, "timed out")
         .expect("failed");
     let hooks = store.webhooks().expect("webhooks");
     assert_eq!(hooks.len(), 2);
@@ -317,7 +317,9 @@ pub(super) fn a_webhook_removed_is_gone_and_failures_are_counted(store: &dyn Sto
     store
         .apply(&[add("c1", "g")], &CAUSE, 3)
         .expect("an event to deliver");
-    store.webhook_delivered(second.id, 1, 4).expect("delivered");
+    store
+        .webhook_delivered(second.id, 0, 1, 4)
+        .expect("delivered");
     let hooks = store.webhooks().expect("webhooks");
     assert_eq!(
         (
@@ -457,7 +459,7 @@ pub(super) fn a_scheduled_run_is_claimed_once(store: &dyn Store) {
 
 pub(super) fn a_webhook_is_leased_to_one_holder_at_a_time(store: &dyn Store) {
     let hook = store
-        .add_webhook("https://a.example/hook", "s", 1)
+        .add_webhook("https://a.example/hook", "s", None, 1)
         .expect("add");
     let lease = |holder: &str, now: i64| {
         store
@@ -467,7 +469,9 @@ pub(super) fn a_webhook_is_leased_to_one_holder_at_a_time(store: &dyn Store) {
     assert_eq!(lease("a", 10), Some(hook.position));
     assert_eq!(lease("b", 20), None, "held by a");
     assert_eq!(lease("a", 30), Some(hook.position), "a renews");
-    store.webhook_delivered(hook.id, 7, 31).expect("delivered");
+    store
+        .webhook_delivered(hook.id, 0, 7, 31)
+        .expect("delivered");
     assert_eq!(lease("b", 59), None, "a's lease runs to 60");
     assert_eq!(lease("b", 60), Some(7), "b resumes where a stopped");
     assert_eq!(lease("a", 61), None, "now b holds it");

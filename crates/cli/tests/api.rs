@@ -216,15 +216,19 @@ on_both_backends!(a_platform_integrates_over_http, |c: Cohort| {
     expect(ro.get("/v1/customers?limit=0"), StatusCode::BAD_REQUEST);
     expect(ro.get("/v1/customers?colour=blue"), StatusCode::BAD_REQUEST);
 
-    // Runs, dry and real; the run's actor is the token's name.
+    // Runs, dry and real, waited for; the run's actor is the token's name.
     let dry = expect(
-        op.json("POST", "/v1/groups/de-only/runs", &json!({"dry_run": true})),
+        op.json(
+            "POST",
+            "/v1/groups/de-only/runs",
+            &json!({"dry_run": true, "wait": true}),
+        ),
         StatusCode::OK,
     );
     assert_eq!(dry["run"]["added"], 2);
     assert_eq!(dry["changes_total"], 2);
     let real = expect(
-        op.json("POST", "/v1/groups/de-only/runs", &json!({})),
+        op.json("POST", "/v1/groups/de-only/runs", &json!({"wait": true})),
         StatusCode::CREATED,
     );
     assert_eq!(real["run"]["actor"], "billing");

@@ -95,6 +95,9 @@ pub enum EngineError {
     /// A run of a scan shared by workers failed in one of its ranges.
     #[error("group `{group}`: the run failed: {problem}")]
     Failed { group: String, problem: String },
+    /// A run was asked to stop.
+    #[error("the run was cancelled by {by}")]
+    Cancelled { by: String },
     #[error(
         "workers share a PostgreSQL store: this store is a file, where a run is one process's (use --db postgres://...)"
     )]

@@ -22,6 +22,7 @@ mod facts;
 mod groups;
 mod holdings;
 mod import;
+mod jobs;
 mod manual;
 mod order;
 mod pipeline;
@@ -44,6 +45,7 @@ pub use answers::{MembershipAt, Registration, UndecidedGroup, Why};
 pub use cohort_store::Trigger;
 pub use error::EngineError;
 pub use import::{ImportOptions, ImportReport};
+pub use jobs::{Begun, Cancel, Progress};
 pub use run::RunReport;
 pub use scan::{LEASE_SECONDS, RANGE_SIZE, RangeReport, Worked, worker_name};
 pub use schedule::{Tick, next_run};
@@ -72,6 +74,8 @@ pub struct Engine {
     id_order: scan::IdOrder,
     /// Customers per range of the scans this engine starts.
     range_size: std::sync::atomic::AtomicUsize,
+    /// The runs this process carries out, to tell their progress and stop them.
+    running: jobs::Running,
 }
 
 impl std::fmt::Debug for Engine {
@@ -92,6 +96,7 @@ impl Engine {
             holdings: holdings::HoldingsCache::default(),
             id_order: scan::IdOrder::default(),
             range_size: scan::RANGE_SIZE.into(),
+            running: jobs::Running::default(),
         }
     }
 

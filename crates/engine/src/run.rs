@@ -12,7 +12,6 @@ use cohort_store::{Applied, Cause, RunRecord, RunStatus};
 use serde::Serialize;
 
 use crate::holdings::Holdings;
-use crate::pipeline::scan_result;
 use crate::plugins::Purpose;
 use crate::{Engine, EngineError, PAGE, Result, Trigger};
 
@@ -134,38 +133,8 @@ impl Engine {
         now: Timestamp,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<RunReport> {
-        let group = self.runnable(id, trigger)?;
-        if let Some(scans) = self.store.scans().filter(|_| !dry_run) {
-            // One scan of one group, shared with any workers: the changes reported are
-            // those this process wrote.
-            let started = Instant::now();
-            let (scan, changes) = self.scan_groups(
-                scans,
-                &[(0, group.clone())],
-                trigger,
-                actor,
-                as_of,
-                now,
-                true,
-                &mut |done, total| progress(done as u64, total as u64),
-            )?;
-            return Ok(RunReport {
-                run: scan_result(&scan, 0, &group.id)?,
-                changes,
-                seconds: started.elapsed().as_secs_f64(),
-            });
-        }
-        let mut run = new_run(&group, trigger, dry_run, actor, as_of, now);
-        run.id = self
-            .store
-            .start_runs(std::slice::from_ref(&run))?
-            .first()
-            .copied()
-            .ok_or_else(|| EngineError::NotStarted {
-                group: group.id.clone(),
-                problem: "the store gave it no id".into(),
-            })?;
-        self.carry_out(&group, run, now, progress)
+        let begun = self.begin_run(id, trigger, dry_run, actor, as_of, now)?;
+        self.complete_run(begun, now, progress)
     }
 
     /// The group, if its rule may run for `trigger`.
@@ -238,7 +207,10 @@ impl Engine {
             })
         });
         outcome.inspect_err(|e| {
-            run.status = RunStatus::Failed;
+            run.status = match e {
+                EngineError::Cancelled { .. } => RunStatus::Cancelled,
+                _ => RunStatus::Failed,
+            };
             run.error = Some(e.to_string());
             run.finished_at = Some(now + started.elapsed().as_secs() as Timestamp);
             // If even this cannot be written, the run stays `running` until the store
@@ -315,6 +287,7 @@ impl Engine {
         let total = facts.ids.len() as u64;
         let chunks = facts.ids.chunks(PAGE).zip(&facts.pages).take(pages);
         for (page, (ids, customers)) in chunks.enumerate() {
+            self.check_cancelled(run.id)?;
             let columns: Vec<Verdicts> = conditions
                 .iter_mut()
                 .map(|c| self.tally(c.evaluate_columns(as_of, customers)))

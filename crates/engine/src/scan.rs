@@ -151,6 +151,20 @@ impl Engine {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<(ScanRecord, Vec<Change>)> {
         let scan = self.record_scan(scans, runnable, trigger, actor, as_of, now)?;
+        self.work_scan(scans, scan, now, keep_changes, progress)
+    }
+
+    /// Work the ranges of a recorded scan beside any workers until it ends (it may be
+    /// cancelled meanwhile): the scan as it ended, and the changes this process wrote
+    /// (if `keep_changes`).
+    pub(crate) fn work_scan(
+        &self,
+        scans: &dyn Scans,
+        scan: ScanRecord,
+        now: Timestamp,
+        keep_changes: bool,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<(ScanRecord, Vec<Change>)> {
         let worker = worker_name();
         let mut changes = Vec::new();
         loop {
@@ -235,7 +249,7 @@ impl Engine {
     }
 
     /// Record a scan of `runnable`'s groups and its ranges.
-    fn record_scan(
+    pub(crate) fn record_scan(
         &self,
         scans: &dyn Scans,
         runnable: &[(usize, Group)],

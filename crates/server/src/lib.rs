@@ -11,6 +11,7 @@
 mod api;
 pub mod auth;
 mod config;
+mod dry_runs;
 mod etag;
 mod idempotency;
 mod limits;
@@ -57,6 +58,8 @@ pub struct AppState {
     ready: AtomicBool,
     /// This server among those sharing the store, as the holder of webhook leases.
     holder: String,
+    /// The changes of dry runs that did not wait, for paging.
+    dry_runs: dry_runs::DryRuns,
 }
 
 type Shared = Arc<AppState>;
@@ -78,6 +81,7 @@ pub fn app(
         metrics: Metrics::default(),
         inflight: Mutex::new(HashSet::new()),
         buckets: limits::Buckets::default(),
+        dry_runs: dry_runs::DryRuns::default(),
         ready: AtomicBool::new(true),
         holder: holder(),
     });

@@ -169,6 +169,7 @@ impl From<EngineError> for Problem {
             EngineError::UseKind(_) => unprocessable("invalid-use").at("kind"),
             EngineError::Window { .. } => unprocessable("invalid-window").at("end"),
             EngineError::Failed { .. } => conflict("run-failed"),
+            EngineError::Cancelled { .. } => conflict("run-cancelled"),
             EngineError::NoScans => conflict("no-scans"),
         }
     }

@@ -450,6 +450,47 @@ impl Scans for PgStore {
         })
     }
 
+    fn scan_of_run(&self, run: i64) -> cohort_store::Result<Option<ScanRecord>> {
+        sql(|| {
+            let mut conn = self.pool.get()?;
+            let mut tx = conn.begin()?;
+            let scan: Option<i64> = tx
+                .query_opt("SELECT scan FROM scan_runs WHERE run = $1", &[&run])?
+                .map(|r| r.get(0));
+            let record = match scan {
+                Some(scan) => read_scan(&mut tx, scan)?,
+                None => None,
+            };
+            tx.commit()?;
+            Ok(record)
+        })
+    }
+
+    fn cancel_scan(&self, scan: i64, reason: &str, at: Timestamp) -> cohort_store::Result<bool> {
+        sql(|| {
+            let mut conn = self.pool.get()?;
+            let mut tx = conn.begin()?;
+            // Ranges first, then the scan, in the order a range's finish locks them: a
+            // range finishing after this finds itself given up and writes nothing. Only
+            // a running scan has open ranges.
+            tx.execute(
+                "UPDATE scan_ranges SET status = 'given-up', lease_until = NULL
+                 WHERE scan = $1 AND status = 'open'",
+                &[&scan],
+            )?;
+            let running = tx.execute(
+                "UPDATE scans SET status = 'failed', error = $2, finished_at = $3
+                 WHERE id = $1 AND status = 'running'",
+                &[&scan, &reason, &at],
+            )? > 0;
+            if running {
+                end_runs(&mut tx, scan, RunStatus::Cancelled, Some(reason), at)?;
+            }
+            tx.commit()?;
+            Ok(running)
+        })
+    }
+
     fn scan(&self, id: i64) -> cohort_store::Result<Option<ScanRecord>> {
         sql(|| {
             let mut conn = self.pool.get()?;

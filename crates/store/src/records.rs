@@ -92,6 +92,9 @@ named! {
         Finished = "finished",
         Failed = "failed",
         Interrupted = "interrupted",
+        /// Stopped on request: on the embedded store nothing was applied; on a shared
+        /// one, the ranges committed before stay.
+        Cancelled = "cancelled",
     }
 }
 

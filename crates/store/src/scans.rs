@@ -147,4 +147,10 @@ pub trait Scans: Send + Sync {
     /// and its ranges not yet done are given up. Ranges done stay done.
     fn fail_range(&self, claim: &Claim, error: &str, at: Timestamp) -> Result<()>;
     fn scan(&self, id: i64) -> Result<Option<ScanRecord>>;
+    /// The scan that holds run `run`, if any.
+    fn scan_of_run(&self, run: i64) -> Result<Option<ScanRecord>>;
+    /// Stop a running scan: its open ranges are given up (a range being worked is
+    /// refused at its finish), its runs end `cancelled` with `reason`, and it fails with
+    /// it. Ranges done stay done. Whether it was running.
+    fn cancel_scan(&self, scan: i64, reason: &str, at: Timestamp) -> Result<bool>;
 }

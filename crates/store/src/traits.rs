@@ -218,6 +218,13 @@ pub trait Runs: Send + Sync {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<RunRecord>>;
+    /// Run `id`, if there is one.
+    fn run(&self, id: i64) -> Result<Option<RunRecord>> {
+        Ok(self
+            .runs(None, id.checked_add(1), 1)?
+            .into_iter()
+            .find(|r| r.id == id))
+    }
     /// Scans shared by workers, where several processes share the store; none on a
     /// store one process owns, whose runs are each one transaction.
     fn scans(&self) -> Option<&dyn Scans> {

@@ -2,10 +2,11 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
-use cohort_engine::{Trigger, Why};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cohort_engine::{Cancel, Progress, Trigger, Why};
 use cohort_planner::Change;
-use cohort_store::RunRecord;
+use cohort_store::{RunRecord, RunStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -27,6 +28,10 @@ pub struct RunRequest {
     /// Evaluate as of this time (RFC 3339); now if absent.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub as_of: Option<String>,
+    /// Answer when the run ends, with its changes (for a small group); otherwise the
+    /// answer comes at once and the run goes on without the client.
+    #[serde(default)]
+    pub wait: bool,
 }
 
 /// What a run did, or for a dry run would do.
@@ -40,11 +45,17 @@ pub struct RunResult {
     pub seconds: f64,
 }
 
-/// Run a group's rule over every customer now, or a dry run. Answers when the run ends.
+/// Run a group's rule over every customer now, or a dry run. Answers at once with the
+/// run as recorded (`202`, `Location: /v1/runs/{id}`): the run goes on whether or not
+/// the client stays, and `GET /v1/runs/{id}` shows how far it has come; a dry run's
+/// changes are then paged from `GET /v1/runs/{id}/changes`. With `"wait": true` the
+/// answer comes when the run ends, with its first changes.
 #[utoipa::path(post, path = "/v1/groups/{id}/runs", tag = "runs",
     params(("id" = String, Path)), request_body = RunRequest,
-    responses((status = 201, description = "The run, which wrote its changes", body = RunResult),
-        (status = 200, description = "The dry run, which wrote nothing", body = RunResult),
+    responses((status = 202, description = "The run, started", body = RunRecord,
+            headers(("Location" = String, description = "Where the run's state is read"))),
+        (status = 201, description = "With `wait`: the run, which wrote its changes", body = RunResult),
+        (status = 200, description = "With `wait`: the dry run, which wrote nothing", body = RunResult),
         (status = 404, body = Problem),
         (status = 409, description = "The group is disabled or takes no manual runs", body = Problem)))]
 pub async fn start(
@@ -52,20 +63,47 @@ pub async fn start(
     Operator(caller): Operator,
     Path(id): Path<String>,
     Body(req): Body<RunRequest>,
-) -> Result<(StatusCode, Json<RunResult>), Problem> {
+) -> Result<Response, Problem> {
     let at = now();
     let as_of = time(req.as_of.as_deref(), "as_of", at)?;
-    let metrics_state = state.clone();
+    let dry_run = req.dry_run;
+    let begun = blocking(&state, move |e| {
+        Ok(e.begin_run(&id, Trigger::Manual, dry_run, &caller.name, as_of, at)?)
+    })
+    .await?;
+    if !req.wait {
+        let record = begun.record().clone();
+        let location = format!("/v1/runs/{}", record.id);
+        let background = state.clone();
+        // Not tied to the request: the run goes on if the client goes away.
+        tokio::task::spawn_blocking(move || {
+            let run = begun.record().id;
+            match background.engine.complete_run(begun, at, &mut |_, _| {}) {
+                Ok(report) => {
+                    background.metrics.run(Trigger::Manual, report.run.status);
+                    if report.run.dry_run {
+                        background.dry_runs.keep(run, report.changes);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(run, error = %e, "a run started over the API did not finish");
+                    let status = match e {
+                        cohort_engine::EngineError::Cancelled { .. } => RunStatus::Cancelled,
+                        _ => RunStatus::Failed,
+                    };
+                    background.metrics.run(Trigger::Manual, status);
+                }
+            }
+        });
+        return Ok((
+            StatusCode::ACCEPTED,
+            [(header::LOCATION, location)],
+            Json(record),
+        )
+            .into_response());
+    }
     let result = blocking(&state, move |e| {
-        let report = e.run_group(
-            &id,
-            Trigger::Manual,
-            req.dry_run,
-            &caller.name,
-            as_of,
-            at,
-            &mut |_, _| {},
-        )?;
+        let report = e.complete_run(begun, at, &mut |_, _| {})?;
         let changes_total = report.changes.len() as u64;
         let mut changes = report.changes;
         changes.truncate(SHOWN_CHANGES);
@@ -77,16 +115,149 @@ pub async fn start(
         })
     })
     .await?;
-    metrics_state
-        .metrics
-        .run(Trigger::Manual, result.run.status);
+    state.metrics.run(Trigger::Manual, result.run.status);
     // A dry run creates nothing (its record is only history).
     let status = if result.run.dry_run {
         StatusCode::OK
     } else {
         StatusCode::CREATED
     };
-    Ok((status, Json(result)))
+    Ok((status, Json(result)).into_response())
+}
+
+/// A run and how far it has come.
+#[derive(Serialize, ToSchema)]
+pub struct RunState {
+    pub run: RunRecord,
+    /// While it runs, when it is known: counted by the server carrying it out, or, for
+    /// a scan shared by workers, from the store.
+    pub progress: Option<Progress>,
+}
+
+/// One run: its state, counts, and, while it runs, its progress.
+#[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs", params(("id" = i64, Path)),
+    responses((status = 200, body = RunState), (status = 404, body = Problem)))]
+pub async fn show(
+    State(state): State<Shared>,
+    _: Reader,
+    Path(id): Path<i64>,
+) -> Result<Json<RunState>, Problem> {
+    blocking(&state, move |e| {
+        let run = e
+            .store()
+            .run(id)?
+            .ok_or_else(|| Problem::not_found("run", &id.to_string()))?;
+        let progress = match run.status {
+            RunStatus::Running => e.run_progress(id)?,
+            _ => None,
+        };
+        Ok(Json(RunState { run, progress }))
+    })
+    .await
+}
+
+/// What a cancellation did.
+#[derive(Serialize, ToSchema)]
+pub struct Cancellation {
+    /// `requested`: the server carrying the run out stops it at its next page of
+    /// customers, applying nothing, and records it `cancelled`; `cancelled`: a scan
+    /// shared by workers was stopped in the store (ranges already committed stay).
+    pub outcome: &'static str,
+    pub run: RunRecord,
+}
+
+/// Cancel a running run.
+#[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "runs", params(("id" = i64, Path)),
+    responses((status = 202, description = "The run stops at its next page", body = Cancellation),
+        (status = 200, description = "The scan was stopped", body = Cancellation),
+        (status = 404, body = Problem),
+        (status = 409, description = "The run is not running, or runs in a process this server cannot reach", body = Problem)))]
+pub async fn cancel(
+    State(state): State<Shared>,
+    Operator(caller): Operator,
+    Path(id): Path<i64>,
+) -> Result<(StatusCode, Json<Cancellation>), Problem> {
+    blocking(&state, move |e| {
+        let (status, outcome) = match e.cancel_run(id, &caller.name, now())? {
+            Cancel::Requested => (StatusCode::ACCEPTED, "requested"),
+            Cancel::Cancelled => (StatusCode::OK, "cancelled"),
+            Cancel::Ended(status) => {
+                return Err(Problem::new(
+                    StatusCode::CONFLICT,
+                    "run-not-running",
+                    format!("run {id} is not running: it ended {}", status.as_str()),
+                ));
+            }
+            Cancel::Elsewhere => {
+                return Err(Problem::new(
+                    StatusCode::CONFLICT,
+                    "run-elsewhere",
+                    format!(
+                        "run {id} is carried out by another process on this store file, which alone can stop it"
+                    ),
+                ));
+            }
+        };
+        let run = e
+            .store()
+            .run(id)?
+            .ok_or_else(|| Problem::not_found("run", &id.to_string()))?;
+        Ok((status, Json(Cancellation { outcome, run })))
+    })
+    .await
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ChangesQuery {
+    /// The `next` of the previous page: how many changes came before.
+    #[param(value_type = Option<i64>, minimum = 0)]
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The changes a dry run would make, in order, paged: kept for an hour after a dry run
+/// started without `wait` ends (the latest 16).
+#[utoipa::path(get, path = "/v1/runs/{id}/changes", tag = "runs",
+    params(("id" = i64, Path), ChangesQuery),
+    responses((status = 200, body = Page<Change>), (status = 404, body = Problem),
+        (status = 409, description = "The dry run has not ended yet", body = Problem)))]
+pub async fn changes(
+    State(state): State<Shared>,
+    _: Reader,
+    Path(id): Path<i64>,
+    Query(q): Query<ChangesQuery>,
+) -> Result<Json<Page<Change>>, Problem> {
+    let limit = limit(q.limit)?;
+    let after = id_cursor(q.after.as_deref(), "after")?.unwrap_or(0) as usize;
+    let kept = state.dry_runs.changes(id);
+    blocking(&state, move |e| {
+        let run = e
+            .store()
+            .run(id)?
+            .ok_or_else(|| Problem::not_found("run", &id.to_string()))?;
+        let Some(changes) = kept else {
+            if run.dry_run && run.status == RunStatus::Running {
+                return Err(Problem::new(
+                    StatusCode::CONFLICT,
+                    "run-not-ended",
+                    format!("dry run {id} has not ended yet: see GET /v1/runs/{id}"),
+                ));
+            }
+            return Err(Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                format!(
+                    "no changes are kept for run {id}: they are for dry runs started without `wait`, for an hour (a run's changes are in the history)"
+                ),
+            ));
+        };
+        let items: Vec<Change> = changes.iter().skip(after).take(limit).cloned().collect();
+        let next = (after + items.len() < changes.len()).then(|| (after + items.len()).to_string());
+        Ok(Json(Page { items, next }))
+    })
+    .await
 }
 
 #[derive(Deserialize, IntoParams)]

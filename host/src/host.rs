@@ -44,6 +44,9 @@ impl Default for HostConfig {
 struct Shared {
     runtime: Arc<Runtime>,
     cache_dir: Option<PathBuf>,
+    /// The key of the disk cache's files; none if it cannot be had (a directory that
+    /// cannot be written), and then the cache is not used.
+    cache_key: Option<cache::Key>,
     cache_max_bytes: u64,
     /// Loaded plugins by the sha256 of their bytes: loading the same wasm twice
     /// compiles and describes it once.
@@ -62,9 +65,14 @@ impl Host {
     /// were interned into.
     pub fn new(config: HostConfig, interner: Arc<Interner>) -> Result<Self, LoadError> {
         let runtime = Runtime::new(config.limits, config.max_stack, interner)?;
+        let cache_key = config
+            .cache_dir
+            .as_deref()
+            .and_then(|dir| cache::key(dir).ok());
         Ok(Host {
             shared: Arc::new(Shared {
                 runtime: Arc::new(runtime),
+                cache_key,
                 cache_dir: config.cache_dir,
                 cache_max_bytes: config.cache_max_bytes,
                 loaded: Mutex::new(HashMap::new()),
@@ -112,9 +120,11 @@ impl Host {
             hex::encode(digest),
             compiled,
         )?);
-        if let (Some(path), Compiled::Fresh) = (&cached, compiled) {
+        if let (Some(path), Some(key), Compiled::Fresh) =
+            (&cached, &self.shared.cache_key, compiled)
+        {
             // A cache that cannot be written only costs the next run a compile.
-            let _ = cache::write(path, &component);
+            let _ = cache::write(path, &component, key);
             if let Some(dir) = &self.shared.cache_dir {
                 let _ = cache::prune(dir, self.shared.cache_max_bytes);
             }
@@ -144,15 +154,16 @@ impl Host {
         cached: Option<&Path>,
     ) -> Result<(Component, Compiled), LoadError> {
         let engine = &self.shared.runtime.engine;
-        if let Some(path) = cached
-            && path.exists()
+        if let (Some(path), Some(key)) = (cached, &self.shared.cache_key)
+            && let Some(verified) = cache::read(path, key)
         {
-            // SAFETY: the file was written by `Component::serialize` of an engine with
-            // the same compatibility hash (it is in the file name), into a cache
-            // directory that belongs to the operator. wasmtime still checks the
-            // header and refuses an incompatible artifact; on any error we recompile.
+            // SAFETY: the bytes are those `Component::serialize` gave an engine with
+            // the same compatibility hash (it is in the file name): the file carries
+            // their HMAC under the cache's key, checked just now. wasmtime still checks
+            // the header and refuses an incompatible artifact; on any error we
+            // recompile.
             #[allow(unsafe_code, reason = "deserializing machine code; see SAFETY")]
-            let loaded = unsafe { Component::deserialize_file(engine, path) };
+            let loaded = unsafe { Component::deserialize(engine, &verified) };
             if let Ok(component) = loaded {
                 return Ok((component, Compiled::FromDiskCache));
             }

@@ -42,8 +42,7 @@ fn compiled_plugins_are_reused_from_the_disk_cache() {
         first.load(COUNTRY).expect("loads").compiled(),
         Compiled::Fresh
     );
-    let files = std::fs::read_dir(dir.path()).expect("cache dir").count();
-    assert_eq!(files, 1, "one artifact written");
+    assert_eq!(compiled_in(dir.path()).len(), 1, "one artifact written");
 
     let second = Host::new(config, Arc::new(Interner::new())).expect("host");
     let plugin = second.load(COUNTRY).expect("loads from cache");
@@ -67,18 +66,63 @@ fn a_corrupt_cache_entry_is_recompiled() {
         .expect("host")
         .load(COUNTRY)
         .expect("loads");
-    let entry = std::fs::read_dir(dir.path())
-        .expect("cache dir")
-        .next()
-        .expect("one entry")
-        .expect("entry")
-        .path();
+    let entry = compiled_in(dir.path()).pop().expect("one entry");
     std::fs::write(&entry, b"garbage").expect("corrupt it");
     let host = Host::new(config, Arc::new(Interner::new())).expect("host");
     assert_eq!(
         host.load(COUNTRY).expect("loads").compiled(),
         Compiled::Fresh
     );
+}
+
+#[test]
+fn a_cache_entry_changed_anywhere_is_never_run_but_recompiled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = caching_in(dir.path());
+    Host::new(config.clone(), Arc::new(Interner::new()))
+        .expect("host")
+        .load(COUNTRY)
+        .expect("loads");
+    let entry = compiled_in(dir.path()).pop().expect("one entry");
+    let good = std::fs::read(&entry).expect("read");
+    // A byte of the machine code changed, and the file cut short: wasmtime's own
+    // header checks pass the first, so the cache must notice both itself.
+    let mut changed = good.clone();
+    let middle = changed.len() / 2;
+    changed[middle] ^= 0x40;
+    let cut = good[..good.len() - 100].to_vec();
+    for bad in [changed, cut] {
+        std::fs::write(&entry, &bad).expect("tamper");
+        let host = Host::new(config.clone(), Arc::new(Interner::new())).expect("host");
+        let plugin = host.load(COUNTRY).expect("loads");
+        assert_eq!(plugin.compiled(), Compiled::Fresh);
+        // Recompiled, it runs as it should, and the entry is whole again.
+        let customers = common::with_country(&host, &["DE"]);
+        let mut c = plugin
+            .prepare(r#"{"countries":["de"]}"#, None)
+            .expect("prepares");
+        assert_eq!(
+            c.evaluate(0, &customers).verdicts.to_vec(),
+            vec![cohort_model::Verdict::Match]
+        );
+        let again = Host::new(config.clone(), Arc::new(Interner::new())).expect("host");
+        assert_eq!(
+            again.load(COUNTRY).expect("loads").compiled(),
+            Compiled::FromDiskCache
+        );
+    }
+}
+
+/// The compiled plugins in the cache `dir` (beside them is the cache's key).
+fn compiled_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A host's settings with its compile cache in `dir`.
@@ -323,15 +367,12 @@ fn a_refused_component_is_neither_compiled_nor_cached() {
     let trapping = component_of_changed_contract(|wit| wit);
     let err = host.load(&trapping).expect_err("describe traps");
     assert!(matches!(err, LoadError::Describe(_)), "{err}");
-    assert_eq!(
-        std::fs::read_dir(dir.path())
-            .map(Iterator::count)
-            .unwrap_or(0),
-        0,
+    assert!(
+        compiled_in(dir.path()).is_empty(),
         "nothing refused is cached"
     );
     host.load(COUNTRY).expect("loads");
-    assert_eq!(std::fs::read_dir(dir.path()).expect("cache").count(), 1);
+    assert_eq!(compiled_in(dir.path()).len(), 1);
 }
 
 #[test]
@@ -340,11 +381,7 @@ fn the_compile_cache_keeps_within_its_bound_and_prunes_what_no_engine_here_can_u
     let config = caching_in(dir.path());
     let host = Host::new(config.clone(), Arc::new(Interner::new())).expect("host");
     host.load(COUNTRY).expect("loads");
-    let entry = std::fs::read_dir(dir.path())
-        .expect("cache")
-        .next()
-        .expect("one entry")
-        .expect("entry");
+    let entry = compiled_in(dir.path()).pop().expect("one entry");
     let size = entry.metadata().expect("meta").len();
     let stale = dir
         .path()
@@ -355,7 +392,7 @@ fn the_compile_cache_keeps_within_its_bound_and_prunes_what_no_engine_here_can_u
 
     let pruned = host.prune_cache().expect("prunes");
     assert_eq!((pruned.removed, pruned.kept), (1, 1), "{pruned:?}");
-    assert!(!stale.exists() && entry.path().exists() && unrelated.exists());
+    assert!(!stale.exists() && entry.exists() && unrelated.exists());
 
     // A bound that holds either plugin but not both keeps the newer only.
     let hostile = std::fs::read(HOSTILE_PATH).expect("the hostile plugin");
@@ -364,9 +401,9 @@ fn the_compile_cache_keeps_within_its_bound_and_prunes_what_no_engine_here_can_u
         .expect("host")
         .load(&hostile)
         .expect("loads");
-    let hostile_size = std::fs::read_dir(elsewhere.path())
-        .expect("cache")
-        .map(|e| e.expect("entry").metadata().expect("meta").len())
+    let hostile_size = compiled_in(elsewhere.path())
+        .iter()
+        .map(|p| p.metadata().expect("meta").len())
         .sum::<u64>();
     let small = Host::new(
         HostConfig {
@@ -385,5 +422,5 @@ fn the_compile_cache_keeps_within_its_bound_and_prunes_what_no_engine_here_can_u
         .filter(|n| n.ends_with(".cwasm"))
         .collect();
     assert_eq!(left.len(), 1, "{left:?}");
-    assert!(!entry.path().exists(), "the older entry went");
+    assert!(!entry.exists(), "the older entry went");
 }

@@ -147,7 +147,7 @@ pub fn run(
         .then_some(args.geoip_dir.as_path());
     for (id, wasm) in cohort_artifacts::STANDARD {
         let grant = geoip.filter(|_| *id == "geoip-country");
-        engine.add_plugin(wasm, grant, NOW)?;
+        engine.add_plugin_as(wasm, grant, cohort_engine::Provenance::Standard, NOW)?;
     }
     println!(
         "added {} standard plugins in {:.2} s",

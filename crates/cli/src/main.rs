@@ -46,6 +46,9 @@ enum Command {
     /// Manage the plugins in the store
     #[command(subcommand)]
     Plugin(ops::PluginCommand),
+    /// The keys trusted to sign plugins, and whether plugins must be signed
+    #[command(subcommand)]
+    Trust(ops::TrustCommand),
     /// Manage groups
     #[command(subcommand)]
     Group(ops::GroupCommand),
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => runner::eval(args, json, cache_dir),
         Command::Demo(args) => demo::run(args, store.db.as_deref(), cache_dir),
         Command::Plugin(cmd) => ops::plugin(cmd, store, cache_dir),
+        Command::Trust(cmd) => ops::trust(cmd, store, cache_dir),
         Command::Group(cmd) => ops::group(cmd, store, cache_dir),
         Command::Customer(cmd) => ops::customer(cmd, store, cache_dir),
         Command::Run(args) => ops::run(args, store, cache_dir),

@@ -76,6 +76,9 @@ pub enum EngineError {
     Schedule { group: String, problem: String },
     #[error("plugin `{plugin}` does not ask for a data directory; refusing to grant `{dir}`")]
     Grant { plugin: String, dir: String },
+    /// A plugin refused for want of a signature the store accepts.
+    #[error("plugin `{plugin}` is refused: {reason}")]
+    Unsigned { plugin: String, reason: String },
     #[error("plugin `{plugin}`: data directory `{dir}`: {problem}")]
     DataDir {
         plugin: String,

@@ -32,6 +32,7 @@ mod rivals;
 mod run;
 mod scan;
 mod schedule;
+pub mod signing;
 mod stats;
 
 use std::collections::HashMap;
@@ -46,6 +47,7 @@ pub use cohort_store::Trigger;
 pub use error::EngineError;
 pub use import::{ImportOptions, ImportReport};
 pub use jobs::{Begun, Cancel, Progress};
+pub use plugins::{Provenance, STANDARD_SIGNER};
 pub use run::RunReport;
 pub use scan::{LEASE_SECONDS, RANGE_SIZE, RangeReport, Worked, worker_name};
 pub use schedule::{Tick, next_run};

@@ -9,6 +9,7 @@ use cohort_host::{Condition, Plugin};
 use cohort_model::{Customer, Group, PluginInfo, Timestamp, Verdicts};
 use cohort_store::StoredPlugin;
 
+use crate::signing::{self, PluginSignature};
 use crate::{Engine, EngineError, Result};
 
 /// A loaded plugin and the data directory the operator granted it.
@@ -33,6 +34,20 @@ pub(crate) struct PluginCache {
     /// definition they were prepared from: a registration must not pay for preparing.
     prepared: Mutex<HashMap<String, (Group, Vec<Condition>)>>,
 }
+
+/// Who vouches for a plugin being added.
+#[derive(Clone, Copy, Debug)]
+pub enum Provenance<'a> {
+    /// The operator, without a signature: refused where signatures are required.
+    Unsigned,
+    /// The signer of this signature, if the store trusts its key.
+    Signed(&'a PluginSignature),
+    /// Built with Cohort from its own sources (the standard plugins).
+    Standard,
+}
+
+/// The signer recorded for a standard plugin.
+pub const STANDARD_SIGNER: &str = "standard";
 
 impl Engine {
     /// A stored plugin (the newest added, or the given version) with its
@@ -60,16 +75,37 @@ impl Engine {
         Ok((stored, info, loaded.contract_version()))
     }
 
-    /// Add (or replace) a plugin: check it against the contract, then keep its bytes
-    /// and the operator's data-directory grant in the store.
+    /// What a component says it is, and its sha256 (hex): checked against the contract
+    /// as an addition would be, and kept nowhere.
+    pub fn describe_wasm(&self, wasm: &[u8]) -> Result<(PluginInfo, String)> {
+        let plugin = self.host.load(wasm)?;
+        Ok((plugin.info().clone(), plugin.sha256().to_string()))
+    }
+
+    /// Add (or replace) a plugin the operator vouches for without a signature (refused
+    /// where the store requires signatures).
     pub fn add_plugin(
         &self,
         wasm: &[u8],
         data_dir: Option<&Path>,
         now: Timestamp,
     ) -> Result<PluginInfo> {
+        self.add_plugin_as(wasm, data_dir, Provenance::Unsigned, now)
+    }
+
+    /// Add (or replace) a plugin: check it against the contract and its signature
+    /// (against the store's trusted keys), then keep its bytes, who vouched for it and
+    /// the operator's data-directory grant in the store.
+    pub fn add_plugin_as(
+        &self,
+        wasm: &[u8],
+        data_dir: Option<&Path>,
+        provenance: Provenance<'_>,
+        now: Timestamp,
+    ) -> Result<PluginInfo> {
         let plugin = self.host.load(wasm)?;
         let info = plugin.info().clone();
+        let (signer, signer_key) = self.vouched(&info, plugin.sha256(), provenance)?;
         let data_dir_as_given = data_dir;
         if let Some(dir) = data_dir
             && !info
@@ -100,6 +136,8 @@ impl Engine {
                 data_dir,
                 data_dir_as_given: data_dir_as_given.map(|d| d.display().to_string()),
                 added_at: now,
+                signer,
+                signer_key,
             },
             wasm,
         )?;
@@ -113,6 +151,51 @@ impl Engine {
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
         Ok(info)
+    }
+
+    /// Who vouches for the plugin described by `info` with digest `sha256`: the name of
+    /// the trusted key whose signature it carries (and the key), `standard`, or nobody;
+    /// or why it may not be added.
+    fn vouched(
+        &self,
+        info: &PluginInfo,
+        sha256: &str,
+        provenance: Provenance<'_>,
+    ) -> Result<(Option<String>, Option<String>)> {
+        let refuse = |reason: String| EngineError::Unsigned {
+            plugin: info.id.clone(),
+            reason,
+        };
+        match provenance {
+            Provenance::Standard => Ok((Some(STANDARD_SIGNER.into()), None)),
+            Provenance::Unsigned => {
+                if self.store.signatures_required()? {
+                    return Err(refuse(
+                        "this store requires plugins signed by a key it trusts: sign it \
+                         (`cohort plugin sign`) and add it with its signature"
+                            .into(),
+                    ));
+                }
+                Ok((None, None))
+            }
+            Provenance::Signed(signature) => {
+                signing::verify(signature, sha256, &info.id, &info.version).map_err(refuse)?;
+                let key = signing::public_key(&signature.key).map_err(refuse)?;
+                let trusted = self
+                    .store
+                    .trusted_keys()?
+                    .into_iter()
+                    .find(|t| signing::public_key(&t.public_key).is_ok_and(|k| k == key));
+                match trusted {
+                    Some(t) => Ok((Some(t.name), Some(signature.key.clone()))),
+                    None => Err(refuse(format!(
+                        "it is signed by {}, which this store does not trust \
+                         (`cohort trust add NAME KEY` trusts a key)",
+                        signature.key
+                    ))),
+                }
+            }
+        }
     }
 
     fn lock_plugins(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Plugin>>> {

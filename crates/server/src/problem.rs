@@ -159,6 +159,7 @@ impl From<EngineError> for Problem {
             EngineError::Schedule { .. } => {
                 unprocessable("invalid-schedule").at("auto.triggers.schedule")
             }
+            EngineError::Unsigned { .. } => unprocessable("untrusted-plugin"),
             EngineError::Grant { .. } | EngineError::DataDir { .. } => {
                 unprocessable("invalid-grant").at("data_dir")
             }

@@ -14,6 +14,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/03-token-expiry.sql"),
     include_str!("../migrations/04-erasure.sql"),
     include_str!("../migrations/05-webhook-management.sql"),
+    include_str!("../migrations/06-plugin-signatures.sql"),
 ];
 
 /// The advisory lock migrating servers take turns on (`Cohort` in ASCII).

@@ -1,6 +1,6 @@
 //! The plugins an operator added, with their bytes.
 
-use cohort_store::{Plugins, StoredPlugin};
+use cohort_store::{Plugins, StoredPlugin, TrustedKey};
 
 use crate::{PgStore, sql};
 
@@ -9,12 +9,13 @@ impl Plugins for PgStore {
         sql(|| {
             self.pool.get()?.execute(
                 "INSERT INTO plugins (id, version, sha256, wasm, data_dir, data_dir_as_given,
-                                      added_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                                      added_at, signer, signer_key)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (id, version) DO UPDATE SET
                     sha256 = excluded.sha256, wasm = excluded.wasm,
                     data_dir = excluded.data_dir, data_dir_as_given = excluded.data_dir_as_given,
-                    added_at = excluded.added_at",
+                    added_at = excluded.added_at, signer = excluded.signer,
+                    signer_key = excluded.signer_key",
                 &[
                     &p.id,
                     &p.version,
@@ -23,6 +24,8 @@ impl Plugins for PgStore {
                     &p.data_dir,
                     &p.data_dir_as_given,
                     &p.added_at,
+                    &p.signer,
+                    &p.signer_key,
                 ],
             )?;
             Ok(())
@@ -32,8 +35,9 @@ impl Plugins for PgStore {
     fn plugins(&self) -> cohort_store::Result<Vec<StoredPlugin>> {
         sql(|| {
             let rows = self.pool.get()?.query(
-                "SELECT id, version, sha256, data_dir, data_dir_as_given, added_at FROM plugins
-                 ORDER BY id, version",
+                "SELECT id, version, sha256, data_dir, data_dir_as_given, added_at, signer,
+                        signer_key
+                 FROM plugins ORDER BY id, version",
                 &[],
             )?;
             Ok(rows
@@ -45,6 +49,8 @@ impl Plugins for PgStore {
                     data_dir: r.get(3),
                     data_dir_as_given: r.get(4),
                     added_at: r.get(5),
+                    signer: r.get(6),
+                    signer_key: r.get(7),
                 })
                 .collect())
         })
@@ -60,6 +66,70 @@ impl Plugins for PgStore {
                     &[&id, &version],
                 )?
                 .map(|r| r.get(0)))
+        })
+    }
+
+    fn trusted_keys(&self) -> cohort_store::Result<Vec<TrustedKey>> {
+        sql(|| {
+            let rows = self.pool.get()?.query(
+                "SELECT name, public_key, added_at FROM trusted_keys ORDER BY name",
+                &[],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| TrustedKey {
+                    name: r.get(0),
+                    public_key: r.get(1),
+                    added_at: r.get(2),
+                })
+                .collect())
+        })
+    }
+
+    fn trust_key(&self, key: &TrustedKey) -> cohort_store::Result<()> {
+        sql(|| {
+            self.pool.get()?.execute(
+                "INSERT INTO trusted_keys (name, public_key, added_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET public_key = excluded.public_key,
+                    added_at = excluded.added_at",
+                &[&key.name, &key.public_key, &key.added_at],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn distrust_key(&self, name: &str) -> cohort_store::Result<bool> {
+        sql(|| {
+            Ok(self
+                .pool
+                .get()?
+                .execute("DELETE FROM trusted_keys WHERE name = $1", &[&name])?
+                > 0)
+        })
+    }
+
+    fn signatures_required(&self) -> cohort_store::Result<bool> {
+        sql(|| {
+            let value: Option<String> = self
+                .pool
+                .get()?
+                .query_opt(
+                    "SELECT value FROM settings WHERE name = 'signatures_required'",
+                    &[],
+                )?
+                .map(|r| r.get(0));
+            Ok(value.as_deref() == Some("true"))
+        })
+    }
+
+    fn require_signatures(&self, required: bool) -> cohort_store::Result<()> {
+        sql(|| {
+            self.pool.get()?.execute(
+                "INSERT INTO settings (name, value) VALUES ('signatures_required', $1)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                &[&required.to_string()],
+            )?;
+            Ok(())
         })
     }
 }

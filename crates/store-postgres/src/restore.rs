@@ -80,8 +80,8 @@ fn take(tx: &mut Transaction<'_>, rows: Vec<Kept>) -> Result<()> {
             Kept::Plugin { plugin: p, wasm } => {
                 tx.execute(
                     "INSERT INTO plugins (id, version, sha256, wasm, data_dir, data_dir_as_given,
-                                          added_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                                          added_at, signer, signer_key)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                     &[
                         &p.id,
                         &p.version,
@@ -90,6 +90,8 @@ fn take(tx: &mut Transaction<'_>, rows: Vec<Kept>) -> Result<()> {
                         &p.data_dir,
                         &p.data_dir_as_given,
                         &p.added_at,
+                        &p.signer,
+                        &p.signer_key,
                     ],
                 )?;
             }
@@ -223,6 +225,19 @@ fn take(tx: &mut Transaction<'_>, rows: Vec<Kept>) -> Result<()> {
                         &token.revoked_at,
                         &token.expires_at,
                     ],
+                )?;
+            }
+            Kept::TrustedKey(k) => {
+                tx.execute(
+                    "INSERT INTO trusted_keys (name, public_key, added_at) VALUES ($1, $2, $3)",
+                    &[&k.name, &k.public_key, &k.added_at],
+                )?;
+            }
+            Kept::SignaturesRequired(required) => {
+                tx.execute(
+                    "INSERT INTO settings (name, value) VALUES ('signatures_required', $1)
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    &[&required.to_string()],
                 )?;
             }
             Kept::Webhook(w) => {

@@ -50,7 +50,8 @@ impl SqliteStore {
             let tx = conn.transaction()?;
             each_row(
                 &tx,
-                "SELECT id, version, sha256, data_dir, data_dir_as_given, added_at, wasm
+                "SELECT id, version, sha256, data_dir, data_dir_as_given, added_at, wasm, signer,
+                        signer_key
                  FROM plugins ORDER BY id, version",
                 |r| {
                     Ok(Kept::Plugin {
@@ -61,6 +62,8 @@ impl SqliteStore {
                             data_dir: r.get(3)?,
                             data_dir_as_given: r.get(4)?,
                             added_at: r.get(5)?,
+                            signer: r.get(7)?,
+                            signer_key: r.get(8)?,
                         },
                         wasm: r.get(6)?,
                     })
@@ -255,6 +258,13 @@ impl SqliteStore {
                 }
             }
             each(self.webhooks()?.into_iter().map(Kept::Webhook).collect())?;
+            each(
+                self.trusted_keys()?
+                    .into_iter()
+                    .map(Kept::TrustedKey)
+                    .collect(),
+            )?;
+            each(vec![Kept::SignaturesRequired(self.signatures_required()?)])?;
             Ok(())
         })
     }

@@ -27,6 +27,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/17-import-rows-by-group.sql"),
     include_str!("../migrations/18-token-expiry.sql"),
     include_str!("../migrations/19-webhook-management.sql"),
+    include_str!("../migrations/20-plugin-signatures.sql"),
 ];
 
 /// Bring the schema of `tx` up to date.

@@ -7,7 +7,7 @@ use cohort_model::{Membership, Timestamp};
 
 use crate::{
     AuditEntry, ImportProblem, ImportRecord, OutboxEvent, RunRecord, StoredPlugin, TokenRecord,
-    Webhook,
+    TrustedKey, Webhook,
 };
 
 /// Where a dump hands its rows, batch by batch.
@@ -69,6 +69,9 @@ pub enum Kept {
         hash: String,
     },
     Webhook(Webhook),
+    TrustedKey(TrustedKey),
+    /// Whether plugins must be signed.
+    SignaturesRequired(bool),
 }
 
 impl Kept {
@@ -88,6 +91,8 @@ impl Kept {
             Kept::Problem { .. } => "import problems",
             Kept::Token { .. } => "tokens",
             Kept::Webhook(_) => "webhooks",
+            Kept::TrustedKey(_) => "trusted keys",
+            Kept::SignaturesRequired(_) => "settings",
         }
     }
 }

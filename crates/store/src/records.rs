@@ -21,6 +21,24 @@ pub struct StoredPlugin {
     #[serde(with = "cohort_model::rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub added_at: Timestamp,
+    /// Who vouched for it: the name of the trusted key whose signature it carried,
+    /// `standard` for a plugin built with Cohort, none for one added unsigned.
+    pub signer: Option<String>,
+    /// The public key of that signature (`ed25519:<hex>`).
+    pub signer_key: Option<String>,
+}
+
+/// A public key the operator trusts to sign plugins.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TrustedKey {
+    /// The operator's name for it (a vendor, a team).
+    pub name: String,
+    /// `ed25519:` and the key's 32 bytes in hex.
+    pub public_key: String,
+    #[serde(with = "cohort_model::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub added_at: Timestamp,
 }
 
 /// An enum whose variants have names, as the store keeps them and JSON shows them:

@@ -9,7 +9,7 @@ use cohort_planner::Change;
 use crate::{
     Applied, AuditEntry, Cause, Conditional, DeliveryAttempt, Ending, Erasure, ImportProblem,
     ImportRecord, Listing, OutboxEvent, PlanRead, Remembered, Result, Role, RunRecord, Scans,
-    StagedRow, StoredPlugin, TokenRecord, Webhook, WebhookChange,
+    StagedRow, StoredPlugin, TokenRecord, TrustedKey, Webhook, WebhookChange,
 };
 
 /// The plugins an operator added, and their bytes.
@@ -20,6 +20,16 @@ pub trait Plugins: Send + Sync {
     fn plugins(&self) -> Result<Vec<StoredPlugin>>;
     /// The bytes of plugin `id` at `version`, if it is stored.
     fn plugin_wasm(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>>;
+    /// The keys trusted to sign plugins, by name.
+    fn trusted_keys(&self) -> Result<Vec<TrustedKey>>;
+    /// Trust a key, or replace the key of that name.
+    fn trust_key(&self, key: &TrustedKey) -> Result<()>;
+    /// Stop trusting the key of that name; whether there was one. Plugins it signed
+    /// stay, still naming it.
+    fn distrust_key(&self, name: &str) -> Result<bool>;
+    /// Whether a plugin must carry a signature by a trusted key to be added.
+    fn signatures_required(&self) -> Result<bool>;
+    fn require_signatures(&self, required: bool) -> Result<()>;
 }
 
 /// Customers' facts, as the platform sends them, and their registration.

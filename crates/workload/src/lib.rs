@@ -150,7 +150,7 @@ pub fn platform(
     for (id, wasm) in cohort_artifacts::STANDARD {
         let grant = (*id == "geoip-country").then_some(settings.geoip_dir.as_path());
         engine
-            .add_plugin(wasm, grant, 0)
+            .add_plugin_as(wasm, grant, cohort_engine::Provenance::Standard, 0)
             .with_context(|| format!("plugin {id}"))?;
     }
     let groups = generate::groups(settings.seed);

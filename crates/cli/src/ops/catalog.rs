@@ -11,8 +11,10 @@ use cohort_store::Ending;
 use serde_json::json;
 
 use super::members::print_memberships;
+use super::signing;
 use super::{StoreArgs, now, open, print_json, time};
 use crate::runner;
+use cohort_engine::Provenance;
 
 #[derive(Subcommand)]
 pub enum PluginCommand {
@@ -22,6 +24,31 @@ pub enum PluginCommand {
         /// Grant the plugin read-only access to this directory (seen as /data)
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        /// Its signature (`cohort plugin sign`); the file's name with `.sig` added, if
+        /// there is one
+        #[arg(long, value_name = "FILE")]
+        signature: Option<PathBuf>,
+    },
+    /// Make a key to sign plugins: the secret key goes to a file only you can read, the
+    /// public key is printed for operators to trust
+    Keygen {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Sign a plugin file: its digest, id and version, with your secret key
+    Sign {
+        plugin: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Where the signature goes; beside the plugin (`.sig` added) if absent
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Check a plugin file's signature, and whether this store trusts its key
+    Verify {
+        plugin: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        signature: Option<PathBuf>,
     },
     /// Add every bundled plugin (geoip-country gets --geoip-dir if given)
     AddStandard {
@@ -44,11 +71,27 @@ pub fn plugin(
     store: &StoreArgs,
     cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
+    if let PluginCommand::Keygen { out } = &cmd {
+        return signing::keygen(out);
+    }
     let engine = open(store, cache_dir)?;
     match cmd {
-        PluginCommand::Add { plugin, data_dir } => {
+        PluginCommand::Keygen { .. } => {}
+        PluginCommand::Sign { plugin, key, out } => {
+            return signing::sign(&engine, &plugin, &key, out);
+        }
+        PluginCommand::Verify { plugin, signature } => {
+            return signing::verify(&engine, &plugin, signature);
+        }
+        PluginCommand::Add {
+            plugin,
+            data_dir,
+            signature,
+        } => {
             let wasm = plugin_bytes(&plugin)?;
-            let info = engine.add_plugin(&wasm, data_dir.as_deref(), now())?;
+            let signature = signing::provenance_of(&plugin, signature)?;
+            let provenance = signing::provenance(&plugin, signature.as_ref());
+            let info = engine.add_plugin_as(&wasm, data_dir.as_deref(), provenance, now())?;
             if store.json {
                 print_json(&info)?;
             } else {
@@ -58,7 +101,7 @@ pub fn plugin(
         PluginCommand::AddStandard { geoip_dir } => {
             for (id, wasm) in cohort_artifacts::STANDARD {
                 let grant = geoip_dir.as_deref().filter(|_| *id == "geoip-country");
-                let info = engine.add_plugin(wasm, grant, now())?;
+                let info = engine.add_plugin_as(wasm, grant, Provenance::Standard, now())?;
                 if !store.json {
                     println!("added plugin `{}` {}", info.id, info.version);
                 }
@@ -80,10 +123,11 @@ pub fn plugin(
             } else {
                 for p in plugins {
                     println!(
-                        "{:<22} {:<8} {}  data-dir: {}",
+                        "{:<22} {:<8} {}  signed by: {:<12} data-dir: {}",
                         p.id,
                         p.version,
                         &p.sha256[..12],
+                        p.signer.as_deref().unwrap_or("-"),
                         // As the operator wrote it; plugins added before kept only the
                         // absolute path.
                         p.data_dir_as_given

@@ -8,6 +8,7 @@ mod copy;
 mod history;
 mod members;
 mod runs;
+mod signing;
 mod workers;
 
 pub use catalog::{CustomerCommand, GroupCommand, PluginCommand, customer, group, plugin};
@@ -15,6 +16,7 @@ pub use copy::{StoreCommand, store};
 pub use history::{ExplainArgs, HistoryArgs, explain, history};
 pub use members::{ImportCommand, MemberCommand, import, member};
 pub use runs::{RunArgs, SchedulerArgs, run, runs, scheduler};
+pub use signing::{TrustCommand, trust};
 pub use workers::{ScanArgs, WorkerArgs, scan, worker};
 
 use std::path::PathBuf;

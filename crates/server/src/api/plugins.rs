@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use axum::Json;
 use axum::body::Body as RawBody;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use cohort_engine::Provenance;
+use cohort_engine::signing::PluginSignature;
 use cohort_model::PluginInfo;
 use cohort_store::StoredPlugin;
 use serde::{Deserialize, Serialize};
@@ -48,18 +50,41 @@ pub struct AddQuery {
     data_dir: Option<PathBuf>,
 }
 
-/// Add (or replace) a plugin from its `.wasm` component.
-#[utoipa::path(post, path = "/v1/plugins", tag = "plugins", params(AddQuery),
+/// Add (or replace) a plugin from its `.wasm` component. A signed plugin sends its
+/// signature (the JSON `cohort plugin sign` wrote) in `Cohort-Plugin-Signature`; it is
+/// checked against the component and the store's trusted keys, and a store that
+/// requires signatures refuses a plugin without one it trusts.
+#[utoipa::path(post, path = "/v1/plugins", tag = "plugins",
+    params(AddQuery,
+        ("Cohort-Plugin-Signature" = Option<String>, Header, description = "The plugin's signature file, as JSON")),
     request_body(content = Vec<u8>, content_type = "application/wasm"),
     responses((status = 201, body = PluginInfo),
-        (status = 422, description = "Not a valid plugin, or the digest differs", body = Problem),
+        (status = 400, description = "A malformed `Cohort-Plugin-Signature`", body = Problem),
+        (status = 422, description = "Not a valid plugin, the digest differs, or its signature is refused", body = Problem),
         (status = 403, body = Problem)))]
 pub async fn add(
     State(state): State<Shared>,
     _: Admin,
     Query(q): Query<AddQuery>,
+    headers: HeaderMap,
     body: RawBody,
 ) -> Result<(StatusCode, Json<PluginInfo>), Problem> {
+    let signature: Option<PluginSignature> = headers
+        .get("cohort-plugin-signature")
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|text| serde_json::from_str(text).ok())
+                .ok_or_else(|| {
+                    Problem::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid-header",
+                        "Cohort-Plugin-Signature takes the JSON `cohort plugin sign` writes",
+                    )
+                    .at("Cohort-Plugin-Signature")
+                })
+        })
+        .transpose()?;
     let wasm = axum::body::to_bytes(body, state.config.max_upload_bytes)
         .await
         .map_err(|_| {
@@ -85,7 +110,11 @@ pub async fn add(
     }
     let grant = granted(&state, q.data_dir.as_deref(), "data_dir")?;
     let info = blocking(&state, move |e| {
-        Ok(e.add_plugin(&wasm, grant.as_deref(), now())?)
+        let provenance = match &signature {
+            Some(s) => Provenance::Signed(s),
+            None => Provenance::Unsigned,
+        };
+        Ok(e.add_plugin_as(&wasm, grant.as_deref(), provenance, now())?)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(info)))
@@ -113,7 +142,7 @@ pub async fn add_standard(
         let mut infos = Vec::new();
         for (id, wasm) in cohort_artifacts::STANDARD {
             let grant = geoip.as_deref().filter(|_| *id == "geoip-country");
-            infos.push(e.add_plugin(wasm, grant, now())?);
+            infos.push(e.add_plugin_as(wasm, grant, Provenance::Standard, now())?);
         }
         Ok(infos)
     })

@@ -355,11 +355,15 @@ pub(super) fn plugins_are_listed_without_their_bytes_and_replaced_by_id_and_vers
         data_dir: None,
         data_dir_as_given: None,
         added_at: 1,
+        signer: None,
+        signer_key: None,
     };
     store.put_plugin(&plugin("aa"), b"first").expect("put");
     let granted = StoredPlugin {
         data_dir: Some("/srv/geoip".into()),
         data_dir_as_given: Some("./geoip".into()),
+        signer: Some("acme".into()),
+        signer_key: Some("ed25519:00".into()),
         ..plugin("bb")
     };
     store.put_plugin(&granted, b"second").expect("replace");
@@ -374,6 +378,34 @@ pub(super) fn plugins_are_listed_without_their_bytes_and_replaced_by_id_and_vers
         (Some("/srv/geoip"), Some("./geoip")),
         "the granted directory, and as the operator wrote it"
     );
+    assert_eq!(
+        (listed[0].signer.as_deref(), listed[0].signer_key.as_deref()),
+        (Some("acme"), Some("ed25519:00")),
+        "who vouched for it"
+    );
+    // The keys trusted to sign, and whether a signature is required.
+    assert!(store.trusted_keys().expect("keys").is_empty());
+    assert!(!store.signatures_required().expect("setting"));
+    let key = |name: &str, public_key: &str| TrustedKey {
+        name: name.into(),
+        public_key: public_key.into(),
+        added_at: 2,
+    };
+    store.trust_key(&key("zeta", "ed25519:01")).expect("trust");
+    store.trust_key(&key("acme", "ed25519:02")).expect("trust");
+    store
+        .trust_key(&key("acme", "ed25519:03"))
+        .expect("replace");
+    assert_eq!(
+        store.trusted_keys().expect("keys"),
+        [key("acme", "ed25519:03"), key("zeta", "ed25519:01")]
+    );
+    assert!(store.distrust_key("zeta").expect("distrust"));
+    assert!(!store.distrust_key("zeta").expect("distrust"));
+    store.require_signatures(true).expect("require");
+    assert!(store.signatures_required().expect("setting"));
+    store.require_signatures(false).expect("require");
+    assert!(!store.signatures_required().expect("setting"));
     assert_eq!(
         store.plugin_wasm("country", "1.0.0").expect("read"),
         Some(b"second".to_vec())

@@ -88,6 +88,14 @@ fn told(store: &dyn Store) -> Vec<String> {
         "webhooks",
         format!("{:?}", store.webhooks().expect("webhooks")),
     );
+    say(
+        "trust",
+        format!(
+            "{:?} required: {}",
+            store.trusted_keys().expect("keys"),
+            store.signatures_required().expect("setting")
+        ),
+    );
     out
 }
 
@@ -144,6 +152,14 @@ fn an_embedded_store_moves_to_postgresql_whole() {
         source
             .webhook_delivered(hook.id, 0, 3, 6)
             .expect("delivered");
+        source
+            .trust_key(&cohort_store::TrustedKey {
+                name: "acme".into(),
+                public_key: format!("ed25519:{}", "ab".repeat(32)),
+                added_at: 7,
+            })
+            .expect("trust");
+        source.require_signatures(true).expect("require");
         let hash = "digest-of-a-token";
         source
             .create_token("api", Role::Admin, hash, 7, Some(1_900_000_000))

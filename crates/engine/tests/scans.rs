@@ -271,3 +271,43 @@ fn a_range_no_worker_finishes_fails_its_scan_and_its_runs() {
         "nothing is left to claim"
     );
 }
+
+#[test]
+fn a_group_is_scanned_by_one_scan_at_a_time() {
+    let store = Arc::new(PgStore::connect(&fresh_url()).expect("store"));
+    let engine = common::engine_on(store.clone());
+    prepare(&engine);
+    let first = started(&store);
+    let scans = store.scans().expect("scans");
+    // A second scan of `de` would plan its customers apart from the first's writes.
+    let again = engine.start_scan(&["de".to_string()], "ops", 100, 100);
+    match again {
+        Err(cohort_engine::EngineError::Store(cohort_store::StoreError::Conflict(why))) => {
+            assert!(why.contains(&format!("scan {first}")), "{why}");
+        }
+        other => panic!("a conflict expected: {other:?}"),
+    }
+    // Cancelled, the first no longer stands in the way; its runs say why they ended.
+    assert!(
+        scans
+            .cancel_scan(first, "cancelled by ops", 101)
+            .expect("cancel")
+    );
+    assert!(
+        !scans.cancel_scan(first, "again", 102).expect("cancel"),
+        "once"
+    );
+    let cancelled = scans.scan(first).expect("read").expect("scan");
+    assert_eq!(cancelled.runs[0].status, RunStatus::Cancelled);
+    assert_eq!(cancelled.runs[0].error.as_deref(), Some("cancelled by ops"));
+    assert!(
+        scans
+            .claim_range("w", Some(first), 30)
+            .expect("claim")
+            .is_none(),
+        "its open ranges were given up"
+    );
+    engine
+        .start_scan(&["de".to_string()], "ops", 103, 103)
+        .expect("a new scan of the group");
+}

@@ -111,6 +111,9 @@ impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Problem {
         match &e {
             StoreError::NotFound { what, id } => Problem::not_found(what, id),
+            StoreError::Conflict(detail) => {
+                Problem::new(StatusCode::CONFLICT, "conflict", detail.clone())
+            }
             _ if e.is_busy() => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "busy",

@@ -272,6 +272,31 @@ impl Scans for PgStore {
         sql(|| {
             let mut conn = self.pool.get()?;
             let mut tx = conn.begin()?;
+            // Two scans of one group would each plan its customers from what the other
+            // has not committed yet, and add them twice. Starting scans take turns on
+            // their groups' rows; a group with a running scan is refused.
+            let groups: Vec<&str> = scan.runs.iter().map(|r| r.group.as_str()).collect();
+            tx.execute(
+                "SELECT 1 FROM groups WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                &[&groups],
+            )?;
+            if let Some(row) = tx.query_opt(
+                "SELECT r.grp, s.id, r.id FROM scans s
+                 JOIN scan_runs sr ON sr.scan = s.id JOIN runs r ON r.id = sr.run
+                 WHERE s.status = 'running' AND r.grp = ANY($1)
+                 ORDER BY s.id LIMIT 1",
+                &[&groups],
+            )? {
+                let (group, running, run): (String, i64, i64) =
+                    (row.get(0), row.get(1), row.get(2));
+                return Err(cohort_store::StoreError::Conflict(format!(
+                    "group `{group}` is being scanned already (scan {running}, run {run}): a \
+                     second scan would add its customers twice; wait for it \
+                     (`cohort scan {running} --wait`) or cancel it (`cohort scan {running} \
+                     --cancel`, or POST /v1/runs/{run}/cancel)"
+                ))
+                .into());
+            }
             // Every `range_size`-th id starts a range; the first range takes what
             // sorts before the first bound, the last what sorts after the last, also
             // customers registered once the scan has started.

@@ -56,6 +56,9 @@ pub enum StoreError {
     },
     #[error("no {what} `{id}`")]
     NotFound { what: &'static str, id: String },
+    /// The write would contradict one under way (two scans of one group, say).
+    #[error("{0}")]
+    Conflict(String),
     #[error("cannot open the store at `{path}`: {problem}")]
     Open { path: String, problem: String },
 }

@@ -126,7 +126,9 @@ pub type Work<'w> = dyn FnMut(&mut dyn RangeWork) -> Result<Vec<RangeCounts>> + 
 
 /// Scans recorded in the store and the ranges workers claim.
 pub trait Scans: Send + Sync {
-    /// Record the scan's runs as `running` and cut the customers into ranges.
+    /// Record the scan's runs as `running` and cut the customers into ranges. Refused
+    /// (`Conflict`) while another scan of one of its groups runs: two scans planning
+    /// one group's ranges apart would each add the same customers.
     fn start_scan(&self, scan: &NewScan) -> Result<ScanRecord>;
     /// Claim the first open range whose lease has lapsed or was never taken (of
     /// `scan` only, if given), for `lease` seconds by the store's clock.

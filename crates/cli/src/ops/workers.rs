@@ -39,6 +39,10 @@ pub struct ScanArgs {
     /// Wait until the scan ends, showing its ranges as they finish
     #[arg(long)]
     wait: bool,
+    /// Stop the scan: no range is claimed after this, those committed stay, and its
+    /// runs end `cancelled`
+    #[arg(long, conflicts_with = "wait")]
+    cancel: bool,
 }
 
 /// Set once SIGINT or SIGTERM arrives: the range in hand is finished, then the worker
@@ -156,6 +160,21 @@ pub fn scan(
     cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let engine = open(store, cache_dir)?;
+    if args.cancel {
+        let scans = engine.scans()?;
+        let reason = format!("cancelled by {}", store.actor());
+        if !scans.cancel_scan(args.id, &reason, super::now())? {
+            let record = scans
+                .scan(args.id)?
+                .ok_or_else(|| anyhow::anyhow!("no scan `{}`", args.id))?;
+            eprintln!(
+                "scan {} is not running: it ended {}",
+                args.id,
+                record.status.as_str()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     let record = follow(&engine, args.id, args.wait, !store.json)?;
     if store.json {
         print_json(&record)?;

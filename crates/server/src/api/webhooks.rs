@@ -173,9 +173,14 @@ pub async fn webhook(
         let hook = access
             .webhook(id)?
             .ok_or_else(|| Problem::not_found("webhook", &id.to_string()))?;
-        Ok(([etag::header(&tag(&hook)?)?], Json(hook)))
+        tagged(hook)
     })
     .await
+}
+
+/// A webhook as an answer, with its `ETag`.
+fn tagged(hook: Webhook) -> Result<(Tagged, Json<Webhook>), Problem> {
+    Ok(([etag::header(&tag(&hook)?)?], Json(hook)))
 }
 
 /// A webhook's settings.
@@ -222,8 +227,7 @@ pub async fn update_webhook(
         let outcome = access.change_webhook(id, &change, &|stored| {
             if_match.holds(tag(stored).ok().as_deref())
         })?;
-        let hook = written(id, outcome)?;
-        Ok(([etag::header(&tag(&hook)?)?], Json(hook)))
+        tagged(written(id, outcome)?)
     })
     .await
 }
@@ -363,8 +367,7 @@ pub async fn redeliver(
         if past.get() {
             return Err(beyond());
         }
-        let hook = written(id, outcome)?;
-        Ok(([etag::header(&tag(&hook)?)?], Json(hook)))
+        tagged(written(id, outcome)?)
     })
     .await
 }

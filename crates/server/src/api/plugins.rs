@@ -69,6 +69,19 @@ pub async fn add(
     headers: HeaderMap,
     body: RawBody,
 ) -> Result<(StatusCode, Json<PluginInfo>), Problem> {
+    let wasm = axum::body::to_bytes(body, state.config.max_upload_bytes)
+        .await
+        .map_err(|_| {
+            too_large_or_bad(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the plugin is larger than {} bytes",
+                    state.config.max_upload_bytes
+                ),
+            )
+        })?;
+    // Checked once the body is read: a refusal answered while the client still sends
+    // would cut its upload off mid-request.
     let signature: Option<PluginSignature> = headers
         .get("cohort-plugin-signature")
         .map(|v| {
@@ -85,17 +98,6 @@ pub async fn add(
                 })
         })
         .transpose()?;
-    let wasm = axum::body::to_bytes(body, state.config.max_upload_bytes)
-        .await
-        .map_err(|_| {
-            too_large_or_bad(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "the plugin is larger than {} bytes",
-                    state.config.max_upload_bytes
-                ),
-            )
-        })?;
     let actual = hex::encode(Sha256::digest(&wasm));
     if !actual.eq_ignore_ascii_case(q.sha256.trim()) {
         return Err(Problem::new(

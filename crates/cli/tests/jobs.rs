@@ -141,5 +141,13 @@ on_both_backends!(
                 .contains("cancelled by billing"),
             "{run}"
         );
+        // What it applied is what its record says: nothing on the embedded store,
+        // where a run is one transaction; the ranges committed before the cancel on
+        // PostgreSQL.
+        let added = run["added"].as_u64().expect("added") as usize;
+        assert_eq!(c.members("de", false).len(), 1250 + added, "{run}");
+        if !c.db.to_string_lossy().starts_with("postgres") {
+            assert_eq!(added, 0, "{run}");
+        }
     }
 );

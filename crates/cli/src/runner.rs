@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
-use cohort_host::{Evaluation, Host, HostConfig, Limits, Plugin};
+use cohort_host::{Compiled, Evaluation, Host, HostConfig, Limits, Plugin};
 use cohort_model::{Customer, CustomerRecord, Interner, VerdictRef};
 use serde_json::json;
 
@@ -185,6 +185,7 @@ pub fn describe(
     json: bool,
     cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
+    let cached = cache_dir.is_some();
     let host = new_host(Limits::default(), cache_dir)?;
     let plugin = load(&host, &args.plugin)?;
     let info = plugin.info();
@@ -193,6 +194,10 @@ pub fn describe(
         let mut value = serde_json::to_value(info)?;
         value["contract"] = json!(plugin.contract_version());
         value["sha256"] = json!(plugin.sha256());
+        value["compiled"] = json!(match plugin.compiled() {
+            Compiled::Fresh => "fresh",
+            Compiled::FromDiskCache => "disk-cache",
+        });
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -210,6 +215,15 @@ pub fn describe(
         plugin.contract_version()
     )?;
     writeln!(out, "sha256        {}", plugin.sha256())?;
+    writeln!(
+        out,
+        "compiled      {}",
+        match plugin.compiled() {
+            Compiled::Fresh if cached => "now, and cached on disk for the next process",
+            Compiled::Fresh => "now (the disk cache is off)",
+            Compiled::FromDiskCache => "taken from the disk cache",
+        }
+    )?;
     writeln!(out, "description   {}", info.description)?;
     writeln!(out, "reads         {}", reads.join(", "))?;
     writeln!(

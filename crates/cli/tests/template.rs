@@ -96,3 +96,105 @@ fn a_plugin_built_from_the_template_outside_the_workspace_loads_and_runs() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown field `tag`"));
 }
+
+/// componentize-py as `scripts/setup` installs it, unless one is named.
+fn componentize_py() -> PathBuf {
+    std::env::var_os("COMPONENTIZE_PY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/python-tools/bin/componentize-py"))
+}
+
+#[test]
+fn a_python_plugin_built_from_the_template_runs_and_is_compiled_once_per_machine() {
+    let template = repo().join("templates/python-condition");
+    let work = tempfile::tempdir().expect("tempdir");
+    let plugin = work.path().join("my-condition");
+    std::fs::create_dir_all(&plugin).expect("mkdir");
+    for file in ["tagged.py", "customers.jsonl"] {
+        std::fs::copy(template.join(file), plugin.join(file)).expect("copy template");
+    }
+    // The guide's one build command, from the author's directory.
+    let build = Command::new("python3")
+        .arg(repo().join("sdk/python/build-plugin"))
+        .args(["tagged.py", "-o", "tagged.wasm"])
+        .current_dir(&plugin)
+        .env("COMPONENTIZE_PY", componentize_py())
+        .output()
+        .expect("python3 runs");
+    assert!(
+        build.status.success(),
+        "the Python template does not build:\n{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+
+    let cache = work.path().join("cache");
+    let cohort = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cohort"))
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(args)
+            .current_dir(&plugin)
+            .output()
+            .expect("cohort runs")
+    };
+    let describe = || {
+        let out = cohort(&["describe", "tagged.wasm", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("JSON")
+    };
+    let first = describe();
+    assert_eq!(first["id"], "tagged");
+    assert_eq!(first["reads"], serde_json::json!(["tags"]));
+    assert_eq!(first["compiled"], "fresh");
+    // A second process takes the compiled plugin from the disk cache.
+    assert_eq!(describe()["compiled"], "disk-cache");
+
+    let ran = cohort(&[
+        "eval",
+        "tagged.wasm",
+        "--config",
+        r#"{"tags":["vip"]}"#,
+        "--customers",
+        "customers.jsonl",
+        "--json",
+    ]);
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&ran.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let verdicts: Vec<&str> = lines
+        .iter()
+        .filter_map(|v| v["verdict"]["verdict"].as_str())
+        .collect();
+    assert_eq!(verdicts, ["match", "match", "no-match", "no-match"]);
+    let summary = &lines.last().expect("a summary line")["summary"];
+    assert!(
+        summary["fuel_used"].as_u64().is_some_and(|f| f > 0),
+        "{summary}"
+    );
+    assert!(
+        summary["peak_memory_bytes"].as_u64().is_some_and(|m| m > 0),
+        "{summary}"
+    );
+
+    let refused = cohort(&[
+        "eval",
+        "tagged.wasm",
+        "--config",
+        r#"{"tags":["vip", " "]}"#,
+        "--customers",
+        "customers.jsonl",
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("`/tags/1`: must not be blank"), "{stderr}");
+}

@@ -1,0 +1,89 @@
+"""A plugin that exercises the Python SDK itself, for tests: it reads every fact and,
+by its configuration's `mode`, echoes them, fails in each way a plugin can, or checks
+the SDK's sets and problems."""
+
+import cohort_plugin as cohort
+
+MODES = ("prepare-crash", "echo", "raise", "not-a-bool", "batch-error", "crash", "caseless", "names")
+
+
+def text(symbol):
+    return "-" if symbol is None else cohort.symbol_text(symbol)
+
+
+def texts(symbols):
+    return ",".join(text(s) for s in symbols)
+
+
+def pairs(items):
+    return ",".join(f"{text(p.key)}={text(p.value)}" for p in items)
+
+
+def echo(c):
+    """Every fact of a customer as one line, symbols turned back into their text."""
+    subs = ",".join(
+        f"{text(s.product)}:{s.status.name.lower()}:{s.start}:{s.end}" for s in c.subscriptions
+    )
+    payers = ",".join(f"{p.kind.name.lower()}:{p.active}" for p in c.payers)
+    return (
+        f"country={text(c.country)} ip={c.registration_ip} "
+        f"params={pairs(c.registration_params)} payers={payers} "
+        f"provider={text(c.provider)} auth={texts(c.auth_methods)} "
+        f"verification={c.verification_status.name.lower()} "
+        f"methods={texts(c.verification_methods)} subscriptions={subs} "
+        f"tags={texts(c.tags)} attributes={pairs(c.attributes)}"
+    )
+
+
+class SdkChecks(cohort.Plugin):
+    @classmethod
+    def describe(cls):
+        every_fact = cohort.Fields(0)
+        for fact in cohort.Fields:
+            every_fact |= fact
+        return cohort.Info(
+            id="sdk-checks",
+            version="0.1.0",
+            description="Exercises the Python SDK.",
+            config_schema={"type": "object"},
+            reads=every_fact,
+        )
+
+    @classmethod
+    def prepare(cls, config):
+        cfg = cohort.config.parse(
+            config,
+            {"mode": cohort.config.one_of(*MODES), "values": cohort.config.optional([str])},
+        )
+        if cfg["mode"] == "prepare-crash":
+            raise RuntimeError("prepare went wrong")
+        problems = cohort.Problems()
+        if cfg["mode"] == "names":
+            problems.names("/values", cfg["values"] or [])
+        return problems.finish(cls(cfg["mode"], cohort.CaselessSet(cfg["values"] or [])))
+
+    def __init__(self, mode, methods):
+        self.mode = mode
+        self.methods = methods
+        self.boom = cohort.intern("boom")
+
+    def evaluate_batch(self, as_of, customers):
+        if self.mode == "batch-error":
+            raise cohort.BatchError("the database is gone")
+        if self.mode == "crash":
+            return {}["missing"]
+        return super().evaluate_batch(as_of, customers)
+
+    def evaluate(self, as_of, customer):
+        if self.mode == "echo":
+            return cohort.Undecided(echo(customer))
+        if self.mode == "raise":
+            if self.boom in customer.tags:
+                raise ValueError(f"customer {customer.index} is tagged boom")
+            return True
+        if self.mode == "not-a-bool":
+            return customer.tags
+        return self.methods.any(customer.auth_methods)
+
+
+Condition = cohort.export(SdkChecks)

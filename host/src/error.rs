@@ -3,6 +3,8 @@ use std::time::Duration;
 
 use cohort_model::ConfigError;
 
+use crate::contract::BUDGET_SECTION;
+
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -36,6 +38,8 @@ pub enum LoadError {
     Imports(String),
     #[error("the plugin's self-description is invalid: {0}")]
     Description(String),
+    #[error("the plugin's `{BUDGET_SECTION}` section is not a budget: {0}")]
+    Budget(String),
     #[error("describing the plugin failed: {0}")]
     Describe(Failure),
     #[error("cannot set up the engine: {0}")]

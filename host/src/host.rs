@@ -104,7 +104,7 @@ impl Host {
             return Ok(Arc::clone(plugin));
         }
         check_header(bytes)?;
-        let version = contract::detect(bytes)?;
+        let header = contract::detect(bytes)?;
         let cached = self.cache_path(&digest);
         let (component, compiled) = self.compile(bytes, cached.as_deref())?;
         let pre = self
@@ -113,12 +113,13 @@ impl Host {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Imports(format!("{e:#}")))?;
-        let pre = Pre::new(version, pre)?;
+        let pre = Pre::new(header.version, pre)?;
         let plugin = Arc::new(Plugin::describe(
             Arc::clone(&self.shared.runtime),
             pre,
             hex::encode(digest),
             compiled,
+            header.budget,
         )?);
         if let (Some(path), Some(key), Compiled::Fresh) =
             (&cached, &self.shared.cache_key, compiled)

@@ -25,8 +25,8 @@ mod symbols;
 
 pub use cache::Pruned;
 pub use columns::Columns;
-pub use contract::SUPPORTED_CONTRACTS;
+pub use contract::{BUDGET_SECTION, SUPPORTED_CONTRACTS};
 pub use error::{Failure, LoadError, PrepareError};
 pub use host::{Host, HostConfig};
-pub use limits::Limits;
+pub use limits::{Budget, Limits};
 pub use plugin::{Compiled, Condition, Evaluation, Plugin};

@@ -6,13 +6,16 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
-use cohort_model::{Capability, ConfigError, Customer, FieldSet, PluginInfo, Timestamp, Verdicts};
+use cohort_model::{
+    Capability, ConfigError, Customer, FieldSet, PluginBudget, PluginInfo, Timestamp, Verdicts,
+};
 use wasmtime::component::ResourceAny;
 use wasmtime::{Store, Trap};
 
 use crate::columns::{self, Batch, Columns};
 use crate::contract::{Answer, Instance, Pre};
 use crate::error::{Failure, LoadError, PrepareError};
+use crate::limits::{self, Budget};
 use crate::runtime::{EPOCH_TICK, Runtime};
 use crate::sandbox::State;
 
@@ -35,6 +38,11 @@ pub struct Plugin {
     sha256: String,
     compiled: Compiled,
     info: PluginInfo,
+    /// What the component declares for itself (its `cohort:budget` section), as
+    /// declared: [`Plugin::budget`] is what it gets.
+    declared: PluginBudget,
+    /// The host's defaults with the declaration, up to the limits' ceiling.
+    budget: Budget,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -54,16 +62,21 @@ impl Plugin {
         pre: Pre,
         sha256: String,
         compiled: Compiled,
+        declared: PluginBudget,
     ) -> Result<Self, LoadError> {
+        let budget = runtime
+            .limits
+            .budget()
+            .with(&limits::within(&declared, &runtime.limits.ceiling));
         let interned = Arc::new(AtomicUsize::new(0));
         let mut store = runtime
-            .new_store(&interned, None)
+            .new_store(&interned, budget.memory, None)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-        let budget = arm(&mut store, &runtime, None);
+        let fuel = arm(&mut store, &budget, None);
         let info = pre
             .instantiate(&mut store)
             .and_then(|instance| instance.describe(&mut store))
-            .map_err(|e| LoadError::Describe(classify(&mut store, &runtime, e, budget)))??;
+            .map_err(|e| LoadError::Describe(classify(&mut store, &budget, e, fuel)))??;
         Ok(Plugin {
             runtime,
             interned,
@@ -71,6 +84,8 @@ impl Plugin {
             sha256,
             compiled,
             info,
+            declared,
+            budget,
         })
     }
 
@@ -92,7 +107,19 @@ impl Plugin {
         self.compiled
     }
 
-    /// Check and compile a configuration into a condition ready to evaluate batches.
+    /// The budget the component declares for itself, as declared.
+    pub fn declared_budget(&self) -> &PluginBudget {
+        &self.declared
+    }
+
+    /// What each call may spend unless the operator says otherwise: the host's
+    /// defaults, with what the plugin declares up to the limits' ceiling.
+    pub fn budget(&self) -> Budget {
+        self.budget
+    }
+
+    /// Check and compile a configuration into a condition ready to evaluate batches,
+    /// on the plugin's own [`budget`](Self::budget).
     ///
     /// `data_dir` is the operator's grant: a directory the plugin may read (only),
     /// seen by it as `/data`. It is refused for a plugin that did not ask for it.
@@ -101,12 +128,26 @@ impl Plugin {
         config: &str,
         data_dir: Option<&Path>,
     ) -> Result<Condition, PrepareError> {
+        self.prepare_with(config, data_dir, &PluginBudget::default())
+    }
+
+    /// [`prepare`](Self::prepare) on the plugin's budget with the fields of
+    /// `operator` replaced: the operator's word for this plugin, which no ceiling
+    /// limits.
+    pub fn prepare_with(
+        self: &Arc<Self>,
+        config: &str,
+        data_dir: Option<&Path>,
+        operator: &PluginBudget,
+    ) -> Result<Condition, PrepareError> {
         self.check_grant(data_dir)?;
-        let live = Live::start(self, config, data_dir)?;
+        let budget = self.budget.with(operator);
+        let live = Live::start(self, &budget, config, data_dir)?;
         Ok(Condition {
             plugin: Arc::clone(self),
             config: config.to_string(),
             data_dir: data_dir.map(Path::to_path_buf),
+            budget,
             live: Some(live),
             batch: Batch::default(),
             losses: Losses::default(),
@@ -144,19 +185,24 @@ struct Live {
 }
 
 impl Live {
-    fn start(plugin: &Plugin, config: &str, data_dir: Option<&Path>) -> Result<Live, PrepareError> {
+    fn start(
+        plugin: &Plugin,
+        budget: &Budget,
+        config: &str,
+        data_dir: Option<&Path>,
+    ) -> Result<Live, PrepareError> {
         let failed = |failure| PrepareError::Failed {
             plugin: plugin.info.id.clone(),
             failure,
         };
         let mut store = plugin
             .runtime
-            .new_store(&plugin.interned, data_dir)
+            .new_store(&plugin.interned, budget.memory, data_dir)
             .map_err(|e| failed(Failure::Instantiate(format!("{e:#}"))))?;
-        let budget = arm(&mut store, &plugin.runtime, None);
+        let fuel = arm(&mut store, budget, None);
         let instance = match plugin.pre.instantiate(&mut store) {
             Ok(i) => i,
-            Err(e) => return Err(failed(classify(&mut store, &plugin.runtime, e, budget))),
+            Err(e) => return Err(failed(classify(&mut store, budget, e, fuel))),
         };
         match instance.prepare(&mut store, config) {
             Ok(Ok(evaluator)) => Ok(Live {
@@ -175,40 +221,35 @@ impl Live {
                     })
                     .collect(),
             }),
-            Err(e) => Err(failed(classify(&mut store, &plugin.runtime, e, budget))),
+            Err(e) => Err(failed(classify(&mut store, budget, e, fuel))),
         }
     }
 }
 
 /// Set the limits for the next call: an evaluation of `Some(n)` customers, or `None`
 /// for describing or preparing. Returns the call's fuel budget.
-fn arm(store: &mut Store<State>, runtime: &Runtime, customers: Option<usize>) -> u64 {
-    let budget = match customers {
-        Some(n) => runtime.limits.fuel_for(n),
-        None => runtime.limits.fuel_per_prepare,
+fn arm(store: &mut Store<State>, budget: &Budget, customers: Option<usize>) -> u64 {
+    let fuel = match customers {
+        Some(n) => budget.fuel_for(n),
+        None => budget.fuel_per_prepare,
     };
     // Fuel is always enabled on our engine, so setting it cannot fail.
-    let _ = store.set_fuel(budget);
-    let ticks = runtime.limits.deadline.as_millis() / EPOCH_TICK.as_millis();
+    let _ = store.set_fuel(fuel);
+    let ticks = budget.deadline.as_millis() / EPOCH_TICK.as_millis();
     store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
     store.data_mut().limiter.hit_cap = false;
     store.data_mut().symbols.start_call(customers.is_some());
-    budget
+    fuel
 }
 
 /// Turn a trap into the limit that caused it.
-fn classify(
-    store: &mut Store<State>,
-    runtime: &Runtime,
-    err: wasmtime::Error,
-    budget: u64,
-) -> Failure {
+fn classify(store: &mut Store<State>, budget: &Budget, err: wasmtime::Error, fuel: u64) -> Failure {
     let detail = store.data_mut().take_stderr();
     match err.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => return Failure::OutOfFuel { budget },
+        Some(Trap::OutOfFuel) => return Failure::OutOfFuel { budget: fuel },
         Some(Trap::Interrupt) => {
             return Failure::Deadline {
-                limit: runtime.limits.deadline,
+                limit: budget.deadline,
             };
         }
         Some(Trap::StackOverflow) => return Failure::Stack,
@@ -220,9 +261,7 @@ fn classify(
     // A plugin that hits the cap sees its allocation fail and aborts, which is an
     // `unreachable` trap; the limiter knows the real reason.
     if store.data().limiter.hit_cap {
-        return Failure::Memory {
-            cap: runtime.limits.memory,
-        };
+        return Failure::Memory { cap: budget.memory };
     }
     if err.downcast_ref::<Trap>().is_none() {
         // Not a trap of the plugin's code: wasmtime refused what crossed the boundary
@@ -269,6 +308,8 @@ pub struct Condition {
     plugin: Arc<Plugin>,
     config: String,
     data_dir: Option<PathBuf>,
+    /// What each call may spend: the plugin's budget with the operator's word.
+    budget: Budget,
     live: Option<Live>,
     /// The columns of the current call, kept so that their capacity is reused.
     batch: Batch,
@@ -316,6 +357,11 @@ impl std::fmt::Debug for Condition {
 impl Condition {
     pub fn plugin(&self) -> &Arc<Plugin> {
         &self.plugin
+    }
+
+    /// What each call of this condition may spend.
+    pub fn budget(&self) -> Budget {
+        self.budget
     }
 
     /// Verdicts for `customers` as of `as_of`, in batches of at most
@@ -372,7 +418,12 @@ impl Condition {
         }
         let live = match &mut self.live {
             Some(live) => live,
-            None => match Live::start(&self.plugin, &self.config, self.data_dir.as_deref()) {
+            None => match Live::start(
+                &self.plugin,
+                &self.budget,
+                &self.config,
+                self.data_dir.as_deref(),
+            ) {
                 Ok(live) => {
                     ev.instances_started += 1;
                     self.live.insert(live)
@@ -390,7 +441,7 @@ impl Condition {
         };
 
         chunk.fill(&mut self.batch, self.plugin.info.reads);
-        let budget = arm(&mut live.store, runtime, Some(chunk.len()));
+        let budget = arm(&mut live.store, &self.budget, Some(chunk.len()));
         live.calls += 1;
         ev.calls += 1;
         let reads = self.plugin.info.reads;
@@ -412,7 +463,7 @@ impl Condition {
             Ok(Answer::Broken(broken)) => (Failure::Contract(broken), false),
             Ok(Answer::Failed(message)) => (Failure::Plugin(message), false),
             Err(trap) => {
-                let failure = classify(&mut live.store, runtime, trap, budget);
+                let failure = classify(&mut live.store, &self.budget, trap, budget);
                 // A trap leaves the instance in an unknown state: never reuse it.
                 self.live = None;
                 (failure, true)

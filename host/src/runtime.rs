@@ -70,11 +70,12 @@ impl Runtime {
     }
 
     /// A store for one instance: its own symbols (counting into `interned`, the
-    /// plugin's share of the shared table), memory limit and sandbox, with `data_dir`
-    /// mounted if granted.
+    /// plugin's share of the shared table), memory cap (`memory` bytes) and sandbox,
+    /// with `data_dir` mounted if granted.
     pub(crate) fn new_store(
         &self,
         interned: &Arc<AtomicUsize>,
+        memory: usize,
         data_dir: Option<&Path>,
     ) -> wasmtime::Result<Store<State>> {
         let symbols = Symbols::new(
@@ -82,7 +83,7 @@ impl Runtime {
             Arc::clone(interned),
             &self.limits,
         );
-        let state = State::new(symbols, self.limits.memory, data_dir)?;
+        let state = State::new(symbols, memory, data_dir)?;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();

@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
-use cohort_host::{Compiled, Evaluation, Host, HostConfig, Limits, Plugin};
-use cohort_model::{Customer, CustomerRecord, Interner, VerdictRef};
+use cohort_host::{Budget, Compiled, Evaluation, Host, HostConfig, Limits, Plugin};
+use cohort_model::{Customer, CustomerRecord, Interner, PluginBudget, VerdictRef};
 use serde_json::json;
 
 #[derive(Args)]
@@ -40,36 +40,52 @@ pub struct EvalArgs {
     limits: LimitArgs,
 }
 
+/// A budget for a plugin's calls, as flags. A flag left out keeps what is below it: the
+/// plugin's own budget (what it declares for itself, else the host's default).
+#[derive(Args, Default)]
+pub struct BudgetArgs {
+    /// Fuel per call before the per-customer share [default: the plugin's, else 10000000]
+    #[arg(long, value_name = "N")]
+    fuel_per_call: Option<u64>,
+    /// Fuel added per customer in a call [default: the plugin's, else 100000]
+    #[arg(long, value_name = "N")]
+    fuel_per_customer: Option<u64>,
+    /// Fuel for preparing a configuration [default: the plugin's, else 2000000000]
+    #[arg(long, value_name = "N")]
+    fuel_per_prepare: Option<u64>,
+    /// Memory cap per plugin instance, in MiB [default: the plugin's, else 64]
+    #[arg(long, value_name = "MIB")]
+    memory_mib: Option<u32>,
+    /// Wall-clock deadline per call, in milliseconds [default: the plugin's, else 2000]
+    #[arg(long, value_name = "MS")]
+    deadline_ms: Option<u64>,
+}
+
+impl BudgetArgs {
+    /// The flags given, as an operator's budget for the plugin.
+    pub fn budget(&self) -> anyhow::Result<PluginBudget> {
+        let budget = PluginBudget {
+            fuel_per_call: self.fuel_per_call,
+            fuel_per_customer: self.fuel_per_customer,
+            fuel_per_prepare: self.fuel_per_prepare,
+            memory_mib: self.memory_mib,
+            deadline_ms: self.deadline_ms,
+        };
+        let problems = budget.problems();
+        if !problems.is_empty() {
+            bail!("{}", problems.join("; ").replace('_', "-"));
+        }
+        Ok(budget)
+    }
+}
+
 #[derive(Args)]
 pub struct LimitArgs {
-    /// Fuel per call before the per-customer share
-    #[arg(long, value_name = "N", default_value_t = Limits::default().fuel_per_call)]
-    fuel_per_call: u64,
-    /// Fuel added per customer in a call
-    #[arg(long, value_name = "N", default_value_t = Limits::default().fuel_per_customer)]
-    fuel_per_customer: u64,
-    /// Memory cap per plugin instance, in MiB
-    #[arg(long, value_name = "MIB", default_value_t = Limits::default().memory >> 20)]
-    memory_mib: usize,
-    /// Wall-clock deadline per call, in milliseconds
-    #[arg(long, value_name = "MS", default_value_t = Limits::default().deadline.as_millis() as u64)]
-    deadline_ms: u64,
+    #[command(flatten)]
+    budget: BudgetArgs,
     /// Customers per call
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_batch)]
     batch: usize,
-}
-
-impl LimitArgs {
-    fn limits(&self) -> Limits {
-        Limits {
-            fuel_per_call: self.fuel_per_call,
-            fuel_per_customer: self.fuel_per_customer,
-            memory: self.memory_mib << 20,
-            deadline: Duration::from_millis(self.deadline_ms),
-            max_batch: self.batch.max(1),
-            ..Limits::default()
-        }
-    }
 }
 
 pub fn new_host(limits: Limits, cache_dir: Option<PathBuf>) -> anyhow::Result<Host> {
@@ -198,6 +214,10 @@ pub fn describe(
             Compiled::Fresh => "fresh",
             Compiled::FromDiskCache => "disk-cache",
         });
+        value["budget"] = json!({
+            "declared": plugin.declared_budget(),
+            "granted": budget_json(&plugin.budget()),
+        });
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -224,6 +244,7 @@ pub fn describe(
             Compiled::FromDiskCache => "taken from the disk cache",
         }
     )?;
+    writeln!(out, "budget        {}", budget_text(&plugin))?;
     writeln!(out, "description   {}", info.description)?;
     writeln!(out, "reads         {}", reads.join(", "))?;
     writeln!(
@@ -242,6 +263,40 @@ pub fn describe(
         serde_json::to_string_pretty(&schema)?
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A budget in the units its flags and a `cohort:budget` section use.
+pub fn budget_json(budget: &Budget) -> serde_json::Value {
+    json!({
+        "fuel_per_call": budget.fuel_per_call,
+        "fuel_per_customer": budget.fuel_per_customer,
+        "fuel_per_prepare": budget.fuel_per_prepare,
+        "memory_mib": budget.memory >> 20,
+        "deadline_ms": budget.deadline.as_millis() as u64,
+    })
+}
+
+/// A budget as one line.
+pub fn budget_line(b: &Budget) -> String {
+    format!(
+        "{} fuel per call + {} per customer, {} MiB, {} ms",
+        b.fuel_per_call,
+        b.fuel_per_customer,
+        b.memory >> 20,
+        b.deadline.as_millis()
+    )
+}
+
+/// The budget a plugin gets, and whether it asked for it.
+fn budget_text(plugin: &Plugin) -> String {
+    let granted = budget_line(&plugin.budget());
+    let declared = plugin.declared_budget();
+    if declared.is_empty() {
+        format!("{granted} (the host's default)")
+    } else {
+        let asked = serde_json::to_string(declared).unwrap_or_default();
+        format!("{granted} (the plugin declares {asked}; granted up to the host's ceiling)")
+    }
 }
 
 /// Customers from a JSON-lines file (`-` for standard input), validated and interned;
@@ -326,11 +381,25 @@ fn read_config(config: &str) -> anyhow::Result<String> {
 }
 
 pub fn eval(args: EvalArgs, json: bool, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let limits = args.limits.limits();
-    let host = new_host(limits.clone(), cache_dir)?;
+    let limits = Limits {
+        max_batch: args.limits.batch.max(1),
+        ..Limits::default()
+    };
+    let given = args.limits.budget.budget()?;
+    let host = new_host(limits, cache_dir)?;
     let plugin = load(&host, &args.plugin)?;
     let config = read_config(&args.config)?;
-    let mut condition = plugin.prepare(&config, args.data_dir.as_deref())?;
+    let mut condition = plugin.prepare_with(&config, args.data_dir.as_deref(), &given)?;
+    let budget = Spent {
+        budget: condition.budget(),
+        from: if !given.is_empty() {
+            "the command line's flags, over the plugin's"
+        } else if !plugin.declared_budget().is_empty() {
+            "the plugin's own, from its cohort:budget section"
+        } else {
+            "the host's default"
+        },
+    };
     let (records, customers) = read_customers(&args.customers, host.interner())?;
     let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
     let as_of = args.as_of.unwrap_or_else(Utc::now);
@@ -345,7 +414,7 @@ pub fn eval(args: EvalArgs, json: bool, cache_dir: Option<PathBuf>) -> anyhow::R
                 json!({"customer": id, "verdict": verdict.to_owned()})
             )?;
         }
-        writeln!(out, "{}", usage_json(&evaluation, &limits, customers.len()))?;
+        writeln!(out, "{}", usage_json(&evaluation, &budget, customers.len()))?;
     } else {
         let width = ids.iter().map(|id| id.len()).max().unwrap_or(8).max(8);
         writeln!(out, "{:<width$}  verdict", "customer")?;
@@ -358,7 +427,7 @@ pub fn eval(args: EvalArgs, json: bool, cache_dir: Option<PathBuf>) -> anyhow::R
             writeln!(out, "{id:<width$}  {shown}")?;
         }
         writeln!(out)?;
-        write_usage(&mut out, &evaluation, &limits, customers.len())?;
+        write_usage(&mut out, &evaluation, &budget, customers.len())?;
     }
     // A plugin that could not decide is worth a non-zero exit in scripts.
     Ok(if evaluation.verdicts.errors().is_empty() {
@@ -381,12 +450,19 @@ fn time_per_call(ev: &Evaluation) -> Duration {
     ev.elapsed / ev.calls.max(1)
 }
 
-pub fn write_usage(
+/// The budget an evaluation ran on, and where it came from.
+struct Spent {
+    budget: Budget,
+    from: &'static str,
+}
+
+fn write_usage(
     out: &mut impl Write,
     ev: &Evaluation,
-    limits: &Limits,
+    spent: &Spent,
     customers: usize,
 ) -> std::io::Result<()> {
+    let limits = &spent.budget;
     let per_call = time_per_call(ev);
     writeln!(
         out,
@@ -417,13 +493,19 @@ pub fn write_usage(
         limits.deadline.as_millis(),
         percent(per_call.as_secs_f64(), limits.deadline.as_secs_f64())
     )?;
+    writeln!(
+        out,
+        "  budget  {} fuel per call + {} per customer; {}",
+        limits.fuel_per_call, limits.fuel_per_customer, spent.from
+    )?;
     for failure in &ev.failures {
         writeln!(out, "  failed call: {failure}")?;
     }
     Ok(())
 }
 
-fn usage_json(ev: &Evaluation, limits: &Limits, customers: usize) -> serde_json::Value {
+fn usage_json(ev: &Evaluation, spent: &Spent, customers: usize) -> serde_json::Value {
+    let limits = &spent.budget;
     json!({
         "summary": {
             "customers": customers,
@@ -436,6 +518,9 @@ fn usage_json(ev: &Evaluation, limits: &Limits, customers: usize) -> serde_json:
             "memory_cap_bytes": limits.memory,
             "elapsed_ms": ev.elapsed.as_secs_f64() * 1e3,
             "deadline_ms": limits.deadline.as_millis() as u64,
+            "fuel_per_call": limits.fuel_per_call,
+            "fuel_per_customer": limits.fuel_per_customer,
+            "budget_from": spent.from,
             "failures": ev.failures.iter().map(ToString::to_string).collect::<Vec<_>>(),
         }
     })

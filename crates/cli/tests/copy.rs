@@ -103,6 +103,8 @@ fn told(store: &dyn Store) -> Vec<String> {
 fn an_embedded_store_moves_to_postgresql_whole() {
     let c = Cohort::new();
     c.ok(&["plugin", "add", "country"]);
+    // The operator's budget for it moves too (`told` shows it with the plugin).
+    c.ok(&["plugin", "budget", "country", "--memory-mib", "96"]);
     c.ok(&[
         "group",
         "save",

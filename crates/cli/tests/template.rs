@@ -150,6 +150,12 @@ fn a_python_plugin_built_from_the_template_runs_and_is_compiled_once_per_machine
     assert_eq!(first["id"], "tagged");
     assert_eq!(first["reads"], serde_json::json!(["tags"]));
     assert_eq!(first["compiled"], "fresh");
+    // The build declares a budget sized for Python, which the host grants.
+    assert_eq!(
+        first["budget"]["declared"]["fuel_per_customer"], 2_000_000,
+        "{first}"
+    );
+    assert_eq!(first["budget"]["granted"]["memory_mib"], 256);
     // A second process takes the compiled plugin from the disk cache.
     assert_eq!(describe()["compiled"], "disk-cache");
 
@@ -177,6 +183,8 @@ fn a_python_plugin_built_from_the_template_runs_and_is_compiled_once_per_machine
         .collect();
     assert_eq!(verdicts, ["match", "match", "no-match", "no-match"]);
     let summary = &lines.last().expect("a summary line")["summary"];
+    assert_eq!(summary["fuel_per_customer"], 2_000_000, "{summary}");
+    assert_eq!(summary["memory_cap_bytes"], 256 << 20, "{summary}");
     assert!(
         summary["fuel_used"].as_u64().is_some_and(|f| f > 0),
         "{summary}"

@@ -74,6 +74,11 @@ pub enum EngineError {
     },
     #[error("group `{group}`: schedule: {problem}")]
     Schedule { group: String, problem: String },
+    #[error("plugin `{plugin}`: budget: {}", problems.join("; "))]
+    Budget {
+        plugin: String,
+        problems: Vec<String>,
+    },
     #[error("plugin `{plugin}` does not ask for a data directory; refusing to grant `{dir}`")]
     Grant { plugin: String, dir: String },
     /// A plugin refused for want of a signature the store accepts.

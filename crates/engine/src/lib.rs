@@ -47,7 +47,7 @@ pub use cohort_store::Trigger;
 pub use error::EngineError;
 pub use import::{ImportOptions, ImportReport};
 pub use jobs::{Begun, Cancel, Progress};
-pub use plugins::{Provenance, STANDARD_SIGNER};
+pub use plugins::{Budgets, Provenance, STANDARD_SIGNER};
 pub use run::RunReport;
 pub use scan::{LEASE_SECONDS, RANGE_SIZE, RangeReport, Worked, worker_name};
 pub use schedule::{Tick, next_run};

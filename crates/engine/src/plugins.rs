@@ -5,15 +5,28 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use cohort_host::{Condition, Plugin};
-use cohort_model::{Customer, Group, PluginInfo, Timestamp, Verdicts};
+use cohort_host::{Budget, Condition, Plugin};
+use cohort_model::{Customer, Group, PluginBudget, PluginInfo, Timestamp, Verdicts};
 use cohort_store::StoredPlugin;
 
 use crate::signing::{self, PluginSignature};
 use crate::{Engine, EngineError, Result};
 
-/// A loaded plugin and the data directory the operator granted it.
-type Granted = (Arc<Plugin>, Option<PathBuf>);
+/// A loaded plugin, the data directory the operator granted it and the operator's
+/// budget for it.
+type Granted = (Arc<Plugin>, Option<PathBuf>, PluginBudget);
+
+/// A plugin's budgets, from the bottom up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budgets {
+    /// What the plugin's component declares for itself.
+    pub declared: PluginBudget,
+    /// What the operator set for it.
+    pub operator: PluginBudget,
+    /// What its calls run on: the host's defaults, the declaration up to the host's
+    /// ceiling, the operator's word.
+    pub effective: Budget,
+}
 
 /// Why a group's conditions are prepared: to check a definition being saved, or to
 /// run one saved earlier. A configuration refused on saving is the operator's to mend;
@@ -138,6 +151,8 @@ impl Engine {
                 added_at: now,
                 signer,
                 signer_key,
+                // Kept by the store per plugin id; not written by `put_plugin`.
+                budget: PluginBudget::default(),
             },
             wasm,
         )?;
@@ -151,6 +166,43 @@ impl Engine {
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
         Ok(info)
+    }
+
+    /// The budgets of plugin `id` (its newest stored version): what it declares, what
+    /// the operator set, and what its calls run on.
+    pub fn plugin_budget(&self, id: &str) -> Result<Budgets> {
+        let (plugin, _, operator) = self.plugin(id, "*")?;
+        Ok(Budgets {
+            declared: *plugin.declared_budget(),
+            effective: plugin.budget().with(&operator),
+            operator,
+        })
+    }
+
+    /// Set the operator's budget for plugin `id` (every version of it), or remove it
+    /// with an empty one. Conditions prepared on the old budget are prepared again.
+    pub fn set_plugin_budget(&self, id: &str, budget: &PluginBudget) -> Result<()> {
+        let problems = budget.problems();
+        if !problems.is_empty() {
+            return Err(EngineError::Budget {
+                plugin: id.to_string(),
+                problems,
+            });
+        }
+        let stored = self.store.plugins()?;
+        if !stored.iter().any(|p| p.id == id) {
+            return Err(EngineError::UnknownPlugin {
+                plugin: id.to_string(),
+                nearest: nearest(id, stored.iter().map(|p| p.id.as_str())),
+            });
+        }
+        self.store.set_plugin_budget(id, budget)?;
+        self.plugins
+            .prepared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        Ok(())
     }
 
     /// Who vouches for the plugin described by `info` with digest `sha256`: the name of
@@ -239,6 +291,7 @@ impl Engine {
         Ok((
             self.loaded(best)?,
             best.data_dir.as_ref().map(PathBuf::from),
+            best.budget,
         ))
     }
 
@@ -267,7 +320,7 @@ impl Engine {
         group
             .conditions()
             .map(|(i, j, condition)| {
-                let (plugin, data_dir) = self
+                let (plugin, data_dir, budget) = self
                     .plugin(&condition.plugin, &condition.version)
                     .map_err(|e| match e {
                         // Which plugin a condition names is the rule's business: say
@@ -282,7 +335,7 @@ impl Engine {
                         other => other,
                     })?;
                 plugin
-                    .prepare(&condition.config.to_string(), data_dir.as_deref())
+                    .prepare_with(&condition.config.to_string(), data_dir.as_deref(), &budget)
                     .map_err(|e| EngineError::from_prepare(&group.id, i, j, e, purpose))
             })
             .collect()

@@ -4,7 +4,7 @@
 mod common;
 
 use cohort_engine::{Engine, EngineError, Trigger};
-use cohort_model::{CustomerRecord, Group};
+use cohort_model::{CustomerRecord, Group, PluginBudget};
 use cohort_store::{RunRecord, RunStatus};
 use common::engine;
 use tempfile::TempDir;
@@ -231,4 +231,59 @@ fn a_failure_the_rule_decided_around_is_still_counted() {
     assert_eq!((run.matched, run.undecided), (1, 1));
     let failed: u64 = run.failures.iter().map(|(_, n)| n).sum();
     assert_eq!(failed, 2, "both traps are counted: {:?}", run.failures);
+}
+
+#[test]
+fn a_run_spends_the_operators_budget_for_the_plugin() {
+    let (_dir, engine) = de_and_gone(None);
+    let run = |engine: &Engine| {
+        engine
+            .run_group("de", Trigger::Manual, true, "op", 10, 10, &mut |_, _| {})
+            .expect("runs")
+            .run
+    };
+    assert_eq!((run(&engine).matched, run(&engine).undecided), (2, 0));
+
+    // Too little fuel for any call: every customer is undecided, and the failure says
+    // which budget ran out.
+    let starved = PluginBudget {
+        fuel_per_call: Some(1),
+        fuel_per_customer: Some(1),
+        ..PluginBudget::default()
+    };
+    engine.set_plugin_budget("country", &starved).expect("set");
+    let budgets = engine.plugin_budget("country").expect("budgets");
+    assert_eq!(budgets.operator, starved);
+    assert_eq!(budgets.effective.fuel_for(3), 4);
+    let starved_run = run(&engine);
+    assert_eq!((starved_run.matched, starved_run.undecided), (0, 3));
+    assert!(
+        starved_run
+            .failures
+            .iter()
+            .any(|(failure, _)| failure.contains("ran out of fuel")),
+        "{:?}",
+        starved_run.failures
+    );
+
+    engine
+        .set_plugin_budget("country", &PluginBudget::default())
+        .expect("clear");
+    assert_eq!(run(&engine).matched, 2, "the plugin's own budget again");
+
+    let refused = engine.set_plugin_budget(
+        "country",
+        &PluginBudget {
+            memory_mib: Some(0),
+            ..PluginBudget::default()
+        },
+    );
+    assert!(
+        matches!(refused, Err(EngineError::Budget { ref problems, .. }) if problems == &["`memory_mib` must be more than 0"]),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        engine.set_plugin_budget("contry", &starved),
+        Err(EngineError::UnknownPlugin { .. })
+    ));
 }

@@ -24,7 +24,8 @@ pub use group::{
 };
 pub use membership::{Held, Membership, Source, State, state};
 pub use plugin::{
-    Capability, ConfigError, Field, FieldSet, PluginInfo, Verdict, VerdictRef, Verdicts,
+    Capability, ConfigError, Field, FieldSet, PluginBudget, PluginInfo, Verdict, VerdictRef,
+    Verdicts,
 };
 pub use symbol::{Interner, Memo, Symbol};
 

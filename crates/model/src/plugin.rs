@@ -322,3 +322,71 @@ mod tests {
         );
     }
 }
+
+/// What one plugin may spend per call, as a plugin declares it for itself (in the
+/// `cohort:budget` section of its component) or as an operator sets it for a plugin.
+/// A field left out keeps the value below it: the host's default, then the plugin's
+/// declaration, then the operator's word.
+///
+/// Python needs about a hundred times the fuel of Rust for the same condition, and a
+/// budget sized for one language either kills the other's plugins or lets a runaway
+/// one run long: so the budget belongs to the plugin, not to the host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PluginBudget {
+    /// Fuel (about one unit per wasm instruction) for one call, before the
+    /// per-customer share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel_per_call: Option<u64>,
+    /// Fuel added to a call's budget for each customer in its batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel_per_customer: Option<u64>,
+    /// Fuel for describing the plugin or preparing a configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel_per_prepare: Option<u64>,
+    /// The largest linear memory one instance may grow to, in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u32>,
+    /// The wall-clock deadline of one call, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
+}
+
+impl PluginBudget {
+    /// Every problem of a budget: a limit of zero lets nothing run, and a memory past
+    /// 4 GiB is more than a 32-bit wasm memory can hold.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (name, value) in [
+            ("fuel_per_call", self.fuel_per_call),
+            ("fuel_per_customer", self.fuel_per_customer),
+            ("fuel_per_prepare", self.fuel_per_prepare),
+            ("memory_mib", self.memory_mib.map(u64::from)),
+            ("deadline_ms", self.deadline_ms),
+        ] {
+            if value == Some(0) {
+                problems.push(format!("`{name}` must be more than 0"));
+            }
+        }
+        if self.memory_mib.is_some_and(|m| m > 4096) {
+            problems.push("`memory_mib` must be at most 4096 (4 GiB)".into());
+        }
+        problems
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == PluginBudget::default()
+    }
+
+    /// The fields this budget gives, and `base`'s for the others.
+    pub fn over(self, base: PluginBudget) -> PluginBudget {
+        PluginBudget {
+            fuel_per_call: self.fuel_per_call.or(base.fuel_per_call),
+            fuel_per_customer: self.fuel_per_customer.or(base.fuel_per_customer),
+            fuel_per_prepare: self.fuel_per_prepare.or(base.fuel_per_prepare),
+            memory_mib: self.memory_mib.or(base.memory_mib),
+            deadline_ms: self.deadline_ms.or(base.deadline_ms),
+        }
+    }
+}

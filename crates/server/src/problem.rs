@@ -163,6 +163,7 @@ impl From<EngineError> for Problem {
                 unprocessable("invalid-schedule").at("auto.triggers.schedule")
             }
             EngineError::Unsigned { .. } => unprocessable("untrusted-plugin"),
+            EngineError::Budget { .. } => unprocessable("invalid-budget"),
             EngineError::Grant { .. } | EngineError::DataDir { .. } => {
                 unprocessable("invalid-grant").at("data_dir")
             }
@@ -209,6 +210,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 StatusCode::BAD_REQUEST,
                 "invalid-body",
                 "the body is empty; it must be a JSON document",
+            ));
+        }
+        // Every body of this API is an object. serde also reads a struct from an array
+        // of its fields in order, so without this `[null]` would pass for a body whose
+        // fields are all optional.
+        // A body that is not JSON at all is left to the parser below, which says where.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{')
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok()
+        {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-body",
+                "the body must be a JSON object",
             ));
         }
         let mut de = serde_json::Deserializer::from_slice(&bytes);

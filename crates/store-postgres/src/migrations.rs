@@ -15,6 +15,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/04-erasure.sql"),
     include_str!("../migrations/05-webhook-management.sql"),
     include_str!("../migrations/06-plugin-signatures.sql"),
+    include_str!("../migrations/07-plugin-budgets.sql"),
 ];
 
 /// The advisory lock migrating servers take turns on (`Cohort` in ASCII).

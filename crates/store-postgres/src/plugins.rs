@@ -1,6 +1,7 @@
 //! The plugins an operator added, with their bytes.
 
-use cohort_store::{Plugins, StoredPlugin, TrustedKey};
+use cohort_model::PluginBudget;
+use cohort_store::{Plugins, StoredPlugin, TrustedKey, plugin_budget};
 
 use crate::{PgStore, sql};
 
@@ -35,15 +36,18 @@ impl Plugins for PgStore {
     fn plugins(&self) -> cohort_store::Result<Vec<StoredPlugin>> {
         sql(|| {
             let rows = self.pool.get()?.query(
-                "SELECT id, version, sha256, data_dir, data_dir_as_given, added_at, signer,
-                        signer_key
-                 FROM plugins ORDER BY id, version",
+                "SELECT p.id, version, sha256, data_dir, data_dir_as_given, added_at, signer,
+                        signer_key, b.budget
+                 FROM plugins p LEFT JOIN plugin_budgets b ON b.id = p.id
+                 ORDER BY p.id, version",
                 &[],
             )?;
-            Ok(rows
-                .iter()
-                .map(|r| StoredPlugin {
-                    id: r.get(0),
+            let mut plugins = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let id: String = r.get(0);
+                let budget = plugin_budget(&id, r.get::<_, Option<&str>>(8))?;
+                plugins.push(StoredPlugin {
+                    id,
                     version: r.get(1),
                     sha256: r.get(2),
                     data_dir: r.get(3),
@@ -51,8 +55,26 @@ impl Plugins for PgStore {
                     added_at: r.get(5),
                     signer: r.get(6),
                     signer_key: r.get(7),
-                })
-                .collect())
+                    budget,
+                });
+            }
+            Ok(plugins)
+        })
+    }
+
+    fn set_plugin_budget(&self, id: &str, budget: &PluginBudget) -> cohort_store::Result<()> {
+        sql(|| {
+            let mut conn = self.pool.get()?;
+            if budget.is_empty() {
+                conn.execute("DELETE FROM plugin_budgets WHERE id = $1", &[&id])?;
+            } else {
+                conn.execute(
+                    "INSERT INTO plugin_budgets (id, budget) VALUES ($1, $2)
+                     ON CONFLICT (id) DO UPDATE SET budget = excluded.budget",
+                    &[&id, &serde_json::to_string(budget).unwrap_or_default()],
+                )?;
+            }
+            Ok(())
         })
     }
 

@@ -9,8 +9,9 @@ use postgres::Transaction;
 use crate::{PgStore, Result, big, sql};
 
 /// The tables a store must have empty to take a copy.
-const TABLES: [&str; 10] = [
+const TABLES: [&str; 11] = [
     "plugins",
+    "plugin_budgets",
     "customers",
     "groups",
     "memberships",
@@ -94,6 +95,14 @@ fn take(tx: &mut Transaction<'_>, rows: Vec<Kept>) -> Result<()> {
                         &p.signer_key,
                     ],
                 )?;
+                // Each version carries its id's budget: the first one writes it.
+                if !p.budget.is_empty() {
+                    tx.execute(
+                        "INSERT INTO plugin_budgets (id, budget) VALUES ($1, $2)
+                         ON CONFLICT (id) DO NOTHING",
+                        &[&p.id, &serde_json::to_string(&p.budget).unwrap_or_default()],
+                    )?;
+                }
             }
             Kept::Customer {
                 id,

@@ -5,7 +5,7 @@
 use cohort_model::{Membership, Source};
 use cohort_store::copy::{Kept, Sink};
 use cohort_store::prelude::*;
-use cohort_store::{AuditEntry, ImportProblem, Role, TokenRecord, Trigger};
+use cohort_store::{AuditEntry, ImportProblem, Role, TokenRecord, Trigger, plugin_budget};
 use rusqlite::Connection;
 
 use crate::{Result, SqliteStore, corrupt, named, sql};
@@ -50,13 +50,16 @@ impl SqliteStore {
             let tx = conn.transaction()?;
             each_row(
                 &tx,
-                "SELECT id, version, sha256, data_dir, data_dir_as_given, added_at, wasm, signer,
-                        signer_key
-                 FROM plugins ORDER BY id, version",
+                "SELECT p.id, version, sha256, data_dir, data_dir_as_given, added_at, wasm,
+                        signer, signer_key, b.budget
+                 FROM plugins p LEFT JOIN plugin_budgets b ON b.id = p.id
+                 ORDER BY p.id, version",
                 |r| {
+                    let id: String = r.get(0)?;
+                    let budget = plugin_budget(&id, r.get::<_, Option<String>>(9)?.as_deref())?;
                     Ok(Kept::Plugin {
                         plugin: cohort_store::StoredPlugin {
-                            id: r.get(0)?,
+                            id,
                             version: r.get(1)?,
                             sha256: r.get(2)?,
                             data_dir: r.get(3)?,
@@ -64,6 +67,7 @@ impl SqliteStore {
                             added_at: r.get(5)?,
                             signer: r.get(7)?,
                             signer_key: r.get(8)?,
+                            budget,
                         },
                         wasm: r.get(6)?,
                     })

@@ -28,6 +28,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/18-token-expiry.sql"),
     include_str!("../migrations/19-webhook-management.sql"),
     include_str!("../migrations/20-plugin-signatures.sql"),
+    include_str!("../migrations/21-plugin-budgets.sql"),
 ];
 
 /// Bring the schema of `tx` up to date.

@@ -1,6 +1,7 @@
 //! The plugins an operator added, with their bytes.
 
-use cohort_store::{Plugins, StoredPlugin, TrustedKey};
+use cohort_model::PluginBudget;
+use cohort_store::{Plugins, StoredPlugin, TrustedKey, plugin_budget};
 use rusqlite::{OptionalExtension, params};
 
 use crate::{SqliteStore, sql};
@@ -37,13 +38,18 @@ impl Plugins for SqliteStore {
         sql(|| {
             let conn = self.reader();
             let mut stmt = conn.prepare_cached(
-                "SELECT id, version, sha256, data_dir, data_dir_as_given, added_at, signer,
-                        signer_key
-                 FROM plugins ORDER BY id, version",
+                "SELECT p.id, version, sha256, data_dir, data_dir_as_given, added_at, signer,
+                        signer_key, b.budget
+                 FROM plugins p LEFT JOIN plugin_budgets b ON b.id = p.id
+                 ORDER BY p.id, version",
             )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(StoredPlugin {
-                    id: r.get(0)?,
+            let mut rows = stmt.query([])?;
+            let mut plugins = Vec::new();
+            while let Some(r) = rows.next()? {
+                let id: String = r.get(0)?;
+                let budget = plugin_budget(&id, r.get::<_, Option<String>>(8)?.as_deref())?;
+                plugins.push(StoredPlugin {
+                    id,
                     version: r.get(1)?,
                     sha256: r.get(2)?,
                     data_dir: r.get(3)?,
@@ -51,9 +57,26 @@ impl Plugins for SqliteStore {
                     added_at: r.get(5)?,
                     signer: r.get(6)?,
                     signer_key: r.get(7)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+                    budget,
+                });
+            }
+            Ok(plugins)
+        })
+    }
+
+    fn set_plugin_budget(&self, id: &str, budget: &PluginBudget) -> cohort_store::Result<()> {
+        sql(|| {
+            let conn = self.conn();
+            if budget.is_empty() {
+                conn.execute("DELETE FROM plugin_budgets WHERE id = ?1", [id])?;
+            } else {
+                conn.execute(
+                    "INSERT INTO plugin_budgets (id, budget) VALUES (?1, ?2)
+                     ON CONFLICT (id) DO UPDATE SET budget = excluded.budget",
+                    params![id, serde_json::to_string(budget).unwrap_or_default()],
+                )?;
+            }
+            Ok(())
         })
     }
 

@@ -1,7 +1,7 @@
 //! What the store keeps and hands back: plugins, runs, imports, events, tokens and
 //! webhooks as records, backend-neutral.
 
-use cohort_model::{Membership, Source, State, Timestamp};
+use cohort_model::{Membership, PluginBudget, Source, State, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// A plugin as the operator added it. Its bytes (about a hundred kilobytes to a few
@@ -26,6 +26,18 @@ pub struct StoredPlugin {
     pub signer: Option<String>,
     /// The public key of that signature (`ed25519:<hex>`).
     pub signer_key: Option<String>,
+    /// The operator's budget for this plugin, for every version of it (set by
+    /// `Plugins::set_plugin_budget`; `put_plugin` leaves it as it is). Empty when the
+    /// operator set none: the plugin then runs on its own.
+    pub budget: PluginBudget,
+}
+
+/// The operator's budget for plugin `id` as a store keeps it (JSON; none for no
+/// budget).
+pub fn plugin_budget(id: &str, stored: Option<&str>) -> crate::Result<PluginBudget> {
+    stored.map_or(Ok(PluginBudget::default()), |json| {
+        serde_json::from_str(json).map_err(|e| crate::StoreError::corrupt("plugin budget", id, e))
+    })
 }
 
 /// A public key the operator trusts to sign plugins.

@@ -3,7 +3,7 @@
 //! (tokens, webhooks, idempotency). Every method is one transaction: a backend never
 //! leaves half of a call's writes behind.
 
-use cohort_model::{CustomerRecord, Group, Held, Membership, Timestamp};
+use cohort_model::{CustomerRecord, Group, Held, Membership, PluginBudget, Timestamp};
 use cohort_planner::Change;
 
 use crate::{
@@ -20,6 +20,9 @@ pub trait Plugins: Send + Sync {
     fn plugins(&self) -> Result<Vec<StoredPlugin>>;
     /// The bytes of plugin `id` at `version`, if it is stored.
     fn plugin_wasm(&self, id: &str, version: &str) -> Result<Option<Vec<u8>>>;
+    /// Set the operator's budget for plugin `id`, whatever its version; an empty
+    /// budget removes it.
+    fn set_plugin_budget(&self, id: &str, budget: &PluginBudget) -> Result<()>;
     /// The keys trusted to sign plugins, by name.
     fn trusted_keys(&self) -> Result<Vec<TrustedKey>>;
     /// Trust a key, or replace the key of that name.

@@ -11,7 +11,7 @@
 //! to a plugin of the newest version moves the columns it reads into the call and
 //! back, a call to an older one gets a converted copy.
 
-use cohort_model::{ConfigError, FieldSet, PluginInfo, Timestamp, Verdicts};
+use cohort_model::{ConfigError, FieldSet, PluginBudget, PluginInfo, Timestamp, Verdicts};
 use wasmtime::Store;
 use wasmtime::component::{InstancePre, ResourceAny};
 
@@ -189,14 +189,28 @@ impl Version {
     }
 }
 
+/// The custom section in which a component declares the budget it needs (JSON, a
+/// [`PluginBudget`]). A custom section, not a field of the contract: it works for
+/// every contract version and every language's toolchain (the Python SDK's build adds
+/// it), and the component's digest, which a signature covers, covers it too.
+pub const BUDGET_SECTION: &str = "cohort:budget";
+
+/// What is read from a component's bytes before it is compiled.
+pub(crate) struct Header {
+    pub(crate) version: Version,
+    /// Empty when the component declares no budget.
+    pub(crate) budget: PluginBudget,
+}
+
 /// Which contract version the component in `bytes` was built against, from the name
-/// of its `cohort:plugin/condition@X.Y.Z` export. Read from the bytes before anything
-/// is compiled: a component the host cannot run costs a parse, not a compile (tens of
-/// seconds for a large one).
-pub(crate) fn detect(bytes: &[u8]) -> Result<Version, LoadError> {
+/// of its `cohort:plugin/condition@X.Y.Z` export, and the budget it declares. Read
+/// from the bytes before anything is compiled: a component the host cannot run costs
+/// a parse, not a compile (tens of seconds for a large one).
+pub(crate) fn detect(bytes: &[u8]) -> Result<Header, LoadError> {
     use wasmparser::{Parser, Payload};
     let invalid = |e: wasmparser::BinaryReaderError| LoadError::Invalid(e.to_string());
     let mut exports: Vec<String> = Vec::new();
+    let mut budget: Option<PluginBudget> = None;
     // Nested modules and components have exports of their own; only the outermost
     // component's are the plugin's.
     let mut depth = 0usize;
@@ -208,6 +222,12 @@ pub(crate) fn detect(bytes: &[u8]) -> Result<Version, LoadError> {
                 for export in section {
                     exports.push(export.map_err(invalid)?.name.name.to_string());
                 }
+            }
+            Payload::CustomSection(section) if depth == 0 && section.name() == BUDGET_SECTION => {
+                if budget.is_some() {
+                    return Err(LoadError::Budget("it appears twice".into()));
+                }
+                budget = Some(declared_budget(section.data())?);
             }
             _ => {}
         }
@@ -229,14 +249,31 @@ pub(crate) fn detect(bytes: &[u8]) -> Result<Version, LoadError> {
     // compatible. Newer patches may import host functions this host lacks; the linker
     // reports those by name.
     let mut parts = found.split('.').map(str::parse::<u64>);
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(Ok(0)), Some(Ok(1)), Some(Ok(_)), None) => Ok(Version::V0_1),
-        (Some(Ok(0)), Some(Ok(2)), Some(Ok(_)), None) => Ok(Version::V0_2),
-        _ => Err(LoadError::UnsupportedContract {
-            found: found.to_string(),
-            supported: SUPPORTED_CONTRACTS.join(", "),
-        }),
+    let version = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(Ok(0)), Some(Ok(1)), Some(Ok(_)), None) => Version::V0_1,
+        (Some(Ok(0)), Some(Ok(2)), Some(Ok(_)), None) => Version::V0_2,
+        _ => {
+            return Err(LoadError::UnsupportedContract {
+                found: found.to_string(),
+                supported: SUPPORTED_CONTRACTS.join(", "),
+            });
+        }
+    };
+    Ok(Header {
+        version,
+        budget: budget.unwrap_or_default(),
+    })
+}
+
+/// The budget a `cohort:budget` section declares.
+fn declared_budget(data: &[u8]) -> Result<PluginBudget, LoadError> {
+    let budget: PluginBudget =
+        serde_json::from_slice(data).map_err(|e| LoadError::Budget(e.to_string()))?;
+    let problems = budget.problems();
+    if !problems.is_empty() {
+        return Err(LoadError::Budget(problems.join("; ")));
     }
+    Ok(budget)
 }
 
 /// Add the host's side of every supported version to `linker`.

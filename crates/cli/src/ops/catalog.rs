@@ -6,14 +6,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use cohort_model::{CustomerRecord, Group, Membership};
+use cohort_model::{CustomerRecord, Group, Membership, PluginBudget};
 use cohort_store::Ending;
 use serde_json::json;
 
 use super::members::print_memberships;
 use super::signing;
 use super::{StoreArgs, now, open, print_json, time};
-use crate::runner;
+use crate::runner::{self, BudgetArgs};
 use cohort_engine::Provenance;
 
 #[derive(Subcommand)]
@@ -54,6 +54,16 @@ pub enum PluginCommand {
     AddStandard {
         #[arg(long, value_name = "DIR")]
         geoip_dir: Option<PathBuf>,
+    },
+    /// Show a plugin's budget per call (fuel, memory, deadline), or set the operator's:
+    /// each flag given replaces that field, the others stay
+    Budget {
+        plugin: String,
+        #[command(flatten)]
+        budget: BudgetArgs,
+        /// Remove the operator's budget: the plugin runs on its own again
+        #[arg(long, conflicts_with_all = ["fuel_per_call", "fuel_per_customer", "fuel_per_prepare", "memory_mib", "deadline_ms"])]
+        clear: bool,
     },
     /// List the plugins in the store
     List,
@@ -107,6 +117,45 @@ pub fn plugin(
                 }
             }
         }
+        PluginCommand::Budget {
+            plugin,
+            budget,
+            clear,
+        } => {
+            let given = budget.budget()?;
+            if clear || !given.is_empty() {
+                let set = if clear {
+                    PluginBudget::default()
+                } else {
+                    given.over(engine.plugin_budget(&plugin)?.operator)
+                };
+                engine.set_plugin_budget(&plugin, &set)?;
+            }
+            let budgets = engine.plugin_budget(&plugin)?;
+            if store.json {
+                print_json(&json!({
+                    "plugin": plugin,
+                    "declared": budgets.declared,
+                    "operator": budgets.operator,
+                    "effective": runner::budget_json(&budgets.effective),
+                }))?;
+            } else {
+                let shown = |b: &PluginBudget| {
+                    if b.is_empty() {
+                        "none".to_string()
+                    } else {
+                        serde_json::to_string(b).unwrap_or_default()
+                    }
+                };
+                println!("plugin `{plugin}`");
+                println!("  declared by the plugin  {}", shown(&budgets.declared));
+                println!("  set by the operator     {}", shown(&budgets.operator));
+                println!(
+                    "  each call runs on       {}",
+                    runner::budget_line(&budgets.effective)
+                );
+            }
+        }
         PluginCommand::Inspect { plugin, version } => {
             let (stored, info, contract) = engine.describe_plugin(&plugin, version.as_deref())?;
             let mut value = serde_json::to_value(info)?;
@@ -122,8 +171,13 @@ pub fn plugin(
                 print_json(&plugins)?;
             } else {
                 for p in plugins {
+                    let budget = if p.budget.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  budget: {}", serde_json::to_string(&p.budget)?)
+                    };
                     println!(
-                        "{:<22} {:<8} {}  signed by: {:<12} data-dir: {}",
+                        "{:<22} {:<8} {}  signed by: {:<12} data-dir: {}{budget}",
                         p.id,
                         p.version,
                         &p.sha256[..12],

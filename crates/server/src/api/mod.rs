@@ -86,6 +86,7 @@ fn protected() -> OpenApiRouter<Shared> {
         .routes(routes!(plugins::list, plugins::add))
         .routes(routes!(plugins::add_standard))
         .routes(routes!(plugins::inspect))
+        .routes(routes!(plugins::budget, plugins::set_budget))
         .routes(routes!(groups::list, groups::create))
         .routes(routes!(groups::show, groups::save, groups::delete))
         .routes(routes!(groups::use_group, groups::unuse_group))

@@ -1,4 +1,4 @@
-//! Plugins: upload (with the digest the caller states), list, inspect.
+//! Plugins: upload (with the digest the caller states), list, inspect, budgets.
 
 use std::path::PathBuf;
 
@@ -6,9 +6,9 @@ use axum::Json;
 use axum::body::Body as RawBody;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use cohort_engine::Provenance;
 use cohort_engine::signing::PluginSignature;
-use cohort_model::PluginInfo;
+use cohort_engine::{Budgets, Provenance};
+use cohort_model::{PluginBudget, PluginInfo};
 use cohort_store::StoredPlugin;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{After, Page, blocking, limit, page};
 use crate::auth::{Admin, Reader};
-use crate::problem::{Path, Problem, Query, too_large_or_bad};
+use crate::problem::{Body, Path, Problem, Query, too_large_or_bad};
 use crate::{Shared, now};
 
 /// The plugins in the store, by id and version.
@@ -225,4 +225,77 @@ fn granted(
         )));
     }
     Ok(Some(dir))
+}
+
+/// What a plugin's calls run on, in the units of a budget.
+#[derive(Serialize, ToSchema)]
+pub struct EffectiveBudget {
+    pub fuel_per_call: u64,
+    pub fuel_per_customer: u64,
+    pub fuel_per_prepare: u64,
+    pub memory_mib: u64,
+    pub deadline_ms: u64,
+}
+
+/// A plugin's budgets per call, from the bottom up.
+#[derive(Serialize, ToSchema)]
+pub struct PluginBudgets {
+    /// What the plugin's component declares for itself (its `cohort:budget` section);
+    /// granted up to the host's ceiling.
+    pub declared: PluginBudget,
+    /// What the operator set for it; no ceiling applies.
+    pub operator: PluginBudget,
+    /// What its calls run on: the host's defaults, then the declaration, then the
+    /// operator's word.
+    pub effective: EffectiveBudget,
+}
+
+impl From<Budgets> for PluginBudgets {
+    fn from(b: Budgets) -> Self {
+        let e = b.effective;
+        PluginBudgets {
+            declared: b.declared,
+            operator: b.operator,
+            effective: EffectiveBudget {
+                fuel_per_call: e.fuel_per_call,
+                fuel_per_customer: e.fuel_per_customer,
+                fuel_per_prepare: e.fuel_per_prepare,
+                memory_mib: (e.memory >> 20) as u64,
+                deadline_ms: u64::try_from(e.deadline.as_millis()).unwrap_or(u64::MAX),
+            },
+        }
+    }
+}
+
+/// A plugin's budget per call: fuel, memory, deadline.
+#[utoipa::path(get, path = "/v1/plugins/{id}/budget", tag = "plugins",
+    params(("id" = String, Path)),
+    responses((status = 200, body = PluginBudgets), (status = 422, body = Problem)))]
+pub async fn budget(
+    State(state): State<Shared>,
+    _: Reader,
+    Path(id): Path<String>,
+) -> Result<Json<PluginBudgets>, Problem> {
+    blocking(&state, move |e| Ok(Json(e.plugin_budget(&id)?.into()))).await
+}
+
+/// Set the operator's budget for a plugin, for every version of it: the whole budget,
+/// each field left out keeping the plugin's own; `{}` removes it. Runs prepared after
+/// it spend the new budget.
+#[utoipa::path(put, path = "/v1/plugins/{id}/budget", tag = "plugins",
+    params(("id" = String, Path)),
+    request_body = PluginBudget,
+    responses((status = 200, body = PluginBudgets), (status = 403, body = Problem),
+        (status = 422, body = Problem)))]
+pub async fn set_budget(
+    State(state): State<Shared>,
+    _: Admin,
+    Path(id): Path<String>,
+    Body(budget): Body<PluginBudget>,
+) -> Result<Json<PluginBudgets>, Problem> {
+    blocking(&state, move |e| {
+        e.set_plugin_budget(&id, &budget)?;
+        Ok(Json(e.plugin_budget(&id)?.into()))
+    })
+    .await
 }

@@ -1,6 +1,6 @@
 //! The cases of the suite, each a check of one behaviour against a fresh store.
 
-use cohort_model::{CustomerRecord, Group, Source, State, Timestamp};
+use cohort_model::{CustomerRecord, Group, PluginBudget, Source, State, Timestamp};
 use cohort_planner::Change;
 
 use super::{CAUSE, add, events, window};
@@ -357,6 +357,7 @@ pub(super) fn plugins_are_listed_without_their_bytes_and_replaced_by_id_and_vers
         added_at: 1,
         signer: None,
         signer_key: None,
+        budget: PluginBudget::default(),
     };
     store.put_plugin(&plugin("aa"), b"first").expect("put");
     let granted = StoredPlugin {
@@ -411,6 +412,49 @@ pub(super) fn plugins_are_listed_without_their_bytes_and_replaced_by_id_and_vers
         Some(b"second".to_vec())
     );
     assert_eq!(store.plugin_wasm("country", "2.0.0").expect("read"), None);
+
+    // The operator's budget holds for every version of the plugin, outlives a
+    // replacement, and an empty one removes it.
+    let budget = PluginBudget {
+        memory_mib: Some(256),
+        fuel_per_customer: Some(2_000_000),
+        ..PluginBudget::default()
+    };
+    store.set_plugin_budget("country", &budget).expect("set");
+    store
+        .put_plugin(
+            &StoredPlugin {
+                version: "2.0.0".into(),
+                ..plugin("cc")
+            },
+            b"third",
+        )
+        .expect("another version");
+    store.put_plugin(&plugin("dd"), b"fourth").expect("replace");
+    let budgets = |store: &dyn Store| -> Vec<(String, PluginBudget)> {
+        store
+            .plugins()
+            .expect("list")
+            .into_iter()
+            .map(|p| (p.version, p.budget))
+            .collect()
+    };
+    assert_eq!(
+        budgets(store),
+        [("1.0.0".to_string(), budget), ("2.0.0".to_string(), budget)]
+    );
+    let smaller = PluginBudget {
+        deadline_ms: Some(500),
+        ..PluginBudget::default()
+    };
+    store
+        .set_plugin_budget("country", &smaller)
+        .expect("replace");
+    assert_eq!(budgets(store)[1].1, smaller, "replaced whole");
+    store
+        .set_plugin_budget("country", &PluginBudget::default())
+        .expect("remove");
+    assert!(budgets(store).iter().all(|(_, b)| b.is_empty()));
 }
 
 pub(super) fn windows_opening_and_closing_by_the_clock_are_announced_once(store: &dyn Store) {

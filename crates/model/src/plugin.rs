@@ -328,7 +328,7 @@ mod tests {
 /// A field left out keeps the value below it: the host's default, then the plugin's
 /// declaration, then the operator's word.
 ///
-/// Python needs about a hundred times the fuel of Rust for the same condition, and a
+/// Python needs about eighty times the fuel of Rust for the same condition, and a
 /// budget sized for one language either kills the other's plugins or lets a runaway
 /// one run long: so the budget belongs to the plugin, not to the host.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@ the SDK's sets and problems."""
 
 import cohort_plugin as cohort
 
-MODES = ("prepare-crash", "echo", "raise", "not-a-bool", "batch-error", "crash", "caseless", "names")
+MODES = ("prepare-crash", "peek", "echo", "raise", "not-a-bool", "batch-error", "crash", "caseless", "names")
 
 
 def text(symbol):
@@ -17,6 +17,30 @@ def texts(symbols):
 
 def pairs(items):
     return ",".join(f"{text(p.key)}={text(p.value)}" for p in items)
+
+
+def peek():
+    """What the sandbox lets Python see of the world: environment, clock, files and
+    the network."""
+    import os
+    import time
+
+    seen = [f"env={len(os.environ)}", f"clock={int(time.time())}"]
+    for path in ("/etc/passwd", "/data/anything"):
+        try:
+            with open(path) as f:
+                f.read()
+            seen.append(f"{path}=readable")
+        except OSError as e:
+            seen.append(f"{path}=refused({type(e).__name__})")
+    try:
+        import socket
+
+        socket.create_connection(("127.0.0.1", 9), timeout=1)
+        seen.append("net=connected")
+    except Exception as e:
+        seen.append(f"net=refused({type(e).__name__})")
+    return " ".join(seen)
 
 
 def echo(c):
@@ -77,6 +101,8 @@ class SdkChecks(cohort.Plugin):
     def evaluate(self, as_of, customer):
         if self.mode == "echo":
             return cohort.Undecided(echo(customer))
+        if self.mode == "peek":
+            return cohort.Undecided(peek())
         if self.mode == "raise":
             if self.boom in customer.tags:
                 raise ValueError(f"customer {customer.index} is tagged boom")

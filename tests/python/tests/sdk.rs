@@ -213,3 +213,17 @@ fn the_python_sdk_knows_the_same_countries_as_the_rust_sdk() {
     assert_eq!(rust.len(), 249);
     assert_eq!(python, rust);
 }
+
+#[test]
+fn the_interpreter_sees_no_environment_clock_files_or_network() {
+    let (verdicts, failures) = run("peek", &[EMPTY]);
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(
+        verdicts,
+        [Verdict::Error(
+            "env=0 clock=0 /etc/passwd=refused(FileNotFoundError) \
+             /data/anything=refused(FileNotFoundError) net=refused(ModuleNotFoundError)"
+                .into()
+        )]
+    );
+}

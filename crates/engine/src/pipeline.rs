@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError};
 
 use cohort_model::{Group, Timestamp};
 use cohort_planner::Change;
-use cohort_store::{RunRecord, RunStatus, ScanRecord};
+use cohort_store::{RunRecord, RunStatus, ScanRecord, StoreError};
 
 use crate::run::{RunReport, ToWrite, Written, new_run};
 use crate::{Engine, EngineError, Result, Trigger};
@@ -69,6 +69,11 @@ impl Engine {
             for (r, (i, group)) in runnable.iter().enumerate() {
                 results[*i] = Some(match &outcome {
                     Ok((scan, _)) => scan_result(scan, r, &group.id),
+                    // Kept as a conflict: another scan of the group is under way, which
+                    // a caller may wait for, and a scheduler takes as its run.
+                    Err(EngineError::Store(StoreError::Conflict(why))) => {
+                        Err(EngineError::Store(StoreError::Conflict(why.clone())))
+                    }
                     Err(e) => Err(EngineError::Failed {
                         group: group.id.clone(),
                         problem: e.to_string(),

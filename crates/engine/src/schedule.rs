@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use cohort_model::{Mode, Schedule, Timestamp};
 
-use cohort_store::RunRecord;
+use cohort_store::{RunRecord, StoreError};
 
 use crate::{Engine, EngineError, Result, Trigger};
 
@@ -55,7 +55,13 @@ impl Engine {
                 due.push(group.id.clone());
             }
         }
-        Ok(self.run_groups(&due, Trigger::Periodic, "scheduler", now, now))
+        let mut runs = self.run_groups(&due, Trigger::Periodic, "scheduler", now, now);
+        // On a shared store, a scheduler whose clock came to the next time while
+        // another's scan of the group still runs finds that scan in the way. The scan
+        // under way is the group's run: this time is not a failure, and it is claimed,
+        // so nobody runs it again.
+        runs.retain(|r| !matches!(r, Err(EngineError::Store(StoreError::Conflict(_)))));
+        Ok(runs)
     }
 }
 

@@ -311,3 +311,28 @@ fn a_group_is_scanned_by_one_scan_at_a_time() {
         .start_scan(&["de".to_string()], "ops", 103, 103)
         .expect("a new scan of the group");
 }
+
+#[test]
+fn a_scheduled_time_that_finds_its_group_being_scanned_is_not_a_failure() {
+    let store = Arc::new(PgStore::connect(&fresh_url()).expect("store"));
+    let engine = common::engine_on(store.clone());
+    prepare(&engine);
+    let mut de =
+        serde_json::to_value(engine.store().group("de").expect("read").expect("de")).expect("JSON");
+    de["auto"]["triggers"]["schedule"] =
+        serde_json::json!({"cron": "* * * * * *", "time_zone": "UTC"});
+    engine
+        .save_group(&serde_json::from_value(de).expect("group"), 50)
+        .expect("saves");
+    // Another scheduler's scan of `de`, started at an earlier second, still runs.
+    started(&store);
+    let runs = engine.run_due(200).expect("ticks");
+    assert!(
+        runs.iter().all(Result::is_ok),
+        "the scan under way is the group's run: {runs:?}"
+    );
+    assert!(
+        runs.iter().flatten().all(|r| r.group != "de"),
+        "no second run of `de`: {runs:?}"
+    );
+}

@@ -6,6 +6,7 @@ mod demo;
 mod ops;
 mod runner;
 mod serve;
+mod staff;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,6 +85,9 @@ enum Command {
     /// Manage the API's bearer tokens
     #[command(subcommand)]
     Token(serve::TokenCommand),
+    /// Manage the billing staff who sign in to the console
+    #[command(subcommand)]
+    User(staff::UserCommand),
     /// Print the HTTP API's OpenAPI document
     Openapi,
     /// Manage the compiled plugins cached on disk
@@ -124,6 +128,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(args, store, cache_dir),
         Command::Store(cmd) => ops::store(cmd, json),
         Command::Token(cmd) => serve::token(cmd, store, cache_dir),
+        Command::User(cmd) => staff::user(cmd, store, cache_dir),
         Command::Openapi => serve::openapi(),
         Command::Cache(cmd) => runner::cache(cmd, json, cache_dir),
     };

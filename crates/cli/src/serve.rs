@@ -110,11 +110,7 @@ pub fn token(
             let expires = expires.map(|t| t.timestamp());
             let name = cohort_store::check_new_token(&name, expires, now())
                 .map_err(|(_, why)| anyhow::anyhow!(why))?;
-            let role = match role {
-                RoleArg::ReadOnly => Role::ReadOnly,
-                RoleArg::Operator => Role::Operator,
-                RoleArg::Admin => Role::Admin,
-            };
+            let role = Role::from(role);
             let token = cohort_server::auth::new_token()
                 .map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
             store_

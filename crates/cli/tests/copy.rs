@@ -84,6 +84,12 @@ fn told(store: &dyn Store) -> Vec<String> {
         );
     }
     say("tokens", format!("{:?}", store.tokens().expect("tokens")));
+    for member in store.staff().expect("staff") {
+        say(
+            "staff",
+            format!("{:?}", store.staff_login(&member.name).expect("login")),
+        );
+    }
     say(
         "webhooks",
         format!("{:?}", store.webhooks().expect("webhooks")),
@@ -162,6 +168,19 @@ fn an_embedded_store_moves_to_postgresql_whole() {
             })
             .expect("trust");
         source.require_signatures(true).expect("require");
+        source
+            .create_staff(
+                &cohort_store::StaffMember {
+                    name: "ana".into(),
+                    role: Role::Operator,
+                    groups: Some(vec!["vip".into()]),
+                    created_at: 8,
+                    password_changed_at: 9,
+                },
+                "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+            )
+            .expect("staff");
+        source.record_failed_sign_in("ana", 10).expect("failure");
         let hash = "digest-of-a-token";
         source
             .create_token("api", Role::Admin, hash, 7, Some(1_900_000_000))

@@ -18,6 +18,7 @@ mod limits;
 mod metrics;
 mod problem;
 mod request_id;
+pub mod staff;
 mod targets;
 pub mod webhooks;
 

@@ -26,6 +26,7 @@ mod runs;
 mod scans;
 #[cfg(feature = "scratch")]
 pub mod scratch;
+mod staff;
 mod tls;
 mod webhooks;
 

@@ -9,7 +9,8 @@ use postgres::Transaction;
 use crate::{PgStore, Result, big, sql};
 
 /// The tables a store must have empty to take a copy.
-const TABLES: [&str; 11] = [
+const TABLES: [&str; 12] = [
+    "staff",
     "plugins",
     "plugin_budgets",
     "customers",
@@ -240,6 +241,29 @@ fn take(tx: &mut Transaction<'_>, rows: Vec<Kept>) -> Result<()> {
                 tx.execute(
                     "INSERT INTO trusted_keys (name, public_key, added_at) VALUES ($1, $2, $3)",
                     &[&k.name, &k.public_key, &k.added_at],
+                )?;
+            }
+            Kept::Staff(login) => {
+                let m = &login.member;
+                let scope = m
+                    .groups
+                    .as_ref()
+                    .map(|g| serde_json::to_string(g).unwrap_or_default());
+                let failed = i32::try_from(login.failed_sign_ins).unwrap_or(i32::MAX);
+                tx.execute(
+                    "INSERT INTO staff (name, role, group_scope, password_hash, created_at,
+                                        password_changed_at, failed_sign_ins, locked_until)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    &[
+                        &m.name,
+                        &m.role.as_str(),
+                        &scope,
+                        &login.password_hash,
+                        &m.created_at,
+                        &m.password_changed_at,
+                        &failed,
+                        &login.locked_until,
+                    ],
                 )?;
             }
             Kept::SignaturesRequired(required) => {

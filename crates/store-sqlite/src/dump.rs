@@ -269,6 +269,13 @@ impl SqliteStore {
                     .collect(),
             )?;
             each(vec![Kept::SignaturesRequired(self.signatures_required()?)])?;
+            let mut staff = Vec::new();
+            for member in self.staff()? {
+                if let Some(login) = self.staff_login(&member.name)? {
+                    staff.push(Kept::Staff(login));
+                }
+            }
+            each(staff)?;
             Ok(())
         })
     }

@@ -47,6 +47,7 @@ mod migrations;
 mod owner;
 mod plugins;
 mod runs;
+mod staff;
 mod webhooks;
 
 use owner::Owner;

@@ -29,6 +29,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/19-webhook-management.sql"),
     include_str!("../migrations/20-plugin-signatures.sql"),
     include_str!("../migrations/21-plugin-budgets.sql"),
+    include_str!("../migrations/22-staff.sql"),
 ];
 
 /// Bring the schema of `tx` up to date.

@@ -6,8 +6,8 @@
 use cohort_model::{Membership, Timestamp};
 
 use crate::{
-    AuditEntry, ImportProblem, ImportRecord, OutboxEvent, RunRecord, StoredPlugin, TokenRecord,
-    TrustedKey, Webhook,
+    AuditEntry, ImportProblem, ImportRecord, OutboxEvent, RunRecord, StaffLogin, StoredPlugin,
+    TokenRecord, TrustedKey, Webhook,
 };
 
 /// Where a dump hands its rows, batch by batch.
@@ -72,6 +72,9 @@ pub enum Kept {
     TrustedKey(TrustedKey),
     /// Whether plugins must be signed.
     SignaturesRequired(bool),
+    /// A member of staff with their password's digest (sessions are not moved: they
+    /// sign in again).
+    Staff(StaffLogin),
 }
 
 impl Kept {
@@ -93,6 +96,7 @@ impl Kept {
             Kept::Webhook(_) => "webhooks",
             Kept::TrustedKey(_) => "trusted keys",
             Kept::SignaturesRequired(_) => "settings",
+            Kept::Staff(_) => "staff",
         }
     }
 }

@@ -85,7 +85,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub mod prelude {
     pub use crate::scans::Scans;
     pub use crate::traits::{
-        Access, Customers, Feed, Groups, Idempotency, Imports, Memberships, Plugins, Runs, Store,
-        Tokens, Webhooks,
+        Access, Customers, Feed, Groups, Idempotency, Imports, Memberships, Plugins, Runs, Staff,
+        Store, Tokens, Webhooks,
     };
 }

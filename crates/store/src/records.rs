@@ -382,6 +382,52 @@ named! {
     }
 }
 
+/// A member of the billing staff who signs in to the console. The password is kept
+/// only as an argon2id digest, and only `Staff::staff_login` hands it out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StaffMember {
+    pub name: String,
+    pub role: Role,
+    /// The groups this member sees, and only their customers and history; none for
+    /// every group.
+    pub groups: Option<Vec<String>>,
+    #[serde(with = "cohort_model::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: Timestamp,
+    #[serde(with = "cohort_model::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub password_changed_at: Timestamp,
+}
+
+/// What signing a member in needs: the digest of their password and whether repeated
+/// failures have locked them out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaffLogin {
+    pub member: StaffMember,
+    /// The password's argon2id digest, in the PHC string form.
+    pub password_hash: String,
+    /// Failed sign-ins since the last success or lock.
+    pub failed_sign_ins: u32,
+    /// Until when sign-ins are refused, if they are.
+    pub locked_until: Option<Timestamp>,
+}
+
+/// A signed-in member's session, kept under the digest of its cookie.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaffSession {
+    pub staff: String,
+    /// The token every state-changing form of this session must carry.
+    pub csrf: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// How many failed sign-ins in a row lock a member out, and for how long: a password
+/// guessed online gets five tries per quarter hour.
+pub const SIGN_IN_FAILURES: u32 = 5;
+pub const SIGN_IN_LOCK_SECONDS: i64 = 15 * 60;
+
 /// An API token as stored: its name and role, never the token itself.
 #[derive(Clone, Debug, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

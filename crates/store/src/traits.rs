@@ -9,7 +9,8 @@ use cohort_planner::Change;
 use crate::{
     Applied, AuditEntry, Cause, Conditional, DeliveryAttempt, Ending, Erasure, ImportProblem,
     ImportRecord, Listing, OutboxEvent, PlanRead, Remembered, Result, Role, RunRecord, Scans,
-    StagedRow, StoredPlugin, TokenRecord, TrustedKey, Webhook, WebhookChange,
+    StaffLogin, StaffMember, StaffSession, StagedRow, StoredPlugin, TokenRecord, TrustedKey,
+    Webhook, WebhookChange,
 };
 
 /// The plugins an operator added, and their bytes.
@@ -451,9 +452,36 @@ pub trait Idempotency: Send + Sync {
 
 /// What the HTTP layer keeps besides the engine's data: who may call, where events go,
 /// and the responses it replays.
-pub trait Access: Tokens + Webhooks + Idempotency {}
+/// The billing staff who use the console, and their sessions.
+pub trait Staff: Send + Sync {
+    /// Add a member with the digest of their password; false if the name is taken.
+    fn create_staff(&self, member: &StaffMember, password_hash: &str) -> Result<bool>;
+    /// Every member, by name.
+    fn staff(&self) -> Result<Vec<StaffMember>>;
+    /// A member with what signing in needs, if there is one of that name.
+    fn staff_login(&self, name: &str) -> Result<Option<StaffLogin>>;
+    /// Replace a member's password digest, clear their failed sign-ins and lock, and
+    /// end their sessions; false if there is no such member.
+    fn set_staff_password(&self, name: &str, password_hash: &str, at: Timestamp) -> Result<bool>;
+    /// Count a failed sign-in; the `SIGN_IN_FAILURES`th in a row locks the member out
+    /// until `at + SIGN_IN_LOCK_SECONDS` (and starts the count again). Returns the lock
+    /// if this failure set one.
+    fn record_failed_sign_in(&self, name: &str, at: Timestamp) -> Result<Option<Timestamp>>;
+    /// Sign a member in: their failed sign-ins are forgotten and the session is kept
+    /// under `digest`. Sessions expired by `session.created_at` are dropped.
+    fn open_session(&self, digest: &str, session: &StaffSession) -> Result<()>;
+    /// The session kept under `digest`, if it has not expired by `now`.
+    fn session(&self, digest: &str, now: Timestamp) -> Result<Option<StaffSession>>;
+    /// End one session; whether there was one.
+    fn close_session(&self, digest: &str) -> Result<bool>;
+    /// Remove a member and end their sessions; whether there was one. The history keeps
+    /// their name.
+    fn delete_staff(&self, name: &str) -> Result<bool>;
+}
 
-impl<T: Tokens + Webhooks + Idempotency + ?Sized> Access for T {}
+pub trait Access: Tokens + Webhooks + Idempotency + Staff {}
+
+impl<T: Tokens + Webhooks + Idempotency + Staff + ?Sized> Access for T {}
 
 /// Everything a backend keeps. A backend implements each concern's trait; this one
 /// follows.

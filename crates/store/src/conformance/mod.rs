@@ -15,6 +15,7 @@ mod cases;
 mod erasure;
 mod imports;
 mod records;
+mod staff;
 mod webhooks;
 
 /// A case: what it shows, and the check.
@@ -85,6 +86,10 @@ pub const CASES: &[Case] = &[
     (
         "customers_page_in_id_order",
         cases::customers_page_in_id_order,
+    ),
+    (
+        "staff_sign_in_with_sessions_that_end_on_password_change_and_removal",
+        staff::staff_sign_in_with_sessions_that_end_on_password_change_and_removal,
     ),
     (
         "customers_are_kept_whole_and_handed_over_in_write_order",

@@ -162,7 +162,7 @@ fn two_servers_on_one_database_act_as_one() {
 }
 
 // Schedulers started at the same moment on one store (servers' clocks ticking together)
-// all find the group due; one runs it.
+// all find the group due; one runs each time it is due, and none fails.
 on_both_backends!(
     a_schedule_due_for_several_schedulers_runs_once,
     |c: Cohort| {
@@ -190,7 +190,14 @@ on_both_backends!(
         let runs: Vec<serde_json::Value> =
             serde_json::from_str(&c.ok(&["--json", "runs", "--group", "every-second"]))
                 .expect("JSON");
-        assert_eq!(runs.len(), 1, "{runs:#?}");
+        // On a loaded machine the schedulers start seconds apart, and a later second
+        // is a new time the schedule is due: what must hold is that no time runs twice.
+        let mut times: Vec<&str> = runs.iter().filter_map(|r| r["as_of"].as_str()).collect();
+        assert!(!times.is_empty(), "it ran");
+        times.sort_unstable();
+        let all = times.len();
+        times.dedup();
+        assert_eq!(times.len(), all, "one run per time it came due: {runs:#?}");
     }
 );
 

@@ -11,6 +11,7 @@
 mod api;
 pub mod auth;
 mod config;
+mod console;
 mod dry_runs;
 mod etag;
 mod idempotency;

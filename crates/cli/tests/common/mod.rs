@@ -4,6 +4,7 @@
     reason = "each test binary that includes these helpers uses some of them"
 )]
 
+pub mod browser;
 pub mod http;
 pub mod receiver;
 

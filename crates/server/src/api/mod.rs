@@ -158,6 +158,7 @@ pub fn router(state: Shared) -> (Router, OpenApi) {
     doc.merge(open_doc);
     let router = guarded
         .merge(open)
+        .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes));

@@ -241,6 +241,7 @@ mod tests {
             include_str!("erasure.rs"),
             include_str!("imports.rs"),
             include_str!("records.rs"),
+            include_str!("staff.rs"),
             include_str!("webhooks.rs"),
         ];
         let listed: Vec<&str> = super::CASES.iter().map(|(name, _)| *name).collect();

@@ -1,0 +1,395 @@
+//! The console for billing staff, served by `cohort serve` beside the API: sign-in
+//! with a session cookie, and the groups. Pages are HTML built on the server; forms
+//! post back; the one script shows times in the viewer's zone.
+//!
+//! Sessions: a random cookie (HttpOnly, SameSite=Strict, Secure behind HTTPS), kept
+//! in the store only as its digest, ending after `SESSION_SECONDS` or at sign-out.
+//! Every form that changes state carries the session's CSRF token; the sign-in form,
+//! before any session, carries one that must match a cookie set with the form.
+
+mod page;
+
+use axum::Form;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use cohort_store::{StaffLogin, StaffSession};
+use serde::Deserialize;
+
+use crate::auth::{digest, new_token};
+use crate::staff::verify_password;
+use crate::{Shared, now};
+
+/// How long a session lasts: a working day.
+pub const SESSION_SECONDS: i64 = 8 * 3600;
+const SESSION_COOKIE: &str = "cohort_session";
+const SIGN_IN_COOKIE: &str = "cohort_sign_in";
+
+pub fn router() -> Router<Shared> {
+    Router::new()
+        .route("/", get(front))
+        .route("/sign-in", post(sign_in))
+        .route("/sign-out", post(sign_out))
+        .route("/console/style.css", get(style))
+        .route("/console/local-time.js", get(script))
+}
+
+async fn style() -> Response {
+    asset("text/css; charset=utf-8", page::STYLE)
+}
+
+async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", page::SCRIPT)
+}
+
+fn asset(kind: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, kind)], body).into_response()
+}
+
+/// A cookie of the request, by name.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// `Secure` when the browser reached the server over HTTPS (through a proxy that says
+/// so): the cookie is then never sent in clear.
+fn secure(headers: &HeaderMap) -> &'static str {
+    let https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    if https { "; Secure" } else { "" }
+}
+
+fn set_cookie(name: &str, value: &str, max_age: i64, headers: &HeaderMap) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+        secure(headers)
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The signed-in member and their session, if the request carries a live one.
+async fn signed_in(state: &Shared, headers: &HeaderMap) -> Option<(StaffLogin, StaffSession)> {
+    let token = cookie(headers, SESSION_COOKIE)?.to_string();
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let session = state.access.session(&digest(&token), now()).ok()??;
+        let login = state.access.staff_login(&session.staff).ok()??;
+        Some((login, session))
+    })
+    .await
+    .ok()?
+}
+
+fn page(status: StatusCode, html: String) -> Response {
+    (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+}
+
+/// The sign-in form with a fresh sign-in token, set as a cookie too.
+fn sign_in_page(
+    headers: &HeaderMap,
+    status: StatusCode,
+    name: &str,
+    problem: Option<&str>,
+) -> Response {
+    let Ok(csrf) = new_token() else {
+        return page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            page::layout("Error", None, "<p>No randomness for a form token.</p>"),
+        );
+    };
+    let mut response = page(status, page::sign_in(&csrf, name, problem));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(SIGN_IN_COOKIE, &csrf, 3600, headers),
+    );
+    response
+}
+
+/// `/`: the groups to a signed-in member, the sign-in form to anyone else.
+async fn front(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    match signed_in(&state, &headers).await {
+        Some((login, session)) => groups_page(&state, &login, &session).await,
+        None => sign_in_page(&headers, StatusCode::OK, "", None),
+    }
+}
+
+#[derive(Deserialize)]
+struct SignIn {
+    name: String,
+    password: String,
+    csrf: String,
+}
+
+/// Time lost by a wrong password, on top of argon2's: guessing online is slow even
+/// before the lock.
+const FAILURE_DELAY: std::time::Duration = std::time::Duration::from_millis(400);
+
+async fn sign_in(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Form(form): Form<SignIn>,
+) -> Response {
+    if cookie(&headers, SIGN_IN_COOKIE) != Some(form.csrf.as_str()) {
+        return sign_in_page(
+            &headers,
+            StatusCode::FORBIDDEN,
+            &form.name,
+            Some("The form had expired; sign in again."),
+        );
+    }
+    let at = now();
+    let name = form.name.trim().to_string();
+    let worker = state.clone();
+    let checked =
+        tokio::task::spawn_blocking(move || -> Result<Result<StaffLogin, String>, String> {
+            let login = worker
+                .access
+                .staff_login(&name)
+                .map_err(|e| e.to_string())?;
+            let Some(login) = login else {
+                // The same work as for a member, so that timing does not tell names apart.
+                verify_password(&form.password, decoy());
+                return Ok(Err(WRONG.into()));
+            };
+            if let Some(until) = login.locked_until.filter(|u| *u > at) {
+                return Ok(Err(locked(until)));
+            }
+            if verify_password(&form.password, &login.password_hash) {
+                return Ok(Ok(login));
+            }
+            let lock = worker
+                .access
+                .record_failed_sign_in(&login.member.name, at)
+                .map_err(|e| e.to_string())?;
+            Ok(Err(lock.map_or_else(|| WRONG.to_string(), locked)))
+        })
+        .await;
+    let login = match checked {
+        Ok(Ok(Ok(login))) => login,
+        Ok(Ok(Err(problem))) => {
+            tokio::time::sleep(FAILURE_DELAY).await;
+            return sign_in_page(
+                &headers,
+                StatusCode::UNAUTHORIZED,
+                &form.name,
+                Some(&problem),
+            );
+        }
+        Ok(Err(e)) => {
+            return sign_in_page(
+                &headers,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &form.name,
+                Some(&format!("The store cannot be read: {e}")),
+            );
+        }
+        Err(e) => {
+            return sign_in_page(
+                &headers,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &form.name,
+                Some(&e.to_string()),
+            );
+        }
+    };
+    let (Ok(token), Ok(csrf)) = (new_token(), new_token()) else {
+        return sign_in_page(
+            &headers,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &form.name,
+            Some("No randomness for a session."),
+        );
+    };
+    let session = StaffSession {
+        staff: login.member.name.clone(),
+        csrf,
+        created_at: at,
+        expires_at: at + SESSION_SECONDS,
+    };
+    let worker = state.clone();
+    let key = digest(&token);
+    let opened =
+        tokio::task::spawn_blocking(move || worker.access.open_session(&key, &session)).await;
+    if !matches!(opened, Ok(Ok(()))) {
+        return sign_in_page(
+            &headers,
+            StatusCode::SERVICE_UNAVAILABLE,
+            &form.name,
+            Some("The session could not be kept; try again."),
+        );
+    }
+    let mut response = Redirect::to("/").into_response();
+    let cookies = response.headers_mut();
+    cookies.append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, &token, SESSION_SECONDS, &headers),
+    );
+    cookies.append(
+        header::SET_COOKIE,
+        set_cookie(SIGN_IN_COOKIE, "", 0, &headers),
+    );
+    response
+}
+
+const WRONG: &str = "Wrong name or password.";
+
+/// A digest of a password nobody has, made with the members' parameters, for names
+/// that are not members.
+fn decoy() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| {
+        crate::staff::hash_password("no member has this password").unwrap_or_default()
+    })
+}
+
+fn locked(until: i64) -> String {
+    format!(
+        "Too many failed sign-ins: this account is locked until {} UTC.",
+        cohort_model::rfc3339::format(until).replace('T', " ")
+    )
+}
+
+#[derive(Deserialize)]
+struct Csrf {
+    csrf: String,
+}
+
+async fn sign_out(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Form(form): Form<Csrf>,
+) -> Response {
+    let Some((_, session)) = signed_in(&state, &headers).await else {
+        return Redirect::to("/").into_response();
+    };
+    if session.csrf != form.csrf {
+        return page(
+            StatusCode::FORBIDDEN,
+            page::layout(
+                "Refused",
+                None,
+                "<h1>Refused</h1><p>The form did not come from this session.</p>",
+            ),
+        );
+    }
+    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+        let key = digest(token);
+        let worker = state.clone();
+        let _ = tokio::task::spawn_blocking(move || worker.access.close_session(&key)).await;
+    }
+    let mut response = Redirect::to("/").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, "", 0, &headers),
+    );
+    response
+}
+
+/// The groups the member may see, each with its mode, active members and last run.
+async fn groups_page(state: &Shared, login: &StaffLogin, session: &StaffSession) -> Response {
+    let engine = state.engine.clone();
+    let scope = login.member.groups.clone();
+    let rows = tokio::task::spawn_blocking(move || -> Result<String, String> {
+        let store = engine.store();
+        let at = now();
+        let mut rows = String::new();
+        for g in store.groups().map_err(|e| e.to_string())? {
+            if scope.as_ref().is_some_and(|s| !s.contains(&g.id)) {
+                continue;
+            }
+            let active = store.count_active(&g.id, at).map_err(|e| e.to_string())?;
+            let last = store
+                .runs(Some(&g.id), None, 1)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .next()
+                .map_or_else(
+                    || "never".to_string(),
+                    |r| {
+                        format!(
+                            "{}: {}, +{} −{}",
+                            page::time(r.started_at),
+                            page::escape(r.status.as_str()),
+                            r.added,
+                            r.removed
+                        )
+                    },
+                );
+            let mode = serde_json::to_value(g.auto.mode)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            // The schedule and when it next fires, counted from its last periodic run.
+            let schedule = match &g.auto.triggers.schedule {
+                None => "none".to_string(),
+                Some(s) => {
+                    let last = store
+                        .last_periodic_run(&g.id)
+                        .map_err(|e| e.to_string())?
+                        .unwrap_or(at);
+                    let next = cohort_engine::next_run(&g.id, s, last)
+                        .ok()
+                        .flatten()
+                        .map_or_else(|| "never".to_string(), page::time);
+                    format!(
+                        "<code>{}</code> {}<br><small>next {next}</small>",
+                        page::escape(&s.cron),
+                        page::escape(&s.time_zone)
+                    )
+                }
+            };
+            let used = store.uses(&g.id).map_err(|e| e.to_string())?;
+            let used = if used.is_empty() {
+                "—".to_string()
+            } else {
+                page::escape(
+                    &used
+                        .iter()
+                        .map(|(kind, entity)| format!("{kind} {entity}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )
+            };
+            rows.push_str(&format!(
+                "<tr><td>{name}<br><small>{id}</small></td><td>{mode}</td><td>{schedule}</td>\
+                 <td class=\"number\">{active}</td><td>{last}</td><td>{used}</td></tr>\n",
+                name = page::escape(&g.name),
+                id = page::escape(&g.id),
+                mode = page::escape(&mode),
+            ));
+        }
+        Ok(rows)
+    })
+    .await;
+    let body = match rows {
+        Ok(Ok(rows)) if rows.is_empty() => "<h1>Groups</h1><p>No groups to show.</p>".to_string(),
+        Ok(Ok(rows)) => format!(
+            "<h1>Groups</h1>\n<table>\n<thead><tr><th scope=\"col\">Group</th><th scope=\"col\">Mode</th>\
+             <th scope=\"col\">Schedule</th><th scope=\"col\">Active members</th>\
+             <th scope=\"col\">Last run</th><th scope=\"col\">Used by</th></tr></thead>\n<tbody>\n{rows}</tbody>\n</table>"
+        ),
+        Ok(Err(e)) => format!(
+            "<h1>Groups</h1><p class=\"problem\">The store cannot be read: {}</p>",
+            page::escape(&e)
+        ),
+        Err(e) => format!(
+            "<h1>Groups</h1><p class=\"problem\">{}</p>",
+            page::escape(&e.to_string())
+        ),
+    };
+    page(
+        StatusCode::OK,
+        page::layout("Groups", Some((&login.member.name, &session.csrf)), &body),
+    )
+}

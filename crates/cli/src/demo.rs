@@ -17,6 +17,7 @@ use cohort_model::{
     CustomerRecord, Group, PayerKind, PayerRecord, SubscriptionRecord, SubscriptionStatus,
     Timestamp, VerificationStatus,
 };
+use cohort_store::{Role, StaffMember};
 use cohort_store_postgres::{describe_url, is_postgres_url};
 
 #[derive(Args)]
@@ -108,9 +109,10 @@ pub fn run(
         Some(db) => describe_url(&db.to_string_lossy()),
         None => args.demo_db.display().to_string(),
     };
-    let engine = match shared {
+    let stack = match shared {
         Some(db) => {
-            let engine = assemble::open(db, Limits::default(), cache_dir)?.engine;
+            let stack = assemble::open(db, Limits::default(), cache_dir)?;
+            let engine = &stack.engine;
             let store = engine.store();
             let (customers, groups) = (store.count_customers()?, store.groups()?.len());
             if customers > 0 || groups > 0 {
@@ -120,7 +122,7 @@ pub fn run(
                 );
             }
             println!("Cohort demo on an empty PostgreSQL database: {shown}");
-            engine
+            stack
         }
         None => {
             for suffix in ["", "-wal", "-shm"] {
@@ -130,14 +132,15 @@ pub fn run(
                         .with_context(|| format!("cannot replace `{}`", path.display()))?;
                 }
             }
-            let engine = assemble::open(&args.demo_db, Limits::default(), cache_dir)?.engine;
+            let stack = assemble::open(&args.demo_db, Limits::default(), cache_dir)?;
             println!(
                 "Cohort demo on a fresh embedded store: {}",
                 args.demo_db.display()
             );
-            engine
+            stack
         }
     };
+    let engine = &stack.engine;
 
     let started = Instant::now();
     let geoip = args
@@ -297,6 +300,42 @@ pub fn run(
     );
     println!(
         "\nexplore further: cohort --db {shown} group list | member list eu-residents | history --customer {explained}"
+    );
+
+    // A member of staff for the console, with a password made for this store and
+    // shown only now: a store that leaves this machine has no known password.
+    let password = cohort_server::auth::new_token()
+        .map_err(|e| anyhow::anyhow!("no randomness for a password: {e}"))?
+        .chars()
+        .rev()
+        .take(16)
+        .collect::<String>();
+    let hash = cohort_server::staff::hash_password(&password).map_err(|e| anyhow::anyhow!(e))?;
+    stack.access.create_staff(
+        &StaffMember {
+            name: "demo".into(),
+            role: Role::Admin,
+            groups: None,
+            created_at: NOW,
+            password_changed_at: NOW,
+        },
+        &hash,
+    )?;
+    let cohort = std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            let here = std::env::current_dir().ok()?;
+            Some(
+                exe.strip_prefix(&here)
+                    .map(Path::to_path_buf)
+                    .unwrap_or(exe),
+            )
+        })
+        .map_or_else(|| "cohort".to_string(), |p| p.display().to_string());
+    println!(
+        "\nthe console for billing staff: {cohort} --db {shown} serve\n  then open \
+         http://127.0.0.1:8080/ and sign in as `demo` with the password `{password}` \
+         (shown only now; `cohort user password demo --password-stdin` sets another)"
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -278,6 +278,70 @@ fn the_demo_runs_and_reports() {
             .collect()
     };
     assert_eq!(counts(&out), counts(&again));
+    signs_in_as_told(&again, &db);
+}
+
+/// The demo ends by telling how to open the console on its store and sign in: the
+/// command it gives serves the console, and the password it gives signs in.
+fn signs_in_as_told(out: &str, db: &str) {
+    let told = out
+        .split_once("the console for billing staff: ")
+        .expect("the demo tells how to open the console")
+        .1;
+    let command = told.lines().next().expect("a command");
+    assert!(command.ends_with(&format!("--db {db} serve")), "{command}");
+    let password = told
+        .split_once("with the password `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .expect("a password")
+        .0;
+    let mut server = Command::new(env!("CARGO_BIN_EXE_cohort"))
+        .args(["--db", db, "serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("it says where it listens");
+    let base = line.trim().trim_start_matches("listening on ").to_string();
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let cookie = |r: &reqwest::blocking::Response, name: &str| -> String {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.split(';').next())
+            .expect("the cookie is set")
+            .to_string()
+    };
+    let form = http.get(format!("{base}/")).send().expect("GET /");
+    let csrf = cookie(&form, "cohort_sign_in");
+    let signed = http
+        .post(format!("{base}/sign-in"))
+        .header("cookie", format!("cohort_sign_in={csrf}"))
+        .form(&[("name", "demo"), ("password", password), ("csrf", &csrf)])
+        .send()
+        .expect("POST /sign-in");
+    assert_eq!(signed.status(), 303, "the demo's password signs in");
+    let session = cookie(&signed, "cohort_session");
+    let page = http
+        .get(format!("{base}/"))
+        .header("cookie", format!("cohort_session={session}"))
+        .send()
+        .expect("GET /")
+        .text()
+        .expect("page");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(page.contains("EU residents"), "{page}");
 }
 
 /// The runner on every bundled plugin, with the sample configurations in

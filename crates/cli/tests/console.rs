@@ -52,6 +52,20 @@ fn store() -> Cohort {
         ),
     ]);
     c.ok(&["group", "use", "de", "tariff", "fiber-100"]);
+    // More Germans than a page holds: c1, c2, then d00 to d59; and one French.
+    let customers = ["c1", "c2", "c3"]
+        .iter()
+        .map(|id| id.to_string())
+        .chain((0..60).map(|i| format!("d{i:02}")))
+        .map(|id| {
+            let country = if id == "c3" { "FR" } else { "DE" };
+            format!(r#"{{"id":"{id}","country":"{country}"}}"#)
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    c.ok(&["customer", "load", &c.file("c.jsonl", &customers)]);
+    c.ok(&["run", "de"]);
+    c.ok(&["member", "remove", "c2", "de", "--reason", "moved abroad"]);
     user(
         &c,
         &[
@@ -188,6 +202,49 @@ async fn staff_sign_in_see_their_groups_and_sign_out() {
     assert_eq!(format!("{:?}", session.same_site()), "Some(Strict)");
     let stolen = format!("cohort_session={}", session.value());
 
+    // A group's members: the active ones, then every one, an ended membership saying
+    // who ended it and why.
+    assert_eq!(click_and_wait(&b, "a[href='/groups/de']").await, "Germany");
+    let text = body(&b).await;
+    assert!(text.contains("c1") && !text.contains("c2"), "{text}");
+    // 61 active members: 50 on the first page, the rest on the next.
+    let rows = |b: &Browser| {
+        let client = b.client.clone();
+        async move {
+            client
+                .find_all(Locator::Css("tbody tr"))
+                .await
+                .expect("rows")
+                .len()
+        }
+    };
+    assert_eq!(rows(&b).await, 50);
+    assert!(!text.contains("d59"), "{text}");
+    assert_eq!(click_and_wait(&b, "a[rel=next]").await, "Germany");
+    assert_eq!(rows(&b).await, 11);
+    assert!(body(&b).await.contains("d59"));
+    assert!(
+        b.client.find(Locator::Css("a[rel=next]")).await.is_err(),
+        "the last page"
+    );
+    b.client
+        .goto(&format!("{base}/groups/de"))
+        .await
+        .expect("back");
+    assert_eq!(
+        click_and_wait(&b, "a[href='/groups/de?all=true']").await,
+        "Germany"
+    );
+    let text = body(&b).await;
+    assert!(text.contains("ended by alice: moved abroad"), "{text}");
+    let shot = b.client.screenshot().await.expect("a screenshot");
+    std::fs::write(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-members.png"),
+        shot,
+    )
+    .expect("write the screenshot");
+    b.client.goto(&format!("{base}/")).await.expect("back");
+
     // Signing out ends the session: the cookie no longer opens the console.
     assert_eq!(click_and_wait(&b, "form.sign-out button").await, "Sign in");
     let page = reqwest::Client::new()
@@ -206,6 +263,13 @@ async fn staff_sign_in_see_their_groups_and_sign_out() {
     let text = body(&b).await;
     assert!(text.contains("VIP customers"), "{text}");
     assert!(!text.contains("Germany"), "{text}");
+    // Another group's page, by link, answers as if it did not exist.
+    b.client
+        .goto(&format!("{base}/groups/de"))
+        .await
+        .expect("opens");
+    assert_eq!(heading(&b).await, "Not found");
+    assert!(!body(&b).await.contains("c1"));
     b.close().await;
 }
 

@@ -7,6 +7,7 @@
 //! Every form that changes state carries the session's CSRF token; the sign-in form,
 //! before any session, carries one that must match a cookie set with the form.
 
+mod members;
 mod page;
 
 use axum::Form;
@@ -32,6 +33,7 @@ pub fn router() -> Router<Shared> {
         .route("/", get(front))
         .route("/sign-in", post(sign_in))
         .route("/sign-out", post(sign_out))
+        .route("/groups/{id}", get(members::members))
         .route("/console/style.css", get(style))
         .route("/console/local-time.js", get(script))
 }
@@ -79,7 +81,10 @@ fn set_cookie(name: &str, value: &str, max_age: i64, headers: &HeaderMap) -> Hea
 }
 
 /// The signed-in member and their session, if the request carries a live one.
-async fn signed_in(state: &Shared, headers: &HeaderMap) -> Option<(StaffLogin, StaffSession)> {
+pub(super) async fn signed_in(
+    state: &Shared,
+    headers: &HeaderMap,
+) -> Option<(StaffLogin, StaffSession)> {
     let token = cookie(headers, SESSION_COOKIE)?.to_string();
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
@@ -91,7 +96,7 @@ async fn signed_in(state: &Shared, headers: &HeaderMap) -> Option<(StaffLogin, S
     .ok()?
 }
 
-fn page(status: StatusCode, html: String) -> Response {
+pub(super) fn page(status: StatusCode, html: String) -> Response {
     (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }
 
@@ -362,7 +367,7 @@ async fn groups_page(state: &Shared, login: &StaffLogin, session: &StaffSession)
                 )
             };
             rows.push_str(&format!(
-                "<tr><td>{name}<br><small>{id}</small></td><td>{mode}</td><td>{schedule}</td>\
+                "<tr><td><a href=\"/groups/{id}\">{name}</a><br><small>{id}</small></td><td>{mode}</td><td>{schedule}</td>\
                  <td class=\"number\">{active}</td><td>{last}</td><td>{used}</td></tr>\n",
                 name = page::escape(&g.name),
                 id = page::escape(&g.id),

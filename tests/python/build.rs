@@ -28,8 +28,13 @@ fn main() {
         .expect("tests/python lives two levels below the workspace root")
         .to_path_buf();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
-    for watched in ["wit", "sdk/python", "tests/python"] {
+    // The plugins' sources, not the tests beside them: editing a test rebuilds nothing.
+    for watched in ["wit", "sdk/python"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+    for (_, module) in PLUGINS {
+        let dir = Path::new(module).parent().unwrap_or(Path::new(module));
+        println!("cargo:rerun-if-changed={}", crate_dir.join(dir).display());
     }
     println!("cargo:rerun-if-env-changed=COMPONENTIZE_PY");
 

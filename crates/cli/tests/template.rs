@@ -2,7 +2,7 @@
 //! repository, build it on its own for wasm32-wasip2, and run it with `cohort`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -62,28 +62,8 @@ fn a_plugin_built_from_the_template_outside_the_workspace_loads_and_runs() {
     assert_eq!(info["id"], "tagged");
     assert_eq!(info["reads"], serde_json::json!(["tags"]));
 
-    let ran = cohort(&[
-        "eval",
-        &wasm,
-        "--config",
-        r#"{"tags":["vip"]}"#,
-        "--customers",
-        "customers.jsonl",
-        "--json",
-    ]);
-    assert!(
-        ran.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ran.stderr)
-    );
-    let verdicts: Vec<String> = String::from_utf8_lossy(&ran.stdout)
-        .lines()
-        .filter_map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
-            v["verdict"]["verdict"].as_str().map(str::to_string)
-        })
-        .collect();
-    assert_eq!(verdicts, ["match", "match", "no-match", "no-match"]);
+    let lines = eval_tagged(&cohort, &wasm);
+    assert_eq!(verdicts(&lines), ["match", "match", "no-match", "no-match"]);
 
     let refused = cohort(&[
         "eval",
@@ -95,6 +75,36 @@ fn a_plugin_built_from_the_template_outside_the_workspace_loads_and_runs() {
     ]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown field `tag`"));
+}
+
+/// The template's plugin (`wasm`) over its customers with the configuration the guide
+/// uses, through `cohort eval --json`: each line it prints.
+fn eval_tagged(cohort: &dyn Fn(&[&str]) -> Output, wasm: &str) -> Vec<serde_json::Value> {
+    let ran = cohort(&[
+        "eval",
+        wasm,
+        "--config",
+        r#"{"tags":["vip"]}"#,
+        "--customers",
+        "customers.jsonl",
+        "--json",
+    ]);
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    String::from_utf8_lossy(&ran.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+fn verdicts(lines: &[serde_json::Value]) -> Vec<&str> {
+    lines
+        .iter()
+        .filter_map(|v| v["verdict"]["verdict"].as_str())
+        .collect()
 }
 
 /// componentize-py as `scripts/setup` installs it, unless one is named.
@@ -159,29 +169,8 @@ fn a_python_plugin_built_from_the_template_runs_and_is_compiled_once_per_machine
     // A second process takes the compiled plugin from the disk cache.
     assert_eq!(describe()["compiled"], "disk-cache");
 
-    let ran = cohort(&[
-        "eval",
-        "tagged.wasm",
-        "--config",
-        r#"{"tags":["vip"]}"#,
-        "--customers",
-        "customers.jsonl",
-        "--json",
-    ]);
-    assert!(
-        ran.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ran.stderr)
-    );
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&ran.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect();
-    let verdicts: Vec<&str> = lines
-        .iter()
-        .filter_map(|v| v["verdict"]["verdict"].as_str())
-        .collect();
-    assert_eq!(verdicts, ["match", "match", "no-match", "no-match"]);
+    let lines = eval_tagged(&cohort, "tagged.wasm");
+    assert_eq!(verdicts(&lines), ["match", "match", "no-match", "no-match"]);
     let summary = &lines.last().expect("a summary line")["summary"];
     assert_eq!(summary["fuel_per_customer"], 2_000_000, "{summary}");
     assert_eq!(summary["memory_cap_bytes"], 256 << 20, "{summary}");

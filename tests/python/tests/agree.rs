@@ -2,11 +2,10 @@
 //! answers: the same verdicts (match, no match, no decision) over the same customers,
 //! across batch boundaries, and the same configuration errors at the same fields.
 
-use std::path::Path;
-use std::sync::Arc;
+mod common;
 
-use cohort_host::{Host, HostConfig, PrepareError};
-use cohort_model::{Customer, CustomerRecord, Interner, Verdict};
+use cohort_host::{Host, PrepareError};
+use cohort_model::{Customer, CustomerRecord, Verdict};
 
 /// Verdicts, or the (path, message) of every configuration error.
 #[derive(Debug, PartialEq)]
@@ -47,17 +46,6 @@ fn difference(python: &Outcome, rust: &Outcome) -> Option<String> {
         (p, Outcome::Verdicts(_)) => Some(format!("Python {p:?}, Rust decides")),
         (p, r) => Some(format!("Python {p:?}, Rust {r:?}")),
     }
-}
-
-fn host() -> Host {
-    Host::new(
-        HostConfig {
-            cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
-            ..HostConfig::default()
-        },
-        Arc::new(Interner::new()),
-    )
-    .expect("host starts")
 }
 
 /// `count` customers whose facts vary from one to the next: with and without a
@@ -121,7 +109,7 @@ fn outcome(host: &Host, plugin: &[u8], config: &str, customers: &[Customer]) -> 
 /// Both plugins over every configuration; `paths_only` lists the configurations whose
 /// errors are compared by field only.
 fn agree(rust: &[u8], python_path: &str, configs: &[&str], paths_only: &[&str]) {
-    let host = host();
+    let host = common::host();
     let python = std::fs::read(python_path).expect("the Python plugin was built");
     // Two and a half batches of 1,024, so that batch boundaries are crossed.
     let customers = customers(&host, 2_600);

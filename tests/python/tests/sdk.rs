@@ -3,23 +3,13 @@
 //! that is not a verdict is refused, configuration problems point at their fields, and
 //! the SDK's country table is the Rust SDK's.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Arc;
 
-use cohort_host::{Condition, Failure, Host, HostConfig, PrepareError};
-use cohort_model::{CustomerRecord, Interner, Verdict};
-
-fn host() -> Host {
-    Host::new(
-        HostConfig {
-            cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
-            ..HostConfig::default()
-        },
-        Arc::new(Interner::new()),
-    )
-    .expect("host starts")
-}
+use cohort_host::{Condition, Failure, Host, PrepareError};
+use cohort_model::{CustomerRecord, Verdict};
 
 fn prepare(host: &Host, config: &str) -> Result<Condition, PrepareError> {
     host.load_file(cohort_python_plugins::SDK_CHECKS_PATH)
@@ -29,7 +19,7 @@ fn prepare(host: &Host, config: &str) -> Result<Condition, PrepareError> {
 
 /// The verdicts and failures of `mode` over customers given as JSON.
 fn run(mode: &str, json: &[&str]) -> (Vec<Verdict>, Vec<Failure>) {
-    let host = host();
+    let host = common::host();
     let customers: Vec<_> = json
         .iter()
         .map(|j| {
@@ -143,7 +133,7 @@ fn caseless_sets_ignore_case() {
 
 #[test]
 fn configuration_problems_point_at_their_fields() {
-    let host = host();
+    let host = common::host();
     let errors = |config: &str| match prepare(&host, config) {
         Err(PrepareError::Config { errors, .. }) => errors
             .into_iter()
@@ -182,7 +172,7 @@ fn configuration_problems_point_at_their_fields() {
 
 #[test]
 fn an_exception_while_preparing_is_a_failure_with_its_traceback() {
-    let host = host();
+    let host = common::host();
     match prepare(&host, r#"{"mode":"prepare-crash"}"#) {
         Err(PrepareError::Failed { failure, .. }) => {
             let text = failure.to_string();

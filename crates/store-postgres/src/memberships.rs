@@ -49,14 +49,18 @@ fn ending(r: &Row) -> Result<Ending> {
 
 impl PgStore {
     /// How the memberships that `filter` picks (of `key`) were ended, in membership order.
-    fn endings_where(&self, filter: &str, key: &str) -> Result<Vec<Ending>> {
+    fn endings_where(
+        &self,
+        filter: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Ending>> {
         let rows = self.pool.get()?.query(
             &format!(
                 "SELECT m.id, a.at, a.actor, a.trigger, a.reason FROM memberships m
                  JOIN audit a ON a.membership = m.id AND a.action = 'removed'
                  WHERE {filter} ORDER BY m.id, a.id"
             ),
-            &[&key],
+            params,
         )?;
         rows.iter().map(ending).collect()
     }
@@ -161,12 +165,17 @@ impl Memberships for PgStore {
         })
     }
 
-    fn endings(&self, group: &str) -> cohort_store::Result<Vec<Ending>> {
-        sql(|| self.endings_where("m.grp = $1", group))
+    fn endings_in(&self, group: &str, first: i64, last: i64) -> cohort_store::Result<Vec<Ending>> {
+        sql(|| {
+            self.endings_where(
+                "m.grp = $1 AND m.id BETWEEN $2 AND $3",
+                &[&group, &first, &last],
+            )
+        })
     }
 
     fn customer_endings(&self, customer: &str) -> cohort_store::Result<Vec<Ending>> {
-        sql(|| self.endings_where("m.customer = $1", customer))
+        sql(|| self.endings_where("m.customer = $1", &[&customer]))
     }
 
     fn exclusions(&self, group: &str) -> cohort_store::Result<Vec<String>> {

@@ -309,7 +309,7 @@ impl Memberships for SqliteStore {
         })
     }
 
-    fn endings(&self, group: &str) -> cohort_store::Result<Vec<Ending>> {
+    fn endings_in(&self, group: &str, first: i64, last: i64) -> cohort_store::Result<Vec<Ending>> {
         sql(|| {
             let conn = self.reader();
             // A removal is told in full (`count IS NULL`), so `audit_by_membership`
@@ -317,9 +317,10 @@ impl Memberships for SqliteStore {
             let mut stmt = conn.prepare_cached(
                 "SELECT m.id, a.at, a.actor, a.trigger, a.reason FROM memberships m
                  JOIN audit a ON a.membership = m.id AND a.count IS NULL
-                 WHERE m.grp = ?1 AND a.action = 'removed' ORDER BY m.id, a.id",
+                 WHERE m.grp = ?1 AND m.id BETWEEN ?2 AND ?3 AND a.action = 'removed'
+                 ORDER BY m.id, a.id",
             )?;
-            let rows = stmt.query_map([group], ending)?;
+            let rows = stmt.query_map(rusqlite::params![group, first, last], ending)?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }

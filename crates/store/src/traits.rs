@@ -154,7 +154,12 @@ pub trait Memberships: Send + Sync {
     fn customer_memberships_in(&self, customer: &str, groups: &[&str]) -> Result<Vec<Membership>>;
     /// How the group's memberships that were ended were ended (by their removal's audit
     /// entry), in membership order. A window that closed by itself was not ended.
-    fn endings(&self, group: &str) -> Result<Vec<Ending>>;
+    fn endings(&self, group: &str) -> Result<Vec<Ending>> {
+        self.endings_in(group, i64::MIN, i64::MAX)
+    }
+    /// `endings` of the memberships with ids from `first` to `last`: what a page of
+    /// memberships needs, read without the rest of a large group's.
+    fn endings_in(&self, group: &str, first: i64, last: i64) -> Result<Vec<Ending>>;
     /// How the customer's memberships that were ended were ended, in membership order.
     fn customer_endings(&self, customer: &str) -> Result<Vec<Ending>>;
     /// Customers pinned out of the group.

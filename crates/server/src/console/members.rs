@@ -61,15 +61,16 @@ pub(super) async fn members(
         let rows = store
             .group_memberships_page(&group.id, listing, at, paging.after, PAGE + 1)
             .map_err(|e| e.to_string())?;
-        let endings: HashMap<i64, (String, String, i64)> = if paging.all {
-            store
-                .endings(&group.id)
+        // The endings of this page's memberships only: a large group has many.
+        let shown = &rows[..rows.len().min(PAGE)];
+        let endings: HashMap<i64, (String, String, i64)> = match (shown.first(), shown.last()) {
+            (Some(first), Some(last)) if paging.all => store
+                .endings_in(&group.id, first.id, last.id)
                 .map_err(|e| e.to_string())?
                 .into_iter()
                 .map(|e| (e.membership, (e.actor, e.reason, e.at)))
-                .collect()
-        } else {
-            HashMap::new()
+                .collect(),
+            _ => HashMap::new(),
         };
         let more = rows.len() > PAGE;
         let mut body = format!(

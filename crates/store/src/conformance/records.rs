@@ -431,6 +431,23 @@ pub(super) fn an_ended_membership_says_who_ended_it_and_why(store: &dyn Store) {
         }]
     );
     assert!(store.endings("other").expect("endings").is_empty());
+    // A page's worth: only the endings of memberships in its range of ids.
+    assert_eq!(
+        store.endings_in("g", ms[1].id, ms[2].id).expect("endings"),
+        store.endings("g").expect("endings")
+    );
+    assert!(
+        store
+            .endings_in("g", ms[0].id, ms[0].id)
+            .expect("endings")
+            .is_empty()
+    );
+    assert!(
+        store
+            .endings_in("g", ms[2].id, i64::MAX)
+            .expect("endings")
+            .is_empty()
+    );
     assert_eq!(
         store.customer_endings(&ms[1].customer).expect("endings"),
         store.endings("g").expect("endings"),

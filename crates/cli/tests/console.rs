@@ -4,9 +4,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::Stdio;
-
 use common::Cohort;
 use common::browser::Browser;
 use common::http::Server;
@@ -15,18 +12,8 @@ use fantoccini::Locator;
 const PASSWORD: &str = "correct horse battery";
 
 fn user(c: &Cohort, args: &[&str]) {
-    let mut child = c
-        .command(args)
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("cohort starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .expect("password");
-    assert!(child.wait().expect("ends").success(), "{args:?}");
+    let (code, _, err) = c.with_stdin(args, &format!("{PASSWORD}\n"));
+    assert_eq!(code, 0, "{args:?}: {err}");
 }
 
 /// A store with two groups and two members: `ana` sees every group, `ben` only `vip`.
@@ -313,6 +300,27 @@ async fn a_form_without_its_token_is_refused_and_guessing_locks_the_account() {
     }
     b.client.refresh().await.expect("reload");
     assert_eq!(heading(&b).await, "Groups", "still signed in");
+
+    // The cookies are Secure when the browser came over HTTPS (a proxy says so), and
+    // only then: over plain HTTP a Secure cookie would never come back.
+    for (proto, secure) in [(Some("https"), true), (None, false)] {
+        let mut request = http.get(format!("{base}/"));
+        if let Some(proto) = proto {
+            request = request.header("x-forwarded-proto", proto);
+        }
+        let response = request.send().await.expect("GET /");
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .expect("the sign-in form sets its cookie")
+            .to_string();
+        assert_eq!(cookie.contains("; Secure"), secure, "{proto:?}: {cookie}");
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+    }
 
     // A sign-in posted without the form's token is refused before any password check.
     let refused = http

@@ -3,33 +3,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::Stdio;
-
 use common::Cohort;
-
-/// `cohort ARGS` with `input` on standard input: (exit code, stdout, stderr).
-fn with_stdin(c: &Cohort, args: &[&str], input: &str) -> (i32, String, String) {
-    let mut child = c
-        .command(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cohort starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write the password");
-    let out = child.wait_with_output().expect("cohort ends");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn staff_accounts(c: &Cohort) {
     c.ok(&["plugin", "add", "country"]);
@@ -41,8 +15,7 @@ fn staff_accounts(c: &Cohort) {
             r#"{"id":"vip","name":"VIP","auto":{"mode":"disabled"},"rule":{"all":[]}}"#,
         ),
     ]);
-    let (code, out, err) = with_stdin(
-        c,
+    let (code, out, err) = c.with_stdin(
         &[
             "user",
             "create",
@@ -60,8 +33,7 @@ fn staff_accounts(c: &Cohort) {
         out.contains("staff member `ana` (operator) created"),
         "{out}"
     );
-    let (code, _, err) = with_stdin(
-        c,
+    let (code, _, err) = c.with_stdin(
         &[
             "user",
             "create",
@@ -86,7 +58,7 @@ fn staff_accounts(c: &Cohort) {
 
     // What is refused, and why.
     let refuse = |args: &[&str], input: &str, why: &str| {
-        let (code, _, err) = with_stdin(c, args, input);
+        let (code, _, err) = c.with_stdin(args, input);
         assert_eq!(code, 1, "{args:?}");
         assert!(err.contains(why), "{args:?}: {err}");
     };
@@ -131,8 +103,7 @@ fn staff_accounts(c: &Cohort) {
         "no staff member `nobody`",
     );
 
-    let (code, out, err) = with_stdin(
-        c,
+    let (code, out, err) = c.with_stdin(
         &["user", "password", "ana", "--password-stdin"],
         "a brand new password\n",
     );

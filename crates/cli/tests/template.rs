@@ -136,6 +136,10 @@ fn a_python_plugin_built_from_the_template_runs_and_is_compiled_once_per_machine
         "the Python template does not build:\n{}",
         String::from_utf8_lossy(&build.stderr)
     );
+    assert!(
+        !plugin.join("__pycache__").exists(),
+        "the build writes nothing beside the author's sources"
+    );
 
     let cache = work.path().join("cache");
     let cohort = |args: &[&str]| {

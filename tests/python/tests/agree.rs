@@ -111,6 +111,20 @@ fn outcome(host: &Host, plugin: &[u8], config: &str, customers: &[Customer]) -> 
 fn agree(rust: &[u8], python_path: &str, configs: &[&str], paths_only: &[&str]) {
     let host = common::host();
     let python = std::fs::read(python_path).expect("the Python plugin was built");
+    // The same self-description: id, version, words, what it reads, and the same
+    // configuration schema (as JSON, whatever its spacing).
+    let described = |wasm: &[u8]| {
+        let mut info = host.load(wasm).expect("plugin loads").info().clone();
+        let schema: serde_json::Value =
+            serde_json::from_str(&info.config_schema).expect("the schema is JSON");
+        info.config_schema = schema.to_string();
+        info
+    };
+    assert_eq!(
+        described(&python),
+        described(rust),
+        "the descriptions differ"
+    );
     // Two and a half batches of 1,024, so that batch boundaries are crossed.
     let customers = customers(&host, 2_600);
     let mut decided = 0;

@@ -59,6 +59,31 @@ impl Cohort {
         command
     }
 
+    /// `cohort ARGS` with `input` on standard input (a password, say): exit code,
+    /// standard output, standard error.
+    pub fn with_stdin(&self, args: &[&str], input: &str) -> (i32, String, String) {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("cohort starts");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write standard input");
+        let out = child.wait_with_output().expect("cohort ends");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
         assert!(

@@ -80,6 +80,10 @@ pub enum TokenCommand {
         /// never, if not given
         #[arg(long)]
         expires: Option<chrono::DateTime<chrono::Utc>>,
+        /// The only groups the token sees (and only those groups' customers and
+        /// history), by id, comma-separated; every group if not given
+        #[arg(long, value_delimiter = ',', value_name = "GROUPS")]
+        groups: Option<Vec<String>>,
     },
     /// List tokens (names and roles; the tokens themselves are not kept)
     List,
@@ -99,17 +103,21 @@ pub fn token(
     store: &StoreArgs,
     cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    let access = stack(store, cache_dir)?.access;
-    let store_ = access.as_ref();
+    let stack = stack(store, cache_dir)?;
+    let store_ = stack.access.as_ref();
     match cmd {
         TokenCommand::Create {
             name,
             role,
             expires,
+            groups,
         } => {
             let expires = expires.map(|t| t.timestamp());
             let name = cohort_store::check_new_token(&name, expires, now())
                 .map_err(|(_, why)| anyhow::anyhow!(why))?;
+            if let Some(groups) = &groups {
+                stack.engine.check_scope(groups)?;
+            }
             let role = Role::from(role);
             let token = cohort_server::auth::new_token()
                 .map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
@@ -117,6 +125,7 @@ pub fn token(
                 .create_token(
                     &name,
                     role,
+                    groups.as_deref(),
                     &cohort_server::auth::digest(&token),
                     now(),
                     expires,
@@ -127,6 +136,7 @@ pub fn token(
                     "name": name,
                     "role": role,
                     "expires_at": expires.map(cohort_model::rfc3339::format),
+                    "groups": groups,
                     "token": token
                 }))?;
             } else {
@@ -144,9 +154,12 @@ pub fn token(
             } else {
                 for t in tokens {
                     println!(
-                        "{:<24} {:<10} created {}{}",
+                        "{:<24} {:<10} {} created {}{}",
                         t.name,
                         t.role.as_str(),
+                        t.groups
+                            .as_ref()
+                            .map_or_else(|| "every group".to_string(), |g| g.join(",")),
                         time(t.created_at),
                         t.revoked_at
                             .map(|r| format!(", revoked {}", time(r)))

@@ -75,22 +75,7 @@ pub fn user(
             cohort_model::check_label(&name, 64)
                 .map_err(|why| anyhow::anyhow!("a staff member's name {why}"))?;
             if let Some(groups) = &groups {
-                if groups.is_empty() {
-                    bail!("--groups names no group; leave it out for every group");
-                }
-                // A group named wrongly would hide everything from the member, quietly.
-                let known: Vec<String> = stack
-                    .engine
-                    .store()
-                    .groups()?
-                    .into_iter()
-                    .map(|g| g.id)
-                    .collect();
-                for g in groups {
-                    if !known.contains(g) {
-                        bail!("no group `{g}` (see `cohort group list`)");
-                    }
-                }
+                stack.engine.check_scope(groups)?;
             }
             let password = read_password(password_stdin)?;
             let hash = hash_password(&password).map_err(|e| anyhow::anyhow!(e))?;

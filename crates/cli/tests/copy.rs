@@ -183,7 +183,14 @@ fn an_embedded_store_moves_to_postgresql_whole() {
         source.record_failed_sign_in("ana", 10).expect("failure");
         let hash = "digest-of-a-token";
         source
-            .create_token("api", Role::Admin, hash, 7, Some(1_900_000_000))
+            .create_token(
+                "api",
+                Role::Admin,
+                Some(&["vip".into()]),
+                hash,
+                7,
+                Some(1_900_000_000),
+            )
             .expect("token");
         (hook, hash)
     };

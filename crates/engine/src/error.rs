@@ -98,6 +98,8 @@ pub enum EngineError {
     ManualOff(String),
     #[error("no {what} `{id}`")]
     NotFound { what: &'static str, id: String },
+    #[error("the list of groups is empty: name at least one, or leave it out for every group")]
+    EmptyScope,
     #[error("group `{group}`: not run: its run could not be recorded: {problem}")]
     NotStarted { group: String, problem: String },
     /// A run of a scan shared by workers failed in one of its ranges.

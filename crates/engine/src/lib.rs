@@ -12,7 +12,8 @@
 //! customers' facts (`facts`), the groups (`groups`), each group's memberships
 //! (`holdings`), and loaded plugins with prepared conditions (`plugins`). Its methods
 //! live by concern: `registration`, `run` (one run), `pipeline` and `order` (many runs
-//! on every core), `schedule`, `explain`, `manual`, `import`; exclusive-set rivals are
+//! on every core), `schedule`, `explain`, `manual`, `import`; `scope` is the engine
+//! as a caller limited to some groups sees it; exclusive-set rivals are
 //! found in one place (`rivals`) for all of them.
 
 mod answers;
@@ -32,6 +33,7 @@ mod rivals;
 mod run;
 mod scan;
 mod schedule;
+mod scope;
 pub mod signing;
 mod stats;
 
@@ -51,6 +53,7 @@ pub use plugins::{Budgets, Provenance, STANDARD_SIGNER};
 pub use run::RunReport;
 pub use scan::{LEASE_SECONDS, RANGE_SIZE, RangeReport, Worked, worker_name};
 pub use schedule::{Tick, next_run};
+pub use scope::{Scope, Within};
 pub use stats::Stats;
 
 pub type Result<T> = std::result::Result<T, EngineError>;

@@ -125,6 +125,7 @@ fn main() {
         .create_token(
             "bench",
             Role::Operator,
+            None,
             &cohort_server::auth::digest(&token),
             0,
             None,

@@ -7,6 +7,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use cohort_engine::Scope;
 use cohort_store::Role;
 use sha2::{Digest, Sha256};
 
@@ -28,13 +29,15 @@ pub fn digest(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Who is calling: the token's id, its name (the actor in the audit history) and role.
+/// Who is calling: the token's id, its name (the actor in the audit history), role
+/// and the groups it is limited to.
 #[derive(Clone, Debug)]
 pub struct Caller {
     /// Tells this token from a later one of the same name.
     pub token: i64,
     pub name: String,
     pub role: Role,
+    pub scope: Scope,
 }
 
 /// The token of an `Authorization` value: the scheme is case-insensitive (RFC 9110).
@@ -78,6 +81,7 @@ pub async fn authenticate(State(state): State<Shared>, mut req: Request, next: N
         }
         Ok(Ok(Some(t))) => Caller {
             token: t.id,
+            scope: Scope::of(t.groups.as_deref()),
             name: t.name,
             role: t.role,
         },
@@ -99,7 +103,7 @@ pub async fn authenticate(State(state): State<Shared>, mut req: Request, next: N
     response
 }
 
-fn require(parts: &Parts, role: Role) -> Result<Caller, Problem> {
+fn require(parts: &Parts, role: Role, global: bool) -> Result<Caller, Problem> {
     let caller =
         parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
             Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "no bearer token")
@@ -116,11 +120,21 @@ fn require(parts: &Parts, role: Role) -> Result<Caller, Problem> {
             ),
         ));
     }
+    if global && caller.scope.is_limited() {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "token `{}` is limited to groups, and this concerns every group",
+                caller.name
+            ),
+        ));
+    }
     Ok(caller)
 }
 
 macro_rules! role_extractor {
-    ($(#[$doc:meta])* $name:ident, $role:expr) => {
+    ($(#[$doc:meta])* $name:ident, $role:expr, $global:expr) => {
         $(#[$doc])*
         pub struct $name(pub Caller);
 
@@ -128,24 +142,42 @@ macro_rules! role_extractor {
             type Rejection = Problem;
 
             async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
-                require(parts, $role).map($name)
+                require(parts, $role, $global).map($name)
             }
         }
     };
 }
 
+// A handler taking one of the first three works within the caller's scope
+// (`Engine::within`); the `Global` ones refuse a token limited to groups, for what
+// spans every group.
 role_extractor!(
     /// Any live token.
     Reader,
-    Role::ReadOnly
+    Role::ReadOnly,
+    false
 );
 role_extractor!(
     /// A token with the operator or admin role.
     Operator,
-    Role::Operator
+    Role::Operator,
+    false
 );
 role_extractor!(
-    /// A token with the admin role.
-    Admin,
-    Role::Admin
+    /// Any live token not limited to groups.
+    GlobalReader,
+    Role::ReadOnly,
+    true
+);
+role_extractor!(
+    /// A token with the operator or admin role, not limited to groups.
+    GlobalOperator,
+    Role::Operator,
+    true
+);
+role_extractor!(
+    /// A token with the admin role, not limited to groups.
+    GlobalAdmin,
+    Role::Admin,
+    true
 );

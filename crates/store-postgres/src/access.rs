@@ -5,19 +5,24 @@ use cohort_model::Timestamp;
 use cohort_store::{IDEMPOTENCY_KEY_LIFETIME, Idempotency, Remembered, Role, TokenRecord, Tokens};
 use postgres::Row;
 
-use crate::{PgStore, Result, named, sql};
+use crate::{PgStore, Result, corrupt, named, sql};
 
-const TOKEN_COLUMNS: &str = "id, name, role, created_at, revoked_at, expires_at";
+const TOKEN_COLUMNS: &str = "id, name, role, created_at, revoked_at, expires_at, group_scope";
 
 fn token(r: &Row) -> Result<TokenRecord> {
     let name: String = r.get(1);
     Ok(TokenRecord {
         id: r.get(0),
         role: named(r.get(2), Role::parse, "token", &name)?,
-        name,
         created_at: r.get(3),
         revoked_at: r.get(4),
         expires_at: r.get(5),
+        groups: r
+            .get::<_, Option<&str>>(6)
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| corrupt("token", &name, format!("groups: {e}")))?,
+        name,
     })
 }
 
@@ -26,18 +31,20 @@ impl Tokens for PgStore {
         &self,
         name: &str,
         role: Role,
+        groups: Option<&[String]>,
         hash: &str,
         at: Timestamp,
         expires_at: Option<Timestamp>,
     ) -> cohort_store::Result<i64> {
         sql(|| {
+            let scope = groups.map(|g| serde_json::Value::from(g).to_string());
             Ok(self
                 .pool
                 .get()?
                 .query_one(
-                    "INSERT INTO tokens (name, role, hash, created_at, expires_at)
-                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                    &[&name, &role.as_str(), &hash, &at, &expires_at],
+                    "INSERT INTO tokens (name, role, hash, created_at, expires_at, group_scope)
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                    &[&name, &role.as_str(), &hash, &at, &expires_at, &scope],
                 )?
                 .get(0))
         })
@@ -68,8 +75,8 @@ impl Tokens for PgStore {
             // Every request of the API asks this first.
             let mut conn = self.pool.get()?;
             let statement = conn.prepared(
-                "SELECT id, name, role, created_at, revoked_at, expires_at FROM tokens
-                 WHERE hash = $1 AND revoked_at IS NULL",
+                "SELECT id, name, role, created_at, revoked_at, expires_at, group_scope
+                 FROM tokens WHERE hash = $1 AND revoked_at IS NULL",
             )?;
             conn.query_opt(&statement, &[&hash])?
                 .as_ref()

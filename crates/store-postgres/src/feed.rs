@@ -10,17 +10,18 @@
 
 use cohort_model::{Source, Timestamp};
 use cohort_store::plan::{Action, CLOCK_ACTOR, clock_reason};
-use cohort_store::{AuditEntry, EVENT_SCHEMA, Feed, MembershipSnapshot, OutboxEvent, Trigger};
+use cohort_store::{
+    AuditEntry, EVENT_SCHEMA, Feed, HistoryQuery, MembershipSnapshot, OutboxEvent, Trigger,
+};
 use postgres::types::ToSql;
 
 use crate::journal::{Event, publish};
 use crate::{PgStore, count, named, sql};
 
 impl Feed for PgStore {
-    fn history(
+    fn history_where(
         &self,
-        customer: Option<&str>,
-        group: Option<&str>,
+        query: &HistoryQuery,
         before: Option<i64>,
         limit: usize,
     ) -> cohort_store::Result<Vec<AuditEntry>> {
@@ -30,13 +31,19 @@ impl Feed for PgStore {
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![&before, &limit];
             let mut filter = String::new();
             // Only the filters given, so that the planner picks the index that serves them.
-            if let Some(customer) = &customer {
-                params.push(customer);
-                filter.push_str(&format!(" AND customer = ${}", params.len()));
-            }
-            if let Some(group) = &group {
-                params.push(group);
-                filter.push_str(&format!(" AND grp = ${}", params.len()));
+            let filters: [(Option<&(dyn ToSql + Sync)>, &str); 5] = [
+                (query.customer.as_ref().map(|v| v as _), "customer = $"),
+                (query.groups.as_ref().map(|v| v as _), "grp = ANY($)"),
+                (query.actor.as_ref().map(|v| v as _), "actor = $"),
+                (query.since.as_ref().map(|v| v as _), "at >= $"),
+                (query.until.as_ref().map(|v| v as _), "at < $"),
+            ];
+            for (value, test) in filters {
+                if let Some(value) = value {
+                    params.push(value);
+                    let n = params.len().to_string();
+                    filter.push_str(&format!(" AND {}", test.replace('$', &format!("${n}"))));
+                }
             }
             let rows = self.pool.get()?.query(
                 &format!(

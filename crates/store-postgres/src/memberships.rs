@@ -2,7 +2,7 @@
 
 use cohort_model::{Held, Membership, Source, State, Timestamp};
 use cohort_planner::Change;
-use cohort_store::{Applied, Cause, Ending, Listing, Memberships, PlanRead, Trigger};
+use cohort_store::{Applied, Cause, Ending, Listing, Memberships, PlanRead, StateCounts, Trigger};
 use postgres::Row;
 use postgres::fallible_iterator::FallibleIterator;
 
@@ -214,6 +214,26 @@ impl Memberships for PgStore {
         })
     }
 
+    fn count_states(&self, group: &str, at: Timestamp) -> cohort_store::Result<StateCounts> {
+        sql(|| {
+            // `cohort_model::state`: an empty window or one ended by `at` is expired;
+            // else one that starts after `at` is pending; the rest are active.
+            let row = self.pool.get()?.query_one(
+                "SELECT count(*) FILTER (WHERE NOT e AND starts <= $2),
+                        count(*) FILTER (WHERE NOT e AND starts > $2),
+                        count(*) FILTER (WHERE e)
+                 FROM (SELECT starts, (ends IS NOT NULL AND (ends <= starts OR ends <= $2)) AS e
+                       FROM memberships WHERE grp = $1) m",
+                &[&group, &at],
+            )?;
+            Ok(StateCounts {
+                active: count(row.get(0)),
+                pending: count(row.get(1)),
+                expired: count(row.get(2)),
+            })
+        })
+    }
+
     fn set_exclusion(
         &self,
         customer: &str,
@@ -301,6 +321,24 @@ impl Memberships for PgStore {
             let applied = apply_all(&mut tx, batches, at)?;
             tx.commit()?;
             Ok(applied)
+        })
+    }
+
+    fn group_customers_after(
+        &self,
+        group: &str,
+        after: &str,
+        limit: usize,
+    ) -> cohort_store::Result<Vec<String>> {
+        sql(|| {
+            let rows = self.pool.get()?.query(
+                "SELECT customer FROM (
+                     SELECT customer FROM memberships WHERE grp = $1 AND customer > $2
+                     UNION SELECT customer FROM exclusions WHERE grp = $1 AND customer > $2) c
+                 ORDER BY customer LIMIT $3",
+                &[&group, &after, &(limit as i64)],
+            )?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }
 

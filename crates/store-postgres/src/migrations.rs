@@ -17,6 +17,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/06-plugin-signatures.sql"),
     include_str!("../migrations/07-plugin-budgets.sql"),
     include_str!("../migrations/08-staff.sql"),
+    include_str!("../migrations/09-token-scope.sql"),
 ];
 
 /// The advisory lock migrating servers take turns on (`Cohort` in ASCII).

@@ -224,8 +224,9 @@ fn take(tx: &mut Transaction<'_>, rows: Vec<Kept>) -> Result<()> {
             }
             Kept::Token { token, hash } => {
                 tx.execute(
-                    "INSERT INTO tokens (id, name, role, hash, created_at, revoked_at, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO tokens (id, name, role, hash, created_at, revoked_at, expires_at,
+                                         group_scope)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     &[
                         &token.id,
                         &token.name,
@@ -234,6 +235,10 @@ fn take(tx: &mut Transaction<'_>, rows: Vec<Kept>) -> Result<()> {
                         &token.created_at,
                         &token.revoked_at,
                         &token.expires_at,
+                        &token
+                            .groups
+                            .as_ref()
+                            .map(|g| serde_json::Value::from(g.as_slice()).to_string()),
                     ],
                 )?;
             }

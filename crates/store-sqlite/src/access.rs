@@ -7,9 +7,9 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::{Result, SqliteStore, corrupt, sql};
 
-const TOKEN_COLUMNS: &str = "id, name, role, created_at, revoked_at, expires_at";
+const TOKEN_COLUMNS: &str = "id, name, role, created_at, revoked_at, expires_at, group_scope";
 
-fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(TokenRecord, String)> {
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(TokenRecord, String, Option<String>)> {
     Ok((
         TokenRecord {
             id: r.get(0)?,
@@ -18,13 +18,21 @@ fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(TokenRecord, String)> {
             created_at: r.get(3)?,
             revoked_at: r.get(4)?,
             expires_at: r.get(5)?,
+            groups: None,
         },
         r.get(2)?,
+        r.get(6)?,
     ))
 }
 
-fn with_role((mut token, role): (TokenRecord, String)) -> Result<TokenRecord> {
+fn with_role(
+    (mut token, role, scope): (TokenRecord, String, Option<String>),
+) -> Result<TokenRecord> {
     token.role = Role::parse(&role).ok_or_else(|| corrupt("token", &token.name, "role"))?;
+    token.groups = scope
+        .map(|json| serde_json::from_str(&json))
+        .transpose()
+        .map_err(|e| corrupt("token", &token.name, format!("groups: {e}")))?;
     Ok(token)
 }
 
@@ -33,16 +41,18 @@ impl Tokens for SqliteStore {
         &self,
         name: &str,
         role: Role,
+        groups: Option<&[String]>,
         hash: &str,
         at: Timestamp,
         expires_at: Option<Timestamp>,
     ) -> cohort_store::Result<i64> {
         sql(|| {
+            let scope = groups.map(|g| serde_json::Value::from(g).to_string());
             let conn = self.conn();
             conn.execute(
-                "INSERT INTO tokens (name, role, hash, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![name, role.as_str(), hash, at, expires_at],
+                "INSERT INTO tokens (name, role, hash, created_at, expires_at, group_scope)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![name, role.as_str(), hash, at, expires_at, scope],
             )?;
             Ok(conn.last_insert_rowid())
         })

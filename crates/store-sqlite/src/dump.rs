@@ -197,11 +197,16 @@ impl SqliteStore {
             )?;
             each_row(
                 &tx,
-                "SELECT id, name, role, created_at, revoked_at, hash, expires_at FROM tokens
-                 ORDER BY id",
+                "SELECT id, name, role, created_at, revoked_at, hash, expires_at, group_scope
+                 FROM tokens ORDER BY id",
                 |r| {
                     let name: String = r.get(1)?;
                     let role: String = r.get(2)?;
+                    let groups = r
+                        .get::<_, Option<String>>(7)?
+                        .map(|json| serde_json::from_str(&json))
+                        .transpose()
+                        .map_err(|e| corrupt("token", &name, format!("groups: {e}")))?;
                     Ok(Kept::Token {
                         token: TokenRecord {
                             id: r.get(0)?,
@@ -211,6 +216,7 @@ impl SqliteStore {
                             created_at: r.get(3)?,
                             revoked_at: r.get(4)?,
                             expires_at: r.get(6)?,
+                            groups,
                         },
                         hash: r.get(5)?,
                     })

@@ -3,7 +3,9 @@
 
 use cohort_model::{Source, Timestamp};
 use cohort_store::plan::{Action, CLOCK_ACTOR, clock_reason};
-use cohort_store::{AuditEntry, EVENT_SCHEMA, Feed, MembershipSnapshot, OutboxEvent, Trigger};
+use cohort_store::{
+    AuditEntry, EVENT_SCHEMA, Feed, HistoryQuery, MembershipSnapshot, OutboxEvent, Trigger,
+};
 use rusqlite::{Connection, params};
 
 use crate::memberships::CUSTOMER_MEMBERSHIPS;
@@ -39,16 +41,21 @@ pub(crate) const CUSTOMER_ENTRIES: &str = concat!(
     )"
 );
 
-/// The log's entries numbered below `before`, newest first, of `group` if given, at
+/// The log's entries numbered below `before`, newest first, that `query` admits, at
 /// most `limit`: rows told in full as they are, a row of additions (see migration 12)
 /// unfolded from its memberships. No index serves a group's entries (see migration 9):
 /// this walks the log until it has enough.
 fn log_newest_first(
     conn: &Connection,
-    group: Option<&str>,
+    query: &HistoryQuery,
     before: i64,
     limit: usize,
 ) -> Result<Vec<AuditEntry>> {
+    // One group is asked of the memberships' index; the other filters are applied here.
+    let group = match query.groups.as_deref() {
+        Some([one]) => Some(one.as_str()),
+        _ => None,
+    };
     let mut out = Vec::new();
     if limit == 0 {
         return Ok(out);
@@ -83,7 +90,8 @@ fn log_newest_first(
         );
         let Some(count) = r.get::<_, Option<i64>>(11)? else {
             let grp: Option<String> = r.get(3)?;
-            if id < before && group.is_none_or(|g| grp.as_deref() == Some(g)) {
+            let actor: String = r.get(6)?;
+            if id < before && query.admits(grp.as_deref(), &actor, at) {
                 out.push(AuditEntry {
                     id,
                     at,
@@ -91,7 +99,7 @@ fn log_newest_first(
                     group: grp,
                     action,
                     source: source(r.get(5)?),
-                    actor: r.get(6)?,
+                    actor,
                     trigger,
                     run,
                     reason: r.get(9)?,
@@ -122,7 +130,11 @@ fn log_newest_first(
             })
         })?;
         for entry in memberships {
-            out.push(entry?);
+            let entry = entry?;
+            if !query.admits(entry.group.as_deref(), &entry.actor, entry.at) {
+                continue;
+            }
+            out.push(entry);
             if out.len() == limit {
                 return Ok(out);
             }
@@ -207,26 +219,25 @@ fn event_row(id: i64, r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<OutboxEv
 }
 
 impl Feed for SqliteStore {
-    fn history(
+    fn history_where(
         &self,
-        customer: Option<&str>,
-        group: Option<&str>,
+        query: &HistoryQuery,
         before: Option<i64>,
         limit: usize,
     ) -> cohort_store::Result<Vec<AuditEntry>> {
         sql(|| {
             let before = before.unwrap_or(i64::MAX);
             let conn = self.reader();
-            let Some(customer) = customer else {
-                return log_newest_first(&conn, group, before, limit);
+            let Some(customer) = &query.customer else {
+                return log_newest_first(&conn, query, before, limit);
             };
             // A customer's entries are those of their memberships and their pins (see
-            // migration 7).
+            // migration 7): few enough to filter here.
             let mut stmt = conn.prepare_cached(&format!(
                 "{CUSTOMER_MEMBERSHIPS}, {CUSTOMER_ENTRIES} SELECT {AUDIT_COLUMNS} FROM entries
-             WHERE (?2 IS NULL OR grp = ?2) AND id < ?4 ORDER BY id DESC LIMIT ?3"
+             WHERE id < ?2 ORDER BY id DESC"
             ))?;
-            let rows = stmt.query_map(params![customer, group, limit as i64, before], |r| {
+            let rows = stmt.query_map(params![customer, before], |r| {
                 Ok(AuditEntry {
                     id: r.get(0)?,
                     at: r.get(1)?,
@@ -242,7 +253,17 @@ impl Feed for SqliteStore {
                     reason: r.get(9)?,
                 })
             })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            let mut out = Vec::new();
+            for entry in rows {
+                let entry = entry?;
+                if query.admits(entry.group.as_deref(), &entry.actor, entry.at) {
+                    out.push(entry);
+                    if out.len() == limit {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
         })
     }
 

@@ -302,7 +302,7 @@ mod tests {
         let store = SqliteStore::open(dir.path().join("cohort.db")).expect("open");
         store.apply(&[add("c1", "g")], &CAUSE, 10).expect("apply");
         store
-            .create_token("ops", Role::Admin, "digest", 10, None)
+            .create_token("ops", Role::Admin, None, "digest", 10, None)
             .expect("token");
 
         let writer = store.conn();

@@ -4,7 +4,7 @@
 use cohort_model::{Held, Membership, Source, State, Timestamp};
 use cohort_planner::Change;
 use cohort_store::plan::{Action, Event, NewMembership, announced};
-use cohort_store::{Applied, Cause, Ending, Listing, Memberships, PlanRead, Trigger};
+use cohort_store::{Applied, Cause, Ending, Listing, Memberships, PlanRead, StateCounts, Trigger};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::journal::Journal;
@@ -370,6 +370,25 @@ impl Memberships for SqliteStore {
         })
     }
 
+    fn count_states(&self, group: &str, at: Timestamp) -> cohort_store::Result<StateCounts> {
+        sql(|| {
+            // `cohort_model::state`: an empty window or one ended by `at` is expired;
+            // else one that starts after `at` is pending; the rest are active.
+            let (all, expired, pending): (i64, i64, i64) = self.reader().query_row(
+                "SELECT count(*), coalesce(sum(e), 0), coalesce(sum(NOT e AND start > ?2), 0)
+                 FROM (SELECT start, (end IS NOT NULL AND (end <= start OR end <= ?2)) AS e
+                       FROM memberships WHERE grp = ?1)",
+                params![group, at],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            Ok(StateCounts {
+                active: (all - expired - pending) as u64,
+                pending: pending as u64,
+                expired: expired as u64,
+            })
+        })
+    }
+
     fn set_exclusion(
         &self,
         customer: &str,
@@ -451,6 +470,26 @@ impl Memberships for SqliteStore {
             let counts = apply_all(&tx, batches, at)?;
             tx.commit()?;
             Ok(counts)
+        })
+    }
+
+    fn group_customers_after(
+        &self,
+        group: &str,
+        after: &str,
+        limit: usize,
+    ) -> cohort_store::Result<Vec<String>> {
+        sql(|| {
+            let conn = self.reader();
+            // Both halves walk an index led by the group in customer order.
+            let mut stmt = conn.prepare_cached(
+                "SELECT customer FROM (
+                     SELECT DISTINCT customer FROM memberships WHERE grp = ?1 AND customer > ?2
+                     UNION SELECT customer FROM exclusions WHERE grp = ?1 AND customer > ?2)
+                 ORDER BY customer LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![group, after, limit as i64], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
 

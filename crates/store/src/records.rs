@@ -208,6 +208,42 @@ pub struct Ending {
     pub reason: String,
 }
 
+/// A group's memberships by state at one time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StateCounts {
+    pub active: u64,
+    pub pending: u64,
+    pub expired: u64,
+}
+
+/// Which audit entries to read: each filter given narrows the history.
+#[derive(Clone, Debug, Default)]
+pub struct HistoryQuery {
+    pub customer: Option<String>,
+    /// Entries of any of these groups; none for every group. An erasure, which
+    /// belongs to no group, is left out by a set of groups.
+    pub groups: Option<Vec<String>>,
+    /// Who acted: a token's or staff member's name, `rule:<group>`, `scheduler`.
+    pub actor: Option<String>,
+    /// Entries at or after this time.
+    pub since: Option<Timestamp>,
+    /// Entries before this time.
+    pub until: Option<Timestamp>,
+}
+
+impl HistoryQuery {
+    /// Whether an entry of `group`, made by `actor` at `at`, passes the filters other
+    /// than the customer.
+    pub fn admits(&self, group: Option<&str>, actor: &str, at: Timestamp) -> bool {
+        self.groups
+            .as_ref()
+            .is_none_or(|gs| group.is_some_and(|g| gs.iter().any(|x| x == g)))
+            && self.actor.as_deref().is_none_or(|a| a == actor)
+            && self.since.is_none_or(|s| at >= s)
+            && self.until.is_none_or(|u| at < u)
+    }
+}
+
 /// One line of the audit history.
 #[derive(Clone, Debug, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -445,6 +481,9 @@ pub struct TokenRecord {
     #[serde(with = "cohort_model::rfc3339::option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub expires_at: Option<Timestamp>,
+    /// The groups the token is limited to, as a staff member may be; none for every
+    /// group.
+    pub groups: Option<Vec<String>>,
 }
 
 /// The one rule for a token about to be made, from the CLI or the API: its name,

@@ -7,10 +7,10 @@ use cohort_model::{CustomerRecord, Group, Held, Membership, PluginBudget, Timest
 use cohort_planner::Change;
 
 use crate::{
-    Applied, AuditEntry, Cause, Conditional, DeliveryAttempt, Ending, Erasure, ImportProblem,
-    ImportRecord, Listing, OutboxEvent, PlanRead, Remembered, Result, Role, RunRecord, Scans,
-    StaffLogin, StaffMember, StaffSession, StagedRow, StoredPlugin, TokenRecord, TrustedKey,
-    Webhook, WebhookChange,
+    Applied, AuditEntry, Cause, Conditional, DeliveryAttempt, Ending, Erasure, HistoryQuery,
+    ImportProblem, ImportRecord, Listing, OutboxEvent, PlanRead, Remembered, Result, Role,
+    RunRecord, Scans, StaffLogin, StaffMember, StaffSession, StagedRow, StateCounts, StoredPlugin,
+    TokenRecord, TrustedKey, Webhook, WebhookChange,
 };
 
 /// The plugins an operator added, and their bytes.
@@ -168,6 +168,9 @@ pub trait Memberships: Send + Sync {
     fn excluded_from(&self, customer: &str) -> Result<Vec<String>>;
     /// How many memberships of the group are active at `at`.
     fn count_active(&self, group: &str, at: Timestamp) -> Result<u64>;
+    /// How many of a group's memberships are active, pending and expired at `at`, in
+    /// one pass.
+    fn count_states(&self, group: &str, at: Timestamp) -> Result<StateCounts>;
     fn set_exclusion(
         &self,
         customer: &str,
@@ -202,6 +205,9 @@ pub trait Memberships: Send + Sync {
         batches: &[(&[Change], Cause<'_>)],
         at: Timestamp,
     ) -> Result<Vec<Applied>>;
+    /// The customers with a membership in `group`, in any state, or pinned out of
+    /// it: in id order after `after`, at most `limit`.
+    fn group_customers_after(&self, group: &str, after: &str, limit: usize) -> Result<Vec<String>>;
     /// A group's memberships in id order, after the membership `after`.
     fn group_memberships_page(
         &self,
@@ -253,14 +259,29 @@ pub trait Runs: Send + Sync {
 
 /// The audit history and the change feed, and the clock's announcements in it.
 pub trait Feed: Send + Sync {
-    /// Audit entries newest first, those with an id below `before` if given.
+    /// Audit entries that `query` admits, newest first, those with an id below
+    /// `before` if given.
+    fn history_where(
+        &self,
+        query: &HistoryQuery,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>>;
+    /// Audit entries newest first, of a customer and a group if given.
     fn history(
         &self,
         customer: Option<&str>,
         group: Option<&str>,
         before: Option<i64>,
         limit: usize,
-    ) -> Result<Vec<AuditEntry>>;
+    ) -> Result<Vec<AuditEntry>> {
+        let query = HistoryQuery {
+            customer: customer.map(str::to_string),
+            groups: group.map(|g| vec![g.to_string()]),
+            ..HistoryQuery::default()
+        };
+        self.history_where(&query, before, limit)
+    }
     /// How many change events some webhook has yet to receive.
     fn outbox_len(&self) -> Result<u64>;
     /// Change events after the event `after`, oldest first.
@@ -374,6 +395,7 @@ pub trait Tokens: Send + Sync {
         &self,
         name: &str,
         role: Role,
+        groups: Option<&[String]>,
         hash: &str,
         at: Timestamp,
         expires_at: Option<Timestamp>,

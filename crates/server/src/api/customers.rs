@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::members::{MembershipView, ReasonQuery};
 use super::{After, Page, blocking, limit, page, same_id};
-use crate::auth::{Admin, Operator, Reader};
+use crate::auth::{GlobalAdmin, GlobalOperator, Reader};
 use crate::etag::{self, IfMatch, Tagged};
 use crate::problem::{Body, Path, Problem, Query};
 use crate::{Shared, now};
@@ -22,12 +22,14 @@ use crate::{Shared, now};
     responses((status = 200, body = Page<CustomerRecord>)))]
 pub async fn list(
     State(state): State<Shared>,
-    _: Reader,
+    Reader(caller): Reader,
     Query(q): Query<After>,
 ) -> Result<Json<Page<CustomerRecord>>, Problem> {
     let limit = limit(q.limit)?;
     blocking(&state, move |e| {
-        let customers = e.store().customers_after(q.after.as_deref(), limit + 1)?;
+        let customers = e
+            .within(&caller.scope)
+            .customers_after(q.after.as_deref(), limit + 1)?;
         Ok(Json(page(customers, limit, |c| c.id.clone())))
     })
     .await
@@ -56,7 +58,7 @@ pub struct BatchResult {
         (status = 422, description = "A record is invalid; none was stored", body = Problem)))]
 pub async fn upsert_many(
     State(state): State<Shared>,
-    _: Operator,
+    _: GlobalOperator,
     Body(batch): Body<Batch>,
 ) -> Result<Json<BatchResult>, Problem> {
     let interner = Interner::new();
@@ -106,17 +108,14 @@ pub struct CustomerDetail {
         (status = 404, body = Problem)))]
 pub async fn show(
     State(state): State<Shared>,
-    _: Reader,
+    Reader(caller): Reader,
     Path(id): Path<String>,
 ) -> Result<(Tagged, Json<CustomerDetail>), Problem> {
     blocking(&state, move |e| {
-        let customer = e
-            .store()
-            .customer(&id)?
-            .ok_or_else(|| Problem::not_found("customer", &id))?;
+        let within = e.within(&caller.scope);
+        let customer = within.customer(&id)?;
         let at = now();
-        let memberships = e
-            .store()
+        let memberships = within
             .customer_memberships(&id)?
             .into_iter()
             .map(|m| MembershipView::at(m, at))
@@ -145,7 +144,7 @@ pub async fn show(
     responses((status = 200, body = Erasure), (status = 404, body = Problem)))]
 pub async fn erase(
     State(state): State<Shared>,
-    Admin(caller): Admin,
+    GlobalAdmin(caller): GlobalAdmin,
     Path(id): Path<String>,
     Query(q): Query<ReasonQuery>,
 ) -> Result<Json<Erasure>, Problem> {
@@ -188,7 +187,7 @@ async fn register_one(
         (status = 422, body = Problem)))]
 pub async fn upsert(
     State(state): State<Shared>,
-    _: Operator,
+    _: GlobalOperator,
     Path(id): Path<String>,
     headers: HeaderMap,
     Body(record): Body<CustomerRecord>,
@@ -232,7 +231,7 @@ pub async fn upsert(
         (status = 422, body = Problem)))]
 pub async fn register(
     State(state): State<Shared>,
-    _: Operator,
+    _: GlobalOperator,
     Body(record): Body<CustomerRecord>,
 ) -> Result<(StatusCode, Json<Registration>), Problem> {
     register_one(&state, record).await

@@ -6,9 +6,9 @@ use cohort_store::{AuditEntry, OutboxEvent};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{Page, blocking, id_cursor, limit, page};
+use super::{Page, blocking, id_cursor, limit, page, time};
 use crate::Shared;
-use crate::auth::Reader;
+use crate::auth::{GlobalReader, Reader};
 use crate::problem::{Problem, Query};
 
 #[derive(Deserialize, IntoParams)]
@@ -19,6 +19,15 @@ pub struct HistoryQuery {
     customer: Option<String>,
     /// Only this group's entries.
     group: Option<String>,
+    /// Only entries by this actor: a token's or staff member's name, `rule:<group>`,
+    /// `scheduler`.
+    actor: Option<String>,
+    /// Only entries at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    since: Option<String>,
+    /// Only entries before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    until: Option<String>,
     /// The `next` of the previous page (entries come newest first).
     #[param(value_type = Option<i64>, minimum = 0)]
     before: Option<String>,
@@ -26,20 +35,34 @@ pub struct HistoryQuery {
 }
 
 /// The audit history of membership changes, newest first: who or what changed which
-/// membership, when, why, and by which trigger.
+/// membership, when, why, and by which trigger. A token limited to groups reads only
+/// those groups' entries.
 #[utoipa::path(get, path = "/v1/history", tag = "events", params(HistoryQuery),
     responses((status = 200, body = Page<AuditEntry>)))]
 pub async fn history(
     State(state): State<Shared>,
-    _: Reader,
+    Reader(caller): Reader,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Json<Page<AuditEntry>>, Problem> {
     let limit = limit(q.limit)?;
     let before = id_cursor(q.before.as_deref(), "before")?;
+    let query = cohort_store::HistoryQuery {
+        customer: q.customer,
+        groups: q.group.map(|g| vec![g]),
+        actor: q.actor,
+        since: q
+            .since
+            .as_deref()
+            .map(|t| time(Some(t), "since", 0))
+            .transpose()?,
+        until: q
+            .until
+            .as_deref()
+            .map(|t| time(Some(t), "until", 0))
+            .transpose()?,
+    };
     blocking(&state, move |e| {
-        let entries =
-            e.store()
-                .history(q.customer.as_deref(), q.group.as_deref(), before, limit + 1)?;
+        let entries = e.within(&caller.scope).history(query, before, limit + 1)?;
         Ok(Json(page(entries, limit, |a| a.id.to_string())))
     })
     .await
@@ -57,12 +80,13 @@ pub struct FeedQuery {
 }
 
 /// Change events after a cursor, oldest first. `next` is always given: poll again with
-/// it as `after`; an empty page means nothing new yet.
+/// it as `after`; an empty page means nothing new yet. Not for a token limited to
+/// groups: the feed is every group's.
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(FeedQuery),
     responses((status = 200, body = Page<OutboxEvent>)))]
 pub async fn feed(
     State(state): State<Shared>,
-    _: Reader,
+    _: GlobalReader,
     Query(q): Query<FeedQuery>,
 ) -> Result<Json<Page<OutboxEvent>>, Problem> {
     let limit = limit(q.limit)?;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{After, Page, blocking, limit, page, same_id};
-use crate::auth::{Operator, Reader};
+use crate::auth::{GlobalOperator, Operator, Reader};
 use crate::etag::{self, IfMatch, Tagged};
 use crate::problem::{Body, Path, Problem, Query};
 use crate::{Shared, now};
@@ -53,12 +53,12 @@ fn detail(e: &Engine, group: Group) -> Result<GroupDetail, Problem> {
     responses((status = 200, body = Page<GroupDetail>), (status = 401, body = Problem)))]
 pub async fn list(
     State(state): State<Shared>,
-    _: Reader,
+    Reader(caller): Reader,
     Query(q): Query<After>,
 ) -> Result<Json<Page<GroupDetail>>, Problem> {
     let limit = limit(q.limit)?;
     blocking(&state, move |e| {
-        let mut groups = e.store().groups()?;
+        let mut groups = e.within(&caller.scope).groups()?;
         groups.sort_by(|a, b| a.id.cmp(&b.id));
         let groups = groups
             .into_iter()
@@ -71,7 +71,8 @@ pub async fn list(
     .await
 }
 
-/// Create a group. Its rule is checked through each condition's plugin first.
+/// Create a group. Its rule is checked through each condition's plugin first. Not for
+/// a token limited to groups.
 #[utoipa::path(post, path = "/v1/groups", tag = "groups", request_body = Group,
     responses((status = 201, body = GroupDetail,
             headers(("ETag" = String, description = "The definition's entity tag"))),
@@ -79,7 +80,7 @@ pub async fn list(
         (status = 422, description = "The group or a condition's configuration is invalid", body = Problem)))]
 pub async fn create(
     State(state): State<Shared>,
-    _: Operator,
+    _: GlobalOperator,
     Body(group): Body<Group>,
 ) -> Result<(StatusCode, Tagged, Json<GroupDetail>), Problem> {
     blocking(&state, move |e| {
@@ -112,11 +113,11 @@ pub async fn create(
         (status = 404, body = Problem)))]
 pub async fn show(
     State(state): State<Shared>,
-    _: Reader,
+    Reader(caller): Reader,
     Path(id): Path<String>,
 ) -> Result<(Tagged, Json<GroupDetail>), Problem> {
     blocking(&state, move |e| {
-        let group = e.group(&id)?;
+        let group = e.within(&caller.scope).group(&id)?;
         let tag = etag::of(&group)?;
         Ok(([etag::header(&tag)?], Json(detail(e, group)?)))
     })
@@ -125,7 +126,8 @@ pub async fn show(
 
 /// Create or replace a group. Its rule is checked through each condition's plugin first.
 /// With `If-Match`, only if the stored definition still has that entity tag (`*`: if
-/// the group exists); otherwise 412 and nothing is written.
+/// the group exists); otherwise 412 and nothing is written. A token limited to groups
+/// may replace those groups only.
 #[utoipa::path(put, path = "/v1/groups/{id}", tag = "groups",
     params(("id" = String, Path),
         ("If-Match" = Option<String>, Header, description = "The `ETag` the definition was read with, or `*`")),
@@ -137,7 +139,7 @@ pub async fn show(
         (status = 422, description = "The group or a condition's configuration is invalid", body = Problem)))]
 pub async fn save(
     State(state): State<Shared>,
-    _: Operator,
+    Operator(caller): Operator,
     Path(id): Path<String>,
     headers: HeaderMap,
     Body(group): Body<Group>,
@@ -145,9 +147,11 @@ pub async fn save(
     same_id(&group.id, &id)?;
     let if_match = IfMatch::from_headers(&headers)?;
     blocking(&state, move |e| {
-        let written = e.save_group_if(&group, now(), &|stored| {
-            if_match.holds(stored.and_then(|g| etag::of(g).ok()).as_deref())
-        })?;
+        let written = e
+            .within(&caller.scope)
+            .save_group_if(&group, now(), &|stored| {
+                if_match.holds(stored.and_then(|g| etag::of(g).ok()).as_deref())
+            })?;
         if !written {
             return Err(etag::failed("group", &group.id));
         }
@@ -174,12 +178,12 @@ pub struct DeleteQuery {
         (status = 409, description = "The group is in use", body = Problem)))]
 pub async fn delete(
     State(state): State<Shared>,
-    _: Operator,
+    Operator(caller): Operator,
     Path(id): Path<String>,
     Query(q): Query<DeleteQuery>,
 ) -> Result<StatusCode, Problem> {
     blocking(&state, move |e| {
-        e.delete_group(&id, q.force)?;
+        e.within(&caller.scope).delete_group(&id, q.force)?;
         Ok(StatusCode::NO_CONTENT)
     })
     .await
@@ -192,11 +196,12 @@ pub async fn delete(
     responses((status = 204), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn use_group(
     State(state): State<Shared>,
-    _: Operator,
+    Operator(caller): Operator,
     Path((id, kind, entity)): Path<(String, String, String)>,
 ) -> Result<StatusCode, Problem> {
     blocking(&state, move |e| {
-        e.use_group(&id, &kind, &entity, true)?;
+        e.within(&caller.scope)
+            .use_group(&id, &kind, &entity, true)?;
         Ok(StatusCode::NO_CONTENT)
     })
     .await
@@ -208,11 +213,12 @@ pub async fn use_group(
     responses((status = 204), (status = 404, body = Problem)))]
 pub async fn unuse_group(
     State(state): State<Shared>,
-    _: Operator,
+    Operator(caller): Operator,
     Path((id, kind, entity)): Path<(String, String, String)>,
 ) -> Result<StatusCode, Problem> {
     blocking(&state, move |e| {
-        e.use_group(&id, &kind, &entity, false)?;
+        e.within(&caller.scope)
+            .use_group(&id, &kind, &entity, false)?;
         Ok(StatusCode::NO_CONTENT)
     })
     .await

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{Page, blocking, id_cursor, limit, page};
-use crate::auth::{Operator, Reader};
+use crate::auth::{GlobalOperator, GlobalReader, Reader};
 use crate::problem::{Path, Problem, Query, too_large_or_bad};
 use crate::{Shared, now};
 
@@ -47,7 +47,7 @@ fn uploaded() -> String {
         (status = 422, description = "Rows were rejected and nothing was applied; `extra` holds the import's report", body = Problem)))]
 pub async fn upload(
     State(state): State<Shared>,
-    Operator(caller): Operator,
+    GlobalOperator(caller): GlobalOperator,
     Query(q): Query<UploadQuery>,
     body: RawBody,
 ) -> Result<(StatusCode, Json<ImportReport>), Problem> {
@@ -133,7 +133,7 @@ pub struct ListQuery {
     responses((status = 200, body = Page<ImportRecord>)))]
 pub async fn list(
     State(state): State<Shared>,
-    _: Reader,
+    _: GlobalReader,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<ImportRecord>>, Problem> {
     let limit = limit(q.limit)?;
@@ -159,7 +159,7 @@ fn find(e: &Engine, id: i64) -> Result<ImportRecord, Problem> {
     responses((status = 200, body = ImportRecord), (status = 404, body = Problem)))]
 pub async fn show(
     State(state): State<Shared>,
-    _: Reader,
+    _: GlobalReader,
     Path(id): Path<i64>,
 ) -> Result<Json<ImportRecord>, Problem> {
     blocking(&state, move |e| find(e, id).map(Json)).await
@@ -181,7 +181,7 @@ pub struct ErrorsQuery {
     responses((status = 200, body = Page<ImportProblem>), (status = 404, body = Problem)))]
 pub async fn errors(
     State(state): State<Shared>,
-    _: Reader,
+    _: GlobalReader,
     Path(id): Path<i64>,
     Query(q): Query<ErrorsQuery>,
 ) -> Result<Json<Page<ImportProblem>>, Problem> {

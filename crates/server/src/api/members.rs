@@ -50,7 +50,7 @@ pub struct ListQuery {
     responses((status = 200, body = Page<MembershipView>), (status = 404, body = Problem)))]
 pub async fn list(
     State(state): State<Shared>,
-    _: Reader,
+    Reader(caller): Reader,
     Path(id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<MembershipView>>, Problem> {
@@ -70,10 +70,9 @@ pub async fn list(
         }
     };
     blocking(&state, move |e| {
-        e.group(&id)?;
         let ms = e
-            .store()
-            .group_memberships_page(&id, listing, at, after, limit + 1)?;
+            .within(&caller.scope)
+            .members_page(&id, listing, at, after, limit + 1)?;
         let views = ms.into_iter().map(|m| MembershipView::at(m, at)).collect();
         Ok(Json(page(views, limit, |v: &MembershipView| {
             v.membership.id.to_string()
@@ -126,7 +125,14 @@ pub async fn add(
         .map(|e| time(Some(e), "end", at))
         .transpose()?;
     blocking(&state, move |e| {
-        let added = e.add_member(&m.customer, &id, &caller.name, &m.reason, (start, end), at)?;
+        let added = e.within(&caller.scope).add_member(
+            &m.customer,
+            &id,
+            &caller.name,
+            &m.reason,
+            (start, end),
+            at,
+        )?;
         let status = if added {
             StatusCode::CREATED
         } else {
@@ -164,7 +170,9 @@ pub async fn remove(
 ) -> Result<Json<Ended>, Problem> {
     let reason = q.reason.unwrap_or_else(|| "removed by hand".into());
     blocking(&state, move |e| {
-        let ended = e.remove_member(&customer, &id, &caller.name, &reason, now())?;
+        let ended =
+            e.within(&caller.scope)
+                .remove_member(&customer, &id, &caller.name, &reason, now())?;
         Ok(Json(Ended { ended }))
     })
     .await
@@ -176,14 +184,13 @@ pub async fn remove(
     responses((status = 200, body = Page<String>), (status = 404, body = Problem)))]
 pub async fn exclusions(
     State(state): State<Shared>,
-    _: Reader,
+    Reader(caller): Reader,
     Path(id): Path<String>,
     Query(q): Query<After>,
 ) -> Result<Json<Page<String>>, Problem> {
     let limit = limit(q.limit)?;
     blocking(&state, move |e| {
-        e.group(&id)?;
-        let mut pinned = e.store().exclusions(&id)?;
+        let mut pinned = e.within(&caller.scope).exclusions(&id)?;
         pinned.sort();
         let pinned: Vec<String> = pinned
             .into_iter()
@@ -207,7 +214,14 @@ pub async fn pin(
 ) -> Result<StatusCode, Problem> {
     let reason = q.reason.unwrap_or_else(|| "pinned out by hand".into());
     blocking(&state, move |e| {
-        e.pin_exclusion(&customer, &id, true, &caller.name, &reason, now())?;
+        e.within(&caller.scope).pin_exclusion(
+            &customer,
+            &id,
+            true,
+            &caller.name,
+            &reason,
+            now(),
+        )?;
         Ok(StatusCode::NO_CONTENT)
     })
     .await
@@ -223,7 +237,7 @@ pub async fn unpin(
     Path((id, customer)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
     blocking(&state, move |e| {
-        e.pin_exclusion(
+        e.within(&caller.scope).pin_exclusion(
             &customer,
             &id,
             false,

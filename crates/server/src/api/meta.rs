@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::blocking;
 use crate::Shared;
-use crate::auth::Reader;
+use crate::auth::GlobalReader;
 use crate::problem::Problem;
 
 #[derive(Serialize, ToSchema)]
@@ -58,7 +58,10 @@ pub async fn readyz(State(state): State<Shared>) -> Result<Json<Health>, Problem
 /// plugin calls, fuel and traps, webhook deliveries and the outbox lag.
 #[utoipa::path(get, path = "/metrics", tag = "service",
     responses((status = 200, body = String, content_type = "text/plain")))]
-pub async fn metrics(State(state): State<Shared>, _: Reader) -> Result<impl IntoResponse, Problem> {
+pub async fn metrics(
+    State(state): State<Shared>,
+    _: GlobalReader,
+) -> Result<impl IntoResponse, Problem> {
     let lag = blocking(&state, |e| Ok(e.store().outbox_len()?)).await?;
     let text = state.metrics.render(state.engine.stats(), lag);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))

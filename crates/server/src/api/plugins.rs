@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{After, Page, blocking, limit, page};
-use crate::auth::{Admin, Reader};
+use crate::auth::{GlobalAdmin, Reader};
 use crate::problem::{Body, Path, Problem, Query, too_large_or_bad};
 use crate::{Shared, now};
 
@@ -64,7 +64,7 @@ pub struct AddQuery {
         (status = 403, body = Problem)))]
 pub async fn add(
     State(state): State<Shared>,
-    _: Admin,
+    _: GlobalAdmin,
     Query(q): Query<AddQuery>,
     headers: HeaderMap,
     body: RawBody,
@@ -136,7 +136,7 @@ pub struct StandardQuery {
     responses((status = 201, body = Vec<PluginInfo>), (status = 403, body = Problem)))]
 pub async fn add_standard(
     State(state): State<Shared>,
-    _: Admin,
+    _: GlobalAdmin,
     Query(q): Query<StandardQuery>,
 ) -> Result<(StatusCode, Json<Vec<PluginInfo>>), Problem> {
     let geoip = granted(&state, q.geoip_dir.as_deref(), "geoip_dir")?;
@@ -289,7 +289,7 @@ pub async fn budget(
         (status = 422, body = Problem)))]
 pub async fn set_budget(
     State(state): State<Shared>,
-    _: Admin,
+    _: GlobalAdmin,
     Path(id): Path<String>,
     Body(budget): Body<PluginBudget>,
 ) -> Result<Json<PluginBudgets>, Problem> {

@@ -68,7 +68,14 @@ pub async fn start(
     let as_of = time(req.as_of.as_deref(), "as_of", at)?;
     let dry_run = req.dry_run;
     let begun = blocking(&state, move |e| {
-        Ok(e.begin_run(&id, Trigger::Manual, dry_run, &caller.name, as_of, at)?)
+        Ok(e.within(&caller.scope).begin_run(
+            &id,
+            Trigger::Manual,
+            dry_run,
+            &caller.name,
+            as_of,
+            at,
+        )?)
     })
     .await?;
     if !req.wait {
@@ -139,16 +146,14 @@ pub struct RunState {
     responses((status = 200, body = RunState), (status = 404, body = Problem)))]
 pub async fn show(
     State(state): State<Shared>,
-    _: Reader,
+    Reader(caller): Reader,
     Path(id): Path<i64>,
 ) -> Result<Json<RunState>, Problem> {
     blocking(&state, move |e| {
-        let run = e
-            .store()
-            .run(id)?
-            .ok_or_else(|| Problem::not_found("run", &id.to_string()))?;
+        let within = e.within(&caller.scope);
+        let run = within.run(id)?;
         let progress = match run.status {
-            RunStatus::Running => e.run_progress(id)?,
+            RunStatus::Running => within.run_progress(id)?,
             _ => None,
         };
         Ok(Json(RunState { run, progress }))
@@ -178,7 +183,7 @@ pub async fn cancel(
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<Cancellation>), Problem> {
     blocking(&state, move |e| {
-        let (status, outcome) = match e.cancel_run(id, &caller.name, now())? {
+        let (status, outcome) = match e.within(&caller.scope).cancel_run(id, &caller.name, now())? {
             Cancel::Requested => (StatusCode::ACCEPTED, "requested"),
             Cancel::Cancelled => (StatusCode::OK, "cancelled"),
             Cancel::Ended(status) => {
@@ -225,7 +230,7 @@ pub struct ChangesQuery {
         (status = 409, description = "The dry run has not ended yet", body = Problem)))]
 pub async fn changes(
     State(state): State<Shared>,
-    _: Reader,
+    Reader(caller): Reader,
     Path(id): Path<i64>,
     Query(q): Query<ChangesQuery>,
 ) -> Result<Json<Page<Change>>, Problem> {
@@ -233,10 +238,7 @@ pub async fn changes(
     let after = id_cursor(q.after.as_deref(), "after")?.unwrap_or(0) as usize;
     let kept = state.dry_runs.changes(id);
     blocking(&state, move |e| {
-        let run = e
-            .store()
-            .run(id)?
-            .ok_or_else(|| Problem::not_found("run", &id.to_string()))?;
+        let run = e.within(&caller.scope).run(id)?;
         let Some(changes) = kept else {
             if run.dry_run && run.status == RunStatus::Running {
                 return Err(Problem::new(
@@ -277,13 +279,15 @@ pub struct ListQuery {
     responses((status = 200, body = Page<RunRecord>)))]
 pub async fn list(
     State(state): State<Shared>,
-    _: Reader,
+    Reader(caller): Reader,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<RunRecord>>, Problem> {
     let limit = limit(q.limit)?;
     let before = id_cursor(q.before.as_deref(), "before")?;
     blocking(&state, move |e| {
-        let runs = e.store().runs(q.group.as_deref(), before, limit + 1)?;
+        let runs = e
+            .within(&caller.scope)
+            .runs(q.group.as_deref(), before, limit + 1)?;
         Ok(Json(page(runs, limit, |r| r.id.to_string())))
     })
     .await
@@ -305,10 +309,15 @@ pub struct ExplainQuery {
     responses((status = 200, body = Why), (status = 404, body = Problem)))]
 pub async fn explain(
     State(state): State<Shared>,
-    _: Reader,
+    Reader(caller): Reader,
     Path((id, customer)): Path<(String, String)>,
     Query(q): Query<ExplainQuery>,
 ) -> Result<Json<Why>, Problem> {
     let as_of = time(q.as_of.as_deref(), "as_of", now())?;
-    blocking(&state, move |e| Ok(Json(e.explain(&customer, &id, as_of)?))).await
+    blocking(&state, move |e| {
+        Ok(Json(
+            e.within(&caller.scope).explain(&customer, &id, as_of)?,
+        ))
+    })
+    .await
 }

@@ -1,5 +1,5 @@
 //! API tokens, managed by admins: listed, created (the token shown once) with an
-//! optional expiry, and revoked.
+//! optional expiry and groups it is limited to, and revoked.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,8 +9,8 @@ use cohort_store::{Role, TokenRecord, check_new_token};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{AfterId, Page, blocking_access, id_cursor, limit, page_after_id};
-use crate::auth::Admin;
+use super::{AfterId, Page, blocking, blocking_access, id_cursor, limit, page_after_id};
+use crate::auth::GlobalAdmin;
 use crate::idempotency::ReplayAs;
 use crate::problem::{Body, Path, Problem, Query};
 use crate::{Shared, now};
@@ -20,7 +20,7 @@ use crate::{Shared, now};
     responses((status = 200, body = Page<TokenRecord>), (status = 403, body = Problem)))]
 pub async fn list(
     State(state): State<Shared>,
-    _: Admin,
+    _: GlobalAdmin,
     Query(q): Query<AfterId>,
 ) -> Result<Json<Page<TokenRecord>>, Problem> {
     let limit = limit(q.limit)?;
@@ -46,6 +46,10 @@ pub struct NewToken {
     #[serde(default, with = "cohort_model::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
+    /// The only groups the token sees (and only their customers and history), by id;
+    /// every group if absent.
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
 }
 
 /// A new token, with the token itself.
@@ -66,7 +70,7 @@ pub struct CreatedToken {
         (status = 422, body = Problem)))]
 pub async fn create(
     State(state): State<Shared>,
-    _: Admin,
+    _: GlobalAdmin,
     Body(new): Body<NewToken>,
 ) -> Result<(StatusCode, Extension<ReplayAs>, Json<CreatedToken>), Problem> {
     let at = now();
@@ -75,6 +79,19 @@ pub async fn create(
     })?;
     let token = crate::auth::new_token()
         .map_err(|e| Problem::internal(format!("no randomness for a token: {e}")))?;
+    if let Some(groups) = new.groups.clone() {
+        blocking(&state, move |e| {
+            e.check_scope(&groups).map_err(|err| {
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid-token",
+                    err.to_string(),
+                )
+                .at("groups")
+            })
+        })
+        .await?;
+    }
     blocking_access(&state, move |access| {
         if access
             .tokens()?
@@ -91,7 +108,14 @@ pub async fn create(
             .at("name"));
         }
         let digest = crate::auth::digest(&token);
-        access.create_token(&name, new.role, &digest, at, new.expires_at)?;
+        access.create_token(
+            &name,
+            new.role,
+            new.groups.as_deref(),
+            &digest,
+            at,
+            new.expires_at,
+        )?;
         let record = access
             .token_by_hash(&digest)?
             .ok_or_else(|| Problem::internal("the token just made is not found"))?;
@@ -118,7 +142,7 @@ pub async fn create(
     responses((status = 204), (status = 404, body = Problem), (status = 403, body = Problem)))]
 pub async fn revoke(
     State(state): State<Shared>,
-    _: Admin,
+    _: GlobalAdmin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, Problem> {
     blocking_access(&state, move |access| {

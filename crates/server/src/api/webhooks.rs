@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{AfterId, Page, blocking_access, id_cursor, limit, page, page_after_id};
-use crate::auth::Admin;
+use crate::auth::GlobalAdmin;
 use crate::etag::{self, IfMatch, Tagged};
 use crate::idempotency::ReplayAs;
 use crate::problem::{Body, Path, Problem, Query};
@@ -84,7 +84,7 @@ fn written(id: i64, outcome: Conditional<Webhook>) -> Result<Webhook, Problem> {
     responses((status = 200, body = Page<Webhook>), (status = 403, body = Problem)))]
 pub async fn webhooks(
     State(state): State<Shared>,
-    _: Admin,
+    _: GlobalAdmin,
     Query(q): Query<AfterId>,
 ) -> Result<Json<Page<Webhook>>, Problem> {
     let limit = limit(q.limit)?;
@@ -145,7 +145,7 @@ fn with_secret(
         (status = 403, body = Problem)))]
 pub async fn add_webhook(
     State(state): State<Shared>,
-    _: Admin,
+    _: GlobalAdmin,
     Body(new): Body<NewWebhook>,
 ) -> Result<(StatusCode, Extension<ReplayAs>, Json<WebhookWithSecret>), Problem> {
     let url = crate::targets::check_url(&new.url, state.config.webhooks.allow_private_targets)?;
@@ -166,7 +166,7 @@ pub async fn add_webhook(
         (status = 404, body = Problem), (status = 403, body = Problem)))]
 pub async fn webhook(
     State(state): State<Shared>,
-    _: Admin,
+    _: GlobalAdmin,
     Path(id): Path<i64>,
 ) -> Result<(Tagged, Json<Webhook>), Problem> {
     blocking_access(&state, move |access| {
@@ -209,7 +209,7 @@ pub struct WebhookSettings {
         (status = 422, body = Problem), (status = 403, body = Problem)))]
 pub async fn update_webhook(
     State(state): State<Shared>,
-    _: Admin,
+    _: GlobalAdmin,
     Path(id): Path<i64>,
     headers: HeaderMap,
     Body(settings): Body<WebhookSettings>,
@@ -237,7 +237,7 @@ pub async fn update_webhook(
     responses((status = 204), (status = 404, body = Problem), (status = 403, body = Problem)))]
 pub async fn remove_webhook(
     State(state): State<Shared>,
-    _: Admin,
+    _: GlobalAdmin,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, Problem> {
     blocking_access(&state, move |access| {
@@ -268,7 +268,7 @@ pub struct DeliveriesQuery {
         (status = 403, body = Problem)))]
 pub async fn deliveries(
     State(state): State<Shared>,
-    _: Admin,
+    _: GlobalAdmin,
     Path(id): Path<i64>,
     Query(q): Query<DeliveriesQuery>,
 ) -> Result<Json<Page<DeliveryAttempt>>, Problem> {
@@ -293,7 +293,7 @@ pub async fn deliveries(
         (status = 403, body = Problem)))]
 pub async fn ping(
     State(state): State<Shared>,
-    _: Admin,
+    _: GlobalAdmin,
     Path(id): Path<i64>,
 ) -> Result<Json<DeliveryAttempt>, Problem> {
     let hook = blocking_access(&state, move |access| {
@@ -337,7 +337,7 @@ pub struct Redelivery {
         (status = 422, body = Problem), (status = 403, body = Problem)))]
 pub async fn redeliver(
     State(state): State<Shared>,
-    _: Admin,
+    _: GlobalAdmin,
     Path(id): Path<i64>,
     headers: HeaderMap,
     Body(r): Body<Redelivery>,
@@ -395,7 +395,7 @@ pub struct Rotation {
         (status = 422, body = Problem), (status = 403, body = Problem)))]
 pub async fn rotate(
     State(state): State<Shared>,
-    _: Admin,
+    _: GlobalAdmin,
     Path(id): Path<i64>,
     Body(r): Body<Rotation>,
 ) -> Result<(Extension<ReplayAs>, Json<WebhookWithSecret>), Problem> {

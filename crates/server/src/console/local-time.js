@@ -9,3 +9,9 @@ document.querySelectorAll("time[datetime]").forEach((element) => {
     element.title = element.getAttribute("datetime");
   }
 });
+
+// Times typed into a form are in the viewer's zone: tell the server how far it lies
+// behind UTC (as `Date.getTimezoneOffset` counts), so that it reads them as meant.
+document.querySelectorAll("input.zone-offset").forEach((input) => {
+  input.value = String(new Date().getTimezoneOffset());
+});

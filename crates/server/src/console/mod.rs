@@ -1,14 +1,22 @@
 //! The console for billing staff, served by `cohort serve` beside the API: sign-in
-//! with a session cookie, and the groups. Pages are HTML built on the server; forms
-//! post back; the one script shows times in the viewer's zone.
+//! with a session cookie, then the groups, a group's members, customers with why they
+//! are or are not in a group, and the history. Pages are HTML built on the server;
+//! forms post back; the one script shows times in the viewer's zone.
+//!
+//! Every page reads the engine through `Engine::within` and the member's scope, the
+//! same check the API makes of a token limited to groups.
 //!
 //! Sessions: a random cookie (HttpOnly, SameSite=Strict, Secure behind HTTPS), kept
 //! in the store only as its digest, ending after `SESSION_SECONDS` or at sign-out.
 //! Every form that changes state carries the session's CSRF token; the sign-in form,
 //! before any session, carries one that must match a cookie set with the form.
 
+mod customers;
+mod groups;
+mod history;
 mod members;
 mod page;
+mod view;
 
 use axum::Form;
 use axum::Router;
@@ -34,6 +42,15 @@ pub fn router() -> Router<Shared> {
         .route("/sign-in", post(sign_in))
         .route("/sign-out", post(sign_out))
         .route("/groups/{id}", get(members::members))
+        .route("/groups/{id}/members", post(members::add))
+        .route(
+            "/groups/{id}/members/{customer}/remove",
+            post(members::remove),
+        )
+        .route("/groups/{id}/exclusions/{customer}", post(members::pin))
+        .route("/customers/{id}", get(customers::customer))
+        .route("/customers/{id}/why", get(customers::why))
+        .route("/history", get(history::history))
         .route("/console/style.css", get(style))
         .route("/console/local-time.js", get(script))
 }
@@ -124,7 +141,10 @@ fn sign_in_page(
 /// `/`: the groups to a signed-in member, the sign-in form to anyone else.
 async fn front(State(state): State<Shared>, headers: HeaderMap) -> Response {
     match signed_in(&state, &headers).await {
-        Some((login, session)) => groups_page(&state, &login, &session).await,
+        Some((login, session)) => {
+            let viewer = view::Viewer::of(login, session);
+            groups::groups(&state, &viewer).await
+        }
         None => sign_in_page(&headers, StatusCode::OK, "", None),
     }
 }
@@ -299,102 +319,4 @@ async fn sign_out(
         set_cookie(SESSION_COOKIE, "", 0, &headers),
     );
     response
-}
-
-/// The groups the member may see, each with its mode, active members and last run.
-async fn groups_page(state: &Shared, login: &StaffLogin, session: &StaffSession) -> Response {
-    let engine = state.engine.clone();
-    let scope = login.member.groups.clone();
-    let rows = tokio::task::spawn_blocking(move || -> Result<String, String> {
-        let store = engine.store();
-        let at = now();
-        let mut rows = String::new();
-        for g in store.groups().map_err(|e| e.to_string())? {
-            if scope.as_ref().is_some_and(|s| !s.contains(&g.id)) {
-                continue;
-            }
-            let active = store.count_active(&g.id, at).map_err(|e| e.to_string())?;
-            let last = store
-                .runs(Some(&g.id), None, 1)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .next()
-                .map_or_else(
-                    || "never".to_string(),
-                    |r| {
-                        format!(
-                            "{}: {}, +{} −{}",
-                            page::time(r.started_at),
-                            page::escape(r.status.as_str()),
-                            r.added,
-                            r.removed
-                        )
-                    },
-                );
-            let mode = serde_json::to_value(g.auto.mode)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            // The schedule and when it next fires, counted from its last periodic run.
-            let schedule = match &g.auto.triggers.schedule {
-                None => "none".to_string(),
-                Some(s) => {
-                    let last = store
-                        .last_periodic_run(&g.id)
-                        .map_err(|e| e.to_string())?
-                        .unwrap_or(at);
-                    let next = cohort_engine::next_run(&g.id, s, last)
-                        .ok()
-                        .flatten()
-                        .map_or_else(|| "never".to_string(), page::time);
-                    format!(
-                        "<code>{}</code> {}<br><small>next {next}</small>",
-                        page::escape(&s.cron),
-                        page::escape(&s.time_zone)
-                    )
-                }
-            };
-            let used = store.uses(&g.id).map_err(|e| e.to_string())?;
-            let used = if used.is_empty() {
-                "—".to_string()
-            } else {
-                page::escape(
-                    &used
-                        .iter()
-                        .map(|(kind, entity)| format!("{kind} {entity}"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                )
-            };
-            rows.push_str(&format!(
-                "<tr><td><a href=\"/groups/{id}\">{name}</a><br><small>{id}</small></td><td>{mode}</td><td>{schedule}</td>\
-                 <td class=\"number\">{active}</td><td>{last}</td><td>{used}</td></tr>\n",
-                name = page::escape(&g.name),
-                id = page::escape(&g.id),
-                mode = page::escape(&mode),
-            ));
-        }
-        Ok(rows)
-    })
-    .await;
-    let body = match rows {
-        Ok(Ok(rows)) if rows.is_empty() => "<h1>Groups</h1><p>No groups to show.</p>".to_string(),
-        Ok(Ok(rows)) => format!(
-            "<h1>Groups</h1>\n<table>\n<thead><tr><th scope=\"col\">Group</th><th scope=\"col\">Mode</th>\
-             <th scope=\"col\">Schedule</th><th scope=\"col\">Active members</th>\
-             <th scope=\"col\">Last run</th><th scope=\"col\">Used by</th></tr></thead>\n<tbody>\n{rows}</tbody>\n</table>"
-        ),
-        Ok(Err(e)) => format!(
-            "<h1>Groups</h1><p class=\"problem\">The store cannot be read: {}</p>",
-            page::escape(&e)
-        ),
-        Err(e) => format!(
-            "<h1>Groups</h1><p class=\"problem\">{}</p>",
-            page::escape(&e.to_string())
-        ),
-    };
-    page(
-        StatusCode::OK,
-        page::layout("Groups", Some((&login.member.name, &session.csrf)), &body),
-    )
 }

@@ -31,6 +31,14 @@ pub fn time(at: Timestamp) -> String {
     )
 }
 
+/// A membership's state as the API spells it.
+pub fn state_name(state: cohort_model::State) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 pub const STYLE: &str = include_str!("style.css");
 pub const SCRIPT: &str = include_str!("local-time.js");
 
@@ -55,7 +63,8 @@ pub fn layout(title: &str, signed_in: Option<(&str, &str)>, body: &str) -> Strin
     if let Some((name, csrf)) = signed_in {
         let _ = write!(
             page,
-            r#"<form method="post" action="/sign-out" class="sign-out">
+            r#"<nav class="main"><a href="/">Groups</a> <a href="/history">History</a></nav>
+<form method="post" action="/sign-out" class="sign-out">
 <span>{name}</span>
 <input type="hidden" name="csrf" value="{csrf}">
 <button type="submit">Sign out</button>

@@ -569,11 +569,18 @@ pub(super) fn tokens_are_found_by_digest_until_revoked_and_names_are_reusable_af
     store: &dyn Store,
 ) {
     store
-        .create_token("billing", Role::Operator, "h1", 1, None)
+        .create_token(
+            "billing",
+            Role::Operator,
+            Some(&["vip".into()]),
+            "h1",
+            1,
+            None,
+        )
         .expect("create");
     assert!(
         store
-            .create_token("billing", Role::Admin, "h2", 2, None)
+            .create_token("billing", Role::Admin, None, "h2", 2, None)
             .is_err(),
         "a live name is unique"
     );
@@ -582,17 +589,22 @@ pub(super) fn tokens_are_found_by_digest_until_revoked_and_names_are_reusable_af
         (t.name.as_str(), t.role, t.expires_at),
         ("billing", Role::Operator, None)
     );
+    assert_eq!(
+        t.groups,
+        Some(vec!["vip".to_string()]),
+        "its groups are kept"
+    );
     assert!(store.revoke_token("billing", 3).expect("revoke"));
     assert!(!store.revoke_token("billing", 4).expect("revoke"));
     assert!(store.token_by_hash("h1").expect("find").is_none());
     store
-        .create_token("billing", Role::ReadOnly, "h3", 5, None)
+        .create_token("billing", Role::ReadOnly, None, "h3", 5, None)
         .expect("a revoked name may be used again");
     assert_eq!(store.tokens().expect("tokens").len(), 2);
     // An expiry is kept and told; an expired token is still found (the caller
     // refuses it, saying why) and keeps its name until revoked.
     store
-        .create_token("nightly", Role::ReadOnly, "h4", 6, Some(100))
+        .create_token("nightly", Role::ReadOnly, None, "h4", 6, Some(100))
         .expect("a token that expires");
     let t = store
         .token_by_hash("h4")
@@ -602,7 +614,7 @@ pub(super) fn tokens_are_found_by_digest_until_revoked_and_names_are_reusable_af
     assert!(!t.expired(99) && t.expired(100));
     assert!(
         store
-            .create_token("nightly", Role::ReadOnly, "h5", 200, None)
+            .create_token("nightly", Role::ReadOnly, None, "h5", 200, None)
             .is_err(),
         "an expired token keeps its name"
     );

@@ -15,6 +15,7 @@ mod cases;
 mod erasure;
 mod imports;
 mod records;
+mod scope;
 mod staff;
 mod webhooks;
 
@@ -171,6 +172,18 @@ pub const CASES: &[Case] = &[
         "import_problems_page_by_line_then_as_found",
         imports::import_problems_page_by_line_then_as_found,
     ),
+    (
+        "history_narrows_by_groups_actor_and_time",
+        scope::history_narrows_by_groups_actor_and_time,
+    ),
+    (
+        "a_groups_customers_are_those_it_ever_held_or_pinned_in_id_order",
+        scope::a_groups_customers_are_those_it_ever_held_or_pinned_in_id_order,
+    ),
+    (
+        "a_groups_memberships_are_counted_by_state_as_the_model_judges",
+        scope::a_groups_memberships_are_counted_by_state_as_the_model_judges,
+    ),
 ];
 
 /// Run every case on a fresh store from `open`; panics naming each case that failed
@@ -241,6 +254,7 @@ mod tests {
             include_str!("erasure.rs"),
             include_str!("imports.rs"),
             include_str!("records.rs"),
+            include_str!("scope.rs"),
             include_str!("staff.rs"),
             include_str!("webhooks.rs"),
         ];

@@ -1,0 +1,92 @@
+//! The front page: the groups the member may see, each with its mode, schedule and next
+//! time, members by state, last run and uses. Counts come from the store, one pass
+//! over each group's memberships, never from loading members.
+
+use axum::response::Response;
+
+use super::page::{escape, time};
+use super::view::Viewer;
+use crate::{Shared, now};
+
+pub(super) async fn groups(state: &Shared, viewer: &Viewer) -> Response {
+    viewer
+        .show(state, "Groups", |within| {
+            let at = now();
+            let mut rows = String::new();
+            for g in within.groups()? {
+                let counts = within.count_states(&g.id, at)?;
+                let last = within
+                    .runs(Some(&g.id), None, 1)?
+                    .into_iter()
+                    .next()
+                    .map_or_else(
+                        || "never".to_string(),
+                        |r| {
+                            format!(
+                                "{}: {}, +{} −{}",
+                                time(r.started_at),
+                                escape(r.status.as_str()),
+                                r.added,
+                                r.removed
+                            )
+                        },
+                    );
+                let mode = serde_json::to_value(g.auto.mode)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                // The schedule and when it next fires, counted from its last periodic run.
+                let schedule = match &g.auto.triggers.schedule {
+                    None => "none".to_string(),
+                    Some(s) => {
+                        let next = within
+                            .next_run(&g.id, at)
+                            .ok()
+                            .flatten()
+                            .map_or_else(|| "never".to_string(), time);
+                        format!(
+                            "<code>{}</code> {}<br><small>next {next}</small>",
+                            escape(&s.cron),
+                            escape(&s.time_zone)
+                        )
+                    }
+                };
+                let used = within.uses(&g.id)?;
+                let used = if used.is_empty() {
+                    "—".to_string()
+                } else {
+                    escape(
+                        &used
+                            .iter()
+                            .map(|(kind, entity)| format!("{kind} {entity}"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    )
+                };
+                rows.push_str(&format!(
+                    "<tr><td><a href=\"/groups/{id}\">{name}</a><br><small>{id}</small></td>\
+                     <td>{mode}</td><td>{schedule}</td>\
+                     <td class=\"number\">{active}</td><td class=\"number\">{pending}</td>\
+                     <td class=\"number\">{expired}</td><td>{last}</td><td>{used}</td></tr>\n",
+                    name = escape(&g.name),
+                    id = escape(&g.id),
+                    mode = escape(&mode),
+                    active = counts.active,
+                    pending = counts.pending,
+                    expired = counts.expired,
+                ));
+            }
+            Ok(if rows.is_empty() {
+                "<h1>Groups</h1><p>No groups to show.</p>".to_string()
+            } else {
+                format!(
+                    "<h1>Groups</h1>\n<table>\n<thead><tr><th scope=\"col\">Group</th>\
+                     <th scope=\"col\">Mode</th><th scope=\"col\">Schedule</th>\
+                     <th scope=\"col\">Active</th><th scope=\"col\">Pending</th>\
+                     <th scope=\"col\">Expired</th><th scope=\"col\">Last run</th>\
+                     <th scope=\"col\">Used by</th></tr></thead>\n<tbody>\n{rows}</tbody>\n</table>"
+                )
+            })
+        })
+        .await
+}

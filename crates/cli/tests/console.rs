@@ -80,68 +80,6 @@ fn store() -> Cohort {
     c
 }
 
-async fn sign_in(b: &Browser, base: &str, name: &str, password: &str) -> String {
-    let client = &b.client;
-    client.goto(&format!("{base}/")).await.expect("opens");
-    client
-        .find(Locator::Id("name"))
-        .await
-        .expect("a name field")
-        .send_keys(name)
-        .await
-        .expect("types");
-    client
-        .find(Locator::Id("password"))
-        .await
-        .expect("a password field")
-        .send_keys(password)
-        .await
-        .expect("types");
-    click_and_wait(b, "form.sign-in button[type=submit]").await
-}
-
-/// Click the element `css` names and wait for the page it leads to: the heading of
-/// the old page goes stale when the new one has replaced it. Its heading.
-async fn click_and_wait(b: &Browser, css: &str) -> String {
-    let old = b.client.find(Locator::Css("h1")).await.expect("a heading");
-    b.client
-        .find(Locator::Css(css))
-        .await
-        .expect("a button")
-        .click()
-        .await
-        .expect("clicks");
-    let started = std::time::Instant::now();
-    while old.text().await.is_ok() {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(15),
-            "no new page after clicking {css}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    heading(b).await
-}
-
-async fn heading(b: &Browser) -> String {
-    b.client
-        .find(Locator::Css("h1"))
-        .await
-        .expect("a heading")
-        .text()
-        .await
-        .expect("text")
-}
-
-async fn body(b: &Browser) -> String {
-    b.client
-        .find(Locator::Css("main"))
-        .await
-        .expect("main")
-        .text()
-        .await
-        .expect("text")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_sign_in_see_their_groups_and_sign_out() {
     let c = store();
@@ -151,7 +89,7 @@ async fn staff_sign_in_see_their_groups_and_sign_out() {
 
     // Not signed in: the sign-in form, with labels for its fields.
     b.client.goto(&format!("{base}/")).await.expect("opens");
-    assert_eq!(heading(&b).await, "Sign in");
+    assert_eq!(b.heading().await, "Sign in");
     let labels = b
         .client
         .find_all(Locator::Css("label[for]"))
@@ -160,26 +98,18 @@ async fn staff_sign_in_see_their_groups_and_sign_out() {
     assert_eq!(labels.len(), 2);
 
     // A wrong password is refused and says so; the name stays filled in.
-    assert_eq!(
-        sign_in(&b, &base, "ana", "not the password").await,
-        "Sign in"
-    );
-    assert!(body(&b).await.contains("Wrong name or password."));
+    assert_eq!(b.sign_in(&base, "ana", "not the password").await, "Sign in");
+    assert!(b.body().await.contains("Wrong name or password."));
 
     // ana sees every group; times are shown as dates, never as seconds.
-    assert_eq!(sign_in(&b, &base, "ana", PASSWORD).await, "Groups");
-    let text = body(&b).await;
+    assert_eq!(b.sign_in(&base, "ana", PASSWORD).await, "Groups");
+    let text = b.body().await;
     assert!(
         text.contains("VIP customers") && text.contains("Germany"),
         "{text}"
     );
     // What the page looks like, for docs/console/ (kept with the test's other files).
-    let shot = b.client.screenshot().await.expect("a screenshot");
-    std::fs::write(
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-groups.png"),
-        shot,
-    )
-    .expect("write the screenshot");
+    b.screenshot("console-groups.png").await;
     let cookies = b.client.get_all_cookies().await.expect("cookies");
     let session = cookies
         .iter()
@@ -191,25 +121,15 @@ async fn staff_sign_in_see_their_groups_and_sign_out() {
 
     // A group's members: the active ones, then every one, an ended membership saying
     // who ended it and why.
-    assert_eq!(click_and_wait(&b, "a[href='/groups/de']").await, "Germany");
-    let text = body(&b).await;
+    assert_eq!(b.click_and_wait("a[href='/groups/de']").await, "Germany");
+    let text = b.body().await;
     assert!(text.contains("c1") && !text.contains("c2"), "{text}");
     // 61 active members: 50 on the first page, the rest on the next.
-    let rows = |b: &Browser| {
-        let client = b.client.clone();
-        async move {
-            client
-                .find_all(Locator::Css("tbody tr"))
-                .await
-                .expect("rows")
-                .len()
-        }
-    };
-    assert_eq!(rows(&b).await, 50);
+    assert_eq!(b.count("tbody tr").await, 50);
     assert!(!text.contains("d59"), "{text}");
-    assert_eq!(click_and_wait(&b, "a[rel=next]").await, "Germany");
-    assert_eq!(rows(&b).await, 11);
-    assert!(body(&b).await.contains("d59"));
+    assert_eq!(b.click_and_wait("a[rel=next]").await, "Germany");
+    assert_eq!(b.count("tbody tr").await, 11);
+    assert!(b.body().await.contains("d59"));
     assert!(
         b.client.find(Locator::Css("a[rel=next]")).await.is_err(),
         "the last page"
@@ -219,21 +139,16 @@ async fn staff_sign_in_see_their_groups_and_sign_out() {
         .await
         .expect("back");
     assert_eq!(
-        click_and_wait(&b, "a[href='/groups/de?all=true']").await,
+        b.click_and_wait("a[href='/groups/de?all=true']").await,
         "Germany"
     );
-    let text = body(&b).await;
+    let text = b.body().await;
     assert!(text.contains("ended by alice: moved abroad"), "{text}");
-    let shot = b.client.screenshot().await.expect("a screenshot");
-    std::fs::write(
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-members.png"),
-        shot,
-    )
-    .expect("write the screenshot");
+    b.screenshot("console-members.png").await;
     b.client.goto(&format!("{base}/")).await.expect("back");
 
     // Signing out ends the session: the cookie no longer opens the console.
-    assert_eq!(click_and_wait(&b, "form.sign-out button").await, "Sign in");
+    assert_eq!(b.click_and_wait("form.sign-out button").await, "Sign in");
     let page = reqwest::Client::new()
         .get(format!("{base}/"))
         .header("cookie", &stolen)
@@ -246,8 +161,8 @@ async fn staff_sign_in_see_their_groups_and_sign_out() {
     assert!(page.contains("<h1>Sign in</h1>"), "{page}");
 
     // ben sees only the group he is given.
-    assert_eq!(sign_in(&b, &base, "ben", PASSWORD).await, "Groups");
-    let text = body(&b).await;
+    assert_eq!(b.sign_in(&base, "ben", PASSWORD).await, "Groups");
+    let text = b.body().await;
     assert!(text.contains("VIP customers"), "{text}");
     assert!(!text.contains("Germany"), "{text}");
     // Another group's page, by link, answers as if it did not exist.
@@ -255,8 +170,8 @@ async fn staff_sign_in_see_their_groups_and_sign_out() {
         .goto(&format!("{base}/groups/de"))
         .await
         .expect("opens");
-    assert_eq!(heading(&b).await, "Not found");
-    assert!(!body(&b).await.contains("c1"));
+    assert_eq!(b.heading().await, "Not found");
+    assert!(!b.body().await.contains("c1"));
     b.close().await;
 }
 
@@ -266,16 +181,8 @@ async fn a_form_without_its_token_is_refused_and_guessing_locks_the_account() {
     let server = Server::start(&c, &[]);
     let base = server.base.clone();
     let b = Browser::start().await;
-    assert_eq!(sign_in(&b, &base, "ana", PASSWORD).await, "Groups");
-    let cookies = b.client.get_all_cookies().await.expect("cookies");
-    let session = format!(
-        "cohort_session={}",
-        cookies
-            .iter()
-            .find(|c| c.name() == "cohort_session")
-            .expect("session")
-            .value()
-    );
+    assert_eq!(b.sign_in(&base, "ana", PASSWORD).await, "Groups");
+    let session = b.session_cookie().await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -299,7 +206,7 @@ async fn a_form_without_its_token_is_refused_and_guessing_locks_the_account() {
         );
     }
     b.client.refresh().await.expect("reload");
-    assert_eq!(heading(&b).await, "Groups", "still signed in");
+    assert_eq!(b.heading().await, "Groups", "still signed in");
 
     // The cookies are Secure when the browser came over HTTPS (a proxy says so), and
     // only then: over plain HTTP a Secure cookie would never come back.
@@ -339,14 +246,238 @@ async fn a_form_without_its_token_is_refused_and_guessing_locks_the_account() {
     b.close().await;
     let b = Browser::start().await;
     for _ in 0..5 {
-        assert_eq!(sign_in(&b, &base, "ben", "wrong password").await, "Sign in");
+        assert_eq!(b.sign_in(&base, "ben", "wrong password").await, "Sign in");
     }
     assert!(
-        body(&b).await.contains("locked until"),
+        b.body().await.contains("locked until"),
         "{}",
-        body(&b).await
+        b.body().await
     );
-    assert_eq!(sign_in(&b, &base, "ben", PASSWORD).await, "Sign in");
-    assert!(body(&b).await.contains("locked until"));
+    assert_eq!(b.sign_in(&base, "ben", PASSWORD).await, "Sign in");
+    assert!(b.body().await.contains("locked until"));
+    b.close().await;
+}
+
+/// The value of the first element `css` finds, attribute `name`.
+async fn attribute(b: &Browser, css: &str, name: &str) -> String {
+    b.client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|_| panic!("no {css}"))
+        .attr(name)
+        .await
+        .expect("an attribute")
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_adds_removes_and_pins_by_form_and_the_history_names_them() {
+    let c = store();
+    let server = Server::start(&c, &[]);
+    let base = server.base.clone();
+    let b = Browser::start().await;
+    assert_eq!(b.sign_in(&base, "ana", PASSWORD).await, "Groups");
+    assert_eq!(b.open(&format!("{base}/groups/vip")).await, "VIP customers");
+
+    // Add c3 until the first of January 2030, in the viewer's own time.
+    b.client
+        .find(Locator::Css("details summary"))
+        .await
+        .expect("the add form")
+        .click()
+        .await
+        .expect("opens");
+    b.fill("#add-customer", "c3").await;
+    b.client
+        .execute(
+            "document.getElementById('add-end').value = '2030-01-01T00:00'",
+            vec![],
+        )
+        .await
+        .expect("sets the end");
+    let offset: i64 = attribute(&b, "input.zone-offset", "value")
+        .await
+        .parse()
+        .expect("the script gave the zone's offset");
+    assert_eq!(
+        b.click_and_wait("form[action='/groups/vip/members'] button")
+            .await,
+        "VIP customers"
+    );
+    let text = b.body().await;
+    assert!(text.contains("Added."), "{text}");
+    let until = attribute(&b, "tbody tr td:nth-child(4) time", "datetime").await;
+    let want = chrono::NaiveDate::from_ymd_opt(2030, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .expect("a date")
+        .and_utc()
+        + chrono::Duration::minutes(offset);
+    assert_eq!(until, want.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+
+    // Remove it, pin it out, lift the pin: each says what it did.
+    assert_eq!(
+        b.click_and_wait("button[aria-label='Remove c3']").await,
+        "VIP customers"
+    );
+    assert!(b.body().await.contains("Removed."));
+    assert_eq!(
+        b.click_and_wait("button[aria-label='Pin c3 out']").await,
+        "VIP customers"
+    );
+    let text = b.body().await;
+    assert!(text.contains("Pinned out (1)"), "{text}");
+    assert_eq!(
+        b.click_and_wait("button[aria-label='Unpin c3']").await,
+        "VIP customers"
+    );
+    assert!(b.body().await.contains("The pin is lifted."));
+
+    // The history names ana for each, filtered by who acted.
+    assert_eq!(
+        b.open(&format!("{base}/history?actor=ana")).await,
+        "History"
+    );
+    let text = b.body().await;
+    for action in ["added", "removed", "excluded", "unexcluded"] {
+        assert!(text.contains(action), "{action}: {text}");
+    }
+    assert_eq!(b.count("table.history tbody tr").await, 4, "{text}");
+    assert!(
+        !text.contains("moved abroad"),
+        "alice's entry is filtered out"
+    );
+
+    // A form posted without this session's token changes nothing.
+    let session = b.session_cookie().await;
+    let http = reqwest::Client::new();
+    for body in ["customer=c1", "customer=c1&csrf=guessed"] {
+        let refused = http
+            .post(format!("{base}/groups/vip/members"))
+            .header("cookie", &session)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(refused.status(), 403, "{body}");
+    }
+    let members = c.ok(&["member", "list", "vip", "--all"]);
+    assert!(!members.contains("c1"), "{members}");
+    b.close().await;
+
+    // A read-only member sees no forms, and a form posted with their token is
+    // refused all the same.
+    c.ok(&["member", "add", "c1", "vip"]);
+    let b = Browser::start().await;
+    assert_eq!(b.sign_in(&base, "ben", PASSWORD).await, "Groups");
+    assert_eq!(b.open(&format!("{base}/groups/vip")).await, "VIP customers");
+    assert_eq!(b.count("form[method=post][action^='/groups/']").await, 0);
+    let csrf = attribute(&b, "form.sign-out input[name=csrf]", "value").await;
+    let refused = http
+        .post(format!("{base}/groups/vip/members/c1/remove"))
+        .header("cookie", b.session_cookie().await)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(refused.status(), 403);
+    assert!(c.ok(&["member", "list", "vip"]).contains("c1"));
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_page_shows_facts_groups_and_why_each_condition_decided() {
+    let c = store();
+    let server = Server::start(&c, &[]);
+    let base = server.base.clone();
+    let b = Browser::start().await;
+    assert_eq!(b.sign_in(&base, "ana", PASSWORD).await, "Groups");
+    assert_eq!(b.open(&format!("{base}/customers/c1")).await, "Customer c1");
+    let text = b.body().await;
+    assert!(text.contains("country") && text.contains("DE"), "{text}");
+    assert_eq!(
+        b.count("a[href='/groups/de?customer=c1']").await,
+        1,
+        "{text}"
+    );
+    assert!(text.contains("rule:de"), "its history: {text}");
+    b.screenshot("console-customer.png").await;
+    // An ended membership says who ended it and why.
+    assert_eq!(b.open(&format!("{base}/customers/c2")).await, "Customer c2");
+    let text = b.body().await;
+    assert!(text.contains("ended by alice: moved abroad"), "{text}");
+    b.open(&format!("{base}/customers/c1")).await;
+
+    b.client
+        .find(Locator::Css("#why-group"))
+        .await
+        .expect("the group list")
+        .select_by_value("de")
+        .await
+        .expect("selects");
+    assert_eq!(
+        b.click_and_wait("form[action='/customers/c1/why'] button")
+            .await,
+        "Why c1 in Germany"
+    );
+    let text = b.body().await;
+    assert!(text.contains("the rule says: a member."), "{text}");
+    assert!(
+        text.contains("the plugin answers match, so this holds"),
+        "{text}"
+    );
+    assert!(text.contains("Read: country = DE"), "{text}");
+    b.screenshot("console-why.png").await;
+
+    // A French customer: the condition does not hold, and the facts say why.
+    assert_eq!(
+        b.open(&format!("{base}/customers/c3/why?group=de")).await,
+        "Why c3 in Germany"
+    );
+    let text = b.body().await;
+    assert!(text.contains("the rule says: not a member."), "{text}");
+    assert!(text.contains("Read: country = FR"), "{text}");
+    assert!(text.contains("no membership in this group"), "{text}");
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limited_account_sees_only_its_groups_customers_and_history() {
+    let c = store();
+    c.ok(&["member", "add", "c3", "vip"]);
+    c.ok(&["member", "add", "c3", "de"]);
+    let server = Server::start(&c, &[]);
+    let base = server.base.clone();
+    let b = Browser::start().await;
+    assert_eq!(b.sign_in(&base, "ben", PASSWORD).await, "Groups");
+
+    // c3 is vip's: shown, with only the vip membership.
+    assert_eq!(b.open(&format!("{base}/customers/c3")).await, "Customer c3");
+    assert_eq!(b.count("a[href='/groups/vip?customer=c3']").await, 1);
+    assert_eq!(b.count("a[href^='/groups/de']").await, 0);
+    assert!(!b.body().await.contains("Germany"));
+
+    // Anything of de's, by link, is not found, as a missing thing is.
+    for path in [
+        "/customers/c1",
+        "/customers/c3/why?group=de",
+        "/customers/c1/why?group=vip",
+        "/history?group=de",
+        "/history?customer=c1",
+        "/groups/de?customer=c3",
+    ] {
+        assert_eq!(
+            b.open(&format!("{base}{path}")).await,
+            "Not found",
+            "{path}"
+        );
+        assert!(!b.body().await.contains("Germany"), "{path}");
+    }
+
+    // The history holds only vip's entries.
+    assert_eq!(b.open(&format!("{base}/history")).await, "History");
+    assert!(b.count("table.history tbody tr").await > 0);
+    assert_eq!(b.count("table.history a[href='/groups/de']").await, 0);
     b.close().await;
 }

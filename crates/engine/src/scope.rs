@@ -201,6 +201,18 @@ impl Within<'_> {
         Ok(ms)
     }
 
+    /// How the customer's memberships in the groups the scope sees were ended.
+    pub fn customer_endings(&self, id: &str) -> Result<Vec<Ending>> {
+        let shown: std::collections::HashSet<i64> = self
+            .customer_memberships(id)?
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        let mut endings = self.engine.store().customer_endings(id)?;
+        endings.retain(|e| shown.contains(&e.membership));
+        Ok(endings)
+    }
+
     /// The groups the customer is pinned out of, of those the scope sees.
     pub fn excluded_from(&self, id: &str) -> Result<Vec<String>> {
         self.customer(id)?;

@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 
 pub struct Browser {
@@ -65,6 +65,109 @@ impl Browser {
             client,
             _profile: profile,
         }
+    }
+
+    /// Sign in at `base` as `name`; the heading of the page that follows.
+    pub async fn sign_in(&self, base: &str, name: &str, password: &str) -> String {
+        self.client.goto(&format!("{base}/")).await.expect("opens");
+        self.fill("#name", name).await;
+        self.fill("#password", password).await;
+        self.click_and_wait("form.sign-in button[type=submit]")
+            .await
+    }
+
+    /// Type `text` into the field `css` names, after what it holds.
+    pub async fn fill(&self, css: &str, text: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|_| panic!("a field {css}"))
+            .send_keys(text)
+            .await
+            .expect("types");
+    }
+
+    /// Open `url`; the heading of the page.
+    pub async fn open(&self, url: &str) -> String {
+        self.client.goto(url).await.expect("opens");
+        self.heading().await
+    }
+
+    /// Click the element `css` names and wait for the page it leads to: the heading of
+    /// the old page goes stale when the new one has replaced it. Its heading.
+    pub async fn click_and_wait(&self, css: &str) -> String {
+        let old = self
+            .client
+            .find(Locator::Css("h1"))
+            .await
+            .expect("a heading");
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|_| panic!("no {css} to click"))
+            .click()
+            .await
+            .expect("clicks");
+        let started = Instant::now();
+        while old.text().await.is_ok() {
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "no new page after clicking {css}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.heading().await
+    }
+
+    pub async fn heading(&self) -> String {
+        self.client
+            .find(Locator::Css("h1"))
+            .await
+            .expect("a heading")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    /// The text of the page's main part.
+    pub async fn body(&self) -> String {
+        self.client
+            .find(Locator::Css("main"))
+            .await
+            .expect("main")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    /// How many elements `css` finds.
+    pub async fn count(&self, css: &str) -> usize {
+        self.client
+            .find_all(Locator::Css(css))
+            .await
+            .expect("a query")
+            .len()
+    }
+
+    /// Keep a screenshot of the page as `name` beside the tests' other files, for
+    /// docs/console/.
+    pub async fn screenshot(&self, name: &str) {
+        let shot = self.client.screenshot().await.expect("a screenshot");
+        std::fs::write(
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name),
+            shot,
+        )
+        .expect("write the screenshot");
+    }
+
+    /// The session cookie, as a `Cookie` header's value.
+    pub async fn session_cookie(&self) -> String {
+        let cookies = self.client.get_all_cookies().await.expect("cookies");
+        let session = cookies
+            .iter()
+            .find(|c| c.name() == "cohort_session")
+            .expect("a session cookie");
+        format!("cohort_session={}", session.value())
     }
 
     /// End the browser session and the driver.

@@ -6,6 +6,7 @@
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use cohort_engine::{EngineError, Within};
+use cohort_evaluator::Decision;
 use cohort_model::CustomerRecord;
 use cohort_store::HistoryQuery;
 use serde::Deserialize;
@@ -62,6 +63,11 @@ fn page(within: &Within<'_>, id: &str) -> Result<String, EngineError> {
     );
 
     let memberships = within.customer_memberships(id)?;
+    let endings: std::collections::HashMap<i64, (String, String)> = within
+        .customer_endings(id)?
+        .into_iter()
+        .map(|e| (e.membership, (e.actor, e.reason)))
+        .collect();
     body.push_str("<h2>Groups</h2>\n");
     if memberships.is_empty() {
         body.push_str("<p>No memberships in the groups you see.</p>\n");
@@ -69,18 +75,24 @@ fn page(within: &Within<'_>, id: &str) -> Result<String, EngineError> {
         body.push_str(
             "<table>\n<thead><tr><th scope=\"col\">Group</th><th scope=\"col\">State</th>\
              <th scope=\"col\">From</th><th scope=\"col\">Until</th>\
-             <th scope=\"col\">Added</th></tr></thead>\n<tbody>\n",
+             <th scope=\"col\">Why</th></tr></thead>\n<tbody>\n",
         );
         for m in &memberships {
             let g = escape(&m.group);
+            let member_state = m.state(at);
+            // An ended membership says why it ended, not why it began.
+            let why = match (member_state, endings.get(&m.id)) {
+                (cohort_model::State::Expired, Some((actor, reason))) => {
+                    format!("ended by {}: {}", escape(actor), escape(reason))
+                }
+                _ => format!("{}: {}", escape(&m.actor), escape(&m.reason)),
+            };
             body.push_str(&format!(
                 "<tr><td><a href=\"/groups/{g}?customer={cid}\">{g}</a></td><td>{}</td>\
-                 <td>{}</td><td>{}</td><td>{}: {}</td></tr>\n",
-                state_name(m.state(at)),
+                 <td>{}</td><td>{}</td><td>{why}</td></tr>\n",
+                state_name(member_state),
                 time(m.start),
                 m.end.map_or_else(|| "—".to_string(), time),
-                escape(&m.actor),
-                escape(&m.reason)
             ));
         }
         body.push_str("</tbody>\n</table>\n");
@@ -161,15 +173,18 @@ fn explain(within: &Within<'_>, customer: &str, group: &str) -> Result<String, E
     let fields = serde_json::to_value(&record).unwrap_or_default();
     let g = within.group(group)?;
     let (cid, gid) = (escape(customer), escape(group));
-    let decision = serde_json::to_value(why.explanation.decision)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let decision = match why.explanation.decision {
+        Decision::Member => "a member",
+        Decision::NotMember => "not a member",
+        Decision::Undecided => {
+            "undecided (a condition could not decide; the membership stays as it is)"
+        }
+    };
     let mut body = format!(
         "<h1>Why <a href=\"/customers/{cid}\">{cid}</a> in <a href=\"/groups/{gid}\">{name}</a></h1>\n\
          <p>As of {}, the rule says: <strong class=\"decision\">{}</strong>.</p>\n",
         time(at),
-        escape(&decision),
+        decision,
         name = escape(&g.name),
     );
     if why.explanation.clauses.is_empty() {

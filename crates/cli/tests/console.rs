@@ -481,3 +481,133 @@ async fn a_limited_account_sees_only_its_groups_customers_and_history() {
     assert_eq!(b.count("table.history a[href='/groups/de']").await, 0);
     b.close().await;
 }
+
+/// Wait until `css` finds an element (a page the browser is still loading, say).
+async fn wait_for(b: &Browser, css: &str) {
+    let started = std::time::Instant::now();
+    while b.count(css).await == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no {css} appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_built_in_the_rule_builder_is_checked_previewed_saved_and_run() {
+    let c = store();
+    let server = Server::start(&c, &[]);
+    let base = server.base.clone();
+    let b = Browser::start().await;
+    assert_eq!(b.sign_in(&base, "ana", PASSWORD).await, "Groups");
+    assert_eq!(b.click_and_wait("a[href='/groups/new']").await, "New group");
+    b.fill("#id", "fr").await;
+    b.fill("#name", "France").await;
+    assert_eq!(
+        b.click_and_wait("button[value='add-clause']").await,
+        "New group"
+    );
+    // Picking the plugin brings its configuration's fields (the console's script
+    // submits the form).
+    b.client
+        .find(Locator::Css("#c0-0-plugin"))
+        .await
+        .expect("a plugin list")
+        .select_by_value("country")
+        .await
+        .expect("picks");
+    wait_for(&b, "textarea[name='c0.0.countries']").await;
+    assert_eq!(b.count("label[for='c0-0-countries']").await, 1);
+
+    // A code the plugin refuses: its message is at the field, and nothing is saved.
+    b.fill("textarea[name='c0.0.countries']", "FR\nXX").await;
+    assert_eq!(
+        b.click_and_wait("button[value='preview']").await,
+        "New group"
+    );
+    wait_for(&b, "#c0-0-countries-problem").await;
+    let problem = b
+        .client
+        .find(Locator::Css("#c0-0-countries-problem"))
+        .await
+        .expect("the problem")
+        .text()
+        .await
+        .expect("text");
+    assert!(problem.contains("XX"), "{problem}");
+    assert_eq!(
+        b.count("textarea[name='c0.0.countries'][aria-invalid='true']")
+            .await,
+        1
+    );
+    b.client
+        .execute(
+            "document.querySelector('fieldset.rule').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .expect("scrolls");
+    b.screenshot("console-editor.png").await;
+
+    // Mended, previewed: c3 is the one French customer.
+    b.client
+        .find(Locator::Css("textarea[name='c0.0.countries']"))
+        .await
+        .expect("the field")
+        .clear()
+        .await
+        .expect("clears");
+    b.fill("textarea[name='c0.0.countries']", "FR").await;
+    assert_eq!(
+        b.click_and_wait("button[value='preview']").await,
+        "New group"
+    );
+    let added = b
+        .client
+        .find(Locator::Css("section.preview li.would-add"))
+        .await
+        .expect("the preview")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(added, "Would add 1: c3");
+    assert!(
+        c.fails(&["group", "show", "fr"]).contains("fr"),
+        "not saved yet"
+    );
+
+    // Saved, run by hand, its members shown.
+    assert_eq!(b.click_and_wait("button[value='save']").await, "France");
+    assert!(b.body().await.contains("Saved."));
+    let heading = b
+        .click_and_wait("form[action='/groups/fr/run'] button")
+        .await;
+    assert!(heading.starts_with("Run "), "{heading}");
+    let started = std::time::Instant::now();
+    while !b.body().await.contains("finished") {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        b.client.refresh().await.expect("reload");
+    }
+    assert!(b.body().await.contains("1 added, 0 removed"));
+    assert_eq!(b.open(&format!("{base}/groups/fr")).await, "France");
+    assert_eq!(b.count("tbody tr").await, 1);
+    assert!(b.body().await.contains("c3"));
+
+    // The editor opens on the saved group with its condition's fields filled in.
+    assert_eq!(
+        b.click_and_wait("a[href='/groups/fr/edit']").await,
+        "Edit fr"
+    );
+    let countries = b
+        .client
+        .find(Locator::Css("textarea[name='c0.0.countries']"))
+        .await
+        .expect("the field")
+        .prop("value")
+        .await
+        .expect("a value");
+    assert_eq!(countries.as_deref(), Some("FR"));
+    b.close().await;
+}

@@ -193,6 +193,12 @@ fn a_token_limited_to_groups_sees_only_them_their_customers_and_their_history() 
     );
     let (status, _) = read(api.json("POST", "/v1/groups/de/runs", &json!({})));
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let mut de = expect(all.get("/v1/groups/de"), StatusCode::OK);
+    for detail in ["active_members", "used_by"] {
+        de.as_object_mut().expect("a group").remove(detail);
+    }
+    let (status, _) = read(api.json("POST", "/v1/groups/de/preview", &de));
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = read(api.json(
         "PUT",
         "/v1/groups/de",
@@ -288,4 +294,32 @@ fn a_limited_token_is_made_only_for_groups_that_exist() {
     let desk = Api::new(&server, made["token"].as_str());
     let groups = expect(desk.get("/v1/groups"), StatusCode::OK);
     assert_eq!(ids(&groups, "id"), ["vip"]);
+}
+
+#[test]
+fn a_definition_is_previewed_over_every_customer_without_being_saved() {
+    let c = store();
+    let admin = token(&c, "admin", "admin");
+    let server = Server::start(&c, &[]);
+    let api = Api::new(&server, Some(&admin));
+    let fr = json!({"id": "fr", "name": "France", "auto": {"mode": "full-sync"},
+        "rule": {"all": [{"any": [{"plugin": "country", "config": {"countries": ["FR"]}}]}]}});
+    let preview = expect(
+        api.json("POST", "/v1/groups/fr/preview", &fr),
+        StatusCode::OK,
+    );
+    assert_eq!(preview["added"], 2, "{preview:#}");
+    assert_eq!(preview["added_sample"], json!(["c3", "c4"]));
+    let (status, _) = read(api.get("/v1/groups/fr"));
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing saved");
+    let mut bad = fr.clone();
+    bad["rule"]["all"][0]["any"][0]["config"]["countries"] = json!(["XX"]);
+    let problem = expect(
+        api.json("POST", "/v1/groups/fr/preview", &bad),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    assert!(
+        problem["detail"].as_str().is_some_and(|d| d.contains("XX")),
+        "{problem:#}"
+    );
 }

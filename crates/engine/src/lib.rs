@@ -12,7 +12,8 @@
 //! customers' facts (`facts`), the groups (`groups`), each group's memberships
 //! (`holdings`), and loaded plugins with prepared conditions (`plugins`). Its methods
 //! live by concern: `registration`, `run` (one run), `pipeline` and `order` (many runs
-//! on every core), `schedule`, `explain`, `manual`, `import`; `scope` is the engine
+//! on every core), `schedule`, `explain`, `manual`, `import`, `preview` (a dry run of an unsaved
+//! definition); `scope` is the engine
 //! as a caller limited to some groups sees it; exclusive-set rivals are
 //! found in one place (`rivals`) for all of them.
 
@@ -28,6 +29,7 @@ mod manual;
 mod order;
 mod pipeline;
 mod plugins;
+mod preview;
 mod registration;
 mod rivals;
 mod run;
@@ -50,6 +52,7 @@ pub use error::EngineError;
 pub use import::{ImportOptions, ImportReport};
 pub use jobs::{Begun, Cancel, Progress};
 pub use plugins::{Budgets, Provenance, STANDARD_SIGNER};
+pub use preview::Preview;
 pub use run::RunReport;
 pub use scan::{LEASE_SECONDS, RANGE_SIZE, RangeReport, Worked, worker_name};
 pub use schedule::{Tick, next_run};

@@ -11,10 +11,10 @@
 
 use std::collections::BTreeSet;
 
-use cohort_model::{CustomerRecord, Group, Membership, Timestamp};
+use cohort_model::{CustomerRecord, Group, Membership, PluginInfo, Timestamp};
 use cohort_store::{AuditEntry, Ending, HistoryQuery, Listing, RunRecord, StateCounts};
 
-use crate::{Begun, Cancel, Engine, EngineError, Progress, Result, Trigger, Why};
+use crate::{Begun, Cancel, Engine, EngineError, Preview, Progress, Result, Trigger, Why};
 
 /// The groups a caller may see.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -133,6 +133,15 @@ impl Within<'_> {
         };
         let last = self.engine.store().last_periodic_run(group)?.unwrap_or(now);
         crate::next_run(group, schedule, last)
+    }
+
+    /// What saving and running `group` would do now; a limited caller previews only
+    /// its own groups.
+    pub fn preview(&self, group: &Group, as_of: Timestamp) -> Result<Preview> {
+        if self.scope.is_limited() {
+            self.group(&group.id)?;
+        }
+        self.engine.preview(group, as_of)
     }
 
     pub fn delete_group(&self, id: &str, force: bool) -> Result<()> {
@@ -352,6 +361,25 @@ impl Within<'_> {
         self.group(group)?;
         self.customer(customer)?;
         self.engine.explain(customer, group, as_of)
+    }
+
+    /// The installed plugins, the newest version of each, as they describe
+    /// themselves; one that cannot be loaded now is left out.
+    pub fn plugins(&self) -> Result<Vec<PluginInfo>> {
+        let mut ids: Vec<String> = self
+            .engine
+            .store()
+            .plugins()?
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids
+            .iter()
+            .filter_map(|id| self.engine.describe_plugin(id, None).ok())
+            .map(|(_, info, _)| info)
+            .collect())
     }
 
     /// The names of the facts plugin `id` reads, as a customer's record spells them.

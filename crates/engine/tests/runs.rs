@@ -287,3 +287,55 @@ fn a_run_spends_the_operators_budget_for_the_plugin() {
         Err(EngineError::UnknownPlugin { .. })
     ));
 }
+
+#[test]
+fn a_preview_says_what_a_dry_run_would_and_records_nothing() {
+    let (_dir, engine) = de_and_gone(None);
+    engine
+        .add_member("c1", "de", "ops", "by hand", (0, None), 5)
+        .expect("c1 by hand");
+    let de = engine.group("de").expect("de");
+    let preview = engine.preview(&de, 10).expect("preview");
+    let dry = engine
+        .run_group("de", Trigger::Manual, true, "ops", 10, 10, &mut |_, _| {})
+        .expect("dry run");
+    assert_eq!(
+        (
+            preview.customers,
+            preview.matched,
+            preview.added,
+            preview.removed
+        ),
+        (
+            dry.run.customers,
+            dry.run.matched,
+            dry.run.added,
+            dry.run.removed
+        )
+    );
+    assert_eq!((preview.added, preview.removed), (2, 1), "{preview:?}");
+    assert_eq!(preview.added_sample, ["c0", "c2"]);
+    assert_eq!(preview.removed_sample, ["c1"]);
+
+    // An unsaved definition, refused as saving would refuse it, or previewed without
+    // a trace: no group, no run.
+    let runs = engine.store().runs(None, None, 100).expect("runs").len();
+    let mut fr = de.clone();
+    fr.id = "fr".into();
+    fr.rule.all[0].any[0].config = serde_json::json!({"countries": "FR"});
+    assert!(matches!(
+        engine.preview(&fr, 10).map_err(|e| e.root().to_string()),
+        Err(e) if e.contains("countries")
+    ));
+    fr.rule.all[0].any[0].config = serde_json::json!({"countries": ["FR"]});
+    let preview = engine.preview(&fr, 10).expect("preview");
+    assert_eq!(
+        (preview.added, preview.added_sample.as_slice()),
+        (1, &["c1".to_string()][..])
+    );
+    assert!(engine.store().group("fr").expect("read").is_none());
+    assert_eq!(
+        engine.store().runs(None, None, 100).expect("runs").len(),
+        runs
+    );
+}

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use cohort_engine::Engine;
+use cohort_engine::{Engine, Preview};
 use cohort_model::Group;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -220,6 +220,27 @@ pub async fn unuse_group(
         e.within(&caller.scope)
             .use_group(&id, &kind, &entity, false)?;
         Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+/// What saving this definition and running it now would do, without saving it: how
+/// many customers would be added, removed and left undecided, with a few of each.
+/// Checked as a save is (the same 422s); nothing is recorded. A token limited to
+/// groups previews only its own groups.
+#[utoipa::path(post, path = "/v1/groups/{id}/preview", tag = "groups",
+    params(("id" = String, Path)), request_body = Group,
+    responses((status = 200, body = Preview), (status = 404, body = Problem),
+        (status = 422, description = "The group or a condition's configuration is invalid", body = Problem)))]
+pub async fn preview(
+    State(state): State<Shared>,
+    Operator(caller): Operator,
+    Path(id): Path<String>,
+    Body(group): Body<Group>,
+) -> Result<Json<Preview>, Problem> {
+    same_id(&group.id, &id)?;
+    blocking(&state, move |e| {
+        Ok(Json(e.within(&caller.scope).preview(&group, now())?))
     })
     .await
 }

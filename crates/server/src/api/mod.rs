@@ -8,7 +8,7 @@ mod imports;
 mod members;
 mod meta;
 mod plugins;
-mod runs;
+pub(crate) mod runs;
 mod tokens;
 mod webhooks;
 
@@ -90,6 +90,7 @@ fn protected() -> OpenApiRouter<Shared> {
         .routes(routes!(groups::list, groups::create))
         .routes(routes!(groups::show, groups::save, groups::delete))
         .routes(routes!(groups::use_group, groups::unuse_group))
+        .routes(routes!(groups::preview))
         .routes(routes!(members::list, members::add))
         .routes(routes!(members::remove))
         .routes(routes!(members::exclusions))

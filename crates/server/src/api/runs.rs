@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cohort_engine::{Cancel, Progress, Trigger, Why};
+use cohort_engine::{Begun, Cancel, Progress, Trigger, Why};
 use cohort_planner::Change;
 use cohort_store::{RunRecord, RunStatus};
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,32 @@ pub struct RunResult {
     pub seconds: f64,
 }
 
+/// Carry out a run begun now on the blocking pool, not tied to the request that began
+/// it: the run goes on if the client goes away. A dry run's changes are kept for
+/// paging.
+pub(crate) fn finish_in_background(state: &Shared, begun: Begun, at: i64) {
+    let background = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let run = begun.record().id;
+        match background.engine.complete_run(begun, at, &mut |_, _| {}) {
+            Ok(report) => {
+                background.metrics.run(Trigger::Manual, report.run.status);
+                if report.run.dry_run {
+                    background.dry_runs.keep(run, report.changes);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(run, error = %e, "a run started by hand did not finish");
+                let status = match e {
+                    cohort_engine::EngineError::Cancelled { .. } => RunStatus::Cancelled,
+                    _ => RunStatus::Failed,
+                };
+                background.metrics.run(Trigger::Manual, status);
+            }
+        }
+    });
+}
+
 /// Run a group's rule over every customer now, or a dry run. Answers at once with the
 /// run as recorded (`202`, `Location: /v1/runs/{id}`): the run goes on whether or not
 /// the client stays, and `GET /v1/runs/{id}` shows how far it has come; a dry run's
@@ -81,27 +107,7 @@ pub async fn start(
     if !req.wait {
         let record = begun.record().clone();
         let location = format!("/v1/runs/{}", record.id);
-        let background = state.clone();
-        // Not tied to the request: the run goes on if the client goes away.
-        tokio::task::spawn_blocking(move || {
-            let run = begun.record().id;
-            match background.engine.complete_run(begun, at, &mut |_, _| {}) {
-                Ok(report) => {
-                    background.metrics.run(Trigger::Manual, report.run.status);
-                    if report.run.dry_run {
-                        background.dry_runs.keep(run, report.changes);
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(run, error = %e, "a run started over the API did not finish");
-                    let status = match e {
-                        cohort_engine::EngineError::Cancelled { .. } => RunStatus::Cancelled,
-                        _ => RunStatus::Failed,
-                    };
-                    background.metrics.run(Trigger::Manual, status);
-                }
-            }
-        });
+        finish_in_background(&state, begun, at);
         return Ok((
             StatusCode::ACCEPTED,
             [(header::LOCATION, location)],

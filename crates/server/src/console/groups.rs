@@ -9,8 +9,14 @@ use super::view::Viewer;
 use crate::{Shared, now};
 
 pub(super) async fn groups(state: &Shared, viewer: &Viewer) -> Response {
+    // Only an operator who sees every group makes new ones.
+    let new = if viewer.operates() && !viewer.scope.is_limited() {
+        "<p><a href=\"/groups/new\">New group</a></p>\n"
+    } else {
+        ""
+    };
     viewer
-        .show(state, "Groups", |within| {
+        .show(state, "Groups", move |within| {
             let at = now();
             let mut rows = String::new();
             for g in within.groups()? {
@@ -77,10 +83,10 @@ pub(super) async fn groups(state: &Shared, viewer: &Viewer) -> Response {
                 ));
             }
             Ok(if rows.is_empty() {
-                "<h1>Groups</h1><p>No groups to show.</p>".to_string()
+                format!("<h1>Groups</h1>{new}<p>No groups to show.</p>")
             } else {
                 format!(
-                    "<h1>Groups</h1>\n<table>\n<thead><tr><th scope=\"col\">Group</th>\
+                    "<h1>Groups</h1>\n{new}<table>\n<thead><tr><th scope=\"col\">Group</th>\
                      <th scope=\"col\">Mode</th><th scope=\"col\">Schedule</th>\
                      <th scope=\"col\">Active</th><th scope=\"col\">Pending</th>\
                      <th scope=\"col\">Expired</th><th scope=\"col\">Last run</th>\

@@ -15,3 +15,12 @@ document.querySelectorAll("time[datetime]").forEach((element) => {
 document.querySelectorAll("input.zone-offset").forEach((input) => {
   input.value = String(new Date().getTimezoneOffset());
 });
+
+// Picking a condition's plugin brings back the form with that plugin's fields (the
+// button does the same without the script).
+document.querySelectorAll("select.plugin-pick").forEach((select) => {
+  select.addEventListener("change", () => {
+    const refresh = select.form.querySelector("button.refresh");
+    if (refresh) refresh.click();
+  });
+});

@@ -45,6 +45,7 @@ fn notice(key: &str) -> Option<&'static str> {
         "not-active" => "The customer had no active or pending membership to end.",
         "pinned" => "Pinned out: the rule will not add the customer again.",
         "unpinned" => "The pin is lifted.",
+        "saved" => "Saved.",
         _ => return None,
     })
 }
@@ -74,10 +75,19 @@ fn page(
     let at = now();
     let counts = within.count_states(id, at)?;
     let gid = escape(&group.id);
+    let actions = match forms {
+        Some(csrf) => format!(
+            " <a href=\"/groups/{gid}/edit\">Edit</a> \
+             <form method=\"post\" action=\"/groups/{gid}/run\" class=\"inline\">{csrf}\
+             <button type=\"submit\">Run now</button></form>"
+        ),
+        None => String::new(),
+    };
     let mut body = format!(
         "<h1>{name}</h1>\n<p><small>{gid}</small> · {active} active, {pending} pending, \
          {expired} expired</p>\n<nav class=\"links\"><a href=\"/\">All groups</a> \
-         <a href=\"/history?group={gid}\">History</a> {switch}</nav>\n",
+         <a href=\"/history?group={gid}\">History</a> <a href=\"/runs?group={gid}\">Runs</a> \
+         {switch}{actions}</nav>\n",
         name = escape(&group.name),
         active = counts.active,
         pending = counts.pending,

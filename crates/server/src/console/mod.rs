@@ -12,10 +12,13 @@
 //! before any session, carries one that must match a cookie set with the form.
 
 mod customers;
+mod editor;
+mod fields;
 mod groups;
 mod history;
 mod members;
 mod page;
+mod runs;
 mod view;
 
 use axum::Form;
@@ -41,7 +44,12 @@ pub fn router() -> Router<Shared> {
         .route("/", get(front))
         .route("/sign-in", post(sign_in))
         .route("/sign-out", post(sign_out))
+        .route("/groups/new", get(editor::new_group).post(editor::submit))
         .route("/groups/{id}", get(members::members))
+        .route("/groups/{id}/edit", get(editor::edit).post(editor::submit))
+        .route("/groups/{id}/run", post(runs::run_now))
+        .route("/runs", get(runs::runs))
+        .route("/runs/{id}", get(runs::run))
         .route("/groups/{id}/members", post(members::add))
         .route(
             "/groups/{id}/members/{customer}/remove",

@@ -63,7 +63,7 @@ pub fn layout(title: &str, signed_in: Option<(&str, &str)>, body: &str) -> Strin
     if let Some((name, csrf)) = signed_in {
         let _ = write!(
             page,
-            r#"<nav class="main"><a href="/">Groups</a> <a href="/history">History</a></nav>
+            r#"<nav class="main"><a href="/">Groups</a> <a href="/runs">Runs</a> <a href="/history">History</a></nav>
 <form method="post" action="/sign-out" class="sign-out">
 <span>{name}</span>
 <input type="hidden" name="csrf" value="{csrf}">

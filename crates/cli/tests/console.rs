@@ -611,3 +611,194 @@ async fn a_group_built_in_the_rule_builder_is_checked_previewed_saved_and_run() 
     assert_eq!(countries.as_deref(), Some("FR"));
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_with_a_bad_row_names_its_line_and_column_and_applies_nothing() {
+    let c = store();
+    let file = c.file(
+        "members.csv",
+        "Customer #,Assigned Groups,Start Date & Time,End Date & Time\n\
+         c1,vip,2026-03-01,\n\
+         c2,platinum,,\n",
+    );
+    let server = Server::start(&c, &[]);
+    let base = server.base.clone();
+    let b = Browser::start().await;
+    assert_eq!(b.sign_in(&base, "ana", PASSWORD).await, "Groups");
+    assert_eq!(b.open(&format!("{base}/imports")).await, "Imports");
+    assert_eq!(b.count("a[href='/imports/template'][download]").await, 1);
+    b.fill("#file", &file).await;
+    // For real, not a dry run.
+    b.client
+        .find(Locator::Css("#dry_run"))
+        .await
+        .expect("the dry-run box")
+        .click()
+        .await
+        .expect("unticks");
+    let heading = b.click_and_wait("form[action='/imports'] button").await;
+    assert!(heading.starts_with("Import "), "{heading}");
+    let text = b.body().await;
+    assert!(
+        text.contains("1 of 2 rows were rejected; nothing was applied"),
+        "{text}"
+    );
+    let problem = b
+        .client
+        .find(Locator::Css("table.problems tbody tr"))
+        .await
+        .expect("a problem")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(problem, "3 Assigned Groups unknown group `platinum`");
+    b.screenshot("console-import.png").await;
+    let vip = c.ok(&["member", "list", "vip", "--all"]);
+    assert!(!vip.contains("c1"), "all or nothing: {vip}");
+
+    // The list of imports shows it, failed, with its counts.
+    assert_eq!(b.open(&format!("{base}/imports")).await, "Imports");
+    let row = b
+        .client
+        .find(Locator::Css("tbody tr"))
+        .await
+        .expect("the import")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        row.contains("members.csv") && row.contains("failed"),
+        "{row}"
+    );
+
+    // An account limited to a group is refused: an import spans every group.
+    b.close().await;
+    let b = Browser::start().await;
+    assert_eq!(b.sign_in(&base, "ben", PASSWORD).await, "Groups");
+    assert_eq!(b.open(&format!("{base}/imports")).await, "Refused");
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_sees_plugins_with_their_cost_makes_and_revokes_tokens_and_reads_webhooks() {
+    let c = store();
+    user(
+        &c,
+        &[
+            "user",
+            "create",
+            "root",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+    );
+    let admin_token = common::http::token(&c, "setup", "admin");
+    let env = [("COHORT_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")];
+    let server = Server::start(&c, &env);
+    let base = server.base.clone();
+    let http = reqwest::Client::new();
+    // A webhook whose receiver is not there: delivery fails and says why.
+    let hook = http
+        .post(format!("{base}/v1/webhooks"))
+        .bearer_auth(&admin_token)
+        .json(&serde_json::json!({"url": "http://127.0.0.1:9/hook"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(hook.status(), 201);
+    c.ok(&["member", "add", "c1", "vip"]);
+    let b = Browser::start().await;
+    assert_eq!(b.sign_in(&base, "root", PASSWORD).await, "Groups");
+    // A run, so that the plugin has a cost to show.
+    b.open(&format!("{base}/groups/de")).await;
+    let heading = b
+        .click_and_wait("form[action='/groups/de/run'] button")
+        .await;
+    assert!(heading.starts_with("Run "), "{heading}");
+
+    assert_eq!(
+        b.click_and_wait("nav.main a[href='/plugins']").await,
+        "Plugins"
+    );
+    let text = b.body().await;
+    assert!(
+        text.contains("country") && text.contains("signed by standard"),
+        "{text}"
+    );
+    let cost = b
+        .client
+        .find(Locator::Css("td.cost"))
+        .await
+        .expect("a cost")
+        .text()
+        .await
+        .expect("text");
+    assert!(cost.contains("63 customers"), "{cost}");
+
+    // A token limited to vip, shown once, then revoked.
+    assert_eq!(
+        b.click_and_wait("nav.main a[href='/tokens']").await,
+        "API tokens"
+    );
+    b.fill("#token-name", "vip-desk").await;
+    b.fill("#token-groups", "vip").await;
+    assert_eq!(
+        b.click_and_wait("form[action='/tokens'] button").await,
+        "API tokens"
+    );
+    let token = b
+        .client
+        .find(Locator::Css("code.token"))
+        .await
+        .expect("the token, once")
+        .text()
+        .await
+        .expect("text");
+    let groups = |token: String| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            http.get(format!("{base}/v1/groups"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("GET")
+        }
+    };
+    let seen: serde_json::Value = groups(token.clone()).await.json().await.expect("JSON");
+    assert_eq!(seen["items"].as_array().map(Vec::len), Some(1), "{seen}");
+    assert_eq!(seen["items"][0]["id"], "vip");
+    b.open(&format!("{base}/tokens")).await;
+    assert_eq!(b.count("code.token").await, 0, "shown only once");
+    assert_eq!(
+        b.click_and_wait("button[aria-label='Revoke vip-desk']")
+            .await,
+        "API tokens"
+    );
+    assert_eq!(groups(token).await.status(), 401);
+
+    // The webhook's position and its last error.
+    let started = std::time::Instant::now();
+    loop {
+        assert_eq!(b.open(&format!("{base}/webhooks")).await, "Webhooks");
+        let text = b.body().await;
+        if text.contains("retrying") {
+            assert!(text.contains("http://127.0.0.1:9/hook"), "{text}");
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    b.close().await;
+
+    // Not for an operator.
+    let b = Browser::start().await;
+    assert_eq!(b.sign_in(&base, "ana", PASSWORD).await, "Groups");
+    assert_eq!(b.count("nav.main a[href='/plugins']").await, 0);
+    assert_eq!(b.open(&format!("{base}/plugins")).await, "Refused");
+    assert_eq!(b.open(&format!("{base}/tokens")).await, "Refused");
+    b.close().await;
+}

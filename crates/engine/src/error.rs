@@ -98,6 +98,9 @@ pub enum EngineError {
     ManualOff(String),
     #[error("no {what} `{id}`")]
     NotFound { what: &'static str, id: String },
+    /// A caller limited to some groups asked for what spans every group.
+    #[error("an account or token limited to groups cannot {0}")]
+    Limited(&'static str),
     #[error("the list of groups is empty: name at least one, or leave it out for every group")]
     EmptyScope,
     #[error("group `{group}`: not run: its run could not be recorded: {problem}")]

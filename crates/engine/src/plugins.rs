@@ -365,7 +365,10 @@ impl Engine {
             .expect("inserted just above when missing");
         Ok(conditions
             .iter_mut()
-            .map(|c| self.tally(c.evaluate(as_of, std::slice::from_ref(customer))))
+            .map(|c| {
+                let evaluation = c.evaluate(as_of, std::slice::from_ref(customer));
+                self.tally(c.plugin().info(), evaluation)
+            })
             .collect())
     }
 }

@@ -64,7 +64,10 @@ impl Engine {
         for (page, (ids, customers)) in facts.ids.chunks(PAGE).zip(&facts.pages).enumerate() {
             let columns: Vec<Verdicts> = conditions
                 .iter_mut()
-                .map(|c| self.tally(c.evaluate_columns(as_of, customers)))
+                .map(|c| {
+                    let evaluation = c.evaluate_columns(as_of, customers);
+                    self.tally(c.plugin().info(), evaluation)
+                })
                 .collect();
             crate::run::count_errors(&columns, &mut failures);
             for (i, id) in ids.iter().enumerate() {

@@ -290,7 +290,10 @@ impl Engine {
             self.check_cancelled(run.id)?;
             let columns: Vec<Verdicts> = conditions
                 .iter_mut()
-                .map(|c| self.tally(c.evaluate_columns(as_of, customers)))
+                .map(|c| {
+                    let evaluation = c.evaluate_columns(as_of, customers);
+                    self.tally(c.plugin().info(), evaluation)
+                })
                 .collect();
             count_errors(&columns, &mut failures);
             for (i, id) in ids.iter().enumerate() {

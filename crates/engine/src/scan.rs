@@ -605,7 +605,10 @@ impl Engine {
         for (page, customers) in range.pages.iter().enumerate() {
             let columns: Vec<Verdicts> = conditions
                 .iter_mut()
-                .map(|c| self.tally(c.evaluate_columns(run.as_of, customers)))
+                .map(|c| {
+                    let evaluation = c.evaluate_columns(run.as_of, customers);
+                    self.tally(c.plugin().info(), evaluation)
+                })
                 .collect();
             count_errors(&columns, &mut failures);
             for i in 0..customers.len() {

@@ -6,8 +6,8 @@
 //! customer's memberships and history. Anything else answers as if it did not exist
 //! (`NotFound`), so that a limited caller cannot tell a hidden group or customer from
 //! a missing one. What spans every group (making groups, imports, customers' facts,
-//! the change feed, plugins, webhooks, tokens) a limited caller is not offered at all:
-//! the API refuses it before it reaches the engine (`auth::Global*`).
+//! the change feed, plugins, webhooks, tokens) a limited caller is refused: the API
+//! before it reaches the engine (`auth::Global*`), the console by `Within::unlimited`.
 
 use std::collections::BTreeSet;
 
@@ -87,6 +87,15 @@ impl Within<'_> {
             what,
             id: id.to_string(),
         }
+    }
+
+    /// The whole engine, for what spans every group (imports, plugins), to a caller
+    /// that is not limited; `Limited` naming `what` (as "cannot <what>") to one that is.
+    pub fn unlimited(&self, what: &'static str) -> Result<&Engine> {
+        if self.scope.is_limited() {
+            return Err(EngineError::Limited(what));
+        }
+        Ok(self.engine)
     }
 
     /// Group `id`, if the scope sees it.

@@ -1,9 +1,12 @@
 //! What plugins have cost since the engine started, for monitoring.
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::PoisonError;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cohort_host::{Evaluation, Failure};
-use cohort_model::Verdicts;
+use cohort_model::{PluginInfo, Verdicts};
 use serde::Serialize;
 
 use crate::Engine;
@@ -29,6 +32,9 @@ pub(crate) struct Counters {
     fuel: AtomicU64,
     traps: AtomicU64,
     errors: AtomicU64,
+    /// The same, by plugin id: a lock per page of customers and condition, not per
+    /// customer.
+    by_plugin: Mutex<HashMap<String, Stats>>,
 }
 
 impl Engine {
@@ -44,8 +50,19 @@ impl Engine {
         }
     }
 
-    /// Count an evaluation's cost and keep its verdicts.
-    pub(crate) fn tally(&self, evaluation: Evaluation) -> Verdicts {
+    /// What each plugin has cost since the engine started, by plugin id.
+    pub fn plugin_stats(&self) -> BTreeMap<String, Stats> {
+        self.counters
+            .by_plugin
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(id, s)| (id.clone(), *s))
+            .collect()
+    }
+
+    /// Count an evaluation's cost, overall and for its plugin, and keep its verdicts.
+    pub(crate) fn tally(&self, plugin: &PluginInfo, evaluation: Evaluation) -> Verdicts {
         let c = &self.counters;
         c.calls
             .fetch_add(u64::from(evaluation.calls), Ordering::Relaxed);
@@ -63,8 +80,20 @@ impl Engine {
             })
             .count() as u64;
         c.traps.fetch_add(traps, Ordering::Relaxed);
-        c.errors
-            .fetch_add(evaluation.failures.len() as u64 - traps, Ordering::Relaxed);
+        let errors = evaluation.failures.len() as u64 - traps;
+        c.errors.fetch_add(errors, Ordering::Relaxed);
+        {
+            let mut by_plugin = c.by_plugin.lock().unwrap_or_else(PoisonError::into_inner);
+            let mine = match by_plugin.get_mut(&plugin.id) {
+                Some(s) => s,
+                None => by_plugin.entry(plugin.id.clone()).or_default(),
+            };
+            mine.calls += u64::from(evaluation.calls);
+            mine.evaluations += evaluation.verdicts.len() as u64;
+            mine.fuel += evaluation.fuel_used;
+            mine.traps += traps;
+            mine.errors += errors;
+        }
         evaluation.verdicts
     }
 }

@@ -170,6 +170,9 @@ impl From<EngineError> for Problem {
             EngineError::Disabled(_) => conflict("group-disabled"),
             EngineError::ManualOff(_) => conflict("manual-runs-off"),
             EngineError::NotFound { what, id } => Problem::not_found(what, id),
+            EngineError::Limited(_) => {
+                Problem::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
+            }
             EngineError::EmptyScope => unprocessable("invalid-scope").at("groups"),
             EngineError::InUse { .. } => conflict("group-in-use"),
             EngineError::UseKind(_) => unprocessable("invalid-use").at("kind"),

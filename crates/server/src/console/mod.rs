@@ -11,11 +11,13 @@
 //! Every form that changes state carries the session's CSRF token; the sign-in form,
 //! before any session, carries one that must match a cookie set with the form.
 
+mod admin;
 mod customers;
 mod editor;
 mod fields;
 mod groups;
 mod history;
+mod imports;
 mod members;
 mod page;
 mod runs;
@@ -49,6 +51,24 @@ pub fn router() -> Router<Shared> {
         .route("/groups/{id}/edit", get(editor::edit).post(editor::submit))
         .route("/groups/{id}/run", post(runs::run_now))
         .route("/runs", get(runs::runs))
+        .route(
+            "/imports",
+            get(imports::imports)
+                .post(imports::upload)
+                // The upload reads at most the server's upload limit itself.
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/imports/template", get(imports::template))
+        .route(
+            "/plugins",
+            get(admin::plugins)
+                .post(admin::add_plugin)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/tokens", get(admin::tokens).post(admin::make_token))
+        .route("/tokens/{name}/revoke", post(admin::revoke_token))
+        .route("/webhooks", get(admin::webhooks))
+        .route("/imports/{id}", get(imports::import))
         .route("/runs/{id}", get(runs::run))
         .route("/groups/{id}/members", post(members::add))
         .route(

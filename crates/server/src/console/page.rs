@@ -42,8 +42,16 @@ pub fn state_name(state: cohort_model::State) -> String {
 pub const STYLE: &str = include_str!("style.css");
 pub const SCRIPT: &str = include_str!("local-time.js");
 
+/// Who a page is for: their name, their session's form token, and whether they are an
+/// admin (who is shown the admins' pages).
+pub struct SignedIn<'a> {
+    pub name: &'a str,
+    pub csrf: &'a str,
+    pub admin: bool,
+}
+
 /// A whole page: `title`, and `body` (already HTML).
-pub fn layout(title: &str, signed_in: Option<(&str, &str)>, body: &str) -> String {
+pub fn layout(title: &str, signed_in: Option<SignedIn<'_>>, body: &str) -> String {
     let mut page = String::new();
     let _ = write!(
         page,
@@ -60,10 +68,15 @@ pub fn layout(title: &str, signed_in: Option<(&str, &str)>, body: &str) -> Strin
 <header><span class="brand">Cohort</span>"#,
         title = escape(title)
     );
-    if let Some((name, csrf)) = signed_in {
+    if let Some(SignedIn { name, csrf, admin }) = signed_in {
+        let admin = if admin {
+            r#" <a href="/plugins">Plugins</a> <a href="/tokens">Tokens</a> <a href="/webhooks">Webhooks</a>"#
+        } else {
+            ""
+        };
         let _ = write!(
             page,
-            r#"<nav class="main"><a href="/">Groups</a> <a href="/runs">Runs</a> <a href="/history">History</a></nav>
+            r#"<nav class="main"><a href="/">Groups</a> <a href="/runs">Runs</a> <a href="/imports">Imports</a> <a href="/history">History</a>{admin}</nav>
 <form method="post" action="/sign-out" class="sign-out">
 <span>{name}</span>
 <input type="hidden" name="csrf" value="{csrf}">

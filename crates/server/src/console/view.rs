@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use cohort_engine::{EngineError, Scope, Within};
 use cohort_store::{Role, StaffLogin, StaffSession};
 
-use super::page::{escape, layout};
+use super::page::{SignedIn, escape, layout};
 use super::{page, signed_in};
 use crate::Shared;
 
@@ -54,7 +54,15 @@ impl Viewer {
     pub fn page(&self, status: StatusCode, title: &str, body: &str) -> Response {
         page(
             status,
-            layout(title, Some((self.name(), &self.session.csrf)), body),
+            layout(
+                title,
+                Some(SignedIn {
+                    name: self.name(),
+                    csrf: &self.session.csrf,
+                    admin: self.login.member.role == Role::Admin,
+                }),
+                body,
+            ),
         )
     }
 
@@ -118,6 +126,7 @@ impl Viewer {
     pub fn error(&self, e: &EngineError) -> Response {
         let (status, title) = match e {
             EngineError::NotFound { .. } => (StatusCode::NOT_FOUND, "Not found"),
+            EngineError::Limited(_) => (StatusCode::FORBIDDEN, "Refused"),
             EngineError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "Error"),
             _ => (StatusCode::UNPROCESSABLE_ENTITY, "Not done"),
         };

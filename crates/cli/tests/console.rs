@@ -535,7 +535,10 @@ async fn a_group_built_in_the_rule_builder_is_checked_previewed_saved_and_run() 
         .text()
         .await
         .expect("text");
-    assert!(problem.contains("XX"), "{problem}");
+    assert!(
+        problem.starts_with("line 2: ") && problem.contains("XX"),
+        "{problem}"
+    );
     assert_eq!(
         b.count("textarea[name='c0.0.countries'][aria-invalid='true']")
             .await,

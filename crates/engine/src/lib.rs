@@ -37,6 +37,7 @@ mod scan;
 mod schedule;
 mod scope;
 pub mod signing;
+mod sizes;
 mod stats;
 
 use std::collections::HashMap;
@@ -57,6 +58,7 @@ pub use run::RunReport;
 pub use scan::{LEASE_SECONDS, RANGE_SIZE, RangeReport, Worked, worker_name};
 pub use schedule::{Tick, next_run};
 pub use scope::{Scope, Within};
+pub use sizes::{DAYS, Sizes, StateCounts};
 pub use stats::Stats;
 
 pub type Result<T> = std::result::Result<T, EngineError>;
@@ -78,6 +80,8 @@ pub struct Engine {
     facts: facts::FactsCache,
     groups: groups::GroupsCache,
     holdings: holdings::HoldingsCache,
+    /// Each group's size now and over the last days, for pages that list groups.
+    sizes: sizes::SizesCache,
     /// Customers in id order, for the ranges of scans shared by workers.
     id_order: scan::IdOrder,
     /// Customers per range of the scans this engine starts.
@@ -102,6 +106,7 @@ impl Engine {
             facts: facts::FactsCache::default(),
             groups: groups::GroupsCache::default(),
             holdings: holdings::HoldingsCache::default(),
+            sizes: sizes::SizesCache::default(),
             id_order: scan::IdOrder::default(),
             range_size: scan::RANGE_SIZE.into(),
             running: jobs::Running::default(),

@@ -31,6 +31,8 @@ pub struct Preview {
     pub removed_sample: Vec<String>,
     pub undecided_sample: Vec<String>,
     /// Each plugin failure and how many customers it left undecided.
+    #[serde(serialize_with = "cohort_store::failures_as_objects")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<cohort_store::FailureCount>))]
     pub failures: Vec<(String, u64)>,
 }
 

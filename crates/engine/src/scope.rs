@@ -12,9 +12,9 @@
 use std::collections::BTreeSet;
 
 use cohort_model::{CustomerRecord, Group, Membership, PluginInfo, Timestamp};
-use cohort_store::{AuditEntry, Ending, HistoryQuery, Listing, RunRecord, StateCounts};
+use cohort_store::{AuditEntry, Ending, HistoryQuery, Listing, RunRecord};
 
-use crate::{Begun, Cancel, Engine, EngineError, Preview, Progress, Result, Trigger, Why};
+use crate::{Begun, Cancel, Engine, EngineError, Preview, Progress, Result, Sizes, Trigger, Why};
 
 /// The groups a caller may see.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -266,9 +266,11 @@ impl Within<'_> {
         Ok(self.engine.store().exclusions(group)?)
     }
 
-    pub fn count_states(&self, group: &str, at: Timestamp) -> Result<StateCounts> {
+    /// The group's size now and over the last days (`Sizes`), kept a minute while its
+    /// memberships do not change.
+    pub fn sizes(&self, group: &str, now: Timestamp) -> Result<std::sync::Arc<Sizes>> {
         self.group(group)?;
-        Ok(self.engine.store().count_states(group, at)?)
+        self.engine.sizes(group, now)
     }
 
     /// The audit history `query` asks for, narrowed to the scope: a group or customer

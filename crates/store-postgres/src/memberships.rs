@@ -2,7 +2,7 @@
 
 use cohort_model::{Held, Membership, Source, State, Timestamp};
 use cohort_planner::Change;
-use cohort_store::{Applied, Cause, Ending, Listing, Memberships, PlanRead, StateCounts, Trigger};
+use cohort_store::{Applied, Cause, Ending, Listing, Memberships, PlanRead, Trigger};
 use postgres::Row;
 use postgres::fallible_iterator::FallibleIterator;
 
@@ -211,26 +211,6 @@ impl Memberships for PgStore {
                 )?
                 .get(0);
             Ok(count(n))
-        })
-    }
-
-    fn count_states(&self, group: &str, at: Timestamp) -> cohort_store::Result<StateCounts> {
-        sql(|| {
-            // `cohort_model::state`: an empty window or one ended by `at` is expired;
-            // else one that starts after `at` is pending; the rest are active.
-            let row = self.pool.get()?.query_one(
-                "SELECT count(*) FILTER (WHERE NOT e AND starts <= $2),
-                        count(*) FILTER (WHERE NOT e AND starts > $2),
-                        count(*) FILTER (WHERE e)
-                 FROM (SELECT starts, (ends IS NOT NULL AND (ends <= starts OR ends <= $2)) AS e
-                       FROM memberships WHERE grp = $1) m",
-                &[&group, &at],
-            )?;
-            Ok(StateCounts {
-                active: count(row.get(0)),
-                pending: count(row.get(1)),
-                expired: count(row.get(2)),
-            })
         })
     }
 

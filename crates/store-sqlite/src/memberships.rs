@@ -4,7 +4,7 @@
 use cohort_model::{Held, Membership, Source, State, Timestamp};
 use cohort_planner::Change;
 use cohort_store::plan::{Action, Event, NewMembership, announced};
-use cohort_store::{Applied, Cause, Ending, Listing, Memberships, PlanRead, StateCounts, Trigger};
+use cohort_store::{Applied, Cause, Ending, Listing, Memberships, PlanRead, Trigger};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::journal::Journal;
@@ -367,25 +367,6 @@ impl Memberships for SqliteStore {
                 |r| r.get(0),
             )?;
             Ok(n as u64)
-        })
-    }
-
-    fn count_states(&self, group: &str, at: Timestamp) -> cohort_store::Result<StateCounts> {
-        sql(|| {
-            // `cohort_model::state`: an empty window or one ended by `at` is expired;
-            // else one that starts after `at` is pending; the rest are active.
-            let (all, expired, pending): (i64, i64, i64) = self.reader().query_row(
-                "SELECT count(*), coalesce(sum(e), 0), coalesce(sum(NOT e AND start > ?2), 0)
-                 FROM (SELECT start, (end IS NOT NULL AND (end <= start OR end <= ?2)) AS e
-                       FROM memberships WHERE grp = ?1)",
-                params![group, at],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )?;
-            Ok(StateCounts {
-                active: (all - expired - pending) as u64,
-                pending: pending as u64,
-                expired: expired as u64,
-            })
         })
     }
 

@@ -208,14 +208,6 @@ pub struct Ending {
     pub reason: String,
 }
 
-/// A group's memberships by state at one time.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct StateCounts {
-    pub active: u64,
-    pub pending: u64,
-    pub expired: u64,
-}
-
 /// Which audit entries to read: each filter given narrows the history.
 #[derive(Clone, Debug, Default)]
 pub struct HistoryQuery {
@@ -307,7 +299,8 @@ pub struct FailureCount<'a> {
     pub count: u64,
 }
 
-fn failures_as_objects<S: serde::Serializer>(
+/// Failures as `FailureCount` objects: a tuple would break generated clients.
+pub fn failures_as_objects<S: serde::Serializer>(
     failures: &[(String, u64)],
     s: S,
 ) -> std::result::Result<S::Ok, S::Error> {

@@ -9,8 +9,8 @@ use cohort_planner::Change;
 use crate::{
     Applied, AuditEntry, Cause, Conditional, DeliveryAttempt, Ending, Erasure, HistoryQuery,
     ImportProblem, ImportRecord, Listing, OutboxEvent, PlanRead, Remembered, Result, Role,
-    RunRecord, Scans, StaffLogin, StaffMember, StaffSession, StagedRow, StateCounts, StoredPlugin,
-    TokenRecord, TrustedKey, Webhook, WebhookChange,
+    RunRecord, Scans, StaffLogin, StaffMember, StaffSession, StagedRow, StoredPlugin, TokenRecord,
+    TrustedKey, Webhook, WebhookChange,
 };
 
 /// The plugins an operator added, and their bytes.
@@ -168,9 +168,6 @@ pub trait Memberships: Send + Sync {
     fn excluded_from(&self, customer: &str) -> Result<Vec<String>>;
     /// How many memberships of the group are active at `at`.
     fn count_active(&self, group: &str, at: Timestamp) -> Result<u64>;
-    /// How many of a group's memberships are active, pending and expired at `at`, in
-    /// one pass.
-    fn count_states(&self, group: &str, at: Timestamp) -> Result<StateCounts>;
     fn set_exclusion(
         &self,
         customer: &str,

@@ -8,6 +8,35 @@ use super::page::{escape, time};
 use super::view::Viewer;
 use crate::{Shared, now};
 
+/// A small line of the group's size a day at a time, with its first and last values
+/// in words for those who do not see it.
+fn sparkline(daily: &[(i64, u64)]) -> String {
+    let (Some((since, first)), Some((_, last))) = (daily.first(), daily.last()) else {
+        return String::new();
+    };
+    let top = daily.iter().map(|p| p.1).max().unwrap_or(0).max(1) as f64;
+    let step = 120.0 / (daily.len().max(2) - 1) as f64;
+    let points: Vec<String> = daily
+        .iter()
+        .enumerate()
+        .map(|(i, (_, n))| {
+            format!(
+                "{:.1},{:.1}",
+                i as f64 * step,
+                22.0 - 20.0 * *n as f64 / top
+            )
+        })
+        .collect();
+    let since = cohort_model::rfc3339::format(*since).replace('T', " ");
+    let words = format!("{first} members at {since} UTC, {last} now");
+    format!(
+        "<svg class=\"spark\" width=\"120\" height=\"24\" viewBox=\"0 0 120 24\" role=\"img\" \
+         aria-label=\"{words}\"><title>{words}</title>\
+         <polyline fill=\"none\" stroke=\"#486581\" stroke-width=\"1.5\" points=\"{}\"/></svg>",
+        points.join(" ")
+    )
+}
+
 pub(super) async fn groups(state: &Shared, viewer: &Viewer) -> Response {
     // Only an operator who sees every group makes new ones.
     let new = if viewer.operates() && !viewer.scope.is_limited() {
@@ -20,7 +49,9 @@ pub(super) async fn groups(state: &Shared, viewer: &Viewer) -> Response {
             let at = now();
             let mut rows = String::new();
             for g in within.groups()? {
-                let counts = within.count_states(&g.id, at)?;
+                let sizes = within.sizes(&g.id, at)?;
+                let counts = sizes.states;
+                let chart = sparkline(&sizes.daily);
                 let last = within
                     .runs(Some(&g.id), None, 1)?
                     .into_iter()
@@ -73,7 +104,7 @@ pub(super) async fn groups(state: &Shared, viewer: &Viewer) -> Response {
                     "<tr><td><a href=\"/groups/{id}\">{name}</a><br><small>{id}</small></td>\
                      <td>{mode}</td><td>{schedule}</td>\
                      <td class=\"number\">{active}</td><td class=\"number\">{pending}</td>\
-                     <td class=\"number\">{expired}</td><td>{last}</td><td>{used}</td></tr>\n",
+                     <td class=\"number\">{expired}</td><td>{chart}</td><td>{last}</td><td>{used}</td></tr>\n",
                     name = escape(&g.name),
                     id = escape(&g.id),
                     mode = escape(&mode),
@@ -89,8 +120,10 @@ pub(super) async fn groups(state: &Shared, viewer: &Viewer) -> Response {
                     "<h1>Groups</h1>\n{new}<table>\n<thead><tr><th scope=\"col\">Group</th>\
                      <th scope=\"col\">Mode</th><th scope=\"col\">Schedule</th>\
                      <th scope=\"col\">Active</th><th scope=\"col\">Pending</th>\
-                     <th scope=\"col\">Expired</th><th scope=\"col\">Last run</th>\
-                     <th scope=\"col\">Used by</th></tr></thead>\n<tbody>\n{rows}</tbody>\n</table>"
+                     <th scope=\"col\">Expired</th><th scope=\"col\">Size, {days} days</th>\
+                     <th scope=\"col\">Last run</th>\
+                     <th scope=\"col\">Used by</th></tr></thead>\n<tbody>\n{rows}</tbody>\n</table>",
+                    days = cohort_engine::DAYS
                 )
             })
         })

@@ -73,7 +73,7 @@ fn page(
 ) -> Result<String, EngineError> {
     let group = within.group(id)?;
     let at = now();
-    let counts = within.count_states(id, at)?;
+    let counts = within.sizes(id, at)?.states;
     let gid = escape(&group.id);
     let actions = match forms {
         Some(csrf) => format!(

@@ -180,10 +180,6 @@ pub const CASES: &[Case] = &[
         "a_groups_customers_are_those_it_ever_held_or_pinned_in_id_order",
         scope::a_groups_customers_are_those_it_ever_held_or_pinned_in_id_order,
     ),
-    (
-        "a_groups_memberships_are_counted_by_state_as_the_model_judges",
-        scope::a_groups_memberships_are_counted_by_state_as_the_model_judges,
-    ),
 ];
 
 /// Run every case on a fresh store from `open`; panics naming each case that failed

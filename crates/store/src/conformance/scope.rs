@@ -100,38 +100,3 @@ pub(super) fn a_groups_customers_are_those_it_ever_held_or_pinned_in_id_order(st
         ["c0"]
     );
 }
-
-pub(super) fn a_groups_memberships_are_counted_by_state_as_the_model_judges(store: &dyn Store) {
-    let changes = [
-        window("open", 1, None),
-        window("ending", 1, Some(30)),
-        window("ended", 1, Some(20)),
-        window("later", 25, Some(40)),
-        window("never", 25, Some(25)),
-    ];
-    store.apply(&changes, &CAUSE, 12).expect("apply");
-    for at in [10, 20, 25, 30, 40] {
-        let mut want = StateCounts::default();
-        for m in store.group_memberships("g").expect("memberships") {
-            match m.state(at) {
-                cohort_model::State::Active => want.active += 1,
-                cohort_model::State::Pending => want.pending += 1,
-                cohort_model::State::Expired => want.expired += 1,
-            }
-        }
-        assert_eq!(
-            store.count_states("g", at).expect("counts"),
-            want,
-            "at {at}"
-        );
-        assert_eq!(store.count_active("g", at).expect("count"), want.active);
-    }
-    assert_eq!(
-        store.count_states("g", 20).expect("counts"),
-        StateCounts {
-            active: 2,
-            pending: 1,
-            expired: 2
-        }
-    );
-}

@@ -321,25 +321,36 @@ fn placed(e: &EngineError, draft: &Draft, plugins: &[PluginInfo]) -> BTreeMap<St
                 .and_then(|c| c.get(j))
                 .map(|c| c.plugin.as_str())
                 .unwrap_or_default();
-            let names: Vec<String> = schema_fields(plugin, plugins)
-                .map(|fs| fs.into_iter().map(|f| f.name).collect())
-                .unwrap_or_default();
+            let schema = schema_fields(plugin, plugins).unwrap_or_default();
+            let names: Vec<&str> = schema.iter().map(|f| f.name.as_str()).collect();
             for problem in problems {
                 // `config/<field>/...: message`, or `config: message` for the whole.
                 let (path, message) = problem.split_once(": ").unwrap_or(("config", problem));
                 let field = path
                     .strip_prefix("config/")
                     .and_then(|p| p.split('/').next())
-                    .filter(|f| names.iter().any(|n| n == f));
+                    .filter(|f| names.contains(f));
                 let key = match field {
                     Some(f) => format!("c{i}.{j}.{f}"),
                     None if names.is_empty() => format!("c{i}.{j}.raw"),
                     None => format!("c{i}.{j}.plugin"),
                 };
-                let message = match path.strip_prefix("config") {
-                    Some(rest)
-                        if rest.len() > 1 && field.is_none_or(|f| rest != format!("/{f}")) =>
-                    {
+                // Within a field, say where: a list edited a line at a time by its line.
+                let within_field = field.and_then(|f| {
+                    path.strip_prefix(&format!("config/{f}/"))
+                        .map(|rest| (f, rest))
+                });
+                let message = match (within_field, path.strip_prefix("config")) {
+                    (Some((f, rest)), _) => {
+                        let lines = schema
+                            .iter()
+                            .any(|s| s.name == f && s.kind == fields::Kind::Lines);
+                        match rest.parse::<usize>() {
+                            Ok(n) if lines => format!("line {}: {message}", n + 1),
+                            _ => format!("{rest}: {message}"),
+                        }
+                    }
+                    (None, Some(rest)) if rest.len() > 1 && field.is_none() => {
                         format!("{rest}: {message}")
                     }
                     _ => message.to_string(),

@@ -273,8 +273,9 @@ impl Within<'_> {
         self.engine.sizes(group, now)
     }
 
-    /// The audit history `query` asks for, narrowed to the scope: a group or customer
-    /// it does not see is not found.
+    /// The audit history `query` asks for, narrowed to the scope. A filter on a group
+    /// or customer it does not see finds nothing, as one on a missing group or
+    /// customer does (a filter is not a lookup: nothing is "not found").
     pub fn history(
         &self,
         mut query: HistoryQuery,
@@ -284,21 +285,17 @@ impl Within<'_> {
         if let Some(customer) = &query.customer
             && !self.sees_customer(customer)?
         {
-            return Err(Self::not_found("customer", customer));
+            return Ok(Vec::new());
         }
-        if let Some(asked) = &query.groups {
-            for g in asked {
-                if !self.scope.sees_group(g) {
-                    return Err(Self::not_found("group", g));
-                }
-            }
-        } else {
-            query.groups = self.scope.groups();
+        match &mut query.groups {
+            Some(asked) => asked.retain(|g| self.scope.sees_group(g)),
+            None => query.groups = self.scope.groups(),
         }
         Ok(self.engine.store().history_where(&query, before, limit)?)
     }
 
-    /// Runs newest first, of `group` if given, of the groups the scope sees.
+    /// Runs newest first, of `group` if given, of the groups the scope sees; none for
+    /// a group it does not see, as for a missing one.
     pub fn runs(
         &self,
         group: Option<&str>,
@@ -307,7 +304,9 @@ impl Within<'_> {
     ) -> Result<Vec<RunRecord>> {
         let store = self.engine.store();
         if let Some(g) = group {
-            self.group(g)?;
+            if !self.scope.sees_group(g) {
+                return Ok(Vec::new());
+            }
             return Ok(store.runs(Some(g), before, limit)?);
         }
         if !self.scope.is_limited() {

@@ -38,7 +38,8 @@ use crate::{Shared, auth, idempotency, limits};
         title = "Cohort",
         description = "Customer groups for billing platforms, with membership rules made of sandboxed WebAssembly condition plugins.\n\n\
 Every `/v1` endpoint needs `Authorization: Bearer <token>`; tokens are made with `cohort token create --role read-only|operator|admin`. \
-A read-only token reads everything; an operator also manages groups, rules, customers, runs, imports and manual membership; an admin also plugins, webhooks and tokens (`/v1/tokens`); a token may expire.\n\n\
+A read-only token reads everything; an operator also manages groups, rules, customers, runs, imports and manual membership; an admin also plugins, webhooks and tokens (`/v1/tokens`); a token may expire. \
+A token may be limited to some groups (`groups` when it is made): it then sees only those groups, the customers who are or were in them and their history, anything else answers 404 as if it did not exist, and what spans every group (imports, customers' facts, registrations, the change feed, plugins, webhooks, tokens, metrics) answers 403.\n\n\
 Errors are `application/problem+json` with a stable `type`, a `detail` naming the field, and `field` where one is at fault. \
 Every response carries `X-Request-Id`, the client's own if it sent a usable one, also in a problem's `request_id` and in the server's log line. \
 Lists are paged by cursor: pass the `next` of one page as `after` (or `before`) to get the next; a missing `next` means the last page. \

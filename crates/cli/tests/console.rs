@@ -535,14 +535,7 @@ async fn a_group_built_in_the_rule_builder_is_checked_previewed_saved_and_run() 
         "New group"
     );
     wait_for(&b, "#c0-0-countries-problem").await;
-    let problem = b
-        .client
-        .find(Locator::Css("#c0-0-countries-problem"))
-        .await
-        .expect("the problem")
-        .text()
-        .await
-        .expect("text");
+    let problem = b.text("#c0-0-countries-problem").await;
     assert!(
         problem.starts_with("line 2: ") && problem.contains("XX"),
         "{problem}"
@@ -574,14 +567,7 @@ async fn a_group_built_in_the_rule_builder_is_checked_previewed_saved_and_run() 
         b.click_and_wait("button[value='preview']").await,
         "New group"
     );
-    let added = b
-        .client
-        .find(Locator::Css("section.preview li.would-add"))
-        .await
-        .expect("the preview")
-        .text()
-        .await
-        .expect("text");
+    let added = b.text("section.preview li.would-add").await;
     assert_eq!(added, "Would add 1: c3");
     assert!(
         c.fails(&["group", "show", "fr"]).contains("fr"),
@@ -654,14 +640,7 @@ async fn an_import_with_a_bad_row_names_its_line_and_column_and_applies_nothing(
         text.contains("1 of 2 rows were rejected; nothing was applied"),
         "{text}"
     );
-    let problem = b
-        .client
-        .find(Locator::Css("table.problems tbody tr"))
-        .await
-        .expect("a problem")
-        .text()
-        .await
-        .expect("text");
+    let problem = b.text("table.problems tbody tr").await;
     assert_eq!(problem, "3 Assigned Groups unknown group `platinum`");
     b.screenshot("console-import.png").await;
     let vip = c.ok(&["member", "list", "vip", "--all"]);
@@ -669,14 +648,7 @@ async fn an_import_with_a_bad_row_names_its_line_and_column_and_applies_nothing(
 
     // The list of imports shows it, failed, with its counts.
     assert_eq!(b.open(&format!("{base}/imports")).await, "Imports");
-    let row = b
-        .client
-        .find(Locator::Css("tbody tr"))
-        .await
-        .expect("the import")
-        .text()
-        .await
-        .expect("text");
+    let row = b.text("tbody tr").await;
     assert!(
         row.contains("members.csv") && row.contains("failed"),
         "{row}"
@@ -737,14 +709,7 @@ async fn an_admin_sees_plugins_with_their_cost_makes_and_revokes_tokens_and_read
         text.contains("country") && text.contains("signed by standard"),
         "{text}"
     );
-    let cost = b
-        .client
-        .find(Locator::Css("td.cost"))
-        .await
-        .expect("a cost")
-        .text()
-        .await
-        .expect("text");
+    let cost = b.text("td.cost").await;
     assert!(cost.contains("63 customers"), "{cost}");
 
     // A token limited to vip, shown once, then revoked.
@@ -758,14 +723,7 @@ async fn an_admin_sees_plugins_with_their_cost_makes_and_revokes_tokens_and_read
         b.click_and_wait("form[action='/tokens'] button").await,
         "API tokens"
     );
-    let token = b
-        .client
-        .find(Locator::Css("code.token"))
-        .await
-        .expect("the token, once")
-        .text()
-        .await
-        .expect("text");
+    let token = b.text("code.token").await;
     let groups = |token: String| {
         let (http, base) = (http.clone(), base.clone());
         async move {

@@ -28,7 +28,7 @@ pub struct RunReport {
 /// A run's evaluation: the changes it plans, each change's customer position, and the
 /// memberships they were planned against (to carry forward once applied).
 pub(crate) struct Evaluated {
-    changes: Vec<Change>,
+    pub(crate) changes: Vec<Change>,
     change_at: Vec<u32>,
     holdings: Arc<Holdings>,
 }
@@ -253,11 +253,38 @@ impl Engine {
         group: &Group,
         run: &mut RunRecord,
         pages: usize,
-        mut changes: Vec<Change>,
+        changes: Vec<Change>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Evaluated> {
+        self.evaluate_group(
+            group,
+            run,
+            pages,
+            changes,
+            Purpose::Run,
+            progress,
+            |_, _| {},
+        )
+    }
+
+    /// `evaluate_run`, for conditions prepared for `purpose`, telling `decided` each
+    /// customer's decision as it is made (a preview samples the undecided).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "`evaluate_run` and `preview` differ in these; a struct would only move the list"
+    )]
+    pub(crate) fn evaluate_group(
+        &self,
+        group: &Group,
+        run: &mut RunRecord,
+        pages: usize,
+        mut changes: Vec<Change>,
+        purpose: Purpose,
+        progress: &mut dyn FnMut(u64, u64),
+        mut decided: impl FnMut(&str, Decision),
+    ) -> Result<Evaluated> {
         let as_of = run.as_of;
-        let mut conditions = self.prepare(group, Purpose::Run)?;
+        let mut conditions = self.prepare(group, purpose)?;
         let compiled = Compiled::new(group);
 
         // The customers' standing, by their position in the facts: the loop below visits
@@ -306,6 +333,7 @@ impl Engine {
                     &mut failures,
                     (&mut run.matched, &mut run.undecided),
                 );
+                decided(id, decision);
                 plan_into(
                     policy,
                     Standing {

@@ -120,21 +120,20 @@ impl Browser {
     }
 
     pub async fn heading(&self) -> String {
-        self.client
-            .find(Locator::Css("h1"))
-            .await
-            .expect("a heading")
-            .text()
-            .await
-            .expect("text")
+        self.text("h1").await
     }
 
     /// The text of the page's main part.
     pub async fn body(&self) -> String {
+        self.text("main").await
+    }
+
+    /// The text of the first element `css` finds.
+    pub async fn text(&self, css: &str) -> String {
         self.client
-            .find(Locator::Css("main"))
+            .find(Locator::Css(css))
             .await
-            .expect("main")
+            .unwrap_or_else(|_| panic!("no {css}"))
             .text()
             .await
             .expect("text")

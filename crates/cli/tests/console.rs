@@ -108,6 +108,22 @@ async fn staff_sign_in_see_their_groups_and_sign_out() {
         text.contains("VIP customers") && text.contains("Germany"),
         "{text}"
     );
+    // Germany's row: 61 active, none pending, c2 expired; its size line says so too.
+    let row = b.text("tbody tr:first-child").await;
+    assert!(row.contains("61 0 1"), "{row}");
+    let chart = b
+        .client
+        .find(Locator::Css("tbody tr:first-child svg.spark"))
+        .await
+        .expect("a size line")
+        .attr("aria-label")
+        .await
+        .expect("an attribute")
+        .unwrap_or_default();
+    assert!(
+        chart.starts_with("0 members at ") && chart.ends_with(", 61 now"),
+        "{chart}"
+    );
     // What the page looks like, for docs/console/ (kept with the test's other files).
     b.screenshot("console-groups.png").await;
     let cookies = b.client.get_all_cookies().await.expect("cookies");
@@ -346,6 +362,19 @@ async fn an_operator_adds_removes_and_pins_by_form_and_the_history_names_them() 
         !text.contains("moved abroad"),
         "alice's entry is filtered out"
     );
+    // By day, in UTC: today's entries, and none before today.
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    b.open(&format!("{base}/history?actor=ana&since={today}"))
+        .await;
+    assert_eq!(b.count("table.history tbody tr").await, 4);
+    b.open(&format!("{base}/history?actor=ana&until=2026-01-01"))
+        .await;
+    assert_eq!(b.count("table.history tbody tr").await, 0);
+    assert_eq!(
+        b.open(&format!("{base}/history?since=yesterday")).await,
+        "History"
+    );
+    assert!(b.body().await.contains("is not a day such as"));
 
     // A form posted without this session's token changes nothing.
     let session = b.session_cookie().await;

@@ -5,7 +5,8 @@
 //! in one of them or are pinned out of one, and only those groups' part of a
 //! customer's memberships and history. Anything else answers as if it did not exist
 //! (`NotFound`), so that a limited caller cannot tell a hidden group or customer from
-//! a missing one. What spans every group (making groups, imports, customers' facts,
+//! a missing one; a filter (history, runs) on a hidden one finds nothing, as on a
+//! missing one. What spans every group (making groups, imports, customers' facts,
 //! the change feed, plugins, webhooks, tokens) a limited caller is refused: the API
 //! before it reaches the engine (`auth::Global*`), the console by `Within::unlimited`.
 

@@ -75,6 +75,44 @@ fn a_plugin_built_from_the_template_outside_the_workspace_loads_and_runs() {
     ]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown field `tag`"));
+    assert_eq!(
+        info["budget"]["declared"],
+        serde_json::json!({}),
+        "{info:#}"
+    );
+
+    // A budget the source declares reaches the host through the toolchain: the SDK's
+    // macro puts it in a custom section of the component's core module.
+    let mut source = std::fs::read_to_string(plugin.join("src/lib.rs")).expect("source");
+    source.push_str(
+        "\ncohort_plugin_sdk::declare_budget!(r#\"{\"memory_mib\": 96, \"fuel_per_customer\": 50000}\"#);\n",
+    );
+    std::fs::write(plugin.join("src/lib.rs"), source).expect("write source");
+    let rebuilt = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(&plugin)
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .expect("cargo runs");
+    assert!(
+        rebuilt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rebuilt.stderr)
+    );
+    let described = cohort(&["describe", &wasm, "--json"]);
+    let info: serde_json::Value = serde_json::from_slice(&described.stdout).expect("JSON");
+    assert_eq!(
+        info["budget"]["declared"],
+        serde_json::json!({"memory_mib": 96, "fuel_per_customer": 50000}),
+        "{info:#}"
+    );
+    assert_eq!(info["budget"]["granted"]["memory_mib"], 96);
+    assert_eq!(
+        verdicts(&eval_tagged(&cohort, &wasm)),
+        ["match", "match", "no-match", "no-match"]
+    );
 }
 
 /// The template's plugin (`wasm`) over its customers with the configuration the guide

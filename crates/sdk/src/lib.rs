@@ -190,3 +190,39 @@ macro_rules! export_plugin {
         }
     };
 }
+
+/// Declare the budget the plugin needs, as JSON (`fuel_per_call`, `fuel_per_customer`,
+/// `fuel_per_prepare`, `memory_mib`, `deadline_ms`; any left out keep the host's
+/// defaults): the host reads it from the component's `cohort:budget` section before
+/// compiling, and grants it up to its ceiling; an operator's budget for the plugin
+/// still goes beyond. A plugin that needs more than a small Rust condition does (a
+/// large table, say) declares it here rather than asking every operator.
+///
+/// ```ignore
+/// cohort_plugin_sdk::declare_budget!(r#"{"memory_mib": 96}"#);
+/// ```
+#[macro_export]
+macro_rules! declare_budget {
+    ($json:literal) => {
+        #[allow(
+            unsafe_code,
+            reason = "naming a link section is unsafe in Rust 2024; the section holds only these bytes"
+        )]
+        const _: () = {
+            const JSON: &[u8] = $json.as_bytes();
+            // A custom section of the component's core module, kept by the linker
+            // (`used`), where the host looks for it.
+            #[unsafe(link_section = "cohort:budget")]
+            #[used]
+            static BUDGET: [u8; JSON.len()] = {
+                let mut out = [0u8; JSON.len()];
+                let mut i = 0;
+                while i < JSON.len() {
+                    out[i] = JSON[i];
+                    i += 1;
+                }
+                out
+            };
+        };
+    };
+}

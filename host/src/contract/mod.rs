@@ -211,19 +211,26 @@ pub(crate) fn detect(bytes: &[u8]) -> Result<Header, LoadError> {
     let invalid = |e: wasmparser::BinaryReaderError| LoadError::Invalid(e.to_string());
     let mut exports: Vec<String> = Vec::new();
     let mut budget: Option<PluginBudget> = None;
-    // Nested modules and components have exports of their own; only the outermost
-    // component's are the plugin's.
-    let mut depth = 0usize;
+    // What encloses the payload being read: nested modules and components have exports
+    // of their own, and only the outermost component's are the plugin's. A budget is
+    // read at the top (where a build tool appends it) or in a core module of the
+    // component itself (where a compiled language's linker puts a section the source
+    // declares, as the Rust SDK's `declare_budget!` does).
+    let mut within: Vec<bool> = Vec::new();
     for payload in Parser::new(0).parse_all(bytes) {
-        match payload.map_err(invalid)? {
-            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
-            Payload::End(_) => depth = depth.saturating_sub(1),
-            Payload::ComponentExportSection(section) if depth == 0 => {
-                for export in section {
+        let payload = payload.map_err(invalid)?;
+        match &payload {
+            Payload::ModuleSection { .. } => within.push(true),
+            Payload::ComponentSection { .. } => within.push(false),
+            Payload::End(_) => drop(within.pop()),
+            Payload::ComponentExportSection(section) if within.is_empty() => {
+                for export in section.clone() {
                     exports.push(export.map_err(invalid)?.name.name.to_string());
                 }
             }
-            Payload::CustomSection(section) if depth == 0 && section.name() == BUDGET_SECTION => {
+            Payload::CustomSection(section)
+                if section.name() == BUDGET_SECTION && within.len() <= 1 && within != [false] =>
+            {
                 if budget.is_some() {
                     return Err(LoadError::Budget("it appears twice".into()));
                 }

@@ -741,6 +741,15 @@ async fn an_admin_sees_plugins_with_their_cost_makes_and_revokes_tokens_and_read
     let cost = b.text("td.cost").await;
     assert!(cost.contains("63 customers"), "{cost}");
 
+    // A plugin uploaded from the page: the legacy test plugin, unsigned.
+    b.fill("#wasm", cohort_artifacts::LEGACY_PATH).await;
+    assert_eq!(
+        b.click_and_wait("form[action='/plugins'] button").await,
+        "Plugins"
+    );
+    assert!(c.ok(&["plugin", "list"]).contains("legacy"));
+    assert!(b.body().await.contains("signed by nobody"));
+
     // A token limited to vip, shown once, then revoked.
     assert_eq!(
         b.click_and_wait("nav.main a[href='/tokens']").await,

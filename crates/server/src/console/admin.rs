@@ -141,15 +141,26 @@ pub(super) async fn add_plugin(
             Err(e) => return not_done(&viewer, &e.to_string()),
         };
         let name = field.name().unwrap_or_default().to_string();
-        let bytes = match field.bytes().await {
-            Ok(b) if b.len() <= limit => b,
-            Ok(_) => return not_done(&viewer, &format!("the file is larger than {limit} bytes")),
-            Err(e) => return not_done(&viewer, &e.to_string()),
-        };
+        // Read a chunk at a time, so that a file past the limit is refused before it
+        // is held whole.
+        let mut field = field;
+        let mut bytes = Vec::new();
+        loop {
+            match field.chunk().await {
+                Ok(Some(chunk)) if bytes.len() + chunk.len() <= limit => {
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(Some(_)) => {
+                    return not_done(&viewer, &format!("the file is larger than {limit} bytes"));
+                }
+                Ok(None) => break,
+                Err(e) => return not_done(&viewer, &e.to_string()),
+            }
+        }
         match name.as_str() {
             "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
-            "wasm" => wasm = bytes.to_vec(),
-            "signature" => signature = bytes.to_vec(),
+            "wasm" => wasm = bytes,
+            "signature" => signature = bytes,
             _ => {}
         }
     }

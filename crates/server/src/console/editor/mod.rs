@@ -24,6 +24,9 @@ use super::fields::{self, Field};
 use super::view::Viewer;
 use crate::{Shared, now};
 
+/// Clauses in a rule, and conditions in a clause, that the editor takes.
+const MOST_CLAUSES: usize = 64;
+
 /// A group as the form holds it: texts, before they are read into a group.
 #[derive(Clone, Debug, Default)]
 struct Draft {
@@ -128,7 +131,11 @@ impl Draft {
                 "cron" => d.cron = v.trim().to_string(),
                 "time_zone" => d.time_zone = v.trim().to_string(),
                 _ => {
-                    let Some((i, j, what)) = condition_key(key) else {
+                    // A form names its rule's places; a bound keeps a forged one from
+                    // making room for millions.
+                    let Some((i, j, what)) = condition_key(key)
+                        .filter(|(i, j, _)| *i < MOST_CLAUSES && *j < MOST_CLAUSES)
+                    else {
                         continue;
                     };
                     while d.clauses.len() <= i {
@@ -463,6 +470,7 @@ pub(super) async fn submit(
     if let Some(i) = action.strip_prefix("add-condition:") {
         if let Ok(i) = i.parse::<usize>()
             && let Some(clause) = draft.clauses.get_mut(i)
+            && clause.len() < MOST_CLAUSES
         {
             clause.push(DraftCondition::default());
         }
@@ -483,7 +491,9 @@ pub(super) async fn submit(
     }
     match action.as_str() {
         "add-clause" => {
-            draft.clauses.push(vec![DraftCondition::default()]);
+            if draft.clauses.len() < MOST_CLAUSES {
+                draft.clauses.push(vec![DraftCondition::default()]);
+            }
             render(&state, &viewer, draft, BTreeMap::new(), None).await
         }
         "preview" | "save" => {
@@ -578,5 +588,34 @@ async fn render(
     match built {
         Ok(body) => viewer.page(status, &page_title, &body),
         Err(e) => viewer.error(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_form_becomes_clauses_of_conditions_and_a_forged_place_is_ignored() {
+        let d = Draft::from_form(&pairs(&[
+            ("id", " fr "),
+            ("c1.0.plugin", "country"),
+            ("c0.1.negate", "true"),
+            ("c0.1.countries", "FR"),
+            ("c99999999.0.plugin", "country"),
+            ("c0.99999999.plugin", "country"),
+        ]));
+        assert_eq!(d.id, "fr");
+        assert_eq!(d.clauses.len(), 2);
+        assert_eq!(d.clauses[0].len(), 2);
+        assert!(d.clauses[0][1].negate);
+        assert_eq!(d.clauses[0][1].texts["countries"], "FR");
+        assert_eq!(d.clauses[1][0].plugin, "country");
     }
 }

@@ -635,6 +635,22 @@ async fn a_group_built_in_the_rule_builder_is_checked_previewed_saved_and_run() 
         .await
         .expect("a value");
     assert_eq!(countries.as_deref(), Some("FR"));
+
+    // Deleted from the editor; a group in use is kept unless the box says otherwise.
+    assert_eq!(
+        b.click_and_wait("form[action='/groups/fr/delete'] button")
+            .await,
+        "Groups"
+    );
+    assert!(!b.body().await.contains("France"));
+    assert_eq!(b.open(&format!("{base}/groups/de/edit")).await, "Edit de");
+    assert_eq!(
+        b.click_and_wait("form[action='/groups/de/delete'] button")
+            .await,
+        "Not done"
+    );
+    assert!(b.body().await.contains("fiber-100"), "{}", b.body().await);
+    assert!(c.ok(&["group", "list"]).contains("de"));
     b.close().await;
 }
 

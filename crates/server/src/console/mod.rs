@@ -50,6 +50,7 @@ pub fn router() -> Router<Shared> {
         .route("/groups/{id}", get(members::members))
         .route("/groups/{id}/edit", get(editor::edit).post(editor::submit))
         .route("/groups/{id}/run", post(runs::run_now))
+        .route("/groups/{id}/delete", post(editor::delete))
         .route("/runs", get(runs::runs))
         .route(
             "/imports",

@@ -175,6 +175,18 @@ pub(super) fn form(
         "<div class=\"actions\"><button type=\"submit\" name=\"action\" value=\"preview\">Preview</button> \
          <button type=\"submit\" name=\"action\" value=\"save\">Save</button></div>\n</form>\n",
     );
+    if !d.new {
+        // Its own form: deleting is not a change to the definition.
+        body.push_str(&format!(
+            "<form method=\"post\" action=\"/groups/{id}/delete\" class=\"stacked danger\">{csrf}\
+             <h2>Delete this group</h2><p>Its memberships stay in the history. A group that \
+             platform entities use is kept unless you say so.</p>\
+             <div class=\"field check\"><input type=\"checkbox\" id=\"force\" name=\"force\" value=\"true\">\
+             <label for=\"force\">Delete it even if it is in use</label></div>\
+             <button type=\"submit\">Delete {id}</button></form>\n",
+            id = escape(&d.id)
+        ));
+    }
     body
 }
 

@@ -591,6 +591,34 @@ async fn render(
     }
 }
 
+#[derive(serde::Deserialize)]
+pub(super) struct DeleteForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    force: bool,
+}
+
+/// `POST /groups/{id}/delete`: delete the group (refused while in use unless forced),
+/// then back to the groups.
+pub(super) async fn delete(
+    State(state): State<Shared>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Form(form): Form<DeleteForm>,
+) -> Response {
+    if let Some(refused) = viewer.refuse_form(&form.csrf) {
+        return refused;
+    }
+    let deleted = viewer
+        .work(&state, move |within| within.delete_group(&id, form.force))
+        .await;
+    match deleted {
+        Ok(()) => Redirect::to("/").into_response(),
+        Err(e) => viewer.error(&e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

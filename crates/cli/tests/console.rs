@@ -80,6 +80,16 @@ fn store() -> Cohort {
     c
 }
 
+/// `cohort serve` on `c`'s store (with `env`) and a browser signed in to it as `name`:
+/// the server (stopped when dropped), its address and the browser.
+async fn signed_in(c: &Cohort, env: &[(&str, &str)], name: &str) -> (Server, String, Browser) {
+    let server = Server::start(c, env);
+    let base = server.base.clone();
+    let b = Browser::start().await;
+    assert_eq!(b.sign_in(&base, name, PASSWORD).await, "Groups");
+    (server, base, b)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_sign_in_see_their_groups_and_sign_out() {
     let c = store();
@@ -194,10 +204,7 @@ async fn staff_sign_in_see_their_groups_and_sign_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_form_without_its_token_is_refused_and_guessing_locks_the_account() {
     let c = store();
-    let server = Server::start(&c, &[]);
-    let base = server.base.clone();
-    let b = Browser::start().await;
-    assert_eq!(b.sign_in(&base, "ana", PASSWORD).await, "Groups");
+    let (_server, base, b) = signed_in(&c, &[], "ana").await;
     let session = b.session_cookie().await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -289,10 +296,7 @@ async fn attribute(b: &Browser, css: &str, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_adds_removes_and_pins_by_form_and_the_history_names_them() {
     let c = store();
-    let server = Server::start(&c, &[]);
-    let base = server.base.clone();
-    let b = Browser::start().await;
-    assert_eq!(b.sign_in(&base, "ana", PASSWORD).await, "Groups");
+    let (_server, base, b) = signed_in(&c, &[], "ana").await;
     assert_eq!(b.open(&format!("{base}/groups/vip")).await, "VIP customers");
 
     // Add c3 until the first of January 2030, in the viewer's own time.
@@ -418,10 +422,20 @@ async fn an_operator_adds_removes_and_pins_by_form_and_the_history_names_them() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_page_shows_facts_groups_and_why_each_condition_decided() {
     let c = store();
-    let server = Server::start(&c, &[]);
-    let base = server.base.clone();
-    let b = Browser::start().await;
-    assert_eq!(b.sign_in(&base, "ana", PASSWORD).await, "Groups");
+    // Two groups of one exclusive set: c1 is in `gold` by hand, which comes first.
+    for (id, priority) in [("gold", 1), ("silver", 2)] {
+        let file = c.file(
+            &format!("{id}.json"),
+            &format!(
+                r#"{{"id":"{id}","name":"{id}","exclusive":{{"set":"tier","priority":{priority}}},
+                   "auto":{{"mode":"full-sync"}},
+                   "rule":{{"all":[{{"any":[{{"plugin":"country","config":{{"countries":["DE"]}}}}]}}]}}}}"#
+            ),
+        );
+        c.ok(&["group", "save", &file]);
+    }
+    c.ok(&["member", "add", "c1", "gold"]);
+    let (_server, base, b) = signed_in(&c, &[], "ana").await;
     assert_eq!(b.open(&format!("{base}/customers/c1")).await, "Customer c1");
     let text = b.body().await;
     assert!(text.contains("country") && text.contains("DE"), "{text}");
@@ -468,6 +482,26 @@ async fn a_customer_page_shows_facts_groups_and_why_each_condition_decided() {
     assert!(text.contains("the rule says: not a member."), "{text}");
     assert!(text.contains("Read: country = FR"), "{text}");
     assert!(text.contains("no membership in this group"), "{text}");
+
+    // The exclusive set says which group ahead of this one holds the customer.
+    assert_eq!(
+        b.open(&format!("{base}/customers/c1/why?group=silver"))
+            .await,
+        "Why c1 in silver"
+    );
+    let text = b.body().await;
+    assert!(
+        text.contains("exclusive set tier at priority 2")
+            && text.contains("The customer is in `gold`, which comes first."),
+        "{text}"
+    );
+    b.open(&format!("{base}/customers/c2/why?group=silver"))
+        .await;
+    assert!(
+        b.body()
+            .await
+            .contains("No group ahead of it holds the customer.")
+    );
     b.close().await;
 }
 
@@ -476,10 +510,7 @@ async fn a_limited_account_sees_only_its_groups_customers_and_history() {
     let c = store();
     c.ok(&["member", "add", "c3", "vip"]);
     c.ok(&["member", "add", "c3", "de"]);
-    let server = Server::start(&c, &[]);
-    let base = server.base.clone();
-    let b = Browser::start().await;
-    assert_eq!(b.sign_in(&base, "ben", PASSWORD).await, "Groups");
+    let (_server, base, b) = signed_in(&c, &[], "ben").await;
 
     // c3 is vip's: shown, with only the vip membership.
     assert_eq!(b.open(&format!("{base}/customers/c3")).await, "Customer c3");
@@ -534,10 +565,7 @@ async fn wait_for(b: &Browser, css: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_built_in_the_rule_builder_is_checked_previewed_saved_and_run() {
     let c = store();
-    let server = Server::start(&c, &[]);
-    let base = server.base.clone();
-    let b = Browser::start().await;
-    assert_eq!(b.sign_in(&base, "ana", PASSWORD).await, "Groups");
+    let (_server, base, b) = signed_in(&c, &[], "ana").await;
     assert_eq!(b.click_and_wait("a[href='/groups/new']").await, "New group");
     b.fill("#id", "fr").await;
     b.fill("#name", "France").await;
@@ -663,10 +691,7 @@ async fn an_import_with_a_bad_row_names_its_line_and_column_and_applies_nothing(
          c1,vip,2026-03-01,\n\
          c2,platinum,,\n",
     );
-    let server = Server::start(&c, &[]);
-    let base = server.base.clone();
-    let b = Browser::start().await;
-    assert_eq!(b.sign_in(&base, "ana", PASSWORD).await, "Groups");
+    let (_server, base, b) = signed_in(&c, &[], "ana").await;
     assert_eq!(b.open(&format!("{base}/imports")).await, "Imports");
     assert_eq!(b.count("a[href='/imports/template'][download]").await, 1);
     b.fill("#file", &file).await;

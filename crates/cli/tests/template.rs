@@ -8,6 +8,20 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// `cargo build` of the plugin in `dir` for wasm32-wasip2, into `target`, as an author
+/// would run it (without the workspace's flags).
+fn build_plugin(dir: &Path, target: &Path) -> Output {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    Command::new(cargo)
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", target)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .expect("cargo runs")
+}
+
 #[test]
 fn a_plugin_built_from_the_template_outside_the_workspace_loads_and_runs() {
     let template = repo().join("templates/condition-plugin");
@@ -27,15 +41,7 @@ fn a_plugin_built_from_the_template_outside_the_workspace_loads_and_runs() {
     std::fs::copy(repo().join("Cargo.lock"), plugin.join("Cargo.lock")).expect("copy lock");
 
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("template-target");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let build = Command::new(cargo)
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
-        .current_dir(&plugin)
-        .env("CARGO_TARGET_DIR", &target)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .output()
-        .expect("cargo runs");
+    let build = build_plugin(&plugin, &target);
     assert!(
         build.status.success(),
         "the template does not build:\n{}",
@@ -88,14 +94,7 @@ fn a_plugin_built_from_the_template_outside_the_workspace_loads_and_runs() {
         "\ncohort_plugin_sdk::declare_budget!(r#\"{\"memory_mib\": 96, \"fuel_per_customer\": 50000}\"#);\n",
     );
     std::fs::write(plugin.join("src/lib.rs"), source).expect("write source");
-    let rebuilt = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
-        .current_dir(&plugin)
-        .env("CARGO_TARGET_DIR", &target)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .output()
-        .expect("cargo runs");
+    let rebuilt = build_plugin(&plugin, &target);
     assert!(
         rebuilt.status.success(),
         "{}",

@@ -37,6 +37,8 @@ const GUESTS: &[(&str, &str, bool)] = &[
         true,
     ),
     ("PRODUCT", "cohort-plugin-product", true),
+    ("ATTRIBUTE", "cohort-plugin-attribute", true),
+    ("REGISTERED", "cohort-plugin-registered", true),
     ("HOSTILE", "cohort-plugin-hostile", false),
     ("LEGACY", "cohort-plugin-legacy", false),
 ];

@@ -6,10 +6,15 @@ use std::net::IpAddr;
 use std::ops::Range;
 
 use cohort_model::{
-    Customer, Field, FieldSet, PayerKind, SubscriptionStatus, Symbol, VerificationStatus,
+    Customer, Field, FieldSet, PayerKind, SubscriptionStatus, Symbol, Timestamp, Value,
+    VerificationStatus,
 };
 
-use crate::contract::v0_2::cohort::plugin::types as wit;
+/// The contract's mark for a customer whose registration time the platform did not
+/// give: the least timestamp, so that a column of times crosses as one block.
+pub(crate) const UNREGISTERED: Timestamp = Timestamp::MIN;
+
+use crate::contract::v0_3::cohort::plugin::types as wit;
 
 /// A list per customer, flattened: customer `i` owns `items[offsets[i] .. offsets[i + 1]]`.
 /// The contract's `ragged-*` records, by item type.
@@ -44,7 +49,8 @@ pub(crate) struct Batch {
     pub(crate) verification_methods: Ragged<u32>,
     pub(crate) subscriptions: Ragged<wit::Subscription>,
     pub(crate) tags: Ragged<u32>,
-    pub(crate) attributes: Ragged<wit::Pair>,
+    pub(crate) attributes: Ragged<wit::Attribute>,
+    pub(crate) registered: Vec<Timestamp>,
     /// The list the columns are lent in, kept empty between calls so that a call
     /// allocates nothing for it (a registration makes a hundred single-customer calls).
     pub(crate) lent: Vec<wit::Column>,
@@ -100,6 +106,7 @@ impl Columns {
         b.registration_ip.shrink_to_fit();
         b.provider.shrink_to_fit();
         b.verification_status.shrink_to_fit();
+        b.registered.shrink_to_fit();
         b.registration_params.offsets.shrink_to_fit();
         b.registration_params.items.shrink_to_fit();
         b.attributes.offsets.shrink_to_fit();
@@ -157,6 +164,7 @@ fn clear(batch: &mut Batch) {
     batch.registration_ip.clear();
     batch.provider.clear();
     batch.verification_status.clear();
+    batch.registered.clear();
     clear_ragged(
         &mut batch.registration_params.offsets,
         &mut batch.registration_params.items,
@@ -227,7 +235,13 @@ fn append(batch: &mut Batch, customers: &[Customer], reads: FieldSet) {
         &mut r.items,
         has(Field::Attributes),
         customers,
-        |c| c.attributes.iter().map(pair),
+        |c| c.attributes.iter().map(attribute),
+    );
+    column(
+        &mut batch.registered,
+        has(Field::Registered),
+        customers,
+        |c| c.registered.unwrap_or(UNREGISTERED),
     );
     let r = &mut batch.auth_methods;
     ragged(
@@ -309,6 +323,8 @@ fn copy_rows(to: &mut Batch, from: &Batch, rows: Range<usize>, reads: FieldSet) 
     flat_rows(t, f, has(Field::RegistrationIp), &rows);
     let (t, f) = (&mut to.verification_status, &from.verification_status);
     flat_rows(t, f, has(Field::VerificationStatus), &rows);
+    let (t, f) = (&mut to.registered, &from.registered);
+    flat_rows(t, f, has(Field::Registered), &rows);
     let (t, f) = (&mut to.registration_params, &from.registration_params);
     ragged_rows(
         &mut t.offsets,
@@ -441,6 +457,21 @@ fn pair((k, v): &(Symbol, Symbol)) -> wit::Pair {
     }
 }
 
+fn attribute((k, v): &(Symbol, Value)) -> wit::Attribute {
+    wit::Attribute {
+        key: k.as_u32(),
+        value: match *v {
+            Value::Text(t) => wit::Value::Text(t.as_u32()),
+            Value::Integer(n) => wit::Value::Integer(n),
+            Value::Decimal(d) => wit::Value::Decimal(wit::Decimal {
+                units: d.units(),
+                scale: d.scale(),
+            }),
+            Value::Timestamp(t) => wit::Value::Timestamp(t),
+        },
+    }
+}
+
 fn ip(ip: IpAddr) -> wit::IpAddress {
     match ip {
         IpAddr::V4(v4) => wit::IpAddress::Ipv4(u32::from(v4)),
@@ -463,7 +494,8 @@ mod tests {
                 "payers":[{"kind":"individual"}],"provider":"main","auth_methods":["phone"],
                 "verification_status":"passed","verification_methods":["email"],
                 "subscriptions":[{"product":"tower","start":"2026-01-01T00:00:00Z"}],
-                "tags":["vip"],"attributes":{"segment":"b2b"}}"#,
+                "tags":["vip"],"attributes":{"segment":"b2b","balance":12.5},
+                "registered_at":"2025-06-01T00:00:00Z"}"#,
         )
         .expect("parses")
         .intern(interner)
@@ -494,6 +526,7 @@ mod tests {
         assert!(b.subscriptions.offsets.is_empty());
         assert!(b.tags.offsets.is_empty());
         assert!(b.attributes.offsets.is_empty());
+        assert!(b.registered.is_empty());
     }
 
     /// Customers with lists of different lengths, empty ones among them.
@@ -506,7 +539,7 @@ mod tests {
         };
         vec![
             full_customer(interner),
-            parse(r#"{"id":"2","tags":["a","b","c"],"country":"FR"}"#),
+            parse(r#"{"id":"2","tags":["a","b","c"],"country":"FR","attributes":{"n":7}}"#),
             parse(r#"{"id":"3"}"#),
             parse(
                 r#"{"id":"4","payers":[{"kind":"legal_entity"},{"kind":"individual","active":false}],
@@ -615,7 +648,27 @@ mod tests {
         assert_eq!(b.verification_methods.offsets, vec![0, 1]);
         assert_eq!(b.subscriptions.items[0].start, 1_767_225_600);
         assert_eq!(b.tags.offsets, vec![0, 1]);
-        assert_eq!(b.attributes.offsets, vec![0, 1]);
+        assert_eq!(b.attributes.offsets, vec![0, 2]);
+        let balance = interner.lookup("balance").map(|s| s.as_u32());
+        assert!(matches!(
+            b.attributes.items[..],
+            [
+                wit::Attribute { key, value: wit::Value::Decimal(wit::Decimal { units: 125, scale: 1 }) },
+                wit::Attribute { value: wit::Value::Text(_), .. },
+            ] if Some(key) == balance
+        ));
+        assert_eq!(b.registered, vec![1_748_736_000]);
+    }
+
+    #[test]
+    fn an_unknown_registration_time_is_the_least_timestamp() {
+        let interner = Interner::new();
+        let c = serde_json::from_str::<CustomerRecord>(r#"{"id":"1"}"#)
+            .expect("parses")
+            .intern(&interner)
+            .expect("valid");
+        let b = filled(&[c], FieldSet::empty().with(Field::Registered));
+        assert_eq!(b.registered, vec![UNREGISTERED]);
     }
 
     #[test]

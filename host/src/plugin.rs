@@ -13,7 +13,7 @@ use wasmtime::component::ResourceAny;
 use wasmtime::{Store, Trap};
 
 use crate::columns::{self, Batch, Columns};
-use crate::contract::{Answer, Instance, Pre};
+use crate::contract::{Answer, Instance, Pre, Version};
 use crate::error::{Failure, LoadError, PrepareError};
 use crate::limits::{self, Budget};
 use crate::runtime::{EPOCH_TICK, Runtime};
@@ -378,6 +378,51 @@ impl Condition {
     /// them: each batch is a copy of the column slices the plugin reads.
     pub fn evaluate_columns(&mut self, as_of: Timestamp, page: &Columns) -> Evaluation {
         self.evaluate_rows(as_of, Rows::Columns(page, 0..page.len()))
+    }
+
+    /// The plugin's sentence for each of `customers` as of `as_of`: the facts behind
+    /// its verdict, in the operator's words. `Ok(None)` from a plugin built against a
+    /// contract before 0.3.0, which cannot explain. For a few customers, when someone
+    /// asks why: it does not count against the failure budget of runs.
+    pub fn explain(
+        &mut self,
+        as_of: Timestamp,
+        customers: &[Customer],
+    ) -> Result<Option<Vec<String>>, Failure> {
+        if self.plugin.pre.version() < Version::V0_3 {
+            return Ok(None);
+        }
+        let live = match &mut self.live {
+            Some(live) => live,
+            None => match Live::start(
+                &self.plugin,
+                &self.budget,
+                &self.config,
+                self.data_dir.as_deref(),
+            ) {
+                Ok(live) => self.live.insert(live),
+                Err(PrepareError::Failed { failure, .. }) => return Err(failure),
+                Err(other) => return Err(Failure::Instantiate(other.to_string())),
+            },
+        };
+        let reads = self.plugin.info.reads;
+        columns::fill(&mut self.batch, customers, reads);
+        let budget = arm(&mut live.store, &self.budget, Some(customers.len()));
+        live.calls += 1;
+        match live.instance.explain(
+            &mut live.store,
+            live.evaluator,
+            as_of,
+            &mut self.batch,
+            reads,
+        ) {
+            Ok(answer) => answer.transpose().map_err(Failure::Plugin),
+            Err(trap) => {
+                let failure = classify(&mut live.store, &self.budget, trap, budget);
+                self.live = None;
+                Err(failure)
+            }
+        }
     }
 
     fn evaluate_rows(&mut self, as_of: Timestamp, rows: Rows<'_>) -> Evaluation {

@@ -85,3 +85,46 @@ pub fn config_errors(
         other => panic!("expected configuration errors for {config}, got {other:?}"),
     }
 }
+
+/// What `plugin` says of each customer (given as JSON) with `config` as of `as_of`:
+/// its verdict, until when the verdict holds, and its explanation.
+pub fn told(
+    plugin: &[u8],
+    config: &str,
+    as_of: i64,
+    json: &[&str],
+) -> Vec<(cohort_model::Verdict, i64, String)> {
+    told_in(plugin, config, None, as_of, json)
+}
+
+/// [`told`], with `data_dir` granted.
+pub fn told_in(
+    plugin: &[u8],
+    config: &str,
+    data_dir: Option<&std::path::Path>,
+    as_of: i64,
+    json: &[&str],
+) -> Vec<(cohort_model::Verdict, i64, String)> {
+    let host = host();
+    let plugin = host.load(plugin).expect("plugin loads");
+    let customers = customers(&host, json);
+    let mut condition = plugin
+        .prepare(config, data_dir)
+        .unwrap_or_else(|e| panic!("config {config} must be valid: {e}"));
+    let verdicts = condition.evaluate(as_of, &customers).verdicts;
+    let explained = condition
+        .explain(as_of, &customers)
+        .expect("explains")
+        .expect("a plugin of contract 0.3.0");
+    explained
+        .into_iter()
+        .enumerate()
+        .map(|(i, sentence)| {
+            (
+                verdicts.get(i).expect("a verdict each").to_owned(),
+                verdicts.until(i),
+                sentence,
+            )
+        })
+        .collect()
+}

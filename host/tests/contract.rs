@@ -15,7 +15,7 @@ fn country_plugin_loads_and_describes_itself() {
     let plugin = host.load_file(COUNTRY_PATH).expect("country loads");
     let info = plugin.info();
     assert_eq!(info.id, "country");
-    assert_eq!(plugin.contract_version(), "0.2.0");
+    assert_eq!(plugin.contract_version(), "0.3.0");
     assert!(info.reads.contains(Field::Country));
     assert_eq!(info.reads.iter().count(), 1, "reads only the country");
     assert!(info.capabilities.is_empty());
@@ -225,7 +225,10 @@ const ASSORTED: &[&str] = &[
         "subscriptions":[{"product":"tower","start":"2026-01-01T00:00:00Z"},
                          {"product":"vps","status":"suspended","start":"2026-02-01T00:00:00Z",
                           "end":"2026-03-01T00:00:00Z"}],
-        "tags":["hostile","vip"],"attributes":{"segment":"b2b"}}"#,
+        "tags":["hostile","vip"],
+        "attributes":{"segment":"b2b","balance":12.5,"seats":3,
+                      "renewal":{"timestamp":"2026-09-01T00:00:00Z"}},
+        "registered_at":"2025-06-01T00:00:00Z"}"#,
     r#"{"id":"2","tags":["hostile"]}"#,
     r#"{"id":"3","registration_ip":"81.2.69.142","verification_status":"failed",
         "payers":[{"kind":"sole_proprietor"}],"tags":["hostile"]}"#,
@@ -237,7 +240,8 @@ fn a_plugin_built_against_contract_0_1_still_loads_and_answers() {
     let plugin = host.load_file(LEGACY_PATH).expect("a 0.1.0 plugin loads");
     assert_eq!(plugin.contract_version(), "0.1.0");
     assert_eq!(plugin.info().id, "legacy");
-    assert_eq!(plugin.info().reads.iter().count(), Field::ALL.len());
+    // Every fact 0.1.0 has: all but the registration time, which came with 0.3.0.
+    assert_eq!(plugin.info().reads.iter().count(), Field::ALL.len() - 1);
 
     let err = plugin
         .prepare(r#"{"tag":""}"#, None)
@@ -291,6 +295,84 @@ fn both_contract_versions_carry_every_fact_alike() {
         old[0]
     );
     assert!(old[2].contains("Ipv4(1359103374)"), "{}", old[2]);
+    // An older contract reads attributes as text: the typed ones are left out.
+    assert!(
+        old[0].contains("Pair") && !old[0].contains("Decimal"),
+        "{}",
+        old[0]
+    );
+}
+
+#[test]
+fn contract_0_3_carries_typed_attributes_and_the_registration_time() {
+    let host = common::host();
+    let typed = echoed(&host, HOSTILE_PATH, r#"{"behaviour":"echo-typed"}"#);
+    let symbol = |t: &str| host.interner().lookup(t).expect("interned").as_u32();
+    assert_eq!(
+        typed[0],
+        format!(
+            "([Attribute {{ key: {}, value: Value::Decimal(Decimal {{ units: 125, scale: 1 }}) }}, \
+             Attribute {{ key: {}, value: Value::Timestamp(1788220800) }}, \
+             Attribute {{ key: {}, value: Value::Integer(3) }}, \
+             Attribute {{ key: {}, value: Value::Text({}) }}], Some(1748736000))",
+            symbol("balance"),
+            symbol("renewal"),
+            symbol("seats"),
+            symbol("segment"),
+            symbol("b2b"),
+        )
+    );
+    assert_eq!(typed[1], "([], None)", "nothing sent, nothing read");
+}
+
+#[test]
+fn verdicts_say_how_long_they_hold_and_older_contracts_for_their_time_only() {
+    let host = common::host();
+    let customers = common::customers(&host, ASSORTED);
+    let until = |path: &str, config: &str| -> Vec<i64> {
+        let mut condition = host
+            .load_file(path)
+            .expect("loads")
+            .prepare(config, None)
+            .expect("prepares");
+        let verdicts = condition.evaluate(1_000, &customers).verdicts;
+        (0..verdicts.len()).map(|i| verdicts.until(i)).collect()
+    };
+    assert_eq!(
+        until(HOSTILE_PATH, r#"{"behaviour":"expire","size":3600}"#),
+        vec![4_600; 3]
+    );
+    assert_eq!(
+        until(COUNTRY_PATH, r#"{"countries":["DE"]}"#),
+        vec![cohort_model::FOREVER; 3],
+        "a country holds as long as the customer's facts"
+    );
+    assert_eq!(until(LEGACY_PATH, r#"{"tag":"vip"}"#), vec![1_001; 3]);
+}
+
+#[test]
+fn a_plugin_explains_its_verdict_and_an_older_one_cannot() {
+    let host = common::host();
+    let customers = common::with_country(&host, &["US", "de", ""]);
+    let mut country = host
+        .load_file(COUNTRY_PATH)
+        .expect("loads")
+        .prepare(r#"{"countries":["fr","DE"]}"#, None)
+        .expect("prepares");
+    assert_eq!(
+        country.explain(0, &customers).expect("explains"),
+        Some(vec![
+            "country `US` is not one of `DE`, `FR`".to_string(),
+            "country `DE` is one of `DE`, `FR`".to_string(),
+            "no country is given; the rule asks for one of `DE`, `FR`".to_string(),
+        ])
+    );
+    let mut legacy = host
+        .load_file(LEGACY_PATH)
+        .expect("loads")
+        .prepare(r#"{"tag":"vip"}"#, None)
+        .expect("prepares");
+    assert_eq!(legacy.explain(0, &customers).expect("no failure"), None);
 }
 
 /// A component of the 0.2.0 contract as changed by `edit`, whose functions all trap:

@@ -55,5 +55,15 @@ class Tagged(cohort.Plugin):
         # wrong". An exception raised here is no decision for this customer.
         return self.tags.any(customer.tags)
 
+    def valid_until(self, as_of, customer):
+        # Tags do not change with the time: the verdict holds until the customer's
+        # facts do. (The default, as_of + 1, would have every rescan ask again.)
+        return cohort.FOREVER
+
+    def explain(self, as_of, customer):
+        # What an operator reads beside the verdict in `cohort explain`.
+        tags = ", ".join(f"`{cohort.symbol_text(t)}`" for t in customer.tags) or "no tags"
+        return f"tags {tags}; the rule asks for one of {self.tags.names()}"
+
 
 Condition = cohort.export(Tagged)

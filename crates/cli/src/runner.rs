@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use cohort_host::{Budget, Compiled, Evaluation, Host, HostConfig, Limits, Plugin};
-use cohort_model::{Customer, CustomerRecord, Interner, PluginBudget, VerdictRef};
+use cohort_model::{Customer, CustomerRecord, FOREVER, Interner, PluginBudget, VerdictRef};
 use serde_json::json;
 
 #[derive(Args)]
@@ -36,6 +36,10 @@ pub struct EvalArgs {
     /// Grant the plugin read-only access to this directory, seen by it as /data
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Also ask the plugin why: the facts behind each verdict, in its words, and until
+    /// when the verdict holds (contract 0.3.0 on)
+    #[arg(long)]
+    explain: bool,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -404,27 +408,53 @@ pub fn eval(args: EvalArgs, json: bool, cache_dir: Option<PathBuf>) -> anyhow::R
     let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
     let as_of = args.as_of.unwrap_or_else(Utc::now);
     let evaluation = condition.evaluate(as_of.timestamp(), &customers);
+    let explained = if args.explain {
+        let why = condition
+            .explain(as_of.timestamp(), &customers)
+            .map_err(|f| anyhow::anyhow!("plugin `{}` {f}", plugin.info().id))?;
+        if why.is_none() {
+            eprintln!(
+                "plugin `{}` is built against contract {}, which cannot explain",
+                plugin.info().id,
+                plugin.contract_version()
+            );
+        }
+        why
+    } else {
+        None
+    };
+    let until = |i: usize| {
+        let t = evaluation.verdicts.until(i);
+        (t != FOREVER).then(|| rfc3339(t))
+    };
 
     let mut out = std::io::stdout().lock();
     if json {
-        for (id, verdict) in ids.iter().zip(evaluation.verdicts.iter()) {
-            writeln!(
-                out,
-                "{}",
-                json!({"customer": id, "verdict": verdict.to_owned()})
-            )?;
+        for (i, (id, verdict)) in ids.iter().zip(evaluation.verdicts.iter()).enumerate() {
+            let mut line =
+                json!({"customer": id, "verdict": verdict.to_owned(), "until": until(i)});
+            if let Some(why) = explained.as_ref().and_then(|w| w.get(i)) {
+                line["explanation"] = json!(why);
+            }
+            writeln!(out, "{line}")?;
         }
         writeln!(out, "{}", usage_json(&evaluation, &budget, customers.len()))?;
     } else {
         let width = ids.iter().map(|id| id.len()).max().unwrap_or(8).max(8);
         writeln!(out, "{:<width$}  verdict", "customer")?;
-        for (id, verdict) in ids.iter().zip(evaluation.verdicts.iter()) {
+        for (i, (id, verdict)) in ids.iter().zip(evaluation.verdicts.iter()).enumerate() {
             let shown = match verdict {
                 VerdictRef::Match => "match".to_string(),
                 VerdictRef::NoMatch => "no match".to_string(),
                 VerdictRef::Error(message) => format!("no decision: {message}"),
             };
             writeln!(out, "{id:<width$}  {shown}")?;
+            if let Some(why) = explained.as_ref().and_then(|w| w.get(i)) {
+                writeln!(out, "{:<width$}    because {why}", "")?;
+                if let Some(until) = until(i) {
+                    writeln!(out, "{:<width$}    holds until {until}", "")?;
+                }
+            }
         }
         writeln!(out)?;
         write_usage(&mut out, &evaluation, &budget, customers.len())?;
@@ -435,6 +465,14 @@ pub fn eval(args: EvalArgs, json: bool, cache_dir: Option<PathBuf>) -> anyhow::R
     } else {
         ExitCode::from(2)
     })
+}
+
+/// A timestamp as the runner prints it: RFC 3339, UTC.
+fn rfc3339(t: i64) -> String {
+    DateTime::from_timestamp(t, 0).map_or_else(
+        || t.to_string(),
+        |d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
 }
 
 fn percent(part: f64, whole: f64) -> f64 {

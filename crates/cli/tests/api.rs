@@ -111,7 +111,7 @@ on_both_backends!(a_platform_integrates_over_http, |c: Cohort| {
     assert_eq!(info["id"], "country");
     let detail = expect(ro.get("/v1/plugins/country"), StatusCode::OK);
     assert_eq!(detail["sha256"], digest);
-    assert_eq!(detail["contract"], "0.2.0");
+    assert_eq!(detail["contract"], "0.3.0");
     expect(ro.get("/v1/plugins/no-such"), StatusCode::NOT_FOUND);
     let plugins = expect(ro.get("/v1/plugins"), StatusCode::OK);
     assert_eq!(plugins["items"].as_array().expect("items").len(), 1);

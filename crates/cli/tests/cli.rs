@@ -51,7 +51,9 @@ fn plugins_lists_every_bundled_plugin() {
             "auth-method",
             "verification-status",
             "verification-method",
-            "product"
+            "product",
+            "attribute",
+            "registered"
         ]
     );
 }
@@ -62,7 +64,7 @@ fn every_bundled_plugin_describes_itself() {
         let o = cohort(&["describe", id]);
         assert!(o.status.success(), "{id}: {}", stderr(&o));
         assert!(
-            stdout(&o).contains("contract      cohort:plugin@0.2.0"),
+            stdout(&o).contains("contract      cohort:plugin@0.3.0"),
             "{id}"
         );
     }
@@ -74,7 +76,7 @@ fn describe_prints_the_self_description() {
     assert!(o.status.success(), "{}", stderr(&o));
     let info: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
     assert_eq!(info["id"], "country");
-    assert_eq!(info["contract"], "0.2.0");
+    assert_eq!(info["contract"], "0.3.0");
     assert_eq!(info["reads"], serde_json::json!(["country"]));
 }
 
@@ -344,6 +346,61 @@ fn signs_in_as_told(out: &str, db: &str) {
     assert!(page.contains("EU residents"), "{page}");
 }
 
+/// A plugin author asks the runner why: each verdict with the plugin's sentence and,
+/// where it runs out, until when it holds.
+#[test]
+fn eval_explains_each_verdict_and_says_until_when_it_holds() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let config = format!(
+        "@{}",
+        root.join("examples/configs/registered.json").display()
+    );
+    let examples_path = examples();
+    let o = cohort(&[
+        "eval",
+        "registered",
+        "--config",
+        &config,
+        "--customers",
+        &examples_path,
+        "--as-of",
+        "2026-11-25T00:00:00Z",
+        "--explain",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains(
+            "C-1002    match\n            because registered 2026-02-10T14:30:00Z: within the \
+             365 days before 2026-11-25T00:00:00Z\n            holds until 2027-02-10T14:30:00Z\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("C-1004    no match\n            because the platform did not say when the customer registered\n"),
+        "{text}"
+    );
+    let o = cohort(&[
+        "eval",
+        "attribute",
+        "--config",
+        r#"{"name":"balance","operator":"at-least","value":"100"}"#,
+        "--customers",
+        &examples_path,
+        "--explain",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first: serde_json::Value =
+        serde_json::from_str(stdout(&o).lines().next().expect("a line")).expect("JSON");
+    assert_eq!(first["explanation"], "`balance` is 250.75, at least 100");
+    assert_eq!(
+        first["until"],
+        serde_json::Value::Null,
+        "a number does not age"
+    );
+}
+
 /// The runner on every bundled plugin, with the sample configurations in
 /// `examples/configs/` over `examples/customers.jsonl`. `m` is match, `-` no match.
 #[test]
@@ -358,6 +415,8 @@ fn eval_runs_every_bundled_plugin_on_the_examples() {
         ("verification-status", "--mmm-"),
         ("verification-method", "-m----"),
         ("product", "---m--"),
+        ("attribute", "m-m--m"),
+        ("registered", "-mm--m"),
     ];
     assert_eq!(
         expected.len(),

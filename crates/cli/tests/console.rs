@@ -470,7 +470,10 @@ async fn a_customer_page_shows_facts_groups_and_why_each_condition_decided() {
         text.contains("the plugin answers match, so this holds"),
         "{text}"
     );
-    assert!(text.contains("Read: country = DE"), "{text}");
+    assert!(
+        text.contains("Because country `DE` is one of `DE`."),
+        "{text}"
+    );
     b.screenshot("console-why.png").await;
 
     // A French customer: the condition does not hold, and the facts say why.
@@ -480,7 +483,10 @@ async fn a_customer_page_shows_facts_groups_and_why_each_condition_decided() {
     );
     let text = b.body().await;
     assert!(text.contains("the rule says: not a member."), "{text}");
-    assert!(text.contains("Read: country = FR"), "{text}");
+    assert!(
+        text.contains("Because country `FR` is not one of `DE`."),
+        "{text}"
+    );
     assert!(text.contains("no membership in this group"), "{text}");
 
     // The exclusive set says which group ahead of this one holds the customer.

@@ -87,6 +87,21 @@ fn the_operators_day() {
 
     let why = c.ok(&["explain", "c3", "eu"]);
     assert!(why.contains("=> not a member: clause 1 fails"), "{why}");
+    // The condition as the rule reads it, and the plugin's own words for the facts.
+    assert!(
+        why.contains(
+            "  no  is country {\"countries\":[\"DE\",\"FR\"]}: does not hold (the plugin \
+             answers no-match)\n        because country `US` is not one of `DE`, `FR`\n"
+        ),
+        "{why}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&c.ok(&["explain", "c3", "eu", "--json"])).expect("JSON");
+    assert_eq!(
+        json["explanation"]["clauses"][0]["conditions"][0]["because"],
+        "country `US` is not one of `DE`, `FR`"
+    );
+    assert_eq!(json["disabled"], false);
     let runs = c.ok(&["runs", "--group", "eu"]);
     assert_eq!(runs.lines().count(), 3, "{runs}");
 

@@ -70,6 +70,13 @@ fn a_plugin_built_from_the_template_outside_the_workspace_loads_and_runs() {
 
     let lines = eval_tagged(&cohort, &wasm);
     assert_eq!(verdicts(&lines), ["match", "match", "no-match", "no-match"]);
+    // The template says why, and that tags do not run out.
+    assert_eq!(lines[1]["explanation"], "tags include `VIP`, one of `vip`");
+    assert_eq!(
+        lines[2]["explanation"],
+        "tags `newsletter` include none of `vip`"
+    );
+    assert!(lines[..4].iter().all(|l| l["until"].is_null()), "{lines:?}");
 
     let refused = cohort(&[
         "eval",
@@ -125,6 +132,7 @@ fn eval_tagged(cohort: &dyn Fn(&[&str]) -> Output, wasm: &str) -> Vec<serde_json
         "--customers",
         "customers.jsonl",
         "--json",
+        "--explain",
     ]);
     assert!(
         ran.status.success(),
@@ -212,6 +220,11 @@ fn a_python_plugin_built_from_the_template_runs_and_is_compiled_once_per_machine
 
     let lines = eval_tagged(&cohort, "tagged.wasm");
     assert_eq!(verdicts(&lines), ["match", "match", "no-match", "no-match"]);
+    assert_eq!(
+        lines[1]["explanation"],
+        "tags `newsletter`, `VIP`; the rule asks for one of `vip`"
+    );
+    assert!(lines[..4].iter().all(|l| l["until"].is_null()), "{lines:?}");
     let summary = &lines.last().expect("a summary line")["summary"];
     assert_eq!(summary["fuel_per_customer"], 2_000_000, "{summary}");
     assert_eq!(summary["memory_cap_bytes"], 256 << 20, "{summary}");

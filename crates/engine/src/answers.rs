@@ -74,4 +74,10 @@ pub struct Why {
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<MembershipAt>))]
     pub memberships: Vec<(Membership, State)>,
     pub pinned_out: bool,
+    /// The group of the same exclusive set, ahead by priority, that holds the
+    /// customer: the rule does not add the customer here while it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ahead: Option<String>,
+    /// The group's rule is disabled: it never runs, whatever it decides.
+    pub disabled: bool,
 }

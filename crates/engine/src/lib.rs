@@ -57,7 +57,7 @@ pub use preview::Preview;
 pub use run::RunReport;
 pub use scan::{LEASE_SECONDS, RANGE_SIZE, RangeReport, Worked, worker_name};
 pub use schedule::{Tick, next_run};
-pub use scope::{Scope, Within};
+pub use scope::{HIDDEN_GROUP, Scope, Within};
 pub use sizes::{DAYS, Sizes, StateCounts};
 pub use stats::Stats;
 

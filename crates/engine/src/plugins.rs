@@ -349,6 +349,49 @@ impl Engine {
         customer: &Customer,
         as_of: Timestamp,
     ) -> Result<Vec<Verdicts>> {
+        self.on_prepared(group, |conditions| {
+            conditions
+                .iter_mut()
+                .map(|c| {
+                    let evaluation = c.evaluate(as_of, std::slice::from_ref(customer));
+                    self.tally(c.plugin().info(), evaluation)
+                })
+                .collect()
+        })
+    }
+
+    /// [`evaluate_one`](Self::evaluate_one), and each condition's plugin's sentence
+    /// for the customer: the facts behind its verdict. `None` for a plugin that cannot
+    /// explain; a plugin that fails to says so in the sentence.
+    pub(crate) fn explain_one(
+        &self,
+        group: &Group,
+        customer: &Customer,
+        as_of: Timestamp,
+    ) -> Result<(Vec<Verdicts>, Vec<Option<String>>)> {
+        self.on_prepared(group, |conditions| {
+            conditions
+                .iter_mut()
+                .map(|c| {
+                    let customers = std::slice::from_ref(customer);
+                    let evaluation = c.evaluate(as_of, customers);
+                    let because = match c.explain(as_of, customers) {
+                        Ok(sentences) => sentences.and_then(|s| s.into_iter().next()),
+                        Err(failure) => Some(format!("(the plugin could not explain: {failure})")),
+                    };
+                    (self.tally(c.plugin().info(), evaluation), because)
+                })
+                .unzip()
+        })
+    }
+
+    /// `work` on `group`'s conditions, prepared once and kept until the group's
+    /// definition changes.
+    fn on_prepared<T>(
+        &self,
+        group: &Group,
+        work: impl FnOnce(&mut Vec<Condition>) -> T,
+    ) -> Result<T> {
         // Conditions hold plugin instances; the lock keeps one caller per instance.
         let mut prepared = self
             .plugins
@@ -363,13 +406,7 @@ impl Engine {
         let (_, conditions) = prepared
             .get_mut(&group.id)
             .expect("inserted just above when missing");
-        Ok(conditions
-            .iter_mut()
-            .map(|c| {
-                let evaluation = c.evaluate(as_of, std::slice::from_ref(customer));
-                self.tally(c.plugin().info(), evaluation)
-            })
-            .collect())
+        Ok(work(conditions))
     }
 }
 

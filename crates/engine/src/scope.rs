@@ -17,6 +17,10 @@ use cohort_store::{AuditEntry, Ending, HistoryQuery, Listing, RunRecord};
 
 use crate::{Begun, Cancel, Engine, EngineError, Preview, Progress, Result, Sizes, Trigger, Why};
 
+/// What a limited caller reads in place of a group it does not see, where a group
+/// must be spoken of (the group of an exclusive set that comes first).
+pub const HIDDEN_GROUP: &str = "a group you do not see";
+
 /// The groups a caller may see.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Scope {
@@ -371,7 +375,16 @@ impl Within<'_> {
     pub fn explain(&self, customer: &str, group: &str, as_of: Timestamp) -> Result<Why> {
         self.group(group)?;
         self.customer(customer)?;
-        self.engine.explain(customer, group, as_of)
+        let mut why = self.engine.explain(customer, group, as_of)?;
+        // A hidden group ahead is not named.
+        if why
+            .ahead
+            .as_deref()
+            .is_some_and(|g| !self.scope.sees_group(g))
+        {
+            why.ahead = Some(HIDDEN_GROUP.to_string());
+        }
+        Ok(why)
     }
 
     /// The installed plugins, the newest version of each, as they describe
@@ -401,42 +414,6 @@ impl Within<'_> {
             .iter()
             .map(|f| f.name().replace('-', "_"))
             .collect())
-    }
-
-    /// The group of the same exclusive set, ahead of `group` (a lower priority number),
-    /// in which the customer is active at `at`, if any: it keeps the customer out of
-    /// `group`. One the scope does not see is not named.
-    pub fn held_by_rival(
-        &self,
-        customer: &str,
-        group: &str,
-        at: Timestamp,
-    ) -> Result<Option<String>> {
-        let g = self.group(group)?;
-        let Some(mine) = &g.exclusive else {
-            return Ok(None);
-        };
-        let store = self.engine.store();
-        for rival in store.groups()? {
-            let ahead = rival.id != g.id
-                && rival
-                    .exclusive
-                    .as_ref()
-                    .is_some_and(|x| x.set == mine.set && x.priority < mine.priority);
-            if ahead
-                && store
-                    .customer_memberships_in(customer, &[&rival.id])?
-                    .iter()
-                    .any(|m| m.is_active(at))
-            {
-                return Ok(Some(if self.scope.sees_group(&rival.id) {
-                    format!("`{}`", rival.id)
-                } else {
-                    "a group you do not see".to_string()
-                }));
-            }
-        }
-        Ok(None)
     }
 
     /// Add a customer by hand: a limited caller may add any customer to its own

@@ -115,6 +115,20 @@ fn why_shows_the_customers_memberships_in_the_group_as_the_store_has_them() {
     assert_eq!(held, [("c1".into(), "de".into(), State::Expired)]);
     let why = runner.explain("c2", "de", 30).expect("why");
     assert!(why.memberships.is_empty(), "{:?}", why.memberships);
+    let condition = &why.explanation.clauses[0].conditions[0];
+    assert_eq!(
+        condition.because.as_deref(),
+        Some("country `FR` is not one of `DE`"),
+        "the plugin's own words"
+    );
+    assert_eq!(condition.until, None, "a country does not run out");
+    assert!(!why.disabled);
+
+    // A disabled rule says so: it does not run, whatever it decides.
+    let mut group = runner.group("de").expect("group");
+    group.auto.mode = cohort_model::Mode::Disabled;
+    runner.save_group(&group, 40).expect("saved");
+    assert!(runner.explain("c2", "de", 50).expect("why").disabled);
 }
 
 #[test]

@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use cohort_model::{Group, VerdictRef, Verdicts};
+use cohort_model::{FOREVER, Group, VerdictRef, Verdicts};
 use serde::Serialize;
 
 /// What the rule says about one customer.
@@ -141,6 +141,18 @@ pub struct ConditionExplanation {
     pub verdict: String,
     /// After negation; `None` for an error.
     pub holds: Option<bool>,
+    /// The plugin's own sentence: the facts behind its verdict. `None` from a plugin
+    /// that cannot explain (built against a contract before 0.3.0) or was not asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub because: Option<String>,
+    /// Until when the verdict holds if the customer's facts do not change; `None` for
+    /// always.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "cohort_model::rfc3339::option"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub until: Option<cohort_model::Timestamp>,
 }
 
 /// Explain the decision for customer `i`.
@@ -159,6 +171,7 @@ pub fn explain(group: &Group, verdicts: &[Verdicts], i: usize) -> Explanation {
                 .map(|c| {
                     // As in `decide`: the host's glue gives every customer a verdict.
                     let v = verdicts[slot].get(i).expect("a verdict per customer");
+                    let until = Some(verdicts[slot].until(i)).filter(|&t| t != FOREVER);
                     slot += 1;
                     let verdict = match v {
                         VerdictRef::Match => "match".to_string(),
@@ -171,6 +184,8 @@ pub fn explain(group: &Group, verdicts: &[Verdicts], i: usize) -> Explanation {
                         negate: c.negate,
                         verdict,
                         holds: holds(v, c.negate),
+                        because: None,
+                        until,
                     }
                 })
                 .collect();
@@ -196,14 +211,30 @@ impl fmt::Display for Explanation {
                     Some(false) => "no ",
                     None => "?  ",
                 };
+                // The rule's own words: "is not auth-method {...}: holds".
+                let holds = match c.holds {
+                    Some(true) => "holds",
+                    Some(false) => "does not hold",
+                    None => "undecided",
+                };
                 writeln!(
                     f,
-                    "  {mark} {}{} {} -> {}",
+                    "  {mark} is {}{} {}: {holds} (the plugin answers {})",
                     if c.negate { "not " } else { "" },
                     c.plugin,
                     c.config,
                     c.verdict
                 )?;
+                if let Some(because) = &c.because {
+                    writeln!(f, "        because {because}")?;
+                }
+                if let Some(until) = c.until {
+                    writeln!(
+                        f,
+                        "        until {} if the customer's facts do not change",
+                        cohort_model::rfc3339::format(until)
+                    )?;
+                }
             }
         }
         let verdict = match self.decision {

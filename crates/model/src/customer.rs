@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::attribute::{AttributeValue, Value};
 use crate::{Interner, Symbol, Timestamp};
 
 /// Enumerated values are spelled in kebab-case everywhere (`legal-entity`, as a group's
@@ -112,7 +113,7 @@ mod rfc3339 {
         }
     }
 
-    pub(super) fn parse(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+    pub(crate) fn parse(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
         match utc_seconds(text.as_bytes()) {
             Some(at) => Ok(at),
             None => text
@@ -160,6 +161,11 @@ mod rfc3339 {
     }
 }
 
+/// An RFC 3339 time, as subscription times are read.
+pub(crate) fn parse_rfc3339(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+    rfc3339::parse(text)
+}
+
 /// A customer as a platform sends it: one JSON object per customer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -195,8 +201,16 @@ pub struct CustomerRecord {
     pub subscriptions: Vec<SubscriptionRecord>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Custom facts: text, whole numbers, decimals and times (see `AttributeValue`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub attributes: BTreeMap<String, String>,
+    pub attributes: BTreeMap<String, AttributeValue>,
+    /// When the customer registered with the platform (RFC 3339).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "rfc3339::optional"
+    )]
+    pub registered_at: Option<DateTime<Utc>>,
 }
 
 /// The longest customer id, in bytes.
@@ -325,7 +339,8 @@ pub struct Customer {
     pub verification_methods: Vec<Symbol>,
     pub subscriptions: Vec<Subscription>,
     pub tags: Vec<Symbol>,
-    pub attributes: Vec<(Symbol, Symbol)>,
+    pub attributes: Vec<(Symbol, Value)>,
+    pub registered: Option<Timestamp>,
 }
 
 impl CustomerRecord {
@@ -341,14 +356,16 @@ impl CustomerRecord {
             }
             Ok(())
         };
-        for (field, map) in [
-            ("registration_params", &self.registration_params),
-            ("attributes", &self.attributes),
-        ] {
-            entries(field, map.len())?;
-            for (k, v) in map {
-                text(field.to_string(), k)?;
-                text(format!("{field}.{k}"), v)?;
+        entries("registration_params", self.registration_params.len())?;
+        for (k, v) in &self.registration_params {
+            text("registration_params".into(), k)?;
+            text(format!("registration_params.{k}"), v)?;
+        }
+        entries("attributes", self.attributes.len())?;
+        for (k, v) in &self.attributes {
+            text("attributes".into(), k)?;
+            if let AttributeValue::Text(v) = v {
+                text(format!("attributes.{k}"), v)?;
             }
         }
         for (field, list) in [
@@ -439,11 +456,24 @@ impl CustomerRecord {
                 end: s.end.map(|e| e.timestamp()),
             });
         }
-        let mut pairs = |map: &BTreeMap<String, String>| -> Vec<(Symbol, Symbol)> {
-            map.iter().map(|(k, v)| (symbol(k), symbol(v))).collect()
-        };
-        let registration_params = pairs(&self.registration_params);
-        let attributes = pairs(&self.attributes);
+        let registration_params = self
+            .registration_params
+            .iter()
+            .map(|(k, v)| (symbol(k), symbol(v)))
+            .collect();
+        let attributes = self
+            .attributes
+            .iter()
+            .map(|(k, v)| {
+                let value = match v {
+                    AttributeValue::Text(t) => Value::Text(symbol(t)),
+                    AttributeValue::Integer(n) => Value::Integer(*n),
+                    AttributeValue::Decimal(d) => Value::Decimal(*d),
+                    AttributeValue::Timestamp(t) => Value::Timestamp(t.timestamp()),
+                };
+                (symbol(k), value)
+            })
+            .collect();
         let mut symbols =
             |names: &[String]| -> Vec<Symbol> { names.iter().map(|n| symbol(n)).collect() };
         let auth_methods = symbols(&self.auth_methods);
@@ -468,6 +498,7 @@ impl CustomerRecord {
             subscriptions,
             tags,
             attributes,
+            registered: self.registered_at.map(|t| t.timestamp()),
         })
     }
 }

@@ -6,6 +6,7 @@
 //! [`Verdict`] per customer. [`Group`]s carry their auto-assign settings and [`Rule`];
 //! [`Membership`]s are windows whose [`State`] follows from the time.
 
+mod attribute;
 mod customer;
 mod group;
 mod membership;
@@ -13,6 +14,7 @@ mod plugin;
 pub mod rfc3339;
 mod symbol;
 
+pub use attribute::{AttributeValue, Decimal, Value};
 pub use customer::{
     Customer, CustomerRecord, InvalidCustomer, MAX_ENTRIES, MAX_ID_LEN, MAX_TEXT_LEN, Payer,
     PayerKind, PayerRecord, Subscription, SubscriptionRecord, SubscriptionStatus,
@@ -24,8 +26,8 @@ pub use group::{
 };
 pub use membership::{Held, Membership, Source, State, state};
 pub use plugin::{
-    Capability, ConfigError, Field, FieldSet, PluginBudget, PluginInfo, Verdict, VerdictRef,
-    Verdicts,
+    Capability, ConfigError, FOREVER, Field, FieldSet, PluginBudget, PluginInfo, Verdict,
+    VerdictRef, Verdicts,
 };
 pub use symbol::{Interner, Memo, Symbol};
 

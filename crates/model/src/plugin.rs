@@ -20,10 +20,12 @@ pub enum Field {
     Subscriptions,
     Tags,
     Attributes,
+    /// When the platform registered the customer; contract 0.3.0 on.
+    Registered,
 }
 
 impl Field {
-    pub const ALL: [Field; 11] = [
+    pub const ALL: [Field; 12] = [
         Field::Country,
         Field::RegistrationIp,
         Field::RegistrationParams,
@@ -35,6 +37,7 @@ impl Field {
         Field::Subscriptions,
         Field::Tags,
         Field::Attributes,
+        Field::Registered,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +53,7 @@ impl Field {
             Field::Subscriptions => "subscriptions",
             Field::Tags => "tags",
             Field::Attributes => "attributes",
+            Field::Registered => "registered",
         }
     }
 
@@ -180,6 +184,9 @@ const NO: u8 = 0;
 const YES: u8 = 1;
 const UNDECIDED: u8 = 2;
 
+/// The time a verdict that never runs out holds until: the greatest timestamp.
+pub const FOREVER: crate::Timestamp = crate::Timestamp::MAX;
+
 /// The verdicts of many customers, compactly: a byte per customer and the messages of
 /// the rare undecided ones. Scans over millions of customers keep this, not a
 /// `Vec<Verdict>` of 24 bytes a customer.
@@ -188,6 +195,10 @@ pub struct Verdicts {
     codes: Vec<u8>,
     /// Sorted by index.
     errors: Vec<(u32, String)>,
+    /// Until when each verdict holds (exclusive), or empty while every verdict so far
+    /// holds forever: most plugins do not read the time, and their verdicts then cost
+    /// nothing here.
+    until: Vec<crate::Timestamp>,
 }
 
 impl Verdicts {
@@ -195,6 +206,7 @@ impl Verdicts {
         Verdicts {
             codes: Vec::with_capacity(n),
             errors: Vec::new(),
+            until: Vec::new(),
         }
     }
 
@@ -206,7 +218,11 @@ impl Verdicts {
         self.codes.is_empty()
     }
 
+    /// Add a verdict that holds forever (or, for an error, says nothing of time).
     pub fn push(&mut self, verdict: VerdictRef<'_>) {
+        if !self.until.is_empty() {
+            self.until.push(FOREVER);
+        }
         match verdict {
             VerdictRef::Match => self.codes.push(YES),
             VerdictRef::NoMatch => self.codes.push(NO),
@@ -215,6 +231,9 @@ impl Verdicts {
     }
 
     pub fn push_error(&mut self, message: String) {
+        if !self.until.is_empty() {
+            self.until.push(FOREVER);
+        }
         self.errors.push((self.index(self.codes.len()), message));
         self.codes.push(UNDECIDED);
     }
@@ -222,9 +241,23 @@ impl Verdicts {
     /// Append a batch in the wire form of the plugin contract: a byte per customer
     /// (1 a match, 0 not) and the undecided ones by their index in the batch, whose
     /// bytes are ignored. The caller has checked the bytes, and that the indices are
-    /// in range, sorted and distinct.
-    pub fn extend_batch(&mut self, matches: &[u8], undecided: Vec<(u32, String)>) {
+    /// in range, sorted and distinct. `until` is empty when every verdict holds
+    /// forever, or has one time per customer.
+    pub fn extend_batch(
+        &mut self,
+        matches: &[u8],
+        undecided: Vec<(u32, String)>,
+        until: &[crate::Timestamp],
+    ) {
         let start = self.codes.len();
+        match (self.until.is_empty(), until.is_empty()) {
+            (_, false) => {
+                self.until.resize(start, FOREVER);
+                self.until.extend_from_slice(until);
+            }
+            (false, true) => self.until.resize(start + matches.len(), FOREVER),
+            (true, true) => {}
+        }
         self.codes
             .extend(matches.iter().map(|&m| if m == NO { NO } else { YES }));
         for (i, message) in undecided {
@@ -253,6 +286,12 @@ impl Verdicts {
                 VerdictRef::Error(&self.errors[found].1)
             }
         })
+    }
+
+    /// Until when the verdict of customer `i` holds, if its facts do not change:
+    /// [`FOREVER`] for one that does not depend on the time.
+    pub fn until(&self, i: usize) -> crate::Timestamp {
+        self.until.get(i).copied().unwrap_or(FOREVER)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = VerdictRef<'_>> {
@@ -293,7 +332,11 @@ mod tests {
     fn verdicts_round_trip_and_errors_win() {
         let mut v = Verdicts::default();
         v.push(VerdictRef::Match);
-        v.extend_batch(&[0, 7, 1], vec![(0, "first".into()), (2, "late".into())]);
+        v.extend_batch(
+            &[0, 7, 1],
+            vec![(0, "first".into()), (2, "late".into())],
+            &[],
+        );
         v.push_error("own".into());
         assert_eq!(
             v.to_vec(),
@@ -308,6 +351,19 @@ mod tests {
         assert_eq!(v.matches(), 2);
         assert_eq!(v.errors().len(), 3);
         assert_eq!(v.get(5), None);
+    }
+
+    #[test]
+    fn validity_is_kept_only_once_a_verdict_runs_out() {
+        let mut v = Verdicts::default();
+        v.extend_batch(&[1, 0], Vec::new(), &[]);
+        assert!(v.until.is_empty(), "nothing kept while all hold forever");
+        v.extend_batch(&[1, 1], Vec::new(), &[50, FOREVER]);
+        v.push(VerdictRef::NoMatch);
+        v.extend_batch(&[0], Vec::new(), &[]);
+        let until: Vec<_> = (0..v.len()).map(|i| v.until(i)).collect();
+        assert_eq!(until, [FOREVER, FOREVER, 50, FOREVER, FOREVER, FOREVER]);
+        assert_eq!(v.until(99), FOREVER);
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! A row view over the column batch that crosses the boundary.
 
 use crate::bindings::cohort::plugin::types::{
-    Column, Customers as Batch, RaggedPairs, RaggedPayers, RaggedSubscriptions, RaggedSymbols,
+    Column, Customers as Batch, RaggedAttributes, RaggedPairs, RaggedPayers, RaggedSubscriptions,
+    RaggedSymbols,
 };
-use crate::{IpAddress, Pair, Payer, Subscription, Symbol, VerificationStatus};
+use crate::{
+    Attribute, IpAddress, Pair, Payer, Subscription, Symbol, Timestamp, Value, VerificationStatus,
+};
 
 /// A list per customer, flattened: customer `i` owns `items[offsets[i] .. offsets[i + 1]]`.
 #[derive(Clone, Debug)]
@@ -40,7 +43,7 @@ macro_rules! ragged_from {
     )*};
 }
 ragged_from!(RaggedPairs => Pair, RaggedPayers => Payer, RaggedSubscriptions => Subscription,
-             RaggedSymbols => Symbol);
+             RaggedSymbols => Symbol, RaggedAttributes => Attribute);
 
 /// A batch with a field per column: the columns the plugin declared in `reads` are
 /// filled (ragged ones with one offset more than there are customers), every other one
@@ -59,7 +62,9 @@ pub struct Customers {
     pub verification_methods: Ragged<Symbol>,
     pub subscriptions: Ragged<Subscription>,
     pub tags: Ragged<Symbol>,
-    pub attributes: Ragged<Pair>,
+    pub attributes: Ragged<Attribute>,
+    /// The least timestamp for a customer whose platform did not say.
+    pub registered: Vec<Timestamp>,
 }
 
 impl From<Batch> for Customers {
@@ -82,6 +87,7 @@ impl From<Batch> for Customers {
                 Column::Subscriptions(c) => out.subscriptions = c.into(),
                 Column::Tags(c) => out.tags = c.into(),
                 Column::Attributes(c) => out.attributes = c.into(),
+                Column::Registered(c) => out.registered = c,
             }
         }
         out
@@ -157,8 +163,26 @@ impl<'a> Customer<'a> {
         self.batch.tags.of(self.index)
     }
 
-    pub fn attributes(&self) -> &'a [Pair] {
+    /// The custom attributes, typed, sorted by the platform's names for them.
+    pub fn attributes(&self) -> &'a [Attribute] {
         self.batch.attributes.of(self.index)
+    }
+
+    /// The value of the attribute named by `key`, if the customer has it.
+    pub fn attribute(&self, key: Symbol) -> Option<Value> {
+        self.attributes()
+            .iter()
+            .find(|a| a.key == key)
+            .map(|a| a.value)
+    }
+
+    /// When the customer registered with the platform, if the platform said.
+    pub fn registered(&self) -> Option<Timestamp> {
+        self.batch
+            .registered
+            .get(self.index)
+            .copied()
+            .filter(|&t| t != Timestamp::MIN)
     }
 }
 

@@ -1,4 +1,4 @@
-//! The guest side of Cohort's plugin contract (`cohort:plugin@0.2.0`, see `wit/`).
+//! The guest side of Cohort's plugin contract (`cohort:plugin@0.3.0`, see `wit/`).
 //!
 //! A condition plugin is a type that implements [`Plugin`]; [`export_plugin!`] turns it
 //! into the component exports the host calls. The generated bindings stay inside this
@@ -34,7 +34,7 @@ pub mod sets;
 )]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/0.2.0",
+        path: "../../wit/0.3.0",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "__export_world",
@@ -46,12 +46,20 @@ use bindings::cohort::plugin::types::Undecided;
 use bindings::exports::cohort::plugin::condition;
 
 pub use bindings::cohort::plugin::types::{
-    Capability, ConfigError, Fields, IpAddress, Pair, Payer, PayerKind, PluginInfo, Subscription,
-    SubscriptionStatus, Symbol, Timestamp, Verdicts, VerificationStatus,
+    Attribute, Capability, ConfigError, Decimal, Fields, IpAddress, Pair, Payer, PayerKind,
+    PluginInfo, Subscription, SubscriptionStatus, Symbol, Timestamp, Value, Verdicts,
+    VerificationStatus,
 };
 pub use customer::{Customer, Customers, Ragged};
+pub use explain::{any_of, decimal_text, facts, one_of, value_text};
+pub use time::shown as shown_time;
 
 mod customer;
+mod explain;
+pub mod time;
+
+/// The time a verdict that never runs out holds until (see [`Plugin::valid_until`]).
+pub const FOREVER: Timestamp = Timestamp::MAX;
 
 /// The symbol of `text`. Call it in [`Plugin::prepare`], not per customer.
 pub fn intern(text: &str) -> Symbol {
@@ -110,6 +118,28 @@ pub trait Plugin: Sized + 'static {
     /// same verdict. Only the fields named in `describe().reads` are filled.
     fn evaluate(&self, as_of: Timestamp, customer: Customer<'_>) -> Verdict;
 
+    /// Until when `customer`'s verdict as of `as_of` holds if its facts do not change:
+    /// the first time, after `as_of`, at which it could be different. A rescan
+    /// evaluates a customer again only once its facts change or this time comes.
+    ///
+    /// The default is the safe one: the verdict holds at `as_of` only. A plugin whose
+    /// verdict does not depend on the time returns [`FOREVER`]; one that compares
+    /// times returns the next time a comparison would turn (a subscription's start or
+    /// end, the day a date falls out of "the last 30 days").
+    fn valid_until(&self, as_of: Timestamp, customer: Customer<'_>) -> Timestamp {
+        let _ = customer;
+        as_of.saturating_add(1)
+    }
+
+    /// One short sentence, in the operator's words, of the facts behind `customer`'s
+    /// verdict as of `as_of`: "country `US` is not one of `DE`, `FR`". Called when
+    /// someone asks why, never in a run. The default names the facts the plugin reads
+    /// ([`facts`]); a plugin says better by comparing them with its configuration.
+    fn explain(&self, as_of: Timestamp, customer: Customer<'_>) -> String {
+        let _ = as_of;
+        facts(customer, &Self::describe().reads)
+    }
+
     /// The verdicts for a batch. Override it to fail a whole batch at once (a data
     /// file that cannot be read) or to share work between customers.
     fn evaluate_batch(
@@ -133,10 +163,12 @@ impl<P: Plugin> condition::GuestEvaluator for Prepared<P> {
         as_of: Timestamp,
         batch: bindings::cohort::plugin::types::Customers,
     ) -> Result<Verdicts, String> {
-        let verdicts = self.0.evaluate_batch(as_of, &Customers::from(batch))?;
+        let customers = Customers::from(batch);
+        let verdicts = self.0.evaluate_batch(as_of, &customers)?;
         let mut out = Verdicts {
             matches: Vec::with_capacity(verdicts.len()),
             undecided: Vec::new(),
+            until: Vec::new(),
         };
         for (index, verdict) in verdicts.into_iter().enumerate() {
             out.matches.push(u8::from(verdict == Verdict::Match));
@@ -147,7 +179,28 @@ impl<P: Plugin> condition::GuestEvaluator for Prepared<P> {
                 });
             }
         }
+        // Sent only when some verdict runs out: a plugin whose verdicts all hold
+        // forever sends an empty list.
+        let mut until = Customer::all(&customers).map(|c| self.0.valid_until(as_of, c));
+        if let Some((i, first)) = until.by_ref().enumerate().find(|&(_, t)| t != FOREVER) {
+            out.until.reserve_exact(customers.count as usize);
+            out.until.resize(i, FOREVER);
+            out.until.push(first.max(as_of.saturating_add(1)));
+            out.until
+                .extend(until.map(|t| t.max(as_of.saturating_add(1))));
+        }
         Ok(out)
+    }
+
+    fn explain(
+        &self,
+        as_of: Timestamp,
+        batch: bindings::cohort::plugin::types::Customers,
+    ) -> Result<Vec<String>, String> {
+        let customers = Customers::from(batch);
+        Ok(Customer::all(&customers)
+            .map(|c| self.0.explain(as_of, c))
+            .collect())
     }
 }
 

@@ -25,6 +25,13 @@ impl SymbolSet {
     pub fn any(&self, symbols: &[Symbol]) -> bool {
         symbols.iter().any(|&s| self.contains(s))
     }
+
+    /// The set as an explanation shows it: "`a`, `b`".
+    pub fn names(&self) -> String {
+        let mut names: Vec<String> = self.0.iter().map(|&s| crate::explain::quoted(s)).collect();
+        names.sort_unstable();
+        names.join(", ")
+    }
 }
 
 /// Strings compared without regard to case (`Google` is `google`). Platforms spell
@@ -55,6 +62,13 @@ impl CaselessSet {
     /// Whether any of `symbols` is in the set.
     pub fn any(&self, symbols: &[Symbol]) -> bool {
         symbols.iter().any(|&s| self.contains(s))
+    }
+
+    /// The set as an explanation shows it, in lower case: "`google`, `phone`".
+    pub fn names(&self) -> String {
+        let mut names: Vec<String> = self.words.iter().map(|w| format!("`{w}`")).collect();
+        names.sort_unstable();
+        names.join(", ")
     }
 }
 

@@ -1,5 +1,5 @@
 //! A seeded platform: customers with realistic spreads of facts, and 24 groups whose
-//! rules use every standard plugin.
+//! rules use the nine standard plugins that read what the customers carry.
 
 use std::collections::BTreeMap;
 
@@ -189,6 +189,7 @@ pub fn customer(rng: &mut Rng, i: u64) -> CustomerRecord {
         subscriptions,
         tags: Vec::new(),
         attributes: BTreeMap::new(),
+        registered_at: None,
     }
 }
 
@@ -214,11 +215,17 @@ pub fn change(rng: &mut Rng, c: &mut CustomerRecord) {
     }
 }
 
-/// The standard plugins' ids, in the order groups take them as their first condition.
+/// The standard plugins the reference groups use, in the order groups take them as
+/// their first condition: the nine that read the facts these customers carry. The
+/// customers have no custom attributes and no registration times (the workload is kept
+/// as it was when its baselines were measured), so `attribute` and `registered` would
+/// decide nothing here.
 fn plugins() -> Vec<&'static str> {
+    const UNUSED: [&str; 2] = ["attribute", "registered"];
     cohort_artifacts::STANDARD
         .iter()
         .map(|(id, _)| *id)
+        .filter(|id| !UNUSED.contains(id))
         .collect()
 }
 
@@ -258,7 +265,7 @@ fn config(rng: &mut Rng, plugin: &str) -> Value {
     }
 }
 
-/// The 24 groups: 1-3 clauses (mostly 2-3) of 1-3 conditions each, every standard plugin used,
+/// The 24 groups: 1-3 clauses (mostly 2-3) of 1-3 conditions each, each of `plugins()` used,
 /// add-only and full-sync mixed, all checked at registration too.
 pub fn groups(seed: u64) -> Vec<Group> {
     let mut rng = Rng::new(seed ^ 0x5EED);

@@ -1,7 +1,7 @@
 //! The versions of the `cohort:plugin` contract this host runs: which one a component
 //! was built against, and calls into it whatever its version.
 //!
-//! Each supported version has a module of its own (`v0_1.rs`, `v0_2.rs`): its
+//! Each supported version has a module of its own (`v0_1.rs`, `v0_2.rs`, `v0_3.rs`): its
 //! `bindgen!` of the frozen WIT folder, the host functions, and the conversions
 //! between its generated types and the model's. A new version gets a new module beside
 //! the old ones; released modules never change, so a plugin built against an older
@@ -23,7 +23,7 @@ use crate::sandbox::State;
 /// description, configuration errors and verdicts in the model's terms. The generated
 /// types of each version have the same names, so the code is the same.
 macro_rules! glue {
-    () => {
+    ($($flag:expr => $field:expr),*) => {
         use self::cohort::plugin::types as wit;
         use crate::error::LoadError;
         use crate::sandbox::State;
@@ -79,6 +79,7 @@ macro_rules! glue {
                 (wit::Fields::SUBSCRIPTIONS, Field::Subscriptions),
                 (wit::Fields::TAGS, Field::Tags),
                 (wit::Fields::ATTRIBUTES, Field::Attributes),
+                $(($flag, $field),)*
             ];
             let reads: FieldSet = flags
                 .iter()
@@ -113,71 +114,104 @@ macro_rules! glue {
                 .collect()
         }
 
-        /// Append the verdicts of a batch of `n` customers to `out`, or say how the
-        /// plugin broke the contract (and append nothing).
-        pub(crate) fn verdicts(
-            v: wit::Verdicts,
-            n: usize,
-            out: &mut Verdicts,
-        ) -> Result<(), String> {
-            if v.matches.len() != n {
-                return Err(format!(
-                    "returned {} verdicts for {} customers",
-                    v.matches.len(),
-                    n
-                ));
-            }
-            let mut undecided: Vec<(u32, String)> = v
-                .undecided
-                .into_iter()
-                .map(|u| (u.index, u.message))
-                .collect();
-            undecided.sort_unstable_by_key(|(i, _)| *i);
-            if let Some((i, _)) = undecided.last()
-                && *i as usize >= n
-            {
-                return Err(format!("called customer {i} undecided in a batch of {n}"));
-            }
-            if let Some(w) = undecided.windows(2).find(|w| w[0].0 == w[1].0) {
-                return Err(format!("called customer {} undecided twice", w[0].0));
-            }
-            // The byte of an undecided customer is ignored; every other must be 0 or
-            // 1, or a plugin's garbage would count as a match.
-            let is_undecided = |i: usize| {
-                undecided
-                    .binary_search_by_key(&i, |(u, _)| *u as usize)
-                    .is_ok()
-            };
-            if let Some((i, b)) = v
-                .matches
-                .iter()
-                .enumerate()
-                .find(|&(i, &b)| b > 1 && !is_undecided(i))
-            {
-                return Err(format!(
-                    "gave customer {i} the verdict byte {b}, which is neither 0 (no match) \
-                         nor 1 (match)"
-                ));
-            }
-            out.extend_batch(&v.matches, undecided);
-            Ok(())
+        /// The undecided customers of an answer, by index.
+        fn undecided(list: Vec<wit::Undecided>) -> Vec<(u32, String)> {
+            list.into_iter().map(|u| (u.index, u.message)).collect()
         }
     };
 }
 
 pub(crate) mod v0_1;
 pub(crate) mod v0_2;
+pub(crate) mod v0_3;
 
 /// Contract versions this host can run, newest first.
-pub const SUPPORTED_CONTRACTS: &[&str] = &["0.2.0", "0.1.0"];
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.3.0", "0.2.0", "0.1.0"];
+
+/// Append the verdicts of a batch of `n` customers called as of `as_of` to `out`, or
+/// say how the plugin broke the contract (and append nothing). `until` is what the
+/// plugin said of how long each verdict holds; `None` from a contract that cannot say,
+/// whose verdicts then hold for their as-of time only.
+fn accept(
+    matches: &[u8],
+    mut undecided: Vec<(u32, String)>,
+    until: Option<&[Timestamp]>,
+    as_of: Timestamp,
+    n: usize,
+    out: &mut Verdicts,
+) -> Result<(), String> {
+    if matches.len() != n {
+        return Err(format!(
+            "returned {} verdicts for {} customers",
+            matches.len(),
+            n
+        ));
+    }
+    undecided.sort_unstable_by_key(|(i, _)| *i);
+    if let Some((i, _)) = undecided.last()
+        && *i as usize >= n
+    {
+        return Err(format!("called customer {i} undecided in a batch of {n}"));
+    }
+    if let Some(w) = undecided.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(format!("called customer {} undecided twice", w[0].0));
+    }
+    // The byte of an undecided customer is ignored; every other must be 0 or 1, or a
+    // plugin's garbage would count as a match.
+    let is_undecided = |i: usize| {
+        undecided
+            .binary_search_by_key(&i, |(u, _)| *u as usize)
+            .is_ok()
+    };
+    if let Some((i, b)) = matches
+        .iter()
+        .enumerate()
+        .find(|&(i, &b)| b > 1 && !is_undecided(i))
+    {
+        return Err(format!(
+            "gave customer {i} the verdict byte {b}, which is neither 0 (no match) nor 1 \
+             (match)"
+        ));
+    }
+    let now_only;
+    let until = match until {
+        Some(until) => {
+            if !until.is_empty() && until.len() != n {
+                return Err(format!(
+                    "said how long {} verdicts hold for {n} customers",
+                    until.len()
+                ));
+            }
+            // A verdict must hold at least at the time it was made for.
+            if let Some((i, t)) = until
+                .iter()
+                .enumerate()
+                .find(|&(i, &t)| t <= as_of && !is_undecided(i))
+            {
+                return Err(format!(
+                    "said customer {i}'s verdict holds until {t}, which is not after the \
+                     as-of time {as_of}"
+                ));
+            }
+            until
+        }
+        None => {
+            now_only = vec![as_of.saturating_add(1); n];
+            &now_only[..]
+        }
+    };
+    out.extend_batch(matches, undecided, until);
+    Ok(())
+}
 
 const EXPORT_PREFIX: &str = "cohort:plugin/condition@";
 
 /// A contract version a loaded plugin was built against.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Version {
     V0_1,
     V0_2,
+    V0_3,
 }
 
 impl Version {
@@ -185,6 +219,7 @@ impl Version {
         match self {
             Version::V0_1 => "0.1.0",
             Version::V0_2 => "0.2.0",
+            Version::V0_3 => "0.3.0",
         }
     }
 }
@@ -259,6 +294,7 @@ pub(crate) fn detect(bytes: &[u8]) -> Result<Header, LoadError> {
     let version = match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some(Ok(0)), Some(Ok(1)), Some(Ok(_)), None) => Version::V0_1,
         (Some(Ok(0)), Some(Ok(2)), Some(Ok(_)), None) => Version::V0_2,
+        (Some(Ok(0)), Some(Ok(3)), Some(Ok(_)), None) => Version::V0_3,
         _ => {
             return Err(LoadError::UnsupportedContract {
                 found: found.to_string(),
@@ -287,7 +323,8 @@ fn declared_budget(data: &[u8]) -> Result<PluginBudget, LoadError> {
 pub(crate) fn link(linker: &mut wasmtime::component::Linker<State>) -> wasmtime::Result<()> {
     use wasmtime::component::HasSelf;
     v0_1::Plugin::add_to_linker::<State, HasSelf<State>>(linker, |s| s)?;
-    v0_2::Plugin::add_to_linker::<State, HasSelf<State>>(linker, |s| s)
+    v0_2::Plugin::add_to_linker::<State, HasSelf<State>>(linker, |s| s)?;
+    v0_3::Plugin::add_to_linker::<State, HasSelf<State>>(linker, |s| s)
 }
 
 /// A plugin compiled and linked, ready to instantiate, in the version it was built
@@ -295,12 +332,14 @@ pub(crate) fn link(linker: &mut wasmtime::component::Linker<State>) -> wasmtime:
 pub(crate) enum Pre {
     V0_1(v0_1::PluginPre<State>),
     V0_2(v0_2::PluginPre<State>),
+    V0_3(v0_3::PluginPre<State>),
 }
 
 /// A running instance's exports.
 pub(crate) enum Instance {
     V0_1(v0_1::Plugin),
     V0_2(v0_2::Plugin),
+    V0_3(v0_3::Plugin),
 }
 
 /// What a plugin answered for a batch, short of a trap.
@@ -322,6 +361,7 @@ impl Pre {
         Ok(match version {
             Version::V0_1 => Pre::V0_1(v0_1::PluginPre::new(pre).map_err(contract)?),
             Version::V0_2 => Pre::V0_2(v0_2::PluginPre::new(pre).map_err(contract)?),
+            Version::V0_3 => Pre::V0_3(v0_3::PluginPre::new(pre).map_err(contract)?),
         })
     }
 
@@ -329,6 +369,7 @@ impl Pre {
         match self {
             Pre::V0_1(_) => Version::V0_1,
             Pre::V0_2(_) => Version::V0_2,
+            Pre::V0_3(_) => Version::V0_3,
         }
     }
 
@@ -336,6 +377,7 @@ impl Pre {
         Ok(match self {
             Pre::V0_1(pre) => Instance::V0_1(pre.instantiate(store)?),
             Pre::V0_2(pre) => Instance::V0_2(pre.instantiate(store)?),
+            Pre::V0_3(pre) => Instance::V0_3(pre.instantiate(store)?),
         })
     }
 }
@@ -349,6 +391,7 @@ impl Instance {
         Ok(match self {
             Instance::V0_1(b) => v0_1::info(b.cohort_plugin_condition().call_describe(store)?),
             Instance::V0_2(b) => v0_2::info(b.cohort_plugin_condition().call_describe(store)?),
+            Instance::V0_3(b) => v0_3::info(b.cohort_plugin_condition().call_describe(store)?),
         })
     }
 
@@ -367,6 +410,10 @@ impl Instance {
                 .cohort_plugin_condition()
                 .call_prepare(store, config)?
                 .map_err(v0_2::config_errors),
+            Instance::V0_3(b) => b
+                .cohort_plugin_condition()
+                .call_prepare(store, config)?
+                .map_err(v0_3::config_errors),
         })
     }
 
@@ -387,15 +434,20 @@ impl Instance {
                 .cohort_plugin_condition()
                 .evaluator()
                 .call_evaluate(store, evaluator, as_of, &batch.to_v0_1())?
-                .map(|v| v0_1::verdicts(v, n, out)),
-            Instance::V0_2(b) => {
+                .map(|v| v0_1::verdicts(v, as_of, n, out)),
+            Instance::V0_2(b) => b
+                .cohort_plugin_condition()
+                .evaluator()
+                .call_evaluate(store, evaluator, as_of, &batch.to_v0_2(reads))?
+                .map(|v| v0_2::verdicts(v, as_of, n, out)),
+            Instance::V0_3(b) => {
                 let sent = batch.lend(reads);
                 let answer = b
                     .cohort_plugin_condition()
                     .evaluator()
                     .call_evaluate(store, evaluator, as_of, &sent);
                 batch.take_back(sent);
-                answer?.map(|v| v0_2::verdicts(v, n, out))
+                answer?.map(|v| v0_3::verdicts(v, as_of, n, out))
             }
         };
         Ok(match answer {
@@ -404,13 +456,51 @@ impl Instance {
             Err(message) => Answer::Failed(message),
         })
     }
+
+    /// The plugin's sentence for each customer of `batch` (filled for `reads`), or
+    /// `None` from a contract before 0.3.0, which cannot explain.
+    pub(crate) fn explain(
+        &self,
+        store: &mut Store<State>,
+        evaluator: ResourceAny,
+        as_of: Timestamp,
+        batch: &mut Batch,
+        reads: FieldSet,
+    ) -> wasmtime::Result<Option<Result<Vec<String>, String>>> {
+        let Instance::V0_3(b) = self else {
+            return Ok(None);
+        };
+        let n = batch.count as usize;
+        let sent = batch.lend(reads);
+        let answer = b
+            .cohort_plugin_condition()
+            .evaluator()
+            .call_explain(store, evaluator, as_of, &sent);
+        batch.take_back(sent);
+        Ok(Some(answer?.and_then(|sentences| {
+            if sentences.len() == n {
+                Ok(sentences)
+            } else {
+                Err(format!(
+                    "gave {} explanations for {n} customers",
+                    sentences.len()
+                ))
+            }
+        })))
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::v0_2::cohort::plugin::types as wit;
-    use super::v0_2::{info, verdicts};
-    use cohort_model::{Verdict, Verdicts};
+    use super::v0_3::cohort::plugin::types as wit;
+    use super::v0_3::info;
+    use cohort_model::{FOREVER, Timestamp, Verdict, Verdicts};
+
+    const AS_OF: Timestamp = 1_000;
+
+    fn verdicts(v: wit::Verdicts, n: usize, out: &mut Verdicts) -> Result<(), String> {
+        super::v0_3::verdicts(v, AS_OF, n, out)
+    }
 
     #[test]
     fn verdicts_are_placed_by_index_and_undecided_wins() {
@@ -422,6 +512,7 @@ mod tests {
                 index: 2,
                 message: "db unreadable".into(),
             }],
+            until: Vec::new(),
         };
         verdicts(v, 3, &mut out).expect("well-formed");
         // An undecided customer's byte is ignored, whatever it is.
@@ -431,6 +522,7 @@ mod tests {
                 index: 0,
                 message: "no data".into(),
             }],
+            until: Vec::new(),
         };
         verdicts(ignored, 1, &mut out).expect("an undecided byte is ignored");
         assert_eq!(
@@ -451,6 +543,7 @@ mod tests {
         let short = wit::Verdicts {
             matches: vec![1],
             undecided: Vec::new(),
+            until: Vec::new(),
         };
         assert_eq!(
             verdicts(short, 2, &mut out).expect_err("too few"),
@@ -462,11 +555,13 @@ mod tests {
                 index: 5,
                 message: String::new(),
             }],
+            until: Vec::new(),
         };
         assert!(verdicts(outside, 2, &mut out).is_err());
         let garbage = wit::Verdicts {
             matches: vec![1, 7, 0],
             undecided: Vec::new(),
+            until: Vec::new(),
         };
         assert_eq!(
             verdicts(garbage, 3, &mut out).expect_err("a byte of 7"),
@@ -484,6 +579,7 @@ mod tests {
                     message: "b".into(),
                 },
             ],
+            until: Vec::new(),
         };
         assert_eq!(
             verdicts(twice, 2, &mut out).expect_err("twice"),
@@ -493,6 +589,39 @@ mod tests {
             out.is_empty(),
             "nothing is appended from a malformed answer"
         );
+    }
+
+    #[test]
+    fn validity_must_fit_the_batch_and_come_after_the_as_of_time() {
+        let answer = |until: Vec<Timestamp>| wit::Verdicts {
+            matches: vec![1, 0],
+            undecided: Vec::new(),
+            until,
+        };
+        let mut out = Verdicts::default();
+        verdicts(answer(vec![AS_OF + 5, FOREVER]), 2, &mut out).expect("well-formed");
+        assert_eq!((out.until(0), out.until(1)), (AS_OF + 5, FOREVER));
+        assert_eq!(
+            verdicts(answer(vec![FOREVER]), 2, &mut out).expect_err("one short"),
+            "said how long 1 verdicts hold for 2 customers"
+        );
+        assert_eq!(
+            verdicts(answer(vec![FOREVER, AS_OF]), 2, &mut out).expect_err("already over"),
+            "said customer 1's verdict holds until 1000, which is not after the as-of time 1000"
+        );
+        assert_eq!(out.len(), 2, "nothing appended from a broken answer");
+    }
+
+    #[test]
+    fn an_older_contracts_verdicts_hold_for_their_time_only() {
+        use super::v0_2::cohort::plugin::types as old;
+        let mut out = Verdicts::default();
+        let answer = old::Verdicts {
+            matches: vec![1, 0],
+            undecided: Vec::new(),
+        };
+        super::v0_2::verdicts(answer, AS_OF, 2, &mut out).expect("well-formed");
+        assert_eq!((out.until(0), out.until(1)), (AS_OF + 1, AS_OF + 1));
     }
 
     #[test]

@@ -26,11 +26,16 @@ impl Batch {
     /// empty. Only plugins built against 0.1.0 pay for it.
     pub(crate) fn to_v0_1(&self) -> self::cohort::plugin::types::Customers {
         use self::cohort::plugin::types as old;
-        use crate::contract::v0_2::cohort::plugin::types as new;
+        use crate::contract::v0_3::cohort::plugin::types as new;
         let pair = |p: &new::Pair| old::Pair {
             key: p.key,
             value: p.value,
         };
+        let attributes = super::v0_2::text_attributes(
+            &self.attributes.offsets,
+            &self.attributes.items,
+            |key, value| old::Pair { key, value },
+        );
         old::Customers {
             count: self.count,
             country: self.country.clone(),
@@ -79,7 +84,22 @@ impl Batch {
                 }
             }),
             tags: ragged_v0_1!(RaggedSymbols, self.tags, |s| *s),
-            attributes: ragged_v0_1!(RaggedPairs, self.attributes, pair),
+            attributes: old::RaggedPairs {
+                offsets: attributes.offsets,
+                items: attributes.items,
+            },
         }
     }
+}
+
+/// The verdicts of a batch of `n` customers, appended to `out`, or how the plugin
+/// broke the contract (and nothing appended). 0.1.0 does not say how long a verdict
+/// holds: each holds for its as-of time only.
+pub(crate) fn verdicts(
+    v: self::cohort::plugin::types::Verdicts,
+    as_of: cohort_model::Timestamp,
+    n: usize,
+    out: &mut Verdicts,
+) -> Result<(), String> {
+    super::accept(&v.matches, undecided(v.undecided), None, as_of, n, out)
 }

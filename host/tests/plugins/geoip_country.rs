@@ -152,3 +152,24 @@ fn the_plugin_asks_for_a_data_directory_and_it_must_be_one() {
         .expect_err("not a directory");
     assert!(matches!(err, PrepareError::Grant { .. }), "{err}");
 }
+
+#[test]
+fn an_explanation_names_the_country_the_database_gives() {
+    let config = r#"{"countries":["DE","SE"],"database":"GeoIP2-Country-Test.mmdb"}"#;
+    let told = crate::common::told_in(GEOIP_COUNTRY, config, Some(&testdata()), 0, &CUSTOMERS);
+    let why: Vec<&str> = told.iter().map(|t| t.2.as_str()).collect();
+    assert_eq!(
+        why[0],
+        "`81.2.69.142` is in `GB` by the GeoIP database, not one of `DE`, `SE`"
+    );
+    assert_eq!(
+        why[2],
+        "`89.160.20.112` is in `SE` by the GeoIP database, one of `DE`, `SE`"
+    );
+    assert_eq!(why[5], "`1.1.1.1` has no country in the GeoIP database");
+    assert_eq!(
+        why[6],
+        "no registration IP is given; the rule asks for one of `DE`, `SE`"
+    );
+    assert!(told.iter().all(|t| t.1 == cohort_model::FOREVER));
+}

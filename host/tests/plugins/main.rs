@@ -4,12 +4,14 @@
 #[path = "../common.rs"]
 mod common;
 
+mod attribute;
 mod auth_method;
 mod country;
 mod geoip_country;
 mod payer_status;
 mod product;
 mod provider;
+mod registered;
 mod registration_param;
 mod verification_method;
 mod verification_status;
@@ -21,7 +23,7 @@ fn every_standard_plugin_loads_and_describes_itself_by_its_id() {
         let plugin = host.load(bytes).unwrap_or_else(|e| panic!("{id}: {e}"));
         let info = plugin.info();
         assert_eq!(info.id, *id);
-        assert_eq!(plugin.contract_version(), "0.2.0");
+        assert_eq!(plugin.contract_version(), "0.3.0");
         assert!(info.reads.iter().count() >= 1, "{id} reads nothing");
         let schema: serde_json::Value =
             serde_json::from_str(&info.config_schema).expect("schema is JSON");

@@ -71,3 +71,19 @@ fn bad_configuration_is_named() {
         "/kinds"
     );
 }
+
+#[test]
+fn an_explanation_lists_the_payers_and_the_kinds_asked_for() {
+    let told = crate::common::told(PAYER_STATUS, r#"{"kinds":["legal-entity"]}"#, 0, &CUSTOMERS);
+    let why: Vec<&str> = told.iter().map(|t| t.2.as_str()).collect();
+    assert_eq!(
+        why,
+        [
+            "payers active legal entity: one is an active payer of kind `legal-entity`",
+            "payers inactive legal entity: none is an active payer of kind `legal-entity`",
+            "payers active individual: none is an active payer of kind `legal-entity`",
+            "payers active individual, inactive sole proprietor: none is an active payer of kind `legal-entity`",
+            "payers none: none is an active payer of kind `legal-entity`",
+        ]
+    );
+}

@@ -106,3 +106,50 @@ fn bad_configuration_is_named() {
         "/products"
     );
 }
+
+#[test]
+fn a_verdict_holds_until_a_subscription_starts_or_stops_counting_and_says_why() {
+    let day = 86_400;
+    let told = crate::common::told(PRODUCT, r#"{"products":["tower-host"]}"#, AS_OF, &CUSTOMERS);
+    let (until, why): (Vec<i64>, Vec<&str>) = told.iter().map(|(_, u, w)| (*u, w.as_str())).unzip();
+    assert_eq!(
+        until,
+        vec![
+            cohort_model::FOREVER, // open-ended: active for good
+            AS_OF + 30 * day,      // starts 2026-07-01
+            cohort_model::FOREVER, // ended
+            cohort_model::FOREVER, // cancelled
+            cohort_model::FOREVER, // another product
+            cohort_model::FOREVER, // pending never counts
+            cohort_model::FOREVER, // ended just now
+            cohort_model::FOREVER,
+        ]
+    );
+    assert_eq!(
+        why,
+        vec![
+            "`tower-host` is active from 2026-01-01T00:00:00Z",
+            "`tower-host` starts 2026-07-01T00:00:00Z, after the as-of time",
+            "`tower-host` ended 2026-05-01T00:00:00Z, before the as-of time",
+            "`tower-host` is cancelled, not active",
+            "no subscription to `tower-host`",
+            "`tower-host` is pending, not active",
+            "`tower-host` ended 2026-06-01T00:00:00Z, before the as-of time",
+            "no subscription to `tower-host`",
+        ]
+    );
+    // Within ten days: the cancelled one counts until ten days after its end.
+    let told = crate::common::told(
+        PRODUCT,
+        r#"{"products":["tower-host"],"within_days":10}"#,
+        AS_OF,
+        &CUSTOMERS,
+    );
+    let d = &told[3];
+    assert_eq!(d.0, Match);
+    assert_eq!(d.1, 1_779_667_200 + 10 * day, "2026-05-25 plus ten days");
+    assert_eq!(
+        d.2,
+        "`tower-host` ended 2026-05-25T00:00:00Z, within the days the rule looks back"
+    );
+}

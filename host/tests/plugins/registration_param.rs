@@ -102,3 +102,26 @@ fn a_bad_pattern_or_operator_is_named() {
     );
     assert_eq!(errors[0].0, "/name");
 }
+
+#[test]
+fn an_explanation_quotes_the_parameter_and_the_test() {
+    let why = |config: &str| -> Vec<String> {
+        crate::common::told(REGISTRATION_PARAM, config, 0, &CUSTOMERS)
+            .into_iter()
+            .map(|t| t.2)
+            .collect()
+    };
+    assert_eq!(
+        why(r#"{"name":"utm_source","operator":"matches","pattern":"^partner-"}"#)[..4],
+        [
+            "`utm_source` is `partner-42`, which matches `^partner-`",
+            "the registration request has no parameter `utm_source`",
+            "`utm_source` is `Partner-7`, which does not match `^partner-`",
+            "the registration request has no parameter `utm_source`",
+        ]
+    );
+    assert_eq!(
+        why(r#"{"name":"fromsite","operator":"equals","value":"true"}"#)[1],
+        "`fromsite` is `false`, not one of `true`"
+    );
+}

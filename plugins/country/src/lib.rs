@@ -4,8 +4,8 @@
 
 use cohort_plugin_sdk::config::{self, Problems};
 use cohort_plugin_sdk::{
-    Customer, Fields, Plugin, PluginInfo, Symbol, Timestamp, Verdict, country, export_plugin,
-    intern,
+    Customer, FOREVER, Fields, Plugin, PluginInfo, Symbol, Timestamp, Verdict, country,
+    export_plugin, intern, one_of, symbol_text,
 };
 use serde::Deserialize;
 
@@ -66,6 +66,21 @@ impl Plugin for Country {
                 .country()
                 .is_some_and(|c| self.countries.binary_search(&c).is_ok()),
         )
+    }
+
+    fn valid_until(&self, _as_of: Timestamp, _customer: Customer<'_>) -> Timestamp {
+        FOREVER
+    }
+
+    fn explain(&self, as_of: Timestamp, customer: Customer<'_>) -> String {
+        let mut set: Vec<String> = self
+            .countries
+            .iter()
+            .filter_map(|&c| symbol_text(c).map(|t| format!("`{t}`")))
+            .collect();
+        set.sort_unstable();
+        let holds = self.evaluate(as_of, customer) == Verdict::Match;
+        one_of("country", customer.country(), holds, &set.join(", "))
     }
 }
 

@@ -15,8 +15,8 @@ use std::path::{Component, Path};
 
 use cohort_plugin_sdk::config::{self, Problems};
 use cohort_plugin_sdk::{
-    Capability, ConfigError, Customer, Fields, IpAddress, Plugin, PluginInfo, Timestamp, Verdict,
-    country, export_plugin,
+    Capability, ConfigError, Customer, FOREVER, Fields, IpAddress, Plugin, PluginInfo, Timestamp,
+    Verdict, country, export_plugin,
 };
 use maxminddb::{PathElement, Reader};
 use serde::Deserialize;
@@ -132,14 +132,8 @@ impl Plugin for GeoipCountry {
     }
 
     fn evaluate(&self, _as_of: Timestamp, customer: Customer<'_>) -> Verdict {
-        let Some(address) = customer.registration_ip() else {
+        let Some(ip) = customer.registration_ip().map(ip_addr) else {
             return Verdict::NoMatch;
-        };
-        let ip = match address {
-            IpAddress::Ipv4(n) => IpAddr::V4(Ipv4Addr::from(n)),
-            IpAddress::Ipv6((high, low)) => {
-                IpAddr::V6(Ipv6Addr::from((u128::from(high) << 64) | u128::from(low)))
-            }
         };
         let failed = |e| Verdict::Error(format!("GeoIP lookup of {ip} failed: {e}"));
         let found = match self.reader.lookup(ip) {
@@ -166,9 +160,49 @@ impl Plugin for GeoipCountry {
         }
         Verdict::from_bool(answer)
     }
+
+    /// The database is read once, when the configuration is prepared: an answer
+    /// changes only with the customer's address. A new database file is a new
+    /// configuration to prepare.
+    fn valid_until(&self, _as_of: Timestamp, _customer: Customer<'_>) -> Timestamp {
+        FOREVER
+    }
+
+    fn explain(&self, _as_of: Timestamp, customer: Customer<'_>) -> String {
+        let wanted: Vec<String> = self.countries.iter().map(|c| format!("`{c}`")).collect();
+        let wanted = wanted.join(", ");
+        let Some(ip) = customer.registration_ip().map(ip_addr) else {
+            return format!("no registration IP is given; the rule asks for one of {wanted}");
+        };
+        match self
+            .reader
+            .lookup(ip)
+            .and_then(|found| found.decode_path::<&str>(&ISO_CODE))
+        {
+            Ok(Some(code)) => {
+                let is = if self.countries.iter().any(|c| c == code) {
+                    "one"
+                } else {
+                    "not one"
+                };
+                format!("`{ip}` is in `{code}` by the GeoIP database, {is} of {wanted}")
+            }
+            Ok(None) => format!("`{ip}` has no country in the GeoIP database"),
+            Err(e) => format!("the GeoIP lookup of `{ip}` failed: {e}"),
+        }
+    }
 }
 
 export_plugin!(GeoipCountry);
+
+fn ip_addr(address: IpAddress) -> IpAddr {
+    match address {
+        IpAddress::Ipv4(n) => IpAddr::V4(Ipv4Addr::from(n)),
+        IpAddress::Ipv6((high, low)) => {
+            IpAddr::V6(Ipv6Addr::from((u128::from(high) << 64) | u128::from(low)))
+        }
+    }
+}
 
 /// An I/O error in the operator's words: what went wrong, without the sandbox's error
 /// number (`os error 44` is WASI's "no such file", not the host's).

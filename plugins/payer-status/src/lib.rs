@@ -4,7 +4,8 @@
 
 use cohort_plugin_sdk::config::{self, Problems};
 use cohort_plugin_sdk::{
-    ConfigError, Customer, Fields, PayerKind, Plugin, PluginInfo, Timestamp, Verdict, export_plugin,
+    ConfigError, Customer, FOREVER, Fields, PayerKind, Plugin, PluginInfo, Timestamp, Verdict,
+    export_plugin,
 };
 use serde::Deserialize;
 
@@ -82,6 +83,34 @@ impl Plugin for PayerStatus {
             };
             (p.active || self.include_inactive) && self.kinds.contains(&kind)
         }))
+    }
+
+    fn valid_until(&self, _as_of: Timestamp, _customer: Customer<'_>) -> Timestamp {
+        FOREVER
+    }
+
+    fn explain(&self, as_of: Timestamp, customer: Customer<'_>) -> String {
+        let facts = cohort_plugin_sdk::facts(customer, &Fields::PAYERS);
+        let wanted: Vec<&str> = self
+            .kinds
+            .iter()
+            .map(|k| match k {
+                Kind::LegalEntity => "`legal-entity`",
+                Kind::Individual => "`individual`",
+                Kind::SoleProprietor => "`sole-proprietor`",
+            })
+            .collect();
+        let which = if self.include_inactive {
+            "a payer"
+        } else {
+            "an active payer"
+        };
+        let some = if self.evaluate(as_of, customer) == Verdict::Match {
+            "one"
+        } else {
+            "none"
+        };
+        format!("{facts}: {some} is {which} of kind {}", wanted.join(", "))
     }
 }
 

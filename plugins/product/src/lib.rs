@@ -12,8 +12,8 @@
 use cohort_plugin_sdk::config::{self, Problems};
 use cohort_plugin_sdk::sets::SymbolSet;
 use cohort_plugin_sdk::{
-    ConfigError, Customer, Fields, Plugin, PluginInfo, Subscription, SubscriptionStatus, Timestamp,
-    Verdict, export_plugin,
+    ConfigError, Customer, FOREVER, Fields, Plugin, PluginInfo, Subscription, SubscriptionStatus,
+    Timestamp, Verdict, export_plugin, shown_time, symbol_text,
 };
 use serde::Deserialize;
 
@@ -135,6 +135,79 @@ impl Plugin for Product {
                 .iter()
                 .any(|s| self.counts(s, as_of)),
         )
+    }
+
+    /// The verdict turns only when a subscription to one of the products starts or
+    /// stops counting: the earliest such time after `as_of`.
+    fn valid_until(&self, as_of: Timestamp, customer: Customer<'_>) -> Timestamp {
+        let mut until = FOREVER;
+        for s in customer.subscriptions() {
+            if !self.products.contains(s.product) {
+                continue;
+            }
+            let turns: [Option<Timestamp>; 2] = match self.rule {
+                Rule::Any => [None, None],
+                Rule::ActiveNow if s.status != SubscriptionStatus::Active => [None, None],
+                Rule::ActiveNow => [Some(s.start), s.end],
+                Rule::RunningWithin(_) if s.status == SubscriptionStatus::Pending => [None, None],
+                Rule::RunningWithin(seconds) => {
+                    [Some(s.start), s.end.map(|e| e.saturating_add(seconds))]
+                }
+            };
+            for t in turns.into_iter().flatten().filter(|&t| t > as_of) {
+                until = until.min(t);
+            }
+        }
+        until
+    }
+
+    fn explain(&self, as_of: Timestamp, customer: Customer<'_>) -> String {
+        let mut parts = Vec::new();
+        for s in customer.subscriptions() {
+            if !self.products.contains(s.product) {
+                continue;
+            }
+            let name = match symbol_text(s.product) {
+                Some(t) => format!("`{t}`"),
+                None => format!("product {}", s.product),
+            };
+            let status = match s.status {
+                SubscriptionStatus::Active => "active",
+                SubscriptionStatus::Suspended => "suspended",
+                SubscriptionStatus::Cancelled => "cancelled",
+                SubscriptionStatus::Pending => "pending",
+            };
+            let (start, end) = (shown_time(s.start), s.end.map(shown_time));
+            parts.push(match self.rule {
+                Rule::Any => format!("{name} is {status}, and any status counts"),
+                _ if s.start > as_of => format!("{name} starts {start}, after the as-of time"),
+                Rule::ActiveNow if s.status != SubscriptionStatus::Active => {
+                    format!("{name} is {status}, not active")
+                }
+                Rule::RunningWithin(_) if s.status == SubscriptionStatus::Pending => {
+                    format!("{name} is pending")
+                }
+                _ if self.counts(s, as_of) => match end {
+                    Some(end) if s.end.is_some_and(|e| e <= as_of) => {
+                        format!("{name} ended {end}, within the days the rule looks back")
+                    }
+                    Some(end) => format!("{name} is {status} from {start} to {end}"),
+                    None => format!("{name} is {status} from {start}"),
+                },
+                Rule::RunningWithin(_) => format!(
+                    "{name} ended {}, before the days the rule looks back",
+                    end.unwrap_or_default()
+                ),
+                Rule::ActiveNow => format!(
+                    "{name} ended {}, before the as-of time",
+                    end.unwrap_or_default()
+                ),
+            });
+        }
+        if parts.is_empty() {
+            return format!("no subscription to {}", self.products.names());
+        }
+        parts.join("; ")
     }
 }
 

@@ -4,7 +4,7 @@
 use cohort_plugin_sdk::config::{self, Problems};
 use cohort_plugin_sdk::sets::SymbolSet;
 use cohort_plugin_sdk::{
-    ConfigError, Customer, Fields, Plugin, PluginInfo, Timestamp, Verdict, export_plugin,
+    ConfigError, Customer, FOREVER, Fields, Plugin, PluginInfo, Timestamp, Verdict, export_plugin,
 };
 use serde::Deserialize;
 
@@ -56,6 +56,20 @@ impl Plugin for Provider {
             customer
                 .provider()
                 .is_some_and(|p| self.providers.contains(p)),
+        )
+    }
+
+    fn valid_until(&self, _as_of: Timestamp, _customer: Customer<'_>) -> Timestamp {
+        FOREVER
+    }
+
+    fn explain(&self, as_of: Timestamp, customer: Customer<'_>) -> String {
+        let holds = self.evaluate(as_of, customer) == Verdict::Match;
+        cohort_plugin_sdk::one_of(
+            "provider",
+            customer.provider(),
+            holds,
+            &self.providers.names(),
         )
     }
 }

@@ -6,8 +6,8 @@
 use cohort_plugin_sdk::config::{self, Problems};
 use cohort_plugin_sdk::sets::{SymbolMemo, SymbolSet};
 use cohort_plugin_sdk::{
-    ConfigError, Customer, Fields, Plugin, PluginInfo, Symbol, Timestamp, Verdict, export_plugin,
-    intern, symbol_text,
+    ConfigError, Customer, FOREVER, Fields, Plugin, PluginInfo, Symbol, Timestamp, Verdict,
+    export_plugin, intern, symbol_text,
 };
 use regex_lite::Regex;
 use serde::Deserialize;
@@ -178,6 +178,41 @@ impl Plugin for RegistrationParam {
                 .iter()
                 .any(|p| p.key == self.name && self.value_matches(p.value)),
         )
+    }
+
+    fn valid_until(&self, _as_of: Timestamp, _customer: Customer<'_>) -> Timestamp {
+        FOREVER
+    }
+
+    fn explain(&self, _as_of: Timestamp, customer: Customer<'_>) -> String {
+        let quoted = |s: Symbol| symbol_text(s).map_or(format!("symbol {s}"), |t| format!("`{t}`"));
+        let name = quoted(self.name);
+        let Some(value) = customer
+            .registration_params()
+            .iter()
+            .find(|p| p.key == self.name)
+            .map(|p| p.value)
+        else {
+            return format!("the registration request has no parameter {name}");
+        };
+        let value_text = quoted(value);
+        let holds = self.value_matches(value);
+        match &self.test {
+            Compiled::Present => format!("{name} is {value_text}, and any value counts"),
+            Compiled::OneOf(set) if holds => {
+                format!("{name} is {value_text}, one of {}", set.names())
+            }
+            Compiled::OneOf(set) => format!("{name} is {value_text}, not one of {}", set.names()),
+            Compiled::Matches(regex, _) if holds => {
+                format!("{name} is {value_text}, which matches `{}`", regex.as_str())
+            }
+            Compiled::Matches(regex, _) => {
+                format!(
+                    "{name} is {value_text}, which does not match `{}`",
+                    regex.as_str()
+                )
+            }
+        }
     }
 }
 

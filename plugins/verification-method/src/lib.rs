@@ -5,7 +5,7 @@
 use cohort_plugin_sdk::config::{self, Problems};
 use cohort_plugin_sdk::sets::CaselessSet;
 use cohort_plugin_sdk::{
-    ConfigError, Customer, Fields, Plugin, PluginInfo, Timestamp, Verdict, export_plugin,
+    ConfigError, Customer, FOREVER, Fields, Plugin, PluginInfo, Timestamp, Verdict, export_plugin,
 };
 use serde::Deserialize;
 
@@ -54,6 +54,19 @@ impl Plugin for VerificationMethod {
 
     fn evaluate(&self, _as_of: Timestamp, customer: Customer<'_>) -> Verdict {
         Verdict::from_bool(self.methods.any(customer.verification_methods()))
+    }
+
+    fn valid_until(&self, _as_of: Timestamp, _customer: Customer<'_>) -> Timestamp {
+        FOREVER
+    }
+
+    fn explain(&self, _as_of: Timestamp, customer: Customer<'_>) -> String {
+        cohort_plugin_sdk::any_of(
+            "verification methods",
+            customer.verification_methods(),
+            |m| self.methods.contains(m),
+            &self.methods.names(),
+        )
     }
 }
 

@@ -5,8 +5,8 @@
 
 use cohort_plugin_sdk::config::{self, Problems};
 use cohort_plugin_sdk::{
-    ConfigError, Customer, Fields, Plugin, PluginInfo, Timestamp, Verdict, VerificationStatus,
-    export_plugin,
+    ConfigError, Customer, FOREVER, Fields, Plugin, PluginInfo, Timestamp, Verdict,
+    VerificationStatus, export_plugin,
 };
 use serde::Deserialize;
 
@@ -76,6 +76,35 @@ impl Plugin for VerificationStatusIs {
             VerificationStatus::Failed => self.failed,
             VerificationStatus::Unverified => self.unverified,
         })
+    }
+
+    fn valid_until(&self, _as_of: Timestamp, _customer: Customer<'_>) -> Timestamp {
+        FOREVER
+    }
+
+    fn explain(&self, as_of: Timestamp, customer: Customer<'_>) -> String {
+        let status = match customer.verification_status() {
+            VerificationStatus::Passed => "passed",
+            VerificationStatus::Failed => "failed",
+            VerificationStatus::Unverified => "unverified",
+        };
+        let wanted: Vec<&str> = [
+            (self.passed, "`passed`"),
+            (self.failed, "`failed`"),
+            (self.unverified, "`unverified`"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        let is = if self.evaluate(as_of, customer) == Verdict::Match {
+            "is"
+        } else {
+            "is not"
+        };
+        format!(
+            "verification status `{status}` {is} one of {}",
+            wanted.join(", ")
+        )
     }
 }
 

@@ -1,4 +1,4 @@
-"""The guest side of Cohort's plugin contract (`cohort:plugin@0.2.0`, see `wit/`), for
+"""The guest side of Cohort's plugin contract (`cohort:plugin@0.3.0`, see `wit/`), for
 condition plugins written in Python and built with componentize-py.
 
 A plugin author subclasses `Plugin` and exports it:
@@ -28,10 +28,12 @@ The generated bindings (`wit_world`) stay behind this package: an author never w
 against them, so a new contract version can change them without touching plugins.
 """
 
-from . import config, country
+from . import config, country, explain
 from .config import ConfigErrors, Problems
 from .customers import Customer, Customers
+from .explain import facts, shown_time, value_text
 from .plugin import (
+    FOREVER,
     BatchError,
     Capability,
     Fields,
@@ -48,6 +50,7 @@ from .plugin import (
 from .sets import CaselessSet, SymbolMemo, SymbolSet
 
 __all__ = [
+    "FOREVER",
     "BatchError",
     "Capability",
     "CaselessSet",
@@ -66,7 +69,11 @@ __all__ = [
     "VerificationStatus",
     "config",
     "country",
+    "explain",
     "export",
+    "facts",
     "intern",
+    "shown_time",
     "symbol_text",
+    "value_text",
 ]

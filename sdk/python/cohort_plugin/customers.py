@@ -26,6 +26,7 @@ class Customers:
         "subscriptions",
         "tags",
         "attributes",
+        "registered",
     )
 
     def __init__(self, batch: types.Customers):
@@ -42,6 +43,7 @@ class Customers:
         self.subscriptions = empty
         self.tags = empty
         self.attributes = empty
+        self.registered: List[int] = []
         # A column sent twice is a host bug; the later one wins rather than failing.
         for column in batch.columns:
             setattr(self, _COLUMN_FIELDS[type(column)], column.value)
@@ -65,7 +67,12 @@ _COLUMN_FIELDS = {
     types.Column_Subscriptions: "subscriptions",
     types.Column_Tags: "tags",
     types.Column_Attributes: "attributes",
+    types.Column_Registered: "registered",
 }
+
+# The contract marks a customer whose registration time the platform did not give
+# with the least timestamp.
+UNREGISTERED = -(2**63)
 
 
 def _symbol(column: List[int], i: int) -> Optional[int]:
@@ -156,5 +163,22 @@ class Customer:
 
     @property
     def attributes(self) -> list:
-        """`Pair`s of symbols: `.key` and `.value`."""
+        """`Attribute`s: `.key` (a symbol) and `.value`, one of `Value_Text` (a symbol),
+        `Value_Integer`, `Value_Decimal` (`.units` times ten to the minus `.scale`) and
+        `Value_Timestamp`, each with its `.value`."""
         return _ragged(self._batch.attributes, self.index)
+
+    def attribute(self, key: int):
+        """The `Value` of the attribute named by the symbol `key`, or None."""
+        for attribute in self.attributes:
+            if attribute.key == key:
+                return attribute.value
+        return None
+
+    @property
+    def registered(self) -> Optional[int]:
+        """When the customer registered with the platform, if the platform said."""
+        column = self._batch.registered
+        if self.index < len(column) and column[self.index] != UNREGISTERED:
+            return column[self.index]
+        return None

@@ -12,6 +12,7 @@ from wit_world.imports import host, types
 
 from .config import ConfigErrors
 from .customers import Customer, Customers
+from .explain import facts
 
 # The contract's vocabulary, under the names the Rust SDK uses.
 Fields = types.Fields
@@ -66,6 +67,9 @@ class BatchError(Exception):
 
 Verdict = Union[bool, Undecided]
 
+# The time a verdict that never runs out holds until: the greatest timestamp.
+FOREVER = 2**63 - 1
+
 
 class Plugin:
     """One condition type. Subclass it and define `describe`, `prepare` and `evaluate`."""
@@ -91,6 +95,22 @@ class Plugin:
         the exception as the message: never a "no"."""
         raise NotImplementedError(f"{type(self).__name__}.evaluate")
 
+    def valid_until(self, as_of: int, customer: Customer) -> int:
+        """Until when `customer`'s verdict as of `as_of` holds if its facts do not
+        change: the first time after `as_of` at which it could differ. A rescan
+        evaluates a customer again only once its facts change or this time comes.
+
+        The default is the safe one: the verdict holds at `as_of` only. A plugin whose
+        verdict does not depend on the time returns `FOREVER`."""
+        return as_of + 1
+
+    def explain(self, as_of: int, customer: Customer) -> str:
+        """One short sentence, in the operator's words, of the facts behind
+        `customer`'s verdict: "country `US` is not one of `DE`, `FR`". Called when
+        someone asks why, never in a run. The default names the facts the plugin
+        reads."""
+        return facts(customer, type(self).describe().reads)
+
     def evaluate_batch(self, as_of: int, customers: Customers) -> List[Verdict]:
         """The verdicts of a batch, in order. Override it to share work between the
         customers of a batch, or raise `BatchError` to fail the batch as a whole."""
@@ -109,7 +129,14 @@ def _describe_exception(e: Exception) -> str:
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
-def _verdicts(verdicts: List[Verdict], count: int) -> types.Verdicts:
+def _until(plugin: Plugin, as_of: int, customers: Customers) -> List[int]:
+    """Until when each verdict holds; empty when every one holds forever. Each is
+    after `as_of`, as the contract asks."""
+    until = [max(plugin.valid_until(as_of, c), as_of + 1) for c in customers]
+    return [] if all(t == FOREVER for t in until) else until
+
+
+def _verdicts(verdicts: List[Verdict], count: int, until: List[int]) -> types.Verdicts:
     if len(verdicts) != count:
         raise BatchError(f"the plugin gave {len(verdicts)} verdicts for {count} customers")
     matches = bytearray(count)
@@ -128,7 +155,7 @@ def _verdicts(verdicts: List[Verdict], count: int) -> types.Verdicts:
                     f"the plugin answered {verdict!r}, not True, False or Undecided",
                 )
             )
-    return types.Verdicts(bytes(matches), undecided)
+    return types.Verdicts(bytes(matches), undecided, until)
 
 
 def _info(info: Info) -> types.PluginInfo:
@@ -164,9 +191,16 @@ def export(plugin: type) -> type:
             batch = Customers(customers)
             try:
                 verdicts = self._prepared.evaluate_batch(as_of, batch)
-                return _verdicts(verdicts, batch.count)
+                until = _until(self._prepared, as_of, batch)
+                return _verdicts(verdicts, batch.count, until)
             except BatchError as e:
                 raise Err(str(e))
+            except Exception as e:
+                raise Err(_describe_exception(e))
+
+        def explain(self, as_of: int, customers: types.Customers) -> List[str]:
+            try:
+                return [self._prepared.explain(as_of, c) for c in Customers(customers)]
             except Exception as e:
                 raise Err(_describe_exception(e))
 

@@ -2,7 +2,7 @@
 
 from typing import Callable, Dict, Iterable
 
-from . import plugin
+from . import explain, plugin
 
 
 class SymbolSet:
@@ -19,6 +19,10 @@ class SymbolSet:
     def any(self, symbols: Iterable[int]) -> bool:
         """Whether any of `symbols` is in the set."""
         return not self._symbols.isdisjoint(symbols)
+
+    def names(self) -> str:
+        """The set as an explanation shows it: "`a`, `b`"."""
+        return ", ".join(sorted(explain.quoted(s) for s in self._symbols))
 
 
 class SymbolMemo:
@@ -63,3 +67,7 @@ class CaselessSet:
     def any(self, symbols: Iterable[int]) -> bool:
         """Whether any of `symbols` is in the set."""
         return any(s in self for s in symbols)
+
+    def names(self) -> str:
+        """The set as an explanation shows it, in lower case: "`google`, `phone`"."""
+        return ", ".join(sorted(f"`{w}`" for w in self._words))

@@ -6,7 +6,8 @@
 use cohort_plugin_sdk::config::{self, Problems};
 use cohort_plugin_sdk::sets::CaselessSet;
 use cohort_plugin_sdk::{
-    ConfigError, Customer, Fields, Plugin, PluginInfo, Timestamp, Verdict, export_plugin,
+    ConfigError, Customer, FOREVER, Fields, Plugin, PluginInfo, Timestamp, Verdict, any_of,
+    export_plugin,
 };
 use serde::Deserialize;
 
@@ -59,6 +60,22 @@ impl Plugin for Tagged {
 
     fn evaluate(&self, _as_of: Timestamp, customer: Customer<'_>) -> Verdict {
         Verdict::from_bool(self.tags.any(customer.tags()))
+    }
+
+    /// Tags do not change with the time: the verdict holds until the customer's facts
+    /// do. (The default, `as_of + 1`, would have every rescan ask again.)
+    fn valid_until(&self, _as_of: Timestamp, _customer: Customer<'_>) -> Timestamp {
+        FOREVER
+    }
+
+    /// What an operator reads beside the verdict in `cohort explain`.
+    fn explain(&self, _as_of: Timestamp, customer: Customer<'_>) -> String {
+        any_of(
+            "tags",
+            customer.tags(),
+            |t| self.tags.contains(t),
+            &self.tags.names(),
+        )
     }
 }
 

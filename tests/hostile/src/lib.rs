@@ -8,8 +8,8 @@ use std::hint::black_box;
 
 use cohort_plugin_sdk::config;
 use cohort_plugin_sdk::{
-    Capability, ConfigError, Customer, Fields, Plugin, PluginInfo, Symbol, Timestamp, Verdict,
-    export_plugin, intern, symbol_text,
+    Capability, ConfigError, Customer, Fields, Pair, Plugin, PluginInfo, Symbol, Timestamp, Value,
+    Verdict, export_plugin, intern, symbol_text,
 };
 use serde::Deserialize;
 
@@ -37,8 +37,14 @@ enum Behaviour {
     Intern,
     /// answer no decision, with every fact the plugin was sent as the message (the
     /// 0.1.0 test plugin `legacy` has the same behaviour, so a test can compare what
-    /// the two contract versions carry)
+    /// the two contract versions carry); attributes as an older contract has them,
+    /// text only
     Echo,
+    /// answer no decision, with the typed attributes and the registration time as the
+    /// message: what only contract 0.3.0 carries
+    EchoTyped,
+    /// match, holding until `size` seconds after the as-of time
+    Expire,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +98,13 @@ impl Plugin for Hostile {
         })
     }
 
+    fn valid_until(&self, as_of: Timestamp, _customer: Customer<'_>) -> Timestamp {
+        match self.behaviour {
+            Behaviour::Expire => as_of.saturating_add(i64::try_from(self.size).unwrap_or(i64::MAX)),
+            _ => as_of.saturating_add(1),
+        }
+    }
+
     fn evaluate(&self, _as_of: Timestamp, customer: Customer<'_>) -> Verdict {
         if !customer.tags().contains(&self.hostile) {
             return Verdict::Match;
@@ -121,6 +134,11 @@ impl Plugin for Hostile {
                 Verdict::from_bool(symbol_text(intern(&text)).as_deref() == Some(text.as_str()))
             }
             Behaviour::Echo => Verdict::Error(facts(customer)),
+            Behaviour::EchoTyped => Verdict::Error(format!(
+                "{:?}",
+                (customer.attributes(), customer.registered())
+            )),
+            Behaviour::Expire => Verdict::Match,
         }
     }
 }
@@ -140,7 +158,13 @@ fn facts(c: Customer<'_>) -> String {
             c.verification_methods(),
             c.subscriptions(),
             c.tags(),
-            c.attributes(),
+            c.attributes()
+                .iter()
+                .filter_map(|a| match a.value {
+                    Value::Text(value) => Some(Pair { key: a.key, value }),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
         )
     )
 }

@@ -45,5 +45,15 @@ class Country(cohort.Plugin):
     def evaluate(self, as_of, customer):
         return customer.country in self.countries
 
+    def valid_until(self, as_of, customer):
+        return cohort.FOREVER
+
+    def explain(self, as_of, customer):
+        wanted = self.countries.names()
+        if customer.country is None:
+            return f"no country is given; the rule asks for one of {wanted}"
+        is_ = "is" if customer.country in self.countries else "is not"
+        return f"country {cohort.explain.quoted(customer.country)} {is_} one of {wanted}"
+
 
 Condition = cohort.export(Country)

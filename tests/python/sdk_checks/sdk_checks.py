@@ -55,7 +55,9 @@ def echo(c):
         f"provider={text(c.provider)} auth={texts(c.auth_methods)} "
         f"verification={c.verification_status.name.lower()} "
         f"methods={texts(c.verification_methods)} subscriptions={subs} "
-        f"tags={texts(c.tags)} attributes={pairs(c.attributes)}"
+        f"tags={texts(c.tags)} "
+        f"attributes={','.join(f'{text(a.key)}={cohort.value_text(a.value)}' for a in c.attributes)} "
+        f"registered={c.registered}"
     )
 
 

@@ -221,3 +221,33 @@ fn registration_param_agrees_with_the_rust_plugin() {
         ],
     );
 }
+
+#[test]
+fn country_explains_itself_and_says_how_long_it_holds_as_the_rust_plugin_does() {
+    let host = common::host();
+    let customers = customers(&host, 14);
+    let python = std::fs::read(cohort_python_plugins::COUNTRY_PATH).expect("built");
+    let told = |wasm: &[u8]| {
+        let mut condition = host
+            .load(wasm)
+            .expect("loads")
+            .prepare(r#"{"countries":["de","FR"]}"#, None)
+            .expect("prepares");
+        let verdicts = condition.evaluate(1_800_000_000, &customers).verdicts;
+        let until: Vec<i64> = (0..verdicts.len()).map(|i| verdicts.until(i)).collect();
+        let why = condition
+            .explain(1_800_000_000, &customers)
+            .expect("explains")
+            .expect("contract 0.3.0");
+        (until, why)
+    };
+    let (rust, python) = (told(cohort_artifacts::COUNTRY), told(&python));
+    assert_eq!(python, rust);
+    assert_eq!(rust.0, vec![cohort_model::FOREVER; 14]);
+    assert_eq!(rust.1[0], "country `DE` is one of `DE`, `FR`");
+    assert_eq!(rust.1[2], "country `US` is not one of `DE`, `FR`");
+    assert_eq!(
+        rust.1[5],
+        "no country is given; the rule asks for one of `DE`, `FR`"
+    );
+}

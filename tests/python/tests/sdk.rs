@@ -42,7 +42,8 @@ const FULL: &str = r#"{"id":"full","country":"se","registration_ip":"2001:db8::1
     "verification_methods":["passport"],
     "subscriptions":[{"product":"tower-host","status":"active","start":"2023-11-14T22:13:20Z"},
                      {"product":"vps","status":"cancelled","start":"1970-01-01T00:00:01Z","end":"1970-01-01T00:00:02Z"}],
-    "tags":["vip","boom"],"attributes":{"segment":"b2b"}}"#;
+    "tags":["vip","boom"],"attributes":{"segment":"b2b","balance":-0.05,"seats":3,
+    "renewal":{"timestamp":"2026-09-01T00:00:00Z"}},"registered_at":"2025-06-01T00:00:00Z"}"#;
 const EMPTY: &str = r#"{"id":"empty"}"#;
 const IPV4: &str = r#"{"id":"v4","registration_ip":"81.2.69.142","tags":["x"]}"#;
 
@@ -64,11 +65,13 @@ fn the_row_view_reads_every_column() {
              payers=legal_entity:True,individual:False provider=acme \
              auth=google,password verification=passed methods=passport \
              subscriptions=tower-host:active:1700000000:None,vps:cancelled:1:2 \
-             tags=vip,boom attributes=segment=b2b",
+             tags=vip,boom attributes=balance=-0.05,renewal=2026-09-01T00:00:00Z,seats=3,\
+             segment=`b2b` registered=1748736000",
             "country=- ip=None params= payers= provider=- auth= verification=unverified \
-             methods= subscriptions= tags= attributes=",
+             methods= subscriptions= tags= attributes= registered=None",
             "country=- ip=81.2.69.142 params= payers= provider=- auth= \
-             verification=unverified methods= subscriptions= tags=x attributes=",
+             verification=unverified methods= subscriptions= tags=x attributes= \
+             registered=None",
         ]
     );
 }

@@ -88,6 +88,19 @@ pub fn explain(
             "pinned out by an operator: the rule never adds this customer"
         )?;
     }
+    if let Some(ahead) = &why.ahead {
+        writeln!(
+            out,
+            "in `{ahead}`, which comes first in the exclusive set: the rule does not add the \
+             customer here"
+        )?;
+    }
+    if why.disabled {
+        writeln!(
+            out,
+            "the group's rule is disabled: it does not run, whatever it says"
+        )?;
+    }
     let active = why.memberships.iter().any(|(_, s)| *s == State::Active);
     writeln!(
         out,

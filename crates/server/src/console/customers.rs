@@ -5,7 +5,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use cohort_engine::{EngineError, Within};
+use cohort_engine::{EngineError, HIDDEN_GROUP, Within};
 use cohort_evaluator::Decision;
 use cohort_model::CustomerRecord;
 use cohort_store::HistoryQuery;
@@ -198,35 +198,47 @@ fn explain(within: &Within<'_>, customer: &str, group: &str) -> Result<String, E
             yes_no(clause.holds)
         ));
         for c in &clause.conditions {
-            let plugin = c.plugin.split('@').next().unwrap_or(&c.plugin);
-            // What the plugin read of this customer: until plugins explain themselves,
-            // the facts behind the verdict.
-            let read = within
-                .plugin_reads(plugin)
-                .map(|fields_read| {
-                    fields_read
-                        .iter()
-                        .map(|f| {
-                            let value = fields.get(f).map_or_else(|| "none".to_string(), shown);
-                            format!("{} = <code>{}</code>", escape(f), escape(&value))
+            // The plugin's own sentence; from a plugin too old to explain itself, the
+            // facts it read of this customer.
+            let because = match &c.because {
+                Some(because) => format!(" Because {}.", escape(because)),
+                None => {
+                    let plugin = c.plugin.split('@').next().unwrap_or(&c.plugin);
+                    let read = within
+                        .plugin_reads(plugin)
+                        .map(|fields_read| {
+                            fields_read
+                                .iter()
+                                .map(|f| {
+                                    let value =
+                                        fields.get(f).map_or_else(|| "none".to_string(), shown);
+                                    format!("{} = <code>{}</code>", escape(f), escape(&value))
+                                })
+                                .collect::<Vec<_>>()
+                                .join("; ")
                         })
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })
-                .unwrap_or_default();
+                        .unwrap_or_default();
+                    if read.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" <small>Read: {read}</small>")
+                    }
+                }
+            };
+            let until = c.until.map_or_else(String::new, |t| {
+                format!(
+                    " <small>Holds until {} unless the customer's facts change.</small>",
+                    time(t)
+                )
+            });
             body.push_str(&format!(
                 "<li><span class=\"condition\">{is} <code>{plugin}</code> <code>{config}</code></span>: \
-                 the plugin answers <em>{verdict}</em>, so this {holds}.{read}</li>\n",
+                 the plugin answers <em>{verdict}</em>, so this {holds}.{because}{until}</li>\n",
                 is = if c.negate { "is not" } else { "is" },
                 plugin = escape(&c.plugin),
                 config = escape(&c.config.to_string()),
                 verdict = escape(&c.verdict),
                 holds = yes_no(c.holds),
-                read = if read.is_empty() {
-                    String::new()
-                } else {
-                    format!(" <small>Read: {read}</small>")
-                },
             ));
         }
         body.push_str("</ul></li>\n");
@@ -237,6 +249,11 @@ fn explain(within: &Within<'_>, customer: &str, group: &str) -> Result<String, E
             "<p class=\"notice\">The customer is pinned out of this group: the rule never adds them.</p>\n",
         );
     }
+    if why.disabled {
+        body.push_str(
+            "<p class=\"notice\">The group's rule is disabled: it does not run, whatever it says.</p>\n",
+        );
+    }
     if let Some(x) = &g.exclusive {
         body.push_str(&format!(
             "<p>The group is in exclusive set <code>{}</code> at priority {} (a lower number \
@@ -244,10 +261,13 @@ fn explain(within: &Within<'_>, customer: &str, group: &str) -> Result<String, E
             escape(&x.set),
             x.priority
         ));
-        match within.held_by_rival(customer, group, at)? {
+        match &why.ahead {
+            Some(rival) if rival == HIDDEN_GROUP => body.push_str(&format!(
+                " The customer is in {rival}, which comes first.</p>\n"
+            )),
             Some(rival) => body.push_str(&format!(
-                " The customer is in {}, which comes first.</p>\n",
-                escape(&rival)
+                " The customer is in `{}`, which comes first.</p>\n",
+                escape(rival)
             )),
             None => body.push_str(" No group ahead of it holds the customer.</p>\n"),
         }

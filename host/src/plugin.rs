@@ -364,6 +364,11 @@ impl Condition {
         self.budget
     }
 
+    /// The directory granted to the plugin, if any.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
+    }
+
     /// Verdicts for `customers` as of `as_of`, in batches of at most
     /// [`Limits::max_batch`](crate::Limits::max_batch). Never fails as a whole: a
     /// failed call gives its customers an error verdict and is listed in

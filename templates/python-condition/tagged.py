@@ -55,10 +55,9 @@ class Tagged(cohort.Plugin):
         # wrong". An exception raised here is no decision for this customer.
         return self.tags.any(customer.tags)
 
-    def valid_until(self, as_of, customer):
-        # Tags do not change with the time: the verdict holds until the customer's
-        # facts do. (The default, as_of + 1, would have every rescan ask again.)
-        return cohort.FOREVER
+    # Tags do not change with the time: the verdict holds until the customer's facts
+    # do. (Left False, every rescan would ask again.)
+    TIMELESS = True
 
     def explain(self, as_of, customer):
         # What an operator reads beside the verdict in `cohort explain`.

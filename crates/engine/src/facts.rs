@@ -1,5 +1,6 @@
 //! The customer cache: every customer, interned, in column pages.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use cohort_host::Columns;
@@ -33,7 +34,18 @@ pub(crate) struct Facts {
     /// Records that no longer pass the model's checks (a stricter check since they
     /// were stored), by position: undecided, never a "no".
     pub(crate) invalid: FastMap<usize, String>,
+    /// Which load this is: positions mean the same customers only within one. A load
+    /// from scratch (the first, or after an erasure) is a new one.
+    pub(crate) epoch: u64,
+    /// How many refreshes changed something since the load.
+    pub(crate) generation: u32,
+    /// By position, the generation in which the customer was last written: what
+    /// changed since a group's last decisions (see `decided.rs`).
+    pub(crate) written: Vec<u32>,
 }
+
+/// Loads are numbered across the process, so that two never share an epoch.
+static EPOCHS: AtomicU64 = AtomicU64::new(1);
 
 impl Facts {
     /// New customers at the end: the last page filled first, then new pages. A batch
@@ -62,6 +74,7 @@ impl Facts {
         for id in ids {
             self.index.insert(id.clone(), self.ids.len());
             self.ids.push(id);
+            self.written.push(self.generation);
         }
     }
 }
@@ -144,11 +157,12 @@ impl FactsCache {
         let mut facts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         // Read before the writes, so that an erasure between the two is seen next time.
         let erasures = store.erasures_stamp()?;
-        if erasures != facts.erasures {
+        if erasures != facts.erasures || facts.epoch == 0 {
             // Erasures are rare: loading everything again is simpler than taking
             // customers out of the pages, and the same whoever erased them.
             *facts = Arc::new(Facts {
                 erasures,
+                epoch: EPOCHS.fetch_add(1, Ordering::Relaxed),
                 ..Facts::default()
             });
         }
@@ -189,6 +203,7 @@ impl FactsCache {
         }
         batches.sort_by_key(|(number, _)| *number);
         let f = Arc::make_mut(&mut facts);
+        f.generation += 1;
         let new: usize = batches.iter().map(|(_, b)| b.ids.len()).sum();
         f.ids.reserve(new);
         f.index.reserve(new);
@@ -210,6 +225,7 @@ impl FactsCache {
         }
         for (at, _) in &replaced {
             f.invalid.remove(at);
+            f.written[*at] = f.generation;
         }
         f.invalid.extend(problems);
         f.seq = Some(seq);

@@ -172,8 +172,11 @@ impl Engine {
                         })
                     })
                     .and_then(|(scan, changes)| {
+                        let run = scan_result(&scan, 0, &begun.group.id)?;
                         Ok(RunReport {
-                            run: scan_result(&scan, 0, &begun.group.id)?,
+                            // A scan's ranges evaluate every customer.
+                            evaluated: run.customers,
+                            run,
                             changes,
                             seconds: started.elapsed().as_secs_f64(),
                         })

@@ -18,6 +18,7 @@
 //! found in one place (`rivals`) for all of them.
 
 mod answers;
+mod decided;
 mod error;
 mod explain;
 mod facts;
@@ -80,6 +81,8 @@ pub struct Engine {
     facts: facts::FactsCache,
     groups: groups::GroupsCache,
     holdings: holdings::HoldingsCache,
+    /// Each group's last decisions, for rescans that evaluate only what changed.
+    decided: decided::DecidedCache,
     /// Each group's size now and over the last days, for pages that list groups.
     sizes: sizes::SizesCache,
     /// Customers in id order, for the ranges of scans shared by workers.
@@ -106,6 +109,7 @@ impl Engine {
             facts: facts::FactsCache::default(),
             groups: groups::GroupsCache::default(),
             holdings: holdings::HoldingsCache::default(),
+            decided: decided::DecidedCache::default(),
             sizes: sizes::SizesCache::default(),
             id_order: scan::IdOrder::default(),
             range_size: scan::RANGE_SIZE.into(),

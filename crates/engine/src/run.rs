@@ -11,6 +11,7 @@ use cohort_planner::{Change, Policy, Standing, plan_into, rule_actor};
 use cohort_store::{Applied, Cause, RunRecord, RunStatus};
 use serde::Serialize;
 
+use crate::decided::{Deciding, conditions_identity};
 use crate::holdings::Holdings;
 use crate::plugins::Purpose;
 use crate::{Engine, EngineError, PAGE, Result, Trigger};
@@ -23,6 +24,10 @@ pub struct RunReport {
     /// The changes, in order. Kept for dry runs and for the caller's report.
     pub changes: Vec<Change>,
     pub seconds: f64,
+    /// Customers the plugins evaluated: every one, unless the group's last decisions
+    /// still stood for some (the rule, plugins and their facts unchanged, no verdict
+    /// run out).
+    pub evaluated: u64,
 }
 
 /// A run's evaluation: the changes it plans, each change's customer position, and the
@@ -31,6 +36,8 @@ pub(crate) struct Evaluated {
     pub(crate) changes: Vec<Change>,
     change_at: Vec<u32>,
     holdings: Arc<Holdings>,
+    /// Customers evaluated; the others kept their last decision.
+    evaluated: u64,
 }
 
 /// A run evaluated, on its way to be written: its position among the runs, its record,
@@ -103,6 +110,27 @@ pub(crate) fn decide_row(
     decision
 }
 
+/// Decisions of evaluated rows, with their failures counted.
+struct Decide<'a> {
+    compiled: &'a Compiled,
+    failures: &'a mut HashMap<String, u64>,
+}
+
+impl Decide<'_> {
+    fn row(&mut self, columns: &[Verdicts], i: usize, invalid: Option<&String>) -> Decision {
+        // The run counts decisions from all of them, kept or evaluated, at the end.
+        let (mut matched, mut undecided) = (0, 0);
+        decide_row(
+            self.compiled,
+            columns,
+            i,
+            invalid,
+            self.failures,
+            (&mut matched, &mut undecided),
+        )
+    }
+}
+
 /// `id` is the group's id, shared by the changes planned with the policy.
 pub(crate) fn policy<'a>(group: &'a Group, id: &'a Arc<str>) -> Policy<'a> {
     Policy {
@@ -114,6 +142,23 @@ pub(crate) fn policy<'a>(group: &'a Group, id: &'a Arc<str>) -> Policy<'a> {
 }
 
 impl Engine {
+    /// Each condition's verdicts for a page of customers, failures counted once per
+    /// page.
+    fn verdicts(
+        &self,
+        conditions: &mut [cohort_host::Condition],
+        as_of: Timestamp,
+        customers: &cohort_host::Columns,
+    ) -> Vec<Verdicts> {
+        conditions
+            .iter_mut()
+            .map(|c| {
+                let evaluation = c.evaluate_columns(as_of, customers);
+                self.tally(c.plugin().info(), evaluation)
+            })
+            .collect()
+    }
+
     /// Run a group's rule over every customer as of `as_of` (usually `now`; earlier or
     /// later to see what the rule said or will say then). A dry run computes the same
     /// changes and applies none. The run and its history are stamped with `now`.
@@ -240,6 +285,7 @@ impl Engine {
         }
         RunReport {
             run,
+            evaluated: evaluated.evaluated,
             changes: evaluated.changes,
             seconds: started.elapsed().as_secs_f64(),
         }
@@ -305,51 +351,88 @@ impl Engine {
         let group_id: Arc<str> = group.id.as_str().into();
         let policy = policy(group, &group_id);
 
+        // Decide every customer: by evaluating, or by the group's last decisions where
+        // they still stand (see `decided.rs`).
+        let limit = pages.saturating_mul(PAGE).min(facts.ids.len());
+        let keeps = purpose == Purpose::Run && !run.dry_run && limit == facts.ids.len();
+        let identity = conditions_identity(&conditions);
+        let previous = (purpose == Purpose::Run)
+            .then(|| self.decided.usable(group, &identity, &facts, as_of))
+            .flatten();
+        let mut failures: HashMap<String, u64> = HashMap::new();
+        // The run's counts come from the decisions once all are made.
+        let mut decide = Decide {
+            compiled: &compiled,
+            failures: &mut failures,
+        };
+        let (deciding, evaluated) = match &previous {
+            None => {
+                let mut deciding = Deciding::with_capacity(limit);
+                for (page, customers) in facts.pages.iter().enumerate().take(pages) {
+                    self.check_cancelled(run.id)?;
+                    let columns = self.verdicts(&mut conditions, as_of, customers);
+                    count_errors(&columns, decide.failures);
+                    for i in 0..customers.len() {
+                        let decision =
+                            decide.row(&columns, i, facts.invalid.get(&(page * PAGE + i)));
+                        deciding.push(decision, &columns, i);
+                    }
+                    progress((page * PAGE + customers.len()) as u64, limit as u64);
+                }
+                (deciding, limit)
+            }
+            Some(previous) => {
+                let (mut deciding, stale) = Deciding::from_previous(previous, &facts, limit, as_of);
+                // The customers to evaluate, as facts of their own.
+                let some = facts.subset(&stale);
+                for (page, customers) in some.pages.iter().enumerate() {
+                    self.check_cancelled(run.id)?;
+                    let columns = self.verdicts(&mut conditions, as_of, customers);
+                    count_errors(&columns, decide.failures);
+                    for i in 0..customers.len() {
+                        let local = page * PAGE + i;
+                        let decision = decide.row(&columns, i, some.invalid.get(&local));
+                        deciding.set(stale[local], decision, &columns, i);
+                    }
+                }
+                progress(limit as u64, limit as u64);
+                (deciding, stale.len())
+            }
+        };
+        (run.matched, run.undecided) = deciding.counts();
+        run.customers = limit as u64;
+
+        // Plan every customer against its standing: pins, memberships by hand,
+        // windows and exclusive sets count whether or not its decision was kept.
         // A spare list comes emptied by `run_groups`' settling thread, which lets its
         // changes go off the cores that evaluate.
         debug_assert!(changes.is_empty(), "a run plans into an empty list");
         // Each change's customer position, to carry the holdings forward.
         let mut change_at: Vec<u32> = Vec::new();
-        let mut failures: HashMap<String, u64> = HashMap::new();
-        let total = facts.ids.len() as u64;
-        let chunks = facts.ids.chunks(PAGE).zip(&facts.pages).take(pages);
-        for (page, (ids, customers)) in chunks.enumerate() {
-            self.check_cancelled(run.id)?;
-            let columns: Vec<Verdicts> = conditions
-                .iter_mut()
-                .map(|c| {
-                    let evaluation = c.evaluate_columns(as_of, customers);
-                    self.tally(c.plugin().info(), evaluation)
-                })
-                .collect();
-            count_errors(&columns, &mut failures);
-            for (i, id) in ids.iter().enumerate() {
-                let at = page * PAGE + i;
-                let decision = decide_row(
-                    &compiled,
-                    &columns,
-                    i,
-                    facts.invalid.get(&at),
-                    &mut failures,
-                    (&mut run.matched, &mut run.undecided),
-                );
-                decided(id, decision);
-                plan_into(
-                    policy,
-                    Standing {
-                        customer: id,
-                        memberships: held.of(at),
-                        pinned_out: pinned.contains(&at),
-                        rivals: rivals.get(&at).map(Vec::as_slice).unwrap_or(&[]),
-                    },
-                    decision,
-                    as_of,
-                    &mut changes,
-                );
-                change_at.resize(changes.len(), at as u32);
+        for (at, id) in facts.ids.iter().enumerate().take(limit) {
+            let decision = deciding.decision(at);
+            decided(id, decision);
+            let memberships = held.of(at);
+            // Neither a member by the rule nor holding anything here: nothing to plan.
+            if decision != Decision::Member && memberships.is_empty() {
+                continue;
             }
-            run.customers += ids.len() as u64;
-            progress(run.customers, total);
+            plan_into(
+                policy,
+                Standing {
+                    customer: id,
+                    memberships,
+                    pinned_out: pinned.contains(&at),
+                    rivals: rivals.get(&at).map(Vec::as_slice).unwrap_or(&[]),
+                },
+                decision,
+                as_of,
+                &mut changes,
+            );
+            change_at.resize(changes.len(), at as u32);
+        }
+        if keeps {
+            self.decided.keep(group, identity, &facts, as_of, deciding);
         }
         drop(facts);
 
@@ -369,6 +452,7 @@ impl Engine {
             changes,
             change_at,
             holdings,
+            evaluated: evaluated as u64,
         })
     }
 }

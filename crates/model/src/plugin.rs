@@ -288,6 +288,11 @@ impl Verdicts {
         })
     }
 
+    /// Whether every verdict holds forever (no plugin said otherwise).
+    pub fn hold_forever(&self) -> bool {
+        self.until.is_empty()
+    }
+
     /// Until when the verdict of customer `i` holds, if its facts do not change:
     /// [`FOREVER`] for one that does not depend on the time.
     pub fn until(&self, i: usize) -> crate::Timestamp {

@@ -118,17 +118,27 @@ pub trait Plugin: Sized + 'static {
     /// same verdict. Only the fields named in `describe().reads` are filled.
     fn evaluate(&self, as_of: Timestamp, customer: Customer<'_>) -> Verdict;
 
+    /// Whether the verdict never depends on the as-of time (a country, a tag, a
+    /// number): every verdict then holds until the customer's facts change, and a
+    /// call computes and sends nothing more for it. Leave it `false` and say how long
+    /// verdicts hold in [`valid_until`](Self::valid_until) when they compare times.
+    const TIMELESS: bool = false;
+
     /// Until when `customer`'s verdict as of `as_of` holds if its facts do not change:
     /// the first time, after `as_of`, at which it could be different. A rescan
     /// evaluates a customer again only once its facts change or this time comes.
     ///
-    /// The default is the safe one: the verdict holds at `as_of` only. A plugin whose
-    /// verdict does not depend on the time returns [`FOREVER`]; one that compares
+    /// The default is the safe one: [`FOREVER`] for a [`TIMELESS`](Self::TIMELESS)
+    /// plugin, otherwise the verdict holds at `as_of` only. A plugin that compares
     /// times returns the next time a comparison would turn (a subscription's start or
     /// end, the day a date falls out of "the last 30 days").
     fn valid_until(&self, as_of: Timestamp, customer: Customer<'_>) -> Timestamp {
         let _ = customer;
-        as_of.saturating_add(1)
+        if Self::TIMELESS {
+            FOREVER
+        } else {
+            as_of.saturating_add(1)
+        }
     }
 
     /// One short sentence, in the operator's words, of the facts behind `customer`'s
@@ -165,10 +175,14 @@ impl<P: Plugin> condition::GuestEvaluator for Prepared<P> {
     ) -> Result<Verdicts, String> {
         let customers = Customers::from(batch);
         let verdicts = self.0.evaluate_batch(as_of, &customers)?;
+        let until = until_of(&self.0, as_of, &customers);
+        // Freed before the answer is built, so that the allocator hands its room to
+        // the answer's lists.
+        drop(customers);
         let mut out = Verdicts {
             matches: Vec::with_capacity(verdicts.len()),
             undecided: Vec::new(),
-            until: Vec::new(),
+            until,
         };
         for (index, verdict) in verdicts.into_iter().enumerate() {
             out.matches.push(u8::from(verdict == Verdict::Match));
@@ -178,16 +192,6 @@ impl<P: Plugin> condition::GuestEvaluator for Prepared<P> {
                     message,
                 });
             }
-        }
-        // Sent only when some verdict runs out: a plugin whose verdicts all hold
-        // forever sends an empty list.
-        let mut until = Customer::all(&customers).map(|c| self.0.valid_until(as_of, c));
-        if let Some((i, first)) = until.by_ref().enumerate().find(|&(_, t)| t != FOREVER) {
-            out.until.reserve_exact(customers.count as usize);
-            out.until.resize(i, FOREVER);
-            out.until.push(first.max(as_of.saturating_add(1)));
-            out.until
-                .extend(until.map(|t| t.max(as_of.saturating_add(1))));
         }
         Ok(out)
     }
@@ -202,6 +206,25 @@ impl<P: Plugin> condition::GuestEvaluator for Prepared<P> {
             .map(|c| self.0.explain(as_of, c))
             .collect())
     }
+}
+
+/// Until when each verdict of `customers` holds, each after `as_of` as the contract
+/// asks; empty when every one holds forever, as for a plugin that does not read the
+/// time, so that its answer carries nothing more.
+fn until_of<P: Plugin>(plugin: &P, as_of: Timestamp, customers: &Customers) -> Vec<Timestamp> {
+    if P::TIMELESS {
+        return Vec::new();
+    }
+    let after = as_of.saturating_add(1);
+    let mut until = Customer::all(customers).map(|c| plugin.valid_until(as_of, c));
+    let Some((i, first)) = until.by_ref().enumerate().find(|&(_, t)| t != FOREVER) else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(customers.count as usize);
+    out.resize(i, FOREVER);
+    out.push(first.max(after));
+    out.extend(until.map(|t| t.max(after)));
+    out
 }
 
 #[doc(hidden)]

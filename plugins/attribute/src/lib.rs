@@ -173,7 +173,9 @@ impl Attribute {
         }
     }
 
-    /// Whether `value` passes, as of `as_of`.
+    /// Whether `value` passes, as of `as_of`. Inlined into the scan's loop: `explain`
+    /// and `valid_until` call it too.
+    #[inline(always)]
     fn holds(&self, value: Value, as_of: Timestamp) -> bool {
         match &self.test {
             Test::Present => true,

@@ -15,8 +15,8 @@ use std::path::{Component, Path};
 
 use cohort_plugin_sdk::config::{self, Problems};
 use cohort_plugin_sdk::{
-    Capability, ConfigError, Customer, FOREVER, Fields, IpAddress, Plugin, PluginInfo, Timestamp,
-    Verdict, country, export_plugin,
+    Capability, ConfigError, Customer, Fields, IpAddress, Plugin, PluginInfo, Timestamp, Verdict,
+    country, export_plugin,
 };
 use maxminddb::{PathElement, Reader};
 use serde::Deserialize;
@@ -164,9 +164,7 @@ impl Plugin for GeoipCountry {
     /// The database is read once, when the configuration is prepared: an answer
     /// changes only with the customer's address. A new database file is a new
     /// configuration to prepare.
-    fn valid_until(&self, _as_of: Timestamp, _customer: Customer<'_>) -> Timestamp {
-        FOREVER
-    }
+    const TIMELESS: bool = true;
 
     fn explain(&self, _as_of: Timestamp, customer: Customer<'_>) -> String {
         let wanted: Vec<String> = self.countries.iter().map(|c| format!("`{c}`")).collect();

@@ -6,8 +6,8 @@
 use cohort_plugin_sdk::config::{self, Problems};
 use cohort_plugin_sdk::sets::{SymbolMemo, SymbolSet};
 use cohort_plugin_sdk::{
-    ConfigError, Customer, FOREVER, Fields, Plugin, PluginInfo, Symbol, Timestamp, Verdict,
-    export_plugin, intern, symbol_text,
+    ConfigError, Customer, Fields, Plugin, PluginInfo, Symbol, Timestamp, Verdict, export_plugin,
+    intern, symbol_text,
 };
 use regex_lite::Regex;
 use serde::Deserialize;
@@ -180,9 +180,7 @@ impl Plugin for RegistrationParam {
         )
     }
 
-    fn valid_until(&self, _as_of: Timestamp, _customer: Customer<'_>) -> Timestamp {
-        FOREVER
-    }
+    const TIMELESS: bool = true;
 
     fn explain(&self, _as_of: Timestamp, customer: Customer<'_>) -> String {
         let quoted = |s: Symbol| symbol_text(s).map_or(format!("symbol {s}"), |t| format!("`{t}`"));

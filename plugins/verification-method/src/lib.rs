@@ -5,7 +5,7 @@
 use cohort_plugin_sdk::config::{self, Problems};
 use cohort_plugin_sdk::sets::CaselessSet;
 use cohort_plugin_sdk::{
-    ConfigError, Customer, FOREVER, Fields, Plugin, PluginInfo, Timestamp, Verdict, export_plugin,
+    ConfigError, Customer, Fields, Plugin, PluginInfo, Timestamp, Verdict, export_plugin,
 };
 use serde::Deserialize;
 
@@ -56,9 +56,7 @@ impl Plugin for VerificationMethod {
         Verdict::from_bool(self.methods.any(customer.verification_methods()))
     }
 
-    fn valid_until(&self, _as_of: Timestamp, _customer: Customer<'_>) -> Timestamp {
-        FOREVER
-    }
+    const TIMELESS: bool = true;
 
     fn explain(&self, _as_of: Timestamp, customer: Customer<'_>) -> String {
         cohort_plugin_sdk::any_of(

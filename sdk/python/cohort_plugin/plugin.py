@@ -95,14 +95,19 @@ class Plugin:
         the exception as the message: never a "no"."""
         raise NotImplementedError(f"{type(self).__name__}.evaluate")
 
+    # Set to True when the verdict never depends on the as-of time (a country, a tag,
+    # a number): every verdict then holds until the customer's facts change, and a
+    # call computes and sends nothing more for it.
+    TIMELESS = False
+
     def valid_until(self, as_of: int, customer: Customer) -> int:
         """Until when `customer`'s verdict as of `as_of` holds if its facts do not
         change: the first time after `as_of` at which it could differ. A rescan
         evaluates a customer again only once its facts change or this time comes.
 
-        The default is the safe one: the verdict holds at `as_of` only. A plugin whose
-        verdict does not depend on the time returns `FOREVER`."""
-        return as_of + 1
+        The default is the safe one: `FOREVER` for a `TIMELESS` plugin, otherwise the
+        verdict holds at `as_of` only."""
+        return FOREVER if self.TIMELESS else as_of + 1
 
     def explain(self, as_of: int, customer: Customer) -> str:
         """One short sentence, in the operator's words, of the facts behind
@@ -132,6 +137,8 @@ def _describe_exception(e: Exception) -> str:
 def _until(plugin: Plugin, as_of: int, customers: Customers) -> List[int]:
     """Until when each verdict holds; empty when every one holds forever. Each is
     after `as_of`, as the contract asks."""
+    if plugin.TIMELESS:
+        return []
     until = [max(plugin.valid_until(as_of, c), as_of + 1) for c in customers]
     return [] if all(t == FOREVER for t in until) else until
 

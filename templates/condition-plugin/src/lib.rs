@@ -6,7 +6,7 @@
 use cohort_plugin_sdk::config::{self, Problems};
 use cohort_plugin_sdk::sets::CaselessSet;
 use cohort_plugin_sdk::{
-    ConfigError, Customer, FOREVER, Fields, Plugin, PluginInfo, Timestamp, Verdict, any_of,
+    ConfigError, Customer, Fields, Plugin, PluginInfo, Timestamp, Verdict, any_of,
     export_plugin,
 };
 use serde::Deserialize;
@@ -63,10 +63,8 @@ impl Plugin for Tagged {
     }
 
     /// Tags do not change with the time: the verdict holds until the customer's facts
-    /// do. (The default, `as_of + 1`, would have every rescan ask again.)
-    fn valid_until(&self, _as_of: Timestamp, _customer: Customer<'_>) -> Timestamp {
-        FOREVER
-    }
+    /// do. (Left `false`, every rescan would ask again.)
+    const TIMELESS: bool = true;
 
     /// What an operator reads beside the verdict in `cohort explain`.
     fn explain(&self, _as_of: Timestamp, customer: Customer<'_>) -> String {

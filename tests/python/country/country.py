@@ -45,8 +45,7 @@ class Country(cohort.Plugin):
     def evaluate(self, as_of, customer):
         return customer.country in self.countries
 
-    def valid_until(self, as_of, customer):
-        return cohort.FOREVER
+    TIMELESS = True
 
     def explain(self, as_of, customer):
         wanted = self.countries.names()

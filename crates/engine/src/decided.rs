@@ -1,0 +1,266 @@
+//! Each group's last decisions, so that a rescan evaluates only what can have changed.
+//!
+//! A customer's decision depends on its facts, the group's rule, the plugins, and the
+//! as-of time; 0.3.0 plugins say until when a verdict holds if the facts stay. A run
+//! keeps, per customer position, the decision it made and the earliest time one of
+//! its verdicts runs out. The next run of the same rule on the same plugins evaluates
+//! again only the customers written since, those whose time ran out by its as-of time,
+//! those undecided or with a failed verdict (so that every failure is still counted in
+//! every run), and new ones; the rest keep their decision. Planning still visits every
+//! customer, so pins, manual memberships, windows and exclusive sets act as in a full
+//! run.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use cohort_evaluator::Decision;
+use cohort_host::Condition;
+use cohort_model::{FOREVER, Group, Timestamp, Verdicts};
+
+use crate::facts::Facts;
+
+/// A decision as kept: what it was, and whether a verdict behind it failed.
+const MEMBER: u8 = 1;
+const NOT_MEMBER: u8 = 0;
+const UNDECIDED: u8 = 2;
+/// Set beside the decision when some verdict behind it was a failure, decided or not.
+const FAILED: u8 = 0x80;
+
+/// What the conditions of a rule are made of beyond the rule: each plugin's component
+/// digest, and what its data directory held (a new GeoIP database is new answers).
+pub(crate) fn conditions_identity(conditions: &[Condition]) -> Vec<String> {
+    conditions
+        .iter()
+        .map(|c| {
+            let mut id = c.plugin().sha256().to_string();
+            if let Some(dir) = c.data_dir() {
+                id.push_str(&directory_listing(dir));
+            }
+            id
+        })
+        .collect()
+}
+
+/// The names, sizes and modification times of what `dir` holds, one level deep.
+fn directory_listing(dir: &Path) -> String {
+    let mut entries: Vec<String> = std::fs::read_dir(dir)
+        .map(|read| {
+            read.filter_map(|e| e.ok())
+                .map(|e| {
+                    let meta = e.metadata().ok();
+                    format!(
+                        "{:?}:{:?}:{:?}",
+                        e.file_name(),
+                        meta.as_ref().map(std::fs::Metadata::len),
+                        meta.and_then(|m| m.modified().ok())
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    entries.sort();
+    format!("|{}|{}", dir.display(), entries.join(","))
+}
+
+/// One group's decisions, as of one run.
+pub(crate) struct Decided {
+    definition: Group,
+    conditions: Vec<String>,
+    epoch: u64,
+    generation: u32,
+    as_of: Timestamp,
+    /// By position: the decision and `FAILED`.
+    codes: Vec<u8>,
+    /// By position: until when the decision holds; empty while every one holds
+    /// forever.
+    until: Vec<Timestamp>,
+}
+
+/// The decisions a run is making, position by position: evaluated, or kept from the
+/// group's last run where they stand. What the run plans from, and keeps for the next.
+pub(crate) struct Deciding {
+    codes: Vec<u8>,
+    until: Vec<Timestamp>,
+}
+
+impl Deciding {
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Deciding {
+            codes: Vec::with_capacity(n),
+            until: Vec::new(),
+        }
+    }
+
+    /// `previous`'s decisions for the first `limit` positions, and the positions among
+    /// them that must be evaluated as of `as_of` over `facts`: written since, new,
+    /// undecided or failed, or with a verdict that ran out. Their codes are to be set.
+    pub(crate) fn from_previous(
+        previous: &Decided,
+        facts: &Facts,
+        limit: usize,
+        as_of: Timestamp,
+    ) -> (Deciding, Vec<usize>) {
+        let mut codes = previous.codes.clone();
+        codes.resize(limit, UNDECIDED | FAILED);
+        let mut until = previous.until.clone();
+        if !until.is_empty() {
+            until.resize(limit, FOREVER);
+        }
+        let generation = previous.generation;
+        // One pass over flat arrays: a rescan with little changed is mostly this.
+        let mut stale = Vec::new();
+        for (at, (&code, &written)) in codes.iter().zip(&facts.written).enumerate() {
+            let ran_out = until.get(at).is_some_and(|&u| u <= as_of);
+            if code & FAILED != 0 || written > generation || ran_out {
+                stale.push(at);
+            }
+        }
+        (Deciding { codes, until }, stale)
+    }
+
+    /// The decision of the next position, evaluated from row `i` of `columns`.
+    pub(crate) fn push(&mut self, decision: Decision, columns: &[Verdicts], i: usize) {
+        self.codes.push(NOT_MEMBER);
+        self.set(self.codes.len() - 1, decision, columns, i);
+    }
+
+    /// The decision of position `at`, evaluated from row `i` of `columns`.
+    pub(crate) fn set(&mut self, at: usize, decision: Decision, columns: &[Verdicts], i: usize) {
+        // Most pages have no failure and no verdict that runs out: then a customer's
+        // row needs no look beyond its decision.
+        let failed = columns.iter().any(|c| !c.errors().is_empty())
+            && columns
+                .iter()
+                .any(|c| matches!(c.get(i), Some(cohort_model::VerdictRef::Error(_))));
+        let until = if columns.iter().all(Verdicts::hold_forever) {
+            FOREVER
+        } else {
+            columns.iter().map(|c| c.until(i)).min().unwrap_or(FOREVER)
+        };
+        let code = match decision {
+            Decision::Member => MEMBER,
+            Decision::NotMember => NOT_MEMBER,
+            Decision::Undecided => UNDECIDED | FAILED,
+        };
+        self.codes[at] = if failed { code | FAILED } else { code };
+        // Times are kept from the first that is not forever on.
+        if until != FOREVER && self.until.is_empty() {
+            self.until.resize(self.codes.len(), FOREVER);
+        }
+        if !self.until.is_empty() {
+            self.until.resize(self.codes.len(), FOREVER);
+            self.until[at] = until;
+        }
+    }
+
+    /// The decision of position `at`.
+    pub(crate) fn decision(&self, at: usize) -> Decision {
+        match self.codes[at] & !FAILED {
+            MEMBER => Decision::Member,
+            NOT_MEMBER => Decision::NotMember,
+            _ => Decision::Undecided,
+        }
+    }
+
+    /// How many positions are (members, undecided).
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        let count = |wanted: u8| {
+            self.codes
+                .iter()
+                .filter(|&&c| c & !FAILED == wanted)
+                .count()
+        };
+        (count(MEMBER) as u64, count(UNDECIDED) as u64)
+    }
+}
+
+/// Every group's last decisions.
+#[derive(Default)]
+pub(crate) struct DecidedCache(Mutex<HashMap<String, Arc<Decided>>>);
+
+impl DecidedCache {
+    /// `group`'s last decisions, if a run of its rule as it is now, on the conditions
+    /// `identity` describes, over `facts`, as of `as_of`, may build on them: the same
+    /// definition, plugins and load of the customers, and no earlier as-of time (a
+    /// verdict says how long it holds, not since when).
+    pub(crate) fn usable(
+        &self,
+        group: &Group,
+        identity: &[String],
+        facts: &Facts,
+        as_of: Timestamp,
+    ) -> Option<Arc<Decided>> {
+        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.get(&group.id)
+            .filter(|d| {
+                d.definition == *group
+                    && d.conditions == identity
+                    && d.epoch == facts.epoch
+                    && d.as_of <= as_of
+            })
+            .cloned()
+    }
+
+    /// Keep what a run over `facts` as of `as_of` decided.
+    pub(crate) fn keep(
+        &self,
+        group: &Group,
+        identity: Vec<String>,
+        facts: &Facts,
+        as_of: Timestamp,
+        deciding: Deciding,
+    ) {
+        let decided = Decided {
+            definition: group.clone(),
+            conditions: identity,
+            epoch: facts.epoch,
+            generation: facts.generation,
+            as_of,
+            codes: deciding.codes,
+            until: deciding.until,
+        };
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.insert(group.id.clone(), Arc::new(decided));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One condition's verdicts: `(match, until)` per customer, `None` for a failure.
+    fn column(verdicts: &[Option<(bool, Timestamp)>]) -> Vec<Verdicts> {
+        let mut v = Verdicts::default();
+        for (i, verdict) in verdicts.iter().enumerate() {
+            match verdict {
+                Some((m, until)) => v.extend_batch(&[u8::from(*m)], Vec::new(), &[*until]),
+                None => v.extend_batch(&[0], vec![(0, "broken".into())], &[FOREVER]),
+            }
+            assert_eq!(v.len(), i + 1);
+        }
+        vec![v]
+    }
+
+    #[test]
+    fn times_are_kept_from_the_first_that_runs_out_even_at_the_first_position() {
+        let columns = column(&[Some((false, 50)), Some((true, FOREVER)), None]);
+        let mut d = Deciding::with_capacity(3);
+        d.push(Decision::NotMember, &columns, 0);
+        d.push(Decision::Member, &columns, 1);
+        d.push(Decision::Undecided, &columns, 2);
+        assert_eq!(d.until, [50, FOREVER, FOREVER]);
+        assert_eq!(d.codes, [NOT_MEMBER, MEMBER, UNDECIDED | FAILED]);
+        assert_eq!(d.counts(), (1, 1));
+
+        let columns = column(&[None, Some((false, FOREVER))]);
+        let mut forever = Deciding::with_capacity(2);
+        forever.push(Decision::NotMember, &columns, 0);
+        forever.push(Decision::NotMember, &columns, 1);
+        assert!(
+            forever.until.is_empty(),
+            "nothing kept while all hold forever"
+        );
+        assert_eq!(forever.codes, [NOT_MEMBER | FAILED, NOT_MEMBER]);
+    }
+}

@@ -96,18 +96,22 @@ impl Deciding {
     /// them that must be evaluated as of `as_of` over `facts`: written since, new,
     /// undecided or failed, or with a verdict that ran out. Their codes are to be set.
     pub(crate) fn from_previous(
-        previous: &Decided,
+        previous: Arc<Decided>,
         facts: &Facts,
         limit: usize,
         as_of: Timestamp,
     ) -> (Deciding, Vec<usize>) {
-        let mut codes = previous.codes.clone();
+        let generation = previous.generation;
+        // Taken over, not copied, when the cache gave it up: at a million customers a
+        // copy is megabytes of fresh memory per group and rescan.
+        let (mut codes, mut until) = match Arc::try_unwrap(previous) {
+            Ok(previous) => (previous.codes, previous.until),
+            Err(shared) => (shared.codes.clone(), shared.until.clone()),
+        };
         codes.resize(limit, UNDECIDED | FAILED);
-        let mut until = previous.until.clone();
         if !until.is_empty() {
             until.resize(limit, FOREVER);
         }
-        let generation = previous.generation;
         // One pass over flat arrays: a rescan with little changed is mostly this.
         let mut stale = Vec::new();
         for (at, (&code, &written)) in codes.iter().zip(&facts.written).enumerate() {
@@ -183,23 +187,29 @@ impl DecidedCache {
     /// `group`'s last decisions, if a run of its rule as it is now, on the conditions
     /// `identity` describes, over `facts`, as of `as_of`, may build on them: the same
     /// definition, plugins and load of the customers, and no earlier as-of time (a
-    /// verdict says how long it holds, not since when).
+    /// verdict says how long it holds, not since when). A run that will keep its own
+    /// (`take`) takes them out of the cache, so that it can build on them in place; one
+    /// that fails leaves the next run to decide everyone afresh.
     pub(crate) fn usable(
         &self,
         group: &Group,
         identity: &[String],
         facts: &Facts,
         as_of: Timestamp,
+        take: bool,
     ) -> Option<Arc<Decided>> {
-        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        kept.get(&group.id)
-            .filter(|d| {
-                d.definition == *group
-                    && d.conditions == identity
-                    && d.epoch == facts.epoch
-                    && d.as_of <= as_of
-            })
-            .cloned()
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let fits = kept.get(&group.id).is_some_and(|d| {
+            d.definition == *group
+                && d.conditions == identity
+                && d.epoch == facts.epoch
+                && d.as_of <= as_of
+        });
+        match (fits, take) {
+            (false, _) => None,
+            (true, true) => kept.remove(&group.id),
+            (true, false) => kept.get(&group.id).cloned(),
+        }
     }
 
     /// Keep what a run over `facts` as of `as_of` decided.

@@ -357,7 +357,7 @@ impl Engine {
         let keeps = purpose == Purpose::Run && !run.dry_run && limit == facts.ids.len();
         let identity = conditions_identity(&conditions);
         let previous = (purpose == Purpose::Run)
-            .then(|| self.decided.usable(group, &identity, &facts, as_of))
+            .then(|| self.decided.usable(group, &identity, &facts, as_of, keeps))
             .flatten();
         let mut failures: HashMap<String, u64> = HashMap::new();
         // The run's counts come from the decisions once all are made.
@@ -365,7 +365,7 @@ impl Engine {
             compiled: &compiled,
             failures: &mut failures,
         };
-        let (deciding, evaluated) = match &previous {
+        let (deciding, evaluated) = match previous {
             None => {
                 let mut deciding = Deciding::with_capacity(limit);
                 for (page, customers) in facts.pages.iter().enumerate().take(pages) {

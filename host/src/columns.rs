@@ -137,6 +137,20 @@ impl Columns {
     /// when a position is at or past the end (which must then follow on from it).
     pub fn with_rows<'c>(&self, rows: impl IntoIterator<Item = (usize, &'c Customer)>) -> Columns {
         let mut out = Columns::default();
+        self.with_rows_into(rows, &mut out);
+        out.shrink_to_fit();
+        out
+    }
+
+    /// [`with_rows`](Self::with_rows) into `out`, emptied first and its room reused: a
+    /// refresh that changes many pages then writes into memory it has, where a fresh
+    /// allocation per page is fresh pages the kernel must zero first.
+    pub fn with_rows_into<'c>(
+        &self,
+        rows: impl IntoIterator<Item = (usize, &'c Customer)>,
+        out: &mut Columns,
+    ) {
+        clear(&mut out.all);
         let mut next = 0;
         for (at, customer) in rows {
             let kept = next..at.min(self.len());
@@ -149,8 +163,6 @@ impl Columns {
         if next < self.len() {
             out.push_rows(self, next..self.len());
         }
-        out.shrink_to_fit();
-        out
     }
 }
 
@@ -597,6 +609,18 @@ mod tests {
         fill_from(&mut copied, &changed, 0..changed.len(), all);
         assert_eq!(shown(&copied), shown(&filled(&expected, all)));
         assert_eq!(page.len(), 3, "the original is left as it was");
+
+        // Into a spare that held other rows: the same page, in the spare's room.
+        let mut spare = Columns::new(&customers);
+        let room = spare.all.tags.items.capacity();
+        page.with_rows_into(
+            [(1, &customers[3]), (3, &customers[4]), (4, &customers[1])],
+            &mut spare,
+        );
+        let mut reused = Batch::default();
+        fill_from(&mut reused, &spare, 0..spare.len(), all);
+        assert_eq!(shown(&reused), shown(&filled(&expected, all)));
+        assert!(spare.all.tags.items.capacity() >= room, "room kept");
     }
 
     #[test]

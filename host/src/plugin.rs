@@ -397,19 +397,8 @@ impl Condition {
         if self.plugin.pre.version() < Version::V0_3 {
             return Ok(None);
         }
-        let live = match &mut self.live {
-            Some(live) => live,
-            None => match Live::start(
-                &self.plugin,
-                &self.budget,
-                &self.config,
-                self.data_dir.as_deref(),
-            ) {
-                Ok(live) => self.live.insert(live),
-                Err(PrepareError::Failed { failure, .. }) => return Err(failure),
-                Err(other) => return Err(Failure::Instantiate(other.to_string())),
-            },
-        };
+        self.ensure_live()?;
+        let live = self.live.as_mut().expect("started just above");
         let reads = self.plugin.info.reads;
         columns::fill(&mut self.batch, customers, reads);
         let budget = arm(&mut live.store, &self.budget, Some(customers.len()));
@@ -428,6 +417,31 @@ impl Condition {
                 Err(failure)
             }
         }
+    }
+
+    /// An instance to call in `self.live`, started (and the configuration prepared)
+    /// if there is none or the last has served its number of calls; `true` when it was
+    /// started now.
+    fn ensure_live(&mut self) -> Result<bool, Failure> {
+        let recycle = self.plugin.runtime.limits.recycle_after_calls;
+        if self.live.as_ref().is_some_and(|l| l.calls >= recycle) {
+            self.live = None;
+        }
+        if self.live.is_some() {
+            return Ok(false);
+        }
+        let live = Live::start(
+            &self.plugin,
+            &self.budget,
+            &self.config,
+            self.data_dir.as_deref(),
+        )
+        .map_err(|e| match e {
+            PrepareError::Failed { failure, .. } => failure,
+            other => Failure::Instantiate(other.to_string()),
+        })?;
+        self.live = Some(live);
+        Ok(true)
     }
 
     fn evaluate_rows(&mut self, as_of: Timestamp, rows: Rows<'_>) -> Evaluation {
@@ -459,35 +473,16 @@ impl Condition {
             return;
         }
         let began = Instant::now();
-        if self
-            .live
-            .as_ref()
-            .is_some_and(|l| l.calls >= runtime.limits.recycle_after_calls)
-        {
-            self.live = None;
-        }
-        let live = match &mut self.live {
-            Some(live) => live,
-            None => match Live::start(
-                &self.plugin,
-                &self.budget,
-                &self.config,
-                self.data_dir.as_deref(),
-            ) {
-                Ok(live) => {
-                    ev.instances_started += 1;
-                    self.live.insert(live)
-                }
-                Err(e) => {
-                    let failure = match e {
-                        PrepareError::Failed { failure, .. } => failure,
-                        other => Failure::Instantiate(other.to_string()),
-                    };
-                    self.losses.record(began, &failure);
-                    fail_all(&self.plugin.info.id, chunk.len(), failure, ev);
-                    return;
-                }
-            },
+        let live = match self.ensure_live() {
+            Ok(started) => {
+                ev.instances_started += u32::from(started);
+                self.live.as_mut().expect("started just above")
+            }
+            Err(failure) => {
+                self.losses.record(began, &failure);
+                fail_all(&self.plugin.info.id, chunk.len(), failure, ev);
+                return;
+            }
         };
 
         chunk.fill(&mut self.batch, self.plugin.info.reads);

@@ -77,6 +77,25 @@ pub(crate) struct Decided {
     until: Vec<Timestamp>,
 }
 
+/// A page's verdict columns, with what every row of it shares worked out once: most
+/// pages have no failure and no verdict that runs out, and then a row needs no look
+/// beyond its decision.
+pub(crate) struct Page<'a> {
+    columns: &'a [Verdicts],
+    failed: bool,
+    timed: bool,
+}
+
+impl<'a> Page<'a> {
+    pub(crate) fn of(columns: &'a [Verdicts]) -> Self {
+        Page {
+            columns,
+            failed: columns.iter().any(|c| !c.errors().is_empty()),
+            timed: !columns.iter().all(Verdicts::hold_forever),
+        }
+    }
+}
+
 /// The decisions a run is making, position by position: evaluated, or kept from the
 /// group's last run where they stand. What the run plans from, and keeps for the next.
 pub(crate) struct Deciding {
@@ -85,9 +104,10 @@ pub(crate) struct Deciding {
 }
 
 impl Deciding {
-    pub(crate) fn with_capacity(n: usize) -> Self {
+    /// For `n` positions, every one to be set.
+    pub(crate) fn new(n: usize) -> Self {
         Deciding {
-            codes: Vec::with_capacity(n),
+            codes: vec![UNDECIDED | FAILED; n],
             until: Vec::new(),
         }
     }
@@ -123,24 +143,21 @@ impl Deciding {
         (Deciding { codes, until }, stale)
     }
 
-    /// The decision of the next position, evaluated from row `i` of `columns`.
-    pub(crate) fn push(&mut self, decision: Decision, columns: &[Verdicts], i: usize) {
-        self.codes.push(NOT_MEMBER);
-        self.set(self.codes.len() - 1, decision, columns, i);
-    }
-
-    /// The decision of position `at`, evaluated from row `i` of `columns`.
-    pub(crate) fn set(&mut self, at: usize, decision: Decision, columns: &[Verdicts], i: usize) {
-        // Most pages have no failure and no verdict that runs out: then a customer's
-        // row needs no look beyond its decision.
-        let failed = columns.iter().any(|c| !c.errors().is_empty())
-            && columns
+    /// The decision of position `at`, evaluated from row `i` of a page's verdicts.
+    pub(crate) fn set(&mut self, at: usize, decision: Decision, page: &Page<'_>, i: usize) {
+        let failed = page.failed
+            && page
+                .columns
                 .iter()
                 .any(|c| matches!(c.get(i), Some(cohort_model::VerdictRef::Error(_))));
-        let until = if columns.iter().all(Verdicts::hold_forever) {
-            FOREVER
+        let until = if page.timed {
+            page.columns
+                .iter()
+                .map(|c| c.until(i))
+                .min()
+                .unwrap_or(FOREVER)
         } else {
-            columns.iter().map(|c| c.until(i)).min().unwrap_or(FOREVER)
+            FOREVER
         };
         let code = match decision {
             Decision::Member => MEMBER,
@@ -149,10 +166,7 @@ impl Deciding {
         };
         self.codes[at] = if failed { code | FAILED } else { code };
         // Times are kept from the first that is not forever on.
-        if until != FOREVER && self.until.is_empty() {
-            self.until.resize(self.codes.len(), FOREVER);
-        }
-        if !self.until.is_empty() {
+        if until != FOREVER || !self.until.is_empty() {
             self.until.resize(self.codes.len(), FOREVER);
             self.until[at] = until;
         }
@@ -242,12 +256,11 @@ mod tests {
     /// One condition's verdicts: `(match, until)` per customer, `None` for a failure.
     fn column(verdicts: &[Option<(bool, Timestamp)>]) -> Vec<Verdicts> {
         let mut v = Verdicts::default();
-        for (i, verdict) in verdicts.iter().enumerate() {
+        for verdict in verdicts {
             match verdict {
                 Some((m, until)) => v.extend_batch(&[u8::from(*m)], Vec::new(), &[*until]),
                 None => v.extend_batch(&[0], vec![(0, "broken".into())], &[FOREVER]),
             }
-            assert_eq!(v.len(), i + 1);
         }
         vec![v]
     }
@@ -255,18 +268,20 @@ mod tests {
     #[test]
     fn times_are_kept_from_the_first_that_runs_out_even_at_the_first_position() {
         let columns = column(&[Some((false, 50)), Some((true, FOREVER)), None]);
-        let mut d = Deciding::with_capacity(3);
-        d.push(Decision::NotMember, &columns, 0);
-        d.push(Decision::Member, &columns, 1);
-        d.push(Decision::Undecided, &columns, 2);
+        let page = Page::of(&columns);
+        let mut d = Deciding::new(3);
+        d.set(0, Decision::NotMember, &page, 0);
+        d.set(1, Decision::Member, &page, 1);
+        d.set(2, Decision::Undecided, &page, 2);
         assert_eq!(d.until, [50, FOREVER, FOREVER]);
         assert_eq!(d.codes, [NOT_MEMBER, MEMBER, UNDECIDED | FAILED]);
         assert_eq!(d.counts(), (1, 1));
 
         let columns = column(&[None, Some((false, FOREVER))]);
-        let mut forever = Deciding::with_capacity(2);
-        forever.push(Decision::NotMember, &columns, 0);
-        forever.push(Decision::NotMember, &columns, 1);
+        let page = Page::of(&columns);
+        let mut forever = Deciding::new(2);
+        forever.set(0, Decision::NotMember, &page, 0);
+        forever.set(1, Decision::NotMember, &page, 1);
         assert!(
             forever.until.is_empty(),
             "nothing kept while all hold forever"

@@ -11,7 +11,7 @@ use cohort_planner::{Change, Policy, Standing, plan_into, rule_actor};
 use cohort_store::{Applied, Cause, RunRecord, RunStatus};
 use serde::Serialize;
 
-use crate::decided::{Deciding, conditions_identity};
+use crate::decided::{Deciding, Page, conditions_identity};
 use crate::holdings::Holdings;
 use crate::plugins::Purpose;
 use crate::{Engine, EngineError, PAGE, Result, Trigger};
@@ -84,50 +84,21 @@ pub(crate) fn count_errors(columns: &[Verdicts], failures: &mut HashMap<String, 
     }
 }
 
-/// The decision for row `i` of a page's verdict columns, counted into (matched,
-/// undecided): undecided, with its problem counted, for a record that no longer
-/// passes the model's checks (`invalid`).
+/// The decision for row `i` of a page's verdict columns: undecided, with its problem
+/// counted, for a record that no longer passes the model's checks (`invalid`).
 pub(crate) fn decide_row(
     compiled: &Compiled,
     columns: &[Verdicts],
     i: usize,
     invalid: Option<&String>,
     failures: &mut HashMap<String, u64>,
-    (matched, undecided): (&mut u64, &mut u64),
 ) -> Decision {
-    let decision = match invalid {
+    match invalid {
         Some(problem) => {
             *failures.entry(problem.clone()).or_default() += 1;
             Decision::Undecided
         }
         None => compiled.decide(columns, i),
-    };
-    match decision {
-        Decision::Member => *matched += 1,
-        Decision::Undecided => *undecided += 1,
-        Decision::NotMember => {}
-    }
-    decision
-}
-
-/// Decisions of evaluated rows, with their failures counted.
-struct Decide<'a> {
-    compiled: &'a Compiled,
-    failures: &'a mut HashMap<String, u64>,
-}
-
-impl Decide<'_> {
-    fn row(&mut self, columns: &[Verdicts], i: usize, invalid: Option<&String>) -> Decision {
-        // The run counts decisions from all of them, kept or evaluated, at the end.
-        let (mut matched, mut undecided) = (0, 0);
-        decide_row(
-            self.compiled,
-            columns,
-            i,
-            invalid,
-            self.failures,
-            (&mut matched, &mut undecided),
-        )
     }
 }
 
@@ -360,45 +331,37 @@ impl Engine {
             .then(|| self.decided.usable(group, &identity, &facts, as_of, keeps))
             .flatten();
         let mut failures: HashMap<String, u64> = HashMap::new();
-        // The run's counts come from the decisions once all are made.
-        let mut decide = Decide {
-            compiled: &compiled,
-            failures: &mut failures,
-        };
-        let (deciding, evaluated) = match previous {
-            None => {
-                let mut deciding = Deciding::with_capacity(limit);
-                for (page, customers) in facts.pages.iter().enumerate().take(pages) {
-                    self.check_cancelled(run.id)?;
-                    let columns = self.verdicts(&mut conditions, as_of, customers);
-                    count_errors(&columns, decide.failures);
-                    for i in 0..customers.len() {
-                        let decision =
-                            decide.row(&columns, i, facts.invalid.get(&(page * PAGE + i)));
-                        deciding.push(decision, &columns, i);
-                    }
-                    progress((page * PAGE + customers.len()) as u64, limit as u64);
-                }
-                (deciding, limit)
-            }
+        // Everyone is evaluated, or only the stale, as facts of their own.
+        let (mut deciding, stale) = match previous {
+            None => (Deciding::new(limit), None),
             Some(previous) => {
-                let (mut deciding, stale) = Deciding::from_previous(previous, &facts, limit, as_of);
-                // The customers to evaluate, as facts of their own.
-                let some = facts.subset(&stale);
-                for (page, customers) in some.pages.iter().enumerate() {
-                    self.check_cancelled(run.id)?;
-                    let columns = self.verdicts(&mut conditions, as_of, customers);
-                    count_errors(&columns, decide.failures);
-                    for i in 0..customers.len() {
-                        let local = page * PAGE + i;
-                        let decision = decide.row(&columns, i, some.invalid.get(&local));
-                        deciding.set(stale[local], decision, &columns, i);
-                    }
-                }
-                progress(limit as u64, limit as u64);
-                (deciding, stale.len())
+                let (deciding, stale) = Deciding::from_previous(previous, &facts, limit, as_of);
+                (deciding, Some(stale))
             }
         };
+        let subset;
+        let (source, positions) = match &stale {
+            None => (&*facts, None),
+            Some(stale) => {
+                subset = facts.subset(stale);
+                (&subset, Some(stale.as_slice()))
+            }
+        };
+        let evaluated = positions.map_or(limit, <[usize]>::len);
+        for (page, customers) in source.pages.iter().enumerate().take(pages) {
+            self.check_cancelled(run.id)?;
+            let columns = self.verdicts(&mut conditions, as_of, customers);
+            count_errors(&columns, &mut failures);
+            let verdicts = Page::of(&columns);
+            for i in 0..customers.len() {
+                let local = page * PAGE + i;
+                let invalid = source.invalid.get(&local);
+                let decision = decide_row(&compiled, &columns, i, invalid, &mut failures);
+                let at = positions.map_or(local, |p| p[local]);
+                deciding.set(at, decision, &verdicts, i);
+            }
+            progress((page * PAGE + customers.len()) as u64, evaluated as u64);
+        }
         (run.matched, run.undecided) = deciding.counts();
         run.customers = limit as u64;
 

@@ -612,14 +612,14 @@ impl Engine {
                 .collect();
             count_errors(&columns, &mut failures);
             for i in 0..customers.len() {
-                decisions.push(decide_row(
-                    &compiled,
-                    &columns,
-                    i,
-                    range.invalid.get(&(page * PAGE + i)),
-                    &mut failures,
-                    (&mut counts.matched, &mut counts.undecided),
-                ));
+                let invalid = range.invalid.get(&(page * PAGE + i));
+                let decision = decide_row(&compiled, &columns, i, invalid, &mut failures);
+                match decision {
+                    Decision::Member => counts.matched += 1,
+                    Decision::Undecided => counts.undecided += 1,
+                    Decision::NotMember => {}
+                }
+                decisions.push(decision);
             }
         }
         counts.failures = failures.into_iter().collect();

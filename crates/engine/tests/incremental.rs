@@ -127,12 +127,13 @@ fn group(id: &str) -> impl Strategy<Value = Group> {
 }
 
 /// Between two scans: customers rewritten, customers added, a member removed by
-/// hand, and the clock moved on (by nothing, hours or days).
+/// hand, group `b`'s rule changed, and the clock moved on (by nothing, hours or days).
 #[derive(Clone, Debug)]
 struct Step {
     rewritten: Vec<(usize, Facts)>,
     added: Vec<Facts>,
     removed_by_hand: Option<usize>,
+    redefined: Option<Group>,
     hours: i64,
 }
 
@@ -141,14 +142,18 @@ fn step() -> impl Strategy<Value = Step> {
         prop::collection::vec((0usize..40, facts()), 0..4),
         prop::collection::vec(facts(), 0..3),
         prop::option::of(0usize..40),
+        prop::option::weighted(0.2, group("b")),
         prop_oneof![Just(0i64), 1i64..30, 24i64..24 * 5],
     )
-        .prop_map(|(rewritten, added, removed_by_hand, hours)| Step {
-            rewritten,
-            added,
-            removed_by_hand,
-            hours,
-        })
+        .prop_map(
+            |(rewritten, added, removed_by_hand, redefined, hours)| Step {
+                rewritten,
+                added,
+                removed_by_hand,
+                redefined,
+                hours,
+            },
+        )
 }
 
 /// Each group's memberships as (customer, start, end, source) and each run's counts.
@@ -259,6 +264,9 @@ fn an_incremental_rescan_gives_exactly_the_memberships_of_a_full_one() {
                         .store()
                         .upsert_customers(&records, at)
                         .expect("write");
+                    if let Some(b) = &step.redefined {
+                        engine.save_group(b, at).expect("group b changed");
+                    }
                     if let Some(i) = step.removed_by_hand.filter(|&i| i < count) {
                         engine
                             .remove_member(&format!("c{i}"), "a", "ops", "asked", at)
@@ -290,4 +298,58 @@ fn an_incremental_rescan_gives_exactly_the_memberships_of_a_full_one() {
         "the rescans kept most decisions ({evaluated} evaluated of {customers}), or the test \
          compares full scans with full scans"
     );
+}
+
+/// A rule that changes on the same plugins (only its configuration) is decided afresh,
+/// not from the decisions of the rule before.
+#[test]
+fn a_changed_rule_is_decided_afresh_even_on_the_same_plugins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = common::engine(&dir.path().join("cohort.db"));
+    engine
+        .add_plugin(cohort_artifacts::COUNTRY, None, 0)
+        .expect("plugin");
+    let rule = |country: &str| -> Group {
+        serde_json::from_value(json!({
+            "id": "g", "name": "g", "auto": {"mode": "full-sync"},
+            "rule": {"all": [{"any": [{"plugin": "country",
+                                        "config": {"countries": [country]}}]}]},
+        }))
+        .expect("a valid group")
+    };
+    engine.save_group(&rule("DE"), 0).expect("saved");
+    let records: Vec<CustomerRecord> = ["DE", "FR"]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            serde_json::from_value(json!({"id": format!("c{i}"), "country": c})).expect("record")
+        })
+        .collect();
+    engine.store().upsert_customers(&records, T0).expect("load");
+    let run = |at| {
+        engine
+            .run_group("g", Trigger::Manual, false, "test", at, at, &mut |_, _| {})
+            .expect("run")
+    };
+    let members = |at| -> Vec<String> {
+        engine
+            .store()
+            .group_memberships("g")
+            .expect("memberships")
+            .into_iter()
+            .filter(|m| m.is_active(at))
+            .map(|m| m.customer)
+            .collect()
+    };
+    run(T0);
+    assert_eq!(members(T0), ["c0"]);
+    assert_eq!(
+        run(T0 + 1).evaluated,
+        0,
+        "nothing changed: every decision kept"
+    );
+    engine.save_group(&rule("FR"), T0 + 2).expect("changed");
+    let changed = run(T0 + 3);
+    assert_eq!(changed.evaluated, 2, "a new rule evaluates everyone");
+    assert_eq!(members(T0 + 3), ["c1"]);
 }

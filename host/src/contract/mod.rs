@@ -440,15 +440,13 @@ impl Instance {
                 .evaluator()
                 .call_evaluate(store, evaluator, as_of, &batch.to_v0_2(reads))?
                 .map(|v| v0_2::verdicts(v, as_of, n, out)),
-            Instance::V0_3(b) => {
-                let sent = batch.lend(reads);
-                let answer = b
-                    .cohort_plugin_condition()
-                    .evaluator()
-                    .call_evaluate(store, evaluator, as_of, &sent);
-                batch.take_back(sent);
-                answer?.map(|v| v0_3::verdicts(v, as_of, n, out))
-            }
+            Instance::V0_3(b) => batch
+                .lent(reads, |sent| {
+                    b.cohort_plugin_condition()
+                        .evaluator()
+                        .call_evaluate(store, evaluator, as_of, sent)
+                })?
+                .map(|v| v0_3::verdicts(v, as_of, n, out)),
         };
         Ok(match answer {
             Ok(Ok(())) => Answer::Verdicts,
@@ -471,13 +469,12 @@ impl Instance {
             return Ok(None);
         };
         let n = batch.count as usize;
-        let sent = batch.lend(reads);
-        let answer = b
-            .cohort_plugin_condition()
-            .evaluator()
-            .call_explain(store, evaluator, as_of, &sent);
-        batch.take_back(sent);
-        Ok(Some(answer?.and_then(|sentences| {
+        let answer = batch.lent(reads, |sent| {
+            b.cohort_plugin_condition()
+                .evaluator()
+                .call_explain(store, evaluator, as_of, sent)
+        })?;
+        Ok(Some(answer.and_then(|sentences| {
             if sentences.len() == n {
                 Ok(sentences)
             } else {

@@ -71,6 +71,19 @@ impl Batch {
         }
     }
 
+    /// `call` with the columns `reads` names lent to it, taken back afterwards whatever
+    /// it returns.
+    pub(crate) fn lent<T>(
+        &mut self,
+        reads: FieldSet,
+        call: impl FnOnce(&wit::Customers) -> T,
+    ) -> T {
+        let sent = self.lend(reads);
+        let answer = call(&sent);
+        self.take_back(sent);
+        answer
+    }
+
     /// Take back the columns [`lend`](Self::lend) moved out, with their capacity.
     pub(crate) fn take_back(&mut self, mut sent: wit::Customers) {
         use wit::Column as C;

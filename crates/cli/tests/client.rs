@@ -6,7 +6,8 @@ mod common;
 use cohort_client::{
     AutoAssign, Change, Clause, Client, Condition, CustomerRecord, CustomersEraseParams,
     CustomersUpsertParams, Error, EventsFeedParams, Group, GroupsCreateParams,
-    MembershipsListParams, Mode, Rule, RunRequest, RunsStartAnswer, RunsStartParams, Triggers,
+    MembershipsListParams, Mode, PluginCondition, Rule, RunRequest, RunsStartAnswer,
+    RunsStartParams, Triggers,
 };
 use common::Cohort;
 use common::http::{Server, token};
@@ -53,12 +54,12 @@ on_both_backends!(a_platform_works_through_the_typed_client, |c: Cohort| {
         }),
         rule: Some(Rule {
             all: Some(vec![Clause {
-                any: vec![Condition {
+                any: vec![Condition::PluginCondition(PluginCondition {
                     plugin: "country".into(),
                     config: Some(serde_json::json!({"countries": ["DE"]})),
                     negate: None,
                     version: None,
-                }],
+                })],
             }]),
         }),
         ..Group::default()

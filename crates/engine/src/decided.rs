@@ -6,7 +6,8 @@
 //! its verdicts runs out. The next run of the same rule on the same plugins evaluates
 //! again only the customers written since, those whose time ran out by its as-of time,
 //! those undecided or with a failed verdict (so that every failure is still counted in
-//! every run), and new ones; the rest keep their decision. Planning still visits every
+//! every run), those who joined or left a group the rule refers to, and new ones; the
+//! rest keep their decision. Planning still visits every
 //! customer, so pins, manual memberships, windows and exclusive sets act as in a full
 //! run.
 
@@ -15,10 +16,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use cohort_evaluator::Decision;
-use cohort_host::Condition;
 use cohort_model::{FOREVER, Group, Timestamp, Verdicts};
 
 use crate::facts::Facts;
+use crate::plugins::Slot;
+use crate::referred::{Members, Referred};
 
 /// A decision as kept: what it was, and whether a verdict behind it failed.
 const MEMBER: u8 = 1;
@@ -28,16 +30,20 @@ const UNDECIDED: u8 = 2;
 const FAILED: u8 = 0x80;
 
 /// What the conditions of a rule are made of beyond the rule: each plugin's component
-/// digest, and what its data directory held (a new GeoIP database is new answers).
-pub(crate) fn conditions_identity(conditions: &[Condition]) -> Vec<String> {
+/// digest, and what its data directory held (a new GeoIP database is new answers). A
+/// group condition's answers are its group's members, which a run compares itself.
+pub(crate) fn conditions_identity(conditions: &[Slot]) -> Vec<String> {
     conditions
         .iter()
-        .map(|c| {
-            let mut id = c.plugin().sha256().to_string();
-            if let Some(dir) = c.data_dir() {
-                id.push_str(&directory_listing(dir));
+        .map(|slot| match slot {
+            Slot::Plugin(c) => {
+                let mut id = c.plugin().sha256().to_string();
+                if let Some(dir) = c.data_dir() {
+                    id.push_str(&directory_listing(dir));
+                }
+                id
             }
-            id
+            Slot::Group(g) => format!("group {g}"),
         })
         .collect()
 }
@@ -75,6 +81,8 @@ pub(crate) struct Decided {
     /// By position: until when the decision holds; empty while every one holds
     /// forever.
     until: Vec<Timestamp>,
+    /// The members of the groups the rule refers to, as the decisions saw them.
+    referred: Referred,
 }
 
 /// A page's verdict columns, with what every row of it shares worked out once: most
@@ -113,15 +121,25 @@ impl Deciding {
     }
 
     /// `previous`'s decisions for the first `limit` positions, and the positions among
-    /// them that must be evaluated as of `as_of` over `facts`: written since, new,
-    /// undecided or failed, or with a verdict that ran out. Their codes are to be set.
+    /// them that must be evaluated as of `as_of` over `facts`, with `referred` the
+    /// members of the groups the rule refers to now: written since, new, undecided or
+    /// failed, with a verdict that ran out, or in or out of a referred group since.
+    /// Their codes are to be set.
     pub(crate) fn from_previous(
         previous: Arc<Decided>,
         facts: &Facts,
         limit: usize,
         as_of: Timestamp,
+        referred: &Referred,
     ) -> (Deciding, Vec<usize>) {
         let generation = previous.generation;
+        let mut moved = Members::default();
+        for (group, now) in referred {
+            // The same rule refers to the same groups: `usable` checked the definition.
+            if let Some(then) = previous.referred.get(group) {
+                then.mark_differences(now, &mut moved);
+            }
+        }
         // Taken over, not copied, when the cache gave it up: at a million customers a
         // copy is megabytes of fresh memory per group and rescan.
         let (mut codes, mut until) = match Arc::try_unwrap(previous) {
@@ -136,7 +154,7 @@ impl Deciding {
         let mut stale = Vec::new();
         for (at, (&code, &written)) in codes.iter().zip(&facts.written).enumerate() {
             let ran_out = until.get(at).is_some_and(|&u| u <= as_of);
-            if code & FAILED != 0 || written > generation || ran_out {
+            if code & FAILED != 0 || written > generation || ran_out || moved.contains(at) {
                 stale.push(at);
             }
         }
@@ -226,7 +244,8 @@ impl DecidedCache {
         }
     }
 
-    /// Keep what a run over `facts` as of `as_of` decided.
+    /// Keep what a run over `facts` as of `as_of` decided, with the members of the
+    /// groups its rule refers to that it decided with.
     pub(crate) fn keep(
         &self,
         group: &Group,
@@ -234,6 +253,7 @@ impl DecidedCache {
         facts: &Facts,
         as_of: Timestamp,
         deciding: Deciding,
+        referred: Referred,
     ) {
         let decided = Decided {
             definition: group.clone(),
@@ -243,6 +263,7 @@ impl DecidedCache {
             as_of,
             codes: deciding.codes,
             until: deciding.until,
+            referred,
         };
         let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         kept.insert(group.id.clone(), Arc::new(decided));

@@ -55,6 +55,7 @@ impl Engine {
             schedule::parse(&group.id, s)?;
         }
         drop(self.prepare(group, Purpose::Save)?);
+        self.check_references(group)?;
         Ok(self.store.put_group_if(group, now, precondition)?)
     }
 
@@ -68,10 +69,24 @@ impl Engine {
         Ok(())
     }
 
-    /// Delete a group. A group the platform still uses is refused unless `force`.
+    /// Who uses a group: the platform's entities that refer to it, as `(kind,
+    /// entity)`, and the groups whose rules refer to it, as `("group", id)`.
+    pub fn uses(&self, id: &str) -> Result<Vec<(String, String)>> {
+        let mut uses = self.store.uses(id)?;
+        uses.extend(
+            self.referring(id)?
+                .into_iter()
+                .map(|g| ("group".to_string(), g)),
+        );
+        Ok(uses)
+    }
+
+    /// Delete a group. A group the platform still uses, or another group's rule refers
+    /// to, is refused unless `force`; the rules that refer to a group deleted by force
+    /// fail to run, naming it, until they are changed.
     pub fn delete_group(&self, id: &str, force: bool) -> Result<()> {
         self.group(id)?;
-        let uses = self.store.uses(id)?;
+        let uses = self.uses(id)?;
         if !uses.is_empty() && !force {
             return Err(EngineError::InUse {
                 group: id.to_string(),

@@ -72,6 +72,11 @@ impl Holdings {
         self.held.len()
     }
 
+    /// Every membership with its customer's position, in position order.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &Held)> {
+        self.positions.iter().map(|&at| at as usize).zip(&self.held)
+    }
+
     /// This copy with a run's own changes applied, at the stamp they moved it to:
     /// `added`, the positions and new memberships, in position order (sized by its
     /// upper bound, such as the run's changes); `ended`, the positions, ids and end

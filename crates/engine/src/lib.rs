@@ -15,7 +15,8 @@
 //! on every core), `schedule`, `explain`, `manual`, `import`, `preview` (a dry run of an unsaved
 //! definition); `scope` is the engine
 //! as a caller limited to some groups sees it; exclusive-set rivals are
-//! found in one place (`rivals`) for all of them.
+//! found in one place (`rivals`) for all of them, and so are the members of groups a
+//! rule refers to (`referred`).
 
 mod answers;
 mod decided;
@@ -31,6 +32,7 @@ mod order;
 mod pipeline;
 mod plugins;
 mod preview;
+mod referred;
 mod registration;
 mod rivals;
 mod run;

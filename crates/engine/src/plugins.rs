@@ -9,6 +9,7 @@ use cohort_host::{Budget, Condition, Plugin};
 use cohort_model::{Customer, Group, PluginBudget, PluginInfo, Timestamp, Verdicts};
 use cohort_store::StoredPlugin;
 
+use crate::referred;
 use crate::signing::{self, PluginSignature};
 use crate::{Engine, EngineError, Result};
 
@@ -28,6 +29,14 @@ pub struct Budgets {
     pub effective: Budget,
 }
 
+/// A rule's condition, ready to decide with: a plugin's, prepared, or "a member of
+/// this group", answered from the group's memberships (see `referred.rs`).
+pub(crate) enum Slot {
+    /// Boxed: a prepared condition is large, and a rule's slots move as one list.
+    Plugin(Box<Condition>),
+    Group(String),
+}
+
 /// Why a group's conditions are prepared: to check a definition being saved, or to
 /// run one saved earlier. A configuration refused on saving is the operator's to mend;
 /// one refused on running was accepted then, and what it relies on has changed.
@@ -45,7 +54,7 @@ pub(crate) struct PluginCache {
     loaded: Mutex<HashMap<String, Arc<Plugin>>>,
     /// Prepared conditions of groups that registrations check, by group id, with the
     /// definition they were prepared from: a registration must not pay for preparing.
-    prepared: Mutex<HashMap<String, (Group, Vec<Condition>)>>,
+    prepared: Mutex<HashMap<String, (Group, Vec<Slot>)>>,
 }
 
 /// Who vouches for a plugin being added.
@@ -314,12 +323,38 @@ impl Engine {
         Ok(plugin)
     }
 
-    /// The group's conditions, each prepared by its plugin, in rule order. A rejected
-    /// configuration is named by its place in the rule and its field.
-    pub(crate) fn prepare(&self, group: &Group, purpose: Purpose) -> Result<Vec<Condition>> {
+    /// The group's conditions, each prepared by its plugin, in rule order; a group
+    /// condition's group must exist. A rejected configuration is named by its place in
+    /// the rule and its field.
+    pub(crate) fn prepare(&self, group: &Group, purpose: Purpose) -> Result<Vec<Slot>> {
+        let groups = if group.referred().is_empty() {
+            None
+        } else {
+            Some(self.groups()?)
+        };
         group
             .conditions()
             .map(|(i, j, condition)| {
+                let at = || format!("rule.all[{i}].any[{j}]");
+                let condition = match condition {
+                    cohort_model::Condition::Plugin(c) => c,
+                    cohort_model::Condition::Group(c) => {
+                        let known = groups
+                            .as_ref()
+                            .is_some_and(|gs| gs.iter().any(|g| g.id == c.group));
+                        if !known {
+                            return Err(EngineError::Condition {
+                                group: group.id.clone(),
+                                at: at(),
+                                source: Box::new(EngineError::NotFound {
+                                    what: "group",
+                                    id: c.group.clone(),
+                                }),
+                            });
+                        }
+                        return Ok(Slot::Group(c.group.clone()));
+                    }
+                };
                 let (plugin, data_dir, budget) = self
                     .plugin(&condition.plugin, &condition.version)
                     .map_err(|e| match e {
@@ -329,57 +364,77 @@ impl Engine {
                         | EngineError::NoMatchingVersion { .. }
                         | EngineError::Version { .. } => EngineError::Condition {
                             group: group.id.clone(),
-                            at: format!("rule.all[{i}].any[{j}]"),
+                            at: at(),
                             source: Box::new(e),
                         },
                         other => other,
                     })?;
                 plugin
                     .prepare_with(&condition.config.to_string(), data_dir.as_deref(), &budget)
+                    .map(|c| Slot::Plugin(Box::new(c)))
                     .map_err(|e| EngineError::from_prepare(&group.id, i, j, e, purpose))
             })
             .collect()
     }
 
     /// One customer's verdict columns for `group`, on conditions prepared once and kept
-    /// until the group's definition changes.
+    /// until the group's definition changes; `member_of` says whether the customer is a
+    /// member of a group the rule refers to.
     pub(crate) fn evaluate_one(
         &self,
         group: &Group,
         customer: &Customer,
         as_of: Timestamp,
+        member_of: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<Verdicts>> {
-        self.on_prepared(group, |conditions| {
-            conditions
+        self.on_prepared(group, |slots| {
+            slots
                 .iter_mut()
-                .map(|c| {
-                    let evaluation = c.evaluate(as_of, std::slice::from_ref(customer));
-                    self.tally(c.plugin().info(), evaluation)
+                .map(|slot| match slot {
+                    Slot::Plugin(c) => {
+                        let evaluation = c.evaluate(as_of, std::slice::from_ref(customer));
+                        self.tally(c.plugin().info(), evaluation)
+                    }
+                    Slot::Group(g) => referred::one(member_of(g)),
                 })
                 .collect()
         })
     }
 
-    /// [`evaluate_one`](Self::evaluate_one), and each condition's plugin's sentence
-    /// for the customer: the facts behind its verdict. `None` for a plugin that cannot
-    /// explain; a plugin that fails to says so in the sentence.
+    /// [`evaluate_one`](Self::evaluate_one), and the facts behind each verdict: the
+    /// plugin's sentence (`None` for a plugin that cannot explain; a plugin that fails
+    /// to says so in the sentence), or the customer's membership of the group.
     pub(crate) fn explain_one(
         &self,
         group: &Group,
         customer: &Customer,
         as_of: Timestamp,
+        member_of: &dyn Fn(&str) -> bool,
     ) -> Result<(Vec<Verdicts>, Vec<Option<String>>)> {
-        self.on_prepared(group, |conditions| {
-            conditions
+        self.on_prepared(group, |slots| {
+            slots
                 .iter_mut()
-                .map(|c| {
-                    let customers = std::slice::from_ref(customer);
-                    let evaluation = c.evaluate(as_of, customers);
-                    let because = match c.explain(as_of, customers) {
-                        Ok(sentences) => sentences.and_then(|s| s.into_iter().next()),
-                        Err(failure) => Some(format!("(the plugin could not explain: {failure})")),
-                    };
-                    (self.tally(c.plugin().info(), evaluation), because)
+                .map(|slot| match slot {
+                    Slot::Plugin(c) => {
+                        let customers = std::slice::from_ref(customer);
+                        let evaluation = c.evaluate(as_of, customers);
+                        let because = match c.explain(as_of, customers) {
+                            Ok(sentences) => sentences.and_then(|s| s.into_iter().next()),
+                            Err(failure) => {
+                                Some(format!("(the plugin could not explain: {failure})"))
+                            }
+                        };
+                        (self.tally(c.plugin().info(), evaluation), because)
+                    }
+                    Slot::Group(g) => {
+                        let member = member_of(g);
+                        let because = format!(
+                            "the customer {} a member of `{g}` at {}",
+                            if member { "is" } else { "is not" },
+                            cohort_model::rfc3339::format(as_of)
+                        );
+                        (referred::one(member), Some(because))
+                    }
                 })
                 .unzip()
         })
@@ -387,11 +442,7 @@ impl Engine {
 
     /// `work` on `group`'s conditions, prepared once and kept until the group's
     /// definition changes.
-    fn on_prepared<T>(
-        &self,
-        group: &Group,
-        work: impl FnOnce(&mut Vec<Condition>) -> T,
-    ) -> Result<T> {
+    fn on_prepared<T>(&self, group: &Group, work: impl FnOnce(&mut Vec<Slot>) -> T) -> Result<T> {
         // Conditions hold plugin instances; the lock keeps one caller per instance.
         let mut prepared = self
             .plugins

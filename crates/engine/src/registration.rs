@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use cohort_evaluator::{Compiled, Decision, explain};
-use cohort_model::{CustomerRecord, Group, Held, Membership, Mode, Timestamp};
+use cohort_model::{CustomerRecord, Group, Held, Membership, Mode, State, Timestamp, state};
 use cohort_planner::{Change, Standing, plan, rule_actor};
 use cohort_store::{Cause, Erasure};
 
@@ -54,11 +54,36 @@ impl Engine {
         let mut pending: Vec<(Vec<Change>, String)> = Vec::new();
         let mut stored = false;
         let mut known = self.known(&record.id, &groups)?;
-        for group in groups.iter() {
-            if group.auto.mode == Mode::Disabled || !group.auto.triggers.on_registration {
-                continue;
-            }
-            let columns = self.evaluate_one(group, &customer, now)?;
+        // A group the rule of another refers to is decided first, so that the other's
+        // group condition sees whether the customer just joined it.
+        let checked: Vec<&Group> = groups
+            .iter()
+            .filter(|g| g.auto.mode != Mode::Disabled && g.auto.triggers.on_registration)
+            .collect();
+        for group in crate::order::referred_first(&checked)
+            .into_iter()
+            .map(|i| checked[i])
+        {
+            // Whether the customer is a member of `g` now, with the changes of the
+            // groups decided before (not yet stored) applied.
+            let member_of = |g: &str| {
+                let pending = || pending.iter().flat_map(|(changes, _)| changes);
+                let joining = pending().any(|c| {
+                    matches!(c, Change::Add { group: x, start, end, .. }
+                        if **x == *g && state(*start, *end, now) == State::Active)
+                });
+                let ended = |id: i64| {
+                    pending().any(|c| {
+                        matches!(c, Change::End { membership, at, .. } if *membership == id && *at <= now)
+                    })
+                };
+                joining
+                    || known
+                        .memberships
+                        .iter()
+                        .any(|m| m.group == g && m.is_active(now) && !ended(m.id))
+            };
+            let columns = self.evaluate_one(group, &customer, now, &member_of)?;
             let decision = Compiled::new(group).decide(&columns, 0);
             if decision == Decision::Undecided {
                 let why = explain(group, &columns, 0).to_string();

@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use crate::decided::{Deciding, Page, conditions_identity};
 use crate::holdings::Holdings;
-use crate::plugins::Purpose;
+use crate::plugins::{Purpose, Slot};
+use crate::referred::Referred;
 use crate::{Engine, EngineError, PAGE, Result, Trigger};
 
 /// What a run did (or, for a dry run, would do).
@@ -114,18 +115,27 @@ pub(crate) fn policy<'a>(group: &'a Group, id: &'a Arc<str>) -> Policy<'a> {
 
 impl Engine {
     /// Each condition's verdicts for a page of customers, failures counted once per
-    /// page.
-    fn verdicts(
+    /// page; a group condition's from `referred`, with `position` the position of each
+    /// row of the page.
+    pub(crate) fn verdicts(
         &self,
-        conditions: &mut [cohort_host::Condition],
+        conditions: &mut [Slot],
         as_of: Timestamp,
         customers: &cohort_host::Columns,
+        referred: &Referred,
+        position: impl Fn(usize) -> usize,
     ) -> Vec<Verdicts> {
         conditions
             .iter_mut()
-            .map(|c| {
-                let evaluation = c.evaluate_columns(as_of, customers);
-                self.tally(c.plugin().info(), evaluation)
+            .map(|slot| match slot {
+                Slot::Plugin(c) => {
+                    let evaluation = c.evaluate_columns(as_of, customers);
+                    self.tally(c.plugin().info(), evaluation)
+                }
+                Slot::Group(g) => referred
+                    .get(g)
+                    .expect("the members of every referred group are read before the pages")
+                    .column((0..customers.len()).map(&position)),
             })
             .collect()
     }
@@ -319,6 +329,7 @@ impl Engine {
             .filter_map(|c| facts.index.get(c.as_str()).copied())
             .collect();
         let rivals = self.rivals_by_position(group, as_of, &facts.index)?;
+        let referred = self.referred_members(group, &facts, as_of)?;
         let group_id: Arc<str> = group.id.as_str().into();
         let policy = policy(group, &group_id);
 
@@ -335,7 +346,8 @@ impl Engine {
         let (mut deciding, stale) = match previous {
             None => (Deciding::new(limit), None),
             Some(previous) => {
-                let (deciding, stale) = Deciding::from_previous(previous, &facts, limit, as_of);
+                let (deciding, stale) =
+                    Deciding::from_previous(previous, &facts, limit, as_of, &referred);
                 (deciding, Some(stale))
             }
         };
@@ -350,7 +362,8 @@ impl Engine {
         let evaluated = positions.map_or(limit, <[usize]>::len);
         for (page, customers) in source.pages.iter().enumerate().take(pages) {
             self.check_cancelled(run.id)?;
-            let columns = self.verdicts(&mut conditions, as_of, customers);
+            let position = |i: usize| positions.map_or(page * PAGE + i, |p| p[page * PAGE + i]);
+            let columns = self.verdicts(&mut conditions, as_of, customers, &referred, position);
             count_errors(&columns, &mut failures);
             let verdicts = Page::of(&columns);
             for i in 0..customers.len() {
@@ -395,7 +408,8 @@ impl Engine {
             change_at.resize(changes.len(), at as u32);
         }
         if keeps {
-            self.decided.keep(group, identity, &facts, as_of, deciding);
+            self.decided
+                .keep(group, identity, &facts, as_of, deciding, referred);
         }
         drop(facts);
 

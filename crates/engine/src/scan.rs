@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use cohort_evaluator::{Compiled, Decision};
-use cohort_host::Condition;
 use cohort_model::{Group, Held, Timestamp, Verdicts};
 use cohort_planner::{Change, Rival, Standing, plan_into, rule_actor};
 use cohort_store::{
@@ -24,7 +23,8 @@ use cohort_store::{
 
 use crate::facts::Facts;
 use crate::holdings::Holdings;
-use crate::plugins::Purpose;
+use crate::plugins::{Purpose, Slot};
+use crate::referred::{Members, Referred};
 use crate::rivals::{rival_groups, rival_held};
 use crate::run::{count_errors, decide_row, new_run, policy};
 use crate::{Engine, EngineError, FastMap, PAGE, Result, Trigger};
@@ -111,7 +111,7 @@ impl IdOrder {
 /// definition is the same: preparing costs a plugin instance and a call for every
 /// condition, which at every range was most of a small range's time.
 #[derive(Default)]
-struct Prepared(HashMap<String, (Group, Vec<Condition>)>);
+struct Prepared(HashMap<String, (Group, Vec<Slot>)>);
 
 /// One run's verdicts over a range, before it is planned.
 struct Decided {
@@ -120,13 +120,52 @@ struct Decided {
     group: Option<Group>,
     decisions: Vec<Decision>,
     counts: RangeCounts,
+    /// For a rule that refers to groups, its verdict columns page by page, those of
+    /// its group conditions still empty: the groups' memberships of the range are
+    /// read in the transaction, after earlier runs of the scan wrote them, and then
+    /// the run decides.
+    waiting: Option<Vec<Vec<Verdicts>>>,
 }
 
 impl Decided {
-    /// Whether the run's group is in no exclusive set: no other run's writes change
-    /// its plan.
-    fn alone(&self) -> bool {
-        self.group.as_ref().is_none_or(|g| g.exclusive.is_none())
+    /// Whether the run's group is in no exclusive set, refers to no group and is
+    /// referred to by none of the scan's (`referred`): no other run's writes change
+    /// its plan, nor its writes another's.
+    fn alone(&self, referred: &HashSet<String>) -> bool {
+        self.group.as_ref().is_none_or(|g| {
+            g.exclusive.is_none() && g.referred().is_empty() && !referred.contains(&g.id)
+        })
+    }
+
+    /// Decide a waiting run over `range` with `referred`, the members of the groups
+    /// its rule refers to (by range position).
+    fn decide_waiting(&mut self, range: &Facts, referred: &Referred) {
+        let (Some(pages), Some(group)) = (self.waiting.take(), self.group.as_ref()) else {
+            return;
+        };
+        let compiled = Compiled::new(group);
+        let mut failures: HashMap<String, u64> = self.counts.failures.drain(..).collect();
+        let groups: Vec<Option<&str>> = group.conditions().map(|(_, _, c)| c.group()).collect();
+        for (page, mut columns) in pages.into_iter().enumerate() {
+            let rows = range.pages[page].len();
+            for (column, g) in columns.iter_mut().zip(&groups) {
+                if let Some(g) = g {
+                    let members = referred.get(*g).expect("every referred group is read");
+                    *column = members.column((0..rows).map(|i| page * PAGE + i));
+                }
+            }
+            for i in 0..rows {
+                let invalid = range.invalid.get(&(page * PAGE + i));
+                let decision = decide_row(&compiled, &columns, i, invalid, &mut failures);
+                match decision {
+                    Decision::Member => self.counts.matched += 1,
+                    Decision::Undecided => self.counts.undecided += 1,
+                    Decision::NotMember => {}
+                }
+                self.decisions.push(decision);
+            }
+        }
+        self.counts.failures = failures.into_iter().collect();
     }
 }
 
@@ -476,10 +515,17 @@ impl Engine {
                     pinned.entry(group).or_default().insert(at);
                 }
             }
+            let referred_here: HashSet<String> = decided
+                .iter()
+                .flatten()
+                .filter_map(|d| d.group.as_ref())
+                .flat_map(Group::referred)
+                .map(str::to_string)
+                .collect();
             let alone: Vec<String> = decided
                 .iter()
                 .flatten()
-                .filter(|d| d.alone())
+                .filter(|d| d.alone(&referred_here))
                 .map(|d| d.run.group.clone())
                 .collect();
             let slot: HashMap<&str, usize> = alone
@@ -505,7 +551,7 @@ impl Engine {
                 for d in job.iter_mut() {
                     let pins = pinned.get(&d.run.group).unwrap_or(&none);
                     let actor = rule_actor(&d.run.group);
-                    if d.alone() {
+                    if d.alone(&referred_here) {
                         let own = slot
                             .get(d.run.group.as_str())
                             .map(|&g| std::mem::take(&mut held[g]))
@@ -513,6 +559,10 @@ impl Engine {
                         let changes = plan_range(d, &range, own, &FastMap::default(), pins);
                         pending.push((changes, actor, counts.len(), d.run.clone()));
                     } else {
+                        if d.waiting.is_some() {
+                            let referred = members_in(d, &range, tx)?;
+                            d.decide_waiting(&range, &referred);
+                        }
                         let (own, rivals) = match &d.group {
                             Some(group) => standing(group, &groups, d.run.as_of, &range, tx)?,
                             None => Default::default(),
@@ -578,6 +628,7 @@ impl Engine {
             group: None,
             decisions: Vec::new(),
             counts: RangeCounts::default(),
+            waiting: None,
         };
         let Some(group) = groups.iter().find(|g| g.id == run.group) else {
             counts.error = Some("the group was deleted while the scan ran".into());
@@ -600,17 +651,27 @@ impl Engine {
             .get_mut(&group.id)
             .expect("prepared just above when missing");
         let compiled = Compiled::new(group);
+        let waits = !group.referred().is_empty();
         let mut decisions = Vec::with_capacity(range.ids.len());
+        let mut waiting = Vec::new();
         let mut failures: HashMap<String, u64> = HashMap::new();
         for (page, customers) in range.pages.iter().enumerate() {
             let columns: Vec<Verdicts> = conditions
                 .iter_mut()
-                .map(|c| {
-                    let evaluation = c.evaluate_columns(run.as_of, customers);
-                    self.tally(c.plugin().info(), evaluation)
+                .map(|slot| match slot {
+                    Slot::Plugin(c) => {
+                        let evaluation = c.evaluate_columns(run.as_of, customers);
+                        self.tally(c.plugin().info(), evaluation)
+                    }
+                    // Filled in the transaction (`decide_waiting`).
+                    Slot::Group(_) => Verdicts::default(),
                 })
                 .collect();
             count_errors(&columns, &mut failures);
+            if waits {
+                waiting.push(columns);
+                continue;
+            }
             for i in 0..customers.len() {
                 let invalid = range.invalid.get(&(page * PAGE + i));
                 let decision = decide_row(&compiled, &columns, i, invalid, &mut failures);
@@ -628,6 +689,7 @@ impl Engine {
             group: Some(group.clone()),
             decisions,
             counts,
+            waiting: waits.then_some(waiting),
         }
     }
 }
@@ -646,6 +708,29 @@ fn count(counts: &mut RangeCounts, applied: &Applied) {
     let (added, removed) = applied.counts();
     counts.added += added;
     counts.removed += removed;
+}
+
+/// The members at the run's as-of time, by range position, of the groups a waiting
+/// run's rule refers to, as the transaction reads them: after the runs of the scan
+/// before it wrote.
+fn members_in(
+    d: &Decided,
+    range: &Facts,
+    tx: &mut dyn RangeWork,
+) -> cohort_store::Result<Referred> {
+    let read: Vec<&str> = d.group.as_ref().map(Group::referred).unwrap_or_default();
+    let mut at: HashMap<&str, Vec<usize>> = read.iter().map(|g| (*g, Vec::new())).collect();
+    tx.holdings(&read, &mut |customer, g, held| {
+        if let (Some(&p), Some(list)) = (range.index.get(customer), at.get_mut(g))
+            && held.is_active(d.run.as_of)
+        {
+            list.push(p);
+        }
+    })?;
+    Ok(at
+        .into_iter()
+        .map(|(g, positions)| (g.to_string(), Members::of(positions)))
+        .collect())
 }
 
 /// The range's memberships in an exclusive set's `group` (by customer position) and

@@ -132,10 +132,17 @@ impl Within<'_> {
         self.engine.save_group_if(group, now, precondition)
     }
 
-    /// The platform entities that use a group: (kind, entity).
+    /// What uses a group: the platform's entities and the groups whose rules refer to
+    /// it, as (kind, entity); a group this caller does not see is not named.
     pub fn uses(&self, group: &str) -> Result<Vec<(String, String)>> {
         self.group(group)?;
-        Ok(self.engine.store().uses(group)?)
+        let mut uses = self.engine.uses(group)?;
+        for (kind, entity) in &mut uses {
+            if kind == "group" && !self.scope.sees_group(entity) {
+                *entity = HIDDEN_GROUP.to_string();
+            }
+        }
+        Ok(uses)
     }
 
     /// When a group's schedule next fires, counted from its last periodic run (from

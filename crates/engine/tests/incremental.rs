@@ -1,7 +1,8 @@
 //! A rescan that builds on the group's last decisions gives exactly what a full scan
 //! gives: the same memberships and the same counts, over random customers, changes,
 //! times and rules, with plugins whose verdicts run out (subscriptions, registration
-//! times, dated attributes) and ones whose verdicts hold forever.
+//! times, dated attributes), ones whose verdicts hold forever, and a group whose rule
+//! refers to the others.
 
 mod common;
 
@@ -126,6 +127,32 @@ fn group(id: &str) -> impl Strategy<Value = Group> {
         })
 }
 
+/// A group outside the exclusive set whose rule refers to `a` and `b` (as "is (not) a
+/// member of"), beside a plugin condition: its decisions change when theirs do.
+fn referring() -> impl Strategy<Value = Group> {
+    let condition = (0usize..3, any::<bool>()).prop_map(|(which, negate)| match which {
+        0 => json!({"group": "a", "negate": negate}),
+        1 => json!({"group": "b", "negate": negate}),
+        _ => json!({"plugin": "country", "config": {"countries": ["DE"]}, "negate": negate}),
+    });
+    (
+        prop::collection::vec(prop::collection::vec(condition, 1..3), 1..3),
+        any::<bool>(),
+    )
+        .prop_map(|(clauses, full_sync)| {
+            let all: Vec<_> = clauses
+                .into_iter()
+                .map(|any| json!({ "any": any }))
+                .collect();
+            serde_json::from_value(json!({
+                "id": "c", "name": "c",
+                "auto": {"mode": if full_sync { "full-sync" } else { "add-only" }},
+                "rule": {"all": all},
+            }))
+            .expect("a valid group")
+        })
+}
+
 /// Between two scans: customers rewritten, customers added, a member removed by
 /// hand, group `b`'s rule changed, and the clock moved on (by nothing, hours or days).
 #[derive(Clone, Debug)]
@@ -163,7 +190,7 @@ type Seen = (
 );
 
 fn seen(engine: &Engine, runs: &[cohort_engine::RunReport]) -> Seen {
-    let memberships = ["a", "b"]
+    let memberships = GROUPS
         .iter()
         .map(|g| {
             engine
@@ -191,8 +218,11 @@ fn seen(engine: &Engine, runs: &[cohort_engine::RunReport]) -> Seen {
     (memberships, counts)
 }
 
+/// The groups, in the order they run: `c` after the groups it refers to.
+const GROUPS: [&str; 3] = ["a", "b", "c"];
+
 fn run_both(engine: &Engine, at: i64) -> Vec<cohort_engine::RunReport> {
-    ["a", "b"]
+    GROUPS
         .iter()
         .map(|g| {
             engine
@@ -215,10 +245,11 @@ fn an_incremental_rescan_gives_exactly_the_memberships_of_a_full_one() {
         prop::collection::vec(facts(), 5..40),
         group("a"),
         group("b"),
+        referring(),
         prop::collection::vec(step(), 1..6),
     );
     runner
-        .run(&strategy, |(customers, a, b, steps)| {
+        .run(&strategy, |(customers, a, b, c, steps)| {
             let dir = tempfile::tempdir().expect("tempdir");
             let (kept, full) = (dir.path().join("kept.db"), dir.path().join("full.db"));
             // `kept` keeps its engine from scan to scan; `full` gets a fresh one each
@@ -236,6 +267,7 @@ fn an_incremental_rescan_gives_exactly_the_memberships_of_a_full_one() {
                 }
                 engine.save_group(&a, 0).expect("group a");
                 engine.save_group(&b, 0).expect("group b");
+                engine.save_group(&c, 0).expect("group c");
                 let records: Vec<_> = customers
                     .iter()
                     .enumerate()

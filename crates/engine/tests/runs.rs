@@ -322,12 +322,18 @@ fn a_preview_says_what_a_dry_run_would_and_records_nothing() {
     let runs = engine.store().runs(None, None, 100).expect("runs").len();
     let mut fr = de.clone();
     fr.id = "fr".into();
-    fr.rule.all[0].any[0].config = serde_json::json!({"countries": "FR"});
+    let country = |countries| {
+        serde_json::from_value(
+            serde_json::json!({"plugin": "country", "config": {"countries": countries}}),
+        )
+        .expect("a condition")
+    };
+    fr.rule.all[0].any[0] = country(serde_json::json!("FR"));
     assert!(matches!(
         engine.preview(&fr, 10).map_err(|e| e.root().to_string()),
         Err(e) if e.contains("countries")
     ));
-    fr.rule.all[0].any[0].config = serde_json::json!({"countries": ["FR"]});
+    fr.rule.all[0].any[0] = country(serde_json::json!(["FR"]));
     let preview = engine.preview(&fr, 10).expect("preview");
     assert_eq!(
         (preview.added, preview.added_sample.as_slice()),

@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use cohort_model::{FOREVER, Group, VerdictRef, Verdicts};
+use cohort_model::{Condition, FOREVER, Group, VerdictRef, Verdicts};
 use serde::Serialize;
 
 /// What the rule says about one customer.
@@ -49,7 +49,7 @@ impl Compiled {
                     .iter()
                     .map(|c| {
                         next += 1;
-                        (next - 1, c.negate)
+                        (next - 1, c.negate())
                     })
                     .collect()
             })
@@ -133,16 +133,16 @@ pub struct ClauseExplanation {
 #[derive(Clone, Debug, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConditionExplanation {
-    pub plugin: String,
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub config: serde_json::Value,
-    pub negate: bool,
-    /// The plugin's verdict before negation: `match`, `no-match` or the error.
+    /// The condition as the rule has it: a plugin and its configuration, or a group.
+    #[serde(flatten)]
+    pub condition: Condition,
+    /// The verdict before negation: `match`, `no-match` or the plugin's error.
     pub verdict: String,
     /// After negation; `None` for an error.
     pub holds: Option<bool>,
-    /// The plugin's own sentence: the facts behind its verdict. `None` from a plugin
-    /// that cannot explain (built against a contract before 0.3.0) or was not asked.
+    /// The facts behind the verdict: the plugin's own sentence, or the customer's
+    /// membership of the group. `None` from a plugin that cannot explain (built
+    /// against a contract before 0.3.0) or was not asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub because: Option<String>,
     /// Until when the verdict holds if the customer's facts do not change; `None` for
@@ -179,11 +179,9 @@ pub fn explain(group: &Group, verdicts: &[Verdicts], i: usize) -> Explanation {
                         VerdictRef::Error(e) => format!("error: {e}"),
                     };
                     ConditionExplanation {
-                        plugin: c.plugin.clone(),
-                        config: c.config.clone(),
-                        negate: c.negate,
+                        condition: c.clone(),
                         verdict,
-                        holds: holds(v, c.negate),
+                        holds: holds(v, c.negate()),
                         because: None,
                         until,
                     }
@@ -217,14 +215,19 @@ impl fmt::Display for Explanation {
                     Some(false) => "does not hold",
                     None => "undecided",
                 };
-                writeln!(
-                    f,
-                    "  {mark} is {}{} {}: {holds} (the plugin answers {})",
-                    if c.negate { "not " } else { "" },
-                    c.plugin,
-                    c.config,
-                    c.verdict
-                )?;
+                let not = if c.condition.negate() { "not " } else { "" };
+                match &c.condition {
+                    Condition::Plugin(p) => writeln!(
+                        f,
+                        "  {mark} is {not}{} {}: {holds} (the plugin answers {})",
+                        p.plugin, p.config, c.verdict
+                    )?,
+                    Condition::Group(g) => writeln!(
+                        f,
+                        "  {mark} is {not}a member of group `{}`: {holds}",
+                        g.group
+                    )?,
+                }
                 if let Some(because) = &c.because {
                     writeln!(f, "        because {because}")?;
                 }

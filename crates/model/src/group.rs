@@ -127,12 +127,22 @@ pub struct Clause {
     pub any: Vec<Condition>,
 }
 
-/// One condition: a plugin, the versions of it that may run it, its configuration, and
-/// whether the rule wants the opposite ("is not").
+/// One condition of a clause: a plugin's verdict, or membership of another group.
+/// In JSON an object with `"group"` is the second, any other the first.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Condition {
+    Plugin(PluginCondition),
+    Group(GroupCondition),
+}
+
+/// A plugin, the versions of it that may run it, its configuration, and whether the
+/// rule wants the opposite ("is not").
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Condition {
+pub struct PluginCondition {
     #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$"))]
     pub plugin: String,
     /// A version requirement such as `^0.1` or `*`.
@@ -143,6 +153,64 @@ pub struct Condition {
     pub config: serde_json::Value,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub negate: bool,
+}
+
+/// "Is (not) a member of group `group`" at the evaluation time, by any membership:
+/// the rule's, by hand or imported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GroupCondition {
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$"))]
+    pub group: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub negate: bool,
+}
+
+impl<'de> Deserialize<'de> for Condition {
+    // By hand rather than `untagged`: an untagged enum answers any mistake with "did
+    // not match any variant", where the operator needs "unknown field `confg`".
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if !value.is_object() {
+            return Err(D::Error::custom(
+                "a condition is an object with `plugin` or `group`",
+            ));
+        }
+        let parsed = if value.get("group").is_some() {
+            GroupCondition::deserialize(value).map(Condition::Group)
+        } else {
+            PluginCondition::deserialize(value).map(Condition::Plugin)
+        };
+        parsed.map_err(D::Error::custom)
+    }
+}
+
+impl Condition {
+    /// Whether the rule wants the opposite of the condition.
+    pub fn negate(&self) -> bool {
+        match self {
+            Condition::Plugin(c) => c.negate,
+            Condition::Group(c) => c.negate,
+        }
+    }
+
+    /// The plugin condition, if it is one.
+    pub fn plugin(&self) -> Option<&PluginCondition> {
+        match self {
+            Condition::Plugin(c) => Some(c),
+            Condition::Group(_) => None,
+        }
+    }
+
+    /// The group this condition refers to, if it is a group condition.
+    pub fn group(&self) -> Option<&str> {
+        match self {
+            Condition::Plugin(_) => None,
+            Condition::Group(c) => Some(&c.group),
+        }
+    }
 }
 
 fn any_version() -> String {
@@ -213,21 +281,53 @@ impl Group {
                 ));
             }
             for (j, condition) in clause.any.iter().enumerate() {
-                if !is_slug(&condition.plugin) {
-                    return Err(invalid(
-                        &format!("rule.all[{i}].any[{j}].plugin"),
-                        format!("`{}` is not a plugin id", condition.plugin),
-                    ));
-                }
-                if !condition.config.is_object() {
-                    return Err(invalid(
-                        &format!("rule.all[{i}].any[{j}].config"),
-                        "must be a JSON object".into(),
-                    ));
+                let at = format!("rule.all[{i}].any[{j}]");
+                match condition {
+                    Condition::Plugin(c) if !is_slug(&c.plugin) => {
+                        return Err(invalid(
+                            &format!("{at}.plugin"),
+                            format!("`{}` is not a plugin id", c.plugin),
+                        ));
+                    }
+                    Condition::Plugin(c) if !c.config.is_object() => {
+                        return Err(invalid(
+                            &format!("{at}.config"),
+                            "must be a JSON object".into(),
+                        ));
+                    }
+                    Condition::Group(c) if !is_slug(&c.group) => {
+                        return Err(invalid(
+                            &format!("{at}.group"),
+                            format!("`{}` is not a group id", c.group),
+                        ));
+                    }
+                    Condition::Group(c) if c.group == self.id => {
+                        return Err(invalid(
+                            &format!("{at}.group"),
+                            format!(
+                                "a rule cannot refer to its own group (`{}` -> `{}`)",
+                                self.id, self.id
+                            ),
+                        ));
+                    }
+                    _ => {}
                 }
             }
         }
         Ok(())
+    }
+
+    /// The groups this group's rule refers to, each once, in rule order.
+    pub fn referred(&self) -> Vec<&str> {
+        let mut referred: Vec<&str> = Vec::new();
+        for (_, _, c) in self.conditions() {
+            if let Some(g) = c.group()
+                && !referred.contains(&g)
+            {
+                referred.push(g);
+            }
+        }
+        referred
     }
 
     /// Every condition with its place in the rule, in order: `(clause, index, condition)`.
@@ -282,6 +382,47 @@ mod tests {
         assert_eq!(
             g.check().expect_err("empty clause").field,
             "rule.all[0].any"
+        );
+    }
+
+    #[test]
+    fn a_condition_is_a_plugin_or_a_group() {
+        let g = group(
+            r#"{"id":"a-not-b","name":"A not B","auto":{"mode":"full-sync"},
+                "rule":{"all":[{"any":[{"group":"a"}]},{"any":[{"group":"b","negate":true},
+                {"plugin":"country","config":{"countries":["DE"]}}]}]}}"#,
+        );
+        assert!(g.check().is_ok());
+        assert_eq!(g.referred(), ["a", "b"]);
+        assert!(g.rule.all[1].any[0].negate());
+        assert_eq!(
+            g.rule.all[1].any[1].plugin().map(|p| p.plugin.as_str()),
+            Some("country")
+        );
+        // It reads back as written: no plugin fields on a group condition.
+        let json = serde_json::to_value(&g.rule.all[1].any[0]).expect("serialises");
+        assert_eq!(json, serde_json::json!({"group":"b","negate":true}));
+        let back: Group = serde_json::from_value(serde_json::to_value(&g).expect("serialises"))
+            .expect("parses back");
+        assert_eq!(back, g);
+
+        let err = serde_json::from_str::<Condition>(r#"{"group":"a","config":{}}"#)
+            .expect_err("a group condition has no configuration");
+        assert!(err.to_string().contains("unknown field `config`"), "{err}");
+        let err =
+            serde_json::from_str::<Condition>(r#"{"plugin":"a","confg":{}}"#).expect_err("a typo");
+        assert!(err.to_string().contains("unknown field `confg`"), "{err}");
+        let err = serde_json::from_str::<Condition>(r#"{}"#).expect_err("neither");
+        assert!(err.to_string().contains("missing field `plugin`"), "{err}");
+
+        let own = group(r#"{"id":"a","name":"A","rule":{"all":[{"any":[{"group":"a"}]}]}}"#);
+        let err = own.check().expect_err("refers to itself");
+        assert_eq!(err.field, "rule.all[0].any[0].group");
+        assert!(err.problem.contains("`a` -> `a`"), "{err}");
+        let bad = group(r#"{"id":"b","name":"B","rule":{"all":[{"any":[{"group":"A B"}]}]}}"#);
+        assert_eq!(
+            bad.check().expect_err("bad id").field,
+            "rule.all[0].any[0].group"
         );
     }
 

@@ -21,8 +21,8 @@ pub use customer::{
     VerificationStatus, check_customer_id, check_label, shown,
 };
 pub use group::{
-    AutoAssign, Clause, Condition, ExclusiveSet, Group, InvalidGroup, Mode, Rule, Schedule,
-    Triggers, is_slug,
+    AutoAssign, Clause, Condition, ExclusiveSet, Group, GroupCondition, InvalidGroup, Mode,
+    PluginCondition, Rule, Schedule, Triggers, is_slug,
 };
 pub use membership::{Held, Membership, Source, State, state};
 pub use plugin::{

@@ -342,7 +342,9 @@ pub fn run(settings: &Settings, progress: &mut dyn FnMut(&str)) -> anyhow::Resul
     for g in &groups {
         for clause in &g.rule.all {
             for c in &clause.any {
-                let Some(native) = native::Native::compile(c, eval_host.interner()) else {
+                let (Some(native), Some(c)) =
+                    (native::Native::compile(c, eval_host.interner()), c.plugin())
+                else {
                     continue;
                 };
                 let wasm = cohort_artifacts::STANDARD

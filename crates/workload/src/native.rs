@@ -45,8 +45,9 @@ fn symbols(interner: &Interner, v: &Value, key: &str) -> Vec<Symbol> {
 }
 
 impl Native {
-    /// The native form of a condition; `None` for GeoIP.
+    /// The native form of a condition; `None` for GeoIP and group conditions.
     pub fn compile(c: &Condition, interner: &Interner) -> Option<Native> {
+        let c = c.plugin()?;
         let v = &c.config;
         Some(match c.plugin.as_str() {
             "country" => Native::Country(symbols(interner, v, "countries")),
@@ -124,7 +125,7 @@ impl NativeRule {
                 clause
                     .any
                     .iter()
-                    .map(|c| Native::compile(c, interner).map(|n| (n, c.negate)))
+                    .map(|c| Native::compile(c, interner).map(|n| (n, c.negate())))
                     .collect()
             })
             .collect::<Option<_>>()

@@ -26,6 +26,8 @@ fn any_of(path: &str, v: &Value, key: &str) -> String {
 
 /// A condition as an SQL expression over `record`, as of `as_of`.
 pub fn predicate(c: &Condition, as_of: i64) -> Option<String> {
+    let negate = c.negate();
+    let c = c.plugin()?;
     let v = &c.config;
     let p = match c.plugin.as_str() {
         "country" => format!(
@@ -74,7 +76,7 @@ pub fn predicate(c: &Condition, as_of: i64) -> Option<String> {
     };
     // A missing field must read as "no", never NULL, before negation.
     let p = format!("coalesce(({p}), 0)");
-    Some(if c.negate { format!("NOT {p}") } else { p })
+    Some(if negate { format!("NOT {p}") } else { p })
 }
 
 /// The query selecting the ids of a group's matching customers.

@@ -259,7 +259,7 @@ pub fn group(
             } else {
                 for g in groups {
                     let members = engine.store().count_active(&g.id, now())?;
-                    let used = engine.store().uses(&g.id)?.len();
+                    let used = engine.uses(&g.id)?.len();
                     println!(
                         "{:<24} {:<10} {:>8} members {:>3} used  {}",
                         g.id,
@@ -274,7 +274,6 @@ pub fn group(
         GroupCommand::Show { group } => {
             let definition = engine.group(&group)?;
             let used_by: Vec<_> = engine
-                .store()
                 .uses(&group)?
                 .into_iter()
                 .map(|(kind, entity)| json!({"kind": kind, "entity": entity}))

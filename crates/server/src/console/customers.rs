@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use cohort_engine::{EngineError, HIDDEN_GROUP, Within};
 use cohort_evaluator::Decision;
-use cohort_model::CustomerRecord;
+use cohort_model::{Condition, CustomerRecord};
 use cohort_store::HistoryQuery;
 use serde::Deserialize;
 
@@ -203,7 +203,7 @@ fn explain(within: &Within<'_>, customer: &str, group: &str) -> Result<String, E
             let because = match &c.because {
                 Some(because) => format!(" Because {}.", escape(because)),
                 None => {
-                    let plugin = c.plugin.split('@').next().unwrap_or(&c.plugin);
+                    let plugin = c.condition.plugin().map_or("", |p| p.plugin.as_str());
                     let read = within
                         .plugin_reads(plugin)
                         .map(|fields_read| {
@@ -231,13 +231,21 @@ fn explain(within: &Within<'_>, customer: &str, group: &str) -> Result<String, E
                     time(t)
                 )
             });
+            let is = if c.condition.negate() { "is not" } else { "is" };
+            let condition = match &c.condition {
+                Condition::Plugin(p) => format!(
+                    "{is} <code>{}</code> <code>{}</code></span>: the plugin answers <em>{}</em>",
+                    escape(&p.plugin),
+                    escape(&p.config.to_string()),
+                    escape(&c.verdict),
+                ),
+                Condition::Group(g) => format!(
+                    "{is} a member of <a href=\"/groups/{0}\">{0}</a></span>",
+                    escape(&g.group)
+                ),
+            };
             body.push_str(&format!(
-                "<li><span class=\"condition\">{is} <code>{plugin}</code> <code>{config}</code></span>: \
-                 the plugin answers <em>{verdict}</em>, so this {holds}.{because}{until}</li>\n",
-                is = if c.negate { "is not" } else { "is" },
-                plugin = escape(&c.plugin),
-                config = escape(&c.config.to_string()),
-                verdict = escape(&c.verdict),
+                "<li><span class=\"condition\">{condition}, so this {holds}.{because}{until}</li>\n",
                 holds = yes_no(c.holds),
             ));
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use cohort_engine::Preview;
 use cohort_model::{PluginInfo, Schedule};
 
-use super::{Draft, schema_fields};
+use super::{Draft, GROUP_PICK, schema_fields};
 use crate::console::fields;
 use crate::console::page::{escape, time};
 use crate::now;
@@ -53,9 +53,14 @@ fn checkbox(key: &str, label: &str, on: bool) -> String {
     )
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the draft and everything the page shows beside it"
+)]
 pub(super) fn form(
     d: &Draft,
     plugins: &[PluginInfo],
+    groups: &[String],
     problems: &BTreeMap<String, String>,
     preview: Option<&Preview>,
     csrf: &str,
@@ -170,7 +175,7 @@ pub(super) fn form(
     ));
     body.push_str(&next_times(d));
     body.push_str("</fieldset>\n");
-    body.push_str(&rule_html(d, plugins, problems));
+    body.push_str(&rule_html(d, plugins, groups, problems));
     body.push_str(
         "<div class=\"actions\"><button type=\"submit\" name=\"action\" value=\"preview\">Preview</button> \
          <button type=\"submit\" name=\"action\" value=\"save\">Save</button></div>\n</form>\n",
@@ -224,10 +229,21 @@ fn next_times(d: &Draft) -> String {
     )
 }
 
-fn rule_html(d: &Draft, plugins: &[PluginInfo], problems: &BTreeMap<String, String>) -> String {
+fn rule_html(
+    d: &Draft,
+    plugins: &[PluginInfo],
+    groups: &[String],
+    problems: &BTreeMap<String, String>,
+) -> String {
     let mut out = String::from(
         "<fieldset class=\"rule\"><legend>Rule: every clause must hold; a clause holds when any of its conditions does</legend>\n",
     );
+    // The groups a group condition may name, offered as it is typed.
+    out.push_str("<datalist id=\"group-ids\">");
+    for g in groups.iter().filter(|g| **g != d.id) {
+        out.push_str(&format!("<option value=\"{}\">", escape(g)));
+    }
+    out.push_str("</datalist>\n");
     if d.clauses.is_empty() {
         out.push_str("<p>No clauses: the rule adds no one (membership by hand only).</p>\n");
     }
@@ -256,7 +272,12 @@ fn rule_html(d: &Draft, plugins: &[PluginInfo], problems: &BTreeMap<String, Stri
                  <select id=\"c{i}-{j}-plugin\" name=\"{}\" class=\"plugin-pick\"><option value=\"\">(pick one)</option>",
                 key("plugin")
             ));
-            let mut known = false;
+            let by_group = c.plugin == GROUP_PICK;
+            out.push_str(&format!(
+                "<option value=\"{GROUP_PICK}\"{}>a member of group</option>",
+                if by_group { " selected" } else { "" }
+            ));
+            let mut known = by_group;
             for p in plugins {
                 let selected = if p.id == c.plugin {
                     known = true;
@@ -286,6 +307,15 @@ fn rule_html(d: &Draft, plugins: &[PluginInfo], problems: &BTreeMap<String, Stri
                 escape(&c.version)
             ));
             match schema_fields(&c.plugin, plugins) {
+                _ if by_group => {
+                    let k = key("group");
+                    out.push_str(&format!(
+                        "<div class=\"field\"><label for=\"c{i}-{j}-group\">Group (id)</label>\
+                         <input id=\"c{i}-{j}-group\" name=\"{k}\" list=\"group-ids\" value=\"{}\">{}</div>",
+                        escape(c.texts.get("group").map(String::as_str).unwrap_or_default()),
+                        problem_at(problems, &k)
+                    ));
+                }
                 Some(fs) => {
                     for f in &fs {
                         let k = key(&f.name);

@@ -15,7 +15,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use cohort_engine::{EngineError, Preview};
 use cohort_model::{
-    AutoAssign, Clause, Condition, ExclusiveSet, Group, Mode, PluginInfo, Rule, Schedule, Triggers,
+    AutoAssign, Clause, Condition, ExclusiveSet, Group, GroupCondition, Mode, PluginCondition,
+    PluginInfo, Rule, Schedule, Triggers,
 };
 
 mod html;
@@ -26,6 +27,10 @@ use crate::{Shared, now};
 
 /// Clauses in a rule, and conditions in a clause, that the editor takes.
 const MOST_CLAUSES: usize = 64;
+
+/// The condition picker's choice of "a member of group": not a plugin id, which has
+/// no `:`.
+const GROUP_PICK: &str = ":group";
 
 /// A group as the form holds it: texts, before they are read into a group.
 #[derive(Clone, Debug, Default)]
@@ -98,11 +103,19 @@ impl Draft {
                     clause
                         .any
                         .iter()
-                        .map(|c| DraftCondition {
-                            plugin: c.plugin.clone(),
-                            version: c.version.clone(),
-                            negate: c.negate,
-                            texts: texts_of(c, plugins),
+                        .map(|c| match c {
+                            Condition::Plugin(p) => DraftCondition {
+                                plugin: p.plugin.clone(),
+                                version: p.version.clone(),
+                                negate: p.negate,
+                                texts: texts_of(p, plugins),
+                            },
+                            Condition::Group(g) => DraftCondition {
+                                plugin: GROUP_PICK.to_string(),
+                                version: String::new(),
+                                negate: g.negate,
+                                texts: [("group".to_string(), g.group.clone())].into(),
+                            },
                         })
                         .collect()
                 })
@@ -202,6 +215,14 @@ impl Draft {
         for (i, clause) in self.clauses.iter().enumerate() {
             let mut any = Vec::new();
             for (j, c) in clause.iter().enumerate() {
+                if c.plugin == GROUP_PICK {
+                    let group = c.texts.get("group").map(|g| g.trim()).unwrap_or_default();
+                    any.push(Condition::Group(GroupCondition {
+                        group: group.to_string(),
+                        negate: c.negate,
+                    }));
+                    continue;
+                }
                 let config = match schema_fields(&c.plugin, plugins) {
                     Some(fs) => fields::config(&fs, &c.texts).unwrap_or_else(|bad| {
                         for (field, problem) in bad {
@@ -221,7 +242,7 @@ impl Draft {
                         }
                     }
                 };
-                any.push(Condition {
+                any.push(Condition::Plugin(PluginCondition {
                     plugin: c.plugin.clone(),
                     version: if c.version.is_empty() {
                         "*".into()
@@ -230,7 +251,7 @@ impl Draft {
                     },
                     config,
                     negate: c.negate,
-                });
+                }));
             }
             all.push(Clause { any });
         }
@@ -288,7 +309,7 @@ fn schema_fields(plugin: &str, plugins: &[PluginInfo]) -> Option<Vec<Field>> {
 }
 
 /// A saved condition's configuration as the texts of its fields.
-fn texts_of(c: &Condition, plugins: &[PluginInfo]) -> BTreeMap<String, String> {
+fn texts_of(c: &PluginCondition, plugins: &[PluginInfo]) -> BTreeMap<String, String> {
     match schema_fields(&c.plugin, plugins) {
         Some(fs) => fs
             .iter()
@@ -371,11 +392,19 @@ fn placed(e: &EngineError, draft: &Draft, plugins: &[PluginInfo]) -> BTreeMap<St
             }
         }
         EngineError::Condition { at, source, .. } => match rule_at(at) {
-            Some((i, j)) => drop(out.insert(format!("c{i}.{j}.plugin"), source.to_string())),
+            Some((i, j)) => {
+                let picked = draft.clauses.get(i).and_then(|c| c.get(j));
+                let what = match picked {
+                    Some(c) if c.plugin == GROUP_PICK => "group",
+                    _ => "plugin",
+                };
+                drop(out.insert(format!("c{i}.{j}.{what}"), source.to_string()))
+            }
             None => drop(out.insert(String::new(), e.to_string())),
         },
         EngineError::InvalidGroup(g) => {
             let key = match rule_at(&g.field) {
+                Some((i, j)) if g.field.ends_with(".group") => format!("c{i}.{j}.group"),
                 Some((i, j)) => format!("c{i}.{j}.plugin"),
                 None => match g.field.as_str() {
                     "exclusive.set" => "set".to_string(),
@@ -575,9 +604,11 @@ async fn render(
     let built = viewer
         .work(state, move |within| {
             let plugins = within.plugins()?;
+            let groups: Vec<String> = within.groups()?.into_iter().map(|g| g.id).collect();
             Ok(html::form(
                 &draft,
                 &plugins,
+                &groups,
                 &problems,
                 preview.as_ref(),
                 &csrf,
@@ -645,5 +676,43 @@ mod tests {
         assert!(d.clauses[0][1].negate);
         assert_eq!(d.clauses[0][1].texts["countries"], "FR");
         assert_eq!(d.clauses[1][0].plugin, "country");
+    }
+
+    #[test]
+    fn a_group_condition_goes_through_the_form_and_its_errors_to_its_field() {
+        let d = Draft::from_form(&pairs(&[
+            ("id", "eu-not-de"),
+            ("name", "EU, not DE"),
+            ("c0.0.plugin", GROUP_PICK),
+            ("c0.0.negate", "true"),
+            ("c0.0.group", " de "),
+        ]));
+        let group = d.group(&[]).expect("a group");
+        let wanted = Condition::Group(GroupCondition {
+            group: "de".into(),
+            negate: true,
+        });
+        assert_eq!(group.rule.all[0].any, [wanted]);
+        // And back: a saved group condition opens as the same form.
+        let again = Draft::of(&group, String::new(), &[]);
+        assert_eq!(again.clauses[0][0].plugin, GROUP_PICK);
+        assert_eq!(again.clauses[0][0].texts["group"], "de");
+        assert!(again.clauses[0][0].negate);
+
+        let cycle = EngineError::InvalidGroup(cohort_model::InvalidGroup {
+            group: "eu-not-de".into(),
+            field: "rule.all[0].any[0].group".into(),
+            problem: "groups would refer to each other in a cycle".into(),
+        });
+        assert!(placed(&cycle, &d, &[]).contains_key("c0.0.group"));
+        let missing = EngineError::Condition {
+            group: "eu-not-de".into(),
+            at: "rule.all[0].any[0]".into(),
+            source: Box::new(EngineError::NotFound {
+                what: "group",
+                id: "de".into(),
+            }),
+        };
+        assert_eq!(placed(&missing, &d, &[])["c0.0.group"], "no group `de`");
     }
 }

@@ -277,27 +277,6 @@ impl<'d> Generator<'d> {
             let _ = writeln!(out, "pub type {rust} = {};\n", self.ty(s));
             return out;
         }
-        // A component and more fields beside it: the component's fields flattened in.
-        if let Some(parts) = s.get("allOf").and_then(Value::as_array) {
-            let mut fields = String::new();
-            for part in parts {
-                match part.get("$ref") {
-                    Some(r) => {
-                        let name = self.reference(r);
-                        fields.push_str(&doc(part.get("description"), "    "));
-                        let _ = writeln!(
-                            fields,
-                            "    #[serde(flatten)]\n    pub {}: {name},",
-                            snake(&name)
-                        );
-                    }
-                    None => fields.push_str(&self.fields(part, "    ", true)),
-                }
-            }
-            out.push_str("#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]\n");
-            let _ = writeln!(out, "pub struct {rust} {{\n{fields}}}\n");
-            return out;
-        }
         if s.get("type").and_then(Value::as_str) == Some("object") && s.get("properties").is_some()
         {
             // A struct whose every field has an empty value can be built from

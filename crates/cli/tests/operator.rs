@@ -502,3 +502,51 @@ fn a_data_directory_is_listed_as_the_operator_wrote_it() {
     );
     assert_eq!(json[0]["data_dir_as_given"], "./geoip");
 }
+
+/// A group that refers to another: `run --all` decides the other first, `explain`
+/// shows the membership behind the condition, a cycle is refused naming it, and the
+/// referred group is in use.
+#[test]
+fn a_group_that_refers_to_another_runs_after_it_and_explains_itself() {
+    let c = Cohort::new();
+    c.ok(&["plugin", "add-standard"]);
+    c.ok(&["customer", "load", &c.file("customers.jsonl", CUSTOMERS)]);
+    c.ok(&["group", "save", &c.file("eu.json", GROUP)]);
+    // "EU customers not verified by phone", sorting before `eu`.
+    let refers = r#"{"id":"a-unverified-eu","name":"Unverified EU","auto":{"mode":"full-sync"},
+     "rule":{"all":[{"any":[{"group":"eu"}]},
+       {"any":[{"plugin":"verification-method","negate":true,"config":{"methods":["phone"]}}]}]}}"#;
+    c.ok(&["group", "save", &c.file("unverified.json", refers)]);
+    c.ok(&["run", "--all"]);
+    assert_eq!(
+        c.members("a-unverified-eu", false),
+        [("c2".into(), "active".into())]
+    );
+    let why = c.ok(&["explain", "c1", "a-unverified-eu"]);
+    assert!(
+        why.contains("yes is a member of group `eu`: holds"),
+        "{why}"
+    );
+    assert!(
+        why.contains("because the customer is a member of `eu` at "),
+        "{why}"
+    );
+
+    let cycle = r#"{"id":"eu","name":"EU residents","auto":{"mode":"full-sync"},
+     "rule":{"all":[{"any":[{"group":"a-unverified-eu","negate":true}]}]}}"#;
+    let refused = c.fails(&["group", "save", &c.file("cycle.json", cycle)]);
+    assert!(
+        refused.contains("rule.all[0].any[0].group: groups would refer to each other in a cycle: `eu` -> `a-unverified-eu` -> `eu`"),
+        "{refused}"
+    );
+    let shown: serde_json::Value =
+        serde_json::from_str(&c.ok(&["group", "show", "eu"])).expect("JSON");
+    assert_eq!(
+        shown["used_by"],
+        serde_json::json!([{"kind": "group", "entity": "a-unverified-eu"}])
+    );
+    assert!(
+        c.fails(&["group", "delete", "eu"])
+            .contains("group `a-unverified-eu`")
+    );
+}

@@ -253,7 +253,7 @@ fn registration_and_explanations_see_the_membership() {
     );
     let json = serde_json::to_value(&why.explanation).expect("json");
     assert_eq!(
-        json["clauses"][0]["conditions"][0]["group"], "de",
+        json["clauses"][0]["conditions"][0]["condition"]["group"], "de",
         "the condition as the rule has it: {json}"
     );
 }

@@ -134,7 +134,8 @@ pub struct ClauseExplanation {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConditionExplanation {
     /// The condition as the rule has it: a plugin and its configuration, or a group.
-    #[serde(flatten)]
+    /// Nested rather than flattened: a plugin condition's schema admits no other
+    /// fields, and the verdict's would break it.
     pub condition: Condition,
     /// The verdict before negation: `match`, `no-match` or the plugin's error.
     pub verdict: String,

@@ -132,13 +132,21 @@ impl Joined {
 /// `groups` it refers to, and otherwise in id order. Saving refuses cycles; should one
 /// be stored anyway (by an older version, say), its groups come last, in id order.
 pub(crate) fn referred_first(groups: &[&Group]) -> Vec<usize> {
-    let waits_for = |r: usize| -> Vec<usize> {
-        let referred = groups[r].referred();
-        (0..groups.len())
-            .filter(|&x| x != r && referred.contains(&groups[x].id.as_str()))
-            .collect()
-    };
-    let mut waiting: Vec<usize> = (0..groups.len()).map(|r| waits_for(r).len()).collect();
+    // Which of `groups` each one waits for, worked out once: registration orders its
+    // groups for every customer.
+    let waits_for: Vec<Vec<usize>> = groups
+        .iter()
+        .map(|g| {
+            let referred = g.referred();
+            if referred.is_empty() {
+                return Vec::new();
+            }
+            (0..groups.len())
+                .filter(|&x| referred.contains(&groups[x].id.as_str()) && groups[x].id != g.id)
+                .collect()
+        })
+        .collect();
+    let mut waiting: Vec<usize> = waits_for.iter().map(Vec::len).collect();
     let mut ready: BTreeSet<(&str, usize)> = (0..groups.len())
         .filter(|&r| waiting[r] == 0)
         .map(|r| (groups[r].id.as_str(), r))
@@ -146,8 +154,8 @@ pub(crate) fn referred_first(groups: &[&Group]) -> Vec<usize> {
     let mut order = Vec::with_capacity(groups.len());
     while let Some((_, r)) = ready.pop_first() {
         order.push(r);
-        for next in 0..groups.len() {
-            if waits_for(next).contains(&r) {
+        for (next, waits) in waits_for.iter().enumerate() {
+            if waits.contains(&r) {
                 waiting[next] -= 1;
                 if waiting[next] == 0 {
                     ready.insert((groups[next].id.as_str(), next));
@@ -155,9 +163,11 @@ pub(crate) fn referred_first(groups: &[&Group]) -> Vec<usize> {
             }
         }
     }
-    let mut rest: Vec<usize> = (0..groups.len()).filter(|r| !order.contains(r)).collect();
-    rest.sort_by_key(|&r| &groups[r].id);
-    order.extend(rest);
+    if order.len() < groups.len() {
+        let mut rest: Vec<usize> = (0..groups.len()).filter(|r| !order.contains(r)).collect();
+        rest.sort_by_key(|&r| &groups[r].id);
+        order.extend(rest);
+    }
     order
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use cohort_model::{Group, Held, Membership, Timestamp};
 use cohort_planner::Rival;
 
+use crate::facts::Facts;
 use crate::{Engine, FastMap, Result};
 
 /// The other groups of `group`'s exclusive set: each one's id (shared by every rival
@@ -84,7 +85,7 @@ impl Engine {
         &self,
         group: &Group,
         as_of: Timestamp,
-        index: &FastMap<Arc<str>, usize>,
+        facts: &Facts,
     ) -> Result<FastMap<usize, Vec<Rival>>> {
         let mut by_position: FastMap<usize, Vec<Rival>> = FastMap::default();
         // Most groups are in no set: they must not read the groups (on the writer's
@@ -94,11 +95,14 @@ impl Engine {
         }
         let groups = self.groups()?;
         let rivals = rival_groups(group, &groups);
+        // From the rivals' memberships as runs keep them, by position: reading every
+        // membership of every rival from the store was most of a rescan of a set.
         for (other, _, _) in &rivals {
-            for m in self.store.group_memberships(&other.id)? {
-                if let Some(&at) = index.get(m.customer.as_str())
-                    && let Some(r) = rival(&m, &rivals, as_of)
-                {
+            let holdings = self
+                .holdings
+                .current(self.store.as_ref(), &other.id, facts)?;
+            for (at, held) in holdings.iter() {
+                if let Some(r) = rival_held(&other.id, held, &rivals, as_of) {
                     by_position.entry(at).or_default().push(r);
                 }
             }

@@ -328,7 +328,7 @@ impl Engine {
             .iter()
             .filter_map(|c| facts.index.get(c.as_str()).copied())
             .collect();
-        let rivals = self.rivals_by_position(group, as_of, &facts.index)?;
+        let rivals = self.rivals_by_position(group, as_of, &facts)?;
         let referred = self.referred_members(group, &facts, as_of)?;
         let group_id: Arc<str> = group.id.as_str().into();
         let policy = policy(group, &group_id);

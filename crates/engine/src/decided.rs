@@ -85,6 +85,15 @@ pub(crate) struct Decided {
     referred: Referred,
 }
 
+impl Decided {
+    /// Whether these decisions were made on `group`'s definition as it is, over the
+    /// load of the customers `facts` is, as of no later than `as_of` (a verdict says
+    /// how long it holds, not since when).
+    fn made_for(&self, group: &Group, facts: &Facts, as_of: Timestamp) -> bool {
+        self.definition == *group && self.epoch == facts.epoch && self.as_of <= as_of
+    }
+}
+
 /// A page's verdict columns, with what every row of it shares worked out once: most
 /// pages have no failure and no verdict that runs out, and then a row needs no look
 /// beyond its decision.
@@ -231,17 +240,23 @@ impl DecidedCache {
         take: bool,
     ) -> Option<Arc<Decided>> {
         let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let fits = kept.get(&group.id).is_some_and(|d| {
-            d.definition == *group
-                && d.conditions == identity
-                && d.epoch == facts.epoch
-                && d.as_of <= as_of
-        });
+        let fits = kept
+            .get(&group.id)
+            .is_some_and(|d| d.made_for(group, facts, as_of) && d.conditions == identity);
         match (fits, take) {
             (false, _) => None,
             (true, true) => kept.remove(&group.id),
             (true, false) => kept.get(&group.id).cloned(),
         }
+    }
+
+    /// Whether `group`'s last decisions were made on its definition as it is now, over
+    /// `facts`, as of no later than `as_of`: a run then likely evaluates only what
+    /// changed (unless its plugins changed too, which only preparing them tells).
+    pub(crate) fn kept_for(&self, group: &Group, facts: &Facts, as_of: Timestamp) -> bool {
+        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.get(&group.id)
+            .is_some_and(|d| d.made_for(group, facts, as_of))
     }
 
     /// Keep what a run over `facts` as of `as_of` decided, with the members of the

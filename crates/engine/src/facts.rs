@@ -122,6 +122,41 @@ impl Facts {
     }
 }
 
+/// The last subset of the facts a rescan evaluated, shared by the rescans of the other
+/// groups that evaluate the same customers: after a refresh, those are the customers
+/// written since for every group whose verdicts did not run out, and copying them out
+/// of the pages once per group was a third of a rescan's time.
+///
+/// The snapshot is held weakly, as `IdOrder` holds it: held strongly, the next refresh
+/// would find it shared and copy it whole.
+#[derive(Default)]
+pub(crate) struct Subsets(Mutex<Option<Subset>>);
+
+/// A snapshot of the facts, positions in it, and those positions' customers.
+type Subset = (std::sync::Weak<Facts>, Vec<usize>, Arc<Facts>);
+
+impl Subsets {
+    /// `facts.subset(positions)`, made once for each snapshot of the facts and set of
+    /// positions. Only a small subset is kept: a large one would hold a copy of most
+    /// of the cache.
+    pub(crate) fn of(&self, facts: &Arc<Facts>, positions: &[usize]) -> Arc<Facts> {
+        let same =
+            |(f, p, _): &Subset| std::ptr::eq(f.as_ptr(), Arc::as_ptr(facts)) && p == positions;
+        if let Some((_, _, subset)) = self.lock().as_ref().filter(|k| same(k)) {
+            return subset.clone();
+        }
+        let subset = Arc::new(facts.subset(positions));
+        if positions.len() <= facts.ids.len() / 8 {
+            *self.lock() = Some((Arc::downgrade(facts), positions.to_vec(), subset.clone()));
+        }
+        subset
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Subset>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// What one batch of customer records read from the store makes.
 #[derive(Default)]
 struct Batch {
@@ -240,5 +275,40 @@ impl FactsCache {
         f.invalid.extend(problems);
         f.seq = Some(seq);
         Ok(facts.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(n: usize) -> Arc<Facts> {
+        let mut f = Facts::default();
+        let ids: Vec<Arc<str>> = (0..n)
+            .map(|i| Arc::from(format!("c{i}").as_str()))
+            .collect();
+        let mut columns = Columns::default();
+        columns.push(&vec![Customer::default(); n]);
+        f.append(ids, columns);
+        Arc::new(f)
+    }
+
+    #[test]
+    fn groups_that_evaluate_the_same_customers_share_their_subset() {
+        let subsets = Subsets::default();
+        let all = facts(100);
+        let first = subsets.of(&all, &[3, 50, 51]);
+        assert_eq!(first.ids.len(), 3);
+        assert_eq!(&*first.ids[1], "c50");
+        assert!(Arc::ptr_eq(&first, &subsets.of(&all, &[3, 50, 51])));
+        assert!(!Arc::ptr_eq(&first, &subsets.of(&all, &[3, 50])));
+        // Another snapshot of the facts is other customers, whatever their positions.
+        let refreshed = facts(100);
+        let again = subsets.of(&refreshed, &[3, 50]);
+        assert!(!Arc::ptr_eq(&again, &subsets.of(&all, &[3, 50])));
+        // Most of the cache is not kept.
+        let most: Vec<usize> = (0..60).collect();
+        let big = subsets.of(&all, &most);
+        assert!(!Arc::ptr_eq(&big, &subsets.of(&all, &most)));
     }
 }

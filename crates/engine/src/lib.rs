@@ -85,6 +85,8 @@ pub struct Engine {
     holdings: holdings::HoldingsCache,
     /// Each group's last decisions, for rescans that evaluate only what changed.
     decided: decided::DecidedCache,
+    /// The customers the last rescan evaluated, for the next group's.
+    subsets: facts::Subsets,
     /// Each group's size now and over the last days, for pages that list groups.
     sizes: sizes::SizesCache,
     /// Customers in id order, for the ranges of scans shared by workers.
@@ -112,6 +114,7 @@ impl Engine {
             groups: groups::GroupsCache::default(),
             holdings: holdings::HoldingsCache::default(),
             decided: decided::DecidedCache::default(),
+            subsets: facts::Subsets::default(),
             sizes: sizes::SizesCache::default(),
             id_order: scan::IdOrder::default(),
             range_size: scan::RANGE_SIZE.into(),

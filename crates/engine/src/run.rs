@@ -355,8 +355,8 @@ impl Engine {
         let (source, positions) = match &stale {
             None => (&*facts, None),
             Some(stale) => {
-                subset = facts.subset(stale);
-                (&subset, Some(stale.as_slice()))
+                subset = self.subsets.of(&facts, stale);
+                (&*subset, Some(stale.as_slice()))
             }
         };
         let evaluated = positions.map_or(limit, <[usize]>::len);

@@ -116,7 +116,8 @@ pub(crate) fn policy<'a>(group: &'a Group, id: &'a Arc<str>) -> Policy<'a> {
 impl Engine {
     /// Each condition's verdicts for a page of customers, failures counted once per
     /// page; a group condition's from `referred`, with `position` the position of each
-    /// row of the page.
+    /// row of the page, or an empty column for a group `referred` leaves out (a scan's
+    /// range fills those in its transaction).
     pub(crate) fn verdicts(
         &self,
         conditions: &mut [Slot],
@@ -132,10 +133,9 @@ impl Engine {
                     let evaluation = c.evaluate_columns(as_of, customers);
                     self.tally(c.plugin().info(), evaluation)
                 }
-                Slot::Group(g) => referred
-                    .get(g)
-                    .expect("the members of every referred group are read before the pages")
-                    .column((0..customers.len()).map(&position)),
+                Slot::Group(g) => referred.get(g).map_or_else(Verdicts::default, |members| {
+                    members.column((0..customers.len()).map(&position))
+                }),
             })
             .collect()
     }

@@ -41,14 +41,12 @@ fn engine(dir: &tempfile::TempDir) -> Engine {
 }
 
 fn active(engine: &Engine, group: &str, at: i64) -> BTreeSet<String> {
-    engine
-        .store()
-        .group_memberships(group)
-        .expect("memberships")
-        .into_iter()
-        .filter(|m| m.is_active(at))
-        .map(|m| m.customer)
-        .collect()
+    common::active(engine.store(), group, at)
+}
+
+/// Save `id`, full-sync and checked at registration, with the given clauses.
+fn save(engine: &Engine, id: &str, clauses: serde_json::Value) {
+    engine.save_group(&rule(id, clauses), 0).expect("saved");
 }
 
 fn run(engine: &Engine, group: &str, at: i64) -> cohort_engine::RunReport {
@@ -69,27 +67,17 @@ fn saving_refuses_unknown_groups_and_cycles_and_a_referred_group_is_used() {
         "group `a`: rule.all[0].any[0]: no group `b`",
         "named by its place in the rule"
     );
-    engine
-        .save_group(&rule("c", json!([{"any": [country(&["DE"])]}])), 0)
-        .expect("c");
-    engine
-        .save_group(&rule("b", json!([{"any": [{"group": "c"}]}])), 0)
-        .expect("b refers to c");
-    engine
-        .save_group(
-            &rule("a", json!([{"any": [country(&["FR"]), {"group": "b"}]}])),
-            0,
-        )
-        .expect("a refers to b");
+    save(&engine, "c", json!([{"any": [country(&["DE"])]}]));
+    save(&engine, "b", json!([{"any": [{"group": "c"}]}]));
+    save(
+        &engine,
+        "a",
+        json!([{"any": [country(&["FR"]), {"group": "b"}]}]),
+    );
     // c referring to a would close a -> b -> c -> a.
+    let cycle = json!([{"any": [country(&["DE"])]}, {"any": [{"group": "a", "negate": true}]}]);
     let err = engine
-        .save_group(
-            &rule(
-                "c",
-                json!([{"any": [country(&["DE"])]}, {"any": [{"group": "a", "negate": true}]}]),
-            ),
-            0,
-        )
+        .save_group(&rule("c", cycle), 0)
         .expect_err("a cycle");
     match &err {
         EngineError::InvalidGroup(e) => {
@@ -130,24 +118,17 @@ fn runs_decide_a_referred_group_first_and_rescans_follow_its_changes() {
     let engine = engine(&dir);
     // `a-eu-not-de` sorts before the groups it refers to: only the order of references
     // puts it after them.
-    engine
-        .save_group(
-            &rule("eu", json!([{"any": [country(&["DE", "FR", "NL"])]}])),
-            0,
-        )
-        .expect("eu");
-    engine
-        .save_group(&rule("de", json!([{"any": [country(&["DE"])]}])), 0)
-        .expect("de");
-    engine
-        .save_group(
-            &rule(
-                "a-eu-not-de",
-                json!([{"any": [{"group": "eu"}]}, {"any": [{"group": "de", "negate": true}]}]),
-            ),
-            0,
-        )
-        .expect("a-eu-not-de");
+    save(
+        &engine,
+        "eu",
+        json!([{"any": [country(&["DE", "FR", "NL"])]}]),
+    );
+    save(&engine, "de", json!([{"any": [country(&["DE"])]}]));
+    save(
+        &engine,
+        "a-eu-not-de",
+        json!([{"any": [{"group": "eu"}]}, {"any": [{"group": "de", "negate": true}]}]),
+    );
     let records: Vec<CustomerRecord> = (0..40)
         .map(|i| customer(&format!("c{i:02}"), ["DE", "FR", "NL", "US"][i % 4]))
         .collect();
@@ -213,22 +194,14 @@ fn runs_decide_a_referred_group_first_and_rescans_follow_its_changes() {
 fn registration_and_explanations_see_the_membership() {
     let dir = tempfile::tempdir().expect("dir");
     let engine = engine(&dir);
-    engine
-        .save_group(&rule("de", json!([{"any": [country(&["DE"])]}])), 0)
-        .expect("de");
+    save(&engine, "de", json!([{"any": [country(&["DE"])]}]));
     // Checked at registration before `de` would be in id order ("b" < "de").
-    engine
-        .save_group(
-            &rule(
-                "b-not-de",
-                json!([{"any": [{"group": "de", "negate": true}]}]),
-            ),
-            0,
-        )
-        .expect("b-not-de");
-    engine
-        .save_group(&rule("b-de", json!([{"any": [{"group": "de"}]}])), 0)
-        .expect("b-de");
+    save(
+        &engine,
+        "b-not-de",
+        json!([{"any": [{"group": "de", "negate": true}]}]),
+    );
+    save(&engine, "b-de", json!([{"any": [{"group": "de"}]}]));
     let german = engine
         .upsert_customer(&customer("k1", "DE"), T)
         .expect("registered");

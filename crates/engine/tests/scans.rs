@@ -44,17 +44,6 @@ fn groups() -> Vec<Group> {
     ]
 }
 
-/// The customers active in `group` at `at`.
-fn active(store: &dyn Store, group: &str, at: i64) -> std::collections::BTreeSet<String> {
-    store
-        .group_memberships(group)
-        .expect("memberships")
-        .into_iter()
-        .filter(|m| m.is_active(at))
-        .map(|m| m.customer)
-        .collect()
-}
-
 fn customer(i: usize, round: usize) -> CustomerRecord {
     let country = ["DE", "FR", "US", "NL"][(i * 7 + round * (i % 3)) % 4];
     serde_json::from_value(serde_json::json!({"id": format!("c{i:04}"), "country": country}))
@@ -164,15 +153,19 @@ fn a_scan_in_ranges_writes_what_one_run_writes() {
         );
         assert_eq!(events(embedded.store()), events(shared.store()));
         let store = shared.store();
-        let eu_not_de: std::collections::BTreeSet<String> = active(store, "eu", at)
-            .difference(&active(store, "de", at))
+        let eu_not_de: std::collections::BTreeSet<String> = common::active(store, "eu", at)
+            .difference(&common::active(store, "de", at))
             .cloned()
             .collect();
         assert!(!eu_not_de.is_empty());
-        assert_eq!(active(store, "a-eu-not-de", at), eu_not_de, "round {round}");
-        let tiered = active(store, "a-tiered", at);
-        assert!(active(store, "gold", at).is_subset(&tiered));
-        assert!(active(store, "silver", at).is_subset(&tiered));
+        assert_eq!(
+            common::active(store, "a-eu-not-de", at),
+            eu_not_de,
+            "round {round}"
+        );
+        let tiered = common::active(store, "a-tiered", at);
+        assert!(common::active(store, "gold", at).is_subset(&tiered));
+        assert!(common::active(store, "silver", at).is_subset(&tiered));
     }
     let runs = shared.store().runs(None, None, 100).expect("runs");
     assert!(runs.iter().all(|r| r.status == RunStatus::Finished));

@@ -31,3 +31,14 @@ pub fn engine_on(store: Arc<dyn Store>) -> Engine {
     .expect("host");
     Engine::new(store, host)
 }
+
+/// The customers with a membership of `group` active at `at`.
+pub fn active(store: &dyn Store, group: &str, at: i64) -> std::collections::BTreeSet<String> {
+    store
+        .group_memberships(group)
+        .expect("memberships")
+        .into_iter()
+        .filter(|m| m.is_active(at))
+        .map(|m| m.customer)
+        .collect()
+}

@@ -99,12 +99,27 @@ fn a_token_limited_to_groups_sees_only_them_their_customers_and_their_history() 
         "token", "create", "typo", "--role", "operator", "--groups", "vpi",
     ]);
     assert!(err.contains("no group `vpi`"), "{err}");
+    // A group the token does not see refers to vip: vip is in use, by a group unnamed.
+    c.ok(&[
+        "group",
+        "save",
+        &c.file(
+            "vip-de.json",
+            r#"{"id":"vip-de","name":"VIP in Germany","rule":{"all":[
+                {"any":[{"group":"vip"}]},{"any":[{"group":"de"}]}]}}"#,
+        ),
+    ]);
     let server = Server::start(&c, &[]);
     let api = Api::new(&server, Some(&vip));
 
     // Groups: only vip, by list or by id.
     let groups = expect(api.get("/v1/groups"), StatusCode::OK);
     assert_eq!(ids(&groups, "id"), ["vip"]);
+    let shown = expect(api.get("/v1/groups/vip"), StatusCode::OK);
+    assert_eq!(
+        shown["used_by"],
+        json!([{"kind": "group", "entity": "a group you do not see"}])
+    );
     as_if_missing(&api, "GET", "/v1/groups/de", "/v1/groups/nope");
     as_if_missing(
         &api,

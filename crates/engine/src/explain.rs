@@ -14,9 +14,14 @@ impl Engine {
         let g = self.group(group)?;
         let record = self.customer(customer)?;
         let facts = record.intern(self.host.interner())?;
-        // The customer's memberships of the groups the rule refers to, read once.
+        // The customer's memberships of the groups the rule refers to, read once (and
+        // not at all for a rule that refers to none).
         let referred = g.referred();
-        let held = self.store.customer_memberships_in(customer, &referred)?;
+        let held = if referred.is_empty() {
+            Vec::new()
+        } else {
+            self.store.customer_memberships_in(customer, &referred)?
+        };
         let member_of = |x: &str| held.iter().any(|m| m.group == x && m.is_active(as_of));
         let (columns, reasons) = self.explain_one(&g, &facts, as_of, &member_of)?;
         let mut explanation = explain(&g, &columns, 0);

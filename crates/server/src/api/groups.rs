@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use cohort_engine::{Engine, Preview};
+use cohort_engine::{Engine, Preview, Scope};
 use cohort_model::Group;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -15,7 +15,8 @@ use crate::etag::{self, IfMatch, Tagged};
 use crate::problem::{Body, Path, Problem, Query};
 use crate::{Shared, now};
 
-/// A platform entity that refers to a group.
+/// A platform entity that refers to a group, or (`kind` `group`) a group whose rule
+/// does.
 #[derive(Serialize, ToSchema)]
 pub struct Use {
     /// `tariff`, `promotion`, `contract-template`, `segment`, `vat-setting`, ...
@@ -33,10 +34,12 @@ pub struct GroupDetail {
     pub used_by: Vec<Use>,
 }
 
-fn detail(e: &Engine, group: Group) -> Result<GroupDetail, Problem> {
+/// `group` as `scope` sees it: what uses it includes the groups whose rules refer to
+/// it, a hidden one unnamed.
+fn detail(e: &Engine, scope: &Scope, group: Group) -> Result<GroupDetail, Problem> {
     let active_members = e.store().count_active(&group.id, now())?;
     let used_by = e
-        .store()
+        .within(scope)
         .uses(&group.id)?
         .into_iter()
         .map(|(kind, entity)| Use { kind, entity })
@@ -64,7 +67,7 @@ pub async fn list(
             .into_iter()
             .filter(|g| q.after.as_ref().is_none_or(|a| g.id > *a))
             .take(limit + 1)
-            .map(|g| detail(e, g))
+            .map(|g| detail(e, &caller.scope, g))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Json(page(groups, limit, |g| g.group.id.clone())))
     })
@@ -100,7 +103,7 @@ pub async fn create(
         Ok((
             StatusCode::CREATED,
             [etag::header(&tag)?],
-            Json(detail(e, group)?),
+            Json(detail(e, &Scope::All, group)?),
         ))
     })
     .await
@@ -119,7 +122,10 @@ pub async fn show(
     blocking(&state, move |e| {
         let group = e.within(&caller.scope).group(&id)?;
         let tag = etag::of(&group)?;
-        Ok(([etag::header(&tag)?], Json(detail(e, group)?)))
+        Ok((
+            [etag::header(&tag)?],
+            Json(detail(e, &caller.scope, group)?),
+        ))
     })
     .await
 }
@@ -156,7 +162,10 @@ pub async fn save(
             return Err(etag::failed("group", &group.id));
         }
         let tag = etag::of(&group)?;
-        Ok(([etag::header(&tag)?], Json(detail(e, group)?)))
+        Ok((
+            [etag::header(&tag)?],
+            Json(detail(e, &caller.scope, group)?),
+        ))
     })
     .await
 }

@@ -1,11 +1,16 @@
 //! Imports: rows staged in the store, checked there against each other and the
-//! customers, and applied through the journal.
+//! customers, and applied through the journal; a file of new assignments in one
+//! statement (`fresh`).
+
+mod fresh;
 
 use cohort_model::{Source, Timestamp};
+use cohort_planner::rule_actor;
 use cohort_store::plan::{Action, Event, NewMembership, announced};
 use cohort_store::{
     ApplyOptions, Cause, Checked, ImportProblem, ImportRecord, Imports, StagedRow, check_then_apply,
 };
+use fresh::Fresh;
 use rusqlite::{Transaction, params};
 
 use crate::bulk::{NULL, insert_select, int, text};
@@ -309,6 +314,13 @@ impl SqliteStore {
         checking: bool,
         at: Timestamp,
     ) -> cohort_store::Result<Option<(u64, u64, u64)>> {
+        if checking && !dry_run {
+            match self.apply_new_rows(import, cause, at)? {
+                Some(Fresh::Added(added)) => return Ok(Some((added, 0, 0))),
+                Some(Fresh::Problem) => return Ok(None),
+                Some(Fresh::NotNew) | None => {}
+            }
+        }
         sql(|| {
             let mut conn = self.conn();
             // The write lock is held from here (see `SqliteStore::setup`).
@@ -316,11 +328,7 @@ impl SqliteStore {
             // Lines with problems are left out; with none (the usual case) the
             // statement need not ask of every row. A check as the rows are read
             // expects none: the reader's problems are already recorded.
-            let problems: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM import_errors WHERE import = ?1)",
-                [import],
-                |r| r.get(0),
-            )?;
+            let problems = has_problems(&tx, import)?;
             if checking && problems {
                 return Ok(None);
             }
@@ -397,6 +405,46 @@ impl SqliteStore {
             Ok(Some(counts))
         })
     }
+
+    /// Add a membership for each staged row in one statement, checking the rows
+    /// meanwhile (see `fresh`); `None` where that cannot be tried: in memory, with one
+    /// connection, or for an actor stored otherwise than as given.
+    fn apply_new_rows(
+        &self,
+        import: i64,
+        cause: &Cause<'_>,
+        at: Timestamp,
+    ) -> cohort_store::Result<Option<Fresh>> {
+        sql(|| {
+            if cause.actor.starts_with(&rule_actor("")) {
+                return Ok(None);
+            }
+            let Some(reader) = self.own_reader()? else {
+                return Ok(None);
+            };
+            let mut conn = self.conn();
+            // The write lock is held from here, before the reader reads.
+            let tx = conn.transaction()?;
+            if has_problems(&tx, import)? {
+                return Ok(Some(Fresh::Problem));
+            }
+            let fresh = fresh::apply(&tx, reader, import, cause, at)?;
+            // Otherwise dropping the transaction undoes what was written.
+            if let Fresh::Added(_) = fresh {
+                tx.commit()?;
+            }
+            Ok(Some(fresh))
+        })
+    }
+}
+
+/// Whether the import's lines have problems recorded (by the reader, or a check).
+fn has_problems(tx: &Transaction<'_>, import: i64) -> Result<bool> {
+    Ok(tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM import_errors WHERE import = ?1)",
+        [import],
+        |r| r.get(0),
+    )?)
 }
 
 /// Rows the reader hands the writer at a time.

@@ -120,6 +120,37 @@ impl<'a> Journal<'a> {
         id
     }
 
+    /// Note that the caller's last statement inserted `count` memberships, numbered on
+    /// from `next_membership` (SQLite numbers a new row one past the largest id), each
+    /// added with an entry: the entries are one row (see migration 12). What is queued
+    /// is written first, so that entries keep the order of the changes.
+    pub fn inserted(&mut self, tx: &Transaction<'_>, count: i64) -> Result<()> {
+        if count == 0 {
+            return Ok(());
+        }
+        self.flush(tx)?;
+        let last_membership = self.next_membership + count - 1;
+        // Another numbering would point the entries at the wrong memberships.
+        let last = tx.last_insert_rowid();
+        if last != last_membership {
+            return Err(crate::Error::Store(cohort_store::StoreError::Backend(
+                format!("memberships were numbered up to {last}, not {last_membership}").into(),
+            )));
+        }
+        let last_entry = self.next_audit + count - 1;
+        tx.prepare_cached(ADDED_INSERT)?.execute(params![
+            last_entry,
+            self.at,
+            self.cause.trigger.as_str(),
+            self.cause.run,
+            last_membership,
+            count
+        ])?;
+        self.next_membership += count;
+        self.next_audit += count;
+        Ok(())
+    }
+
     fn next_audit(&mut self) -> i64 {
         self.next_audit += 1;
         self.next_audit - 1

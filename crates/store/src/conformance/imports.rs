@@ -464,3 +464,133 @@ pub(super) fn import_problems_page_by_line_then_as_found(store: &dyn Store) {
         "a limit, and every line counted"
     );
 }
+
+/// A whole file of new assignments (the usual import) adds each row as a membership
+/// with its import and line, in key order, each with its entry and event, stored as
+/// ended, waiting or active by its window; what was there before keeps its numbers.
+pub(super) fn a_whole_import_of_new_rows_adds_each_in_key_order(store: &dyn Store) {
+    let customers: Vec<CustomerRecord> = ["a", "b", "c"]
+        .iter()
+        .map(|id| serde_json::from_value(serde_json::json!({"id": id})).expect("customer"))
+        .collect();
+    store.upsert_customers(&customers, 1).expect("customers");
+    let whole = ApplyOptions::default();
+    let earlier = begin(store, false);
+    store
+        .stage_import(
+            earlier.id,
+            &[StagedRow {
+                group: "x".into(),
+                ..row(2, "a", 10, None)
+            }],
+        )
+        .expect("stage");
+    store
+        .check_and_apply(earlier.id, "customer", &IMPORT, whole, 50)
+        .expect("apply");
+    let before = store.events_after(0, 10).expect("events");
+    assert_eq!(before.len(), 1);
+
+    let import = begin(store, false);
+    let staged = |line, customer, group: &str, start, end| StagedRow {
+        group: group.to_string().into(),
+        ..row(line, customer, start, end)
+    };
+    store
+        .stage_import(
+            import.id,
+            &[
+                staged(2, "c", "h", 10, None),
+                staged(3, "a", "g", 150, None),
+                staged(4, "b", "g", 50, Some(90)),
+                staged(5, "a", "h", 10, Some(120)),
+                staged(6, "a", "g", 10, Some(40)),
+            ],
+        )
+        .expect("stage");
+    assert_eq!(
+        store
+            .check_and_apply(import.id, "customer", &IMPORT, whole, 100)
+            .expect("check and apply"),
+        Checked {
+            problem_lines: 0,
+            applied: Some((5, 0, 0))
+        }
+    );
+    let from = |line: u64| format!("import #{}, line {line}", import.id);
+    let events = store.events_after(before[0].id, 10).expect("events");
+    let told: Vec<(&str, &str, &str, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.event.as_str(),
+                e.group.as_deref().expect("a membership's"),
+                e.customer.as_str(),
+                e.reason.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        told,
+        [
+            ("membership.added", "g", "a", from(6)),
+            ("membership.added", "g", "a", from(3)),
+            ("membership.added", "g", "b", from(4)),
+            ("membership.added", "h", "a", from(5)),
+            ("membership.added", "h", "c", from(2)),
+        ],
+        "group by group, customer by customer, then by start"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.trigger == Trigger::Import && e.actor == "alice"),
+        "{events:?}"
+    );
+    let ids: Vec<i64> = events.iter().map(|e| e.membership.expect("one")).collect();
+    let first = before[0].membership.expect("one") + 1;
+    assert_eq!(ids, (first..first + 5).collect::<Vec<_>>(), "numbered on");
+    let stored: Vec<(String, Source, String, String, Timestamp, Option<Timestamp>)> = store
+        .group_memberships("g")
+        .expect("members")
+        .into_iter()
+        .map(|m| (m.customer, m.source, m.actor, m.reason, m.start, m.end))
+        .collect();
+    let alice = || "alice".to_string();
+    assert_eq!(
+        stored,
+        [
+            ("a".into(), Source::Import, alice(), from(6), 10, Some(40)),
+            ("a".into(), Source::Import, alice(), from(3), 150, None),
+            ("b".into(), Source::Import, alice(), from(4), 50, Some(90)),
+        ]
+    );
+    let history = store
+        .history(Some("a"), Some("h"), None, 10)
+        .expect("history");
+    assert_eq!(
+        history
+            .iter()
+            .map(|h| (h.action.as_str(), h.reason.as_str(), h.trigger, h.at))
+            .collect::<Vec<_>>(),
+        [("added", from(5).as_str(), Trigger::Import, 100)]
+    );
+    // Stored as ended, waiting or active at the import's time: later, only the window
+    // that opened and the one that closed since are announced.
+    assert_eq!(store.announce(160).expect("announce"), 2);
+    let announced: Vec<(String, String, String)> = store
+        .events_after(events[4].id, 10)
+        .expect("events")
+        .into_iter()
+        .map(|e| (e.event, e.group.expect("a membership's"), e.customer))
+        .collect();
+    let told = |event: &str, group: &str, customer: &str| {
+        (event.to_string(), group.to_string(), customer.to_string())
+    };
+    assert_eq!(announced.len(), 2, "{announced:?}");
+    assert!(
+        announced.contains(&told("membership.activated", "g", "a"))
+            && announced.contains(&told("membership.expired", "h", "a")),
+        "{announced:?}"
+    );
+}

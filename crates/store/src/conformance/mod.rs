@@ -165,6 +165,10 @@ pub const CASES: &[Case] = &[
         imports::a_whole_import_with_a_late_problem_writes_nothing,
     ),
     (
+        "a_whole_import_of_new_rows_adds_each_in_key_order",
+        imports::a_whole_import_of_new_rows_adds_each_in_key_order,
+    ),
+    (
         "finishing_one_import_keeps_another_imports_rows",
         imports::finishing_one_import_keeps_another_imports_rows,
     ),

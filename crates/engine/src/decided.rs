@@ -9,11 +9,13 @@
 //! every run), those who joined or left a group the rule refers to, and new ones; the
 //! rest keep their decision. Planning still visits every
 //! customer, so pins, manual memberships, windows and exclusive sets act as in a full
-//! run.
+//! run; only when no decision and nothing else the last plan started from moved does a
+//! run skip planning, which would change nothing (`Planned`).
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use cohort_evaluator::Decision;
 use cohort_model::{FOREVER, Group, Timestamp, Verdicts};
@@ -83,6 +85,49 @@ pub(crate) struct Decided {
     until: Vec<Timestamp>,
     /// The members of the groups the rule refers to, as the decisions saw them.
     referred: Referred,
+    /// What the run planned from beside the decisions.
+    pub(crate) planned: Planned,
+}
+
+/// What a run planned from beside its decisions, so that the next run can tell whether
+/// planning again could change anything. A plan is a function of each customer's
+/// decision, memberships active at the as-of time, pin and rivals; once its changes are
+/// written, planning the same again changes nothing. So a run whose decisions all stand,
+/// over the memberships the last run left (the store's stamp for the group unmoved
+/// since), the same pins and no window opening or closing before its as-of time, need
+/// not plan: at a million customers that is most of a rescan with nothing changed.
+/// Exclusive sets are left out: their rivals are other groups' memberships.
+pub(crate) struct Planned {
+    /// The customers pinned out of the group.
+    pub(crate) pinned: Vec<usize>,
+    /// The earliest start or end of the group's memberships after the as-of time: then
+    /// a window opens or closes, and a plan may differ.
+    pub(crate) next_window: Timestamp,
+    /// The group's membership stamp once the run's changes were written (and kept by
+    /// the memberships cache), which a plan then starts from; `UNSETTLED` until then,
+    /// and for good if the write failed or another writer came between.
+    settled: AtomicI64,
+}
+
+/// `Planned::settled` of a run not written.
+const UNSETTLED: i64 = i64::MIN;
+
+impl Planned {
+    pub(crate) fn new(pinned: Vec<usize>, next_window: Timestamp) -> Self {
+        Planned {
+            pinned,
+            next_window,
+            settled: AtomicI64::new(UNSETTLED),
+        }
+    }
+
+    /// Whether planning over memberships at `stamp`, with `pinned` pinned out, as of
+    /// `as_of` would change nothing, decisions being the same.
+    pub(crate) fn stands(&self, stamp: i64, pinned: &[usize], as_of: Timestamp) -> bool {
+        self.settled.load(Ordering::Acquire) == stamp
+            && self.next_window > as_of
+            && self.pinned == pinned
+    }
 }
 
 impl Decided {
@@ -260,7 +305,12 @@ impl DecidedCache {
     }
 
     /// Keep what a run over `facts` as of `as_of` decided, with the members of the
-    /// groups its rule refers to that it decided with.
+    /// groups its rule refers to that it decided with and what else it planned from;
+    /// the run tells them through the handle once its changes are written (`settled`).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each is a part of what is kept, which the run has apart"
+    )]
     pub(crate) fn keep(
         &self,
         group: &Group,
@@ -269,7 +319,8 @@ impl DecidedCache {
         as_of: Timestamp,
         deciding: Deciding,
         referred: Referred,
-    ) {
+        planned: Planned,
+    ) -> Weak<Decided> {
         let decided = Decided {
             definition: group.clone(),
             conditions: identity,
@@ -279,9 +330,21 @@ impl DecidedCache {
             codes: deciding.codes,
             until: deciding.until,
             referred,
+            planned,
         };
+        let decided = Arc::new(decided);
+        let handle = Arc::downgrade(&decided);
         let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        kept.insert(group.id.clone(), Arc::new(decided));
+        kept.insert(group.id.clone(), decided);
+        handle
+    }
+}
+
+/// The decisions of a run whose changes are now written, leaving the group's
+/// memberships at `stamp` (see `Planned`). Decisions since replaced are left be.
+pub(crate) fn settled(kept: &Weak<Decided>, stamp: i64) {
+    if let Some(decided) = kept.upgrade() {
+        decided.planned.settled.store(stamp, Ordering::Release);
     }
 }
 

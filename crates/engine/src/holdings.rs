@@ -172,7 +172,9 @@ impl HoldingsCache {
 
     /// Keep `holdings` carried forward by a run's applied changes, if the run's write
     /// was the only one since they were read; a run that wrote nothing of the group
-    /// leaves the kept copy as it is. `at` is each change's customer position.
+    /// leaves the kept copy as it is. `at` is each change's customer position. The
+    /// stamp the group's memberships are then at, as the run's plan left them; `None`
+    /// if another write came between.
     pub(crate) fn advance(
         &self,
         group: &str,
@@ -180,13 +182,13 @@ impl HoldingsCache {
         changes: &[Change],
         at: &[u32],
         applied: &Applied,
-    ) {
+    ) -> Option<i64> {
         match applied.stamps.iter().find(|(g, _)| g == group) {
-            None => return,
+            None => return Some(holdings.stamp),
             Some(&(_, after)) if after == holdings.stamp + 1 => {}
             Some(_) => {
                 self.lock().remove(group);
-                return;
+                return None;
             }
         }
         let ended: Vec<(u32, i64, Timestamp)> = changes
@@ -236,6 +238,7 @@ impl HoldingsCache {
         // Merged outside the lock: a run starting meanwhile need not wait for it.
         let next = holdings.advanced(holdings.stamp + 1, added, &ended);
         self.lock().insert(group.to_string(), Arc::new(next));
+        Some(holdings.stamp + 1)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Holdings>>> {

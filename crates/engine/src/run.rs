@@ -1,17 +1,17 @@
 //! One run of a group's rule: recorded, evaluated page by page, planned, and written
 //! with its end in one transaction.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use cohort_evaluator::{Compiled, Decision};
-use cohort_model::{Group, Mode, Timestamp, Verdicts};
+use cohort_model::{FOREVER, Group, Mode, Timestamp, Verdicts};
 use cohort_planner::{Change, Policy, Standing, plan_into, rule_actor};
 use cohort_store::{Applied, Cause, RunRecord, RunStatus};
 use serde::Serialize;
 
-use crate::decided::{Deciding, Page, conditions_identity};
+use crate::decided::{self, Decided, Deciding, Page, Planned, conditions_identity};
 use crate::holdings::Holdings;
 use crate::plugins::{Purpose, Slot};
 use crate::referred::Referred;
@@ -39,6 +39,8 @@ pub(crate) struct Evaluated {
     holdings: Arc<Holdings>,
     /// Customers evaluated; the others kept their last decision.
     evaluated: u64,
+    /// The decisions kept for the next run, to be told when the changes are written.
+    kept: Weak<Decided>,
 }
 
 /// A run evaluated, on its way to be written: its position among the runs, its record,
@@ -254,15 +256,23 @@ impl Engine {
             applied,
             started,
         } = written;
-        if !run.dry_run && !evaluated.changes.is_empty() {
+        // The memberships as the written changes left them, if the kept copy has them.
+        let stamp = if run.dry_run {
+            None
+        } else if evaluated.changes.is_empty() {
+            Some(evaluated.holdings.stamp)
+        } else {
+            (run.added, run.removed) = applied.counts();
             self.holdings.advance(
                 &group.id,
                 &evaluated.holdings,
                 &evaluated.changes,
                 &evaluated.change_at,
                 &applied,
-            );
-            (run.added, run.removed) = applied.counts();
+            )
+        };
+        if let Some(stamp) = stamp {
+            decided::settled(&evaluated.kept, stamp);
         }
         RunReport {
             run,
@@ -322,12 +332,13 @@ impl Engine {
             .holdings
             .current(self.store.as_ref(), &group.id, &facts)?;
         let mut held = holdings.cursor();
-        let pinned: HashSet<usize> = self
+        let mut pinned: Vec<usize> = self
             .store
             .exclusions(&group.id)?
             .iter()
             .filter_map(|c| facts.index.get(c.as_str()).copied())
             .collect();
+        pinned.sort_unstable();
         let rivals = self.rivals_by_position(group, as_of, &facts)?;
         let referred = self.referred_members(group, &facts, as_of)?;
         let group_id: Arc<str> = group.id.as_str().into();
@@ -341,6 +352,16 @@ impl Engine {
         let previous = (purpose == Purpose::Run)
             .then(|| self.decided.usable(group, &identity, &facts, as_of, keeps))
             .flatten();
+        // The last plan stands if nothing it planned from moved (see `Planned`); then,
+        // with every decision kept too, planning again would change nothing.
+        let last_plan = previous
+            .as_ref()
+            .filter(|p| {
+                keeps
+                    && policy.exclusive.is_none()
+                    && p.planned.stands(holdings.stamp, &pinned, as_of)
+            })
+            .map(|p| p.planned.next_window);
         let mut failures: HashMap<String, u64> = HashMap::new();
         // Everyone is evaluated, or only the stale, as facts of their own.
         let (mut deciding, stale) = match previous {
@@ -380,15 +401,32 @@ impl Engine {
 
         // Plan every customer against its standing: pins, memberships by hand,
         // windows and exclusive sets count whether or not its decision was kept.
+        // Unless no decision and nothing the last plan started from moved: then this
+        // plan would change nothing (see `Planned`).
         // A spare list comes emptied by `run_groups`' settling thread, which lets its
         // changes go off the cores that evaluate.
         debug_assert!(changes.is_empty(), "a run plans into an empty list");
         // Each change's customer position, to carry the holdings forward.
         let mut change_at: Vec<u32> = Vec::new();
-        for (at, id) in facts.ids.iter().enumerate().take(limit) {
+        let unplanned = match last_plan {
+            Some(next_window) if stale.as_ref().is_some_and(Vec::is_empty) => Some(next_window),
+            _ => None,
+        };
+        // The earliest time a window of the memberships planned from opens or closes.
+        let mut next_window = FOREVER;
+        let planning = if unplanned.is_some() { 0 } else { limit };
+        for (at, id) in facts.ids.iter().enumerate().take(planning) {
             let decision = deciding.decision(at);
             decided(id, decision);
             let memberships = held.of(at);
+            for m in memberships {
+                if m.start > as_of {
+                    next_window = next_window.min(m.start);
+                }
+                if let Some(end) = m.end.filter(|&end| end > as_of) {
+                    next_window = next_window.min(end);
+                }
+            }
             // Neither a member by the rule nor holding anything here: nothing to plan.
             if decision != Decision::Member && memberships.is_empty() {
                 continue;
@@ -398,7 +436,7 @@ impl Engine {
                 Standing {
                     customer: id,
                     memberships,
-                    pinned_out: pinned.contains(&at),
+                    pinned_out: pinned.binary_search(&at).is_ok(),
                     rivals: rivals.get(&at).map(Vec::as_slice).unwrap_or(&[]),
                 },
                 decision,
@@ -407,10 +445,13 @@ impl Engine {
             );
             change_at.resize(changes.len(), at as u32);
         }
-        if keeps {
+        let kept = if keeps {
+            let planned = Planned::new(pinned, unplanned.unwrap_or(next_window));
             self.decided
-                .keep(group, identity, &facts, as_of, deciding, referred);
-        }
+                .keep(group, identity, &facts, as_of, deciding, referred, planned)
+        } else {
+            Weak::new()
+        };
         drop(facts);
 
         if run.dry_run {
@@ -430,6 +471,7 @@ impl Engine {
             change_at,
             holdings,
             evaluated: evaluated as u64,
+            kept,
         })
     }
 }

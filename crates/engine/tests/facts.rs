@@ -397,3 +397,42 @@ fn a_customer_erased_by_another_writer_is_not_added_again() {
         Err(cohort_engine::EngineError::NotFound { .. })
     ));
 }
+
+/// A rescan whose decisions all stand skips planning only while what the last plan
+/// started from stands too: a change by hand in the same process, a pin lifted (which
+/// writes no membership), and a window opening later each make it plan again.
+#[test]
+fn a_rescan_with_every_decision_kept_plans_again_after_changes_by_hand_and_time() {
+    let (_dir, runner, _) = two_writers();
+    assert_eq!(members(&runner, 10), set(&["c1"]));
+    assert_eq!(run(&runner, 20), (0, 0), "nothing to plan");
+
+    // Removed by hand: the rule puts c1 back.
+    runner
+        .remove_member("c1", "de", "ops", "asked", 30)
+        .expect("removed");
+    assert_eq!(members(&runner, 40), set(&["c1"]));
+
+    // Pinned out, then the pin lifted: lifting it writes no membership, and the rule
+    // puts c1 back.
+    runner
+        .pin_exclusion("c1", "de", true, "ops", "asked", 50)
+        .expect("pinned");
+    assert_eq!(members(&runner, 60), set(&[]));
+    runner
+        .pin_exclusion("c1", "de", false, "ops", "asked", 70)
+        .expect("lifted");
+    assert_eq!(members(&runner, 80), set(&["c1"]));
+
+    // c2 (in France) added by hand from a later time: nothing to plan until the window
+    // opens, then full-sync ends it.
+    assert!(
+        runner
+            .add_member("c2", "de", "ops", "asked", (200, None), 90)
+            .expect("added")
+    );
+    assert_eq!(run(&runner, 100), (0, 0));
+    assert_eq!(run(&runner, 150), (0, 0), "still waiting");
+    assert_eq!(run(&runner, 250), (0, 1), "opened, and the rule ends it");
+    assert_eq!(held(&runner, 250), set(&["c1"]));
+}

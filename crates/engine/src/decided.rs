@@ -304,6 +304,12 @@ impl DecidedCache {
             .is_some_and(|d| d.made_for(group, facts, as_of))
     }
 
+    /// Drop the decisions of every group not in `live`.
+    pub(crate) fn retain(&self, live: &std::collections::HashSet<&str>) {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.retain(|group, _| live.contains(group.as_str()));
+    }
+
     /// Keep what a run over `facts` as of `as_of` decided, with the members of the
     /// groups its rule refers to that it decided with and what else it planned from;
     /// the run tells them through the handle once its changes are written (`settled`).

@@ -1,5 +1,6 @@
 //! Groups as operators save them, and the copy registrations read.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use cohort_model::{Group, Timestamp};
@@ -15,16 +16,17 @@ use crate::{Engine, EngineError, Result, schedule};
 pub(crate) struct GroupsCache(Mutex<Option<(i64, Arc<Vec<Group>>)>>);
 
 impl GroupsCache {
-    /// Every group, parsed again only when a definition has changed, whoever changed it.
-    pub(crate) fn current(&self, store: &dyn Store) -> Result<Arc<Vec<Group>>> {
+    /// Every group, parsed again only when a definition has changed, whoever changed
+    /// it; and whether it was.
+    fn current(&self, store: &dyn Store) -> Result<(Arc<Vec<Group>>, bool)> {
         let stamp = store.groups_stamp()?;
         let mut cached = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         match &*cached {
-            Some((at, groups)) if *at == stamp => Ok(groups.clone()),
+            Some((at, groups)) if *at == stamp => Ok((groups.clone(), false)),
             _ => {
                 let groups = Arc::new(store.groups()?);
                 *cached = Some((stamp, groups.clone()));
-                Ok(groups)
+                Ok((groups, true))
             }
         }
     }
@@ -33,7 +35,20 @@ impl GroupsCache {
 impl Engine {
     /// Every group, as the store has them now.
     pub(crate) fn groups(&self) -> Result<Arc<Vec<Group>>> {
-        self.groups.current(self.store.as_ref())
+        let (groups, read) = self.groups.current(self.store.as_ref())?;
+        if read {
+            // A group deleted since, here or by another process, takes what the caches
+            // keep of it along: its decisions are megabytes at a million customers.
+            let live: HashSet<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+            self.forget_groups_but(&live);
+        }
+        Ok(groups)
+    }
+
+    /// Drop what the caches keep of every group not in `live`.
+    fn forget_groups_but(&self, live: &HashSet<&str>) {
+        self.decided.retain(live);
+        self.holdings.retain(live);
     }
 
     /// Save a group after checking its shape, its schedule, and every condition's
@@ -94,6 +109,7 @@ impl Engine {
             });
         }
         self.store.delete_group(id)?;
+        self.groups()?;
         Ok(())
     }
 

@@ -241,6 +241,11 @@ impl HoldingsCache {
         Some(holdings.stamp + 1)
     }
 
+    /// Drop the copies of every group not in `live`.
+    pub(crate) fn retain(&self, live: &std::collections::HashSet<&str>) {
+        self.lock().retain(|group, _| live.contains(group.as_str()));
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Holdings>>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -1,6 +1,7 @@
-//! Runs keep customers and each group's memberships in memory between runs; what
-//! another writer (another process on the same store file) changes in between must
-//! still be seen.
+//! Runs keep customers, each group's memberships and its last decisions in memory
+//! between runs; what another writer (another process on the same store file), a
+//! change by hand, the clock, a plugin's data or a deleted group changes in between
+//! must still be seen.
 
 mod common;
 
@@ -435,4 +436,77 @@ fn a_rescan_with_every_decision_kept_plans_again_after_changes_by_hand_and_time(
     assert_eq!(run(&runner, 150), (0, 0), "still waiting");
     assert_eq!(run(&runner, 250), (0, 1), "opened, and the rule ends it");
     assert_eq!(held(&runner, 250), set(&["c1"]));
+}
+
+/// A group deleted takes its kept decisions along: the same definition saved again
+/// is a new group, decided afresh (and the decisions' memory is given back).
+#[test]
+fn a_deleted_group_is_decided_afresh_when_saved_again() {
+    let (_dir, runner, _) = two_writers();
+    let evaluated = |at| {
+        runner
+            .run_group("de", Trigger::Manual, false, "test", at, at, &mut |_, _| {})
+            .expect("run")
+            .evaluated
+    };
+    assert_eq!(evaluated(10), 2);
+    assert_eq!(evaluated(20), 0, "the decisions stand");
+    let group = runner.group("de").expect("group");
+    runner.delete_group("de", true).expect("deleted");
+    runner.save_group(&group, 30).expect("saved again");
+    assert_eq!(evaluated(40), 2, "decided afresh");
+    assert_eq!(held(&runner, 40), set(&["c1"]));
+}
+
+/// Kept decisions stand only on what they were made from: a plugin's data directory
+/// that changed (a new GeoIP database under the same name) or an erasure (the
+/// customer cache loads again) makes the next run decide every customer afresh.
+#[test]
+fn a_changed_data_directory_or_an_erasure_makes_the_decisions_afresh() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("geoip");
+    std::fs::create_dir(&data).expect("data dir");
+    let testdata =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/geoip");
+    let database = data.join("Country.mmdb");
+    std::fs::copy(testdata.join("GeoIP2-Country-Test.mmdb"), &database).expect("copy");
+    let engine = engine(&dir.path().join("cohort.db"));
+    engine
+        .add_plugin(cohort_artifacts::GEOIP_COUNTRY, Some(&data), 0)
+        .expect("plugin");
+    let group: Group = serde_json::from_value(serde_json::json!({
+        "id": "gb", "name": "GB", "auto": {"mode": "full-sync"},
+        "rule": {"all": [{"any": [{"plugin": "geoip-country",
+            "config": {"countries": ["GB"], "database": "Country.mmdb"}}]}]}
+    }))
+    .expect("group");
+    engine.save_group(&group, 0).expect("group");
+    let records: Vec<CustomerRecord> = ["81.2.69.142", "2.125.160.216", "1.2.3.4"]
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| {
+            serde_json::from_value(
+                serde_json::json!({"id": format!("c{i}"), "registration_ip": ip}),
+            )
+            .expect("customer")
+        })
+        .collect();
+    engine.store().upsert_customers(&records, 0).expect("load");
+    let evaluated = |at| {
+        engine
+            .run_group("gb", Trigger::Manual, false, "test", at, at, &mut |_, _| {})
+            .expect("run")
+            .evaluated
+    };
+    assert_eq!(evaluated(10), 3);
+    assert_eq!(evaluated(20), 0, "the decisions stand");
+
+    std::fs::copy(testdata.join("GeoLite2-Country-Test.mmdb"), &database).expect("replace");
+    assert_eq!(evaluated(30), 3, "a new database is new answers");
+    assert_eq!(evaluated(40), 0);
+
+    engine
+        .erase_customer("c2", "ops", "asked", 50)
+        .expect("erased");
+    assert_eq!(evaluated(60), 2, "the customers loaded again");
 }

@@ -100,6 +100,21 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Serve(_) | Command::Scheduler(_) | Command::Worker(_)
+    ) {
+        // Rust ignores SIGPIPE, so a write to a pipe whose reader has gone fails and
+        // `println!` panics ("failed printing to stdout: Broken pipe"). A command that
+        // prints and ends should stop quietly instead, as `cat` does; the long-running
+        // ones keep ignoring it, so that a client hanging up fails one write only.
+        // SAFETY: `signal` with a valid signal number and `SIG_DFL`, before any thread
+        // is started.
+        #[allow(unsafe_code, reason = "setting a signal's disposition is a C call")]
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let cache_dir = if cli.no_cache {
         None
     } else {

@@ -461,3 +461,35 @@ fn eval_runs_every_bundled_plugin_on_the_examples() {
         assert_eq!(got, want, "{id}");
     }
 }
+
+/// Output piped into a reader that stops early (`cohort openapi | head`) ends the
+/// command as it ends `cat`: by SIGPIPE, quietly, not with a panic about a broken pipe.
+#[test]
+fn a_reader_that_stops_early_ends_the_command_quietly() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cohort"))
+        .arg("openapi")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cohort runs");
+    let mut start = [0u8; 16];
+    child
+        .stdout
+        .take()
+        .expect("piped")
+        .read_exact(&mut start)
+        .expect("the document's start");
+    // The rest of the document (hundreds of kilobytes) finds no reader.
+    let out = child.wait_with_output().expect("ends");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "ended by SIGPIPE: {:?}",
+        out.status
+    );
+    assert_eq!(stderr(&out), "", "nothing said");
+}

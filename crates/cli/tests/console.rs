@@ -1,94 +1,16 @@
 //! The console in a real browser (headless Chromium over WebDriver): a member of staff
 //! signs in, sees the groups they may see, and signs out; a wrong password is refused
-//! and repeated ones lock the account; a form posted without its token is refused.
+//! and repeated ones lock the account; a form posted without its token is refused;
+//! members are added, removed and pinned by form; a customer's page says why; a limited
+//! account sees only its groups; an import names its bad row; an admin's pages. The
+//! rule builder's tests are in `console_editor.rs`.
 
 mod common;
 
-use common::Cohort;
 use common::browser::Browser;
+use common::console::{PASSWORD, attribute, signed_in, store, user};
 use common::http::Server;
 use fantoccini::Locator;
-
-const PASSWORD: &str = "correct horse battery";
-
-fn user(c: &Cohort, args: &[&str]) {
-    let (code, _, err) = c.with_stdin(args, &format!("{PASSWORD}\n"));
-    assert_eq!(code, 0, "{args:?}: {err}");
-}
-
-/// A store with two groups and two members: `ana` sees every group, `ben` only `vip`.
-fn store() -> Cohort {
-    let c = Cohort::new();
-    c.ok(&["plugin", "add", "country"]);
-    c.ok(&[
-        "group",
-        "save",
-        &c.file(
-            "vip.json",
-            r#"{"id":"vip","name":"VIP customers","auto":{"mode":"disabled"},"rule":{"all":[]}}"#,
-        ),
-    ]);
-    c.ok(&[
-        "group",
-        "save",
-        &c.file(
-            "de.json",
-            r#"{"id":"de","name":"Germany","auto":{"mode":"full-sync","triggers":{"schedule":
-               {"cron":"0 0 3 * * *","time_zone":"Europe/Berlin"}}},
-               "rule":{"all":[{"any":[{"plugin":"country","config":{"countries":["DE"]}}]}]}}"#,
-        ),
-    ]);
-    c.ok(&["group", "use", "de", "tariff", "fiber-100"]);
-    // More Germans than a page holds: c1, c2, then d00 to d59; and one French.
-    let customers = ["c1", "c2", "c3"]
-        .iter()
-        .map(|id| id.to_string())
-        .chain((0..60).map(|i| format!("d{i:02}")))
-        .map(|id| {
-            let country = if id == "c3" { "FR" } else { "DE" };
-            format!(r#"{{"id":"{id}","country":"{country}"}}"#)
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    c.ok(&["customer", "load", &c.file("c.jsonl", &customers)]);
-    c.ok(&["run", "de"]);
-    c.ok(&["member", "remove", "c2", "de", "--reason", "moved abroad"]);
-    user(
-        &c,
-        &[
-            "user",
-            "create",
-            "ana",
-            "--role",
-            "operator",
-            "--password-stdin",
-        ],
-    );
-    user(
-        &c,
-        &[
-            "user",
-            "create",
-            "ben",
-            "--role",
-            "read-only",
-            "--groups",
-            "vip",
-            "--password-stdin",
-        ],
-    );
-    c
-}
-
-/// `cohort serve` on `c`'s store (with `env`) and a browser signed in to it as `name`:
-/// the server (stopped when dropped), its address and the browser.
-async fn signed_in(c: &Cohort, env: &[(&str, &str)], name: &str) -> (Server, String, Browser) {
-    let server = Server::start(c, env);
-    let base = server.base.clone();
-    let b = Browser::start().await;
-    assert_eq!(b.sign_in(&base, name, PASSWORD).await, "Groups");
-    (server, base, b)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_sign_in_see_their_groups_and_sign_out() {
@@ -279,18 +201,6 @@ async fn a_form_without_its_token_is_refused_and_guessing_locks_the_account() {
     assert_eq!(b.sign_in(&base, "ben", PASSWORD).await, "Sign in");
     assert!(b.body().await.contains("locked until"));
     b.close().await;
-}
-
-/// The value of the first element `css` finds, attribute `name`.
-async fn attribute(b: &Browser, css: &str, name: &str) -> String {
-    b.client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|_| panic!("no {css}"))
-        .attr(name)
-        .await
-        .expect("an attribute")
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -553,138 +463,6 @@ async fn a_limited_account_sees_only_its_groups_customers_and_history() {
     assert_eq!(b.open(&format!("{base}/history")).await, "History");
     assert!(b.count("table.history tbody tr").await > 0);
     assert_eq!(b.count("table.history a[href='/groups/de']").await, 0);
-    b.close().await;
-}
-
-/// Wait until `css` finds an element (a page the browser is still loading, say).
-async fn wait_for(b: &Browser, css: &str) {
-    let started = std::time::Instant::now();
-    while b.count(css).await == 0 {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(20),
-            "no {css} appeared"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_group_built_in_the_rule_builder_is_checked_previewed_saved_and_run() {
-    let c = store();
-    let (_server, base, b) = signed_in(&c, &[], "ana").await;
-    assert_eq!(b.click_and_wait("a[href='/groups/new']").await, "New group");
-    b.fill("#id", "fr").await;
-    b.fill("#name", "France").await;
-    assert_eq!(
-        b.click_and_wait("button[value='add-clause']").await,
-        "New group"
-    );
-    // Picking the plugin brings its configuration's fields (the console's script
-    // submits the form).
-    b.client
-        .find(Locator::Css("#c0-0-plugin"))
-        .await
-        .expect("a plugin list")
-        .select_by_value("country")
-        .await
-        .expect("picks");
-    wait_for(&b, "textarea[name='c0.0.countries']").await;
-    assert_eq!(b.count("label[for='c0-0-countries']").await, 1);
-
-    // A code the plugin refuses: its message is at the field, and nothing is saved.
-    b.fill("textarea[name='c0.0.countries']", "FR\nXX").await;
-    assert_eq!(
-        b.click_and_wait("button[value='preview']").await,
-        "New group"
-    );
-    wait_for(&b, "#c0-0-countries-problem").await;
-    let problem = b.text("#c0-0-countries-problem").await;
-    assert!(
-        problem.starts_with("line 2: ") && problem.contains("XX"),
-        "{problem}"
-    );
-    assert_eq!(
-        b.count("textarea[name='c0.0.countries'][aria-invalid='true']")
-            .await,
-        1
-    );
-    b.client
-        .execute(
-            "document.querySelector('fieldset.rule').scrollIntoView()",
-            vec![],
-        )
-        .await
-        .expect("scrolls");
-    b.screenshot("console-editor.png").await;
-
-    // Mended, previewed: c3 is the one French customer.
-    b.client
-        .find(Locator::Css("textarea[name='c0.0.countries']"))
-        .await
-        .expect("the field")
-        .clear()
-        .await
-        .expect("clears");
-    b.fill("textarea[name='c0.0.countries']", "FR").await;
-    assert_eq!(
-        b.click_and_wait("button[value='preview']").await,
-        "New group"
-    );
-    let added = b.text("section.preview li.would-add").await;
-    assert_eq!(added, "Would add 1: c3");
-    assert!(
-        c.fails(&["group", "show", "fr"]).contains("fr"),
-        "not saved yet"
-    );
-
-    // Saved, run by hand, its members shown.
-    assert_eq!(b.click_and_wait("button[value='save']").await, "France");
-    assert!(b.body().await.contains("Saved."));
-    let heading = b
-        .click_and_wait("form[action='/groups/fr/run'] button")
-        .await;
-    assert!(heading.starts_with("Run "), "{heading}");
-    let started = std::time::Instant::now();
-    while !b.body().await.contains("finished") {
-        assert!(started.elapsed() < std::time::Duration::from_secs(30));
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        b.client.refresh().await.expect("reload");
-    }
-    assert!(b.body().await.contains("1 added, 0 removed"));
-    assert_eq!(b.open(&format!("{base}/groups/fr")).await, "France");
-    assert_eq!(b.count("tbody tr").await, 1);
-    assert!(b.body().await.contains("c3"));
-
-    // The editor opens on the saved group with its condition's fields filled in.
-    assert_eq!(
-        b.click_and_wait("a[href='/groups/fr/edit']").await,
-        "Edit fr"
-    );
-    let countries = b
-        .client
-        .find(Locator::Css("textarea[name='c0.0.countries']"))
-        .await
-        .expect("the field")
-        .prop("value")
-        .await
-        .expect("a value");
-    assert_eq!(countries.as_deref(), Some("FR"));
-
-    // Deleted from the editor; a group in use is kept unless the box says otherwise.
-    assert_eq!(
-        b.click_and_wait("form[action='/groups/fr/delete'] button")
-            .await,
-        "Groups"
-    );
-    assert!(!b.body().await.contains("France"));
-    assert_eq!(b.open(&format!("{base}/groups/de/edit")).await, "Edit de");
-    assert_eq!(
-        b.click_and_wait("form[action='/groups/de/delete'] button")
-            .await,
-        "Not done"
-    );
-    assert!(b.body().await.contains("fiber-100"), "{}", b.body().await);
-    assert!(c.ok(&["group", "list"]).contains("de"));
     b.close().await;
 }
 

@@ -5,6 +5,7 @@
 )]
 
 pub mod browser;
+pub mod console;
 pub mod http;
 pub mod receiver;
 

@@ -352,16 +352,20 @@ impl Engine {
         let previous = (purpose == Purpose::Run)
             .then(|| self.decided.usable(group, &identity, &facts, as_of, keeps))
             .flatten();
-        // The last plan stands if nothing it planned from moved (see `Planned`); then,
-        // with every decision kept too, planning again would change nothing.
+        // The last plan stands if the memberships it planned from have not moved (see
+        // `Planned`): then only the customers decided again or pinned or unpinned since
+        // can plan differently.
         let last_plan = previous
             .as_ref()
             .filter(|p| {
-                keeps
-                    && policy.exclusive.is_none()
-                    && p.planned.stands(holdings.stamp, &pinned, as_of)
+                keeps && policy.exclusive.is_none() && p.planned.stands(holdings.stamp, as_of)
             })
-            .map(|p| p.planned.next_window);
+            .map(|p| {
+                (
+                    p.planned.next_window,
+                    changed_pins(&p.planned.pinned, &pinned),
+                )
+            });
         let mut failures: HashMap<String, u64> = HashMap::new();
         // Everyone is evaluated, or only the stale, as facts of their own.
         let (mut deciding, stale) = match previous {
@@ -401,21 +405,28 @@ impl Engine {
 
         // Plan every customer against its standing: pins, memberships by hand,
         // windows and exclusive sets count whether or not its decision was kept.
-        // Unless no decision and nothing the last plan started from moved: then this
-        // plan would change nothing (see `Planned`).
+        // Unless the memberships the last plan started from have not moved: then only
+        // a customer decided again or pinned since can plan differently (`Planned`).
         // A spare list comes emptied by `run_groups`' settling thread, which lets its
         // changes go off the cores that evaluate.
         debug_assert!(changes.is_empty(), "a run plans into an empty list");
         // Each change's customer position, to carry the holdings forward.
         let mut change_at: Vec<u32> = Vec::new();
-        let unplanned = match last_plan {
-            Some(next_window) if stale.as_ref().is_some_and(Vec::is_empty) => Some(next_window),
-            _ => None,
+        // Everyone, or the customers whose standing can have changed since the last plan.
+        // With it, the earliest time a window of the memberships planned from opens or
+        // closes: those of the customers not planned again are as the last plan saw
+        // them.
+        let (only, mut next_window) = match (last_plan, &stale) {
+            (Some((next_window, pins)), Some(stale)) => (Some(merged(stale, &pins)), next_window),
+            _ => (None, FOREVER),
         };
-        // The earliest time a window of the memberships planned from opens or closes.
-        let mut next_window = FOREVER;
-        let planning = if unplanned.is_some() { 0 } else { limit };
-        for (at, id) in facts.ids.iter().enumerate().take(planning) {
+        let everyone = 0..limit;
+        let positions: &mut dyn Iterator<Item = usize> = match &only {
+            Some(only) => &mut only.iter().copied(),
+            None => &mut everyone.into_iter(),
+        };
+        for at in positions {
+            let id = &facts.ids[at];
             let decision = deciding.decision(at);
             decided(id, decision);
             let memberships = held.of(at);
@@ -446,7 +457,7 @@ impl Engine {
             change_at.resize(changes.len(), at as u32);
         }
         let kept = if keeps {
-            let planned = Planned::new(pinned, unplanned.unwrap_or(next_window));
+            let planned = Planned::new(pinned, next_window);
             self.decided
                 .keep(group, identity, &facts, as_of, deciding, referred, planned)
         } else {
@@ -474,4 +485,24 @@ impl Engine {
             kept,
         })
     }
+}
+
+/// The positions in one sorted list and not the other: pins set or lifted.
+fn changed_pins(before: &[usize], now: &[usize]) -> Vec<usize> {
+    let mut changed: Vec<usize> = before
+        .iter()
+        .filter(|at| now.binary_search(at).is_err())
+        .chain(now.iter().filter(|at| before.binary_search(at).is_err()))
+        .copied()
+        .collect();
+    changed.sort_unstable();
+    changed
+}
+
+/// Two sorted lists of positions as one, each position once.
+fn merged(a: &[usize], b: &[usize]) -> Vec<usize> {
+    let mut all: Vec<usize> = a.iter().chain(b).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    all
 }

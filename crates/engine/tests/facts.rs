@@ -399,9 +399,10 @@ fn a_customer_erased_by_another_writer_is_not_added_again() {
     ));
 }
 
-/// A rescan whose decisions all stand skips planning only while what the last plan
-/// started from stands too: a change by hand in the same process, a pin lifted (which
-/// writes no membership), and a window opening later each make it plan again.
+/// A rescan plans only the customers it decided again while what the last plan
+/// started from stands: a change by hand in the same process, a pin lifted (which
+/// writes no membership), and a window opening later each make it plan the customer
+/// again, though the customer's decision stands.
 #[test]
 fn a_rescan_with_every_decision_kept_plans_again_after_changes_by_hand_and_time() {
     let (_dir, runner, _) = two_writers();

@@ -2,9 +2,9 @@
 //! gives: the same memberships and the same counts, over random customers, changes,
 //! times and rules, with plugins whose verdicts run out (subscriptions, registration
 //! times, dated attributes), ones whose verdicts hold forever, and a group whose rule
-//! refers to the others. That group belongs to no exclusive set, so a rescan with its
-//! decisions kept may skip planning; changes by hand to it (a removal, a pin set or
-//! lifted, a membership whose window opens later) must make it plan again.
+//! refers to the others. That group belongs to no exclusive set, so a rescan may plan
+//! only the customers it decided again; changes by hand to it (a removal, a pin set or
+//! lifted, a membership whose window opens later) must make it plan them again.
 
 mod common;
 

@@ -4,29 +4,47 @@
 
 mod common;
 
+use common::browser::Browser;
 use common::console::{signed_in, store, wait_for};
 use fantoccini::Locator;
+
+/// The rule builder on a new group `id` named `name`, with one clause of one condition
+/// picked as `pick` (a plugin's id, or `:group`). Picking brings the condition's fields:
+/// the console's script submits the form.
+async fn new_rule(b: &Browser, id: &str, name: &str, pick: &str) {
+    assert_eq!(b.click_and_wait("a[href='/groups/new']").await, "New group");
+    b.fill("#id", id).await;
+    b.fill("#name", name).await;
+    assert_eq!(
+        b.click_and_wait("button[value='add-clause']").await,
+        "New group"
+    );
+    b.client
+        .find(Locator::Css("#c0-0-plugin"))
+        .await
+        .expect("a condition list")
+        .select_by_value(pick)
+        .await
+        .expect("picks");
+}
+
+/// Type `value` into the field `css` finds, in place of what it holds.
+async fn refill(b: &Browser, css: &str, value: &str) {
+    b.client
+        .find(Locator::Css(css))
+        .await
+        .expect("the field")
+        .clear()
+        .await
+        .expect("clears");
+    b.fill(css, value).await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_built_in_the_rule_builder_is_checked_previewed_saved_and_run() {
     let c = store();
     let (_server, base, b) = signed_in(&c, &[], "ana").await;
-    assert_eq!(b.click_and_wait("a[href='/groups/new']").await, "New group");
-    b.fill("#id", "fr").await;
-    b.fill("#name", "France").await;
-    assert_eq!(
-        b.click_and_wait("button[value='add-clause']").await,
-        "New group"
-    );
-    // Picking the plugin brings its configuration's fields (the console's script
-    // submits the form).
-    b.client
-        .find(Locator::Css("#c0-0-plugin"))
-        .await
-        .expect("a plugin list")
-        .select_by_value("country")
-        .await
-        .expect("picks");
+    new_rule(&b, "fr", "France", "country").await;
     wait_for(&b, "textarea[name='c0.0.countries']").await;
     assert_eq!(b.count("label[for='c0-0-countries']").await, 1);
 
@@ -57,14 +75,7 @@ async fn a_group_built_in_the_rule_builder_is_checked_previewed_saved_and_run() 
     b.screenshot("console-editor.png").await;
 
     // Mended, previewed: c3 is the one French customer.
-    b.client
-        .find(Locator::Css("textarea[name='c0.0.countries']"))
-        .await
-        .expect("the field")
-        .clear()
-        .await
-        .expect("clears");
-    b.fill("textarea[name='c0.0.countries']", "FR").await;
+    refill(&b, "textarea[name='c0.0.countries']", "FR").await;
     assert_eq!(
         b.click_and_wait("button[value='preview']").await,
         "New group"
@@ -133,20 +144,7 @@ async fn a_group_built_in_the_rule_builder_is_checked_previewed_saved_and_run() 
 async fn a_rule_on_another_groups_members_is_built_with_the_group_picker() {
     let c = store();
     let (_server, _base, b) = signed_in(&c, &[], "ana").await;
-    assert_eq!(b.click_and_wait("a[href='/groups/new']").await, "New group");
-    b.fill("#id", "abroad").await;
-    b.fill("#name", "Not in Germany").await;
-    assert_eq!(
-        b.click_and_wait("button[value='add-clause']").await,
-        "New group"
-    );
-    b.client
-        .find(Locator::Css("#c0-0-plugin"))
-        .await
-        .expect("a condition list")
-        .select_by_value(":group")
-        .await
-        .expect("picks");
+    new_rule(&b, "abroad", "Not in Germany", ":group").await;
     wait_for(&b, "input[name='c0.0.group'][list='group-ids']").await;
     assert_eq!(b.count("datalist#group-ids option[value='de']").await, 1);
 
@@ -159,14 +157,7 @@ async fn a_rule_on_another_groups_members_is_built_with_the_group_picker() {
     let problem = b.text("#c0-0-group-problem").await;
     assert!(problem.contains("`nope`"), "{problem}");
 
-    b.client
-        .find(Locator::Css("input[name='c0.0.group']"))
-        .await
-        .expect("the field")
-        .clear()
-        .await
-        .expect("clears");
-    b.fill("input[name='c0.0.group']", "de").await;
+    refill(&b, "input[name='c0.0.group']", "de").await;
     b.client
         .find(Locator::Css("#c0-0-negate"))
         .await

@@ -110,14 +110,8 @@ impl Imports for SqliteStore {
                 let mut cursor = rows.query([import])?;
                 let mut clashes = Clashes::default();
                 while let Some(row) = cursor.next()? {
-                    let group = text_at(row, 0)?;
-                    let customer = text_at(row, 1)?;
-                    let window = Window {
-                        start: row.get(2)?,
-                        end: row.get(3)?,
-                        line: row.get(4)?,
-                    };
-                    if !row.get::<_, bool>(5)? {
+                    let (group, customer, window, known) = staged(row)?;
+                    if !known {
                         found += 1;
                         problem.execute(params![
                             import,
@@ -652,6 +646,17 @@ impl Clashes {
         self.windows.push(window);
         clashes
     }
+}
+
+/// A staged row read as `grp, customer, start, end, line, known`: its group, customer,
+/// window and whether its customer is known.
+fn staged<'r>(row: &'r rusqlite::Row<'_>) -> rusqlite::Result<(&'r str, &'r str, Window, bool)> {
+    let window = Window {
+        start: row.get(2)?,
+        end: row.get(3)?,
+        line: row.get(4)?,
+    };
+    Ok((text_at(row, 0)?, text_at(row, 1)?, window, row.get(5)?))
 }
 
 /// Column `i` of `row` as text borrowed from the row.

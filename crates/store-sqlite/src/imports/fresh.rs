@@ -14,7 +14,7 @@ use cohort_store::Cause;
 use cohort_store::plan::announced;
 use rusqlite::{Connection, Transaction, params};
 
-use super::{Clashes, Window, text_at};
+use super::{Clashes, staged};
 use crate::Result;
 use crate::journal::Journal;
 use crate::memberships::bump_membership_stamps;
@@ -117,14 +117,8 @@ fn check(reader: &Connection, import: i64) -> Result<Verdict> {
         if row.get::<_, bool>(6)? {
             return Ok(Verdict::NotNew);
         }
-        let group = text_at(row, 0)?;
-        let customer = text_at(row, 1)?;
-        let window = Window {
-            start: row.get(2)?,
-            end: row.get(3)?,
-            line: row.get(4)?,
-        };
-        if !row.get::<_, bool>(5)? || !clashes.add(group, customer, window).is_empty() {
+        let (group, customer, window, known) = staged(row)?;
+        if !known || !clashes.add(group, customer, window).is_empty() {
             return Ok(Verdict::Problem);
         }
         if groups.last().is_none_or(|last| last != group) {

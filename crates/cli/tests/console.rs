@@ -8,7 +8,7 @@
 mod common;
 
 use common::browser::Browser;
-use common::console::{PASSWORD, attribute, signed_in, store, user};
+use common::console::{PASSWORD, signed_in, store, user};
 use common::http::Server;
 use fantoccini::Locator;
 
@@ -225,7 +225,8 @@ async fn an_operator_adds_removes_and_pins_by_form_and_the_history_names_them() 
         )
         .await
         .expect("sets the end");
-    let offset: i64 = attribute(&b, "input.zone-offset", "value")
+    let offset: i64 = b
+        .attribute("input.zone-offset", "value")
         .await
         .parse()
         .expect("the script gave the zone's offset");
@@ -236,7 +237,9 @@ async fn an_operator_adds_removes_and_pins_by_form_and_the_history_names_them() 
     );
     let text = b.body().await;
     assert!(text.contains("Added."), "{text}");
-    let until = attribute(&b, "tbody tr td:nth-child(4) time", "datetime").await;
+    let until = b
+        .attribute("tbody tr td:nth-child(4) time", "datetime")
+        .await;
     let want = chrono::NaiveDate::from_ymd_opt(2030, 1, 1)
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .expect("a date")
@@ -315,7 +318,7 @@ async fn an_operator_adds_removes_and_pins_by_form_and_the_history_names_them() 
     assert_eq!(b.sign_in(&base, "ben", PASSWORD).await, "Groups");
     assert_eq!(b.open(&format!("{base}/groups/vip")).await, "VIP customers");
     assert_eq!(b.count("form[method=post][action^='/groups/']").await, 0);
-    let csrf = attribute(&b, "form.sign-out input[name=csrf]", "value").await;
+    let csrf = b.attribute("form.sign-out input[name=csrf]", "value").await;
     let refused = http
         .post(format!("{base}/groups/vip/members/c1/remove"))
         .header("cookie", b.session_cookie().await)

@@ -28,18 +28,6 @@ async fn new_rule(b: &Browser, id: &str, name: &str, pick: &str) {
         .expect("picks");
 }
 
-/// Type `value` into the field `css` finds, in place of what it holds.
-async fn refill(b: &Browser, css: &str, value: &str) {
-    b.client
-        .find(Locator::Css(css))
-        .await
-        .expect("the field")
-        .clear()
-        .await
-        .expect("clears");
-    b.fill(css, value).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_built_in_the_rule_builder_is_checked_previewed_saved_and_run() {
     let c = store();
@@ -75,7 +63,7 @@ async fn a_group_built_in_the_rule_builder_is_checked_previewed_saved_and_run() 
     b.screenshot("console-editor.png").await;
 
     // Mended, previewed: c3 is the one French customer.
-    refill(&b, "textarea[name='c0.0.countries']", "FR").await;
+    b.refill("textarea[name='c0.0.countries']", "FR").await;
     assert_eq!(
         b.click_and_wait("button[value='preview']").await,
         "New group"
@@ -157,7 +145,7 @@ async fn a_rule_on_another_groups_members_is_built_with_the_group_picker() {
     let problem = b.text("#c0-0-group-problem").await;
     assert!(problem.contains("`nope`"), "{problem}");
 
-    refill(&b, "input[name='c0.0.group']", "de").await;
+    b.refill("input[name='c0.0.group']", "de").await;
     b.client
         .find(Locator::Css("#c0-0-negate"))
         .await

@@ -87,6 +87,30 @@ impl Browser {
             .expect("types");
     }
 
+    /// Type `text` into the field `css` names, in place of what it holds.
+    pub async fn refill(&self, css: &str, text: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|_| panic!("a field {css}"))
+            .clear()
+            .await
+            .expect("clears");
+        self.fill(css, text).await;
+    }
+
+    /// The value of attribute `name` of the first element `css` finds.
+    pub async fn attribute(&self, css: &str, name: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|_| panic!("no {css}"))
+            .attr(name)
+            .await
+            .expect("an attribute")
+            .unwrap_or_default()
+    }
+
     /// Open `url`; the heading of the page.
     pub async fn open(&self, url: &str) -> String {
         self.client.goto(url).await.expect("opens");

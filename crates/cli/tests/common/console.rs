@@ -3,7 +3,6 @@
 use super::Cohort;
 use super::browser::Browser;
 use super::http::Server;
-use fantoccini::Locator;
 
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -84,18 +83,6 @@ pub async fn signed_in(c: &Cohort, env: &[(&str, &str)], name: &str) -> (Server,
     let b = Browser::start().await;
     assert_eq!(b.sign_in(&base, name, PASSWORD).await, "Groups");
     (server, base, b)
-}
-
-/// The value of the first element `css` finds, attribute `name`.
-pub async fn attribute(b: &Browser, css: &str, name: &str) -> String {
-    b.client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|_| panic!("no {css}"))
-        .attr(name)
-        .await
-        .expect("an attribute")
-        .unwrap_or_default()
 }
 
 /// Wait until `css` finds an element (a page the browser is still loading, say).

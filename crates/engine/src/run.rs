@@ -265,7 +265,7 @@ impl Engine {
             (run.added, run.removed) = applied.counts();
             self.holdings.advance(
                 &group.id,
-                &evaluated.holdings,
+                evaluated.holdings,
                 &evaluated.changes,
                 &evaluated.change_at,
                 &applied,

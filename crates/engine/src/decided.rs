@@ -83,6 +83,8 @@ pub(crate) struct Decided {
     /// By position: until when the decision holds; empty while every one holds
     /// forever.
     until: Vec<Timestamp>,
+    /// How many codes are which (see `Tally`).
+    tally: Tally,
     /// The members of the groups the rule refers to, as the decisions saw them.
     referred: Referred,
     /// What the run planned from beside the decisions.
@@ -157,11 +159,53 @@ impl<'a> Page<'a> {
     }
 }
 
+/// How many of a run's decisions are members, undecided and failed, and the earliest
+/// time one of them runs out (no later than that: a decision made again later may
+/// leave it early). Kept as decisions are set, so that a rescan that decides a few
+/// customers again neither counts every position nor looks at every position for a
+/// failure or a time run out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Tally {
+    members: usize,
+    undecided: usize,
+    failed: usize,
+    earliest: Timestamp,
+}
+
+impl Tally {
+    fn of(codes: &[u8], until: &[Timestamp]) -> Self {
+        let mut tally = Tally {
+            members: 0,
+            undecided: 0,
+            failed: 0,
+            earliest: until.iter().copied().min().unwrap_or(FOREVER),
+        };
+        for &code in codes {
+            tally.count(code, 1);
+        }
+        tally
+    }
+
+    /// Count `n` more (`1`) or fewer (`-1`) of `code`.
+    fn count(&mut self, code: u8, n: isize) {
+        let add = |c: &mut usize| *c = c.wrapping_add_signed(n);
+        match code & !FAILED {
+            MEMBER => add(&mut self.members),
+            NOT_MEMBER => {}
+            _ => add(&mut self.undecided),
+        }
+        if code & FAILED != 0 {
+            add(&mut self.failed);
+        }
+    }
+}
+
 /// The decisions a run is making, position by position: evaluated, or kept from the
 /// group's last run where they stand. What the run plans from, and keeps for the next.
 pub(crate) struct Deciding {
     codes: Vec<u8>,
     until: Vec<Timestamp>,
+    tally: Tally,
 }
 
 impl Deciding {
@@ -170,6 +214,12 @@ impl Deciding {
         Deciding {
             codes: vec![UNDECIDED | FAILED; n],
             until: Vec::new(),
+            tally: Tally {
+                members: 0,
+                undecided: n,
+                failed: n,
+                earliest: FOREVER,
+            },
         }
     }
 
@@ -195,23 +245,66 @@ impl Deciding {
         }
         // Taken over, not copied, when the cache gave it up: at a million customers a
         // copy is megabytes of fresh memory per group and rescan.
-        let (mut codes, mut until) = match Arc::try_unwrap(previous) {
-            Ok(previous) => (previous.codes, previous.until),
-            Err(shared) => (shared.codes.clone(), shared.until.clone()),
+        let (mut codes, mut until, mut tally) = match Arc::try_unwrap(previous) {
+            Ok(previous) => (previous.codes, previous.until, previous.tally),
+            Err(shared) => (shared.codes.clone(), shared.until.clone(), shared.tally),
         };
+        let kept = codes.len().min(limit);
+        if limit < codes.len() {
+            codes.truncate(limit);
+            until.truncate(limit);
+            tally = Tally::of(&codes, &until);
+        }
+        // The new positions: undecided until set, which counts them as failed too.
+        let failed_before = tally.failed;
+        tally.count(UNDECIDED | FAILED, (limit - kept) as isize);
         codes.resize(limit, UNDECIDED | FAILED);
         if !until.is_empty() {
             until.resize(limit, FOREVER);
         }
-        // One pass over flat arrays: a rescan with little changed is mostly this.
-        let mut stale = Vec::new();
-        for (at, (&code, &written)) in codes.iter().zip(&facts.written).enumerate() {
-            let ran_out = until.get(at).is_some_and(|&u| u <= as_of);
-            if code & FAILED != 0 || written > generation || ran_out || moved.contains(at) {
-                stale.push(at);
+        let written = facts.written_since(generation);
+        let stale = match written {
+            // Nothing failed or ran out: the stale are the new, those written since and
+            // those a referred group took in or let go, without a look at everyone else.
+            Some(written) if failed_before == 0 && tally.earliest > as_of => {
+                let mut stale: Vec<usize> = written
+                    .into_iter()
+                    .chain(moved.positions())
+                    .filter(|&at| at < kept)
+                    .chain(kept..limit)
+                    .collect();
+                stale.sort_unstable();
+                stale.dedup();
+                stale
             }
-        }
-        (Deciding { codes, until }, stale)
+            // Otherwise one pass over flat arrays.
+            _ => {
+                let mut stale = Vec::new();
+                for (at, (&code, &written)) in codes.iter().zip(&facts.written).enumerate() {
+                    let ran_out = until.get(at).is_some_and(|&u| u <= as_of);
+                    if code & FAILED != 0 || written > generation || ran_out || moved.contains(at) {
+                        stale.push(at);
+                    }
+                }
+                // What runs out next among the decisions kept; those made again count
+                // as they are set.
+                tally.earliest = until
+                    .iter()
+                    .copied()
+                    .filter(|&u| u > as_of)
+                    .min()
+                    .unwrap_or(FOREVER);
+                stale
+            }
+        };
+        (
+            Deciding {
+                codes,
+                until,
+                tally,
+            },
+            stale,
+        )
     }
 
     /// The decision of position `at`, evaluated from row `i` of a page's verdicts.
@@ -235,7 +328,11 @@ impl Deciding {
             Decision::NotMember => NOT_MEMBER,
             Decision::Undecided => UNDECIDED | FAILED,
         };
-        self.codes[at] = if failed { code | FAILED } else { code };
+        let code = if failed { code | FAILED } else { code };
+        self.tally.count(self.codes[at], -1);
+        self.tally.count(code, 1);
+        self.codes[at] = code;
+        self.tally.earliest = self.tally.earliest.min(until);
         // Times are kept from the first that is not forever on.
         if until != FOREVER || !self.until.is_empty() {
             self.until.resize(self.codes.len(), FOREVER);
@@ -254,13 +351,7 @@ impl Deciding {
 
     /// How many positions are (members, undecided).
     pub(crate) fn counts(&self) -> (u64, u64) {
-        let count = |wanted: u8| {
-            self.codes
-                .iter()
-                .filter(|&&c| c & !FAILED == wanted)
-                .count()
-        };
-        (count(MEMBER) as u64, count(UNDECIDED) as u64)
+        (self.tally.members as u64, self.tally.undecided as u64)
     }
 }
 
@@ -334,6 +425,7 @@ impl DecidedCache {
             as_of,
             codes: deciding.codes,
             until: deciding.until,
+            tally: deciding.tally,
             referred,
             planned,
         };
@@ -380,6 +472,20 @@ mod tests {
         assert_eq!(d.until, [50, FOREVER, FOREVER]);
         assert_eq!(d.codes, [NOT_MEMBER, MEMBER, UNDECIDED | FAILED]);
         assert_eq!(d.counts(), (1, 1));
+        assert_eq!(d.tally, Tally::of(&d.codes, &d.until), "counted as set");
+        assert_eq!(d.tally.earliest, 50);
+        // Set again: a member no more, and the failure decided after all.
+        let columns = column(&[
+            Some((true, FOREVER)),
+            Some((false, FOREVER)),
+            Some((true, 70)),
+        ]);
+        let page = Page::of(&columns);
+        d.set(1, Decision::NotMember, &page, 1);
+        d.set(2, Decision::Member, &page, 2);
+        assert_eq!(d.counts(), (1, 0));
+        assert_eq!(d.tally.failed, 0);
+        assert_eq!(d.tally.members, Tally::of(&d.codes, &d.until).members);
 
         let columns = column(&[None, Some((false, FOREVER))]);
         let page = Page::of(&columns);

@@ -47,6 +47,20 @@ impl Members {
         members
     }
 
+    /// Every position held, in order.
+    pub(crate) fn positions(&self) -> impl Iterator<Item = usize> + '_ {
+        self.bits.iter().enumerate().flat_map(|(w, &word)| {
+            let mut rest = word;
+            std::iter::from_fn(move || {
+                (rest != 0).then(|| {
+                    let bit = rest.trailing_zeros() as usize;
+                    rest &= rest - 1;
+                    w * 64 + bit
+                })
+            })
+        })
+    }
+
     pub(crate) fn contains(&self, at: usize) -> bool {
         self.bits
             .get(at / 64)

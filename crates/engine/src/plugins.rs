@@ -269,12 +269,18 @@ impl Engine {
 
     /// The newest stored version of plugin `id` that satisfies `requirement`.
     fn plugin(&self, id: &str, requirement: &str) -> Result<Granted> {
+        self.plugin_of(&self.store.plugins()?, id, requirement)
+    }
+
+    /// [`plugin`](Self::plugin) among `stored`, the store's plugins as read once for
+    /// all the conditions of a rule (read again for each, they were a tenth of a
+    /// rescan's CPU time at a million customers after 1% changed).
+    fn plugin_of(&self, stored: &[StoredPlugin], id: &str, requirement: &str) -> Result<Granted> {
         let req = semver::VersionReq::parse(requirement).map_err(|e| EngineError::Version {
             plugin: id.to_string(),
             requirement: requirement.to_string(),
             problem: e.to_string(),
         })?;
-        let stored = self.store.plugins()?;
         let candidates: Vec<&StoredPlugin> = stored.iter().filter(|p| p.id == id).collect();
         if candidates.is_empty() {
             return Err(EngineError::UnknownPlugin {
@@ -332,6 +338,11 @@ impl Engine {
         } else {
             Some(self.groups()?)
         };
+        let stored = if group.conditions().any(|(_, _, c)| c.plugin().is_some()) {
+            self.store.plugins()?
+        } else {
+            Vec::new()
+        };
         group
             .conditions()
             .map(|(i, j, condition)| {
@@ -356,7 +367,7 @@ impl Engine {
                     }
                 };
                 let (plugin, data_dir, budget) = self
-                    .plugin(&condition.plugin, &condition.version)
+                    .plugin_of(&stored, &condition.plugin, &condition.version)
                     .map_err(|e| match e {
                         // Which plugin a condition names is the rule's business: say
                         // where in the rule. The store's errors are not.

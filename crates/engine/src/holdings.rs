@@ -286,9 +286,9 @@ impl HoldingsCache {
                 Change::End { .. } => None,
             });
         // A few changes to the copy only this run and the cache hold are made to it in
-        // place, under the lock (a millisecond for a million memberships); otherwise a
-        // new copy is merged outside the lock, so that a run starting meanwhile need not
-        // wait for it.
+        // place; otherwise they go into a new copy. Either way outside the lock, so that
+        // the runs of other groups starting meanwhile need not wait (a run of this
+        // group meanwhile finds no copy and reads the store).
         let few = changes.len() <= holdings.len() / 8;
         let mut cache = self.lock();
         let lone = if few
@@ -301,19 +301,16 @@ impl HoldingsCache {
         } else {
             Err(holdings)
         };
+        drop(cache);
         let next = match lone {
             Ok(mut own) => {
                 let added: Vec<(u32, Held)> = added.collect();
                 own.advance(stamp + 1, &added, &ended);
                 own
             }
-            Err(shared) => {
-                drop(cache);
-                let next = shared.advanced(stamp + 1, added, &ended);
-                cache = self.lock();
-                next
-            }
+            Err(shared) => shared.advanced(stamp + 1, added, &ended),
         };
+        let mut cache = self.lock();
         cache.insert(group.to_string(), Arc::new(next));
         Some(stamp + 1)
     }

@@ -131,9 +131,9 @@ impl Holdings {
 
     /// [`advanced`](Self::advanced), changing this copy instead of making another:
     /// for a rescan's few changes, where a new copy of every membership was most of
-    /// what carrying the copy forward cost (fresh memory the kernel zeroes, a
-    /// rescan's quarter of a second of CPU at a million customers). `added` must be in
-    /// position order.
+    /// what carrying the copy forward cost (fresh memory the kernel zeroes: 0.6 s of
+    /// CPU over the 24 groups of a million customers after 1% changed). `added` must
+    /// be in position order.
     pub fn advance(&mut self, stamp: i64, added: &[(u32, Held)], ended: &[(u32, i64, Timestamp)]) {
         let old = self.len();
         let grown = old + added.len();

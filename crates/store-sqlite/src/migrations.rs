@@ -31,6 +31,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/21-plugin-budgets.sql"),
     include_str!("../migrations/22-staff.sql"),
     include_str!("../migrations/23-token-scope.sql"),
+    include_str!("../migrations/24-plugin-listing.sql"),
 ];
 
 /// Bring the schema of `tx` up to date.

@@ -6,6 +6,14 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::{SqliteStore, sql};
 
+/// Every stored plugin but its component, read from `plugins_listed` alone: the
+/// planner, which prefers the primary key's index in the same order, would read each
+/// row past its component.
+const PLUGINS: &str = "SELECT p.id, version, sha256, data_dir, data_dir_as_given, added_at, signer,
+        signer_key, b.budget
+ FROM plugins p INDEXED BY plugins_listed LEFT JOIN plugin_budgets b ON b.id = p.id
+ ORDER BY p.id, version";
+
 impl Plugins for SqliteStore {
     fn put_plugin(&self, p: &StoredPlugin, wasm: &[u8]) -> cohort_store::Result<()> {
         sql(|| {
@@ -37,12 +45,7 @@ impl Plugins for SqliteStore {
     fn plugins(&self) -> cohort_store::Result<Vec<StoredPlugin>> {
         sql(|| {
             let conn = self.reader();
-            let mut stmt = conn.prepare_cached(
-                "SELECT p.id, version, sha256, data_dir, data_dir_as_given, added_at, signer,
-                        signer_key, b.budget
-                 FROM plugins p LEFT JOIN plugin_budgets b ON b.id = p.id
-                 ORDER BY p.id, version",
-            )?;
+            let mut stmt = conn.prepare_cached(PLUGINS)?;
             let mut rows = stmt.query([])?;
             let mut plugins = Vec::new();
             while let Some(r) = rows.next()? {
@@ -154,5 +157,30 @@ impl Plugins for SqliteStore {
             )?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The list reads the covering index, never the rows that hold each component.
+    #[test]
+    fn the_plugin_list_is_read_without_the_components() {
+        let store = SqliteStore::in_memory().expect("store");
+        let conn = store.reader();
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {PLUGINS}"))
+            .expect("plan");
+        let plan: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(3))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("SCAN p USING COVERING INDEX plugins_listed")),
+            "{plan:?}"
+        );
     }
 }

@@ -211,6 +211,22 @@ enum Place {
     New(usize),
 }
 
+/// `work` over `items`, in as many shares as there are `cores`, each on a thread of
+/// its own; on the calling thread when there are fewer than two items per core (a
+/// refresh after a registration: not worth a thread).
+fn share_out<T: Send>(items: &mut [T], cores: usize, work: impl Fn(&mut [T]) + Sync) {
+    if items.len() < 2 * cores {
+        work(items);
+        return;
+    }
+    let size = items.len().div_ceil(cores);
+    std::thread::scope(|scope| {
+        for share in items.chunks_mut(size) {
+            scope.spawn(|| work(share));
+        }
+    });
+}
+
 /// A page of the cache to be written again, and its changed rows (by position).
 type PageRewrite<'a> = (&'a mut Arc<Columns>, &'a [(usize, Customer)]);
 
@@ -309,7 +325,8 @@ impl FactsCache {
                 pages.push((page, changed[pages.len()]));
             }
         }
-        let rewrite = |share: &mut [PageRewrite<'_>]| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        share_out(&mut pages, cores, |share| {
             let mut spare = Columns::default();
             for (page, rows) in share {
                 page.with_rows_into(rows.iter().map(|(at, c)| (at % PAGE, c)), &mut spare);
@@ -319,19 +336,7 @@ impl FactsCache {
                     None => **page = Arc::new(std::mem::take(&mut spare)),
                 }
             }
-        };
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if pages.len() < 2 * cores {
-            // A few pages, as after a registration: not worth a thread.
-            rewrite(&mut pages);
-        } else {
-            let size = pages.len().div_ceil(cores);
-            std::thread::scope(|scope| {
-                for share in pages.chunks_mut(size) {
-                    scope.spawn(|| rewrite(share));
-                }
-            });
-        }
+        });
         for (at, _) in &replaced {
             f.invalid.remove(at);
             f.written[*at] = f.generation;
@@ -404,5 +409,43 @@ mod tests {
         since_1.extend(20..28);
         assert_eq!(f.written_since(1), Some(since_1));
         assert_eq!(f.written_since(2), Some((20..28).collect()));
+    }
+
+    #[test]
+    fn work_shared_out_does_every_item_once_on_a_thread_per_core() {
+        let threads = Mutex::new(std::collections::HashSet::new());
+        let work = |share: &mut [u32]| {
+            threads
+                .lock()
+                .expect("threads")
+                .insert(std::thread::current().id());
+            for item in share {
+                *item += 1;
+            }
+        };
+        let mut items = [0u32; 10];
+        share_out(&mut items, 3, work);
+        assert_eq!(items, [1; 10]);
+        assert_eq!(
+            threads.lock().expect("threads").len(),
+            3,
+            "10 items on 3 cores"
+        );
+        assert!(
+            !threads
+                .lock()
+                .expect("threads")
+                .contains(&std::thread::current().id())
+        );
+
+        threads.lock().expect("threads").clear();
+        let mut few = [0u32; 5];
+        share_out(&mut few, 3, work);
+        assert_eq!(few, [1; 5]);
+        assert_eq!(
+            *threads.lock().expect("threads"),
+            [std::thread::current().id()].into(),
+            "fewer than two a core: on the calling thread"
+        );
     }
 }

@@ -21,15 +21,15 @@ const WAL_FRAMES_LIMIT: i64 = 16_384;
 /// blocks are written over where they are.
 pub(crate) const WAL_BYTES_LIMIT: i64 = 512 << 20;
 
-/// How long the checkpointer waits for the write lock before it tries again next time.
-const RESTART_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
-
 /// Copy the write-ahead log into the database file from a connection of its own, off
 /// the writers' path: with SQLite's automatic checkpoints, whichever commit crosses the
 /// threshold pays for copying the whole log (the slowest registration of a hundred, say).
 pub(crate) fn checkpointer(path: &Path) -> Result<std::sync::mpsc::Sender<()>> {
     let conn = Connection::open(path)?;
-    conn.busy_timeout(RESTART_WAIT)?;
+    // Never wait for a lock: a restart that waited for the write lock or for readers
+    // would hold up the writers meanwhile (see `checkpoint`). Busy, it is tried again in
+    // the next round.
+    conn.busy_timeout(std::time::Duration::ZERO)?;
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
@@ -49,9 +49,12 @@ pub(crate) fn checkpointer(path: &Path) -> Result<std::sync::mpsc::Sender<()>> {
     Ok(stop)
 }
 
-/// Frames past which a `RESTART` waits for a later round: it holds the write lock while
-/// it copies what is left, and a writer gives up after its busy timeout.
-const RESTART_MOST: i64 = 2_048;
+/// Frames past which a `RESTART` waits for a later round: it copies what is left while
+/// it holds the write lock.
+const RESTART_MOST: i64 = 256;
+
+/// Passive copies in a round at most, before a restart is left to the next round.
+const ROUNDS: usize = 4;
 
 /// One round of the checkpointer. A `PASSIVE` checkpoint never waits for writers, so it
 /// does the copying and the database file's sync while they go on. But the log only
@@ -60,18 +63,50 @@ const RESTART_MOST: i64 = 2_048;
 /// then grows without end, and every commit appends to new blocks of the file, which the
 /// file system must allocate and zero (at 2,000 registrations in a row, 200 MB and a
 /// tenth of each registration's time). So once the log is past `frames_limit`, a
-/// `RESTART` checkpoint follows: it takes the write lock (giving up after the
-/// connection's busy timeout, if a long write holds it), copies the few frames committed
-/// since, and leaves the log to be reused from its start. Only a few: during a bulk
-/// write, hundreds of megabytes land while the passive copy runs, and copying them under
-/// the write lock kept a writer waiting past its own timeout ("database is locked") on
-/// a slow disk; such a log starts over once the writes pause.
+/// `RESTART` checkpoint follows: it takes the write lock, copies the frames committed
+/// since, syncs, and leaves the log to be reused from its start.
+///
+/// Writers wait for all of that, so it must find next to nothing to copy. The counts a
+/// passive copy returns are those it started from: what was committed while it copied
+/// and synced is not among them, and during a bulk write that is thousands of frames
+/// (a rescan's writer once waited 180 ms for a restart that copied 4,800). So the
+/// restart follows only a passive copy that itself copied at most `restart_most`
+/// frames, which was short enough that little can have landed meanwhile; copies go on
+/// until one is that short, `ROUNDS` at most. Nor does the restart wait for the lock
+/// or for readers (the connection's busy handler decides): while it waited, it would
+/// hold the writers up.
 fn checkpoint(conn: &Connection, frames_limit: i64, restart_most: i64) -> rusqlite::Result<()> {
-    let (log, copied) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-    })?;
-    if log > frames_limit && log - copied <= restart_most {
-        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+    rounds(
+        || {
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(1)?, r.get(2)?))
+            })
+        },
+        || conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())),
+        frames_limit,
+        restart_most,
+    )
+}
+
+/// The rounds of `checkpoint`, given its passive copy (which returns the log's frames
+/// and how many of them are copied, as of its start) and its restart.
+fn rounds(
+    mut copy: impl FnMut() -> rusqlite::Result<(i64, i64)>,
+    restart: impl FnOnce() -> rusqlite::Result<()>,
+    frames_limit: i64,
+    restart_most: i64,
+) -> rusqlite::Result<()> {
+    let mut copied_before = None;
+    for _ in 0..ROUNDS {
+        let (log, copied) = copy()?;
+        // Much left uncopied means readers on older snapshots: a later round.
+        if log <= frames_limit || log - copied > restart_most {
+            return Ok(());
+        }
+        if copied_before.is_some_and(|before| copied - before <= restart_most) {
+            return restart();
+        }
+        copied_before = Some(copied);
     }
     Ok(())
 }
@@ -236,5 +271,48 @@ mod tests {
             written.expect("every write waits for the checkpoint instead of failing");
         });
         assert_eq!(store.count_customers().expect("count"), 2_000);
+    }
+    /// The copies a round makes before it restarts the log, given what each copy finds
+    /// (the log's frames and how many are copied); `None` if it does not restart.
+    fn restarts_after(copies: &[(i64, i64)]) -> Option<usize> {
+        let made = std::cell::Cell::new(0);
+        let mut restarted = None;
+        rounds(
+            || {
+                made.set(made.get() + 1);
+                Ok(copies[made.get() - 1])
+            },
+            || {
+                restarted = Some(made.get());
+                Ok(())
+            },
+            16,
+            8,
+        )
+        .expect("round");
+        restarted
+    }
+
+    /// A restart copies under the write lock what was committed since the copy before
+    /// it, which that copy's counts do not show: so it follows only a copy short enough
+    /// that little can have been committed meanwhile.
+    #[test]
+    fn a_restart_follows_only_a_copy_that_found_little_to_do() {
+        // The first copy took all of a long log: during a bulk write, thousands of
+        // frames land meanwhile. The second takes those; the third finds next to nothing.
+        assert_eq!(
+            restarts_after(&[(100, 100), (140, 140), (143, 143)]),
+            Some(3)
+        );
+        // A quiet log is restarted after a second look finds it as it was.
+        assert_eq!(restarts_after(&[(40, 40), (40, 40)]), Some(2));
+        // A log under the limit, or held by readers on older snapshots, is left as it is.
+        assert_eq!(restarts_after(&[(10, 10)]), None);
+        assert_eq!(restarts_after(&[(40, 20)]), None);
+        // Writes that outrun the copies leave the restart to a later round.
+        assert_eq!(
+            restarts_after(&[(100, 100), (140, 140), (180, 180), (220, 220)]),
+            None
+        );
     }
 }

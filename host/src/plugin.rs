@@ -369,12 +369,20 @@ impl Condition {
         self.data_dir.as_deref()
     }
 
+    /// Count failed calls against the failure budget from nothing again: a condition
+    /// kept for another run (or handed from a run to registrations) starts that with a
+    /// budget of its own, as a condition prepared for it would.
+    pub fn forget_failures(&mut self) {
+        self.losses = Losses::default();
+    }
+
     /// Verdicts for `customers` as of `as_of`, in batches of at most
     /// [`Limits::max_batch`](crate::Limits::max_batch). Never fails as a whole: a
     /// failed call gives its customers an error verdict and is listed in
     /// [`Evaluation::failures`]. Once the condition's failed calls (over every
-    /// evaluation since it was prepared) pass the limits' failure budget, the rest of
-    /// its customers get [`Failure::GaveUp`] without a call.
+    /// evaluation since it was prepared, or since [`forget_failures`](Self::forget_failures))
+    /// pass the limits' failure budget, the rest of its customers get
+    /// [`Failure::GaveUp`] without a call.
     pub fn evaluate(&mut self, as_of: Timestamp, customers: &[Customer]) -> Evaluation {
         self.evaluate_rows(as_of, Rows::Records(customers))
     }

@@ -38,16 +38,25 @@ pub(crate) fn conditions_identity(conditions: &[Slot]) -> Vec<String> {
     conditions
         .iter()
         .map(|slot| match slot {
-            Slot::Plugin(c) => {
-                let mut id = c.plugin().sha256().to_string();
-                if let Some(dir) = c.data_dir() {
-                    id.push_str(&directory_listing(dir));
-                }
-                id
-            }
-            Slot::Group(g) => format!("group {g}"),
+            Slot::Plugin(c) => plugin_identity(c.plugin().sha256(), c.data_dir()),
+            Slot::Group(g) => group_identity(g),
         })
         .collect()
+}
+
+/// A group condition's part of [`conditions_identity`].
+pub(crate) fn group_identity(group: &str) -> String {
+    format!("group {group}")
+}
+
+/// A plugin condition's part of [`conditions_identity`]: its component's digest and
+/// what its data directory holds.
+pub(crate) fn plugin_identity(sha256: &str, data_dir: Option<&Path>) -> String {
+    let mut id = sha256.to_string();
+    if let Some(dir) = data_dir {
+        id.push_str(&directory_listing(dir));
+    }
+    id
 }
 
 /// The names, sizes and modification times of what `dir` holds, one level deep.

@@ -321,7 +321,14 @@ impl Engine {
         mut decided: impl FnMut(&str, Decision),
     ) -> Result<Evaluated> {
         let as_of = run.as_of;
-        let mut conditions = self.prepare(group, purpose)?;
+        let (mut conditions, identity) = match purpose {
+            Purpose::Run => self.conditions_for_run(group)?,
+            Purpose::Save => {
+                let conditions = self.prepare(group, purpose)?;
+                let identity = conditions_identity(&conditions);
+                (conditions, identity)
+            }
+        };
         let compiled = Compiled::new(group);
 
         // The customers' standing, by their position in the facts: the loop below visits
@@ -348,7 +355,6 @@ impl Engine {
         // they still stand (see `decided.rs`).
         let limit = pages.saturating_mul(PAGE).min(facts.ids.len());
         let keeps = purpose == Purpose::Run && !run.dry_run && limit == facts.ids.len();
-        let identity = conditions_identity(&conditions);
         let previous = (purpose == Purpose::Run)
             .then(|| self.decided.usable(group, &identity, &facts, as_of, keeps))
             .flatten();
@@ -402,6 +408,9 @@ impl Engine {
         }
         (run.matched, run.undecided) = deciding.counts();
         run.customers = limit as u64;
+        if purpose == Purpose::Run {
+            self.keep_conditions(group, conditions, identity.clone());
+        }
 
         // Plan every customer against its standing: pins, memberships by hand,
         // windows and exclusive sets count whether or not its decision was kept.

@@ -71,7 +71,7 @@ impl Facts {
                 // A copy if a run still reads the page.
                 let page = Arc::make_mut(last);
                 page.push_rows(&added, from..from + take);
-                page.shrink_to_fit();
+                page.trim();
             }
             from += take;
         }
@@ -280,7 +280,7 @@ impl FactsCache {
                     batch.added.push(std::slice::from_ref(&customer));
                 }
             }
-            batch.added.shrink_to_fit();
+            batch.added.trim();
             let mut batches = batches.lock().unwrap_or_else(PoisonError::into_inner);
             batches.push((number, batch));
         })?;

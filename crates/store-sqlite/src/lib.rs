@@ -203,9 +203,8 @@ impl SqliteStore {
         conn.pragma_update(None, "cache_size", -65_536)?;
         // The checkpointer thread copies the log (see `checkpointer`); no commit does.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        // The log is reused from its start once copied (see `checkpoint`); a run's
-        // large transactions may have grown the file far past what is needed since,
-        // and SQLite cuts it back to this when the log starts over.
+        // The log is reused from its start once copied (see `checkpoint`); SQLite cuts
+        // its file back to this when it starts over (see `WAL_BYTES_LIMIT`).
         conn.pragma_update(None, "journal_size_limit", checkpoint::WAL_BYTES_LIMIT)
     }
 

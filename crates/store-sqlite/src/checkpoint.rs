@@ -277,6 +277,42 @@ mod tests {
         });
         assert_eq!(store.count_customers().expect("count"), 2_000);
     }
+    /// Once the log starts over, the file is cut back to what is written after: written
+    /// over instead, each page of it that a frame only partly fills was read back from
+    /// the disk first, where the system no longer cached it.
+    #[test]
+    fn the_log_file_is_cut_back_when_the_log_starts_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("store.db");
+        let store = SqliteStore::open(&path).expect("store");
+        let customer = |i: usize| CustomerRecord {
+            id: format!("c{i}"),
+            ..CustomerRecord::default()
+        };
+        let many: Vec<CustomerRecord> = (0..5_000).map(customer).collect();
+        store.upsert_customers(&many, 0).expect("load");
+        let wal = dir.path().join("store.db-wal");
+        let size = || std::fs::metadata(&wal).expect("log file").len();
+        let grown = size();
+        let checkpointer = Connection::open(&path).expect("connect");
+        // The store's own checkpointer may be copying at the same moment: a round that
+        // finds it so does nothing, and the next is tried.
+        let mut cut = grown;
+        for i in 0..100 {
+            checkpoint(&checkpointer, 0, 8).expect("checkpoint");
+            store.upsert_customers(&[customer(i)], 1).expect("write");
+            cut = size();
+            if cut < grown / 8 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(
+            cut < grown / 8,
+            "the log's file is {cut} bytes after it started over, {grown} before"
+        );
+    }
+
     /// The copies a round makes before it restarts the log, given what each copy finds
     /// (the log's frames and how many are copied); `None` if it does not restart.
     fn restarts_after(copies: &[(i64, i64)]) -> Option<usize> {

@@ -465,34 +465,8 @@ fn a_deleted_group_is_decided_afresh_when_saved_again() {
 #[test]
 fn a_changed_data_directory_or_an_erasure_makes_the_decisions_afresh() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("geoip");
-    std::fs::create_dir(&data).expect("data dir");
-    let testdata =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/geoip");
+    let (engine, data) = common::geoip_gb(dir.path());
     let database = data.join("Country.mmdb");
-    std::fs::copy(testdata.join("GeoIP2-Country-Test.mmdb"), &database).expect("copy");
-    let engine = engine(&dir.path().join("cohort.db"));
-    engine
-        .add_plugin(cohort_artifacts::GEOIP_COUNTRY, Some(&data), 0)
-        .expect("plugin");
-    let group: Group = serde_json::from_value(serde_json::json!({
-        "id": "gb", "name": "GB", "auto": {"mode": "full-sync"},
-        "rule": {"all": [{"any": [{"plugin": "geoip-country",
-            "config": {"countries": ["GB"], "database": "Country.mmdb"}}]}]}
-    }))
-    .expect("group");
-    engine.save_group(&group, 0).expect("group");
-    let records: Vec<CustomerRecord> = ["81.2.69.142", "2.125.160.216", "1.2.3.4"]
-        .iter()
-        .enumerate()
-        .map(|(i, ip)| {
-            serde_json::from_value(
-                serde_json::json!({"id": format!("c{i}"), "registration_ip": ip}),
-            )
-            .expect("customer")
-        })
-        .collect();
-    engine.store().upsert_customers(&records, 0).expect("load");
     let evaluated = |at| {
         engine
             .run_group("gb", Trigger::Manual, false, "test", at, at, &mut |_, _| {})
@@ -502,7 +476,11 @@ fn a_changed_data_directory_or_an_erasure_makes_the_decisions_afresh() {
     assert_eq!(evaluated(10), 3);
     assert_eq!(evaluated(20), 0, "the decisions stand");
 
-    std::fs::copy(testdata.join("GeoLite2-Country-Test.mmdb"), &database).expect("replace");
+    std::fs::copy(
+        common::geoip_testdata().join("GeoLite2-Country-Test.mmdb"),
+        &database,
+    )
+    .expect("replace");
     assert_eq!(evaluated(30), 3, "a new database is new answers");
     assert_eq!(evaluated(40), 0);
 

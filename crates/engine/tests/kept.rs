@@ -12,7 +12,7 @@ use cohort_host::{Host, HostConfig, Limits};
 use cohort_model::{CustomerRecord, Group, Interner, PluginBudget};
 use cohort_store::RunRecord;
 use cohort_store_sqlite::SqliteStore;
-use common::{active, engine};
+use common::{active, geoip_gb, geoip_testdata};
 
 fn run(engine: &Engine, group: &str, at: i64) -> RunRecord {
     engine
@@ -88,62 +88,19 @@ fn a_kept_condition_has_a_failure_budget_of_its_own_in_each_run() {
     );
 }
 
-/// An engine whose group `gb` takes customers whose registration address GeoIP places
-/// in Great Britain, reading the database `Country.mmdb` in the data directory
-/// returned, with customers c0 and c1 in Great Britain and c2 nowhere known.
-fn gb(dir: &Path) -> (Engine, std::path::PathBuf) {
-    let data = dir.join("geoip");
-    std::fs::create_dir(&data).expect("data dir");
-    std::fs::copy(
-        testdata().join("GeoIP2-Country-Test.mmdb"),
-        data.join("Country.mmdb"),
-    )
-    .expect("copy");
-    let engine = engine(&dir.join("cohort.db"));
-    engine
-        .add_plugin(cohort_artifacts::GEOIP_COUNTRY, Some(&data), 0)
-        .expect("plugin");
-    engine
-        .save_group(
-            &group(serde_json::json!({
-                "id": "gb", "name": "GB", "auto": {"mode": "full-sync"},
-                "rule": {"all": [{"any": [{"plugin": "geoip-country",
-                    "config": {"countries": ["GB"], "database": "Country.mmdb"}}]}]}
-            })),
-            0,
-        )
-        .expect("group");
-    let records: Vec<CustomerRecord> = ["81.2.69.142", "2.125.160.216", "1.2.3.4"]
-        .iter()
-        .enumerate()
-        .map(|(i, ip)| {
-            serde_json::from_value(
-                serde_json::json!({"id": format!("c{i}"), "registration_ip": ip}),
-            )
-            .expect("customer")
-        })
-        .collect();
-    engine.store().upsert_customers(&records, 0).expect("load");
-    (engine, data)
-}
-
-fn testdata() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/geoip")
-}
-
 /// A plugin reads its data directory when it is prepared (GeoIP loads its database
 /// then): a directory that holds something else since makes the next run prepare
 /// afresh instead of answering from what the kept instance loaded.
 #[test]
 fn a_changed_data_directory_makes_the_next_run_prepare_afresh() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (engine, data) = gb(dir.path());
+    let (engine, data) = geoip_gb(dir.path());
     run(&engine, "gb", 10);
     let members = active(engine.store(), "gb", 10);
     assert_eq!(members.len(), 2, "{members:?}");
 
     std::fs::copy(
-        testdata().join("MaxMind-DB-test-broken-search-tree-24.mmdb"),
+        geoip_testdata().join("MaxMind-DB-test-broken-search-tree-24.mmdb"),
         data.join("Country.mmdb"),
     )
     .expect("replace");
@@ -166,7 +123,7 @@ fn a_changed_data_directory_makes_the_next_run_prepare_afresh() {
 #[test]
 fn a_budget_set_by_another_process_applies_to_the_next_run() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (engine, _data) = gb(dir.path());
+    let (engine, _data) = geoip_gb(dir.path());
     assert_eq!(dry_run(&engine, "gb", 10).matched, 2);
 
     let other = common::engine(&dir.path().join("cohort.db"));

@@ -42,3 +42,47 @@ pub fn active(store: &dyn Store, group: &str, at: i64) -> std::collections::BTre
         .map(|m| m.customer)
         .collect()
 }
+
+/// An engine whose group `gb` takes customers whose registration address GeoIP places
+/// in Great Britain, reading the database `Country.mmdb` in the data directory
+/// returned, with customers c0 and c1 in Great Britain and c2 nowhere known.
+pub fn geoip_gb(dir: &Path) -> (Engine, std::path::PathBuf) {
+    let data = dir.join("geoip");
+    std::fs::create_dir(&data).expect("data dir");
+    std::fs::copy(
+        geoip_testdata().join("GeoIP2-Country-Test.mmdb"),
+        data.join("Country.mmdb"),
+    )
+    .expect("copy");
+    let engine = engine(&dir.join("cohort.db"));
+    engine
+        .add_plugin(cohort_artifacts::GEOIP_COUNTRY, Some(&data), 0)
+        .expect("plugin");
+    engine
+        .save_group(
+            &serde_json::from_value::<cohort_model::Group>(serde_json::json!({
+                "id": "gb", "name": "GB", "auto": {"mode": "full-sync"},
+                "rule": {"all": [{"any": [{"plugin": "geoip-country",
+                    "config": {"countries": ["GB"], "database": "Country.mmdb"}}]}]}
+            }))
+            .expect("group"),
+            0,
+        )
+        .expect("group");
+    let records: Vec<cohort_model::CustomerRecord> = ["81.2.69.142", "2.125.160.216", "1.2.3.4"]
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| {
+            serde_json::from_value(
+                serde_json::json!({"id": format!("c{i}"), "registration_ip": ip}),
+            )
+            .expect("customer")
+        })
+        .collect();
+    engine.store().upsert_customers(&records, 0).expect("load");
+    (engine, data)
+}
+
+pub fn geoip_testdata() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/geoip")
+}

@@ -10,7 +10,7 @@ use cohort_host::{Budget, Condition, Plugin};
 use cohort_model::{Customer, Group, PluginBudget, PluginInfo, Timestamp, Verdicts};
 use cohort_store::StoredPlugin;
 
-use crate::decided::{conditions_identity, group_identity, plugin_identity};
+use crate::decided::{group_identity, plugin_identity};
 use crate::referred;
 use crate::signing::{self, PluginSignature};
 use crate::{Engine, EngineError, Result};
@@ -64,8 +64,8 @@ impl Resolved {
     }
 }
 
-/// A group's conditions, prepared and kept between calls.
-pub(crate) struct Prepared {
+/// A group's conditions as its last run left them.
+struct RunConditions {
     /// The definition they were prepared from.
     group: Group,
     slots: Vec<Slot>,
@@ -73,7 +73,7 @@ pub(crate) struct Prepared {
     identity: Vec<String>,
 }
 
-impl Prepared {
+impl RunConditions {
     /// Whether these still stand for `resolved`, the same rule's conditions as they
     /// would be prepared now: the same plugin builds on the same budgets, with data
     /// directories that hold what they held (a new GeoIP database is new answers).
@@ -111,22 +111,27 @@ pub(crate) struct PluginCache {
     /// Loaded plugins by the digest of their bytes (a plugin replaced under the same
     /// version is loaded again).
     loaded: Mutex<HashMap<String, Arc<Plugin>>>,
-    /// Prepared conditions of groups that registrations check, by group id: a
-    /// registration must not pay for preparing.
-    prepared: Mutex<HashMap<String, Prepared>>,
+    /// Prepared conditions of groups that registrations check, by group id, with the
+    /// definition they were prepared from: a registration must not pay for preparing.
+    prepared: Mutex<HashMap<String, (Group, Vec<Slot>)>>,
     /// Each group's conditions as its last run left them, by group id, for the next
     /// (a rescan of a few customers need not pay for preparing either). Apart from the
     /// registrations': on instances that had evaluated pages of a thousand customers,
     /// registrations took a tenth longer.
-    runs: Mutex<HashMap<String, Prepared>>,
+    runs: Mutex<HashMap<String, RunConditions>>,
 }
 
 impl PluginCache {
     /// Let go every prepared condition, for registrations and runs alike.
     fn forget_prepared(&self) {
-        for kept in [&self.prepared, &self.runs] {
-            kept.lock().unwrap_or_else(PoisonError::into_inner).clear();
-        }
+        self.prepared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        self.runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 }
 
@@ -403,10 +408,10 @@ impl Engine {
     }
 
     /// The group's conditions for a run, with their `conditions_identity`: those its
-    /// last run left if nothing they stand on has changed since,
-    /// prepared afresh otherwise. Preparing starts an instance of each plugin, which a
-    /// rescan after 1% of a million customers changed paid for 104 times, with the
-    /// pages each fresh instance's memory then faulted in.
+    /// last run left if nothing they stand on has changed since, prepared afresh
+    /// otherwise. Preparing starts an instance of each plugin, which a rescan after 1%
+    /// of a million customers changed paid for 104 times, with the pages each fresh
+    /// instance's memory then faulted in.
     pub(crate) fn conditions_for_run(&self, group: &Group) -> Result<(Vec<Slot>, Vec<String>)> {
         let resolved = self.resolve(group)?;
         let identity: Vec<String> = resolved.iter().map(Resolved::identity).collect();
@@ -437,7 +442,7 @@ impl Engine {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(group.id.clone())
-            .or_insert_with(|| Prepared {
+            .or_insert_with(|| RunConditions {
                 group: group.clone(),
                 slots,
                 identity,
@@ -598,23 +603,15 @@ impl Engine {
             .prepared
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let fresh = prepared.get(&group.id).is_some_and(|p| p.group == *group);
+        let fresh = prepared.get(&group.id).is_some_and(|(g, _)| g == group);
         if !fresh {
-            let slots = self.prepare(group, Purpose::Run)?;
-            let identity = conditions_identity(&slots);
-            prepared.insert(
-                group.id.clone(),
-                Prepared {
-                    group: group.clone(),
-                    slots,
-                    identity,
-                },
-            );
+            let conditions = self.prepare(group, Purpose::Run)?;
+            prepared.insert(group.id.clone(), (group.clone(), conditions));
         }
-        let kept = prepared
+        let (_, conditions) = prepared
             .get_mut(&group.id)
             .expect("inserted just above when missing");
-        Ok(work(&mut kept.slots))
+        Ok(work(conditions))
     }
 }
 

@@ -370,8 +370,8 @@ impl Condition {
     }
 
     /// Count failed calls against the failure budget from nothing again: a condition
-    /// kept for another run (or handed from a run to registrations) starts that with a
-    /// budget of its own, as a condition prepared for it would.
+    /// kept for another run starts that with a budget of its own, as a condition
+    /// prepared for it would.
     pub fn forget_failures(&mut self) {
         self.losses = Losses::default();
     }

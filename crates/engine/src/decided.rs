@@ -21,7 +21,6 @@ use cohort_evaluator::Decision;
 use cohort_model::{FOREVER, Group, Timestamp, Verdicts};
 
 use crate::facts::Facts;
-use crate::plugins::Slot;
 use crate::referred::{Members, Referred};
 
 /// A decision as kept: what it was, and whether a verdict behind it failed.
@@ -31,26 +30,18 @@ const UNDECIDED: u8 = 2;
 /// Set beside the decision when some verdict behind it was a failure, decided or not.
 const FAILED: u8 = 0x80;
 
-/// What the conditions of a rule are made of beyond the rule: each plugin's component
-/// digest, and what its data directory held (a new GeoIP database is new answers). A
-/// group condition's answers are its group's members, which a run compares itself.
-pub(crate) fn conditions_identity(conditions: &[Slot]) -> Vec<String> {
-    conditions
-        .iter()
-        .map(|slot| match slot {
-            Slot::Plugin(c) => plugin_identity(c.plugin().sha256(), c.data_dir()),
-            Slot::Group(g) => group_identity(g),
-        })
-        .collect()
-}
+// A rule's conditions' identity, one entry per condition: what they are made of beyond
+// the rule. Decisions stand only on the same identity, and so do a run's kept conditions
+// (see `plugins.rs`).
 
-/// A group condition's part of [`conditions_identity`].
+/// A group condition's entry: its answers are its group's members, which a run compares
+/// itself.
 pub(crate) fn group_identity(group: &str) -> String {
     format!("group {group}")
 }
 
-/// A plugin condition's part of [`conditions_identity`]: its component's digest and
-/// what its data directory holds.
+/// A plugin condition's entry: its component's digest, and what its data directory
+/// holds (a new GeoIP database is new answers).
 pub(crate) fn plugin_identity(sha256: &str, data_dir: Option<&Path>) -> String {
     let mut id = sha256.to_string();
     if let Some(dir) = data_dir {

@@ -52,7 +52,8 @@ enum Resolved {
 }
 
 impl Resolved {
-    /// The condition's part of `conditions_identity`, as prepared now.
+    /// The condition's entry in its rule's identity (see `decided::plugin_identity`),
+    /// as it would be prepared now.
     fn identity(&self) -> String {
         match self {
             Resolved::Plugin {
@@ -69,7 +70,7 @@ struct RunConditions {
     /// The definition they were prepared from.
     group: Group,
     slots: Vec<Slot>,
-    /// Their `conditions_identity` when they were prepared.
+    /// Their identity (see `decided::plugin_identity`) when they were prepared.
     identity: Vec<String>,
 }
 
@@ -407,8 +408,8 @@ impl Engine {
         self.instantiate(group, resolved, purpose)
     }
 
-    /// The group's conditions for a run, with their `conditions_identity`: those its
-    /// last run left if nothing they stand on has changed since, prepared afresh
+    /// The group's conditions for a run, with their identity (see `decided.rs`): those
+    /// its last run left if nothing they stand on has changed since, prepared afresh
     /// otherwise. Preparing starts an instance of each plugin, which a rescan after 1%
     /// of a million customers changed paid for 104 times, with the pages each fresh
     /// instance's memory then faulted in.

@@ -11,7 +11,7 @@ use cohort_planner::{Change, Policy, Standing, plan_into, rule_actor};
 use cohort_store::{Applied, Cause, RunRecord, RunStatus};
 use serde::Serialize;
 
-use crate::decided::{self, Decided, Deciding, Page, Planned, conditions_identity};
+use crate::decided::{self, Decided, Deciding, Page, Planned};
 use crate::holdings::Holdings;
 use crate::plugins::{Purpose, Slot};
 use crate::referred::Referred;
@@ -323,11 +323,9 @@ impl Engine {
         let as_of = run.as_of;
         let (mut conditions, identity) = match purpose {
             Purpose::Run => self.conditions_for_run(group)?,
-            Purpose::Save => {
-                let conditions = self.prepare(group, purpose)?;
-                let identity = conditions_identity(&conditions);
-                (conditions, identity)
-            }
+            // A preview keeps no decisions: nothing to compare an identity with (it
+            // reads each data directory).
+            Purpose::Save => (self.prepare(group, purpose)?, Vec::new()),
         };
         let compiled = Compiled::new(group);
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use cohort_engine::{Engine, Trigger};
 use cohort_host::{Host, HostConfig, Limits};
-use cohort_model::{CustomerRecord, Group, Interner, PluginBudget};
+use cohort_model::{CustomerRecord, Group, Interner};
 use cohort_store::RunRecord;
 use cohort_store_sqlite::SqliteStore;
 use common::{active, geoip_gb, geoip_testdata};
@@ -127,22 +127,10 @@ fn a_budget_set_by_another_process_applies_to_the_next_run() {
     assert_eq!(dry_run(&engine, "gb", 10).matched, 2);
 
     let other = common::engine(&dir.path().join("cohort.db"));
-    let starved = PluginBudget {
-        fuel_per_call: Some(1),
-        fuel_per_customer: Some(1),
-        ..PluginBudget::default()
-    };
+    let starved = common::starved();
     other
         .set_plugin_budget("geoip-country", &starved)
         .expect("set");
     let starved_run = dry_run(&engine, "gb", 20);
-    assert_eq!((starved_run.matched, starved_run.undecided), (0, 3));
-    assert!(
-        starved_run
-            .failures
-            .iter()
-            .any(|(failure, _)| failure.contains("ran out of fuel")),
-        "{:?}",
-        starved_run.failures
-    );
+    common::assert_starved(&starved_run, 3);
 }

@@ -246,25 +246,13 @@ fn a_run_spends_the_operators_budget_for_the_plugin() {
 
     // Too little fuel for any call: every customer is undecided, and the failure says
     // which budget ran out.
-    let starved = PluginBudget {
-        fuel_per_call: Some(1),
-        fuel_per_customer: Some(1),
-        ..PluginBudget::default()
-    };
+    let starved = common::starved();
     engine.set_plugin_budget("country", &starved).expect("set");
     let budgets = engine.plugin_budget("country").expect("budgets");
     assert_eq!(budgets.operator, starved);
     assert_eq!(budgets.effective.fuel_for(3), 4);
     let starved_run = run(&engine);
-    assert_eq!((starved_run.matched, starved_run.undecided), (0, 3));
-    assert!(
-        starved_run
-            .failures
-            .iter()
-            .any(|(failure, _)| failure.contains("ran out of fuel")),
-        "{:?}",
-        starved_run.failures
-    );
+    common::assert_starved(&starved_run, 3);
 
     engine
         .set_plugin_budget("country", &PluginBudget::default())

@@ -86,3 +86,25 @@ pub fn geoip_gb(dir: &Path) -> (Engine, std::path::PathBuf) {
 pub fn geoip_testdata() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/geoip")
 }
+
+/// An operator's budget too small for any call: one unit of fuel.
+pub fn starved() -> cohort_model::PluginBudget {
+    cohort_model::PluginBudget {
+        fuel_per_call: Some(1),
+        fuel_per_customer: Some(1),
+        ..cohort_model::PluginBudget::default()
+    }
+}
+
+/// `run` decided none of its `customers` on a `starved` budget, and its failures say
+/// which budget ran out.
+pub fn assert_starved(run: &cohort_store::RunRecord, customers: u64) {
+    assert_eq!((run.matched, run.undecided), (0, customers));
+    assert!(
+        run.failures
+            .iter()
+            .any(|(failure, _)| failure.contains("ran out of fuel")),
+        "{:?}",
+        run.failures
+    );
+}

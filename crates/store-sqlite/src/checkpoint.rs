@@ -6,6 +6,7 @@ use cohort_store::StoreError;
 use rusqlite::Connection;
 
 use crate::Result;
+use crate::resident::ResidentLog;
 
 /// How often the write-ahead log is copied back into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
@@ -13,18 +14,24 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(2
 /// Frames (pages) past which the write-ahead log is made to start over: 64 MiB.
 const WAL_FRAMES_LIMIT: i64 = 16_384;
 
-/// The size the log's file is cut back to when the log starts over: none of it past
-/// the first commit. Kept at 512 MiB, its blocks were written over where they were,
-/// but a frame does not fill whole pages of the file (it is a page and a header), and
-/// where the system no longer held a page in its cache it read the page back from the
-/// disk before writing part of it: 2 to 4 MB read in one group's commit of a rescan
-/// after 1% of a million customers changed, and registrations right after the rescan
-/// reached a p99 of 1.4 to 3.3 ms. Cut back, the file is written at its end, which
-/// reads nothing: the rescan took 0.35 to 0.51 s against 0.40 to 1.27 s and those
-/// registrations 0.73 to 0.78 ms, in the same session. New blocks cost their
-/// allocation: the full scan took 10.5 to 10.9 s against 10.2 to 10.6 s, and a rescan
-/// as of 30 days later up to 0.18 s against 0.08 s.
-pub(crate) const WAL_BYTES_LIMIT: i64 = 0;
+/// The size the log's file is cut back to when the log starts over. Below it, the file
+/// is written over from its start, and the checkpointer holds its pages mapped (see
+/// `resident`), so that they stay in memory between commits, however far apart.
+///
+/// Sized for a rescan, which does not let the log start over while it writes: after 1%
+/// of a million customers changed, the log grew past 150 MB over the customers' update,
+/// the rescan's 8,000 changes and the first registrations after (a change lands on a
+/// random leaf page of a table or index that the full scan packed full, so it splits
+/// it, in one of 24 groups' commits). Past the limit, a commit writes to blocks the file
+/// system allocates and zeroes afresh: with 64 MiB, that zeroing was still 55% of the
+/// rescan writer's samples; with 256 MiB, it was gone, and the writer's samples halved.
+///
+/// Two other ways were tried before. Kept at 512 MiB but not held, the file's pages
+/// were dropped from the system's cache once cold, and a frame (a page and a header)
+/// fills them only in part: the system read each back from the disk before writing
+/// into it (2 to 4 MB in one group's commit). Cut back to nothing, every page was
+/// allocated and zeroed afresh: 44% of the writer's samples.
+pub(crate) const WAL_BYTES_LIMIT: i64 = 256 << 20;
 
 /// Copy the write-ahead log into the database file from a connection of its own, off
 /// the writers' path: with SQLite's automatic checkpoints, whichever commit crosses the
@@ -36,15 +43,18 @@ pub(crate) fn checkpointer(path: &Path) -> Result<std::sync::mpsc::Sender<()>> {
     // the next round.
     conn.busy_timeout(std::time::Duration::ZERO)?;
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let db = path.to_path_buf();
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
+            let mut log = ResidentLog::new(&db, WAL_BYTES_LIMIT.unsigned_abs());
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                 stopped.recv_timeout(CHECKPOINT_EVERY)
             {
                 // A failed checkpoint loses nothing: what it did not copy stays in the
                 // log for the next one.
                 let _ = checkpoint(&conn, WAL_FRAMES_LIMIT, RESTART_MOST);
+                log.keep();
             }
         })
         .map_err(|e| StoreError::Open {
@@ -277,11 +287,11 @@ mod tests {
         });
         assert_eq!(store.count_customers().expect("count"), 2_000);
     }
-    /// Once the log starts over, the file is cut back to what is written after: written
-    /// over instead, each page of it that a frame only partly fills was read back from
-    /// the disk first, where the system no longer cached it.
+    /// Once the log starts over, its file is written over from the start, as long as
+    /// it is no longer than `WAL_BYTES_LIMIT`: cut back, each commit's pages of the file
+    /// are allocated and zeroed afresh.
     #[test]
-    fn the_log_file_is_cut_back_when_the_log_starts_over() {
+    fn the_log_file_is_kept_when_the_log_starts_over() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("store.db");
         let store = SqliteStore::open(&path).expect("store");
@@ -294,22 +304,60 @@ mod tests {
         let wal = dir.path().join("store.db-wal");
         let size = || std::fs::metadata(&wal).expect("log file").len();
         let grown = size();
+        assert!(grown < WAL_BYTES_LIMIT.unsigned_abs(), "{grown} bytes");
         let checkpointer = Connection::open(&path).expect("connect");
+        let frames = |conn: &Connection| -> i64 {
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+                .expect("frames")
+        };
+        let before = frames(&checkpointer);
         // The store's own checkpointer may be copying at the same moment: a round that
         // finds it so does nothing, and the next is tried.
-        let mut cut = grown;
+        let mut started_over = false;
         for i in 0..100 {
             checkpoint(&checkpointer, 0, 8).expect("checkpoint");
             store.upsert_customers(&[customer(i)], 1).expect("write");
-            cut = size();
-            if cut < grown / 8 {
+            if frames(&checkpointer) < before / 8 {
+                started_over = true;
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+        assert!(started_over, "the log never started over");
+        assert_eq!(size(), grown, "the file is written over, not cut back");
+    }
+
+    /// The checkpointer holds the log's file mapped, every page of it in memory (see
+    /// `resident`).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_checkpointer_holds_the_log_mapped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("store.db");
+        let store = SqliteStore::open(&path).expect("store");
+        let many: Vec<CustomerRecord> = (0..5_000)
+            .map(|i| CustomerRecord {
+                id: format!("c{i}"),
+                ..CustomerRecord::default()
+            })
+            .collect();
+        store.upsert_customers(&many, 0).expect("load");
+        let wal = dir.path().join("store.db-wal");
+        let kib = std::fs::metadata(&wal)
+            .expect("log file")
+            .len()
+            .div_ceil(1024);
+        let mut mapped = (0, 0);
+        for _ in 0..200 {
+            mapped = crate::resident::mapped_kib(&wal);
+            if mapped.1 >= kib {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
         assert!(
-            cut < grown / 8,
-            "the log's file is {cut} bytes after it started over, {grown} before"
+            mapped.0 >= kib && mapped.1 >= kib,
+            "{mapped:?} KiB mapped and in memory of a log of {kib} KiB"
         );
     }
 

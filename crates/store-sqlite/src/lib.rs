@@ -46,6 +46,7 @@ mod memberships;
 mod migrations;
 mod owner;
 mod plugins;
+mod resident;
 mod runs;
 mod staff;
 mod webhooks;

@@ -36,7 +36,15 @@ pub(crate) const WAL_BYTES_LIMIT: i64 = 256 << 20;
 /// Copy the write-ahead log into the database file from a connection of its own, off
 /// the writers' path: with SQLite's automatic checkpoints, whichever commit crosses the
 /// threshold pays for copying the whole log (the slowest registration of a hundred, say).
-pub(crate) fn checkpointer(path: &Path) -> Result<std::sync::mpsc::Sender<()>> {
+///
+/// A round waits while the writer's connection is being taken (`writes` moves), up to
+/// `WAITS_MOST` rounds in a row: the copy's sync sends the pages it copied to the disk,
+/// thousands of writes at once, and the reads of a writer that finds a page out of the
+/// system's cache queue behind them.
+pub(crate) fn checkpointer(
+    path: &Path,
+    writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> Result<std::sync::mpsc::Sender<()>> {
     let conn = Connection::open(path)?;
     // Never wait for a lock: a restart that waited for the write lock or for readers
     // would hold up the writers meanwhile (see `checkpoint`). Busy, it is tried again in
@@ -48,9 +56,13 @@ pub(crate) fn checkpointer(path: &Path) -> Result<std::sync::mpsc::Sender<()>> {
         .name("sqlite-checkpoint".into())
         .spawn(move || {
             let mut log = ResidentLog::new(&db, WAL_BYTES_LIMIT.unsigned_abs());
+            let mut pauses = Pauses::default();
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                 stopped.recv_timeout(CHECKPOINT_EVERY)
             {
+                if !pauses.copies(writes.load(std::sync::atomic::Ordering::Relaxed)) {
+                    continue;
+                }
                 // A failed checkpoint loses nothing: what it did not copy stays in the
                 // log for the next one.
                 let _ = checkpoint(&conn, WAL_FRAMES_LIMIT, RESTART_MOST);
@@ -62,6 +74,29 @@ pub(crate) fn checkpointer(path: &Path) -> Result<std::sync::mpsc::Sender<()>> {
             problem: format!("cannot start the checkpointer: {e}"),
         })?;
     Ok(stop)
+}
+
+/// Rounds in a row that wait for the writer to pause, before one copies regardless.
+const WAITS_MOST: u32 = 3;
+
+/// Whether the checkpointer's rounds copy: a round copies when the writer's connection
+/// was not taken since the round before, or when `WAITS_MOST` rounds in a row waited.
+#[derive(Default)]
+struct Pauses {
+    /// The count of takings the last round saw.
+    seen: u64,
+    /// Rounds in a row that waited.
+    waited: u32,
+}
+
+impl Pauses {
+    /// Whether this round copies, given the count of takings now.
+    fn copies(&mut self, now: u64) -> bool {
+        let wait = now != self.seen && self.waited < WAITS_MOST;
+        self.seen = now;
+        self.waited = if wait { self.waited + 1 } else { 0 };
+        !wait
+    }
 }
 
 /// Frames past which a `RESTART` waits for a later round: it copies what is left while
@@ -358,6 +393,23 @@ mod tests {
         assert!(
             mapped.0 >= kib && mapped.1 >= kib,
             "{mapped:?} KiB mapped and in memory of a log of {kib} KiB"
+        );
+    }
+
+    /// A round waits while the writer is busy, but never more than `WAITS_MOST` in a
+    /// row: under a steady stream of writes the log is still copied.
+    #[test]
+    fn a_round_waits_for_the_writer_to_pause_but_not_for_long() {
+        let mut pauses = Pauses::default();
+        let copies: Vec<bool> = [0, 1, 2, 2, 3, 4, 5, 6, 7, 7]
+            .into_iter()
+            .map(|now| pauses.copies(now))
+            .collect();
+        assert_eq!(
+            copies,
+            [
+                true, false, false, true, false, false, false, true, false, true
+            ]
         );
     }
 

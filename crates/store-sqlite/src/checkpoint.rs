@@ -37,13 +37,13 @@ pub(crate) const WAL_BYTES_LIMIT: i64 = 256 << 20;
 /// the writers' path: with SQLite's automatic checkpoints, whichever commit crosses the
 /// threshold pays for copying the whole log (the slowest registration of a hundred, say).
 ///
-/// A round waits while the writer's connection is being taken (`writes` moves), up to
+/// A round waits while the writer's connection is in use (`writer_uses` moves), up to
 /// `WAITS_MOST` rounds in a row: the copy's sync sends the pages it copied to the disk,
 /// thousands of writes at once, and the reads of a writer that finds a page out of the
 /// system's cache queue behind them.
 pub(crate) fn checkpointer(
     path: &Path,
-    writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    writer_uses: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<std::sync::mpsc::Sender<()>> {
     let conn = Connection::open(path)?;
     // Never wait for a lock: a restart that waited for the write lock or for readers
@@ -60,7 +60,7 @@ pub(crate) fn checkpointer(
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                 stopped.recv_timeout(CHECKPOINT_EVERY)
             {
-                if !pauses.copies(writes.load(std::sync::atomic::Ordering::Relaxed)) {
+                if !pauses.copies(writer_uses.load(std::sync::atomic::Ordering::Relaxed)) {
                     continue;
                 }
                 // A failed checkpoint loses nothing: what it did not copy stays in the

@@ -123,9 +123,9 @@ pub struct SqliteStore {
     reader: Option<Mutex<Connection>>,
     /// Tells the checkpointer thread, if there is one, to stop.
     stop: Option<std::sync::mpsc::Sender<()>>,
-    /// How many times the writer's connection was taken: the checkpointer copies the
+    /// How many times the writer's connection was taken, to read or to write: the checkpointer copies the
     /// log while this stands still (see `checkpointer`).
-    writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    writer_uses: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// The token this store's runs carry while they run; `None` in memory, where no
     /// other process can look.
     owner: Option<Owner>,
@@ -180,7 +180,7 @@ impl SqliteStore {
         store.owner = Some(owner);
         store.reader = Some(Mutex::new(Self::reader_at(path)?));
         store.path = Some(path.to_path_buf());
-        store.stop = Some(checkpoint::checkpointer(path, store.writes.clone())?);
+        store.stop = Some(checkpoint::checkpointer(path, store.writer_uses.clone())?);
         Ok(store)
     }
 
@@ -250,7 +250,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             reader: None,
             stop: None,
-            writes: Default::default(),
+            writer_uses: Default::default(),
             owner: None,
             path: None,
         })
@@ -275,7 +275,7 @@ impl SqliteStore {
         // SQLite keeps its own consistency; a panic while holding the lock cannot leave
         // the connection half-used outside a transaction that SQLite rolls back.
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        self.writes
+        self.writer_uses
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         conn
     }

@@ -7,10 +7,11 @@
 //! a commit pays per page it writes. Systems that reclaim cold memory ahead of need
 //! take exactly such pages: file pages that no process maps and nothing touched for a
 //! while (Linux's DAMON-based reclaim does: after a minute untouched where this was
-//! measured), and a rescan finds the pages of its last rescan's log gone. Held mapped, they are not cold
-//! memory of nobody's; reclaim under real memory pressure may still take them, as it
-//! may any file page. The cost is the log's size in memory, `WAL_BYTES_LIMIT` at
-//! most, which the system's cache would hold anyway where nothing reclaims it.
+//! measured), and a rescan finds the pages of its last rescan's log gone. Held mapped,
+//! they are not cold memory of nobody's; reclaim under real memory pressure may still
+//! take them, as it may any file page. The cost is the log's size in memory,
+//! `WAL_BYTES_LIMIT` at most, which the system's cache would hold anyway where nothing
+//! reclaims it.
 //!
 //! The mapping is never read; it only holds the pages. So the file may shrink under
 //! it (SQLite cuts it back, or another connection truncates it) without harm: only a

@@ -123,8 +123,8 @@ pub struct SqliteStore {
     reader: Option<Mutex<Connection>>,
     /// Tells the checkpointer thread, if there is one, to stop.
     stop: Option<std::sync::mpsc::Sender<()>>,
-    /// How many times the writer's connection was taken, to read or to write: the checkpointer copies the
-    /// log while this stands still (see `checkpointer`).
+    /// How many times the writer's connection was taken, to read or to write: the
+    /// checkpointer copies the log while this stands still (see `checkpointer`).
     writer_uses: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// The token this store's runs carry while they run; `None` in memory, where no
     /// other process can look.

@@ -4,13 +4,14 @@
 //! as-of time; 0.3.0 plugins say until when a verdict holds if the facts stay. A run
 //! keeps, per customer position, the decision it made and the earliest time one of
 //! its verdicts runs out. The next run of the same rule on the same plugins evaluates
-//! again only the customers written since, those whose time ran out by its as-of time,
-//! those undecided or with a failed verdict (so that every failure is still counted in
-//! every run), those who joined or left a group the rule refers to, and new ones; the
-//! rest keep their decision. Planning still visits every
-//! customer, so pins, manual memberships, windows and exclusive sets act as in a full
-//! run; only where the memberships the last plan started from have not moved does a
-//! run plan just the customers decided again or pinned since (`Planned`).
+//! again only the customers written since in a field its plugins read (a plugin is
+//! given no other), those whose time ran out by its as-of time, those undecided or
+//! with a failed verdict (so that every failure is still counted in every run), those
+//! who joined or left a group the rule refers to, and new ones; the rest keep their
+//! decision. Planning still visits every customer, so pins, manual memberships,
+//! windows and exclusive sets act as in a full run; only where the memberships the
+//! last plan started from have not moved does a run plan just the customers decided
+//! again or pinned since (`Planned`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use cohort_evaluator::Decision;
-use cohort_model::{FOREVER, Group, Timestamp, Verdicts};
+use cohort_model::{FOREVER, FieldSet, Group, Timestamp, Verdicts};
 
 use crate::facts::Facts;
 use crate::referred::{Members, Referred};
@@ -225,15 +226,17 @@ impl Deciding {
 
     /// `previous`'s decisions for the first `limit` positions, and the positions among
     /// them that must be evaluated as of `as_of` over `facts`, with `referred` the
-    /// members of the groups the rule refers to now: written since, new, undecided or
-    /// failed, with a verdict that ran out, or in or out of a referred group since.
-    /// Their codes are to be set.
+    /// members of the groups the rule refers to now and `reads` the fields its plugins
+    /// read: written since in one of those fields, new, undecided or failed, with a
+    /// verdict that ran out, or in or out of a referred group since. Their codes are to
+    /// be set.
     pub(crate) fn from_previous(
         previous: Arc<Decided>,
         facts: &Facts,
         limit: usize,
         as_of: Timestamp,
         referred: &Referred,
+        reads: FieldSet,
     ) -> (Deciding, Vec<usize>) {
         let generation = previous.generation;
         let mut moved = Members::default();
@@ -262,7 +265,7 @@ impl Deciding {
         if !until.is_empty() {
             until.resize(limit, FOREVER);
         }
-        let written = facts.written_since(generation);
+        let written = facts.written_since(generation, reads);
         let stale = match written {
             // Nothing failed or ran out: the stale are the new, those written since and
             // those a referred group took in or let go, without a look at everyone else.

@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use cohort_host::Columns;
-use cohort_model::Customer;
 use cohort_model::Interner;
+use cohort_model::{Customer, FieldSet};
 use cohort_store::Store;
 
 use crate::{FastMap, PAGE, Result};
@@ -42,11 +42,16 @@ pub(crate) struct Facts {
     /// By position, the generation in which the customer was last written: what
     /// changed since a group's last decisions (see `decided.rs`).
     pub(crate) written: Vec<u32>,
-    /// The positions each of the latest refreshes wrote, by generation, so that a
-    /// rescan finds what changed without a look at every position; as many as make an
-    /// eighth of the customers.
-    log: std::collections::VecDeque<(u32, Vec<usize>)>,
+    /// The positions each of the latest refreshes wrote, with the fields that changed
+    /// in each, by generation, so that a rescan finds what changed without a look at
+    /// every position; as many as make an eighth of the customers.
+    log: std::collections::VecDeque<(u32, Vec<(usize, FieldSet)>)>,
 }
+
+/// Entries the log keeps however few the customers (16 bytes each): without the log, a
+/// rescan looks at every position and evaluates everyone written since, whatever
+/// fields changed.
+const LOG_LEAST: usize = 4_096;
 
 /// Loads are numbered across the process, so that two never share an epoch.
 static EPOCHS: AtomicU64 = AtomicU64::new(1);
@@ -84,8 +89,11 @@ impl Facts {
 }
 
 impl Facts {
-    /// The positions written after `generation`, if the log still goes back that far.
-    pub(crate) fn written_since(&self, generation: u32) -> Option<Vec<usize>> {
+    /// The positions written after `generation` with a change in a field of `reads`,
+    /// if the log still goes back that far: a rule whose plugins read none of the
+    /// fields that changed decides as before (a plugin is given only the fields it
+    /// declared it reads).
+    pub(crate) fn written_since(&self, generation: u32, reads: FieldSet) -> Option<Vec<usize>> {
         if generation >= self.generation {
             return Some(Vec::new());
         }
@@ -94,17 +102,20 @@ impl Facts {
             self.log
                 .iter()
                 .filter(|(g, _)| *g > generation)
-                .flat_map(|(_, positions)| positions.iter().copied())
+                .flat_map(|(_, written)| written.iter())
+                .filter(|(_, changed)| changed.meets(reads))
+                .map(|&(at, _)| at)
                 .collect()
         })
     }
 
-    /// Log the positions the refresh that made this generation wrote, and let go the
-    /// oldest entries past an eighth of the customers.
-    fn log_written(&mut self, positions: Vec<usize>) {
+    /// Log the positions the refresh that made this generation wrote, with the fields
+    /// that changed in each, and let go the oldest entries past an eighth of the
+    /// customers (or `LOG_LEAST`).
+    fn log_written(&mut self, positions: Vec<(usize, FieldSet)>) {
         self.log.push_back((self.generation, positions));
         let mut held: usize = self.log.iter().map(|(_, p)| p.len()).sum();
-        while held > self.ids.len() / 8 {
+        while held > (self.ids.len() / 8).max(LOG_LEAST) {
             let Some((_, oldest)) = self.log.pop_front() else {
                 break;
             };
@@ -154,37 +165,49 @@ impl Facts {
     }
 }
 
-/// The last subset of the facts a rescan evaluated, shared by the rescans of the other
-/// groups that evaluate the same customers: after a refresh, those are the customers
-/// written since for every group whose verdicts did not run out, and copying them out
-/// of the pages once per group was a third of a rescan's time.
+/// The latest subsets of the facts rescans evaluated, shared by the rescans of the
+/// other groups that evaluate the same customers: after a refresh, those are the
+/// customers written since in a field the group's rule reads, for every group whose
+/// verdicts did not run out. Copying them out of the pages once per group was a third
+/// of a rescan's time. Rules that read different fields evaluate different customers,
+/// so several subsets are kept, as many as hold an eighth of the customers together.
 ///
 /// The snapshot is held weakly, as `IdOrder` holds it: held strongly, the next refresh
 /// would find it shared and copy it whole.
 #[derive(Default)]
-pub(crate) struct Subsets(Mutex<Option<Subset>>);
+pub(crate) struct Subsets(Mutex<Vec<Subset>>);
 
 /// A snapshot of the facts, positions in it, and those positions' customers.
 type Subset = (std::sync::Weak<Facts>, Vec<usize>, Arc<Facts>);
 
 impl Subsets {
     /// `facts.subset(positions)`, made once for each snapshot of the facts and set of
-    /// positions. Only a small subset is kept: a large one would hold a copy of most
+    /// positions. Only small subsets are kept: a large one would hold a copy of most
     /// of the cache.
     pub(crate) fn of(&self, facts: &Arc<Facts>, positions: &[usize]) -> Arc<Facts> {
-        let same =
-            |(f, p, _): &Subset| std::ptr::eq(f.as_ptr(), Arc::as_ptr(facts)) && p == positions;
-        if let Some((_, _, subset)) = self.lock().as_ref().filter(|k| same(k)) {
+        let of_facts = |(f, _, _): &Subset| std::ptr::eq(f.as_ptr(), Arc::as_ptr(facts));
+        if let Some((_, _, subset)) = self
+            .lock()
+            .iter()
+            .find(|kept| of_facts(kept) && kept.1 == positions)
+        {
             return subset.clone();
         }
         let subset = Arc::new(facts.subset(positions));
-        if positions.len() <= facts.ids.len() / 8 {
-            *self.lock() = Some((Arc::downgrade(facts), positions.to_vec(), subset.clone()));
+        let most = facts.ids.len() / 8;
+        if positions.len() <= most {
+            let mut kept = self.lock();
+            kept.retain(of_facts);
+            let mut held: usize = kept.iter().map(|k| k.1.len()).sum();
+            while held + positions.len() > most {
+                held -= kept.remove(0).1.len();
+            }
+            kept.push((Arc::downgrade(facts), positions.to_vec(), subset.clone()));
         }
         subset
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Subset>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Subset>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -228,7 +251,12 @@ fn share_out<T: Send>(items: &mut [T], cores: usize, work: impl Fn(&mut [T]) + S
 }
 
 /// A page of the cache to be written again, and its changed rows (by position).
-type PageRewrite<'a> = (&'a mut Arc<Columns>, &'a [(usize, Customer)]);
+/// A page, its rows replaced, and where to say what changed in each.
+type PageRewrite<'a> = (
+    &'a mut Arc<Columns>,
+    &'a [(usize, Customer)],
+    &'a mut [FieldSet],
+);
 
 /// The customer cache, shared by every run.
 #[derive(Default)]
@@ -310,42 +338,59 @@ impl FactsCache {
             f.append(batch.ids, batch.added);
         }
         replaced.sort_by_key(|(at, _)| *at);
-        // Each changed page is written into a spare page, which then takes the old
-        // one's place and the old one becomes the spare: a refresh that touches every
-        // page (1% of a million customers, at random) reuses memory instead of
-        // allocating the whole cache again. The pages are shared out among the cores:
-        // nothing else runs meanwhile, and at a million customers the rewrite was half
-        // of a refresh after 1% changed.
+        // Each changed page has its rows replaced in place, and only a list's column
+        // whose rows change length is written again, into a spare's column that then
+        // takes its place: a refresh that touches every page (1% of a million
+        // customers, at random) neither copies the whole cache nor allocates it again.
+        // A page a run still reads is copied, into a spare page. The pages are shared
+        // out among the cores: nothing else runs meanwhile.
         let changed: Vec<&[(usize, Customer)]> =
             replaced.chunk_by(|a, b| a.0 / PAGE == b.0 / PAGE).collect();
         let mut wanted = changed.iter().map(|rows| rows[0].0 / PAGE).peekable();
+        let mut fields = vec![FieldSet::empty(); replaced.len()];
+        let mut unsaid: &mut [FieldSet] = &mut fields;
         let mut pages: Vec<PageRewrite<'_>> = Vec::new();
         for (p, page) in f.pages.iter_mut().enumerate() {
             if wanted.next_if_eq(&p).is_some() {
-                pages.push((page, changed[pages.len()]));
+                let rows = changed[pages.len()];
+                let (said, rest) = std::mem::take(&mut unsaid).split_at_mut(rows.len());
+                unsaid = rest;
+                pages.push((page, rows, said));
             }
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         share_out(&mut pages, cores, |share| {
             let mut spare = Columns::default();
-            for (page, rows) in share {
-                page.with_rows_into(rows.iter().map(|(at, c)| (at % PAGE, c)), &mut spare);
+            for (page, rows, fields) in share {
+                let rows = rows.iter().map(|(at, c)| (at % PAGE, c));
                 match Arc::get_mut(page) {
-                    Some(page) => std::mem::swap(page, &mut spare),
-                    // A run still reads the page: it keeps the old one.
-                    None => **page = Arc::new(std::mem::take(&mut spare)),
+                    Some(page) => fields.copy_from_slice(&page.replace_rows(rows, &mut spare)),
+                    // A run still reads the page: it keeps the old one, and the new one
+                    // is a copy, whose rows count as changed in every field.
+                    None => {
+                        page.with_rows_into(rows, &mut spare);
+                        **page = Arc::new(std::mem::take(&mut spare));
+                        fields.fill(FieldSet::all());
+                    }
                 }
             }
         });
-        for (at, _) in &replaced {
-            f.invalid.remove(at);
+        // A record that fails the model's checks, or failed them, is undecided whatever
+        // its fields: it counts as changed in all of them. So does a new customer.
+        for ((at, _), fields) in replaced.iter().zip(&mut fields) {
+            if f.invalid.remove(at).is_some() {
+                *fields = FieldSet::all();
+            }
             f.written[*at] = f.generation;
         }
-        let written = replaced
-            .iter()
-            .map(|(at, _)| *at)
-            .chain(held_before..f.ids.len())
-            .collect();
+        let mut written: Vec<(usize, FieldSet)> =
+            replaced.iter().map(|(at, _)| *at).zip(fields).collect();
+        for (at, _) in &problems {
+            if let Ok(i) = written.binary_search_by_key(at, |&(a, _)| a) {
+                written[i].1 = FieldSet::all();
+            }
+        }
+        written.extend((held_before..f.ids.len()).map(|at| (at, FieldSet::all())));
         f.log_written(written);
         f.invalid.extend(problems);
         f.seq = Some(seq);
@@ -356,6 +401,8 @@ impl FactsCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cohort_model::Field;
+    use cohort_store::Customers;
 
     fn facts(n: usize) -> Arc<Facts> {
         let mut f = Facts::default();
@@ -376,7 +423,11 @@ mod tests {
         assert_eq!(first.ids.len(), 3);
         assert_eq!(&*first.ids[1], "c50");
         assert!(Arc::ptr_eq(&first, &subsets.of(&all, &[3, 50, 51])));
-        assert!(!Arc::ptr_eq(&first, &subsets.of(&all, &[3, 50])));
+        let second = subsets.of(&all, &[3, 50]);
+        assert!(!Arc::ptr_eq(&first, &second));
+        // Groups whose rules read other fields evaluate other customers: both are kept.
+        assert!(Arc::ptr_eq(&first, &subsets.of(&all, &[3, 50, 51])));
+        assert!(Arc::ptr_eq(&second, &subsets.of(&all, &[3, 50])));
         // Another snapshot of the facts is other customers, whatever their positions.
         let refreshed = facts(100);
         let again = subsets.of(&refreshed, &[3, 50]);
@@ -389,26 +440,108 @@ mod tests {
 
     #[test]
     fn the_log_says_what_each_refresh_wrote_while_it_goes_back_far_enough() {
+        let all = FieldSet::all();
+        let every = |positions: &[usize]| positions.iter().map(|&at| (at, all)).collect();
         let mut f = Arc::unwrap_or_clone(facts(80));
-        assert_eq!(f.written_since(0), Some(Vec::new()), "nothing since now");
+        assert_eq!(
+            f.written_since(0, all),
+            Some(Vec::new()),
+            "nothing since now"
+        );
         f.generation = 1;
-        f.log_written(vec![3, 7]);
+        f.log_written(every(&[3, 7]));
         f.generation = 2;
-        f.log_written(vec![7, 9]);
-        let mut since = f.written_since(0).expect("logged from generation 1");
+        f.log_written(every(&[7, 9]));
+        let mut since = f.written_since(0, all).expect("logged from generation 1");
         since.sort_unstable();
         assert_eq!(since, [3, 7, 7, 9]);
-        assert_eq!(f.written_since(1), Some(vec![7, 9]));
-        assert_eq!(f.written_since(2), Some(Vec::new()));
-        // Past an eighth of the customers (10 of 80), the oldest entries go: what they
-        // said can no longer be told.
+        assert_eq!(f.written_since(1, all), Some(vec![7, 9]));
+        assert_eq!(f.written_since(2, all), Some(Vec::new()));
+        // Past `LOG_LEAST` entries (an eighth of 80 customers is fewer), the oldest go:
+        // what they said can no longer be told.
         f.generation = 3;
-        f.log_written((20..28).collect());
-        assert_eq!(f.written_since(0), None, "generation 1's entry is gone");
+        let third: Vec<usize> = (20..20 + LOG_LEAST - 3).collect();
+        f.log_written(every(&third));
+        assert_eq!(
+            f.written_since(0, all),
+            None,
+            "generation 1's entry is gone"
+        );
         let mut since_1 = vec![7, 9];
-        since_1.extend(20..28);
-        assert_eq!(f.written_since(1), Some(since_1));
-        assert_eq!(f.written_since(2), Some((20..28).collect()));
+        since_1.extend(&third);
+        assert_eq!(f.written_since(1, all), Some(since_1));
+        assert_eq!(f.written_since(2, all), Some(third));
+    }
+
+    /// A rule sees a customer written since only if a field its plugins read changed.
+    #[test]
+    fn the_log_tells_each_rule_the_writes_to_the_fields_it_reads() {
+        let country = FieldSet::empty().with(Field::Country);
+        let subscriptions = FieldSet::empty().with(Field::Subscriptions);
+        let both = country.union(subscriptions);
+        let mut f = Arc::unwrap_or_clone(facts(80));
+        f.generation = 1;
+        f.log_written(vec![
+            (3, country),
+            (5, subscriptions),
+            (7, both),
+            (9, FieldSet::empty()),
+        ]);
+        assert_eq!(f.written_since(0, country), Some(vec![3, 7]));
+        assert_eq!(f.written_since(0, subscriptions), Some(vec![5, 7]));
+        let tags = FieldSet::empty().with(Field::Tags);
+        assert_eq!(f.written_since(0, tags), Some(Vec::new()));
+        assert_eq!(f.written_since(0, FieldSet::all()), Some(vec![3, 5, 7]));
+    }
+
+    /// A refresh says which fields each customer's write changed (none for a write of
+    /// the same facts), and every field of a new customer.
+    #[test]
+    fn a_refresh_logs_the_fields_each_write_changed() {
+        let store = cohort_store_sqlite::SqliteStore::in_memory().expect("store");
+        let record = |id: &str, json: serde_json::Value| {
+            let mut value = json;
+            value["id"] = serde_json::json!(id);
+            serde_json::from_value::<cohort_model::CustomerRecord>(value).expect("record")
+        };
+        let first = [
+            record("a", serde_json::json!({"country": "DE", "tags": ["x"]})),
+            record("b", serde_json::json!({"country": "FR"})),
+            record("c", serde_json::json!({"country": "US"})),
+        ];
+        store.upsert_customers(&first, 0).expect("load");
+        let interner = Interner::new();
+        let cache = FactsCache::default();
+        let loaded = cache.current(&store, &interner).expect("load");
+        let generation = loaded.generation;
+        drop(loaded);
+        store
+            .upsert_customers(
+                &[
+                    record("a", serde_json::json!({"country": "DE", "tags": ["y"]})),
+                    record("b", serde_json::json!({"country": "FR"})),
+                    record("c", serde_json::json!({"country": "GB"})),
+                    record("d", serde_json::json!({})),
+                ],
+                1,
+            )
+            .expect("update");
+        let now = cache.current(&store, &interner).expect("refresh");
+        let at = |id: &str| now.index[id];
+        let since = |reads: FieldSet| {
+            let mut positions = now.written_since(generation, reads).expect("logged");
+            positions.sort_unstable();
+            positions
+        };
+        let tags = FieldSet::empty().with(Field::Tags);
+        let country = FieldSet::empty().with(Field::Country);
+        assert_eq!(since(tags), [at("a"), at("d")]);
+        assert_eq!(since(country), [at("c"), at("d")]);
+        assert_eq!(
+            since(FieldSet::all()),
+            [at("a"), at("c"), at("d")],
+            "b is as it was"
+        );
     }
 
     #[test]

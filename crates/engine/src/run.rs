@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use cohort_evaluator::{Compiled, Decision};
-use cohort_model::{FOREVER, Group, Mode, Timestamp, Verdicts};
+use cohort_model::{FOREVER, FieldSet, Group, Mode, Timestamp, Verdicts};
 use cohort_planner::{Change, Policy, Standing, plan_into, rule_actor};
 use cohort_store::{Applied, Cause, RunRecord, RunStatus};
 use serde::Serialize;
@@ -375,8 +375,16 @@ impl Engine {
         let (mut deciding, stale) = match previous {
             None => (Deciding::new(limit), None),
             Some(previous) => {
+                // What the rule's plugins read: a change to another field changes
+                // none of its verdicts.
+                let reads = conditions
+                    .iter()
+                    .fold(FieldSet::empty(), |reads, slot| match slot {
+                        Slot::Plugin(c) => reads.union(c.plugin().info().reads),
+                        Slot::Group(_) => reads,
+                    });
                 let (deciding, stale) =
-                    Deciding::from_previous(previous, &facts, limit, as_of, &referred);
+                    Deciding::from_previous(previous, &facts, limit, as_of, &referred, reads);
                 (deciding, Some(stale))
             }
         };

@@ -439,6 +439,38 @@ fn a_rescan_with_every_decision_kept_plans_again_after_changes_by_hand_and_time(
     assert_eq!(held(&runner, 250), set(&["c1"]));
 }
 
+/// A rescan evaluates again only the customers written in a field the rule's plugins
+/// read: a plugin is given no other, so no other change can change its verdict.
+#[test]
+fn a_rescan_evaluates_only_the_customers_whose_read_fields_changed() {
+    let (_dir, runner, _) = two_writers();
+    let evaluated = |at| {
+        runner
+            .run_group("de", Trigger::Manual, false, "test", at, at, &mut |_, _| {})
+            .expect("run")
+            .evaluated
+    };
+    let write = |records: &[CustomerRecord], at| {
+        runner
+            .store()
+            .upsert_customers(records, at)
+            .expect("written");
+    };
+    assert_eq!(evaluated(10), 2);
+    let tagged = CustomerRecord {
+        tags: vec!["vip".into()],
+        ..customer("c1", "DE")
+    };
+    write(std::slice::from_ref(&tagged), 15);
+    assert_eq!(evaluated(20), 0, "the country plugin reads no tags");
+    write(&[tagged, customer("c2", "DE")], 25);
+    assert_eq!(evaluated(30), 1, "c2 moved; c1 was written as it was");
+    assert_eq!(held(&runner, 30), set(&["c1", "c2"]));
+    write(&[customer("c1", "FR")], 35);
+    assert_eq!(evaluated(40), 1);
+    assert_eq!(held(&runner, 40), set(&["c2"]));
+}
+
 /// A group deleted takes its kept decisions along: the same definition saved again
 /// is a new group, decided afresh (and the decisions' memory is given back).
 #[test]

@@ -155,17 +155,48 @@ fn referring() -> impl Strategy<Value = Group> {
         })
 }
 
-/// Between two scans: customers rewritten, customers added, a member removed by
-/// hand, a change by hand to group `c`, group `b`'s rule changed, and the clock moved
-/// on (by nothing, hours or days).
+/// Between two scans: customers rewritten, customers with one field changed (which
+/// some rules read and others do not), customers added, a member removed by hand, a
+/// change by hand to group `c`, group `b`'s rule changed, and the clock moved on (by
+/// nothing, hours or days).
 #[derive(Clone, Debug)]
 struct Step {
     rewritten: Vec<(usize, Facts)>,
+    touched: Vec<(usize, Touch)>,
     added: Vec<Facts>,
     removed_by_hand: Option<usize>,
     in_c: Option<ByHand>,
     redefined: Option<Group>,
     hours: i64,
+}
+
+/// One field of a customer's facts, changed.
+#[derive(Clone, Debug)]
+enum Touch {
+    Country(u8),
+    Balance(i64),
+    Registered(Option<i64>),
+    Paid(Option<i64>),
+}
+
+fn touch() -> impl Strategy<Value = Touch> {
+    prop_oneof![
+        (0u8..4).prop_map(Touch::Country),
+        (-3i64..3).prop_map(Touch::Balance),
+        prop::option::of(-8i64..12).prop_map(Touch::Registered),
+        prop::option::of(-6i64..12).prop_map(Touch::Paid),
+    ]
+}
+
+impl Touch {
+    fn apply(&self, f: &mut Facts) {
+        match *self {
+            Touch::Country(c) => f.country = c,
+            Touch::Balance(b) => f.balance = b,
+            Touch::Registered(day) => f.registered_day = day,
+            Touch::Paid(day) => f.paid_day = day,
+        }
+    }
 }
 
 /// A change by hand to group `c`'s memberships or pins, on customer `.0`.
@@ -224,6 +255,7 @@ impl ByHand {
 fn step() -> impl Strategy<Value = Step> {
     (
         prop::collection::vec((0usize..40, facts()), 0..4),
+        prop::collection::vec((0usize..40, touch()), 0..4),
         prop::collection::vec(facts(), 0..3),
         prop::option::of(0usize..40),
         prop::option::of(by_hand()),
@@ -231,8 +263,9 @@ fn step() -> impl Strategy<Value = Step> {
         prop_oneof![Just(0i64), 1i64..30, 24i64..24 * 5],
     )
         .prop_map(
-            |(rewritten, added, removed_by_hand, in_c, redefined, hours)| Step {
+            |(rewritten, touched, added, removed_by_hand, in_c, redefined, hours)| Step {
                 rewritten,
+                touched,
                 added,
                 removed_by_hand,
                 in_c,
@@ -334,22 +367,26 @@ fn an_incremental_rescan_gives_exactly_the_memberships_of_a_full_one() {
                     .collect();
                 engine.store().upsert_customers(&records, T0).expect("load");
             }
-            let mut count = customers.len();
+            let mut current = customers.clone();
             let mut at = T0;
             let first = seen(&incremental, &run_both(&incremental, at));
             prop_assert_eq!(&first, &seen(&fresh(), &run_both(&fresh(), at)));
             for step in steps {
                 at += step.hours * 3600;
-                let mut records: Vec<_> = step
-                    .rewritten
-                    .iter()
-                    .filter(|(i, _)| *i < count)
-                    .map(|(i, f)| record(*i, f))
-                    .collect();
-                for f in &step.added {
-                    records.push(record(count, f));
-                    count += 1;
+                let count = current.len();
+                let mut written = BTreeSet::new();
+                for (i, f) in step.rewritten.iter().filter(|(i, _)| *i < count) {
+                    current[*i] = f.clone();
+                    written.insert(*i);
                 }
+                for (i, touch) in step.touched.iter().filter(|(i, _)| *i < count) {
+                    touch.apply(&mut current[*i]);
+                    written.insert(*i);
+                }
+                current.extend(step.added.iter().cloned());
+                written.extend(count..current.len());
+                let records: Vec<_> = written.iter().map(|&i| record(i, &current[i])).collect();
+                let count = current.len();
                 let mut taken = Vec::new();
                 for engine in [&incremental, &fresh()] {
                     engine

@@ -79,6 +79,20 @@ impl FieldSet {
         self.0 & field.bit() != 0
     }
 
+    /// Every field.
+    pub fn all() -> Self {
+        Field::ALL.into_iter().collect()
+    }
+
+    pub fn union(self, other: FieldSet) -> Self {
+        FieldSet(self.0 | other.0)
+    }
+
+    /// Whether the two share a field.
+    pub fn meets(self, other: FieldSet) -> bool {
+        self.0 & other.0 != 0
+    }
+
     pub fn iter(self) -> impl Iterator<Item = Field> {
         Field::ALL.into_iter().filter(move |f| self.contains(*f))
     }

@@ -160,6 +160,79 @@ fn a_page_rewritten_into_one_with_room_takes_no_new_memory() {
     assert_eq!(shown(&rewritten), shown(&filled(&expected, all)));
 }
 
+/// A refresh replaces rows in place (`replace_rows`): whatever rows change, and
+/// whether their lists grow, shrink or keep their lengths, the page reads as one made
+/// from the new records.
+#[test]
+fn rows_replaced_in_place_read_as_a_page_of_the_new_records() {
+    let interner = Interner::new();
+    let customers = assorted(&interner);
+    let all: FieldSet = Field::ALL.into_iter().collect();
+    let n = customers.len();
+    // Every set of rows, each replaced by another customer (lengths change) or by the
+    // same one (lengths kept).
+    for set in 0u32..1 << n {
+        for shift in [0, 1, 3] {
+            let rows: Vec<(usize, &Customer)> = (0..n)
+                .filter(|i| set & (1 << i) != 0)
+                .map(|i| (i, &customers[(i + shift) % n]))
+                .collect();
+            let mut expected = customers.clone();
+            for &(i, c) in &rows {
+                expected[i] = c.clone();
+            }
+            let mut page = Columns::new(&customers);
+            let mut spare = Columns::new(&customers[..2]);
+            page.replace_rows(rows.iter().copied(), &mut spare);
+            let mut read = Batch::default();
+            fill_from(&mut read, &page, 0..page.len(), all);
+            assert_eq!(
+                shown(&read),
+                shown(&filled(&expected, all)),
+                "{set:b} by {shift}"
+            );
+        }
+    }
+}
+
+/// A list's column whose replaced rows keep their lengths is written over where it is;
+/// one whose rows grow is written into the spare's memory, and the page's old column
+/// becomes the spare's.
+#[test]
+fn only_the_columns_whose_rows_change_length_are_written_again() {
+    let interner = Interner::new();
+    let customers: Vec<Customer> = (0..8).flat_map(|_| assorted(&interner)).collect();
+    // Row 0 has one tag and one subscription: another tag, and one more subscription.
+    let mut changed = customers[0].clone();
+    changed.tags = vec![interner.intern("other")];
+    changed.subscriptions.push(changed.subscriptions[0]);
+    let mut page = Columns::new(&customers);
+    page.trim();
+    let mut spare = Columns::new(&customers);
+    spare.trim();
+    let tags = page.all.tags.items.as_ptr();
+    let subscriptions = page.all.subscriptions.items.as_ptr();
+    let spare_subscriptions = spare.all.subscriptions.items.as_ptr();
+    page.replace_rows([(0, &changed)], &mut spare);
+    assert_eq!(
+        page.all.tags.items.as_ptr(),
+        tags,
+        "kept lengths: written over"
+    );
+    assert_eq!(
+        page.all.subscriptions.items.as_ptr(),
+        spare_subscriptions,
+        "a grown row: written into the spare's memory"
+    );
+    assert_eq!(spare.all.subscriptions.items.as_ptr(), subscriptions);
+    let all: FieldSet = Field::ALL.into_iter().collect();
+    let mut expected = customers.clone();
+    expected[0] = changed;
+    let mut read = Batch::default();
+    fill_from(&mut read, &page, 0..page.len(), all);
+    assert_eq!(shown(&read), shown(&filled(&expected, all)));
+}
+
 #[test]
 fn ragged_columns_give_each_customer_its_slice() {
     let interner = Interner::new();

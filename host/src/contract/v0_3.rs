@@ -6,6 +6,9 @@ wasmtime::component::bindgen!({
     world: "plugin",
     // `host.intern` stops a call that interns past the limits.
     imports: { default: trappable },
+    // A refresh of the customer cache compares a customer's new row with the old, field
+    // by field, to tell rescans which fields changed (`Columns::replace_rows`).
+    additional_derives: [PartialEq],
 });
 
 glue!(wit::Fields::REGISTERED => Field::Registered);

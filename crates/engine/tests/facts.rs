@@ -48,6 +48,22 @@ fn held(engine: &Engine, at: i64) -> BTreeSet<String> {
         .collect()
 }
 
+/// Run `group` at `at`: how many customers it evaluated.
+fn evaluated(engine: &Engine, group: &str, at: i64) -> u64 {
+    engine
+        .run_group(
+            group,
+            Trigger::Manual,
+            false,
+            "test",
+            at,
+            at,
+            &mut |_, _| {},
+        )
+        .expect("run")
+        .evaluated
+}
+
 fn set(ids: &[&str]) -> BTreeSet<String> {
     ids.iter().map(|s| s.to_string()).collect()
 }
@@ -444,12 +460,7 @@ fn a_rescan_with_every_decision_kept_plans_again_after_changes_by_hand_and_time(
 #[test]
 fn a_rescan_evaluates_only_the_customers_whose_read_fields_changed() {
     let (_dir, runner, _) = two_writers();
-    let evaluated = |at| {
-        runner
-            .run_group("de", Trigger::Manual, false, "test", at, at, &mut |_, _| {})
-            .expect("run")
-            .evaluated
-    };
+    let evaluated = |at| evaluated(&runner, "de", at);
     let write = |records: &[CustomerRecord], at| {
         runner
             .store()
@@ -476,12 +487,7 @@ fn a_rescan_evaluates_only_the_customers_whose_read_fields_changed() {
 #[test]
 fn a_deleted_group_is_decided_afresh_when_saved_again() {
     let (_dir, runner, _) = two_writers();
-    let evaluated = |at| {
-        runner
-            .run_group("de", Trigger::Manual, false, "test", at, at, &mut |_, _| {})
-            .expect("run")
-            .evaluated
-    };
+    let evaluated = |at| evaluated(&runner, "de", at);
     assert_eq!(evaluated(10), 2);
     assert_eq!(evaluated(20), 0, "the decisions stand");
     let group = runner.group("de").expect("group");
@@ -499,12 +505,7 @@ fn a_changed_data_directory_or_an_erasure_makes_the_decisions_afresh() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (engine, data) = common::geoip_gb(dir.path());
     let database = data.join("Country.mmdb");
-    let evaluated = |at| {
-        engine
-            .run_group("gb", Trigger::Manual, false, "test", at, at, &mut |_, _| {})
-            .expect("run")
-            .evaluated
-    };
+    let evaluated = |at| evaluated(&engine, "gb", at);
     assert_eq!(evaluated(10), 3);
     assert_eq!(evaluated(20), 0, "the decisions stand");
 

@@ -72,6 +72,15 @@ fn shown(batch: &Batch) -> String {
     format!("{batch:?}")
 }
 
+/// Every column of `page` is as if made from `expected`.
+#[track_caller]
+fn assert_reads_as(page: &Columns, expected: &[Customer], case: impl std::fmt::Display) {
+    let all = FieldSet::all();
+    let mut read = Batch::default();
+    fill_from(&mut read, page, 0..page.len(), all);
+    assert_eq!(shown(&read), shown(&filled(expected, all)), "{case}");
+}
+
 #[test]
 fn a_batch_copied_from_columns_is_the_batch_filled_from_records() {
     let interner = Interner::new();
@@ -152,12 +161,9 @@ fn a_page_rewritten_into_one_with_room_takes_no_new_memory() {
         before,
         "rewritten in the memory it had"
     );
-    let all: FieldSet = Field::ALL.into_iter().collect();
     let mut expected = customers.clone();
     expected[3] = grown;
-    let mut rewritten = Batch::default();
-    fill_from(&mut rewritten, &spare, 0..spare.len(), all);
-    assert_eq!(shown(&rewritten), shown(&filled(&expected, all)));
+    assert_reads_as(&spare, &expected, "");
 }
 
 /// A refresh replaces rows in place (`replace_rows`): whatever rows change, and
@@ -167,7 +173,6 @@ fn a_page_rewritten_into_one_with_room_takes_no_new_memory() {
 fn rows_replaced_in_place_read_as_a_page_of_the_new_records() {
     let interner = Interner::new();
     let customers = assorted(&interner);
-    let all: FieldSet = Field::ALL.into_iter().collect();
     let n = customers.len();
     // Every set of rows, each replaced by another customer (lengths change) or by the
     // same one (lengths kept).
@@ -184,13 +189,7 @@ fn rows_replaced_in_place_read_as_a_page_of_the_new_records() {
             let mut page = Columns::new(&customers);
             let mut spare = Columns::new(&customers[..2]);
             page.replace_rows(rows.iter().copied(), &mut spare);
-            let mut read = Batch::default();
-            fill_from(&mut read, &page, 0..page.len(), all);
-            assert_eq!(
-                shown(&read),
-                shown(&filled(&expected, all)),
-                "{set:b} by {shift}"
-            );
+            assert_reads_as(&page, &expected, format_args!("{set:b} by {shift}"));
         }
     }
 }
@@ -225,12 +224,9 @@ fn only_the_columns_whose_rows_change_length_are_written_again() {
         "a grown row: written into the spare's memory"
     );
     assert_eq!(spare.all.subscriptions.items.as_ptr(), subscriptions);
-    let all: FieldSet = Field::ALL.into_iter().collect();
     let mut expected = customers.clone();
     expected[0] = changed;
-    let mut read = Batch::default();
-    fill_from(&mut read, &page, 0..page.len(), all);
-    assert_eq!(shown(&read), shown(&filled(&expected, all)));
+    assert_reads_as(&page, &expected, "");
 }
 
 #[test]

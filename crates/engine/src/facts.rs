@@ -44,7 +44,7 @@ pub(crate) struct Facts {
     pub(crate) written: Vec<u32>,
     /// The positions each of the latest refreshes wrote, with the fields that changed
     /// in each, by generation, so that a rescan finds what changed without a look at
-    /// every position; as many as make an eighth of the customers.
+    /// every position; as many as make an eighth of the customers, or `LOG_LEAST`.
     log: std::collections::VecDeque<(u32, Vec<(usize, FieldSet)>)>,
 }
 
@@ -250,8 +250,8 @@ fn share_out<T: Send>(items: &mut [T], cores: usize, work: impl Fn(&mut [T]) + S
     });
 }
 
-/// A page of the cache to be written again, and its changed rows (by position).
-/// A page, its rows replaced, and where to say what changed in each.
+/// A page of the cache to be written again, its changed rows (by position), and where
+/// to say which fields of each changed.
 type PageRewrite<'a> = (
     &'a mut Arc<Columns>,
     &'a [(usize, Customer)],

@@ -88,7 +88,7 @@ fn a_batch_copied_from_columns_is_the_batch_filled_from_records() {
     let page = Columns::new(&customers);
     assert_eq!(page.len(), customers.len());
     let reads: Vec<FieldSet> = vec![
-        Field::ALL.into_iter().collect(),
+        FieldSet::all(),
         FieldSet::empty().with(Field::Tags).with(Field::Country),
         FieldSet::empty().with(Field::Subscriptions),
     ];
@@ -117,7 +117,7 @@ fn rows_replaced_and_added_to_columns_read_as_new_columns() {
         customers[4].clone(),
         customers[1].clone(),
     ];
-    let all: FieldSet = Field::ALL.into_iter().collect();
+    let all = FieldSet::all();
     let mut copied = Batch::default();
     fill_from(&mut copied, &changed, 0..changed.len(), all);
     assert_eq!(shown(&copied), shown(&filled(&expected, all)));
@@ -253,7 +253,7 @@ fn ragged_columns_give_each_customer_its_slice() {
 fn read_columns_are_all_carried() {
     let interner = Interner::new();
     let c = full_customer(&interner);
-    let all: FieldSet = Field::ALL.into_iter().collect();
+    let all = FieldSet::all();
     let b = filled(&[c], all);
     assert!(matches!(
         b.registration_ip[..],

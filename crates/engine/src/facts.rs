@@ -495,7 +495,9 @@ mod tests {
     }
 
     /// A refresh says which fields each customer's write changed (none for a write of
-    /// the same facts), and every field of a new customer.
+    /// the same facts), and every field of a new customer, of a record that fails or
+    /// failed the model's checks, and of a row in a page a run still holds (copied, not
+    /// compared).
     #[test]
     fn a_refresh_logs_the_fields_each_write_changed() {
         let store = cohort_store_sqlite::SqliteStore::in_memory().expect("store");
@@ -508,6 +510,7 @@ mod tests {
             record("a", serde_json::json!({"country": "DE", "tags": ["x"]})),
             record("b", serde_json::json!({"country": "FR"})),
             record("c", serde_json::json!({"country": "US"})),
+            record("e", serde_json::json!({})),
         ];
         store.upsert_customers(&first, 0).expect("load");
         let interner = Interner::new();
@@ -515,6 +518,8 @@ mod tests {
         let loaded = cache.current(&store, &interner).expect("load");
         let generation = loaded.generation;
         drop(loaded);
+        // `e` as the store takes it but the model refuses (no country code): its row is
+        // the empty customer it was, yet it must be decided again (undecided).
         store
             .upsert_customers(
                 &[
@@ -522,26 +527,49 @@ mod tests {
                     record("b", serde_json::json!({"country": "FR"})),
                     record("c", serde_json::json!({"country": "GB"})),
                     record("d", serde_json::json!({})),
+                    record("e", serde_json::json!({"country": "Germany"})),
                 ],
                 1,
             )
             .expect("update");
         let now = cache.current(&store, &interner).expect("refresh");
-        let at = |id: &str| now.index[id];
-        let since = |reads: FieldSet| {
-            let mut positions = now.written_since(generation, reads).expect("logged");
+        let at = |ids: &[&str]| {
+            let mut positions: Vec<usize> = ids.iter().map(|id| now.index[*id]).collect();
+            positions.sort_unstable();
+            positions
+        };
+        let since = |facts: &Facts, generation, reads| {
+            let mut positions = facts.written_since(generation, reads).expect("logged");
             positions.sort_unstable();
             positions
         };
         let tags = FieldSet::empty().with(Field::Tags);
         let country = FieldSet::empty().with(Field::Country);
-        assert_eq!(since(tags), [at("a"), at("d")]);
-        assert_eq!(since(country), [at("c"), at("d")]);
+        assert_eq!(since(&now, generation, tags), at(&["a", "d", "e"]));
+        assert_eq!(since(&now, generation, country), at(&["c", "d", "e"]));
         assert_eq!(
-            since(FieldSet::all()),
-            [at("a"), at("c"), at("d")],
+            since(&now, generation, FieldSet::all()),
+            at(&["a", "c", "d", "e"]),
             "b is as it was"
         );
+
+        // A run holds `now` while `b` is written again as it was: its page is copied,
+        // and its row counts as changed in every field.
+        store
+            .upsert_customers(&[record("b", serde_json::json!({"country": "FR"}))], 2)
+            .expect("again");
+        let later = cache.current(&store, &interner).expect("refresh");
+        assert_eq!(since(&later, now.generation, tags), at(&["b"]));
+        drop((now, later));
+
+        // `e` mended to the empty customer its row already holds: changed in every
+        // field, since it was undecided.
+        let before = cache.current(&store, &interner).expect("as is").generation;
+        store
+            .upsert_customers(&[record("e", serde_json::json!({}))], 3)
+            .expect("mended");
+        let mended = cache.current(&store, &interner).expect("refresh");
+        assert_eq!(since(&mended, before, tags), [mended.index["e"]]);
     }
 
     #[test]
